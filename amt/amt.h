@@ -1,0 +1,172 @@
+/*
+ * amt/: WS-Management client for Intel AMT firmware (libcurl + libxml2).
+ *
+ * One struct amt is one device endpoint (plain HTTP on `port`, or TLS on
+ * `tls_port` verified against a CA bundle and the FQDN).  Every call is a
+ * blocking request/response; a struct amt is used by one thread at a time.
+ *
+ * Errors keep their kind:
+ *   AMTCA_E_AMT_TRANSPORT  connect/timeout/dropped connection
+ *   AMTCA_E_AMT_TLS        handshake, chain, hostname or pin mismatch
+ *   AMTCA_E_AMT_AUTH       digest rejected: exactly one attempt, never looped
+ *   AMTCA_E_AMT_HTTP       other unexpected HTTP status
+ *   AMTCA_E_AMT_FAULT      SOAP fault (subcode in amt_last_error())
+ *   AMTCA_E_AMT_STATUS     non-zero ReturnValue (code and PT_STATUS name too)
+ *   AMTCA_E_AMT_PARSE      response not what the call expects
+ */
+#ifndef AMTCA_AMT_H
+#define AMTCA_AMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "common/err.h"
+
+/* PT_STATUS values the flow branches on. */
+#define AMT_PT_SUCCESS              0
+#define AMT_PT_INTERNAL_ERROR       1
+#define AMT_PT_NOT_PERMITTED        16
+#define AMT_PT_MAX_LIMIT_REACHED    23
+#define AMT_PT_INVALID_PARAMETER    36
+#define AMT_PT_INVALID_HANDLE       2053
+#define AMT_PT_DUPLICATE            2058
+#define AMT_PT_PKI_GENERATING_KEYS  2061
+#define AMT_PT_INVALID_KEY          2062
+#define AMT_PT_INVALID_CERT         2063
+#define AMT_PT_UNSUPPORTED          2066
+#define AMT_PT_NOT_FOUND            2068
+
+/* "DUPLICATE" for 2058 etc.; "UNKNOWN" for codes not in the table. */
+const char *amt_status_name(int pt_status);
+
+#define AMT_TLS_REMOTE "Intel(r) AMT 802.3 TLS Settings"
+#define AMT_TLS_LOCAL  "Intel(r) AMT LMS TLS Settings"
+
+struct amt_opts {
+	const char *host;		/* FQDN: Host header, SNI, hostname check */
+	const char *address;		/* optional IP pin (as curl --resolve) */
+	int port;			/* plain WS-MAN port; 0 = 16992 */
+	int tls_port;			/* TLS WS-MAN port; 0 = 16993 */
+	int tls;			/* talk https on tls_port */
+	const char *ca_file;		/* PEM bundle that must verify the peer */
+	const unsigned char *pin_sha256;/* optional SHA-256 of the leaf DER */
+	int legacy_tls;			/* AMT <= 12: legacy reneg, SECLEVEL 0 */
+	const char *user;
+	const char *password;		/* borrowed; the caller wipes it */
+	long timeout_ms;		/* per call; 0 = AMTCA_AMT_CALL_MS */
+};
+
+struct amt;
+
+/* Copies what it needs from `o` (not the password pointer's lifetime). */
+int amt_open(const struct amt_opts *o, struct amt **out) AMTCA_WUR;
+void amt_free(struct amt *a);
+
+struct amt_error {
+	int http_status;		/* 0 when no HTTP response */
+	char fault_subcode[64];		/* local name, e.g. "AlreadyExists" */
+	char fault_reason[256];
+	int return_value;		/* PT_STATUS, or -1 */
+};
+
+/* Details of the newest failed call on `a`. */
+const struct amt_error *amt_last_error(const struct amt *a);
+
+/* Number of HTTP requests sent so far (tests: "exactly one attempt"). */
+unsigned amt_request_count(const struct amt *a);
+
+struct amt_general {
+	char *version;			/* from the Server: header, e.g. "15.0.23.1706" */
+	char *hostname;
+	char *domainname;
+	char *realm;			/* DigestRealm */
+};
+int amt_general_get(struct amt *a, struct amt_general *out) AMTCA_WUR;
+void amt_general_clear(struct amt_general *g);
+
+struct amt_cert {
+	char *instance_id;		/* "Intel(r) AMT Certificate: Handle: N" */
+	char *subject;			/* as AMT reports it (RFC 2253 style) */
+	char *issuer;
+	int trusted_root;		/* TrustedRootCertficate (sic) */
+	int read_only;			/* ReadOnlyCertificate, 0 when absent */
+	unsigned char *der;
+	size_t der_len;
+};
+int amt_certs_list(struct amt *a, struct amt_cert **out, size_t *n) AMTCA_WUR;
+void amt_certs_free(struct amt_cert *c, size_t n);
+
+struct amt_key {
+	char *instance_id;		/* "Intel(r) AMT Key: Handle: N" */
+	unsigned char *der;		/* DERKey as sent (PKCS#1 or SPKI) */
+	size_t der_len;
+	EVP_PKEY *pub;			/* parsed from either form */
+};
+int amt_keys_list(struct amt *a, struct amt_key **out, size_t *n) AMTCA_WUR;
+void amt_keys_free(struct amt_key *k, size_t n);
+
+int amt_cert_delete(struct amt *a, const char *instance_id) AMTCA_WUR;
+int amt_key_delete(struct amt *a, const char *instance_id) AMTCA_WUR;
+
+/* KeyAlgorithm 0 = RSA.  *handle = the new key's InstanceID. */
+int amt_generate_key_pair(struct amt *a, int alg, int bits, char **handle) AMTCA_WUR;
+
+/*
+ * GeneratePKCS10RequestEx: AMT signs the null-signed request `null_csr`
+ * with the key `key_handle` (SigningAlgorithm 1 = SHA256-RSA).  Returns the
+ * signed CSR DER (malloc'd).
+ */
+int amt_pkcs10_request(struct amt *a, const char *key_handle, int sigalg,
+    const unsigned char *null_csr, size_t len, unsigned char **csr,
+    size_t *csr_len) AMTCA_WUR;
+
+int amt_add_cert(struct amt *a, const unsigned char *der, size_t len,
+    char **handle) AMTCA_WUR;
+int amt_add_trusted_root(struct amt *a, const unsigned char *der, size_t len,
+    char **handle) AMTCA_WUR;
+/* PKCS#1 RSAPrivateKey DER. */
+int amt_add_key(struct amt *a, const unsigned char *pkcs1, size_t len,
+    char **handle) AMTCA_WUR;
+
+/* The bound certificate's InstanceID, or *cert_handle = NULL when none. */
+int amt_tls_context_get(struct amt *a, char **cert_handle) AMTCA_WUR;
+int amt_tls_context_create(struct amt *a, const char *cert_handle) AMTCA_WUR;
+int amt_tls_context_put(struct amt *a, const char *cert_handle) AMTCA_WUR;
+int amt_tls_context_delete(struct amt *a, const char *cert_handle) AMTCA_WUR;
+
+struct amt_tls_setting {
+	char *instance_id;
+	char *element_name;
+	int enabled;
+	int mutual_auth;
+	int accept_non_secure;
+	int non_secure_supported;	/* -1 when the firmware omits it */
+};
+int amt_tls_settings_list(struct amt *a, struct amt_tls_setting **out,
+    size_t *n) AMTCA_WUR;
+int amt_tls_setting_get(struct amt *a, const char *instance_id,
+    struct amt_tls_setting *out) AMTCA_WUR;
+/* Puts the instance (never sends NonSecureConnectionsSupported). */
+int amt_tls_setting_put(struct amt *a, const struct amt_tls_setting *s) AMTCA_WUR;
+void amt_tls_setting_clear(struct amt_tls_setting *s);
+void amt_tls_settings_free(struct amt_tls_setting *s, size_t n);
+
+int amt_time_get(struct amt *a, uint32_t *ta0) AMTCA_WUR;
+int amt_time_set(struct amt *a, uint32_t ta0, uint32_t tm1, uint32_t tm2) AMTCA_WUR;
+
+/* AMT_SetupAndConfigurationService.CommitChanges; checks ReturnValue. */
+int amt_commit(struct amt *a) AMTCA_WUR;
+
+/*
+ * TLS handshake with host:tls_port (honouring address pin), verifying the
+ * chain against o->ca_file and the hostname against o->host.  Returns the
+ * leaf the peer served (caller X509_free()s).  With ca_file NULL no
+ * verification is done (diagnostics only).  AMTCA_E_AMT_TRANSPORT when
+ * nothing answers, AMTCA_E_AMT_TLS when verification fails.
+ */
+int amt_tls_fetch_leaf(const struct amt_opts *o, X509 **leaf) AMTCA_WUR;
+
+#endif

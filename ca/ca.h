@@ -1,0 +1,133 @@
+/*
+ * ca/: certificate policy and building over a signer callback.
+ *
+ * Builds the root, the intermediate and per-FQDN WebServer leaves; checks
+ * CSRs and FQDNs against the policy; draws serials; records every issued
+ * certificate durably (ca/store.h) before handing it out; exports chains.
+ * Never includes PKCS#11 headers: every signature goes through
+ * struct ca_signer (common/signer.h).
+ */
+#ifndef AMTCA_CA_H
+#define AMTCA_CA_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/signer.h"
+
+struct store;
+
+struct ca_policy {
+	const char *const *domains;	/* allowed FQDN suffixes; none = any */
+	size_t ndomains;
+	int allow_wildcard;		/* "*.x" as the leftmost label only */
+	const char *org;		/* optional subject O */
+	const char *country;		/* optional subject C (2 letters) */
+	int days;			/* default leaf validity */
+	int skew_s;			/* notBefore backdating, seconds */
+	int client_auth;		/* add clientAuth to the EKU */
+	const char *crl_url;		/* optional CRL distribution point */
+	const char *aia_url;		/* optional AIA caIssuers URL */
+};
+
+/* Defaults: no suffixes, no wildcard, 397 days, 1 h skew, serverAuth only. */
+void ca_policy_init(struct ca_policy *p);
+
+/*
+ * FQDN rules (RFC 1123): letters-digits-hyphen labels of 1-63 chars, no
+ * leading/trailing hyphen, at most 253 chars, at least two labels, no
+ * trailing dot, lowercased into `out`; a wildcard only when the policy
+ * allows it; must sit under one of the policy's suffixes when any are set.
+ * AMTCA_E_FQDN / AMTCA_E_POLICY with a one-line reason.
+ */
+int ca_fqdn_check(const char *in, const struct ca_policy *p,
+    char out[AMTCA_FQDN_MAX + 1]) AMTCA_WUR;
+
+/*
+ * CSR intake: PEM or DER, at most AMTCA_CSR_MAX bytes; the signature must
+ * verify (proof of possession); key RSA 2048-4096 or EC P-256/P-384; a CSR
+ * requesting basicConstraints CA:TRUE is rejected.  Everything else in it
+ * (subject, other extensions) is ignored by issuance.  AMTCA_E_CSR.
+ */
+int ca_csr_parse(const unsigned char *buf, size_t len, X509_REQ **out) AMTCA_WUR;
+
+/* A positive random serial of AMTCA_SERIAL_BYTES bytes from the CSPRNG. */
+int ca_serial_random(ASN1_INTEGER **out) AMTCA_WUR;
+
+/* Serial as `openssl x509 -serial` prints it (uppercase hex), malloc'd. */
+int ca_serial_hex(const ASN1_INTEGER *serial, char **out) AMTCA_WUR;
+
+/*
+ * Self-signed root: CN=cn (+O=org), basicConstraints CA:TRUE critical,
+ * keyUsage keyCertSign+cRLSign critical, SKI.  Signed by `root`.
+ */
+int ca_root_create(const struct ca_signer *root, const char *cn,
+    const char *org, int days, X509 **out) AMTCA_WUR;
+
+/*
+ * Intermediate under `root_cert`, for the key `inter_pub`: CA:TRUE pathlen 0
+ * critical, keyUsage keyCertSign+cRLSign critical, AKI/SKI, and name
+ * constraints permitting exactly policy->domains when any are set.  Never
+ * valid past the root.
+ */
+int ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
+    EVP_PKEY *inter_pub, const char *cn, const char *org,
+    const struct ca_policy *policy, int days, X509 **out) AMTCA_WUR;
+
+/* The issuing CA: signer + issuer certificate + policy + store. */
+struct ca;
+
+/*
+ * Precomputes what every leaf shares (issuer name, AKI, fixed extensions,
+ * digest choice: SHA-384 under a P-384 issuer, else SHA-256).  Borrows all
+ * arguments; they must outlive the ca.  `store` may be NULL only in unit
+ * tests of building (ca_issue then fails with AMTCA_E_STORE).
+ */
+int ca_new(const struct ca_signer *signer, X509 *issuer,
+    const struct ca_policy *policy, struct store *store, struct ca **out) AMTCA_WUR;
+void ca_free(struct ca *ca);
+
+struct ca_request {
+	const char *fqdn;		/* from the caller, never from the CSR */
+	X509_REQ *csr;			/* from ca_csr_parse() */
+	const char *const *ips;		/* extra SAN iPAddress entries */
+	size_t nips;
+	int days;			/* 0: policy default */
+	const char *requester;		/* who asked (user, "enroll", "est") */
+	const char *device;		/* optional AMT device binding (FQDN) */
+};
+
+/*
+ * Issue a WebServer certificate: subject CN=FQDN (+O/C), SAN dNSName=FQDN
+ * (+IPs), EKU serverAuth (+clientAuth), keyUsage digitalSignature
+ * (+keyEncipherment for RSA) critical, CA:FALSE, AKI/SKI, CDP/AIA when
+ * configured, random serial; notBefore = now - skew; notAfter = min(now +
+ * days, issuer notAfter).  Returns only after the record is durably
+ * committed; a serial collision draws a new serial.  Thread-safe.
+ */
+int ca_issue(struct ca *ca, const struct ca_request *req, X509 **out) AMTCA_WUR;
+
+enum ca_chain_format { CA_CHAIN_PEM, CA_CHAIN_DER, CA_CHAIN_P7B };
+int ca_chain_format_parse(const char *s, enum ca_chain_format *out) AMTCA_WUR;
+
+/*
+ * Export the chain `certs[0..n)` given bottom to top (intermediate(s) first,
+ * root last).  PEM: one file (or stdout when path is NULL) in that order.
+ * DER: `path` is a directory receiving NN-<cn>.cer per certificate.  P7B:
+ * a PKCS#7 certs-only file (DER).
+ */
+int ca_chain_export(X509 *const *certs, size_t n, enum ca_chain_format fmt,
+    const char *path) AMTCA_WUR;
+
+/*
+ * CRL over the store's revoked entries, signed by the issuing CA; valid for
+ * `days`.  Output PEM or DER into *out (malloc'd).
+ */
+int ca_crl_create(struct ca *ca, int days, int pem, unsigned char **out,
+    size_t *outlen) AMTCA_WUR;
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * The issuance store: the only code that speaks SQL.
+ *
+ * SQLite in WAL mode with synchronous=FULL: when store_cert_add() returns 0
+ * the record is on disk.  Concurrent adders are batched into one
+ * transaction (group commit), so durability does not serialise issuance.
+ * All functions are safe to call from several threads on one store.
+ */
+#ifndef AMTCA_CA_STORE_H
+#define AMTCA_CA_STORE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "common/err.h"
+
+struct store;
+
+struct store_cert {
+	char *serial;			/* uppercase hex, as openssl prints */
+	char *fqdn;
+	time_t not_before;
+	time_t not_after;
+	time_t issued_at;
+	char *status;			/* "valid" | "revoked" (expiry is derived) */
+	int revoke_reason;		/* CRLReason when revoked */
+	time_t revoked_at;
+	char *requester;
+	char *device;			/* AMT device FQDN or NULL */
+	unsigned char *der;
+	size_t der_len;
+};
+
+struct store_device {
+	char *fqdn;
+	char *address;
+	char *amt_version;
+	char *cert_serial;		/* serial of the certificate bound on AMT */
+	char *state;			/* "enrolling" | "enrolled" | "failed" */
+	char *last_step;		/* last completed enrollment step */
+	char *error;			/* last error line or NULL */
+	time_t updated_at;
+};
+
+/* Open (creating the schema when `create`) the database at `path`. */
+int store_open(const char *path, int create, struct store **out) AMTCA_WUR;
+void store_close(struct store *s);
+
+/*
+ * Durably record a freshly issued certificate (status "valid").
+ * AMTCA_E_EXISTS when the serial is already known (caller draws another).
+ */
+int store_cert_add(struct store *s, const struct store_cert *c) AMTCA_WUR;
+
+/* AMTCA_E_NOT_FOUND when unknown.  Free with store_cert_free(). */
+int store_cert_get(struct store *s, const char *serial,
+    struct store_cert **out) AMTCA_WUR;
+
+/* All certificates, oldest first.  Free with store_certs_free(). */
+int store_cert_list(struct store *s, struct store_cert **out, size_t *n) AMTCA_WUR;
+
+/* Mark revoked (idempotent for an already revoked serial). */
+int store_cert_revoke(struct store *s, const char *serial, int reason,
+    time_t when) AMTCA_WUR;
+
+void store_cert_free(struct store_cert *c);
+void store_certs_free(struct store_cert *c, size_t n);
+
+/* Insert or replace the device row keyed by FQDN; durable on return. */
+int store_device_put(struct store *s, const struct store_device *d) AMTCA_WUR;
+int store_device_get(struct store *s, const char *fqdn,
+    struct store_device **out) AMTCA_WUR;
+int store_device_list(struct store *s, struct store_device **out, size_t *n) AMTCA_WUR;
+void store_device_free(struct store_device *d);
+void store_devices_free(struct store_device *d, size_t n);
+
+#endif

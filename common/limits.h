@@ -1,0 +1,45 @@
+/*
+ * Every size, count and time limit in one place (rpki-client's habit), so a
+ * reviewer can see at a glance what outside input may make us allocate.
+ */
+#ifndef AMTCA_COMMON_LIMITS_H
+#define AMTCA_COMMON_LIMITS_H
+
+/* Secrets: PIN and password files. */
+#define AMTCA_SECRET_MAX        256
+
+/* CA input. */
+#define AMTCA_CSR_MAX           (16 * 1024)     /* PEM or DER CSR file */
+#define AMTCA_FQDN_MAX          253
+#define AMTCA_LABEL_MAX         63
+#define AMTCA_DOMAINS_MAX       32              /* --domain suffixes */
+#define AMTCA_IPS_MAX           8               /* --ip per certificate */
+#define AMTCA_SERIAL_BYTES      16              /* 127 random bits, positive */
+#define AMTCA_DAYS_DEFAULT      397
+#define AMTCA_DAYS_MAX          825
+#define AMTCA_CA_DAYS_ROOT      (20 * 365)
+#define AMTCA_CA_DAYS_INTER     (10 * 365)
+#define AMTCA_SKEW_DEFAULT_S    3600            /* notBefore backdating */
+#define AMTCA_RENEW_WINDOW_DAYS 30
+#define AMTCA_CONF_MAX          (64 * 1024)     /* amtca.conf */
+#define AMTCA_CERT_FILE_MAX     (64 * 1024)     /* one PEM/DER certificate file */
+
+/* AMT / WS-Management. */
+#define AMTCA_WSMAN_BODY_MAX    (1024 * 1024)   /* one response body */
+#define AMTCA_WSMAN_REQ_MAX     (256 * 1024)    /* one request body (amtsim) */
+#define AMTCA_AMT_CERT_DER_MAX  4100            /* AMT X509Certificate uint8[4100] */
+#define AMTCA_AMT_STORE_MAX     32              /* simulator store capacity default */
+#define AMTCA_AMT_PULL_MAX      64              /* Pull rounds before giving up */
+#define AMTCA_AMT_ITEMS_MAX     256             /* items accepted from one enumeration */
+#define AMTCA_AMT_CONNECT_MS    10000
+#define AMTCA_AMT_CALL_MS       60000           /* AMT may take 30 s around commits */
+#define AMTCA_AMT_TLS_WAIT_MS   60000           /* wait for 16993 after commit */
+#define AMTCA_AMT_KEYGEN_TRIES  20
+#define AMTCA_AMT_KEYGEN_BACKOFF_MS 500
+
+/* Fleet and service. */
+#define AMTCA_CSV_LINE_MAX      4096
+#define AMTCA_FLEET_HOSTS_MAX   100000
+#define AMTCA_SIM_DEVICES_MAX   4096
+
+#endif
