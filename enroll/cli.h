@@ -1,0 +1,91 @@
+/*
+ * enroll/: the CLI and orchestration.  Shared pieces of the command
+ * implementations: the CA home and the command entry points.
+ */
+#ifndef AMTCA_ENROLL_CLI_H
+#define AMTCA_ENROLL_CLI_H
+
+#include <stdio.h>
+
+#include <openssl/x509.h>
+
+#include "ca/ca.h"
+#include "ca/store.h"
+#include "common/err.h"
+#include "hsm/hsm.h"
+
+/* Exit statuses of the CLI contract. */
+#define EXIT_OK    0
+#define EXIT_FAIL  1
+#define EXIT_USAGE 2
+
+/* File names inside the CA home. */
+#define HOME_CONF      "amtca.conf"
+#define HOME_DB        "amtca.db"
+#define HOME_ROOT_PEM  "root.pem"
+#define HOME_INTER_PEM "intermediate.pem"
+#define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
+#define HOME_HSM_DIR   "softhsm"
+#define HOME_PIN_FILE  "softhsm/user.pin"
+#define KEY_LABEL_ROOT  "amtca-root"
+#define KEY_LABEL_INTER "amtca-intermediate"
+
+/* amtca.conf as parsed (key = value lines; see amtca.conf(5)). */
+struct home_conf {
+	char *module;
+	char *token_uri;
+	char *pin_file;
+	char *softhsm_conf;		/* set for the embedded SoftHSM token */
+	char *key_type;
+	char *domains[AMTCA_DOMAINS_MAX];
+	size_t ndomains;
+	char *org;
+	char *country;
+	int days;
+	int skew_s;
+	int allow_wildcard;
+	int client_auth;
+	char *crl_url;
+	char *aia_url;
+};
+
+/* An opened CA home.  Fields are valid according to the open flags. */
+struct home {
+	char *dir;
+	struct home_conf conf;
+	struct ca_policy policy;	/* views into conf */
+	X509 *root;
+	X509 *inter;
+	char *chain_path;		/* absolute path of chain.pem */
+	struct store *store;		/* HOME_STORE */
+	struct hsm *hsm;		/* HOME_SIGNER */
+	struct hsm_key *inter_key;	/* HOME_SIGNER */
+	struct ca_signer signer;	/* HOME_SIGNER */
+	struct ca *ca;			/* HOME_SIGNER */
+};
+
+#define HOME_STORE  0x1		/* open the database */
+#define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
+
+/* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
+const char *home_default_dir(const char *dir);
+int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
+void home_free(struct home *h);
+
+/* Print "amtca: <detail>" for code on stderr; returns EXIT_FAIL. */
+int cli_fail(int code);
+
+/* Command entry points: argv[0] is the command name; return an exit status. */
+int cmd_init(const char *home, int argc, char **argv);
+int cmd_issue(const char *home, int argc, char **argv);
+int cmd_chain(const char *home, int argc, char **argv);
+int cmd_list(const char *home, int argc, char **argv);
+int cmd_show(const char *home, int argc, char **argv);
+int cmd_revoke(const char *home, int argc, char **argv);
+int cmd_crl(const char *home, int argc, char **argv);
+int cmd_bench(const char *home, int argc, char **argv);
+int cmd_amt_info(const char *home, int argc, char **argv);
+int cmd_enroll(const char *home, int argc, char **argv);
+int cmd_doctor(const char *home, int argc, char **argv);
+
+#endif
