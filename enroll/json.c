@@ -1,0 +1,136 @@
+#include "enroll/json.h"
+
+#include <time.h>
+
+void
+json_init(struct json *j, FILE *f)
+{
+	j->f = f;
+	j->depth = 0;
+	j->count[0] = 0;
+}
+
+static void
+put_string(FILE *f, const char *s)
+{
+	const unsigned char *p;
+
+	fputc('"', f);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (*p < 0x20)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void
+member(struct json *j, const char *key)
+{
+	if (j->count[j->depth]++ > 0)
+		fputc(',', j->f);
+	if (key != NULL) {
+		put_string(j->f, key);
+		fputc(':', j->f);
+	}
+}
+
+static void
+open_(struct json *j, const char *key, int c)
+{
+	member(j, key);
+	fputc(c, j->f);
+	if (j->depth + 1 < JSON_DEPTH_MAX)
+		j->depth++;
+	j->count[j->depth] = 0;
+}
+
+void
+json_obj_begin(struct json *j, const char *key)
+{
+	open_(j, key, '{');
+}
+
+void
+json_arr_begin(struct json *j, const char *key)
+{
+	open_(j, key, '[');
+}
+
+void
+json_obj_end(struct json *j)
+{
+	fputc('}', j->f);
+	if (j->depth > 0)
+		j->depth--;
+}
+
+void
+json_arr_end(struct json *j)
+{
+	fputc(']', j->f);
+	if (j->depth > 0)
+		j->depth--;
+}
+
+void
+json_str(struct json *j, const char *key, const char *val)
+{
+	member(j, key);
+	if (val == NULL)
+		fputs("null", j->f);
+	else
+		put_string(j->f, val);
+}
+
+void
+json_int(struct json *j, const char *key, long long val)
+{
+	member(j, key);
+	fprintf(j->f, "%lld", val);
+}
+
+void
+json_bool(struct json *j, const char *key, int val)
+{
+	member(j, key);
+	fputs(val ? "true" : "false", j->f);
+}
+
+void
+json_time(struct json *j, const char *key, long long epoch)
+{
+	char buf[32];
+	time_t t = (time_t)epoch;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_str(j, key, buf);
+}
+
+void
+json_finish(struct json *j)
+{
+	fputc('\n', j->f);
+	fflush(j->f);
+}
