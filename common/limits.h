@@ -42,4 +42,7 @@
 #define AMTCA_FLEET_HOSTS_MAX   100000
 #define AMTCA_SIM_DEVICES_MAX   4096
 
+/* PKCS#11 (hsm/). */
+#define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
+
 #endif
