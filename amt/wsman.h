@@ -30,7 +30,13 @@
 #define WSMAN_ACTION_ENUMERATE WSMAN_NS_WSEN "/Enumerate"
 #define WSMAN_ACTION_PULL      WSMAN_NS_WSEN "/Pull"
 
-/* A growable byte buffer with a hard maximum (curl's dynbuf idea). */
+/*
+ * A growable byte buffer with a hard maximum (curl's dynbuf idea).  After
+ * the first successful add, data is always NUL-terminated (the NUL is not
+ * counted in len).  `max` bounds len; max 0 means AMTCA_WSMAN_BODY_MAX.
+ * An add that would exceed it fails with AMTCA_E_LIMIT and leaves the
+ * buffer unchanged.
+ */
 struct wsman_buf {
 	char *data;
 	size_t len;
@@ -57,7 +63,10 @@ int wsman_xml_parse(const char *buf, size_t len, xmlDoc **out) AMTCA_WUR;
 xmlNode *wsman_child(xmlNode *parent, const char *ns, const char *local);
 /* Next element sibling after `n` with the same namespace and local name. */
 xmlNode *wsman_next(xmlNode *n);
-/* First element with that namespace/local name in document order below `root`. */
+/*
+ * First element with that namespace/local name in document order below
+ * `root` (its descendants; `root` itself is not a candidate).
+ */
 xmlNode *wsman_find(xmlNode *root, const char *ns, const char *local);
 /* Whitespace-trimmed text content, malloc'd (never NULL on success). */
 int wsman_text(xmlNode *n, char **out) AMTCA_WUR;
@@ -92,9 +101,16 @@ struct wsman_msg {
 	int is_fault;
 	char *fault_subcode;		/* local part of Subcode/Value, e.g. "AlreadyExists" */
 	char *fault_reason;
+	void *priv_;			/* private: strings lent by wsman_msg_selector */
 };
 
-/* Parse an envelope (namespace-aware; prefixes are irrelevant). */
+/*
+ * Parse an envelope (namespace-aware; prefixes are irrelevant).  The root
+ * must be a SOAP 1.2 Envelope with a Body; Header and its fields are
+ * optional (NULL when absent).  A Body/Fault sets is_fault, fault_subcode
+ * (local part of the innermost Subcode/Value, else of Code/Value) and
+ * fault_reason (Reason/Text); a fault is not an error of this function.
+ */
 int wsman_msg_parse(const char *buf, size_t len, struct wsman_msg **out) AMTCA_WUR;
 void wsman_msg_free(struct wsman_msg *m);
 
@@ -104,6 +120,13 @@ void wsman_msg_free(struct wsman_msg *m);
  * value.  Borrowed from the message.
  */
 const char *wsman_msg_selector(struct wsman_msg *m, const char *name);
+
+/*
+ * The <Selector Name="name"> element (wsman namespace) that is a child of
+ * `selector_set`, or NULL.  For reading EPRs in bodies (e.g. the
+ * ElementInContext of an AMT_TLSCredentialContext).
+ */
+xmlNode *wsman_selector_node(xmlNode *selector_set, const char *name);
 
 /*
  * ReturnValue of the body's *_OUTPUT element, or AMTCA_E_AMT_PARSE when
