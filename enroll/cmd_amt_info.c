@@ -1,0 +1,279 @@
+/*
+ * amtca amt-info: what a technician wants to know about one AMT device:
+ * firmware version, the FQDN AMT believes it has, TLS state of both
+ * interfaces, the certificate store (and which certificate is bound to
+ * TLS) and the key pairs.
+ */
+#include "enroll/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "amt/amt.h"
+#include "common/util.h"
+#include "enroll/json.h"
+
+static const char syn[] =
+    "--host FQDN [--address IP] [--port N] [--tls] [--tls-port N]\n"
+    "           --user USER --password-file FILE [--ca-file PEM] [--legacy-tls] [--json]";
+
+static int
+usage_err(const char *msg)
+{
+	fprintf(stderr, "amtca amt-info: %s\nusage: amtca amt-info %s\n", msg, syn);
+	return EXIT_USAGE;
+}
+
+static int
+parse_port(const char *s, int *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > 65535)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static void
+asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void
+key_desc(EVP_PKEY *k, char *buf, size_t len)
+{
+	if (k == NULL)
+		snprintf(buf, len, "unparsed");
+	else
+		snprintf(buf, len, "%s-%d", EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ?
+		    "RSA" : EVP_PKEY_get_base_id(k) == EVP_PKEY_EC ? "EC" : "other",
+		    EVP_PKEY_get_bits(k));
+}
+
+/* Does certificate `c` carry the public key of `k`? */
+static int
+cert_has_key(const struct amt_cert *c, const struct amt_key *k)
+{
+	const unsigned char *p = c->der;
+	X509 *x;
+	int eq = 0;
+
+	if (k->pub == NULL || (x = d2i_X509(NULL, &p, (long)c->der_len)) == NULL)
+		return 0;
+	eq = EVP_PKEY_eq(X509_get0_pubkey(x), k->pub) == 1;
+	X509_free(x);
+	return eq;
+}
+
+int
+cmd_amt_info(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "tls", no_argument, NULL, 't' },
+		{ "tls-port", required_argument, NULL, 'P' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "password-file", required_argument, NULL, 'w' },
+		{ "ca-file", required_argument, NULL, 'c' },
+		{ "legacy-tls", no_argument, NULL, 'L' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct amt_opts o;
+	const char *pwfile = NULL;
+	char *password = NULL, *bound = NULL, *chain = NULL;
+	struct amt *a = NULL;
+	struct amt_general g;
+	struct amt_cert *certs = NULL;
+	struct amt_key *keys = NULL;
+	struct amt_tls_setting *ts = NULL;
+	size_t nc = 0, nk = 0, nt = 0, i, k;
+	struct json j;
+	int ch, r, json = 0, ret = EXIT_FAIL;
+	char nb[32], na[32], kd[32], *serial;
+
+	memset(&o, 0, sizeof(o));
+	memset(&g, 0, sizeof(g));
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'H': o.host = optarg; break;
+		case 'a': o.address = optarg; break;
+		case 't': o.tls = 1; break;
+		case 'u': o.user = optarg; break;
+		case 'w': pwfile = optarg; break;
+		case 'c': o.ca_file = optarg; break;
+		case 'L': o.legacy_tls = 1; break;
+		case 'j': json = 1; break;
+		case 'p':
+			if (parse_port(optarg, &o.port) != 0)
+				return usage_err("--port takes 1..65535");
+			break;
+		case 'P':
+			if (parse_port(optarg, &o.tls_port) != 0)
+				return usage_err("--tls-port takes 1..65535");
+			break;
+		case 'h':
+			printf("usage: amtca amt-info %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_err("bad option");
+		}
+	}
+	if (optind != argc || o.host == NULL || o.user == NULL || pwfile == NULL)
+		return usage_err("--host, --user and --password-file are required");
+	if (o.tls && o.ca_file == NULL) {
+		/* Verify against this CA's chain when there is a CA home. */
+		if (asprintf(&chain, "%s/%s", home_default_dir(homedir),
+		    HOME_CHAIN_PEM) == -1)
+			return cli_fail(AMTCA_E_NOMEM);
+		if (access(chain, R_OK) != 0) {
+			free(chain);
+			return usage_err("--tls needs --ca-file (or a CA home with chain.pem)");
+		}
+		o.ca_file = chain;
+	}
+	if ((r = amtca_secret_read(pwfile, &password)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	o.password = password;
+	if ((r = amt_open(&o, &a)) != 0 || (r = amt_general_get(a, &g)) != 0 ||
+	    (r = amt_tls_settings_list(a, &ts, &nt)) != 0 ||
+	    (r = amt_tls_context_get(a, &bound)) != 0 ||
+	    (r = amt_certs_list(a, &certs, &nc)) != 0 ||
+	    (r = amt_keys_list(a, &keys, &nk)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if (json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		json_str(&j, "host", o.host);
+		json_str(&j, "amt_version", g.version);
+		json_str(&j, "hostname", g.hostname);
+		json_str(&j, "domainname", g.domainname);
+		json_str(&j, "digest_realm", g.realm);
+		json_obj_begin(&j, "tls");
+		for (i = 0; i < nt; i++) {
+			json_obj_begin(&j, strcmp(ts[i].instance_id, AMT_TLS_REMOTE) == 0 ?
+			    "remote" : strcmp(ts[i].instance_id, AMT_TLS_LOCAL) == 0 ?
+			    "local" : ts[i].instance_id);
+			json_bool(&j, "enabled", ts[i].enabled);
+			json_bool(&j, "accept_non_secure", ts[i].accept_non_secure);
+			json_bool(&j, "mutual_auth", ts[i].mutual_auth);
+			json_obj_end(&j);
+		}
+		json_obj_end(&j);
+		json_str(&j, "bound_certificate", bound);
+		json_arr_begin(&j, "certificates");
+	} else {
+		printf("AMT version:  %s\nFQDN (AMT):   %s%s%s\nDigest realm: %s\n",
+		    g.version ? g.version : "?", g.hostname ? g.hostname : "",
+		    g.domainname && *g.domainname ? "." : "",
+		    g.domainname ? g.domainname : "", g.realm ? g.realm : "?");
+		for (i = 0; i < nt; i++)
+			printf("TLS %-6s    enabled=%s accept_non_secure=%s mutual_auth=%s\n",
+			    strcmp(ts[i].instance_id, AMT_TLS_REMOTE) == 0 ? "remote" :
+			    strcmp(ts[i].instance_id, AMT_TLS_LOCAL) == 0 ? "local" : "other",
+			    ts[i].enabled ? "yes" : "no",
+			    ts[i].accept_non_secure ? "yes" : "no",
+			    ts[i].mutual_auth ? "yes" : "no");
+		printf("certificates: %zu\n", nc);
+	}
+	for (i = 0; i < nc; i++) {
+		const unsigned char *p = certs[i].der;
+		X509 *x = d2i_X509(NULL, &p, (long)certs[i].der_len);
+		int is_bound = bound != NULL && strcmp(bound, certs[i].instance_id) == 0;
+
+		serial = NULL;
+		nb[0] = na[0] = '\0';
+		if (x != NULL) {
+			if (ca_serial_hex(X509_get0_serialNumber(x), &serial) != 0)
+				serial = NULL;
+			asn1_time_str(X509_get0_notBefore(x), nb, sizeof(nb));
+			asn1_time_str(X509_get0_notAfter(x), na, sizeof(na));
+		}
+		if (json) {
+			json_obj_begin(&j, NULL);
+			json_str(&j, "handle", certs[i].instance_id);
+			json_str(&j, "subject", certs[i].subject);
+			json_str(&j, "issuer", certs[i].issuer);
+			json_str(&j, "serial", serial);
+			json_str(&j, "not_before", x ? nb : NULL);
+			json_str(&j, "not_after", x ? na : NULL);
+			json_bool(&j, "trusted_root", certs[i].trusted_root);
+			json_bool(&j, "read_only", certs[i].read_only);
+			json_bool(&j, "bound", is_bound);
+			json_obj_end(&j);
+		} else {
+			printf("  %s%s%s\n    subject %s\n    issuer  %s\n"
+			    "    serial  %s\n    valid   %s .. %s\n",
+			    certs[i].instance_id, is_bound ? "  [bound to TLS]" : "",
+			    certs[i].trusted_root ? "  [trusted root]" : "",
+			    certs[i].subject ? certs[i].subject : "?",
+			    certs[i].issuer ? certs[i].issuer : "?",
+			    serial ? serial : "?", nb, na);
+		}
+		free(serial);
+		X509_free(x);
+	}
+	if (json) {
+		json_arr_end(&j);
+		json_arr_begin(&j, "keys");
+	} else
+		printf("key pairs:    %zu\n", nk);
+	for (k = 0; k < nk; k++) {
+		const char *paired = NULL;
+
+		for (i = 0; i < nc && paired == NULL; i++)
+			if (cert_has_key(&certs[i], &keys[k]))
+				paired = certs[i].instance_id;
+		key_desc(keys[k].pub, kd, sizeof(kd));
+		if (json) {
+			json_obj_begin(&j, NULL);
+			json_str(&j, "handle", keys[k].instance_id);
+			json_str(&j, "type", kd);
+			json_str(&j, "certificate", paired);
+			json_obj_end(&j);
+		} else
+			printf("  %s  %s%s%s\n", keys[k].instance_id, kd,
+			    paired ? "  certificate: " : "  (no certificate)",
+			    paired ? paired : "");
+	}
+	if (json) {
+		json_arr_end(&j);
+		json_obj_end(&j);
+		json_finish(&j);
+	}
+	ret = EXIT_OK;
+out:
+	amt_free(a);
+	amtca_secret_free(password);
+	amt_general_clear(&g);
+	amt_certs_free(certs, nc);
+	amt_keys_free(keys, nk);
+	amt_tls_settings_free(ts, nt);
+	free(bound);
+	free(chain);
+	return ret;
+}

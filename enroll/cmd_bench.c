@@ -1,0 +1,326 @@
+/*
+ * amtca bench issue: the raw PKCS#11 signing rate of an issuing key and the
+ * full issuance rate (CSR in, durable record, certificate out), measured in
+ * the same run on the same thread count.
+ *
+ * It never signs with the CA's own keys and never writes to the CA's
+ * records: a certificate under the real intermediate that no record knows
+ * of would be a CA defect.  It makes a temporary key of the same type (in a
+ * throwaway SoftHSM token for the embedded default, else in the CA's token)
+ * and a scratch database, and removes both afterwards.
+ */
+#include "enroll/cli.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "common/limits.h"
+#include "common/util.h"
+
+#define BENCH_THREADS_MAX 64
+
+struct bench {
+	struct hsm_key *key;
+	struct ca *ca;
+	const EVP_MD *md;
+	unsigned char *csr;
+	size_t csr_len;
+	unsigned char tbs[1024];
+	int per_thread;
+	int failed;
+	pthread_mutex_t lock;
+};
+
+static void *
+sign_worker(void *arg)
+{
+	struct bench *b = arg;
+	unsigned char sig[CA_SIG_MAX];
+	size_t len;
+	int i;
+
+	for (i = 0; i < b->per_thread; i++) {
+		len = sizeof(sig);
+		if (hsm_sign(b->key, b->md, b->tbs, sizeof(b->tbs), sig, &len) != 0) {
+			pthread_mutex_lock(&b->lock);
+			b->failed = 1;
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *
+issue_worker(void *arg)
+{
+	struct bench *b = arg;
+	struct ca_request req;
+	X509_REQ *csr;
+	X509 *cert;
+	char fqdn[64];
+	int i, r;
+
+	for (i = 0; i < b->per_thread; i++) {
+		csr = NULL;
+		cert = NULL;
+		snprintf(fqdn, sizeof(fqdn), "bench%06d.bench.test", i);
+		memset(&req, 0, sizeof(req));
+		req.fqdn = fqdn;
+		req.requester = "bench";
+		if ((r = ca_csr_parse(b->csr, b->csr_len, &csr)) == 0) {
+			req.csr = csr;
+			r = ca_issue(b->ca, &req, &cert);
+		}
+		X509_free(cert);
+		X509_REQ_free(csr);
+		if (r != 0) {
+			pthread_mutex_lock(&b->lock);
+			if (!b->failed)
+				fprintf(stderr, "amtca: bench issuance failed: %s\n",
+				    amtca_errmsg(r));
+			b->failed = 1;
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Run `fn` on `threads` threads; returns operations per second. */
+static double
+run(struct bench *b, void *(*fn)(void *), int threads)
+{
+	pthread_t tid[BENCH_THREADS_MAX];
+	struct timespec t0, t1;
+	int i, started = 0;
+	double secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < threads; i++)
+		if (pthread_create(&tid[i], NULL, fn, b) == 0)
+			started++;
+	for (i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (started != threads)
+		b->failed = 1;
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return (double)b->per_thread * threads / secs;
+}
+
+/* A CSR for an RSA-2048 key, the kind AMT firmware generates. */
+static int
+make_csr(unsigned char **out, size_t *len)
+{
+	EVP_PKEY *k = NULL;
+	X509_REQ *req = NULL;
+	X509_NAME *n;
+	unsigned char *p;
+	int l, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((k = EVP_RSA_gen(2048)) == NULL || (req = X509_REQ_new()) == NULL ||
+	    (n = X509_REQ_get_subject_name(req)) == NULL ||
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"bench.bench.test", -1, -1, 0) != 1 ||
+	    X509_REQ_set_pubkey(req, k) != 1 ||
+	    X509_REQ_sign(req, k, EVP_sha256()) <= 0 ||
+	    (l = i2d_X509_REQ(req, NULL)) <= 0 || (*out = malloc((size_t)l)) == NULL) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot make a bench CSR");
+		goto out;
+	}
+	p = *out;
+	*len = (size_t)i2d_X509_REQ(req, &p);
+	ret = 0;
+out:
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return ret;
+}
+
+static int
+usage_error_bench(const char *syn)
+{
+	fprintf(stderr, "usage: amtca bench %s\n", syn);
+	return EXIT_USAGE;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+int
+cmd_bench(const char *homedir, int argc, char **argv)
+{
+	static const char syn[] = "issue [--count N] [--threads T] "
+	    "[--key-type rsa2048|rsa3072|rsa4096|p256|p384]";
+	static const struct option opts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "key-type", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *kt_name = NULL;
+	int count = 2000, threads = 1, ch, r, ret = EXIT_FAIL;
+	enum hsm_keytype kt;
+	struct home *h = NULL;
+	struct hsm *hsm = NULL;
+	struct hsm_open_opts ho;
+	struct ca_signer signer;
+	struct ca_policy pol;
+	struct store *st = NULL;
+	struct bench b;
+	X509 *issuer = NULL;
+	char tmpl[] = "/tmp/amtca-bench-XXXXXXXX", *tmp = NULL;
+	char *tokdir = NULL, *pin = NULL, *db = NULL, *mod = NULL, *uri = NULL;
+	char *conf = NULL, label[64];
+	unsigned char rnd[8];
+	double raw, iss;
+	int own_token;
+
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_init(&b.lock, NULL);
+	if (argc < 2 || strcmp(argv[1], "issue") != 0) {
+		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+		    strcmp(argv[1], "-h") == 0)) {
+			printf("usage: amtca bench %s\n", syn);
+			return EXIT_OK;
+		}
+		return usage_error_bench(syn);
+	}
+	argc--;
+	argv++;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			count = atoi(optarg);
+			break;
+		case 't':
+			threads = atoi(optarg);
+			break;
+		case 'k':
+			kt_name = optarg;
+			break;
+		case 'h':
+			printf("usage: amtca bench %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_error_bench(syn);
+		}
+	}
+	if (optind != argc || count < 1 || count > 10000000 || threads < 1 ||
+	    threads > BENCH_THREADS_MAX)
+		return usage_error_bench(syn);
+
+	/* The CA home, when there is one, only decides which token to use. */
+	if (home_open(homedir, 0, &h) != 0) {
+		amtca_err_clear();
+		h = NULL;
+	}
+	if (kt_name == NULL)
+		kt_name = h != NULL && h->conf.key_type != NULL ? h->conf.key_type :
+		    "rsa2048";
+	if (hsm_keytype_parse(kt_name, &kt) != 0)
+		return usage_error_bench(syn);
+	own_token = h == NULL || h->conf.softhsm_conf != NULL;
+
+	if ((tmp = mkdtemp(tmpl)) == NULL) {
+		r = amtca_fail(AMTCA_E_IO, "mkdtemp: %s", strerror(errno));
+		goto fail;
+	}
+	if (asprintf(&db, "%s/bench.db", tmp) == -1 ||
+	    asprintf(&tokdir, "%s/softhsm", tmp) == -1 ||
+	    asprintf(&pin, "%s/softhsm/user.pin", tmp) == -1) {
+		r = AMTCA_E_NOMEM;
+		goto fail;
+	}
+	memset(&ho, 0, sizeof(ho));
+	if (own_token) {
+		if ((r = hsm_softhsm_create(tokdir, "amtca-bench", pin, &mod, &uri,
+		    &conf)) != 0)
+			goto fail;
+		ho.module = mod;
+		ho.token_uri = uri;
+		ho.pin_file = pin;
+		ho.softhsm_conf = conf;
+	} else {
+		ho.module = h->conf.module;
+		ho.token_uri = h->conf.token_uri;
+		ho.pin_file = h->conf.pin_file;
+	}
+	if ((r = amtca_random(rnd, sizeof(rnd))) != 0)
+		goto fail;
+	snprintf(label, sizeof(label), "amtca-bench-%02x%02x%02x%02x%02x%02x%02x%02x",
+	    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if ((r = hsm_open(&ho, &hsm)) != 0 ||
+	    (r = hsm_keygen(hsm, kt, label, &b.key)) != 0)
+		goto fail;
+	hsm_key_signer(b.key, &signer);
+	ca_policy_init(&pol);
+	b.md = kt == HSM_KEY_P384 ? EVP_sha384() : EVP_sha256();
+	if ((r = amtca_random(b.tbs, sizeof(b.tbs))) != 0 ||
+	    (r = make_csr(&b.csr, &b.csr_len)) != 0 ||
+	    (r = ca_root_create(&signer, "amtca bench issuer (temporary)", NULL,
+	    30, &issuer)) != 0 ||
+	    (r = store_open(db, 1, &st)) != 0 ||
+	    (r = ca_new(&signer, issuer, &pol, st, &b.ca)) != 0)
+		goto fail;
+
+	/* Warm up both paths (sessions, caches) before measuring. */
+	b.per_thread = 20;
+	run(&b, sign_worker, threads);
+	run(&b, issue_worker, threads);
+	if (b.failed) {
+		r = amtca_fail(AMTCA_E_HSM, "benchmark warm-up failed");
+		goto fail;
+	}
+	b.per_thread = (count + threads - 1) / threads;
+	raw = run(&b, sign_worker, threads);
+	iss = run(&b, issue_worker, threads);
+	if (b.failed) {
+		r = amtca_fail(AMTCA_E_INTERNAL, "benchmark run failed");
+		goto fail;
+	}
+	printf("raw_sign_per_s=%.0f issue_per_s=%.0f ratio=%.3f threads=%d key=%s\n",
+	    raw, iss, iss / raw, threads, hsm_keytype_name(kt));
+	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
+out:
+	ca_free(b.ca);
+	store_close(st);
+	X509_free(issuer);
+	free(b.csr);
+	if (b.key != NULL && hsm_key_destroy(hsm, b.key) != 0)
+		fprintf(stderr, "amtca: could not remove bench key %s\n", label);
+	hsm_key_free(b.key);
+	hsm_free(hsm);
+	home_free(h);
+	if (tmp != NULL)
+		nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(db);
+	free(tokdir);
+	free(pin);
+	free(mod);
+	free(uri);
+	free(conf);
+	pthread_mutex_destroy(&b.lock);
+	return ret;
+}

@@ -1,0 +1,884 @@
+/*
+ * The CA commands: init, issue, chain, list, show, revoke, crl.
+ */
+#include "enroll/cli.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "common/limits.h"
+#include "common/util.h"
+#include "enroll/json.h"
+
+#define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+static int
+usage_error(const char *cmd, const char *msg, const char *synopsis)
+{
+	fprintf(stderr, "amtca %s: %s\nusage: amtca %s %s\n", cmd, msg, cmd,
+	    synopsis);
+	return EXIT_USAGE;
+}
+
+static int
+parse_days(const char *s, int *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s || n < 1 || n > AMTCA_DAYS_MAX)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static char *
+join(const char *dir, const char *name)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", dir, name) == -1)
+		return NULL;
+	return p;
+}
+
+static int
+pem_of(X509 *x, unsigned char **out, size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int ret = AMTCA_E_NOMEM;
+
+	*out = NULL;
+	if (b == NULL || PEM_write_bio_X509(b, x) != 1)
+		goto out;
+	n = BIO_get_mem_data(b, &p);
+	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	ret = 0;
+out:
+	BIO_free(b);
+	return ret;
+}
+
+static int
+write_pem(const char *path, X509 *const *certs, size_t n, int exclusive)
+{
+	unsigned char *all = NULL, *one = NULL, *nb;
+	size_t len = 0, olen;
+	size_t i;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	for (i = 0; i < n; i++) {
+		if ((r = pem_of(certs[i], &one, &olen)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if ((nb = realloc(all, len + olen)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		all = nb;
+		memcpy(all + len, one, olen);
+		len += olen;
+		free(one);
+		one = NULL;
+	}
+	ret = amtca_file_write(path, all, len, 0644, exclusive);
+out:
+	free(one);
+	free(all);
+	return ret;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path);
+	return unlink(path);
+}
+
+static void
+rmtree(const char *dir)
+{
+	if (dir != NULL)
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ------------------------------------------------------------------ init */
+
+static const char init_synopsis[] =
+    "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
+    "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--domain SUFFIX]...\n"
+    "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
+
+static int
+write_conf(const char *dir, const char *module, const char *uri,
+    const char *pin_file, const char *softhsm_conf, const char *key_type,
+    char *const *domains, size_t nd, const char *org, const char *country,
+    int days)
+{
+	char *path = NULL, *text = NULL, *nt;
+	size_t i;
+	int ret;
+
+	if (asprintf(&text,
+	    "# amtca.conf: written by 'amtca init'; see amtca.conf(5).\n"
+	    "module = %s\ntoken_uri = %s\n%s%s%s%s%s%s"
+	    "key_type = %s\ndays = %d\nskew = %d\nwildcard = no\nclient_auth = no\n",
+	    module, uri,
+	    pin_file ? "pin_file = " : "", pin_file ? pin_file : "", pin_file ? "\n" : "",
+	    softhsm_conf ? "softhsm_conf = " : "", softhsm_conf ? softhsm_conf : "",
+	    softhsm_conf ? "\n" : "", key_type, days, AMTCA_SKEW_DEFAULT_S) == -1)
+		return AMTCA_E_NOMEM;
+	for (i = 0; i < nd; i++) {
+		if (asprintf(&nt, "%sdomain = %s\n", text, domains[i]) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	if (org != NULL || country != NULL) {
+		if (asprintf(&nt, "%s%s%s%s%s%s%s", text, org ? "org = " : "",
+		    org ? org : "", org ? "\n" : "", country ? "country = " : "",
+		    country ? country : "", country ? "\n" : "") == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	if ((path = join(dir, HOME_CONF)) == NULL) {
+		free(text);
+		return AMTCA_E_NOMEM;
+	}
+	/* Exclusive: the conf is written last and marks a complete CA. */
+	ret = amtca_file_write(path, text, strlen(text), 0644, 1);
+	free(path);
+	free(text);
+	return ret;
+}
+
+static int
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == '\n' || *s == '#' ||
+		    *s == '/' || *s == ',' || *s == '+' || *s == '=')
+			return 0;
+	return 1;
+}
+
+int
+cmd_init(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "softhsm", no_argument, NULL, 's' },
+		{ "module", required_argument, NULL, 'm' },
+		{ "token-uri", required_argument, NULL, 'u' },
+		{ "pin-file", required_argument, NULL, 'p' },
+		{ "key-type", required_argument, NULL, 'k' },
+		{ "domain", required_argument, NULL, 'd' },
+		{ "root-cn", required_argument, NULL, 'r' },
+		{ "inter-cn", required_argument, NULL, 'i' },
+		{ "org", required_argument, NULL, 'o' },
+		{ "country", required_argument, NULL, 'c' },
+		{ "days", required_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *module = NULL, *uri = NULL, *pin_file = NULL;
+	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
+	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
+	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX], *p;
+	char fq[AMTCA_FQDN_MAX + 1];
+	size_t nd = 0, i;
+	int softhsm = 0, days = AMTCA_DAYS_DEFAULT, ch, r, ret = EXIT_FAIL;
+	enum hsm_keytype kt;
+	struct hsm *hsm = NULL;
+	struct hsm_key *rk = NULL, *ik = NULL;
+	struct hsm_open_opts ho;
+	struct ca_signer rs;
+	struct ca_policy pol;
+	struct store *st = NULL;
+	X509 *root = NULL, *inter = NULL, *chain[2];
+	char *mod_out = NULL, *uri_out = NULL, *conf_out = NULL;
+	char *hsmdir = NULL, *pinpath = NULL, *f_root = NULL, *f_inter = NULL;
+	char *f_chain = NULL, *f_db = NULL, *f_conf = NULL;
+	int wrote_files = 0;
+	struct stat sb;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': softhsm = 1; break;
+		case 'm': module = optarg; break;
+		case 'u': uri = optarg; break;
+		case 'p': pin_file = optarg; break;
+		case 'k': key_type = optarg; break;
+		case 'r': root_cn = optarg; break;
+		case 'i': inter_cn = optarg; break;
+		case 'o': org = optarg; break;
+		case 'c': country = optarg; break;
+		case 'D':
+			if (parse_days(optarg, &days) != 0)
+				return usage_error("init", "--days takes 1..825", init_synopsis);
+			break;
+		case 'd':
+			if (nd == AMTCA_DOMAINS_MAX)
+				return usage_error("init", "too many --domain", init_synopsis);
+			domains[nd++] = optarg;
+			break;
+		case 'h':
+			printf("usage: amtca init %s\n", init_synopsis);
+			return EXIT_OK;
+		default:
+			return usage_error("init", "bad option", init_synopsis);
+		}
+	}
+	if (optind != argc)
+		return usage_error("init", "unexpected argument", init_synopsis);
+	if (softhsm == (module != NULL || uri != NULL || pin_file != NULL) ||
+	    (!softhsm && (module == NULL || uri == NULL || pin_file == NULL)))
+		return usage_error("init", "give either --softhsm or all of --module, "
+		    "--token-uri and --pin-file", init_synopsis);
+	if (hsm_keytype_parse(key_type, &kt) != 0)
+		return usage_error("init", "unknown --key-type", init_synopsis);
+	if (!valid_name(root_cn) || !valid_name(inter_cn) ||
+	    (org != NULL && !valid_name(org)))
+		return usage_error("init", "names must be 1-64 printable characters "
+		    "without / , + = #", init_synopsis);
+	if (country != NULL && (strlen(country) != 2 ||
+	    !(country[0] >= 'A' && country[0] <= 'Z') ||
+	    !(country[1] >= 'A' && country[1] <= 'Z')))
+		return usage_error("init", "--country takes two capital letters",
+		    init_synopsis);
+	/* Domains go through the FQDN rules (as suffixes) and are stored lowercased. */
+	ca_policy_init(&pol);
+	for (i = 0; i < nd; i++) {
+		if ((r = ca_fqdn_check(domains[i], &pol, fq)) != 0) {
+			fprintf(stderr, "amtca: --domain %s: %s\n", domains[i],
+			    amtca_errmsg(r));
+			return EXIT_USAGE;
+		}
+		if ((domains[i] = strdup(fq)) == NULL)
+			return cli_fail(AMTCA_E_NOMEM);
+	}
+	pol.domains = (const char *const *)domains;
+	pol.ndomains = nd;
+	pol.org = org;
+	pol.country = country;
+
+	homedir = home_default_dir(homedir);
+	if ((r = amtca_mkdirs(homedir, 0700)) != 0)
+		goto fail;
+	if (realpath(homedir, real) == NULL) {
+		r = amtca_fail(AMTCA_E_IO, "cannot resolve %s", homedir);
+		goto fail;
+	}
+	if ((f_conf = join(real, HOME_CONF)) == NULL ||
+	    (f_root = join(real, HOME_ROOT_PEM)) == NULL ||
+	    (f_inter = join(real, HOME_INTER_PEM)) == NULL ||
+	    (f_chain = join(real, HOME_CHAIN_PEM)) == NULL ||
+	    (f_db = join(real, HOME_DB)) == NULL ||
+	    (hsmdir = join(real, HOME_HSM_DIR)) == NULL ||
+	    (pinpath = join(real, HOME_PIN_FILE)) == NULL) {
+		r = AMTCA_E_NOMEM;
+		goto fail;
+	}
+	if (stat(f_conf, &sb) == 0 || stat(f_root, &sb) == 0 ||
+	    stat(f_db, &sb) == 0 || (softhsm && stat(hsmdir, &sb) == 0)) {
+		r = amtca_fail(AMTCA_E_EXISTS, "a CA already exists in %s; "
+		    "refusing to overwrite it", real);
+		goto fail;
+	}
+	if (softhsm) {
+		if ((r = hsm_softhsm_create(hsmdir, "amtca", pinpath, &mod_out,
+		    &uri_out, &conf_out)) != 0)
+			goto fail;
+		module = mod_out;
+		uri = uri_out;
+		pin_file = pinpath;
+	}
+	memset(&ho, 0, sizeof(ho));
+	ho.module = module;
+	ho.token_uri = uri;
+	ho.pin_file = pin_file;
+	ho.softhsm_conf = conf_out;
+	if ((r = hsm_open(&ho, &hsm)) != 0)
+		goto fail;
+	/* A key handle is non-NULL only when this run generated it. */
+	if ((r = hsm_keygen(hsm, kt, KEY_LABEL_ROOT, &rk)) != 0 ||
+	    (r = hsm_keygen(hsm, kt, KEY_LABEL_INTER, &ik)) != 0)
+		goto fail;
+	hsm_key_signer(rk, &rs);
+	if ((r = ca_root_create(&rs, root_cn, org, AMTCA_CA_DAYS_ROOT, &root)) != 0 ||
+	    (r = ca_intermediate_create(&rs, root, hsm_key_public(ik), inter_cn,
+	    org, &pol, AMTCA_CA_DAYS_INTER, &inter)) != 0)
+		goto fail;
+	chain[0] = inter;
+	chain[1] = root;
+	wrote_files = 1;
+	if ((r = write_pem(f_root, &root, 1, 1)) != 0 ||
+	    (r = write_pem(f_inter, &inter, 1, 1)) != 0 ||
+	    (r = write_pem(f_chain, chain, 2, 1)) != 0 ||
+	    (r = store_open(f_db, 1, &st)) != 0)
+		goto fail;
+	store_close(st);
+	st = NULL;
+	{
+		/* Paths inside the home are stored relative so the home can move. */
+		const char *pf = pin_file, *sc = conf_out;
+		size_t rl = strlen(real);
+
+		if (softhsm) {
+			pf = HOME_PIN_FILE;
+			sc = conf_out + rl + 1;
+		}
+		if ((r = write_conf(real, module, uri, pf, sc, key_type, domains, nd,
+		    org, country, days)) != 0)
+			goto fail;
+	}
+	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
+	    "  chain (PEM, bottom to top, for consoles): %s\n  keys: %s in %s\n",
+	    real, f_root, f_inter, f_chain, hsm_keytype_name(kt), uri);
+	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
+	/* Leave nothing half-made behind: keys we generated and files we wrote. */
+	if (ik != NULL && hsm_key_destroy(hsm, ik) != 0)
+		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
+		    KEY_LABEL_INTER);
+	if (rk != NULL && hsm_key_destroy(hsm, rk) != 0)
+		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
+		    KEY_LABEL_ROOT);
+	if (wrote_files) {
+		unlink(f_root);
+		unlink(f_inter);
+		unlink(f_chain);
+		if (f_db != NULL) {
+			unlink(f_db);
+			if (asprintf(&p, "%s-wal", f_db) != -1) {
+				unlink(p);
+				free(p);
+			}
+			if (asprintf(&p, "%s-shm", f_db) != -1) {
+				unlink(p);
+				free(p);
+			}
+		}
+	}
+out:
+	store_close(st);
+	hsm_key_free(rk);
+	hsm_key_free(ik);
+	hsm_free(hsm);
+	/* A token we made for a CA that failed to come up is removed whole. */
+	if (ret != EXIT_OK && softhsm && mod_out != NULL)
+		rmtree(hsmdir);
+	X509_free(root);
+	X509_free(inter);
+	for (i = 0; i < nd; i++)
+		free(domains[i]);
+	free(mod_out);
+	free(uri_out);
+	free(conf_out);
+	free(hsmdir);
+	free(pinpath);
+	free(f_root);
+	free(f_inter);
+	free(f_chain);
+	free(f_db);
+	free(f_conf);
+	return ret;
+}
+
+/* ----------------------------------------------------------------- issue */
+
+static const char issue_synopsis[] =
+    "--fqdn FQDN --csr FILE [--ip ADDR]... [--days N] [--out FILE]";
+
+int
+cmd_issue(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "fqdn", required_argument, NULL, 'f' },
+		{ "csr", required_argument, NULL, 'c' },
+		{ "ip", required_argument, NULL, 'i' },
+		{ "days", required_argument, NULL, 'd' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fqdn = NULL, *csrpath = NULL, *outpath = NULL;
+	const char *ips[AMTCA_IPS_MAX];
+	size_t nips = 0, len;
+	int days = 0, ch, r, ret = EXIT_FAIL;
+	unsigned char *buf = NULL, *pem = NULL;
+	struct home *h = NULL;
+	struct ca_request req;
+	X509_REQ *csr = NULL;
+	X509 *cert = NULL;
+	char *user;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': fqdn = optarg; break;
+		case 'c': csrpath = optarg; break;
+		case 'o': outpath = optarg; break;
+		case 'i':
+			if (nips == AMTCA_IPS_MAX)
+				return usage_error("issue", "too many --ip", issue_synopsis);
+			ips[nips++] = optarg;
+			break;
+		case 'd':
+			if (parse_days(optarg, &days) != 0)
+				return usage_error("issue", "--days takes 1..825",
+				    issue_synopsis);
+			break;
+		case 'h':
+			printf("usage: amtca issue %s\n", issue_synopsis);
+			return EXIT_OK;
+		default:
+			return usage_error("issue", "bad option", issue_synopsis);
+		}
+	}
+	if (optind != argc || fqdn == NULL || csrpath == NULL)
+		return usage_error("issue", "--fqdn and --csr are required",
+		    issue_synopsis);
+	if ((r = amtca_file_read(csrpath, AMTCA_CSR_MAX, &buf, &len)) != 0) {
+		if (r == AMTCA_E_LIMIT)
+			amtca_fail(AMTCA_E_CSR, "CSR file %s is larger than %d bytes",
+			    csrpath, AMTCA_CSR_MAX);
+		ret = cli_fail(r == AMTCA_E_LIMIT ? AMTCA_E_CSR : r);
+		goto out;
+	}
+	if ((r = ca_csr_parse(buf, len, &csr)) != 0 ||
+	    (r = home_open(homedir, HOME_SIGNER, &h)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.fqdn = fqdn;
+	req.csr = csr;
+	req.ips = ips;
+	req.nips = nips;
+	req.days = days;
+	user = getenv("USER");
+	req.requester = user != NULL ? user : "cli";
+	if ((r = ca_issue(h->ca, &req, &cert)) != 0 || (r = pem_of(cert, &pem,
+	    &len)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if (outpath != NULL) {
+		/*
+		 * The record is already durable; failing to write the output
+		 * leaves a recorded certificate that `amtca show` can re-export.
+		 */
+		if ((r = amtca_file_write(outpath, pem, len, 0644, 0)) != 0) {
+			ret = cli_fail(r);
+			goto out;
+		}
+	} else if (fwrite(pem, 1, len, stdout) != len || fflush(stdout) != 0) {
+		ret = cli_fail(amtca_fail(AMTCA_E_IO, "cannot write to stdout"));
+		goto out;
+	}
+	ret = EXIT_OK;
+out:
+	X509_free(cert);
+	X509_REQ_free(csr);
+	home_free(h);
+	free(buf);
+	free(pem);
+	return ret;
+}
+
+/* ----------------------------------------------------------------- chain */
+
+int
+cmd_chain(const char *homedir, int argc, char **argv)
+{
+	static const char syn[] = "[--format pem|der|p7b] [--out FILE|DIR]";
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = "pem", *outpath = NULL;
+	enum ca_chain_format f;
+	struct home *h = NULL;
+	X509 *chain[2];
+	int ch, r, ret = EXIT_FAIL;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': fmt = optarg; break;
+		case 'o': outpath = optarg; break;
+		case 'h':
+			printf("usage: amtca chain %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_error("chain", "bad option", syn);
+		}
+	}
+	if (optind != argc)
+		return usage_error("chain", "unexpected argument", syn);
+	if (ca_chain_format_parse(fmt, &f) != 0)
+		return usage_error("chain", "--format is pem, der or p7b", syn);
+	if (f != CA_CHAIN_PEM && outpath == NULL)
+		return usage_error("chain", "der and p7b need --out", syn);
+	if ((r = home_open(homedir, 0, &h)) != 0)
+		return cli_fail(r);
+	chain[0] = h->inter;
+	chain[1] = h->root;
+	if ((r = ca_chain_export(chain, 2, f, outpath)) != 0)
+		ret = cli_fail(r);
+	else
+		ret = EXIT_OK;
+	home_free(h);
+	return ret;
+}
+
+/* ------------------------------------------------------------ list, show */
+
+static const char *
+cert_status(const struct store_cert *c, time_t now)
+{
+	if (strcmp(c->status, "revoked") == 0)
+		return "revoked";
+	if (c->not_after < now)
+		return "expired";
+	return "valid";
+}
+
+static void
+fmt_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int
+cmd_list(const char *homedir, int argc, char **argv)
+{
+	static const char syn[] = "[--json]";
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct home *h = NULL;
+	struct store_cert *c = NULL;
+	struct json j;
+	size_t n = 0, i;
+	int ch, r, json = 0;
+	time_t now = time(NULL);
+	char na[32];
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': json = 1; break;
+		case 'h':
+			printf("usage: amtca list %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_error("list", "bad option", syn);
+		}
+	}
+	if (optind != argc)
+		return usage_error("list", "unexpected argument", syn);
+	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
+	    (r = store_cert_list(h->store, &c, &n)) != 0) {
+		home_free(h);
+		return cli_fail(r);
+	}
+	if (json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		json_arr_begin(&j, "certificates");
+		for (i = 0; i < n; i++) {
+			json_obj_begin(&j, NULL);
+			json_str(&j, "serial", c[i].serial);
+			json_str(&j, "fqdn", c[i].fqdn);
+			json_time(&j, "not_before", c[i].not_before);
+			json_time(&j, "not_after", c[i].not_after);
+			json_str(&j, "status", cert_status(&c[i], now));
+			json_time(&j, "issued_at", c[i].issued_at);
+			json_str(&j, "requester", c[i].requester);
+			json_str(&j, "device", c[i].device);
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		printf("%-32s  %-8s  %-20s  %s\n", "SERIAL", "STATUS", "NOT AFTER",
+		    "FQDN");
+		for (i = 0; i < n; i++) {
+			fmt_time(c[i].not_after, na, sizeof(na));
+			printf("%-32s  %-8s  %-20s  %s\n", c[i].serial,
+			    cert_status(&c[i], now), na, c[i].fqdn);
+		}
+	}
+	store_certs_free(c, n);
+	home_free(h);
+	return EXIT_OK;
+}
+
+/* Serial as typed by a user: hex, optional "0x"/colons, any case. */
+static int
+normalize_serial(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (strncmp(in, "0x", 2) == 0 || strncmp(in, "0X", 2) == 0)
+		in += 2;
+	for (; *in != '\0'; in++) {
+		if (*in == ':')
+			continue;
+		if (!((*in >= '0' && *in <= '9') || (*in >= 'a' && *in <= 'f') ||
+		    (*in >= 'A' && *in <= 'F')) || n + 1 >= outlen)
+			return -1;
+		out[n++] = (char)(*in >= 'a' ? *in - 32 : *in);
+	}
+	out[n] = '\0';
+	return n == 0 ? -1 : 0;
+}
+
+int
+cmd_show(const char *homedir, int argc, char **argv)
+{
+	static const char syn[] = "SERIAL [--json] [--pem]";
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "pem", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct home *h = NULL;
+	struct store_cert *c = NULL;
+	struct json j;
+	char serial[64], nb[32], na[32], ia[32];
+	int ch, r, json = 0, pemonly = 0, ret = EXIT_FAIL;
+	X509 *x = NULL;
+	const unsigned char *p;
+	unsigned char *pem = NULL;
+	size_t plen = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': json = 1; break;
+		case 'p': pemonly = 1; break;
+		case 'h':
+			printf("usage: amtca show %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_error("show", "bad option", syn);
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("show", "one SERIAL is required", syn);
+	if (normalize_serial(argv[optind], serial, sizeof(serial)) != 0)
+		return usage_error("show", "SERIAL is hex as 'openssl x509 -serial' "
+		    "prints it", syn);
+	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
+	    (r = store_cert_get(h->store, serial, &c)) != 0) {
+		if (r == AMTCA_E_NOT_FOUND)
+			amtca_fail(r, "no certificate with serial %s", serial);
+		ret = cli_fail(r);
+		goto out;
+	}
+	p = c->der;
+	if ((x = d2i_X509(NULL, &p, (long)c->der_len)) == NULL ||
+	    pem_of(x, &pem, &plen) != 0) {
+		ret = cli_fail(amtca_fail_ssl(AMTCA_E_STORE,
+		    "stored certificate %s does not parse", serial));
+		goto out;
+	}
+	if (json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		json_str(&j, "serial", c->serial);
+		json_str(&j, "fqdn", c->fqdn);
+		json_time(&j, "not_before", c->not_before);
+		json_time(&j, "not_after", c->not_after);
+		json_str(&j, "status", cert_status(c, time(NULL)));
+		json_time(&j, "issued_at", c->issued_at);
+		json_str(&j, "requester", c->requester);
+		json_str(&j, "device", c->device);
+		if (strcmp(c->status, "revoked") == 0) {
+			json_time(&j, "revoked_at", c->revoked_at);
+			json_int(&j, "revoke_reason", c->revoke_reason);
+		}
+		pem[plen - 1] = '\0';
+		json_str(&j, "pem", (char *)pem);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else if (pemonly) {
+		fwrite(pem, 1, plen, stdout);
+	} else {
+		fmt_time(c->not_before, nb, sizeof(nb));
+		fmt_time(c->not_after, na, sizeof(na));
+		fmt_time(c->issued_at, ia, sizeof(ia));
+		printf("serial:     %s\nfqdn:       %s\nstatus:     %s\n"
+		    "not before: %s\nnot after:  %s\nissued at:  %s\n"
+		    "requester:  %s\ndevice:     %s\n", c->serial, c->fqdn,
+		    cert_status(c, time(NULL)), nb, na, ia,
+		    c->requester ? c->requester : "-", c->device ? c->device : "-");
+		fwrite(pem, 1, plen, stdout);
+	}
+	ret = EXIT_OK;
+out:
+	X509_free(x);
+	free(pem);
+	store_cert_free(c);
+	home_free(h);
+	return ret;
+}
+
+/* ------------------------------------------------------------ revoke, crl */
+
+static const char *const reasons[] = {
+	"unspecified", "keyCompromise", "caCompromise", "affiliationChanged",
+	"superseded", "cessationOfOperation", "certificateHold", NULL,
+	"removeFromCRL", "privilegeWithdrawn", "aACompromise",
+};
+
+int
+cmd_revoke(const char *homedir, int argc, char **argv)
+{
+	static const char syn[] = "SERIAL [--reason unspecified|keyCompromise|"
+	    "affiliationChanged|superseded|cessationOfOperation|...]";
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct home *h = NULL;
+	struct store_cert *c = NULL;
+	char serial[64];
+	int ch, r, reason = 0, ret = EXIT_FAIL;
+	size_t i;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+				if (reasons[i] != NULL && strcmp(reasons[i], optarg) == 0)
+					break;
+			if (i == sizeof(reasons) / sizeof(reasons[0]))
+				return usage_error("revoke", "unknown --reason", syn);
+			reason = (int)i;
+			break;
+		case 'h':
+			printf("usage: amtca revoke %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_error("revoke", "bad option", syn);
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("revoke", "one SERIAL is required", syn);
+	if (normalize_serial(argv[optind], serial, sizeof(serial)) != 0)
+		return usage_error("revoke", "SERIAL must be hex", syn);
+	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
+	    (r = store_cert_get(h->store, serial, &c)) != 0 ||
+	    (r = store_cert_revoke(h->store, serial, reason, time(NULL))) != 0) {
+		if (r == AMTCA_E_NOT_FOUND)
+			amtca_fail(r, "no certificate with serial %s", serial);
+		ret = cli_fail(r);
+		goto out;
+	}
+	printf("revoked %s (%s, %s)\n", serial, c->fqdn, reasons[reason]);
+	ret = EXIT_OK;
+out:
+	store_cert_free(c);
+	home_free(h);
+	return ret;
+}
+
+int
+cmd_crl(const char *homedir, int argc, char **argv)
+{
+	static const char syn[] = "[--format pem|der] [--out FILE] [--days N]";
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "days", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *outpath = NULL;
+	struct home *h = NULL;
+	unsigned char *crl = NULL;
+	size_t len = 0;
+	int ch, r, pem = 1, days = 7, ret = EXIT_FAIL;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			if (strcmp(optarg, "pem") == 0)
+				pem = 1;
+			else if (strcmp(optarg, "der") == 0)
+				pem = 0;
+			else
+				return usage_error("crl", "--format is pem or der", syn);
+			break;
+		case 'o': outpath = optarg; break;
+		case 'd':
+			if (parse_days(optarg, &days) != 0)
+				return usage_error("crl", "--days takes 1..825", syn);
+			break;
+		case 'h':
+			printf("usage: amtca crl %s\n", syn);
+			return EXIT_OK;
+		default:
+			return usage_error("crl", "bad option", syn);
+		}
+	}
+	if (optind != argc)
+		return usage_error("crl", "unexpected argument", syn);
+	if (!pem && outpath == NULL)
+		return usage_error("crl", "--format der needs --out", syn);
+	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
+	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if (outpath != NULL)
+		r = amtca_file_write(outpath, crl, len, 0644, 0);
+	else if (fwrite(crl, 1, len, stdout) != len)
+		r = amtca_fail(AMTCA_E_IO, "cannot write to stdout");
+	ret = r == 0 ? EXIT_OK : cli_fail(r);
+out:
+	free(crl);
+	home_free(h);
+	return ret;
+}

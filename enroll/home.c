@@ -1,0 +1,353 @@
+/*
+ * The CA home: amtca.conf, the CA certificates, the database and the
+ * token.  amtca.conf is "key = value" lines; '#' starts a comment; relative
+ * paths are relative to the home.  See amtca.conf(5).
+ */
+#include "enroll/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+#include "common/limits.h"
+#include "common/util.h"
+
+const char *
+home_default_dir(const char *dir)
+{
+	const char *env;
+
+	if (dir != NULL)
+		return dir;
+	if ((env = getenv("AMTCA_HOME")) != NULL && *env != '\0')
+		return env;
+	return "./amtca-home";
+}
+
+int
+cli_fail(int code)
+{
+	fprintf(stderr, "amtca: %s\n", amtca_errmsg(code));
+	return EXIT_FAIL;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int
+parse_bool(const char *v, int *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		*out = 1;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+parse_int(const char *v, int lo, int hi, int *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static void
+conf_clear(struct home_conf *c)
+{
+	size_t i;
+
+	free(c->module);
+	free(c->token_uri);
+	free(c->pin_file);
+	free(c->softhsm_conf);
+	free(c->key_type);
+	for (i = 0; i < c->ndomains; i++)
+		free(c->domains[i]);
+	free(c->org);
+	free(c->country);
+	free(c->crl_url);
+	free(c->aia_url);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A path from the conf: absolute as is, else relative to the home. */
+static char *
+home_path(const char *dir, const char *v)
+{
+	char *p = NULL;
+
+	if (v[0] == '/')
+		return strdup(v);
+	if (asprintf(&p, "%s/%s", dir, v) == -1)
+		return NULL;
+	return p;
+}
+
+static int
+conf_parse(const char *dir, const char *path, struct home_conf *c)
+{
+	unsigned char *buf = NULL;
+	char *line, *save = NULL, *k, *v, *eq, **slot;
+	size_t len, lineno = 0;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	memset(c, 0, sizeof(*c));
+	c->days = AMTCA_DAYS_DEFAULT;
+	c->skew_s = AMTCA_SKEW_DEFAULT_S;
+	if ((r = amtca_file_read(path, AMTCA_CONF_MAX, &buf, &len)) != 0) {
+		if (r == AMTCA_E_NOT_FOUND)
+			ret = amtca_fail(AMTCA_E_CONFIG,
+			    "no CA in %s (%s missing): run 'amtca init' first",
+			    dir, HOME_CONF);
+		else
+			ret = r;
+		goto out;
+	}
+	for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		if ((k = strchr(line, '#')) != NULL)
+			*k = '\0';
+		k = trim(line);
+		if (*k == '\0')
+			continue;
+		if ((eq = strchr(k, '=')) == NULL) {
+			ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: expected key = value",
+			    path, lineno);
+			goto out;
+		}
+		*eq = '\0';
+		k = trim(k);
+		v = trim(eq + 1);
+		slot = NULL;
+		if (strcmp(k, "module") == 0)
+			slot = &c->module;
+		else if (strcmp(k, "token_uri") == 0)
+			slot = &c->token_uri;
+		else if (strcmp(k, "key_type") == 0)
+			slot = &c->key_type;
+		else if (strcmp(k, "org") == 0)
+			slot = &c->org;
+		else if (strcmp(k, "country") == 0)
+			slot = &c->country;
+		else if (strcmp(k, "crl_url") == 0)
+			slot = &c->crl_url;
+		else if (strcmp(k, "aia_url") == 0)
+			slot = &c->aia_url;
+		else if (strcmp(k, "pin_file") == 0 || strcmp(k, "softhsm_conf") == 0) {
+			char **p = k[0] == 'p' ? &c->pin_file : &c->softhsm_conf;
+
+			free(*p);
+			if ((*p = home_path(dir, v)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			continue;
+		} else if (strcmp(k, "domain") == 0) {
+			if (c->ndomains == AMTCA_DOMAINS_MAX) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s: more than %d domains",
+				    path, AMTCA_DOMAINS_MAX);
+				goto out;
+			}
+			if ((c->domains[c->ndomains] = strdup(v)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			c->ndomains++;
+			continue;
+		} else if (strcmp(k, "days") == 0 || strcmp(k, "skew") == 0) {
+			int *ip = k[0] == 'd' ? &c->days : &c->skew_s;
+
+			if (parse_int(v, k[0] == 'd' ? 1 : 0,
+			    k[0] == 'd' ? AMTCA_DAYS_MAX : 86400, ip) != 0) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: bad %s '%s'",
+				    path, lineno, k, v);
+				goto out;
+			}
+			continue;
+		} else if (strcmp(k, "wildcard") == 0 || strcmp(k, "client_auth") == 0) {
+			if (parse_bool(v, k[0] == 'w' ? &c->allow_wildcard :
+			    &c->client_auth) != 0) {
+				ret = amtca_fail(AMTCA_E_CONFIG,
+				    "%s:%zu: %s must be yes or no", path, lineno, k);
+				goto out;
+			}
+			continue;
+		} else {
+			ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: unknown key '%s'",
+			    path, lineno, k);
+			goto out;
+		}
+		free(*slot);
+		if ((*slot = *v != '\0' ? strdup(v) : NULL) == NULL && *v != '\0') {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+	}
+	if (c->module == NULL || c->token_uri == NULL) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s: module and token_uri are required",
+		    path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0)
+		conf_clear(c);
+	free(buf);
+	return ret;
+}
+
+static int
+load_cert(const char *dir, const char *name, X509 **out)
+{
+	char *path = NULL;
+	unsigned char *buf = NULL;
+	size_t len;
+	BIO *bio = NULL;
+	int ret;
+
+	*out = NULL;
+	if ((path = home_path(dir, name)) == NULL)
+		return AMTCA_E_NOMEM;
+	if ((ret = amtca_file_read(path, AMTCA_CERT_FILE_MAX, &buf, &len)) != 0)
+		goto out;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (*out = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)
+		ret = amtca_fail_ssl(AMTCA_E_CONFIG, "%s is not a PEM certificate",
+		    path);
+out:
+	BIO_free(bio);
+	free(buf);
+	free(path);
+	return ret;
+}
+
+int
+home_open(const char *dir, int flags, struct home **out)
+{
+	struct home *h = NULL;
+	char *conf = NULL, real[PATH_MAX];
+	struct hsm_open_opts ho;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	dir = home_default_dir(dir);
+	if (realpath(dir, real) == NULL) {
+		ret = amtca_fail(AMTCA_E_CONFIG,
+		    "no CA home at %s: run 'amtca init' or pass --home", dir);
+		goto out;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL || (h->dir = strdup(real)) == NULL ||
+	    (conf = home_path(real, HOME_CONF)) == NULL ||
+	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((r = conf_parse(real, conf, &h->conf)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ca_policy_init(&h->policy);
+	h->policy.domains = (const char *const *)h->conf.domains;
+	h->policy.ndomains = h->conf.ndomains;
+	h->policy.allow_wildcard = h->conf.allow_wildcard;
+	h->policy.org = h->conf.org;
+	h->policy.country = h->conf.country;
+	h->policy.days = h->conf.days;
+	h->policy.skew_s = h->conf.skew_s;
+	h->policy.client_auth = h->conf.client_auth;
+	h->policy.crl_url = h->conf.crl_url;
+	h->policy.aia_url = h->conf.aia_url;
+	if ((r = load_cert(real, HOME_ROOT_PEM, &h->root)) != 0 ||
+	    (r = load_cert(real, HOME_INTER_PEM, &h->inter)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((flags & (HOME_STORE | HOME_SIGNER)) != 0) {
+		char *db = home_path(real, HOME_DB);
+
+		if (db == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		r = store_open(db, 0, &h->store);
+		free(db);
+		if (r != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if ((flags & HOME_SIGNER) != 0) {
+		memset(&ho, 0, sizeof(ho));
+		ho.module = h->conf.module;
+		ho.token_uri = h->conf.token_uri;
+		ho.pin_file = h->conf.pin_file;
+		ho.softhsm_conf = h->conf.softhsm_conf;
+		if ((r = hsm_open(&ho, &h->hsm)) != 0 ||
+		    (r = hsm_key_find(h->hsm, KEY_LABEL_INTER, &h->inter_key)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if (EVP_PKEY_eq(hsm_key_public(h->inter_key),
+		    X509_get0_pubkey(h->inter)) != 1) {
+			ret = amtca_fail(AMTCA_E_HSM_KEY, "the token's key '%s' does not "
+			    "match %s/%s: wrong token for this CA home",
+			    KEY_LABEL_INTER, real, HOME_INTER_PEM);
+			goto out;
+		}
+		hsm_key_signer(h->inter_key, &h->signer);
+		if ((r = ca_new(&h->signer, h->inter, &h->policy, h->store,
+		    &h->ca)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	*out = h;
+	h = NULL;
+	ret = 0;
+out:
+	free(conf);
+	home_free(h);
+	return ret;
+}
+
+void
+home_free(struct home *h)
+{
+	if (h == NULL)
+		return;
+	ca_free(h->ca);
+	hsm_key_free(h->inter_key);
+	hsm_free(h->hsm);
+	store_close(h->store);
+	X509_free(h->root);
+	X509_free(h->inter);
+	conf_clear(&h->conf);
+	free(h->chain_path);
+	free(h->dir);
+	free(h);
+}
