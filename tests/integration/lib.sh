@@ -1,0 +1,92 @@
+# Shared helpers for tests/integration/t_*.sh (sourced, bash).
+# Env from tests/run.sh: AMTCA, AMTSIM (absolute binary paths), AMTCA_TOP.
+set -euo pipefail
+
+top=${AMTCA_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+AMTCA=${AMTCA:-$top/build/amtca}
+AMTSIM=${AMTSIM:-$top/build/amtsim}
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+T=$(mktemp -d /tmp/amtca-it.XXXXXX)
+_cleanups=()
+_cleanup() {
+	local i
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_cleanups[$i]}" || true
+	done
+	rm -rf "$T"
+}
+trap _cleanup EXIT
+on_exit() { _cleanups+=("$*"); }
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+ok() { echo "ok - $*"; }
+
+# expect_fail EXIT_CODE SUBSTRING cmd...: the command must exit with
+# EXIT_CODE and say SUBSTRING in a one-line "amtca: " error on stderr.
+expect_fail() {
+	local want=$1 msg=$2 rc=0
+	shift 2
+	"$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = "$want" ] || fail "expected exit $want, got $rc: $* :: $(cat "$T/err")"
+	grep -qi -- "$msg" "$T/err" || fail "expected '$msg' in stderr of $*, got: $(cat "$T/err")"
+	if [ "$want" = 1 ]; then
+		[ "$(wc -l <"$T/err")" = 1 ] || fail "error is not one line: $(cat "$T/err")"
+		grep -q '^amtca: ' "$T/err" || fail "error does not start 'amtca: ': $(cat "$T/err")"
+	fi
+}
+
+# new_ca HOME [init args...]: a CA in a throwaway embedded SoftHSM token.
+new_ca() {
+	local home=$1
+	shift
+	"$AMTCA" --home "$home" init --softhsm "$@" >"$T/init.out"
+}
+
+# cert_count HOME: number of issued certificates in the store.
+cert_count() {
+	"$AMTCA" --home "$1" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["certificates"]))'
+}
+
+# make_csr OUT KEYSPEC [CN]: a CSR from a fresh software key.
+#   KEYSPEC: rsa:BITS | ec:CURVE
+make_csr() {
+	local out=$1 spec=$2 cn=${3:-test.example.test} key
+	key="$out.key"
+	case $spec in
+	rsa:*) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:"${spec#rsa:}" -out "$key" 2>/dev/null ;;
+	ec:*) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:"${spec#ec:}" -out "$key" 2>/dev/null ;;
+	esac
+	openssl req -new -key "$key" -subj "/CN=$cn" -out "$out" 2>/dev/null
+}
+
+# start_sim LOGFILE args...: start amtsim, wait for "ready", register SIGTERM.
+# Sets SIM_PID.
+start_sim() {
+	local log=$1 i
+	shift
+	"$AMTSIM" "$@" >"$log" 2>&1 &
+	SIM_PID=$!
+	on_exit "kill -TERM $SIM_PID 2>/dev/null; wait $SIM_PID 2>/dev/null"
+	for i in $(seq 1 200); do
+		grep -q '^ready' "$log" 2>/dev/null && return 0
+		kill -0 "$SIM_PID" 2>/dev/null || fail "amtsim exited: $(cat "$log")"
+		sleep 0.05
+	done
+	fail "amtsim not ready after 10 s: $(cat "$log")"
+}
+
+stop_sim() {
+	kill -TERM "$SIM_PID" 2>/dev/null || true
+	wait "$SIM_PID" 2>/dev/null || true
+}
+
+# A 0600 password file.
+password_file() {
+	local f=$1 pw=${2:-P@ssw0rd-$RANDOM}
+	umask 077
+	printf '%s\n' "$pw" >"$f"
+}
