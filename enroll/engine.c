@@ -1,0 +1,1606 @@
+/*
+ * The enrollment engine: one AMT device from plain HTTP to TLS with a
+ * per-FQDN certificate from this CA, proven on the TLS port.
+ *
+ * Every step reconciles: it reads what AMT holds and does only what is
+ * missing, so a rerun after a failure at any point finishes the job.  The
+ * crash-point argument is in docs/enroll.md; the comments here say which
+ * part of it each branch implements.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "amt/amt.h"
+#include "ca/ca.h"
+#include "ca/store.h"
+#include "common/limits.h"
+#include "common/util.h"
+#include "enroll/enroll.h"
+
+#define PROBE_MS        2000	/* TCP reachability probe */
+#define POLL_MS         250	/* between TLS-port polls */
+#define MISMATCH_GRACE_MS 5000	/* a wrong certificate may be the old one
+				   still being served while AMT restarts */
+
+static const struct {
+	const char *name;
+	const char *title;
+} steps[ENROLL_NSTEPS] = {
+	{ "preflight", "pre-flight: authenticate, FQDN, DNS, transport" },
+	{ "time",      "setting AMT's clock" },
+	{ "chain",     "installing root and intermediate" },
+	{ "leaf",      "key pair in AMT, CSR, certificate" },
+	{ "bind",      "binding the certificate, TLS on, commit" },
+	{ "verify",    "proving TLS on the TLS port" },
+	{ "cleanup",   "removing old certificates and keys" },
+};
+
+const char *
+enroll_step_name(enum enroll_step s)
+{
+	return (unsigned)s < ENROLL_NSTEPS ? steps[s].name : "none";
+}
+
+const char *
+enroll_step_title(enum enroll_step s)
+{
+	return (unsigned)s < ENROLL_NSTEPS ? steps[s].title : "?";
+}
+
+void
+enroll_result_clear(struct enroll_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->host);
+	free(r->address);
+	free(r->amt_version);
+	free(r->serial);
+	free(r->warning);
+	memset(r, 0, sizeof(*r));
+	r->failed_step = -1;
+}
+
+struct eng {
+	struct home *h;
+	const struct enroll_opts *o;
+	struct enroll_result *res;
+	char fqdn[AMTCA_FQDN_MAX + 1];
+	int port, tls_port;
+	long tls_wait_ms;
+	int resolved;			/* the address came from DNS */
+	char resolved_list[256];
+	int plain_open, tls_open;
+	int use_tls;
+	int want_non_secure;		/* effective AcceptNonSecureConnections */
+	struct amt *amt;
+	X509 *served;			/* verified leaf served at pre-flight */
+	X509 *replaced;			/* ours, bound before this run (or NULL) */
+	X509 *leaf;			/* the leaf to bind */
+	char *leaf_handle;
+	unsigned char *root_der, *inter_der;
+	int root_len, inter_len;
+	char *prev_serial;		/* from the device record */
+	int rec_enrolled;
+	char bound_serial[80];		/* ours, bound on AMT, for the record */
+	int cur;			/* step being run */
+};
+
+/* --- small helpers ------------------------------------------------------ */
+
+static void
+progress(struct eng *e, enum enroll_step s, enum enroll_event ev,
+    const char *fmt, ...) AMTCA_PRINTF(4, 5);
+
+static void
+progress(struct eng *e, enum enroll_step s, enum enroll_event ev,
+    const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (e->o->progress == NULL)
+		return;
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		va_end(ap);
+	}
+	e->o->progress(e->o->progress_ctx, s, ev, fmt ? buf : NULL);
+}
+
+static void
+warn(struct eng *e, const char *fmt, ...) AMTCA_PRINTF(2, 3);
+
+static void
+warn(struct eng *e, const char *fmt, ...)
+{
+	char buf[512], *n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (e->res->warning == NULL)
+		n = strdup(buf);
+	else if (asprintf(&n, "%s; %s", e->res->warning, buf) == -1)
+		n = NULL;
+	if (n != NULL) {
+		free(e->res->warning);
+		e->res->warning = n;
+	}
+}
+
+static int
+set_str(char **dst, const char *src)
+{
+	char *n = NULL;
+
+	if (src != NULL && (n = strdup(src)) == NULL)
+		return AMTCA_E_NOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+static time_t
+asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+static X509 *
+der_x509(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+
+	return d2i_X509(NULL, &p, (long)len);
+}
+
+static int
+x509_der_eq(X509 *x, const unsigned char *der, size_t len)
+{
+	unsigned char *mine = NULL;
+	int n, eq;
+
+	if (x == NULL || (n = i2d_X509(x, &mine)) <= 0)
+		return 0;
+	eq = (size_t)n == len && memcmp(mine, der, len) == 0;
+	OPENSSL_free(mine);
+	return eq;
+}
+
+static int
+x509_eq(X509 *a, X509 *b)
+{
+	return a != NULL && b != NULL && X509_cmp(a, b) == 0;
+}
+
+static void
+serial_of(X509 *x, char *buf, size_t len)
+{
+	char *s = NULL;
+
+	if (x != NULL && ca_serial_hex(X509_get0_serialNumber(x), &s) == 0)
+		snprintf(buf, len, "%s", s);
+	else
+		snprintf(buf, len, "?");
+	free(s);
+}
+
+/*
+ * Does `x` verify under our chain, for our FQDN, as a TLS server, now?
+ * With `window`, it must also be outside the renewal window.  *why gets a
+ * static reason when it does not.
+ */
+static int
+leaf_good(struct eng *e, X509 *x, int window, const char **why)
+{
+	X509_STORE *st = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	X509_VERIFY_PARAM *vp;
+	time_t na;
+	int ok = 0;
+
+	*why = "cannot set up verification";
+	if (x == NULL || e->h->root == NULL) {
+		*why = "no certificate";
+		return 0;
+	}
+	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, e->h->root) != 1 ||
+	    (ctx = X509_STORE_CTX_new()) == NULL ||
+	    (untrusted = sk_X509_new_null()) == NULL)
+		goto out;
+	if (e->h->inter != NULL && sk_X509_push(untrusted, e->h->inter) <= 0)
+		goto out;
+	if (X509_STORE_CTX_init(ctx, st, x, untrusted) != 1)
+		goto out;
+	vp = X509_STORE_CTX_get0_param(ctx);
+	X509_VERIFY_PARAM_set_purpose(vp, X509_PURPOSE_SSL_SERVER);
+	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (X509_VERIFY_PARAM_set1_host(vp, e->fqdn, 0) != 1)
+		goto out;
+	if (X509_verify_cert(ctx) != 1) {
+		*why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
+		goto out;
+	}
+	if (window) {
+		na = asn1_time(X509_get0_notAfter(x));
+		if (na - time(NULL) <= (time_t)e->o->renew_days * 86400) {
+			*why = "inside the renewal window";
+			goto out;
+		}
+	}
+	*why = NULL;
+	ok = 1;
+out:
+	sk_X509_free(untrusted);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	ERR_clear_error();
+	return ok;
+}
+
+/* Is `x` a non-CA certificate signed by our intermediate? */
+static int
+issued_by_us(struct eng *e, X509 *x)
+{
+	EVP_PKEY *ipub;
+
+	if (x == NULL || e->h->inter == NULL || X509_check_ca(x) != 0)
+		return 0;
+	if (X509_check_issued(e->h->inter, x) != X509_V_OK)
+		return 0;
+	ipub = X509_get0_pubkey(e->h->inter);
+	return ipub != NULL && X509_verify(x, ipub) == 1;
+}
+
+static const struct amt_key *
+key_for_pub(const struct amt_key *k, size_t nk, EVP_PKEY *pub)
+{
+	size_t i;
+
+	for (i = 0; pub != NULL && i < nk; i++)
+		if (k[i].pub != NULL && EVP_PKEY_eq(k[i].pub, pub) == 1)
+			return &k[i];
+	return NULL;
+}
+
+static const struct amt_cert *
+cert_by_handle(const struct amt_cert *c, size_t nc, const char *handle)
+{
+	size_t i;
+
+	for (i = 0; handle != NULL && i < nc; i++)
+		if (c[i].instance_id != NULL && strcmp(c[i].instance_id, handle) == 0)
+			return &c[i];
+	return NULL;
+}
+
+static const struct amt_cert *
+cert_by_der(const struct amt_cert *c, size_t nc, const unsigned char *der,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < nc; i++)
+		if (c[i].der_len == len && memcmp(c[i].der, der, len) == 0)
+			return &c[i];
+	return NULL;
+}
+
+/* Does some certificate in AMT's store carry this key? */
+static int
+key_has_cert(const struct amt_cert *c, size_t nc, const struct amt_key *k)
+{
+	size_t i;
+	X509 *x;
+	int has = 0;
+
+	for (i = 0; i < nc && !has; i++) {
+		if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
+			continue;
+		has = k->pub != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), k->pub) == 1;
+		X509_free(x);
+	}
+	return has;
+}
+
+/* One line about an AMT call failure, with what AMT said. */
+static int
+amt_err(struct eng *e, int code, const char *what)
+{
+	const struct amt_error *ae = e->amt ? amt_last_error(e->amt) : NULL;
+	char detail[512];
+
+	snprintf(detail, sizeof(detail), "%s", amtca_errmsg(code));
+	if (code == AMTCA_E_AMT_STATUS && ae != NULL && ae->return_value >= 0)
+		return amtca_fail(code, "%s: AMT returned %d %s (%s)", what,
+		    ae->return_value, amt_status_name(ae->return_value), detail);
+	if (code == AMTCA_E_AMT_FAULT && ae != NULL && ae->fault_subcode[0])
+		return amtca_fail(code, "%s: SOAP fault %s: %s", what,
+		    ae->fault_subcode, ae->fault_reason);
+	if (code == AMTCA_E_AMT_AUTH)
+		return amtca_fail(code, "%s: AMT rejected user '%s' (one attempt "
+		    "made, never retried, so the account does not lock): check "
+		    "--user and --password-file", what, e->o->user);
+	return amtca_fail(code, "%s: %s", what, detail);
+}
+
+static int
+is_status(struct eng *e, int code, int pt)
+{
+	const struct amt_error *ae;
+
+	if (code != AMTCA_E_AMT_STATUS || e->amt == NULL)
+		return 0;
+	ae = amt_last_error(e->amt);
+	return ae != NULL && ae->return_value == pt;
+}
+
+static int
+is_fault(struct eng *e, int code, const char *sub)
+{
+	const struct amt_error *ae;
+
+	if (code != AMTCA_E_AMT_FAULT || e->amt == NULL)
+		return 0;
+	ae = amt_last_error(e->amt);
+	return ae != NULL && strcmp(ae->fault_subcode, sub) == 0;
+}
+
+static void
+amt_opts_fill(struct eng *e, struct amt_opts *ao, int tls)
+{
+	memset(ao, 0, sizeof(*ao));
+	ao->host = e->fqdn;
+	ao->address = e->res->address;
+	ao->port = e->port;
+	ao->tls_port = e->tls_port;
+	ao->tls = tls;
+	ao->ca_file = e->h->chain_path;
+	ao->legacy_tls = e->o->legacy_tls;
+	ao->user = e->o->user;
+	ao->password = e->o->password;
+}
+
+/* (Re)connect: TLS verified by our chain, or plain HTTP. */
+static int
+connect_amt(struct eng *e, int tls)
+{
+	struct amt_opts ao;
+	int r;
+
+	amt_free(e->amt);
+	e->amt = NULL;
+	amt_opts_fill(e, &ao, tls);
+	if ((r = amt_open(&ao, &e->amt)) != 0)
+		return r;
+	e->use_tls = tls;
+	return 0;
+}
+
+/* The device row, written after every step. */
+static void
+record(struct eng *e, const char *state, const char *error)
+{
+	struct store_device d;
+	int i, r;
+
+	memset(&d, 0, sizeof(d));
+	d.fqdn = e->fqdn;
+	d.address = e->res->address;
+	d.amt_version = e->res->amt_version;
+	d.cert_serial = e->bound_serial[0] ? e->bound_serial : e->prev_serial;
+	d.state = (char *)state;
+	for (i = ENROLL_NSTEPS - 1; i >= 0; i--)	/* last completed step */
+		if (e->res->steps_done & (1u << i)) {
+			d.last_step = (char *)enroll_step_name((enum enroll_step)i);
+			break;
+		}
+	d.error = (char *)error;
+	d.updated_at = time(NULL);
+	if ((r = store_device_put(e->h->store, &d)) != 0)
+		warn(e, "could not record the device in the store: %s",
+		    amtca_errmsg(r));
+}
+
+static void
+step_done(struct eng *e, enum enroll_step s, int skipped, const char *detail)
+{
+	e->res->steps_done |= 1u << s;
+	if (s == ENROLL_BIND || s == ENROLL_VERIFY)
+		serial_of(e->leaf, e->bound_serial, sizeof(e->bound_serial));
+	record(e, (e->res->steps_done & (1u << ENROLL_VERIFY)) ? "enrolled" :
+	    "enrolling", NULL);
+	progress(e, s, skipped ? ENROLL_EV_SKIP : ENROLL_EV_OK, "%s",
+	    detail ? detail : "");
+}
+
+/* --- step 1: pre-flight ------------------------------------------------- */
+
+/* Pick the address to talk to: --address, else each resolved address. */
+static int
+choose_address(struct eng *e)
+{
+	struct net_addrs na = { NULL, 0 };
+	size_t i;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (e->o->address != NULL) {
+		if (!net_is_ip(e->o->address)) {
+			ret = amtca_fail(AMTCA_E_USAGE, "--address %s is not an IP "
+			    "address", e->o->address);
+			goto out;
+		}
+		ret = set_str(&e->res->address, e->o->address);
+		goto out;
+	}
+	if ((r = net_resolve(e->fqdn, &na)) != 0) {
+		ret = amtca_fail(AMTCA_E_DNS, "%s; fix the DNS record (AMT TLS needs "
+		    "the FQDN to resolve to the device) or pass --address IP",
+		    amtca_errmsg(r));
+		goto out;
+	}
+	e->resolved = 1;
+	net_addrs_join(&na, e->resolved_list, sizeof(e->resolved_list));
+	for (i = 0; i < na.n; i++) {
+		if (net_tcp_probe(na.addr[i], e->port, PROBE_MS) == 0 ||
+		    net_tcp_probe(na.addr[i], e->tls_port, PROBE_MS) == 0) {
+			if (na.n > 1)
+				warn(e, "%s resolves to %s; using %s, the first that "
+				    "answers", e->fqdn, e->resolved_list, na.addr[i]);
+			ret = set_str(&e->res->address, na.addr[i]);
+			goto out;
+		}
+	}
+	ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "%s resolves to %s, but nothing "
+	    "answers on port %d or %d there: the DNS record points at the wrong "
+	    "machine, or the device is off/unplugged; fix DNS or pass "
+	    "--address IP", e->fqdn, e->resolved_list, e->port, e->tls_port);
+out:
+	net_addrs_clear(&na);
+	return ret;
+}
+
+/* Compare the FQDN AMT reports with --host. */
+static int
+check_identity(struct eng *e, const struct amt_general *g)
+{
+	char amtfqdn[AMTCA_FQDN_MAX * 2 + 2];
+	int ret = 0;
+
+	snprintf(amtfqdn, sizeof(amtfqdn), "%s%s%s",
+	    g->hostname ? g->hostname : "",
+	    g->domainname && *g->domainname ? "." : "",
+	    g->domainname ? g->domainname : "");
+	if (strcasecmp(amtfqdn, e->fqdn) == 0)
+		return 0;
+	if (e->o->allow_fqdn_mismatch) {
+		warn(e, "AMT reports FQDN '%s', not %s (allowed by "
+		    "--allow-fqdn-mismatch)", amtfqdn, e->fqdn);
+		return 0;
+	}
+	if (e->resolved)
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "%s resolves to %s, but the "
+		    "AMT answering at %s says its FQDN is '%s': DNS points at the "
+		    "wrong machine or AMT's hostname/domain is wrong; fix one of "
+		    "them (or pass --allow-fqdn-mismatch)", e->fqdn,
+		    e->resolved_list, e->res->address, amtfqdn);
+	else
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "the AMT at %s says its FQDN "
+		    "is '%s', not %s: wrong --address, or AMT's hostname/domain "
+		    "is wrong; fix one of them (or pass --allow-fqdn-mismatch)",
+		    e->res->address, amtfqdn, e->fqdn);
+	return ret;
+}
+
+/*
+ * Decide the transport.  TLS with our chain whenever it verifies; never
+ * fall back to plain HTTP when the device is supposed to be on TLS (the
+ * record says enrolled, or 16992 is closed): that would hand the digest
+ * exchange to whoever serves the wrong certificate.
+ */
+static int
+choose_transport(struct eng *e)
+{
+	struct amt_opts ao;
+	X509 *x = NULL;
+	char why[400];
+	int r, ret = AMTCA_E_INTERNAL;
+
+	e->plain_open = net_tcp_probe(e->res->address, e->port, PROBE_MS) == 0;
+	e->tls_open = net_tcp_probe(e->res->address, e->tls_port, PROBE_MS) == 0;
+	amtca_err_clear();
+	why[0] = '\0';
+	if (e->tls_open) {
+		amt_opts_fill(e, &ao, 1);
+		r = amt_tls_fetch_leaf(&ao, &x);
+		if (r == 0) {
+			e->served = x;
+			x = NULL;
+			ret = connect_amt(e, 1);
+			goto out;
+		}
+		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		if (r != AMTCA_E_AMT_TLS)
+			e->tls_open = 0;	/* answers TCP but no TLS */
+		else if (!e->plain_open || (e->rec_enrolled && !e->o->force)) {
+			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d serves a certificate "
+			    "that does not verify under this CA's chain for %s (%s); "
+			    "refusing to continue (fail closed): a different "
+			    "device or certificate answers there. Check --address/DNS; "
+			    "if the device was re-provisioned elsewhere, clear it and "
+			    "enroll again with --force", e->res->address,
+			    e->tls_port, e->fqdn, why);
+			goto out;
+		} else
+			warn(e, "port %d serves a certificate not from this CA (%s); "
+			    "enrolling over port %d replaces it", e->tls_port, why,
+			    e->port);
+	}
+	if (!e->plain_open) {
+		ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "nothing answers at %s on "
+		    "port %d or %d%s: check that the device is powered and AMT "
+		    "is provisioned%s", e->res->address, e->port, e->tls_port,
+		    why[0] ? " with TLS" : "", e->resolved ? ", and the DNS record" :
+		    ", and --address");
+		goto out;
+	}
+	if (e->rec_enrolled && !e->o->force) {
+		ret = amtca_fail(AMTCA_E_AMT_TLS, "%s was enrolled (TLS on port %d), "
+		    "but TLS does not answer there now while plain port %d does%s%s;"
+		    " not downgrading to plain HTTP. If AMT was unprovisioned or "
+		    "reset, rerun with --force", e->fqdn, e->tls_port, e->port,
+		    why[0] ? ": " : "", why);
+		goto out;
+	}
+	ret = connect_amt(e, 0);
+out:
+	X509_free(x);
+	return ret;
+}
+
+/* TLS settings and binding as we want them?  (already-enrolled test) */
+static int
+settings_ok(struct eng *e, int *ok)
+{
+	struct amt_tls_setting *ts = NULL;
+	size_t nt = 0, i;
+	int r, ret = AMTCA_E_INTERNAL, found = 0;
+
+	*ok = 0;
+	if ((r = amt_tls_settings_list(e->amt, &ts, &nt)) != 0) {
+		ret = amt_err(e, r, "reading TLS settings");
+		goto out;
+	}
+	for (i = 0; i < nt; i++) {
+		if (strcmp(ts[i].instance_id, AMT_TLS_REMOTE) != 0)
+			continue;
+		found = 1;
+		e->want_non_secure = e->o->accept_non_secure &&
+		    ts[i].non_secure_supported != 0;
+		if (ts[i].enabled && !ts[i].mutual_auth &&
+		    !ts[i].accept_non_secure == !e->want_non_secure)
+			*ok = 1;
+	}
+	if (found && !e->want_non_secure && e->plain_open)
+		*ok = 0;	/* set but not in effect: commit again */
+	ret = 0;
+out:
+	amt_tls_settings_free(ts, nt);
+	return ret;
+}
+
+/*
+ * Already enrolled: TLS verified under our chain for this FQDN, the served
+ * leaf is the bound one and outside the renewal window, settings as wanted.
+ */
+static int
+check_enrolled(struct eng *e, int *already)
+{
+	struct amt_cert *c = NULL;
+	size_t nc = 0;
+	const struct amt_cert *b;
+	char *bound = NULL;
+	const char *why;
+	int r, ok, ret = AMTCA_E_INTERNAL;
+
+	*already = 0;
+	if (!e->use_tls || e->served == NULL) {
+		ret = 0;
+		goto out;
+	}
+	if ((r = amt_tls_context_get(e->amt, &bound)) != 0) {
+		ret = amt_err(e, r, "reading the TLS credential context");
+		goto out;
+	}
+	if ((r = amt_certs_list(e->amt, &c, &nc)) != 0) {
+		ret = amt_err(e, r, "listing AMT's certificates");
+		goto out;
+	}
+	b = cert_by_handle(c, nc, bound);
+	if (b != NULL && x509_der_eq(e->served, b->der, b->der_len) &&
+	    issued_by_us(e, e->served)) {
+		e->replaced = X509_dup(e->served);
+		if (e->replaced == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		serial_of(e->served, e->bound_serial, sizeof(e->bound_serial));
+	}
+	if ((r = settings_ok(e, &ok)) != 0) {
+		ret = r;
+		goto out;
+	}
+	*already = e->replaced != NULL && ok && !e->o->force &&
+	    leaf_good(e, e->served, 1, &why);
+	ret = 0;
+out:
+	amt_certs_free(c, nc);
+	free(bound);
+	return ret;
+}
+
+static int
+step_preflight(struct eng *e, int *already)
+{
+	struct amt_general g;
+	struct store_device *dev = NULL;
+	char detail[256];
+	int r, ret = AMTCA_E_INTERNAL;
+
+	memset(&g, 0, sizeof(g));
+	if ((r = store_device_get(e->h->store, e->fqdn, &dev)) == 0) {
+		e->rec_enrolled = dev->state != NULL &&
+		    strcmp(dev->state, "enrolled") == 0;
+		if (dev->cert_serial != NULL &&
+		    (e->prev_serial = strdup(dev->cert_serial)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+	} else if (r != AMTCA_E_NOT_FOUND) {
+		ret = amtca_fail(r, "reading the device record: %s", amtca_errmsg(r));
+		goto out;
+	}
+	amtca_err_clear();
+	if ((r = choose_address(e)) != 0 || (r = choose_transport(e)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((r = amt_general_get(e->amt, &g)) != 0) {
+		ret = amt_err(e, r, "reading AMT_GeneralSettings");
+		goto out;
+	}
+	if ((r = set_str(&e->res->amt_version, g.version)) != 0 ||
+	    (r = check_identity(e, &g)) != 0 ||
+	    (r = check_enrolled(e, already)) != 0) {
+		ret = r;
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "AMT %s at %s over %s%s",
+	    g.version ? g.version : "?", e->res->address,
+	    e->use_tls ? "TLS" : "HTTP", *already ? ", already enrolled" : "");
+	step_done(e, ENROLL_PREFLIGHT, 0, detail);
+	ret = 0;
+out:
+	amt_general_clear(&g);
+	store_device_free(dev);
+	return ret;
+}
+
+/* --- step 2: clock ------------------------------------------------------ */
+
+static int
+step_time(struct eng *e)
+{
+	uint32_t ta0 = 0, now;
+	char detail[96];
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = amt_time_get(e->amt, &ta0)) != 0) {
+		ret = amt_err(e, r, "GetLowAccuracyTimeSynch");
+		goto out;
+	}
+	now = (uint32_t)time(NULL);
+	if ((r = amt_time_set(e->amt, ta0, now, now)) != 0) {
+		ret = amt_err(e, r, "SetHighAccuracyTimeSynch");
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "AMT was %+lld s off",
+	    (long long)ta0 - (long long)now);
+	step_done(e, ENROLL_TIME, 0, detail);
+	ret = 0;
+out:
+	return ret;
+}
+
+/* --- step 3: root and intermediate -------------------------------------- */
+
+static int
+add_ca_cert(struct eng *e, const unsigned char *der, int len, int root,
+    const struct amt_cert *c, size_t nc, int *added)
+{
+	char *handle = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (cert_by_der(c, nc, der, (size_t)len) != NULL) {
+		ret = 0;
+		goto out;
+	}
+	r = root ? amt_add_trusted_root(e->amt, der, (size_t)len, &handle) :
+	    amt_add_cert(e->amt, der, (size_t)len, &handle);
+	if (r != 0 && !is_status(e, r, AMT_PT_DUPLICATE)) {
+		ret = amt_err(e, r, root ? "AddTrustedRootCertificate" :
+		    "AddCertificate (intermediate)");
+		goto out;
+	}
+	if (r == 0)
+		(*added)++;
+	ret = 0;
+out:
+	free(handle);
+	return ret;
+}
+
+static int
+step_chain(struct eng *e)
+{
+	struct amt_cert *c = NULL;
+	size_t nc = 0;
+	int r, added = 0, ret = AMTCA_E_INTERNAL;
+
+	if ((r = amt_certs_list(e->amt, &c, &nc)) != 0) {
+		ret = amt_err(e, r, "listing AMT's certificates");
+		goto out;
+	}
+	if ((r = add_ca_cert(e, e->root_der, e->root_len, 1, c, nc, &added)) != 0 ||
+	    (e->inter_der != NULL &&
+	    (r = add_ca_cert(e, e->inter_der, e->inter_len, 0, c, nc, &added)) != 0)) {
+		ret = r;
+		goto out;
+	}
+	step_done(e, ENROLL_CHAIN, added == 0, added ? "added" : "already present");
+	ret = 0;
+out:
+	amt_certs_free(c, nc);
+	return ret;
+}
+
+/* --- step 4: the leaf --------------------------------------------------- */
+
+/* DER of a PKCS#10 request for CN=fqdn over `pub`, "signed" with zeros. */
+static int
+null_csr(struct eng *e, EVP_PKEY *pub, unsigned char **out, size_t *outlen)
+{
+	X509_REQ *req = NULL;
+	X509_NAME *nm = NULL;
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *sig = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_EXTENSION *ext = NULL;
+	unsigned char *zeros = NULL, *der = NULL;
+	char san[AMTCA_FQDN_MAX + 8];
+	int n, ksize, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((req = X509_REQ_new()) == NULL || (nm = X509_NAME_new()) == NULL ||
+	    (exts = sk_X509_EXTENSION_new_null()) == NULL)
+		goto nomem;
+	if (X509_REQ_set_version(req, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)e->fqdn, -1, -1, 0) != 1 ||
+	    X509_REQ_set_subject_name(req, nm) != 1 ||
+	    X509_REQ_set_pubkey(req, pub) != 1)
+		goto ssl;
+	snprintf(san, sizeof(san), "DNS:%s", e->fqdn);
+	if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san)) == NULL ||
+	    sk_X509_EXTENSION_push(exts, ext) <= 0)
+		goto ssl;
+	ext = NULL;
+	if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage,
+	    "serverAuth")) == NULL || sk_X509_EXTENSION_push(exts, ext) <= 0)
+		goto ssl;
+	ext = NULL;
+	if (X509_REQ_add_extensions(req, exts) != 1)
+		goto ssl;
+	/* The placeholder signature AMT replaces: algorithm + key-size zeros. */
+	if ((alg = X509_ALGOR_new()) == NULL ||
+	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption),
+	    V_ASN1_NULL, NULL) != 1 || X509_REQ_set1_signature_algo(req, alg) != 1)
+		goto ssl;
+	if ((ksize = EVP_PKEY_get_size(pub)) <= 0 ||
+	    (zeros = calloc(1, (size_t)ksize)) == NULL ||
+	    (sig = ASN1_BIT_STRING_new()) == NULL ||
+	    ASN1_BIT_STRING_set(sig, zeros, ksize) != 1)
+		goto nomem;
+	sig->flags &= ~0x07L;
+	sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;	/* 0 unused bits */
+	X509_REQ_set0_signature(req, sig);
+	sig = NULL;
+	if ((n = i2d_X509_REQ(req, &der)) <= 0)
+		goto ssl;
+	*out = der;
+	*outlen = (size_t)n;
+	ret = 0;
+	goto out;
+ssl:
+	ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "building the null-signed CSR");
+	goto out;
+nomem:
+	ret = AMTCA_E_NOMEM;
+out:
+	X509_EXTENSION_free(ext);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ASN1_BIT_STRING_free(sig);
+	X509_ALGOR_free(alg);
+	X509_NAME_free(nm);
+	X509_REQ_free(req);
+	free(zeros);
+	return ret;
+}
+
+/* Newer than the certificate --force replaces? (see docs/enroll.md) */
+static int
+newer_than_replaced(struct eng *e, X509 *x)
+{
+	if (e->replaced == NULL)
+		return 1;
+	if (x509_eq(x, e->replaced))
+		return 0;
+	return ASN1_TIME_compare(X509_get0_notBefore(x),
+	    X509_get0_notBefore(e->replaced)) > 0;
+}
+
+/*
+ * Reuse instead of generating (crash points after AddCertificate and after
+ * ca_issue): an AMT certificate of ours for this FQDN with its key in AMT,
+ * or a certificate we issued to this device whose key is in AMT.
+ */
+static int
+find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
+    const struct amt_key *k, size_t nk, const char *bound)
+{
+	struct store_cert *sc = NULL;
+	size_t nsc = 0, i;
+	X509 *x, *best = NULL;
+	const char *best_handle = NULL, *why;
+	char *handle = NULL;
+	int r, is_bound, best_bound, ret = AMTCA_E_INTERNAL;
+
+	for (i = 0; i < nc; i++) {
+		if (c[i].trusted_root || c[i].read_only ||
+		    (x = der_x509(c[i].der, c[i].der_len)) == NULL)
+			continue;
+		if (!issued_by_us(e, x) || !leaf_good(e, x, 1, &why) ||
+		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
+		    (e->o->force && !newer_than_replaced(e, x))) {
+			X509_free(x);
+			continue;
+		}
+		/* Prefer the bound one, else the newest. */
+		is_bound = bound != NULL && strcmp(c[i].instance_id, bound) == 0;
+		best_bound = best_handle != NULL && bound != NULL &&
+		    strcmp(best_handle, bound) == 0;
+		if (best == NULL || is_bound || (!best_bound &&
+		    ASN1_TIME_compare(X509_get0_notBefore(x),
+		    X509_get0_notBefore(best)) > 0)) {
+			X509_free(best);
+			best = x;
+			best_handle = c[i].instance_id;
+		} else
+			X509_free(x);
+	}
+	if (best != NULL) {
+		if ((ret = set_str(&e->leaf_handle, best_handle)) != 0)
+			goto out;
+		e->leaf = best;
+		best = NULL;
+		e->res->reused = 1;
+		ret = 0;
+		goto out;
+	}
+	/* Issued and durably recorded, but AddCertificate never happened. */
+	if ((r = store_cert_list(e->h->store, &sc, &nsc)) != 0) {
+		ret = amtca_fail(r, "listing issued certificates: %s", amtca_errmsg(r));
+		goto out;
+	}
+	for (i = nsc; i-- > 0;) {
+		if (sc[i].device == NULL || strcasecmp(sc[i].device, e->fqdn) != 0 ||
+		    sc[i].requester == NULL || strcmp(sc[i].requester, "enroll") != 0 ||
+		    sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
+		    (x = der_x509(sc[i].der, sc[i].der_len)) == NULL)
+			continue;
+		if (!leaf_good(e, x, 1, &why) ||
+		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
+		    (e->o->force && !newer_than_replaced(e, x))) {
+			X509_free(x);
+			continue;
+		}
+		r = amt_add_cert(e->amt, sc[i].der, sc[i].der_len, &handle);
+		if (r != 0 && !is_status(e, r, AMT_PT_DUPLICATE)) {
+			X509_free(x);
+			ret = amt_err(e, r, "AddCertificate (leaf issued earlier)");
+			goto out;
+		}
+		if (r != 0) {
+			/* Present after all: find its handle. */
+			struct amt_cert *c2 = NULL;
+			size_t nc2 = 0;
+			const struct amt_cert *f;
+
+			if ((r = amt_certs_list(e->amt, &c2, &nc2)) != 0) {
+				X509_free(x);
+				ret = amt_err(e, r, "listing AMT's certificates");
+				goto out;
+			}
+			f = cert_by_der(c2, nc2, sc[i].der, sc[i].der_len);
+			r = f ? set_str(&handle, f->instance_id) : AMTCA_E_AMT_MISMATCH;
+			amt_certs_free(c2, nc2);
+			if (r != 0) {
+				X509_free(x);
+				ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT says the "
+				    "leaf is a duplicate but does not list it");
+				goto out;
+			}
+		}
+		e->leaf = x;
+		e->leaf_handle = handle;
+		handle = NULL;
+		e->res->reused = 1;
+		break;
+	}
+	ret = 0;
+out:
+	X509_free(best);
+	free(handle);
+	store_certs_free(sc, nsc);
+	return ret;
+}
+
+/* GenerateKeyPair, retrying while AMT says it is busy generating keys. */
+static int
+generate_key(struct eng *e, char **handle)
+{
+	long backoff = AMTCA_AMT_KEYGEN_BACKOFF_MS;
+	int r, tries, ret = AMTCA_E_INTERNAL;
+
+	for (tries = 1;; tries++) {
+		r = amt_generate_key_pair(e->amt, 0, 2048, handle);
+		if (r == 0)
+			break;
+		if (!is_status(e, r, AMT_PT_PKI_GENERATING_KEYS) ||
+		    tries >= AMTCA_AMT_KEYGEN_TRIES) {
+			ret = amt_err(e, r, tries > 1 ? "GenerateKeyPair (after "
+			    "retries while AMT was busy)" : "GenerateKeyPair");
+			goto out;
+		}
+		amtca_sleep_ms(backoff);
+		if (backoff < 8 * AMTCA_AMT_KEYGEN_BACKOFF_MS)
+			backoff *= 2;
+	}
+	if (tries > 1)
+		progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, "AMT was busy; key "
+		    "generated after %d tries", tries);
+	ret = 0;
+out:
+	return ret;
+}
+
+/* Delete keys with no certificate in AMT (crash after GenerateKeyPair). */
+static int
+delete_orphan_keys(struct eng *e, const struct amt_cert *c, size_t nc,
+    const struct amt_key *k, size_t nk)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < nk; i++) {
+		if (key_has_cert(c, nc, &k[i]))
+			continue;
+		if ((r = amt_key_delete(e->amt, k[i].instance_id)) != 0)
+			return amt_err(e, r, "deleting an orphan key pair before "
+			    "generating a new one");
+		e->res->removed_keys++;
+	}
+	return 0;
+}
+
+static int
+new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
+    const struct amt_key *k, size_t nk)
+{
+	struct amt_key *k2 = NULL;
+	size_t nk2 = 0, i;
+	char *khandle = NULL, *chandle = NULL;
+	unsigned char *ncsr = NULL, *scsr = NULL, *leafder = NULL;
+	size_t ncsr_len = 0, scsr_len = 0;
+	EVP_PKEY *pub = NULL;
+	X509_REQ *csr = NULL;
+	X509 *leaf = NULL;
+	struct ca_request req;
+	int r, n, ret = AMTCA_E_INTERNAL;
+
+	if ((r = delete_orphan_keys(e, c, nc, k, nk)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((r = generate_key(e, &khandle)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((r = amt_keys_list(e->amt, &k2, &nk2)) != 0) {
+		ret = amt_err(e, r, "reading the new key pair");
+		goto out;
+	}
+	for (i = 0; i < nk2; i++)
+		if (strcmp(k2[i].instance_id, khandle) == 0)
+			pub = k2[i].pub;
+	if (pub == NULL) {
+		ret = amtca_fail(AMTCA_E_AMT_PARSE, "AMT does not list the key pair "
+		    "it just generated (%s) with a usable public key", khandle);
+		goto out;
+	}
+	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA || EVP_PKEY_get_bits(pub) != 2048) {
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT generated a %d-bit "
+		    "non-RSA-2048 key for %s", EVP_PKEY_get_bits(pub), khandle);
+		goto out;
+	}
+	if ((r = null_csr(e, pub, &ncsr, &ncsr_len)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((r = amt_pkcs10_request(e->amt, khandle, 1, ncsr, ncsr_len, &scsr,
+	    &scsr_len)) != 0) {
+		ret = amt_err(e, r, "GeneratePKCS10RequestEx");
+		goto out;
+	}
+	/* AMT's CSR must verify and carry exactly the key we asked about. */
+	if ((r = ca_csr_parse(scsr, scsr_len, &csr)) != 0) {
+		ret = amtca_fail(r, "the CSR AMT signed is not acceptable: %s",
+		    amtca_errmsg(r));
+		goto out;
+	}
+	if (EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), pub) != 1) {
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "the CSR AMT signed carries "
+		    "a different public key than key pair %s", khandle);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.fqdn = e->fqdn;
+	req.csr = csr;
+	req.requester = "enroll";
+	req.device = e->fqdn;
+	if ((r = ca_issue(e->h->ca, &req, &leaf)) != 0) {
+		ret = amtca_fail(r, "issuing the certificate: %s", amtca_errmsg(r));
+		goto out;
+	}
+	{
+		char s[80];
+
+		serial_of(leaf, s, sizeof(s));
+		progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, "issued serial %s", s);
+	}
+	if ((n = i2d_X509(leaf, &leafder)) <= 0) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "encoding the leaf");
+		goto out;
+	}
+	if (n > AMTCA_AMT_CERT_DER_MAX) {
+		ret = amtca_fail(AMTCA_E_LIMIT, "the leaf is %d bytes, more than "
+		    "AMT's %d", n, AMTCA_AMT_CERT_DER_MAX);
+		goto out;
+	}
+	r = amt_add_cert(e->amt, leafder, (size_t)n, &chandle);
+	if (r != 0) {
+		ret = amt_err(e, r, "AddCertificate (leaf)");
+		goto out;
+	}
+	e->leaf = leaf;
+	leaf = NULL;
+	e->leaf_handle = chandle;
+	chandle = NULL;
+	ret = 0;
+out:
+	amt_keys_free(k2, nk2);
+	free(khandle);
+	free(chandle);
+	free(ncsr);
+	free(scsr);
+	OPENSSL_free(leafder);
+	X509_REQ_free(csr);
+	X509_free(leaf);
+	return ret;
+}
+
+static int
+step_leaf(struct eng *e)
+{
+	struct amt_cert *c = NULL;
+	struct amt_key *k = NULL;
+	size_t nc = 0, nk = 0;
+	char *bound = NULL, serial[80], detail[160];
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = amt_certs_list(e->amt, &c, &nc)) != 0 ||
+	    (r = amt_keys_list(e->amt, &k, &nk)) != 0 ||
+	    (r = amt_tls_context_get(e->amt, &bound)) != 0) {
+		ret = amt_err(e, r, "reading AMT's certificate store");
+		goto out;
+	}
+	if (e->replaced == NULL) {
+		/* --force without TLS up: the bound leaf of ours is what we replace. */
+		const struct amt_cert *b = cert_by_handle(c, nc, bound);
+		X509 *x = b ? der_x509(b->der, b->der_len) : NULL;
+
+		if (x != NULL && issued_by_us(e, x))
+			e->replaced = x;
+		else
+			X509_free(x);
+	}
+	if ((r = find_reusable(e, c, nc, k, nk, bound)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (e->leaf == NULL && (r = new_leaf(e, c, nc, k, nk)) != 0) {
+		ret = r;
+		goto out;
+	}
+	serial_of(e->leaf, serial, sizeof(serial));
+	if ((r = set_str(&e->res->serial, serial)) != 0) {
+		ret = r;
+		goto out;
+	}
+	e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
+	snprintf(detail, sizeof(detail), "%s serial %s as %s",
+	    e->res->reused ? "reusing" : "new", serial, e->leaf_handle);
+	step_done(e, ENROLL_LEAF, e->res->reused, detail);
+	ret = 0;
+out:
+	amt_certs_free(c, nc);
+	amt_keys_free(k, nk);
+	free(bound);
+	return ret;
+}
+
+/* --- step 5: bind, settings, commit -------------------------------------- */
+
+static int
+step_bind(struct eng *e, int *commit_lost)
+{
+	struct amt_tls_setting *ts = NULL;
+	size_t nt = 0, i;
+	char *bound = NULL;
+	int r, remote = 0, ret = AMTCA_E_INTERNAL;
+
+	*commit_lost = 0;
+	if ((r = amt_tls_context_get(e->amt, &bound)) != 0) {
+		ret = amt_err(e, r, "reading the TLS credential context");
+		goto out;
+	}
+	if (bound != NULL && strcmp(bound, e->leaf_handle) == 0) {
+		/* already points at our leaf */
+	} else if (bound != NULL) {
+		if ((r = amt_tls_context_put(e->amt, e->leaf_handle)) != 0) {
+			ret = amt_err(e, r, "Put AMT_TLSCredentialContext");
+			goto out;
+		}
+	} else if ((r = amt_tls_context_create(e->amt, e->leaf_handle)) != 0) {
+		if (!is_fault(e, r, "AlreadyExists")) {
+			ret = amt_err(e, r, "Create AMT_TLSCredentialContext");
+			goto out;
+		}
+		/* Someone bound meanwhile, or the listing lied: re-read, Put. */
+		free(bound);
+		bound = NULL;
+		if ((r = amt_tls_context_get(e->amt, &bound)) != 0) {
+			ret = amt_err(e, r, "re-reading the TLS credential context");
+			goto out;
+		}
+		if ((bound == NULL || strcmp(bound, e->leaf_handle) != 0) &&
+		    (r = amt_tls_context_put(e->amt, e->leaf_handle)) != 0) {
+			ret = amt_err(e, r, "Put AMT_TLSCredentialContext");
+			goto out;
+		}
+	}
+	if ((r = amt_tls_settings_list(e->amt, &ts, &nt)) != 0) {
+		ret = amt_err(e, r, "reading TLS settings");
+		goto out;
+	}
+	/* Remote first, then local (§6.1 steps 11-12). */
+	for (i = 0; i < nt; i++) {
+		if (strcmp(ts[i].instance_id, AMT_TLS_REMOTE) != 0)
+			continue;
+		remote = 1;
+		e->want_non_secure = e->o->accept_non_secure &&
+		    ts[i].non_secure_supported != 0;
+		if (e->o->accept_non_secure && !e->want_non_secure)
+			warn(e, "this firmware does not support non-secure "
+			    "connections with TLS on: port %d closes", e->port);
+		ts[i].enabled = 1;
+		ts[i].mutual_auth = 0;
+		ts[i].accept_non_secure = e->want_non_secure;
+		if ((r = amt_tls_setting_put(e->amt, &ts[i])) != 0) {
+			ret = amt_err(e, r, "Put remote AMT_TLSSettingData");
+			goto out;
+		}
+	}
+	if (!remote) {
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT has no '%s' instance",
+		    AMT_TLS_REMOTE);
+		goto out;
+	}
+	for (i = 0; i < nt; i++) {
+		if (strcmp(ts[i].instance_id, AMT_TLS_LOCAL) != 0)
+			continue;
+		ts[i].enabled = 1;
+		ts[i].mutual_auth = 0;	/* accept_non_secure echoed as read */
+		if ((r = amt_tls_setting_put(e->amt, &ts[i])) != 0) {
+			ret = amt_err(e, r, "Put local AMT_TLSSettingData");
+			goto out;
+		}
+	}
+	/*
+	 * Commit last: everything before it is pending, so a crash before
+	 * here leaves AMT running its old configuration (never half-on).
+	 */
+	if ((r = amt_commit(e->amt)) != 0) {
+		if (r != AMTCA_E_AMT_TRANSPORT) {
+			ret = amt_err(e, r, "CommitChanges");
+			goto out;
+		}
+		/* AMT restarts its network stack: the reply may be lost. */
+		*commit_lost = 1;
+	}
+	step_done(e, ENROLL_BIND, 0, *commit_lost ? "committed (reply lost "
+	    "while AMT restarted its network; verifying)" : "committed");
+	ret = 0;
+out:
+	amt_tls_settings_free(ts, nt);
+	free(bound);
+	return ret;
+}
+
+/* --- step 6: prove it ----------------------------------------------------- */
+
+static int
+step_verify(struct eng *e, int commit_lost)
+{
+	struct amt_opts ao;
+	struct amt_general g;
+	X509 *x = NULL;
+	unsigned char pin[SHA256_DIGEST_LENGTH], *der = NULL;
+	long long deadline, mismatch_since = 0, now;
+	char why[400], got[80], want[80], detail[200];
+	int r, n, ret = AMTCA_E_INTERNAL, last = 0;
+
+	memset(&g, 0, sizeof(g));
+	why[0] = '\0';
+	deadline = amtca_now_ms() + e->tls_wait_ms;
+	amt_opts_fill(e, &ao, 1);
+	for (;;) {
+		X509_free(x);
+		x = NULL;
+		r = amt_tls_fetch_leaf(&ao, &x);
+		now = amtca_now_ms();
+		if (r == 0 && x509_eq(x, e->leaf))
+			break;
+		if (r == 0 && x509_eq(x, e->replaced)) {
+			/* the old certificate until AMT restarts its listener */
+			mismatch_since = 0;
+			snprintf(why, sizeof(why), "still serving the previous "
+			    "certificate");
+		} else if (r == 0 || r == AMTCA_E_AMT_TLS) {
+			if (mismatch_since == 0)
+				mismatch_since = now;
+			last = r;
+			if (r == 0) {
+				serial_of(x, got, sizeof(got));
+				serial_of(e->leaf, want, sizeof(want));
+				snprintf(why, sizeof(why), "it serves serial %s, "
+				    "not the installed %s", got, want);
+			} else
+				snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+			if (now - mismatch_since >= MISMATCH_GRACE_MS) {
+				ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d does not serve "
+				    "the certificate just installed (%s): failing "
+				    "closed. The device or something in front of it "
+				    "answers with another certificate; check "
+				    "--address/DNS and the device", e->res->address,
+				    e->tls_port, why);
+				goto out;
+			}
+		} else {
+			mismatch_since = 0;
+			snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		}
+		if (now >= deadline) {
+			ret = amtca_fail(last ? AMTCA_E_AMT_TLS : AMTCA_E_AMT_TRANSPORT,
+			    "TLS did not come up with the new certificate on "
+			    "%s:%d within %ld ms (%s)%s; rerun to resume",
+			    e->res->address, e->tls_port, e->tls_wait_ms, why,
+			    commit_lost ? "; the commit reply was lost, the "
+			    "commit may not have happened" : "");
+			goto out;
+		}
+		amtca_sleep_ms(POLL_MS);
+	}
+	/* Byte-identical to what we issued (X509_cmp above compares the DER
+	 * hash; check the bytes too), then pin it for the WS-MAN Get. */
+	if ((n = i2d_X509(e->leaf, &der)) <= 0 || !x509_der_eq(x, der, (size_t)n)) {
+		ret = amtca_fail(AMTCA_E_AMT_TLS, "the served certificate differs "
+		    "from the issued one");
+		goto out;
+	}
+	SHA256(der, (size_t)n, pin);
+	ao.pin_sha256 = pin;
+	amt_free(e->amt);
+	e->amt = NULL;
+	if ((r = amt_open(&ao, &e->amt)) != 0 ||
+	    (r = amt_general_get(e->amt, &g)) != 0) {
+		ret = amt_err(e, r, "authenticated WS-MAN Get over TLS");
+		goto out;
+	}
+	e->use_tls = 1;
+	if (!e->want_non_secure) {
+		/* 16992 must stop answering. */
+		while (net_tcp_probe(e->res->address, e->port, PROBE_MS) == 0) {
+			if (amtca_now_ms() >= deadline) {
+				ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "port %d still "
+				    "answers after the commit although "
+				    "AcceptNonSecureConnections=false; rerun to "
+				    "commit again", e->port);
+				goto out;
+			}
+			amtca_sleep_ms(POLL_MS);
+		}
+		amtca_err_clear();
+	}
+	e->res->non_secure_open = e->want_non_secure;
+	snprintf(detail, sizeof(detail), "leaf verified, byte-identical, "
+	    "WS-MAN over TLS ok, port %d %s", e->port,
+	    e->want_non_secure ? "left open" : "closed");
+	step_done(e, ENROLL_VERIFY, 0, detail);
+	ret = 0;
+out:
+	amt_general_clear(&g);
+	OPENSSL_free(der);
+	X509_free(x);
+	return ret;
+}
+
+/* --- step 7: cleanup ----------------------------------------------------- */
+
+static int
+step_cleanup(struct eng *e)
+{
+	struct amt_cert *c = NULL;
+	struct amt_key *k = NULL;
+	size_t nc = 0, nk = 0, i;
+	char *bound = NULL, detail[120];
+	const struct amt_cert *b;
+	X509 *bx = NULL, *x;
+	unsigned dc = 0, dk = 0;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = amt_tls_context_get(e->amt, &bound)) != 0 ||
+	    (r = amt_certs_list(e->amt, &c, &nc)) != 0) {
+		ret = amt_err(e, r, "reading AMT's certificate store");
+		goto out;
+	}
+	if ((b = cert_by_handle(c, nc, bound)) == NULL ||
+	    (bx = der_x509(b->der, b->der_len)) == NULL || !x509_eq(bx, e->leaf)) {
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "the TLS binding does not "
+		    "point at the verified certificate; not cleaning up");
+		goto out;
+	}
+	/* Certificates first: our unbound leaves (never CA certs, roots,
+	 * read-only ones, or anything not issued by our intermediate). */
+	for (i = 0; i < nc; i++) {
+		if (&c[i] == b || c[i].trusted_root || c[i].read_only ||
+		    cert_by_der(&c[i], 1, e->root_der, (size_t)e->root_len) ||
+		    (e->inter_der && cert_by_der(&c[i], 1, e->inter_der,
+		    (size_t)e->inter_len)))
+			continue;
+		if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
+			continue;
+		r = issued_by_us(e, x) && !x509_eq(x, e->leaf);
+		X509_free(x);
+		if (!r)
+			continue;
+		if ((r = amt_cert_delete(e->amt, c[i].instance_id)) != 0) {
+			if (r == AMTCA_E_AMT_FAULT || r == AMTCA_E_AMT_STATUS) {
+				warn(e, "AMT refused to delete %s: %s",
+				    c[i].instance_id, amtca_errmsg(r));
+				continue;
+			}
+			ret = amt_err(e, r, "deleting an old certificate");
+			goto out;
+		}
+		dc++;
+	}
+	/* Then keys that no longer have a certificate (never the bound one). */
+	amt_certs_free(c, nc);
+	c = NULL;
+	nc = 0;
+	if ((r = amt_certs_list(e->amt, &c, &nc)) != 0 ||
+	    (r = amt_keys_list(e->amt, &k, &nk)) != 0) {
+		ret = amt_err(e, r, "re-reading AMT's certificate store");
+		goto out;
+	}
+	for (i = 0; i < nk; i++) {
+		if (k[i].pub == NULL || key_has_cert(c, nc, &k[i]) ||
+		    EVP_PKEY_eq(k[i].pub, X509_get0_pubkey(e->leaf)) == 1)
+			continue;
+		if ((r = amt_key_delete(e->amt, k[i].instance_id)) != 0) {
+			if (r == AMTCA_E_AMT_FAULT || r == AMTCA_E_AMT_STATUS) {
+				warn(e, "AMT refused to delete %s: %s",
+				    k[i].instance_id, amtca_errmsg(r));
+				continue;
+			}
+			ret = amt_err(e, r, "deleting an old key pair");
+			goto out;
+		}
+		dk++;
+	}
+	e->res->removed_certs += dc;
+	e->res->removed_keys += dk;
+	snprintf(detail, sizeof(detail), "removed %u certificate(s), %u key(s)",
+	    e->res->removed_certs, e->res->removed_keys);
+	step_done(e, ENROLL_CLEANUP, dc + dk == 0, detail);
+	ret = 0;
+out:
+	X509_free(bx);
+	amt_certs_free(c, nc);
+	amt_keys_free(k, nk);
+	free(bound);
+	return ret;
+}
+
+/* --- the run ------------------------------------------------------------- */
+
+int
+enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *res)
+{
+	struct eng e;
+	char line[1024];
+	int r, already = 0, commit_lost = 0, ret = AMTCA_E_INTERNAL;
+
+	memset(&e, 0, sizeof(e));
+	memset(res, 0, sizeof(*res));
+	res->failed_step = -1;
+	e.h = h;
+	e.o = o;
+	e.res = res;
+	e.port = o->port ? o->port : 16992;
+	e.tls_port = o->tls_port ? o->tls_port : 16993;
+	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
+	e.cur = ENROLL_PREFLIGHT;
+	if (h->store == NULL || h->ca == NULL || h->root == NULL ||
+	    h->chain_path == NULL) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
+		goto fail_early;
+	}
+	if ((r = ca_fqdn_check(o->host, &h->policy, e.fqdn)) != 0) {
+		ret = amtca_fail(r, "%s", amtca_errmsg(r));
+		goto fail_early;
+	}
+	if ((res->host = strdup(e.fqdn)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto fail_early;
+	}
+	if ((e.root_len = i2d_X509(h->root, &e.root_der)) <= 0 ||
+	    (h->inter != NULL && (e.inter_len = i2d_X509(h->inter, &e.inter_der)) <= 0)) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "encoding the CA certificates");
+		goto fail_early;
+	}
+
+	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_preflight(&e, &already)) != 0)
+		goto fail;
+	if (already) {
+		/* Verified in pre-flight: TLS under our chain, bound leaf, WS-MAN
+		 * over TLS.  Finish a cleanup an earlier run may not have. */
+		int s;
+
+		e.leaf = X509_dup(e.served);
+		if (e.leaf == NULL) {
+			r = AMTCA_E_NOMEM;
+			goto fail;
+		}
+		{
+			char serial[80];
+
+			serial_of(e.leaf, serial, sizeof(serial));
+			if ((r = set_str(&res->serial, serial)) != 0)
+				goto fail;
+		}
+		res->not_after = asn1_time(X509_get0_notAfter(e.leaf));
+		res->non_secure_open = e.plain_open;
+		res->status = "already enrolled";
+		for (s = ENROLL_TIME; s <= ENROLL_VERIFY; s++) {
+			e.cur = s;
+			res->steps_done |= 1u << s;
+			progress(&e, (enum enroll_step)s, ENROLL_EV_SKIP,
+			    s == ENROLL_VERIFY ? "served leaf verified, bound, "
+			    "outside the renewal window" : "not needed");
+		}
+		record(&e, "enrolled", NULL);
+		e.cur = ENROLL_CLEANUP;
+		progress(&e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
+		if ((r = step_cleanup(&e)) != 0)
+			goto fail;
+		ret = 0;
+		goto out;
+	}
+	e.cur = ENROLL_TIME;
+	progress(&e, ENROLL_TIME, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_time(&e)) != 0)
+		goto fail;
+	e.cur = ENROLL_CHAIN;
+	progress(&e, ENROLL_CHAIN, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_chain(&e)) != 0)
+		goto fail;
+	e.cur = ENROLL_LEAF;
+	progress(&e, ENROLL_LEAF, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_leaf(&e)) != 0)
+		goto fail;
+	e.cur = ENROLL_BIND;
+	progress(&e, ENROLL_BIND, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_bind(&e, &commit_lost)) != 0)
+		goto fail;
+	e.cur = ENROLL_VERIFY;
+	progress(&e, ENROLL_VERIFY, ENROLL_EV_BEGIN, NULL);
+	res->status = e.replaced != NULL && !x509_eq(e.replaced, e.leaf) ?
+	    "renewed" : "enrolled";
+	if ((r = step_verify(&e, commit_lost)) != 0)
+		goto fail;
+	e.cur = ENROLL_CLEANUP;
+	progress(&e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_cleanup(&e)) != 0)
+		goto fail;
+	ret = 0;
+	goto out;
+fail:
+	/* Keep the detail, record it, report it with the step it broke. */
+	snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
+	res->failed_step = e.cur;
+	res->status = "failed";
+	record(&e, (res->steps_done & (1u << ENROLL_VERIFY)) ? "enrolled" :
+	    "failed", line);
+	progress(&e, (enum enroll_step)e.cur, ENROLL_EV_FAIL, "%s", line);
+	ret = amtca_fail(r, "enroll %s: step %d/%d (%s) failed: %s", e.fqdn,
+	    e.cur + 1, ENROLL_NSTEPS, enroll_step_name((enum enroll_step)e.cur),
+	    line);
+	goto out;
+fail_early:
+	res->failed_step = ENROLL_PREFLIGHT;
+	res->status = "failed";
+	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_FAIL, "%s", amtca_errmsg(ret));
+out:
+	amt_free(e.amt);
+	X509_free(e.served);
+	X509_free(e.replaced);
+	X509_free(e.leaf);
+	free(e.leaf_handle);
+	OPENSSL_free(e.root_der);
+	OPENSSL_free(e.inter_der);
+	free(e.prev_serial);
+	return ret;
+}

@@ -1,0 +1,110 @@
+/*
+ * enroll/: the enrollment engine (one device's steps) and the network
+ * checks it shares with `amtca doctor`.
+ *
+ * The engine is a reconciler, not a script with a resume pointer: every
+ * step looks at what AMT actually holds and does only what is missing, so
+ * running it again after a failure (or a crash) at any point completes the
+ * job without piling up keys or certificates in AMT's store.  The argument
+ * for each crash point is in docs/enroll.md.
+ */
+#ifndef AMTCA_ENROLL_ENROLL_H
+#define AMTCA_ENROLL_ENROLL_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "enroll/cli.h"
+
+/* The seven steps, in order (1-based numbers are what users see). */
+enum enroll_step {
+	ENROLL_PREFLIGHT = 0,	/* auth, version, FQDN, DNS, port choice */
+	ENROLL_TIME,		/* AMT clock from ours */
+	ENROLL_CHAIN,		/* root + intermediate into AMT's store */
+	ENROLL_LEAF,		/* key in AMT, CSR, issuance, AddCertificate */
+	ENROLL_BIND,		/* credential context, TLS settings, commit */
+	ENROLL_VERIFY,		/* handshake, byte-identical leaf, Get over TLS */
+	ENROLL_CLEANUP,		/* old unbound leaves, then their keys */
+	ENROLL_NSTEPS
+};
+
+/* "preflight", "time", ... (stable: stored as last_step, printed in JSON). */
+const char *enroll_step_name(enum enroll_step s);
+/* "pre-flight checks", ... (for humans). */
+const char *enroll_step_title(enum enroll_step s);
+
+/* Progress events for the CLI (TTY output). */
+enum enroll_event { ENROLL_EV_BEGIN, ENROLL_EV_OK, ENROLL_EV_SKIP,
+    ENROLL_EV_FAIL };
+
+struct enroll_opts {
+	const char *host;		/* FQDN as given */
+	const char *address;		/* optional IP pin */
+	int port;			/* 0 = 16992 */
+	int tls_port;			/* 0 = 16993 */
+	const char *user;
+	const char *password;		/* borrowed; the caller wipes it */
+	int force;			/* renew even when the leaf is fine */
+	int accept_non_secure;		/* keep 16992 open after TLS is on */
+	int allow_fqdn_mismatch;
+	int renew_days;			/* renewal window */
+	int legacy_tls;
+	long tls_wait_ms;		/* 0 = AMTCA_AMT_TLS_WAIT_MS */
+	/* Optional progress callback; `detail` may be NULL. */
+	void (*progress)(void *ctx, enum enroll_step s, enum enroll_event ev,
+	    const char *detail);
+	void *progress_ctx;
+};
+
+/* What happened; strings malloc'd, released with enroll_result_clear(). */
+struct enroll_result {
+	char *host;			/* normalised FQDN */
+	char *address;			/* the address talked to */
+	char *amt_version;
+	char *serial;			/* the bound leaf (ours) */
+	time_t not_after;
+	const char *status;		/* "enrolled" | "renewed" |
+					   "already enrolled" | "failed" */
+	unsigned steps_done;		/* bit i = step i completed */
+	int failed_step;		/* -1 when none */
+	int reused;			/* leaf reused from an earlier run */
+	int non_secure_open;		/* 16992 left open */
+	unsigned removed_certs;		/* cleanup counts */
+	unsigned removed_keys;
+	char *warning;			/* one line or NULL */
+};
+
+void enroll_result_clear(struct enroll_result *r);
+
+/*
+ * Run the enrollment of one device against the opened home (HOME_STORE |
+ * HOME_SIGNER).  Records the device in the store after every step.
+ * Returns 0 or a negative AMTCA_E_* code with an amtca_fail() detail that
+ * says what failed, why, and what to do.
+ */
+int enroll_run(struct home *h, const struct enroll_opts *o,
+    struct enroll_result *res) AMTCA_WUR;
+
+/* --- netcheck.c: DNS and reachability -------------------------------- */
+
+/* Numeric addresses of `host` (getaddrinfo, TCP), deduplicated. */
+struct net_addrs {
+	char **addr;
+	size_t n;
+};
+/* AMTCA_E_DNS with the resolver's reason when nothing resolves. */
+int net_resolve(const char *host, struct net_addrs *out) AMTCA_WUR;
+void net_addrs_clear(struct net_addrs *a);
+/* "10.0.0.5, 10.0.0.6" into buf (truncated with "..."). */
+void net_addrs_join(const struct net_addrs *a, char *buf, size_t len);
+/* Is `s` a numeric IPv4/IPv6 address? */
+int net_is_ip(const char *s);
+
+/*
+ * TCP connect to addr:port within timeout_ms.  0 when it connects;
+ * AMTCA_E_AMT_TRANSPORT with "connection refused" / "timed out" / ...
+ */
+int net_tcp_probe(const char *addr, int port, long timeout_ms) AMTCA_WUR;
+
+#endif
