@@ -75,8 +75,23 @@ int hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
 /* Find the key pair labelled `label` once; AMTCA_E_HSM_KEY if missing. */
 int hsm_key_find(struct hsm *h, const char *label, struct hsm_key **out) AMTCA_WUR;
 
-/* Remove both halves of the key pair from the token (benchmark keys). */
+/*
+ * Remove both halves of the key pair from the token (benchmark keys).  No
+ * hsm_sign() on `k` may be running; afterwards it fails with HSM_KEY.  `k`
+ * is still released with hsm_key_free().
+ */
 int hsm_key_destroy(struct hsm *h, struct hsm_key *k) AMTCA_WUR;
+
+/*
+ * Protection attributes of the private half as the token reports them
+ * (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE,
+ * CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE), for tests and status output.
+ */
+struct hsm_key_protection {
+	int token, is_private, sensitive, extractable;
+	int always_sensitive, never_extractable;
+};
+int hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out) AMTCA_WUR;
 
 /* Release the handle (the key stays in the token).  NULL is fine. */
 void hsm_key_free(struct hsm_key *k);

@@ -1,0 +1,1599 @@
+/*
+ * hsm/: PKCS#11 through the module's CK_FUNCTION_LIST, loaded and
+ * reference-counted by p11-kit (see docs/hsm.md for why not libp11).
+ *
+ * Concurrency: one "admin" session (read-write, the one we logged in on)
+ * serves key generation, lookup, destruction and attribute reads under
+ * admin_lock; signing takes a session from a small pool (grown on demand up
+ * to AMTCA_HSM_SESSIONS_MAX) so no PKCS#11 session is ever used by two
+ * threads at once.  The login state belongs to the application, so sessions
+ * opened after C_Login are logged in too; the admin session stays open for
+ * the life of the handle so the login never lapses.
+ */
+#include "hsm/hsm.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <p11-kit/p11-kit.h>
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+
+#include "common/limits.h"
+#include "common/util.h"
+
+/* Largest public-key attribute we accept from a token (RSA-16384 modulus). */
+#define ATTR_MAX	2048
+#define KEY_ID_LEN	16
+#define PIN_HEX_LEN	32
+#define TOKEN_LABEL_LEN	32
+
+static const char *const softhsm_modules[] = {
+	"/usr/lib/softhsm/libsofthsm2.so",
+	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+	"/usr/lib64/pkcs11/libsofthsm2.so",
+	"/usr/local/lib/softhsm/libsofthsm2.so",
+};
+
+struct hsm {
+	CK_FUNCTION_LIST *p11;		/* managed by p11-kit */
+	CK_SLOT_ID slot;
+	char token[TOKEN_LABEL_LEN + 1];	/* label, for messages */
+	int rsa_in_token_hash;		/* CKM_SHA*_RSA_PKCS, else CKM_RSA_PKCS */
+
+	pthread_mutex_t admin_lock;
+	CK_SESSION_HANDLE admin;
+	int have_admin;
+
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	CK_SESSION_HANDLE idle[AMTCA_HSM_SESSIONS_MAX];
+	size_t nidle;
+	size_t nopen;			/* signing sessions open: idle + busy */
+	size_t maxopen;
+	int locks;			/* mutexes/cond initialised */
+};
+
+struct hsm_key {
+	struct hsm *h;
+	enum hsm_keytype type;
+	CK_OBJECT_HANDLE priv, pub;
+	EVP_PKEY *pkey;
+	size_t nbytes;			/* RSA: modulus; EC: one of r, s */
+	char *label;
+};
+
+static const struct {
+	const char *name;
+	enum hsm_keytype type;
+} keytypes[] = {
+	{ "rsa2048", HSM_KEY_RSA2048 },
+	{ "rsa3072", HSM_KEY_RSA3072 },
+	{ "rsa4096", HSM_KEY_RSA4096 },
+	{ "p256", HSM_KEY_P256 },
+	{ "p384", HSM_KEY_P384 },
+};
+
+/* DER namedCurve OIDs, the CKA_EC_PARAMS of our two curves. */
+static const unsigned char oid_p256[] = {
+	0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07
+};
+static const unsigned char oid_p384[] = {
+	0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22
+};
+
+/* DigestInfo prefixes (RFC 8017 9.2 note 1) for hashing in software. */
+static const unsigned char di_sha256[] = {
+	0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
+};
+static const unsigned char di_sha384[] = {
+	0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30
+};
+static const unsigned char di_sha512[] = {
+	0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40
+};
+
+int
+hsm_keytype_parse(const char *name, enum hsm_keytype *out)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < sizeof(keytypes) / sizeof(keytypes[0]); i++) {
+		if (strcmp(name, keytypes[i].name) == 0) {
+			*out = keytypes[i].type;
+			return 0;
+		}
+	}
+	return amtca_fail(AMTCA_E_USAGE, "unknown key type \"%s\": use rsa2048, "
+	    "rsa3072, rsa4096, p256 or p384", name != NULL ? name : "");
+}
+
+const char *
+hsm_keytype_name(enum hsm_keytype t)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keytypes) / sizeof(keytypes[0]); i++)
+		if (keytypes[i].type == t)
+			return keytypes[i].name;
+	return "unknown";
+}
+
+/* amtca_fail() with p11-kit's text for `rv` appended. */
+AMTCA_PRINTF(3, 4)
+static int
+p11_fail(int code, CK_RV rv, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return amtca_fail(code, "%s: %s (CKR 0x%lx)", buf, p11_kit_strerror(rv),
+	    (unsigned long)rv);
+}
+
+/* Space-padded PKCS#11 string to a C string without the padding. */
+static void
+unpad(char *dst, const unsigned char *src, size_t n)
+{
+	memcpy(dst, src, n);
+	while (n > 0 && dst[n - 1] == ' ')
+		n--;
+	dst[n] = '\0';
+}
+
+static int
+module_load(const char *path, int flags, CK_FUNCTION_LIST **out)
+{
+	CK_FUNCTION_LIST *p = NULL;
+	const char *why;
+	CK_RV rv;
+	int ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if (path == NULL || *path == '\0') {
+		ret = amtca_fail(AMTCA_E_HSM_MODULE, "no PKCS#11 module configured: "
+		    "set the module path (e.g. %s)", softhsm_modules[0]);
+		goto out;
+	}
+	if ((p = p11_kit_module_load(path, flags)) == NULL) {
+		why = p11_kit_message();
+		ret = amtca_fail(AMTCA_E_HSM_MODULE, "cannot load PKCS#11 module "
+		    "%s: %s; check the module path", path,
+		    why != NULL ? why : "unknown error");
+		goto out;
+	}
+	if ((rv = p11_kit_module_initialize(p)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM_MODULE, rv, "PKCS#11 module %s failed "
+		    "to initialise (for SoftHSM check SOFTHSM2_CONF)", path);
+		goto out;
+	}
+	*out = p;
+	p = NULL;
+	ret = 0;
+out:
+	if (p != NULL)
+		p11_kit_module_release(p);
+	return ret;
+}
+
+static void
+module_unload(CK_FUNCTION_LIST *p)
+{
+	if (p == NULL)
+		return;
+	(void)p11_kit_module_finalize(p);
+	p11_kit_module_release(p);
+}
+
+/* Slots with a token present; *out freed with free(). */
+static int
+slot_list(CK_FUNCTION_LIST *p, CK_SLOT_ID **out, CK_ULONG *n)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG cnt = 0;
+	CK_RV rv;
+	int tries, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	*n = 0;
+	for (tries = 0; tries < 4; tries++) {
+		if ((rv = p->C_GetSlotList(CK_TRUE, NULL, &cnt)) != CKR_OK) {
+			ret = p11_fail(AMTCA_E_HSM, rv, "cannot list PKCS#11 slots");
+			goto out;
+		}
+		free(slots);
+		if ((slots = calloc(cnt + 1, sizeof(*slots))) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		rv = p->C_GetSlotList(CK_TRUE, slots, &cnt);
+		if (rv == CKR_BUFFER_TOO_SMALL)
+			continue;	/* a token appeared in between */
+		if (rv != CKR_OK) {
+			ret = p11_fail(AMTCA_E_HSM, rv, "cannot list PKCS#11 slots");
+			goto out;
+		}
+		*out = slots;
+		*n = cnt;
+		slots = NULL;
+		ret = 0;
+		goto out;
+	}
+	ret = amtca_fail(AMTCA_E_HSM, "PKCS#11 slot list keeps changing");
+out:
+	free(slots);
+	return ret;
+}
+
+/*
+ * Exactly one token must match the URI, compared by p11-kit against the
+ * module, slot and token info (RFC 7512 semantics, padding included).
+ */
+static int
+token_select(CK_FUNCTION_LIST *p, P11KitUri *uri, const char *uristr,
+    CK_SLOT_ID *slot, CK_TOKEN_INFO *tinfo)
+{
+	CK_SLOT_ID *slots = NULL, want_id;
+	CK_ULONG n = 0, i, matches = 0;
+	CK_INFO minfo;
+	CK_SLOT_INFO sinfo;
+	CK_TOKEN_INFO ti;
+	CK_RV rv;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((rv = p->C_GetInfo(&minfo)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read PKCS#11 module info");
+		goto out;
+	}
+	if (!p11_kit_uri_match_module_info(uri, &minfo)) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "the module does not match the "
+		    "library attributes of token URI %s; fix the URI or the module", uristr);
+		goto out;
+	}
+	if ((r = slot_list(p, &slots, &n)) != 0) {
+		ret = r;
+		goto out;
+	}
+	want_id = p11_kit_uri_get_slot_id(uri);
+	for (i = 0; i < n; i++) {
+		if (want_id != (CK_SLOT_ID)-1 && slots[i] != want_id)
+			continue;
+		if (p->C_GetSlotInfo(slots[i], &sinfo) != CKR_OK ||
+		    !p11_kit_uri_match_slot_info(uri, &sinfo))
+			continue;
+		if (p->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
+		    !p11_kit_uri_match_token_info(uri, &ti))
+			continue;
+		if (matches++ == 0) {
+			*slot = slots[i];
+			*tinfo = ti;
+		}
+	}
+	if (matches == 0) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "no PKCS#11 token matches %s "
+		    "(%lu token(s) present); list them with p11tool --list-tokens "
+		    "or pkcs11-tool -L and fix the token URI", uristr, n);
+		goto out;
+	}
+	if (matches > 1) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "%lu PKCS#11 tokens match %s; "
+		    "add serial= or model= to the token URI", matches, uristr);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(slots);
+	return ret;
+}
+
+/* "file:/p", "file:///p", "file://localhost/p" or a plain path. */
+static int
+pin_source_path(const char *src, const char **path)
+{
+	*path = NULL;
+	if (strncmp(src, "file://", 7) == 0) {
+		src += 7;
+		if (strncmp(src, "localhost/", 10) == 0)
+			src += 9;
+		if (*src != '/')
+			return amtca_fail(AMTCA_E_CONFIG, "pin-source file URI must "
+			    "name an absolute path (file:///path)");
+	} else if (strncmp(src, "file:", 5) == 0) {
+		src += 5;
+	} else if (*src == '|' || strstr(src, "://") != NULL) {
+		return amtca_fail(AMTCA_E_CONFIG, "unsupported pin-source (only "
+		    "files): use pin-source=file:/path/to/pin");
+	}
+	if (*src == '\0')
+		return amtca_fail(AMTCA_E_CONFIG, "empty pin-source in the token URI");
+	*path = src;
+	return 0;
+}
+
+static int
+login(struct hsm *h, const char *pin_path)
+{
+	CK_TOKEN_INFO ti;
+	char *pin = NULL;
+	CK_RV rv;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((rv = h->p11->C_GetTokenInfo(h->slot, &ti)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read info of token %s", h->token);
+		goto out;
+	}
+	if (!(ti.flags & CKF_LOGIN_REQUIRED)) {
+		ret = 0;
+		goto out;
+	}
+	if (ti.flags & CKF_USER_PIN_LOCKED) {
+		ret = amtca_fail(AMTCA_E_HSM_LOCKED, "the user PIN of token %s is "
+		    "locked; unlock it with the SO PIN (pkcs11-tool --unlock-pin) "
+		    "or re-create the token", h->token);
+		goto out;
+	}
+	if (!(ti.flags & CKF_USER_PIN_INITIALIZED)) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "token %s has no user PIN; "
+		    "initialise it first", h->token);
+		goto out;
+	}
+	if ((r = amtca_secret_read(pin_path, &pin)) != 0) {
+		ret = r;
+		goto out;
+	}
+	/* Never retried: each failure counts towards locking the token. */
+	rv = h->p11->C_Login(h->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+	amtca_secret_free(pin);
+	pin = NULL;
+	switch (rv) {
+	case CKR_OK:
+	case CKR_USER_ALREADY_LOGGED_IN:	/* another handle in this process */
+		ret = 0;
+		break;
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_INVALID:
+	case CKR_PIN_LEN_RANGE:
+		if (h->p11->C_GetTokenInfo(h->slot, &ti) == CKR_OK &&
+		    (ti.flags & CKF_USER_PIN_FINAL_TRY))
+			ret = amtca_fail(AMTCA_E_HSM_PIN, "wrong PIN for token %s "
+			    "in %s; fix that file: ONE more failure locks the token",
+			    h->token, pin_path);
+		else
+			ret = amtca_fail(AMTCA_E_HSM_PIN, "wrong PIN for token %s "
+			    "in %s; fix that file (not retried: repeated failures "
+			    "lock the token)", h->token, pin_path);
+		break;
+	case CKR_PIN_LOCKED:
+		ret = amtca_fail(AMTCA_E_HSM_LOCKED, "the user PIN of token %s is "
+		    "locked; unlock it with the SO PIN (pkcs11-tool --unlock-pin) "
+		    "or re-create the token", h->token);
+		break;
+	default:
+		ret = p11_fail(AMTCA_E_HSM, rv, "login to token %s failed", h->token);
+		break;
+	}
+out:
+	amtca_secret_free(pin);
+	return ret;
+}
+
+static int
+mech_can_sign(struct hsm *h, CK_MECHANISM_TYPE m)
+{
+	CK_MECHANISM_INFO mi;
+
+	return h->p11->C_GetMechanismInfo(h->slot, m, &mi) == CKR_OK &&
+	    (mi.flags & CKF_SIGN);
+}
+
+int
+hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
+{
+	struct hsm *h = NULL;
+	P11KitUri *uri = NULL;
+	CK_TOKEN_INFO ti;
+	const char *pin_path = NULL, *src;
+	CK_RV rv;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	memset(&ti, 0, sizeof(ti));
+	if (opts == NULL || opts->token_uri == NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_open: no token URI");
+		goto out;
+	}
+	if ((uri = p11_kit_uri_new()) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((r = p11_kit_uri_parse(opts->token_uri, P11_KIT_URI_FOR_ANY, uri)) !=
+	    P11_KIT_URI_OK) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "bad PKCS#11 token URI %s: %s; "
+		    "expected pkcs11:token=<label>", opts->token_uri,
+		    p11_kit_uri_message(r));
+		goto out;
+	}
+	if (p11_kit_uri_any_unrecognized(uri)) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "token URI %s has attributes "
+		    "p11-kit does not understand; remove them", opts->token_uri);
+		goto out;
+	}
+	/* A URI travels on command lines and in logs: no PIN inside. */
+	if (p11_kit_uri_get_pin_value(uri) != NULL) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "the token URI carries pin-value; "
+		    "put the PIN in a file and use pin-source=file:/path or a PIN file");
+		goto out;
+	}
+	pin_path = opts->pin_file;
+	if (pin_path == NULL && (src = p11_kit_uri_get_pin_source(uri)) != NULL) {
+		if ((r = pin_source_path(src, &pin_path)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if (pin_path == NULL) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "no PIN for the token: set a PIN "
+		    "file or pin-source=file:/path in the token URI");
+		goto out;
+	}
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (pthread_mutex_init(&h->admin_lock, NULL) != 0) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (pthread_mutex_init(&h->pool_lock, NULL) != 0) {
+		pthread_mutex_destroy(&h->admin_lock);
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (pthread_cond_init(&h->pool_cond, NULL) != 0) {
+		pthread_mutex_destroy(&h->admin_lock);
+		pthread_mutex_destroy(&h->pool_lock);
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	h->locks = 1;
+
+	if (opts->softhsm_conf != NULL &&
+	    setenv("SOFTHSM2_CONF", opts->softhsm_conf, 1) != 0) {
+		ret = amtca_fail(AMTCA_E_NOMEM, "cannot set SOFTHSM2_CONF");
+		goto out;
+	}
+	if ((r = module_load(opts->module, 0, &h->p11)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((r = token_select(h->p11, uri, opts->token_uri, &h->slot, &ti)) != 0) {
+		ret = r;
+		goto out;
+	}
+	unpad(h->token, ti.label, sizeof(ti.label));
+	/* Read-write: key generation and destruction happen here too. */
+	if ((rv = h->p11->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+	    NULL, NULL, &h->admin)) != CKR_OK) {
+		ret = p11_fail(rv == CKR_TOKEN_WRITE_PROTECTED ? AMTCA_E_HSM_TOKEN :
+		    AMTCA_E_HSM, rv, "cannot open a session on token %s", h->token);
+		goto out;
+	}
+	h->have_admin = 1;
+	if ((r = login(h, pin_path)) != 0) {
+		ret = r;
+		goto out;
+	}
+
+	h->maxopen = AMTCA_HSM_SESSIONS_MAX;
+	if (ti.ulMaxSessionCount != CK_UNAVAILABLE_INFORMATION &&
+	    ti.ulMaxSessionCount != CK_EFFECTIVELY_INFINITE &&
+	    ti.ulMaxSessionCount - 1 < h->maxopen)
+		h->maxopen = ti.ulMaxSessionCount > 1 ? ti.ulMaxSessionCount - 1 : 1;
+	/*
+	 * Software hashing + CKM_RSA_PKCS sends 51 bytes instead of the whole
+	 * TBSCertificate to the token and measured as fast or faster on
+	 * SoftHSM; tokens whose policy forbids raw CKM_RSA_PKCS get the
+	 * hash-and-sign mechanisms instead.
+	 */
+	h->rsa_in_token_hash = !mech_can_sign(h, CKM_RSA_PKCS) &&
+	    mech_can_sign(h, CKM_SHA256_RSA_PKCS);
+	*out = h;
+	h = NULL;
+	ret = 0;
+out:
+	hsm_free(h);
+	if (uri != NULL)
+		p11_kit_uri_free(uri);
+	return ret;
+}
+
+void
+hsm_free(struct hsm *h)
+{
+	if (h == NULL)
+		return;
+	if (h->p11 != NULL) {
+		while (h->nidle > 0)
+			(void)h->p11->C_CloseSession(h->idle[--h->nidle]);
+		/*
+		 * No C_Logout: the login belongs to the whole process, and
+		 * another handle on the same token may still use it.  Closing
+		 * our last session (or the final C_Finalize) ends it.
+		 */
+		if (h->have_admin)
+			(void)h->p11->C_CloseSession(h->admin);
+		module_unload(h->p11);
+	}
+	if (h->locks) {
+		pthread_mutex_destroy(&h->admin_lock);
+		pthread_mutex_destroy(&h->pool_lock);
+		pthread_cond_destroy(&h->pool_cond);
+	}
+	free(h);
+}
+
+/* ---- signing session pool ---- */
+
+static int
+session_get(struct hsm *h, CK_SESSION_HANDLE *out)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&h->pool_lock);
+	for (;;) {
+		if (h->nidle > 0) {
+			*out = h->idle[--h->nidle];
+			ret = 0;
+			break;
+		}
+		if (h->nopen < h->maxopen) {
+			h->nopen++;
+			pthread_mutex_unlock(&h->pool_lock);
+			rv = h->p11->C_OpenSession(h->slot, CKF_SERIAL_SESSION,
+			    NULL, NULL, &s);
+			pthread_mutex_lock(&h->pool_lock);
+			if (rv == CKR_OK) {
+				*out = s;
+				ret = 0;
+				break;
+			}
+			h->nopen--;
+			if (rv == CKR_SESSION_COUNT && h->nopen > 0) {
+				h->maxopen = h->nopen;	/* the token's real limit */
+				continue;
+			}
+			ret = p11_fail(AMTCA_E_HSM, rv, "cannot open a signing "
+			    "session on token %s", h->token);
+			break;
+		}
+		pthread_cond_wait(&h->pool_cond, &h->pool_lock);
+	}
+	pthread_mutex_unlock(&h->pool_lock);
+	return ret;
+}
+
+/* Return a session; after any failure it is closed rather than reused. */
+static void
+session_put(struct hsm *h, CK_SESSION_HANDLE s, int failed)
+{
+	if (failed)
+		(void)h->p11->C_CloseSession(s);
+	pthread_mutex_lock(&h->pool_lock);
+	if (failed)
+		h->nopen--;
+	else
+		h->idle[h->nidle++] = s;
+	pthread_cond_signal(&h->pool_cond);
+	pthread_mutex_unlock(&h->pool_lock);
+}
+
+/* ---- objects (admin session, admin_lock held) ---- */
+
+static int
+find_objects(struct hsm *h, CK_OBJECT_CLASS cls, const char *label,
+    const unsigned char *id, size_t idlen, CK_OBJECT_HANDLE *found,
+    CK_ULONG max, CK_ULONG *n)
+{
+	CK_ATTRIBUTE t[3];
+	CK_ULONG nt = 0;
+	CK_RV rv;
+
+	*n = 0;
+	t[nt].type = CKA_CLASS;
+	t[nt].pValue = &cls;
+	t[nt++].ulValueLen = sizeof(cls);
+	if (label != NULL) {
+		t[nt].type = CKA_LABEL;
+		t[nt].pValue = (void *)label;
+		t[nt++].ulValueLen = strlen(label);
+	}
+	if (id != NULL) {
+		t[nt].type = CKA_ID;
+		t[nt].pValue = (void *)id;
+		t[nt++].ulValueLen = idlen;
+	}
+	if ((rv = h->p11->C_FindObjectsInit(h->admin, t, nt)) != CKR_OK)
+		return p11_fail(AMTCA_E_HSM, rv, "cannot search token %s", h->token);
+	rv = h->p11->C_FindObjects(h->admin, found, max, n);
+	(void)h->p11->C_FindObjectsFinal(h->admin);
+	if (rv != CKR_OK)
+		return p11_fail(AMTCA_E_HSM, rv, "cannot search token %s", h->token);
+	return 0;
+}
+
+/* Variable-length attribute; *out freed with free(). */
+static int
+get_attr(struct hsm *h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+    unsigned char **out, size_t *len)
+{
+	CK_ATTRIBUTE a = { type, NULL, 0 };
+	unsigned char *buf = NULL;
+	CK_RV rv;
+	int ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	*len = 0;
+	if ((rv = h->p11->C_GetAttributeValue(h->admin, o, &a, 1)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of a "
+		    "key in token %s", (unsigned long)type, h->token);
+		goto out;
+	}
+	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > ATTR_MAX) {
+		ret = amtca_fail(AMTCA_E_HSM, "attribute 0x%lx of a key in token "
+		    "%s is unavailable or too large", (unsigned long)type, h->token);
+		goto out;
+	}
+	if ((buf = malloc(a.ulValueLen + 1)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	a.pValue = buf;
+	if ((rv = h->p11->C_GetAttributeValue(h->admin, o, &a, 1)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of a "
+		    "key in token %s", (unsigned long)type, h->token);
+		goto out;
+	}
+	*out = buf;
+	*len = a.ulValueLen;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+static int
+get_ulong(struct hsm *h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+    CK_ULONG *v)
+{
+	CK_ATTRIBUTE a = { type, v, sizeof(*v) };
+	CK_RV rv;
+
+	if ((rv = h->p11->C_GetAttributeValue(h->admin, o, &a, 1)) != CKR_OK)
+		return p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of "
+		    "a key in token %s", (unsigned long)type, h->token);
+	return 0;
+}
+
+static int
+pub_rsa(struct hsm *h, CK_OBJECT_HANDLE o, EVP_PKEY **out)
+{
+	unsigned char *n = NULL, *e = NULL;
+	size_t nlen = 0, elen = 0;
+	BIGNUM *bn = NULL, *be = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((r = get_attr(h, o, CKA_MODULUS, &n, &nlen)) != 0 ||
+	    (r = get_attr(h, o, CKA_PUBLIC_EXPONENT, &e, &elen)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((bn = BN_bin2bn(n, (int)nlen, NULL)) == NULL ||
+	    (be = BN_bin2bn(e, (int)elen, NULL)) == NULL ||
+	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		ret = amtca_fail_ssl(AMTCA_E_HSM, "cannot use the RSA public key "
+		    "from token %s", h->token);
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	free(n);
+	free(e);
+	return ret;
+}
+
+static int
+pub_ec(struct hsm *h, CK_OBJECT_HANDLE o, EVP_PKEY **out)
+{
+	unsigned char *par = NULL, *pt = NULL;
+	size_t parlen = 0, ptlen = 0;
+	const unsigned char *p, *point;
+	size_t pointlen;
+	ASN1_OBJECT *oid = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+	const char *group;
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *ctx = NULL;
+	int nid, r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((r = get_attr(h, o, CKA_EC_PARAMS, &par, &parlen)) != 0 ||
+	    (r = get_attr(h, o, CKA_EC_POINT, &pt, &ptlen)) != 0) {
+		ret = r;
+		goto out;
+	}
+	p = par;
+	if ((oid = d2i_ASN1_OBJECT(NULL, &p, (long)parlen)) == NULL ||
+	    p != par + parlen || (nid = OBJ_obj2nid(oid)) == NID_undef ||
+	    (group = OBJ_nid2sn(nid)) == NULL) {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "EC key in token %s is not on "
+		    "a named curve; use p256 or p384", h->token);
+		goto out;
+	}
+	/* PKCS#11 says DER OCTET STRING; some tokens return the raw point. */
+	p = pt;
+	if ((os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)ptlen)) != NULL &&
+	    p == pt + ptlen) {
+		point = ASN1_STRING_get0_data(os);
+		pointlen = (size_t)ASN1_STRING_length(os);
+	} else {
+		point = pt;
+		pointlen = ptlen;
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+	    (char *)group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+	    (void *)point, pointlen);
+	params[2] = OSSL_PARAM_construct_end();
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		ret = amtca_fail_ssl(AMTCA_E_HSM, "cannot use the EC public key "
+		    "from token %s", h->token);
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(oid);
+	free(par);
+	free(pt);
+	return ret;
+}
+
+/* Build the handle for a key pair whose objects are known. */
+static int
+key_build(struct hsm *h, const char *label, CK_OBJECT_HANDLE priv,
+    CK_OBJECT_HANDLE pub, struct hsm_key **out)
+{
+	struct hsm_key *k = NULL;
+	CK_ULONG kt = 0;
+	char gname[64];
+	int bits, r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((k = calloc(1, sizeof(*k))) == NULL ||
+	    (k->label = strdup(label)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	k->h = h;
+	k->priv = priv;
+	k->pub = pub;
+	if ((r = get_ulong(h, priv, CKA_KEY_TYPE, &kt)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (kt == CKK_RSA) {
+		if ((r = pub_rsa(h, pub, &k->pkey)) != 0) {
+			ret = r;
+			goto out;
+		}
+		bits = EVP_PKEY_get_bits(k->pkey);
+		if (bits == 2048)
+			k->type = HSM_KEY_RSA2048;
+		else if (bits == 3072)
+			k->type = HSM_KEY_RSA3072;
+		else if (bits == 4096)
+			k->type = HSM_KEY_RSA4096;
+		else {
+			ret = amtca_fail(AMTCA_E_HSM_KEY, "key %s in token %s is "
+			    "RSA-%d; use rsa2048, rsa3072 or rsa4096", label,
+			    h->token, bits);
+			goto out;
+		}
+	} else if (kt == CKK_EC) {
+		if ((r = pub_ec(h, pub, &k->pkey)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if (!EVP_PKEY_get_utf8_string_param(k->pkey,
+		    OSSL_PKEY_PARAM_GROUP_NAME, gname, sizeof(gname), NULL))
+			gname[0] = '\0';
+		if (strcmp(gname, "prime256v1") == 0 || strcmp(gname, "P-256") == 0)
+			k->type = HSM_KEY_P256;
+		else if (strcmp(gname, "secp384r1") == 0 || strcmp(gname, "P-384") == 0)
+			k->type = HSM_KEY_P384;
+		else {
+			ret = amtca_fail(AMTCA_E_HSM_KEY, "key %s in token %s is on "
+			    "curve %s; use p256 or p384", label, h->token, gname);
+			goto out;
+		}
+	} else {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "key %s in token %s is neither "
+		    "RSA nor EC", label, h->token);
+		goto out;
+	}
+	k->nbytes = k->type == HSM_KEY_P256 ? 32 : k->type == HSM_KEY_P384 ? 48 :
+	    (size_t)EVP_PKEY_get_size(k->pkey);
+	*out = k;
+	k = NULL;
+	ret = 0;
+out:
+	hsm_key_free(k);
+	return ret;
+}
+
+static int
+key_find_locked(struct hsm *h, const char *label, struct hsm_key **out)
+{
+	CK_OBJECT_HANDLE priv[2], pub[2];
+	CK_ULONG npriv = 0, npub = 0;
+	unsigned char *id = NULL;
+	size_t idlen = 0;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = find_objects(h, CKO_PRIVATE_KEY, label, NULL, 0, priv, 2,
+	    &npriv)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (npriv == 0) {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "no private key labelled %s in "
+		    "token %s; check the label or generate the key", label, h->token);
+		goto out;
+	}
+	if (npriv > 1) {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "several private keys labelled "
+		    "%s in token %s; relabel or remove the extra ones", label,
+		    h->token);
+		goto out;
+	}
+	/* The public half is matched by CKA_ID (the PKCS#11 convention). */
+	if ((r = get_attr(h, priv[0], CKA_ID, &id, &idlen)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (idlen > 0 && (r = find_objects(h, CKO_PUBLIC_KEY, NULL, id, idlen,
+	    pub, 2, &npub)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (npub != 1 && (r = find_objects(h, CKO_PUBLIC_KEY, label, NULL, 0,
+	    pub, 2, &npub)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (npub != 1) {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "the public key of %s in token "
+		    "%s is %s; re-create the key pair", label, h->token,
+		    npub == 0 ? "missing" : "ambiguous");
+		goto out;
+	}
+	ret = key_build(h, label, priv[0], pub[0], out);
+out:
+	free(id);
+	return ret;
+}
+
+int
+hsm_key_find(struct hsm *h, const char *label, struct hsm_key **out)
+{
+	int ret;
+
+	*out = NULL;
+	if (h == NULL || label == NULL || *label == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "hsm_key_find: no key label");
+	pthread_mutex_lock(&h->admin_lock);
+	ret = key_find_locked(h, label, out);
+	pthread_mutex_unlock(&h->admin_lock);
+	return ret;
+}
+
+int
+hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
+    struct hsm_key **out)
+{
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+	CK_OBJECT_HANDLE found[1], pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	CK_ULONG n = 0, bits = 0, npubt = 0;
+	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+	unsigned char id[KEY_ID_LEN], exp[] = { 0x01, 0x00, 0x01 };
+	struct hsm_key_protection prot;
+	int locked = 0, r, ret = AMTCA_E_INTERNAL;
+	CK_RV rv;
+	CK_ATTRIBUTE pubt[10], privt[] = {
+		{ CKA_TOKEN, &t, sizeof(t) },
+		{ CKA_PRIVATE, &t, sizeof(t) },
+		{ CKA_SENSITIVE, &t, sizeof(t) },
+		{ CKA_EXTRACTABLE, &f, sizeof(f) },
+		{ CKA_SIGN, &t, sizeof(t) },
+		/* A CA key signs and does nothing else. */
+		{ CKA_DECRYPT, &f, sizeof(f) },
+		{ CKA_UNWRAP, &f, sizeof(f) },
+		{ CKA_DERIVE, &f, sizeof(f) },
+		{ CKA_LABEL, (void *)label, label != NULL ? strlen(label) : 0 },
+		{ CKA_ID, id, sizeof(id) },
+	};
+
+	*out = NULL;
+	if (h == NULL || label == NULL || *label == '\0') {
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_keygen: no key label");
+		goto out;
+	}
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_TOKEN, &t, sizeof(t) };
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &f, sizeof(f) };
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_VERIFY, &t, sizeof(t) };
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &f, sizeof(f) };
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_WRAP, &f, sizeof(f) };
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_ID, id, sizeof(id) };
+	switch (type) {
+	case HSM_KEY_RSA2048:
+	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA4096:
+		bits = type == HSM_KEY_RSA2048 ? 2048 :
+		    type == HSM_KEY_RSA3072 ? 3072 : 4096;
+		pubt[npubt++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
+		pubt[npubt++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) };
+		break;
+	case HSM_KEY_P256:
+	case HSM_KEY_P384:
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		pubt[npubt++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS,
+		    (void *)(type == HSM_KEY_P256 ? oid_p256 : oid_p384),
+		    type == HSM_KEY_P256 ? sizeof(oid_p256) : sizeof(oid_p384) };
+		break;
+	default:
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_keygen: unknown key type");
+		goto out;
+	}
+	if ((r = amtca_random(id, sizeof(id))) != 0) {
+		ret = r;
+		goto out;
+	}
+
+	pthread_mutex_lock(&h->admin_lock);
+	locked = 1;
+	if ((r = find_objects(h, CKO_PRIVATE_KEY, label, NULL, 0, found, 1, &n)) != 0 ||
+	    (n == 0 && (r = find_objects(h, CKO_PUBLIC_KEY, label, NULL, 0,
+	    found, 1, &n)) != 0)) {
+		ret = r;
+		goto out;
+	}
+	if (n > 0) {
+		ret = amtca_fail(AMTCA_E_EXISTS, "a key labelled %s already exists "
+		    "in token %s; choose another label or use that key", label,
+		    h->token);
+		goto out;
+	}
+	rv = h->p11->C_GenerateKeyPair(h->admin, &mech, pubt, npubt, privt,
+	    sizeof(privt) / sizeof(privt[0]), &pub, &priv);
+	if (rv != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "token %s cannot generate a %s key",
+		    h->token, hsm_keytype_name(type));
+		pub = priv = CK_INVALID_HANDLE;
+		goto out;
+	}
+	if ((r = key_build(h, label, priv, pub, out)) != 0) {
+		ret = r;
+		goto out;
+	}
+	pthread_mutex_unlock(&h->admin_lock);
+	locked = 0;
+	/* Trust, but verify: a token that ignores CKA_SENSITIVE is no HSM. */
+	if ((r = hsm_key_protection(*out, &prot)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (!prot.sensitive || prot.extractable || !prot.is_private || !prot.token) {
+		ret = amtca_fail(AMTCA_E_HSM, "token %s did not keep the new key "
+		    "sensitive and non-extractable; use another token", h->token);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0 && *out != NULL) {
+		hsm_key_free(*out);
+		*out = NULL;
+	}
+	/* Never leave a half-made key behind: it would block the label. */
+	if (ret != 0 && h != NULL && (pub != CK_INVALID_HANDLE ||
+	    priv != CK_INVALID_HANDLE)) {
+		if (!locked)
+			pthread_mutex_lock(&h->admin_lock);
+		locked = 1;
+		if (pub != CK_INVALID_HANDLE)
+			(void)h->p11->C_DestroyObject(h->admin, pub);
+		if (priv != CK_INVALID_HANDLE)
+			(void)h->p11->C_DestroyObject(h->admin, priv);
+	}
+	if (locked)
+		pthread_mutex_unlock(&h->admin_lock);
+	return ret;
+}
+
+int
+hsm_key_destroy(struct hsm *h, struct hsm_key *k)
+{
+	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
+	int ret = AMTCA_E_INTERNAL;
+
+	if (h == NULL || k == NULL || k->h != h) {
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_key_destroy: key is not from "
+		    "this token");
+		goto out;
+	}
+	pthread_mutex_lock(&h->admin_lock);
+	if (k->priv != CK_INVALID_HANDLE)
+		rv1 = h->p11->C_DestroyObject(h->admin, k->priv);
+	if (k->pub != CK_INVALID_HANDLE)
+		rv2 = h->p11->C_DestroyObject(h->admin, k->pub);
+	pthread_mutex_unlock(&h->admin_lock);
+	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
+		k->priv = CK_INVALID_HANDLE;
+	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)
+		k->pub = CK_INVALID_HANDLE;
+	if (rv1 != CKR_OK || rv2 != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv1 != CKR_OK ? rv1 : rv2, "cannot "
+		    "remove key %s from token %s", k->label, h->token);
+		goto out;
+	}
+	ret = 0;
+out:
+	return ret;
+}
+
+void
+hsm_key_free(struct hsm_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_PKEY_free(k->pkey);
+	free(k->label);
+	free(k);
+}
+
+EVP_PKEY *
+hsm_key_public(const struct hsm_key *k)
+{
+	return k->pkey;
+}
+
+enum hsm_keytype
+hsm_key_type(const struct hsm_key *k)
+{
+	return k->type;
+}
+
+int
+hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out)
+{
+	CK_BBOOL v[6] = { 0 };
+	CK_ATTRIBUTE a[] = {
+		{ CKA_TOKEN, &v[0], sizeof(v[0]) },
+		{ CKA_PRIVATE, &v[1], sizeof(v[1]) },
+		{ CKA_SENSITIVE, &v[2], sizeof(v[2]) },
+		{ CKA_EXTRACTABLE, &v[3], sizeof(v[3]) },
+		{ CKA_ALWAYS_SENSITIVE, &v[4], sizeof(v[4]) },
+		{ CKA_NEVER_EXTRACTABLE, &v[5], sizeof(v[5]) },
+	};
+	struct hsm *h;
+	CK_RV rv;
+
+	memset(out, 0, sizeof(*out));
+	if (k == NULL || k->priv == CK_INVALID_HANDLE)
+		return amtca_fail(AMTCA_E_HSM_KEY, "key was removed from the token");
+	h = k->h;
+	pthread_mutex_lock(&h->admin_lock);
+	rv = h->p11->C_GetAttributeValue(h->admin, k->priv, a,
+	    sizeof(a) / sizeof(a[0]));
+	pthread_mutex_unlock(&h->admin_lock);
+	if (rv != CKR_OK)
+		return p11_fail(AMTCA_E_HSM, rv, "cannot read the attributes of "
+		    "key %s in token %s", k->label, h->token);
+	out->token = v[0] == CK_TRUE;
+	out->is_private = v[1] == CK_TRUE;
+	out->sensitive = v[2] == CK_TRUE;
+	out->extractable = v[3] == CK_TRUE;
+	out->always_sensitive = v[4] == CK_TRUE;
+	out->never_extractable = v[5] == CK_TRUE;
+	return 0;
+}
+
+/* ---- signing ---- */
+
+/* Raw r||s (each n bytes) to a DER ECDSA-Sig-Value. */
+static int
+ecdsa_der(const unsigned char *raw, size_t n, unsigned char *sig,
+    size_t *siglen)
+{
+	ECDSA_SIG *es = NULL;
+	BIGNUM *r = NULL, *s = NULL;
+	unsigned char *p = sig;
+	int len, ret = AMTCA_E_INTERNAL;
+
+	if ((es = ECDSA_SIG_new()) == NULL ||
+	    (r = BN_bin2bn(raw, (int)n, NULL)) == NULL ||
+	    (s = BN_bin2bn(raw + n, (int)n, NULL)) == NULL ||
+	    !ECDSA_SIG_set0(es, r, s)) {
+		ret = amtca_fail_ssl(AMTCA_E_NOMEM, "cannot encode ECDSA signature");
+		goto out;
+	}
+	r = s = NULL;
+	if ((len = i2d_ECDSA_SIG(es, NULL)) <= 0) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot encode ECDSA signature");
+		goto out;
+	}
+	if ((size_t)len > *siglen) {
+		ret = amtca_fail(AMTCA_E_USAGE, "signature buffer too small");
+		goto out;
+	}
+	if (i2d_ECDSA_SIG(es, &p) != len) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot encode ECDSA signature");
+		goto out;
+	}
+	*siglen = (size_t)len;
+	ret = 0;
+out:
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(es);
+	return ret;
+}
+
+int
+hsm_sign(struct hsm_key *k, const EVP_MD *md, const unsigned char *tbs,
+    size_t tbslen, unsigned char *sig, size_t *siglen)
+{
+	unsigned char in[32 + EVP_MAX_MD_SIZE], raw[2 * 66];
+	const unsigned char *di = NULL, *data = in;
+	size_t dilen = 0;
+	unsigned int dlen = 0;
+	CK_MECHANISM mech = { CKM_RSA_PKCS, NULL, 0 };
+	CK_ULONG inlen = 0, outlen;
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	unsigned char *outp;
+	struct hsm *h;
+	int nid, ec, r, ret = AMTCA_E_INTERNAL;
+	CK_RV rv;
+
+	if (k == NULL || md == NULL || (tbs == NULL && tbslen > 0) ||
+	    sig == NULL || siglen == NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_sign: bad arguments");
+		goto out;
+	}
+	h = k->h;
+	if (k->priv == CK_INVALID_HANDLE) {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "key %s was removed from token "
+		    "%s", k->label, h->token);
+		goto out;
+	}
+	ec = k->type == HSM_KEY_P256 || k->type == HSM_KEY_P384;
+	nid = EVP_MD_get_type(md);
+	if (nid == NID_sha256) {
+		di = di_sha256;
+		dilen = sizeof(di_sha256);
+		mech.mechanism = CKM_SHA256_RSA_PKCS;
+	} else if (nid == NID_sha384) {
+		di = di_sha384;
+		dilen = sizeof(di_sha384);
+		mech.mechanism = CKM_SHA384_RSA_PKCS;
+	} else if (nid == NID_sha512) {
+		di = di_sha512;
+		dilen = sizeof(di_sha512);
+		mech.mechanism = CKM_SHA512_RSA_PKCS;
+	} else {
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_sign: digest %s not supported "
+		    "(use SHA-256 or SHA-384)", EVP_MD_get0_name(md));
+		goto out;
+	}
+	if (!ec && *siglen < k->nbytes) {
+		ret = amtca_fail(AMTCA_E_USAGE, "signature buffer too small");
+		goto out;
+	}
+	if (ec) {
+		mech.mechanism = CKM_ECDSA;
+		outp = raw;
+		outlen = 2 * k->nbytes;
+	} else {
+		outp = sig;
+		outlen = *siglen;
+	}
+	if (!ec && h->rsa_in_token_hash) {
+		data = tbs;
+		inlen = tbslen;
+	} else {
+		if (!ec) {
+			memcpy(in, di, dilen);
+			mech.mechanism = CKM_RSA_PKCS;
+		} else
+			dilen = 0;
+		if (!EVP_Digest(tbs, tbslen, in + dilen, &dlen, md, NULL)) {
+			ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot hash the data "
+			    "to be signed");
+			goto out;
+		}
+		inlen = dilen + dlen;
+	}
+
+	if ((r = session_get(h, &s)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((rv = h->p11->C_SignInit(s, &mech, k->priv)) == CKR_OK)
+		rv = h->p11->C_Sign(s, (CK_BYTE *)data, inlen, outp, &outlen);
+	session_put(h, s, rv != CKR_OK);
+	if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
+		ret = p11_fail(AMTCA_E_HSM_KEY, rv, "key %s is no longer in token "
+		    "%s; find or generate it again", k->label, h->token);
+		goto out;
+	}
+	if (rv != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "token %s failed to sign with %s",
+		    h->token, k->label);
+		goto out;
+	}
+	if (ec) {
+		if (outlen != 2 * k->nbytes) {
+			ret = amtca_fail(AMTCA_E_HSM, "token %s returned a %lu-byte "
+			    "ECDSA signature", h->token, (unsigned long)outlen);
+			goto out;
+		}
+		if ((r = ecdsa_der(raw, k->nbytes, sig, siglen)) != 0) {
+			ret = r;
+			goto out;
+		}
+	} else
+		*siglen = outlen;
+	ret = 0;
+out:
+	return ret;
+}
+
+static int
+signer_sign(void *ctx, const EVP_MD *md, const unsigned char *tbs,
+    size_t tbslen, unsigned char *sig, size_t *siglen)
+{
+	return hsm_sign(ctx, md, tbs, tbslen, sig, siglen);
+}
+
+void
+hsm_key_signer(struct hsm_key *k, struct ca_signer *out)
+{
+	out->ctx = k;
+	out->pub = k->pkey;
+	out->sign = signer_sign;
+}
+
+/* ---- the embedded SoftHSM default ---- */
+
+static const char *
+softhsm_module(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(softhsm_modules) / sizeof(softhsm_modules[0]); i++)
+		if (access(softhsm_modules[i], R_OK) == 0)
+			return softhsm_modules[i];
+	return NULL;
+}
+
+static int
+random_pin(char pin[PIN_HEX_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[PIN_HEX_LEN / 2];
+	size_t i;
+	int r;
+
+	if ((r = amtca_random(b, sizeof(b))) != 0)
+		return r;
+	for (i = 0; i < sizeof(b); i++) {
+		pin[2 * i] = hex[b[i] >> 4];
+		pin[2 * i + 1] = hex[b[i] & 15];
+	}
+	pin[PIN_HEX_LEN] = '\0';
+	OPENSSL_cleanse(b, sizeof(b));
+	return 0;
+}
+
+/* The slot holding the initialised token labelled `padded`. */
+static int
+slot_by_label(CK_FUNCTION_LIST *p, const unsigned char *padded,
+    CK_SLOT_ID *slot)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG n = 0, i;
+	CK_TOKEN_INFO ti;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = slot_list(p, &slots, &n)) != 0) {
+		ret = r;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (p->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+		    (ti.flags & CKF_TOKEN_INITIALIZED) &&
+		    memcmp(ti.label, padded, TOKEN_LABEL_LEN) == 0) {
+			*slot = slots[i];
+			ret = 0;
+			goto out;
+		}
+	}
+	ret = amtca_fail(AMTCA_E_HSM_TOKEN, "the new SoftHSM token vanished "
+	    "after initialisation");
+out:
+	free(slots);
+	return ret;
+}
+
+static int
+softhsm_init_token(CK_FUNCTION_LIST *p, const char *label, const char *pin)
+{
+	unsigned char padded[TOKEN_LABEL_LEN];
+	char so[PIN_HEX_LEN + 1] = "";
+	CK_SLOT_ID *slots = NULL, slot = 0;
+	CK_ULONG n = 0, i;
+	CK_TOKEN_INFO ti;
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	int have_slot = 0, logged_in = 0, r, ret = AMTCA_E_INTERNAL;
+	CK_RV rv;
+
+	memset(padded, ' ', sizeof(padded));
+	memcpy(padded, label, strlen(label));
+	if ((r = slot_list(p, &slots, &n)) != 0) {
+		ret = r;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (p->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+			continue;
+		if ((ti.flags & CKF_TOKEN_INITIALIZED) &&
+		    memcmp(ti.label, padded, sizeof(padded)) == 0) {
+			ret = amtca_fail(AMTCA_E_EXISTS, "a SoftHSM token labelled "
+			    "%s already exists", label);
+			goto out;
+		}
+		if (!have_slot && !(ti.flags & CKF_TOKEN_INITIALIZED)) {
+			slot = slots[i];
+			have_slot = 1;
+		}
+	}
+	if (!have_slot) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "SoftHSM offers no free slot");
+		goto out;
+	}
+	/* The SO PIN is used once and forgotten: the CA is not reset. */
+	if ((r = random_pin(so)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((rv = p->C_InitToken(slot, (CK_UTF8CHAR *)so, strlen(so),
+	    padded)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot initialise SoftHSM token %s",
+		    label);
+		goto out;
+	}
+	/* SoftHSM renumbers its slots after C_InitToken. */
+	if ((r = slot_by_label(p, padded, &slot)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((rv = p->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+	    NULL, NULL, &s)) != CKR_OK) {
+		s = CK_INVALID_HANDLE;
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot open a session on the new "
+		    "token %s", label);
+		goto out;
+	}
+	if ((rv = p->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so, strlen(so))) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot log in as SO on the new "
+		    "token %s", label);
+		goto out;
+	}
+	logged_in = 1;
+	if ((rv = p->C_InitPIN(s, (CK_UTF8CHAR *)pin, strlen(pin))) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM, rv, "cannot set the user PIN of the new "
+		    "token %s", label);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (logged_in)
+		(void)p->C_Logout(s);
+	if (s != CK_INVALID_HANDLE)
+		(void)p->C_CloseSession(s);
+	OPENSSL_cleanse(so, sizeof(so));
+	free(slots);
+	return ret;
+}
+
+int
+hsm_softhsm_create(const char *dir, const char *label, const char *pin_path,
+    char **module_out, char **uri_out, char **conf_out)
+{
+	char *absdir = NULL, *tokens = NULL, *conf = NULL, *text = NULL;
+	char *module = NULL, *uristr = NULL;
+	char pin[PIN_HEX_LEN + 1] = "";
+	const char *mpath;
+	CK_FUNCTION_LIST *p = NULL;
+	P11KitUri *uri = NULL;
+	CK_TOKEN_INFO *uti;
+	int pin_written = 0, tlen, r, ret = AMTCA_E_INTERNAL;
+	CK_C_INITIALIZE_ARGS args;
+	CK_RV rv;
+
+	*module_out = *uri_out = *conf_out = NULL;
+	if (dir == NULL || label == NULL || pin_path == NULL || *label == '\0' ||
+	    strlen(label) > TOKEN_LABEL_LEN) {
+		ret = amtca_fail(AMTCA_E_USAGE, "SoftHSM token label must be 1 to "
+		    "%d bytes", TOKEN_LABEL_LEN);
+		goto out;
+	}
+	if ((mpath = softhsm_module()) == NULL) {
+		ret = amtca_fail(AMTCA_E_HSM_MODULE, "SoftHSM is not installed "
+		    "(no %s); install softhsm2 or configure another PKCS#11 "
+		    "module", softhsm_modules[0]);
+		goto out;
+	}
+	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((absdir = realpath(dir, NULL)) == NULL) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot resolve %s: %s", dir,
+		    strerror(errno));
+		goto out;
+	}
+	if (asprintf(&tokens, "%s/tokens", absdir) < 0) {
+		tokens = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (asprintf(&conf, "%s/softhsm2.conf", absdir) < 0) {
+		conf = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((tlen = asprintf(&text, "# written by amtca: SoftHSM token store\n"
+	    "directories.tokendir = %s\nobjectstore.backend = file\n"
+	    "log.level = ERROR\nslots.removable = false\n", tokens)) < 0) {
+		text = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (mkdir(tokens, 0700) != 0) {
+		ret = amtca_fail(errno == EEXIST ? AMTCA_E_EXISTS : AMTCA_E_IO,
+		    "cannot create %s: %s; use an empty directory", tokens,
+		    strerror(errno));
+		goto out;
+	}
+	if ((r = amtca_file_write(conf, text, (size_t)tlen, 0600, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	/* Written first and exclusively: never leave a token nobody can open. */
+	if ((r = random_pin(pin)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((r = amtca_file_write(pin_path, pin, strlen(pin), 0600, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	pin_written = 1;
+	if (setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+		ret = amtca_fail(AMTCA_E_NOMEM, "cannot set SOFTHSM2_CONF");
+		goto out;
+	}
+	/*
+	 * Unmanaged and initialised by us, so that a SoftHSM already running
+	 * in this process on another configuration is detected (it would
+	 * ignore SOFTHSM2_CONF) instead of silently getting the new token.
+	 */
+	if ((p = p11_kit_module_load(mpath, P11_KIT_MODULE_UNMANAGED)) == NULL) {
+		ret = amtca_fail(AMTCA_E_HSM_MODULE, "cannot load %s: %s", mpath,
+		    p11_kit_message() != NULL ? p11_kit_message() : "unknown error");
+		goto out;
+	}
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	if ((rv = p->C_Initialize(&args)) != CKR_OK) {
+		ret = p11_fail(AMTCA_E_HSM_MODULE, rv, rv ==
+		    CKR_CRYPTOKI_ALREADY_INITIALIZED ? "SoftHSM is already in use "
+		    "in this process; create the token before opening one" :
+		    "SoftHSM failed to initialise with %s", conf);
+		p11_kit_module_release(p);
+		p = NULL;
+		goto out;
+	}
+	if ((r = softhsm_init_token(p, label, pin)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((uri = p11_kit_uri_new()) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	uti = p11_kit_uri_get_token_info(uri);
+	memset(uti->label, ' ', sizeof(uti->label));
+	memcpy(uti->label, label, strlen(label));
+	if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_TOKEN, &uristr) !=
+	    P11_KIT_URI_OK || (module = strdup(mpath)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	*module_out = module;
+	*uri_out = uristr;
+	*conf_out = conf;
+	module = uristr = conf = NULL;
+	ret = 0;
+out:
+	if (p != NULL) {
+		(void)p->C_Finalize(NULL);
+		p11_kit_module_release(p);
+	}
+	if (ret != 0 && pin_written)
+		(void)unlink(pin_path);
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (uri != NULL)
+		p11_kit_uri_free(uri);
+	free(uristr);
+	free(module);
+	free(absdir);
+	free(tokens);
+	free(conf);
+	free(text);
+	return ret;
+}
