@@ -103,7 +103,9 @@ struct amt_key {
 	char *instance_id;		/* "Intel(r) AMT Key: Handle: N" */
 	unsigned char *der;		/* DERKey as sent (PKCS#1 or SPKI) */
 	size_t der_len;
-	EVP_PKEY *pub;			/* parsed from either form */
+	EVP_PKEY *pub;			/* parsed from either form; NULL when
+					   neither form parses (e.g. an ECC
+					   key in a form we do not know) */
 };
 int amt_keys_list(struct amt *a, struct amt_key **out, size_t *n) AMTCA_WUR;
 void amt_keys_free(struct amt_key *k, size_t n);
@@ -168,5 +170,88 @@ int amt_commit(struct amt *a) AMTCA_WUR;
  * nothing answers, AMTCA_E_AMT_TLS when verification fails.
  */
 int amt_tls_fetch_leaf(const struct amt_opts *o, X509 **leaf) AMTCA_WUR;
+
+/* ------------------------------------------------------------------------
+ * Pure request builders and response parsers (no I/O).  Exported so unit
+ * tests compare requests byte-for-byte with the strings working clients
+ * pin, run the parsers over recorded AMT responses, and so the fuzz target
+ * reaches them.  The client uses exactly these.  Strings returned in *out
+ * are malloc'd and NUL-terminated; out-params are NULL/0 on failure.
+ * ---------------------------------------------------------------------- */
+
+#define AMT_CLASS_URI(cls) "http://intel.com/wbem/wscim/1/amt-schema/1/" cls
+#define AMT_BODY_ENUMERATE \
+	"<Enumerate xmlns=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\" />"
+/* ElementName of the TLS endpoint collection as AMT reports it. */
+#define AMT_TLS_COLLECTION "TLSProtocolEndpoint Instances Collection"
+
+struct amt_tls_setting;
+
+/* <Body> contents (without <Body>) for the calls above. */
+int amt_body_pull(const char *context, char **out) AMTCA_WUR;
+int amt_body_generate_key_pair(int alg, int bits, char **out) AMTCA_WUR;
+int amt_body_pkcs10_request(const char *key_handle, int sigalg,
+    const unsigned char *null_csr, size_t len, char **out) AMTCA_WUR;
+/* AddTrustedRootCertificate when trusted_root, else AddCertificate. */
+int amt_body_add_cert(int trusted_root, const unsigned char *der, size_t len,
+    char **out) AMTCA_WUR;
+int amt_body_add_key(const unsigned char *pkcs1, size_t len, char **out) AMTCA_WUR;
+/* AMT_TLSCredentialContext instance (Create and Put). */
+int amt_body_tls_context(const char *cert_handle, char **out) AMTCA_WUR;
+/* AMT_TLSSettingData instance for Put: alphabetical, no TrustedCN, never
+ * NonSecureConnectionsSupported. */
+int amt_body_tls_setting(const struct amt_tls_setting *s, char **out) AMTCA_WUR;
+int amt_body_time_get(char **out) AMTCA_WUR;
+int amt_body_time_set(uint32_t ta0, uint32_t tm1, uint32_t tm2, char **out) AMTCA_WUR;
+int amt_body_commit(char **out) AMTCA_WUR;
+
+/*
+ * Classify one HTTP response: a SOAP fault body (whatever the status) is
+ * AMTCA_E_AMT_FAULT with subcode/reason in `err`; any other non-200 status
+ * is AMTCA_E_AMT_HTTP; an unparsable 200 body AMTCA_E_AMT_PARSE (or
+ * AMTCA_E_LIMIT).  `what` names the call in messages ("Get AMT_X").  On
+ * success *out is the parsed envelope (wsman_msg_free()).  `err` may be NULL.
+ */
+struct wsman_msg;
+int amt_response_check(long http_status, const char *buf, size_t len,
+    const char *what, struct amt_error *err, struct wsman_msg **out) AMTCA_WUR;
+
+/*
+ * Parsers over one response body (a SOAP fault gives AMTCA_E_AMT_FAULT).
+ * Pull parsers append to (*v, *n) (start with NULL, 0; at most
+ * AMTCA_AMT_ITEMS_MAX items in all, else AMTCA_E_LIMIT) and report the next
+ * EnumerationContext (NULL when absent) and whether EndOfSequence was seen.
+ * On failure the arrays keep what was appended before (free them).
+ */
+int amt_parse_enumerate(const char *buf, size_t len, char **context) AMTCA_WUR;
+int amt_parse_pull_certs(const char *buf, size_t len, struct amt_cert **v,
+    size_t *n, char **context, int *eos) AMTCA_WUR;
+int amt_parse_pull_keys(const char *buf, size_t len, struct amt_key **v,
+    size_t *n, char **context, int *eos) AMTCA_WUR;
+int amt_parse_pull_tls_settings(const char *buf, size_t len,
+    struct amt_tls_setting **v, size_t *n, char **context, int *eos) AMTCA_WUR;
+/* Bound certificate InstanceIDs (ElementInContext) of TLSCredentialContext items. */
+int amt_parse_pull_tls_context(const char *buf, size_t len, char ***v,
+    size_t *n, char **context, int *eos) AMTCA_WUR;
+/* Get AMT_GeneralSettings (version stays NULL: it comes from Server:). */
+int amt_parse_general(const char *buf, size_t len, struct amt_general *out) AMTCA_WUR;
+/* Get/Put response of AMT_TLSSettingData. */
+int amt_parse_tls_setting(const char *buf, size_t len,
+    struct amt_tls_setting *out) AMTCA_WUR;
+/*
+ * `cls` method output (cls e.g. "AMT_PublicKeyManagementService"): its
+ * ReturnValue, and when `field` is non-NULL that field's value (for an EPR
+ * field, the InstanceID selector inside it) in *value.  A non-zero
+ * ReturnValue is not an error here; a missing field is AMTCA_E_AMT_PARSE
+ * only when ReturnValue is 0.
+ */
+int amt_parse_output(const char *buf, size_t len, const char *cls,
+    const char *method, const char *field, char **value,
+    int *return_value) AMTCA_WUR;
+/* DERKey: PKCS#1 RSAPublicKey or SubjectPublicKeyInfo, whole input. */
+int amt_der_pubkey(const unsigned char *der, size_t len, EVP_PKEY **out) AMTCA_WUR;
+/* "Intel(R) Active Management Technology 15.0.23.1706" -> "15.0.23.1706". */
+int amt_server_version(const char *server, char **out) AMTCA_WUR;
+void amt_tls_context_handles_free(char **v, size_t n);
 
 #endif
