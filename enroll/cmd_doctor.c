@@ -1,14 +1,555 @@
-/* Placeholder: replaced by the enrollment engine. */
+/*
+ * amtca doctor: the checks a technician does by hand when AMT TLS is
+ * broken, as one command.  Each check prints
+ *     OK   <check>: <what was seen>
+ *     FAIL <check>: <what> — fix: <one line>
+ *     SKIP <check>: <why>            (needs --user/--password-file)
+ * and the exit status is 0 only when nothing failed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "amt/amt.h"
+#include "common/limits.h"
+#include "common/util.h"
 #include "enroll/cli.h"
+#include "enroll/enroll.h"
+#include "enroll/json.h"
+
+#define DOCTOR_PROBE_MS 2000
+#define CHAIN_MAX 8
+
+static const char syn[] =
+    "--host FQDN [--address IP] [--port N] [--tls-port N]\n"
+    "                    [--user USER --password-file FILE] [--redir-port N]\n"
+    "                    [--legacy-tls] [--json]";
+
+static int
+usage_err(const char *msg)
+{
+	fprintf(stderr, "amtca doctor: %s\nusage: amtca doctor %s\n", msg, syn);
+	return EXIT_USAGE;
+}
+
+enum verdict { V_OK, V_FAIL, V_SKIP };
+
+struct check {
+	char name[48];
+	enum verdict v;
+	char what[512];
+	char fix[256];
+};
+
+struct doc {
+	struct check c[24];
+	size_t n;
+	int json;
+};
+
+static void
+add(struct doc *d, enum verdict v, const char *name, const char *fix,
+    const char *fmt, ...) AMTCA_PRINTF(5, 6);
+
+static void
+add(struct doc *d, enum verdict v, const char *name, const char *fix,
+    const char *fmt, ...)
+{
+	struct check *c;
+	va_list ap;
+
+	if (d->n >= sizeof(d->c) / sizeof(d->c[0]))
+		return;
+	c = &d->c[d->n++];
+	c->v = v;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->fix, sizeof(c->fix), "%s", fix ? fix : "");
+	va_start(ap, fmt);
+	vsnprintf(c->what, sizeof(c->what), fmt, ap);
+	va_end(ap);
+	if (!d->json) {
+		if (v == V_FAIL)
+			printf("FAIL %s: %s \xe2\x80\x94 fix: %s\n", c->name, c->what,
+			    c->fix);
+		else
+			printf("%s %s: %s\n", v == V_OK ? "OK  " : "SKIP", c->name,
+			    c->what);
+		fflush(stdout);
+	}
+}
+
+static void
+fmt_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "?");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static time_t
+asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+static void
+name_oneline(const X509_NAME *n, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int r = 0;
+
+	buf[0] = '\0';
+	if (b == NULL)
+		return;
+	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0)
+		r = BIO_read(b, buf, (int)len - 1);
+	buf[r > 0 ? r : 0] = '\0';
+	BIO_free(b);
+}
+
+static void
+validity_check(struct doc *d, const char *name, X509 *leaf, time_t now,
+    const char *clock)
+{
+	time_t nb = asn1_time(X509_get0_notBefore(leaf));
+	time_t na = asn1_time(X509_get0_notAfter(leaf));
+	char snb[32], sna[32], snow[32];
+
+	fmt_time(nb, snb, sizeof(snb));
+	fmt_time(na, sna, sizeof(sna));
+	fmt_time(now, snow, sizeof(snow));
+	if (now < nb)
+		add(d, V_FAIL, name, strcmp(clock, "AMT") == 0 ?
+		    "set AMT's clock (amtca enroll does it), or check the CA "
+		    "host's clock" : "fix this host's clock (NTP)",
+		    "not yet valid by %s's clock %s (valid from %s)", clock, snow, snb);
+	else if (now > na)
+		add(d, V_FAIL, name, "renew: amtca enroll --force",
+		    "expired by %s's clock %s (valid until %s)", clock, snow, sna);
+	else
+		add(d, V_OK, name, NULL, "valid by %s's clock (%s .. %s, %lld "
+		    "days left)", clock, snb, sna, (long long)(na - now) / 86400);
+}
+
+/* chain.pem: complete, bottom to top, ends in our self-signed root. */
+static void
+chain_check(struct doc *d, struct home *h, const char *chain_path, X509 *leaf)
+{
+	STACK_OF(X509_INFO) *inf = NULL;
+	X509 *c[CHAIN_MAX];
+	BIO *b = NULL;
+	char subj[256];
+	size_t n = 0, i;
+	int k;
+
+	if (chain_path == NULL) {
+		add(d, V_FAIL, "chain.pem", "run amtca init, or pass --home",
+		    "no CA home");
+		return;
+	}
+	if ((b = BIO_new_file(chain_path, "r")) == NULL ||
+	    (inf = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL)) == NULL) {
+		add(d, V_FAIL, "chain.pem", "export it: amtca chain --out CHAIN.pem",
+		    "%s cannot be read", chain_path);
+		goto out;
+	}
+	for (k = 0; k < sk_X509_INFO_num(inf) && n < CHAIN_MAX; k++) {
+		X509_INFO *xi = sk_X509_INFO_value(inf, k);
+
+		if (xi->x509 != NULL)
+			c[n++] = xi->x509;
+	}
+	if (n == 0) {
+		add(d, V_FAIL, "chain.pem", "amtca chain --out CHAIN.pem",
+		    "%s holds no certificate", chain_path);
+		goto out;
+	}
+	for (i = 0; i + 1 < n; i++) {
+		if (X509_check_issued(c[i + 1], c[i]) != X509_V_OK ||
+		    X509_verify(c[i], X509_get0_pubkey(c[i + 1])) != 1) {
+			name_oneline(X509_get_subject_name(c[i]), subj, sizeof(subj));
+			add(d, V_FAIL, "chain.pem", "re-export bottom to top "
+			    "(intermediate first, root last): amtca chain --out "
+			    "FILE", "certificate %zu (%s) is not issued by the one "
+			    "after it: wrong order or a missing link", i + 1, subj);
+			goto out;
+		}
+	}
+	if (X509_check_issued(c[n - 1], c[n - 1]) != X509_V_OK ||
+	    X509_verify(c[n - 1], X509_get0_pubkey(c[n - 1])) != 1) {
+		add(d, V_FAIL, "chain.pem", "re-export it: amtca chain --out FILE",
+		    "the last certificate is not a self-signed root: incomplete");
+		goto out;
+	}
+	if (h != NULL && h->root != NULL && X509_cmp(c[n - 1], h->root) != 0) {
+		add(d, V_FAIL, "chain.pem", "re-export it: amtca chain --out FILE",
+		    "ends in a root that is not this CA's root");
+		goto out;
+	}
+	if (leaf != NULL && (X509_check_issued(c[0], leaf) != X509_V_OK ||
+	    X509_verify(leaf, X509_get0_pubkey(c[0])) != 1)) {
+		add(d, V_FAIL, "chain.pem", "enroll the device with this CA: "
+		    "amtca enroll --force", "does not start with the issuer of the "
+		    "certificate the device serves");
+		goto out;
+	}
+	add(d, V_OK, "chain.pem", NULL, "%s: %zu certificate(s), bottom to top, "
+	    "ends in this CA's self-signed root%s", chain_path, n,
+	    leaf ? ", first one issued the served leaf" : "");
+out:
+	sk_X509_INFO_pop_free(inf, X509_INFO_free);
+	BIO_free(b);
+}
+
+static void
+print_json(const struct doc *d, const char *host, const char *addr)
+{
+	struct json j;
+	size_t i;
+	int ok = 1;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j, NULL);
+	json_str(&j, "host", host);
+	json_str(&j, "address", addr);
+	json_arr_begin(&j, "checks");
+	for (i = 0; i < d->n; i++) {
+		json_obj_begin(&j, NULL);
+		json_str(&j, "check", d->c[i].name);
+		json_str(&j, "result", d->c[i].v == V_OK ? "ok" :
+		    d->c[i].v == V_FAIL ? "fail" : "skip");
+		json_str(&j, "detail", d->c[i].what);
+		json_str(&j, "fix", d->c[i].v == V_FAIL ? d->c[i].fix : NULL);
+		json_obj_end(&j);
+		if (d->c[i].v == V_FAIL)
+			ok = 0;
+	}
+	json_arr_end(&j);
+	json_bool(&j, "ok", ok);
+	json_obj_end(&j);
+	json_finish(&j);
+}
 
 int
-cmd_doctor(const char *home, int argc, char **argv)
+cmd_doctor(const char *homedir, int argc, char **argv)
 {
-	(void)home;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "amtca: doctor is not implemented yet\n");
-	return EXIT_FAIL;
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "tls-port", required_argument, NULL, 'P' },
+		{ "redir-port", required_argument, NULL, 'R' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "password-file", required_argument, NULL, 'w' },
+		{ "legacy-tls", no_argument, NULL, 'L' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct doc d;
+	struct net_addrs na = { NULL, 0 };
+	struct amt_opts ao;
+	struct amt *a = NULL;
+	struct amt_general g;
+	struct home *h = NULL;
+	const char *host = NULL, *address = NULL, *pwfile = NULL, *user = NULL;
+	const char *chain = NULL;
+	char *password = NULL, list[256], addrbuf[64], subj[256], iss[256];
+	char amtfqdn[2 * AMTCA_FQDN_MAX + 2];
+	X509 *leaf = NULL, *raw = NULL;
+	int ch, r, port = 16992, tls_port = 16993, redir_port = 16995, legacy = 0;
+	int plain_open, tls_open, tls_ok = 0, resolved = 0, ret = EXIT_FAIL;
+	size_t i;
+	long n;
+	char *end;
+
+	memset(&d, 0, sizeof(d));
+	memset(&g, 0, sizeof(g));
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'H': host = optarg; break;
+		case 'a': address = optarg; break;
+		case 'u': user = optarg; break;
+		case 'w': pwfile = optarg; break;
+		case 'L': legacy = 1; break;
+		case 'j': d.json = 1; break;
+		case 'p': case 'P': case 'R':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 1 || n > 65535)
+				return usage_err("ports take 1..65535");
+			if (ch == 'p')
+				port = (int)n;
+			else if (ch == 'P')
+				tls_port = (int)n;
+			else
+				redir_port = (int)n;
+			break;
+		case 'h':
+			printf("usage: amtca doctor %s\n\nChecks DNS, ports %d/%d, "
+			    "the TLS handshake with this CA's chain and hostname\n"
+			    "verification, certificate validity by our and AMT's "
+			    "clock, chain.pem order, and\nthe redirection TLS port.  "
+			    "Exit 0 only when every check passes.\n", syn, 16992,
+			    16993);
+			return EXIT_OK;
+		default:
+			return usage_err("bad option");
+		}
+	}
+	if (optind != argc)
+		return usage_err("unexpected argument");
+	if (host == NULL)
+		return usage_err("--host is required");
+	if ((user == NULL) != (pwfile == NULL))
+		return usage_err("--user and --password-file go together");
+	if (address != NULL && !net_is_ip(address))
+		return usage_err("--address takes an IP address");
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((r = home_open(homedir, HOME_STORE, &h)) != 0) {
+		add(&d, V_FAIL, "CA home", "run amtca init, or pass --home DIR",
+		    "%s", amtca_errmsg(r));
+		h = NULL;
+	} else
+		chain = h->chain_path;
+	if (pwfile != NULL && (r = amtca_secret_read(pwfile, &password)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+
+	/* 1. DNS, and which address we look at. */
+	if ((r = net_resolve(host, &na)) != 0) {
+		add(&d, V_FAIL, "DNS", address ? "add a DNS record for the FQDN "
+		    "pointing at the device (consoles and TLS hostname checks "
+		    "connect by name)" : "add/fix the DNS record, or pass "
+		    "--address IP to check the device anyway", "%s",
+		    amtca_errmsg(r));
+	} else {
+		resolved = 1;
+		net_addrs_join(&na, list, sizeof(list));
+		if (address != NULL) {
+			int found = 0;
+
+			for (i = 0; i < na.n; i++)
+				if (strcmp(na.addr[i], address) == 0)
+					found = 1;
+			if (found)
+				add(&d, V_OK, "DNS", NULL, "%s resolves to %s, "
+				    "including %s", host, list, address);
+			else
+				add(&d, V_FAIL, "DNS", "point the FQDN's DNS record "
+				    "at the device's address (or fix --address)",
+				    "%s resolves to %s, not to %s", host, list,
+				    address);
+		} else
+			add(&d, V_OK, "DNS", NULL, "%s resolves to %s", host, list);
+	}
+	if (address == NULL && resolved) {
+		address = na.addr[0];
+		for (i = 0; i < na.n; i++)
+			if (net_tcp_probe(na.addr[i], port, DOCTOR_PROBE_MS) == 0 ||
+			    net_tcp_probe(na.addr[i], tls_port, DOCTOR_PROBE_MS) == 0) {
+				address = na.addr[i];
+				break;
+			}
+	}
+	if (address == NULL) {
+		if (d.json)
+			print_json(&d, host, NULL);
+		fprintf(stderr, "amtca: doctor: %s does not resolve and no "
+		    "--address was given: nothing else can be checked\n", host);
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	snprintf(addrbuf, sizeof(addrbuf), "%s", address);
+
+	/* 2. Ports. */
+	tls_open = net_tcp_probe(addrbuf, tls_port, DOCTOR_PROBE_MS) == 0;
+	if (tls_open)
+		add(&d, V_OK, "port 16993", NULL, "%s:%d accepts connections",
+		    addrbuf, tls_port);
+	else
+		add(&d, V_FAIL, "port 16993", "TLS is not on (or not committed): "
+		    "run amtca enroll; else check firewalls between here and AMT",
+		    "%s", amtca_errmsg(AMTCA_E_AMT_TRANSPORT));
+	plain_open = net_tcp_probe(addrbuf, port, DOCTOR_PROBE_MS) == 0;
+
+	/* 3. TLS handshake with our chain and the hostname. */
+	memset(&ao, 0, sizeof(ao));
+	ao.host = host;
+	ao.address = addrbuf;
+	ao.port = port;
+	ao.tls_port = tls_port;
+	ao.legacy_tls = legacy;
+	ao.user = user;
+	ao.password = password;
+	if (tls_open) {
+		ao.ca_file = chain;
+		r = chain ? amt_tls_fetch_leaf(&ao, &leaf) : AMTCA_E_CONFIG;
+		if (r == 0) {
+			tls_ok = 1;
+			name_oneline(X509_get_issuer_name(leaf), iss, sizeof(iss));
+			add(&d, V_OK, "TLS handshake", NULL, "%s:%d chain verifies "
+			    "under %s, hostname %s matches (issuer %s)", addrbuf,
+			    tls_port, chain, host, iss);
+		} else {
+			char why[300];
+
+			snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+			ao.ca_file = NULL;	/* what is served, unverified */
+			if (amt_tls_fetch_leaf(&ao, &raw) == 0) {
+				name_oneline(X509_get_subject_name(raw), subj, sizeof(subj));
+				name_oneline(X509_get_issuer_name(raw), iss, sizeof(iss));
+				add(&d, V_FAIL, "TLS handshake", "the device serves "
+				    "a certificate this CA did not issue for this "
+				    "name: amtca enroll --force (check --address/DNS "
+				    "first)", "%s (served: subject %s, issuer %s)",
+				    why, subj, iss);
+			} else
+				add(&d, V_FAIL, "TLS handshake", r == AMTCA_E_AMT_TLS &&
+				    !legacy ? "old AMT (<= 12)? retry with "
+				    "--legacy-tls" : "check that AMT's TLS is "
+				    "committed and the port is not intercepted",
+				    "%s", why);
+		}
+	} else
+		add(&d, V_FAIL, "TLS handshake", "enable TLS: amtca enroll",
+		    "nothing listens on %s:%d", addrbuf, tls_port);
+
+	/* 4. Port 16992: open is fine; closed is fine when TLS works. */
+	if (plain_open)
+		add(&d, V_OK, "port 16992", NULL, "%s:%d accepts connections%s",
+		    addrbuf, port, tls_ok ? " (non-secure connections allowed)" : "");
+	else if (tls_ok)
+		add(&d, V_OK, "port 16992", NULL, "closed: TLS only, as enrolled");
+	else
+		add(&d, V_FAIL, "port 16992", "check the device is powered, AMT "
+		    "provisioned, and the address right", "%s:%d does not answer "
+		    "and TLS does not work either", addrbuf, port);
+
+	/* 5. Certificate validity by our clock. */
+	if (leaf != NULL || raw != NULL)
+		validity_check(&d, "certificate validity (our clock)",
+		    leaf ? leaf : raw, time(NULL), "this host");
+
+	/* 6. chain.pem. */
+	chain_check(&d, h, chain, leaf);
+
+	/* 7. With credentials: login, identity, AMT's clock. */
+	if (password == NULL) {
+		add(&d, V_SKIP, "WS-MAN login", NULL, "no --user/--password-file");
+		add(&d, V_SKIP, "AMT identity", NULL, "no --user/--password-file");
+		add(&d, V_SKIP, "certificate validity (AMT clock)", NULL,
+		    "no --user/--password-file");
+	} else if (!tls_ok && !plain_open) {
+		add(&d, V_FAIL, "WS-MAN login", "make port 16992 or 16993 reachable",
+		    "no usable WS-MAN port");
+	} else {
+		uint32_t ta0 = 0;
+
+		ao.tls = tls_ok;
+		ao.ca_file = tls_ok ? chain : NULL;
+		if ((r = amt_open(&ao, &a)) != 0 || (r = amt_general_get(a, &g)) != 0)
+			add(&d, V_FAIL, "WS-MAN login", r == AMTCA_E_AMT_AUTH ?
+			    "check --user and --password-file (tried once: "
+			    "repeated failures lock the account)" :
+			    "check the device and the port", "%s", amtca_errmsg(r));
+		else {
+			add(&d, V_OK, "WS-MAN login", NULL, "authenticated over %s; "
+			    "AMT %s", tls_ok ? "TLS" : "plain HTTP",
+			    g.version ? g.version : "?");
+			snprintf(amtfqdn, sizeof(amtfqdn), "%s%s%s",
+			    g.hostname ? g.hostname : "",
+			    g.domainname && *g.domainname ? "." : "",
+			    g.domainname ? g.domainname : "");
+			if (strcasecmp(amtfqdn, host) == 0)
+				add(&d, V_OK, "AMT identity", NULL, "the AMT at %s "
+				    "says it is %s", addrbuf, amtfqdn);
+			else
+				add(&d, V_FAIL, "AMT identity", resolved ?
+				    "fix the DNS record or AMT's hostname/domain "
+				    "so they agree" : "fix --address, or AMT's "
+				    "hostname/domain", "the AMT at %s%s%s says "
+				    "its FQDN is '%s', not %s", addrbuf,
+				    resolved ? " (where DNS sends " : "",
+				    resolved ? "clients)" : "", amtfqdn, host);
+			if (leaf != NULL || raw != NULL) {
+				if ((r = amt_time_get(a, &ta0)) != 0)
+					add(&d, V_FAIL, "certificate validity (AMT "
+					    "clock)", "check the firmware",
+					    "cannot read AMT's clock: %s",
+					    amtca_errmsg(r));
+				else
+					validity_check(&d, "certificate validity "
+					    "(AMT clock)", leaf ? leaf : raw,
+					    (time_t)ta0, "AMT");
+			}
+		}
+	}
+
+	/* 8. Redirection over TLS (SOL/IDE-R/KVM consoles). */
+	{
+		X509 *rl = NULL;
+		struct amt_opts ro = ao;
+
+		ro.tls_port = redir_port;
+		ro.ca_file = chain;
+		if (net_tcp_probe(addrbuf, redir_port, DOCTOR_PROBE_MS) != 0)
+			add(&d, V_FAIL, "redirection TLS", "enable redirection "
+			    "(AMT_RedirectionService) and TLS on the device, or "
+			    "open the port in firewalls", "nothing listens on "
+			    "%s:%d", addrbuf, redir_port);
+		else if ((r = chain ? amt_tls_fetch_leaf(&ro, &rl) :
+		    AMTCA_E_CONFIG) != 0)
+			add(&d, V_FAIL, "redirection TLS", "enroll the device so "
+			    "redirection serves this CA's certificate",
+			    "%s:%d: %s", addrbuf, redir_port, amtca_errmsg(r));
+		else
+			add(&d, V_OK, "redirection TLS", NULL, "%s:%d verifies "
+			    "under %s", addrbuf, redir_port, chain);
+		X509_free(rl);
+	}
+
+	if (d.json)
+		print_json(&d, host, addrbuf);
+	{
+		size_t nfail = 0;
+
+		for (i = 0; i < d.n; i++)
+			if (d.c[i].v == V_FAIL)
+				nfail++;
+		ret = nfail ? EXIT_FAIL : EXIT_OK;
+		if (nfail)
+			fprintf(stderr, "amtca: doctor: %zu of %zu checks failed for "
+			    "%s (see the FAIL lines and their fixes)\n", nfail,
+			    d.n, host);
+	}
+out:
+	amt_general_clear(&g);
+	amt_free(a);
+	amtca_secret_free(password);
+	X509_free(leaf);
+	X509_free(raw);
+	net_addrs_clear(&na);
+	home_free(h);
+	return ret;
 }
