@@ -1,0 +1,292 @@
+/*
+ * amtsim internals: an Intel AMT firmware stand-in for tests.
+ *
+ * Layers (each file one job):
+ *   device.c        one device's state: key pairs, certificate store, TLS
+ *                   settings (pending and committed), credential context,
+ *                   clock.  All crypto (OpenSSL) lives here.
+ *   handlers.c      sim_handle(): one WS-MAN request in, one response out.
+ *                   Pure: no sockets, so the fuzz target drives it directly.
+ *   digest_server.c HTTP Digest on the server side: challenge, verify,
+ *                   nonce expiry, lockout.
+ *   http.c          libmicrohttpd glue: one daemon per device and port,
+ *                   irregular chunking, the control thread that restarts
+ *                   listeners after CommitChanges.
+ *   state.c         the --state file (load at start, rewrite on change).
+ *   main.c          command line, fleet set-up, signals.
+ *
+ * Locking: every struct sim_device has one mutex that guards all of its
+ * state; sim_handle() and the digest functions take it themselves.
+ */
+#ifndef AMTCA_AMT_SIM_H
+#define AMTCA_AMT_SIM_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "amt/wsman.h"
+#include "common/err.h"
+
+#define SIM_VERSION            "0.1.0"
+#define SIM_AMT_VERSION        "16.1.27.2225"
+#define SIM_HTTP_PORT          16992
+#define SIM_TLS_PORT           16993
+#define SIM_STEP_MAX           64	/* --drop-at step name */
+#define SIM_ENUM_CTX_MAX       8	/* open enumeration contexts per device */
+#define SIM_NONCE_TTL_S        300	/* digest nonce lifetime */
+#define SIM_LOCKOUT_S          60	/* lockout period after --lockout N */
+#define SIM_COMMIT_DELAY_MS    1000	/* default --commit-delay-ms */
+#define SIM_CHUNK_MAX          700	/* largest response chunk */
+#define SIM_THREAD_STACK       (256 * 1024)
+#define SIM_CONN_LIMIT         32	/* connections per daemon */
+#define SIM_CONN_TIMEOUT_S     30
+#define SIM_PEM_MAX            (64 * 1024)	/* --serve-cert/--serve-key */
+#define SIM_CSR_MAX            (16 * 1024)	/* NullSignedCertificateRequest */
+#define SIM_KEY_DER_MAX        4096	/* AddKey KeyBlob */
+#define SIM_STATE_MAX          (256 * 1024 * 1024)
+
+/* TLS setting instances. */
+#define SIM_TLS_REMOTE 0
+#define SIM_TLS_LMS    1
+#define SIM_TLS_N      2
+
+/* Options shared by every device (read-only once the fleet runs). */
+struct sim_config {
+	const char *user;
+	int http_port;
+	int tls_port;
+	unsigned latency_ms;
+	unsigned keygen_ms;
+	unsigned keygen_busy;		/* first K GenerateKeyPair → 2061 */
+	unsigned commit_delay_ms;
+	char drop_at[SIM_STEP_MAX];	/* "" = none; "STEP" or "STEP+" */
+	unsigned lockout;		/* 0 = never lock */
+	unsigned lockout_s;
+	long clock_skew_s;
+	unsigned store_max;		/* certificates, and keys, each */
+	unsigned nonce_ttl_s;
+	char amt_version[32];
+	int non_secure_unsupported;	/* CSME >= 16.1 NonSecureConnectionsSupported=false */
+	int old_tls;
+	char *serve_cert_pem;		/* --serve-cert contents, or NULL */
+	char *serve_key_pem;
+	int verbose;
+};
+
+struct sim_key {
+	int handle;
+	EVP_PKEY *pkey;			/* RSA key pair */
+	unsigned char *pub;		/* PKCS#1 RSAPublicKey DER */
+	size_t pub_len;
+};
+
+struct sim_cert {
+	int handle;
+	int trusted_root;
+	unsigned char *der;
+	size_t der_len;
+	X509 *x509;
+	char *subject;			/* RFC 2253 style, last RDN first */
+	char *issuer;
+};
+
+struct sim_tls {
+	int enabled;
+	int mutual;
+	int accept_non_secure;
+};
+
+struct sim_enum_ctx {
+	unsigned id;			/* 0 = free */
+	int cls;			/* enum sim_class */
+	size_t pos;
+};
+
+struct sim_listener;
+
+struct sim_device {
+	pthread_mutex_t lock;
+	const struct sim_config *cfg;
+	unsigned index;
+	char *fqdn;
+	char *hostname;			/* first label */
+	char *domain;			/* the rest, "" when none */
+	char realm[48];			/* "Digest:" + 32 uppercase hex */
+	unsigned char ha1[16];		/* MD5(user:realm:password) */
+	unsigned char nonce_key[32];	/* HMAC key for stateless nonces */
+	struct in_addr addr;
+
+	/* Certificate store (handles from 0, separate counters). */
+	struct sim_key *keys;
+	size_t nkeys;
+	struct sim_cert *certs;
+	size_t ncerts;
+	int key_next;
+	int cert_next;
+
+	int ctx_cert;			/* bound TLSCredentialContext cert, -1 none */
+	int committed_ctx_cert;		/* binding in force at the last commit */
+	struct sim_tls pending[SIM_TLS_N];
+	struct sim_tls committed[SIM_TLS_N];
+
+	long long clock_offset_s;	/* AMT clock = time(NULL) + offset */
+	uint32_t last_ta0;
+
+	unsigned long long msg_seq;	/* response MessageID counter */
+	unsigned enum_seq;
+	struct sim_enum_ctx enums[SIM_ENUM_CTX_MAX];
+
+	unsigned keygen_busy_left;
+	int dropped;			/* --drop-at fired (once per device) */
+
+	/* Digest state. */
+	unsigned auth_failures;
+	long long locked_until_ms;
+
+	/* Set by sim_handle(): a commit that changes listeners happened. */
+	int commit_requested;
+
+	/* Change notification (state file); NULL in the fuzzer. */
+	void (*on_change)(void *arg);
+	void *on_change_arg;
+
+	/* Owned by http.c. */
+	struct sim_listener *http_l;
+	struct sim_listener *tls_l;
+	long long apply_at_ms;		/* control thread: apply listeners then */
+};
+
+/* ---- device.c ---- */
+
+/*
+ * A fresh device (factory state: empty store, TLS off).  `password` is
+ * only used to derive HA1 and is not kept.  Free with sim_device_free().
+ */
+int sim_device_new(const struct sim_config *cfg, unsigned index,
+    const char *fqdn, const char *password, struct sim_device **out) AMTCA_WUR;
+void sim_device_free(struct sim_device *d);
+
+/* Back to factory state (the fuzzer reuses one device). */
+void sim_device_reset(struct sim_device *d);
+
+/* AMT clock in Unix seconds (caller holds d->lock or does not care). */
+time_t sim_device_clock(const struct sim_device *d);
+
+struct sim_key *sim_key_by_handle(struct sim_device *d, int handle);
+struct sim_cert *sim_cert_by_handle(struct sim_device *d, int handle);
+/* The key whose public part matches the certificate's, or NULL. */
+struct sim_key *sim_cert_key(struct sim_device *d, const struct sim_cert *c);
+
+/* Handle number from "Intel(r) AMT Certificate: Handle: N" etc., or -1. */
+int sim_parse_handle(const char *instance_id, const char *prefix);
+
+/* PT_STATUS results (>= 0), or a negative AMTCA_E_* on internal failure. */
+int sim_key_generate(struct sim_device *d, int alg, int bits, int *handle) AMTCA_WUR;
+int sim_key_add(struct sim_device *d, const unsigned char *pkcs1, size_t len,
+    int *handle) AMTCA_WUR;
+int sim_cert_add(struct sim_device *d, const unsigned char *der, size_t len,
+    int trusted_root, int *handle) AMTCA_WUR;
+/* Re-sign a null-signed CSR; *out malloc'd DER. */
+int sim_csr_sign(struct sim_device *d, int key_handle, int sigalg,
+    const unsigned char *csr, size_t len, unsigned char **out,
+    size_t *out_len) AMTCA_WUR;
+void sim_key_remove(struct sim_device *d, struct sim_key *k);
+void sim_cert_remove(struct sim_device *d, struct sim_cert *c);
+
+/* Restore helpers for state.c (no PT_STATUS: AMTCA_E_*). */
+int sim_key_restore(struct sim_device *d, int handle, const unsigned char *der,
+    size_t len) AMTCA_WUR;
+int sim_cert_restore(struct sim_device *d, int handle, int trusted,
+    const unsigned char *der, size_t len) AMTCA_WUR;
+
+/* PKCS#1 private key DER of a key (state file). */
+int sim_key_private_der(const struct sim_key *k, unsigned char **out,
+    size_t *len) AMTCA_WUR;
+
+/*
+ * What a device should serve on its TLS port now: PEM cert and key
+ * (malloc'd) of the committed binding, honouring --serve-cert/--serve-key
+ * and the AMT clock (a certificate not valid at the AMT clock is not
+ * served, as real firmware silently keeps TLS down).  Caller holds
+ * d->lock.  *cert = NULL when TLS should be down.
+ */
+int sim_device_tls_material(struct sim_device *d, char **cert_pem,
+    char **key_pem) AMTCA_WUR;
+
+/* Listener plan from the committed settings (caller holds d->lock). */
+int sim_device_wants_http(const struct sim_device *d);
+int sim_device_wants_tls(const struct sim_device *d);
+
+/* Notify the state writer (caller holds d->lock). */
+void sim_device_changed(struct sim_device *d);
+
+/* ---- handlers.c ---- */
+
+/*
+ * Handle one authenticated WS-MAN request body.  On return *http_status is
+ * 200 (response), 400 (SOAP fault), 500, or 0: close the connection without
+ * answering (--drop-at).  `resp` receives the XML body.  Returns 0, or a
+ * negative AMTCA_E_* when no response could be built at all.
+ */
+int sim_handle(struct sim_device *d, const char *req, size_t len,
+    struct wsman_buf *resp, int *http_status) AMTCA_WUR;
+
+/* ---- digest_server.c ---- */
+
+enum sim_auth {
+	SIM_AUTH_OK = 0,
+	SIM_AUTH_CHALLENGE,		/* 401, stale="false" */
+	SIM_AUTH_STALE,			/* 401, stale="true" */
+	SIM_AUTH_LOCKED,		/* 401 with the lockout page */
+};
+
+/*
+ * Check an Authorization header (NULL when absent) for `method` and the
+ * request target `url`.  Counts failures for --lockout.
+ */
+enum sim_auth sim_auth_check(struct sim_device *d, const char *method,
+    const char *url, const char *authz);
+
+/* The WWW-Authenticate value for a fresh challenge. */
+int sim_auth_challenge(struct sim_device *d, int stale, char *out,
+    size_t outlen) AMTCA_WUR;
+
+/* The HTML bodies AMT sends with 401. */
+extern const char sim_html_401[];
+
+/* ---- http.c ---- */
+
+struct sim_fleet {
+	struct sim_config *cfg;
+	struct sim_device **dev;
+	size_t n;
+	const char *state_path;
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	pthread_t ctl_thread;
+	int ctl_running;
+	int ctl_stop;
+	int state_dirty;
+};
+
+/* Start listeners for every device per its committed settings. */
+int sim_fleet_start(struct sim_fleet *f) AMTCA_WUR;
+/* Stop the control thread and every daemon (idempotent). */
+void sim_fleet_stop(struct sim_fleet *f);
+/* Device state changed: schedule a state write (on_change hook). */
+void sim_fleet_changed(void *arg);
+
+/* ---- state.c ---- */
+
+/* Serialize every device (taking each lock in turn). */
+int sim_state_save(struct sim_fleet *f) AMTCA_WUR;
+/* Load a state file into fresh devices; a missing file is not an error. */
+int sim_state_load(struct sim_fleet *f) AMTCA_WUR;
+
+#endif
