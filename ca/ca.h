@@ -111,21 +111,46 @@ struct ca_request {
  */
 int ca_issue(struct ca *ca, const struct ca_request *req, X509 **out) AMTCA_WUR;
 
+/*
+ * Build and sign a leaf exactly as ca_issue() does, WITHOUT recording it:
+ * for unit tests and benchmarks of building only.  A certificate from here
+ * must never be handed to anyone (it is in no database and no CRL can name
+ * it).  Works with a NULL store.  Thread-safe.
+ */
+int ca_leaf_build(struct ca *ca, const struct ca_request *req, X509 **out) AMTCA_WUR;
+
+/*
+ * Load one certificate from a PEM or DER file of at most
+ * AMTCA_CERT_FILE_MAX bytes (the first one of a PEM bundle).  AMTCA_E_CERT
+ * when it does not parse; AMTCA_E_NOT_FOUND / AMTCA_E_IO from reading.
+ */
+int ca_cert_load(const char *path, X509 **out) AMTCA_WUR;
+
+/* Same from memory. */
+int ca_cert_parse(const unsigned char *buf, size_t len, X509 **out) AMTCA_WUR;
+
 enum ca_chain_format { CA_CHAIN_PEM, CA_CHAIN_DER, CA_CHAIN_P7B };
+/* "pem", "der", "p7b" (also "pkcs7"), case-insensitive; else AMTCA_E_USAGE. */
 int ca_chain_format_parse(const char *s, enum ca_chain_format *out) AMTCA_WUR;
 
 /*
  * Export the chain `certs[0..n)` given bottom to top (intermediate(s) first,
  * root last).  PEM: one file (or stdout when path is NULL) in that order.
- * DER: `path` is a directory receiving NN-<cn>.cer per certificate.  P7B:
- * a PKCS#7 certs-only file (DER).
+ * DER: `path` is a directory (created 0755 when missing) receiving
+ * NN-<cn>.cer per certificate, NN from 01 in chain order and <cn> the
+ * subject CN with anything but [A-Za-z0-9._-] replaced by '_'.  P7B: a
+ * PKCS#7 certs-only file (DER).  Files are written atomically (0644);
+ * only PEM may go to stdout.
  */
 int ca_chain_export(X509 *const *certs, size_t n, enum ca_chain_format fmt,
     const char *path) AMTCA_WUR;
 
 /*
  * CRL over the store's revoked entries, signed by the issuing CA; valid for
- * `days`.  Output PEM or DER into *out (malloc'd).
+ * `days` (1-AMTCA_DAYS_MAX).  Output PEM or DER into *out (malloc'd, free()).
+ * v2, AKI, CRLNumber = creation time in Unix milliseconds (monotonic without
+ * any stored counter); entries carry the revocation date and, unless it is
+ * unspecified (0), the reasonCode.  AMTCA_E_STORE without a store.
  */
 int ca_crl_create(struct ca *ca, int days, int pem, unsigned char **out,
     size_t *outlen) AMTCA_WUR;

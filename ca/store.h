@@ -59,7 +59,19 @@ int store_cert_get(struct store *s, const char *serial,
 /* All certificates, oldest first.  Free with store_certs_free(). */
 int store_cert_list(struct store *s, struct store_cert **out, size_t *n) AMTCA_WUR;
 
-/* Mark revoked (idempotent for an already revoked serial). */
+/*
+ * Revoked certificates only (der left NULL, der_len 0), by serial: what a
+ * CRL needs without loading every certificate.  Free with store_certs_free().
+ */
+int store_cert_list_revoked(struct store *s, struct store_cert **out,
+    size_t *n) AMTCA_WUR;
+
+/*
+ * Mark revoked (idempotent for an already revoked serial: the first reason
+ * and date are kept).  `reason` is a CRLReason 0-10 except 7;
+ * AMTCA_E_USAGE otherwise, AMTCA_E_NOT_FOUND for an unknown serial.
+ * Serials are matched case-insensitively.
+ */
 int store_cert_revoke(struct store *s, const char *serial, int reason,
     time_t when) AMTCA_WUR;
 

@@ -1,0 +1,652 @@
+/*
+ * The issuing CA: WebServer leaves from a DER template.
+ *
+ * ca_new() encodes once everything every leaf shares (AlgorithmIdentifier,
+ * issuer Name, subject O/C, basicConstraints, EKU, AKI, CDP, AIA and both
+ * keyUsage variants).  A leaf then only costs writing its serial, validity,
+ * subject CN, SAN, SKI and copying the CSR's SubjectPublicKeyInfo bytes,
+ * one signature and one d2i_X509 to hand back an X509.  struct ca is never
+ * written after ca_new(), so ca_issue() needs no lock.
+ */
+#include "ca/ca.h"
+#include "ca/ca_int.h"
+#include "ca/store.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "common/util.h"
+
+static const unsigned char oid_cn[] = { 0x55, 0x04, 0x03 };
+static const unsigned char oid_ski[] = { 0x55, 0x1d, 0x0e };
+static const unsigned char oid_ku[] = { 0x55, 0x1d, 0x0f };
+static const unsigned char oid_san[] = { 0x55, 0x1d, 0x11 };
+static const unsigned char oid_bc[] = { 0x55, 0x1d, 0x13 };
+static const unsigned char oid_cdp[] = { 0x55, 0x1d, 0x1f };
+static const unsigned char oid_aki[] = { 0x55, 0x1d, 0x23 };
+static const unsigned char oid_eku[] = { 0x55, 0x1d, 0x25 };
+static const unsigned char oid_aia[] = {
+	0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01 };
+static const unsigned char oid_ca_issuers[] = {
+	0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02 };
+static const unsigned char oid_server_auth[] = {
+	0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01 };
+static const unsigned char oid_client_auth[] = {
+	0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02 };
+
+/* One request, checked and decoded once; serials are drawn per attempt. */
+struct leaf {
+	char fqdn[AMTCA_FQDN_MAX + 1];
+	size_t fqdn_len;
+	unsigned char ip[AMTCA_IPS_MAX][16];
+	size_t iplen[AMTCA_IPS_MAX];
+	size_t nips;
+	unsigned char *spki;		/* CSR SubjectPublicKeyInfo DER */
+	size_t spki_len;
+	unsigned char ski[EVP_MAX_MD_SIZE];
+	unsigned int ski_len;
+	int is_rsa;
+	time_t nb, na, now;
+};
+
+static int
+url_ok(const char *u)
+{
+	size_t i, n = strlen(u);
+
+	if (n == 0 || n > AMTCA_URL_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (u[i] < 0x21 || u[i] > 0x7e)
+			return 0;
+	return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0 ||
+	    strncmp(u, "ldap://", 7) == 0;
+}
+
+static int
+policy_validate(const struct ca_policy *p)
+{
+	size_t i;
+	int r;
+
+	if (p->ndomains > AMTCA_DOMAINS_MAX)
+		return amtca_fail(AMTCA_E_CONFIG, "more than %d policy domains",
+		    AMTCA_DOMAINS_MAX);
+	for (i = 0; i < p->ndomains; i++)
+		if ((r = ca_domain_check(p->domains[i])) != 0)
+			return r;
+	if (p->days < 0 || p->days > AMTCA_DAYS_MAX)
+		return amtca_fail(AMTCA_E_CONFIG, "policy validity of %d days is "
+		    "out of range (1-%d)", p->days, AMTCA_DAYS_MAX);
+	if (p->skew_s < 0 || p->skew_s > AMTCA_SKEW_MAX_S)
+		return amtca_fail(AMTCA_E_CONFIG, "notBefore skew of %d s is out "
+		    "of range (0-%d)", p->skew_s, AMTCA_SKEW_MAX_S);
+	if (p->crl_url != NULL && !url_ok(p->crl_url))
+		return amtca_fail(AMTCA_E_CONFIG, "CRL URL is not an http(s) or "
+		    "ldap URL of printable ASCII");
+	if (p->aia_url != NULL && !url_ok(p->aia_url))
+		return amtca_fail(AMTCA_E_CONFIG, "AIA URL is not an http(s) or "
+		    "ldap URL of printable ASCII");
+	if (p->country != NULL && p->country[0] != '\0' &&
+	    (strlen(p->country) != 2 ||
+	    !((p->country[0] | 32) >= 'a' && (p->country[0] | 32) <= 'z') ||
+	    !((p->country[1] | 32) >= 'a' && (p->country[1] | 32) <= 'z')))
+		return amtca_fail(AMTCA_E_CONFIG, "country \"%.8s\" is not two "
+		    "letters", p->country);
+	return 0;
+}
+
+/* The RDN SETs for C and O, without the enclosing SEQUENCE. */
+static int
+subject_prefix(struct ca *ca)
+{
+	X509_NAME *n = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *body;
+	size_t bodylen;
+	char c[3];
+	int len, ret = AMTCA_E_INTERNAL;
+	const struct ca_policy *p = ca->policy;
+
+	if ((n = X509_NAME_new()) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (p->country != NULL && p->country[0] != '\0') {
+		c[0] = (char)(p->country[0] & ~32);
+		c[1] = (char)(p->country[1] & ~32);
+		c[2] = '\0';
+		if (!X509_NAME_add_entry_by_NID(n, NID_countryName, MBSTRING_ASC,
+		    (unsigned char *)c, -1, -1, 0)) {
+			ret = amtca_fail_ssl(AMTCA_E_CONFIG, "country rejected");
+			goto out;
+		}
+	}
+	if (p->org != NULL && p->org[0] != '\0' &&
+	    !X509_NAME_add_entry_by_NID(n, NID_organizationName, MBSTRING_UTF8,
+	    (const unsigned char *)p->org, -1, -1, 0)) {
+		ret = amtca_fail_ssl(AMTCA_E_CONFIG, "organization \"%.64s\" "
+		    "rejected (at most 64 characters)", p->org);
+		goto out;
+	}
+	if ((len = i2d_X509_NAME(n, &der)) <= 0 ||
+	    der_unwrap(der, (size_t)len, &body, &bodylen) != 0) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot encode the subject");
+		goto out;
+	}
+	if ((ca->subj_prefix = malloc(bodylen + 1)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	memcpy(ca->subj_prefix, body, bodylen);
+	ca->subj_prefix_len = bodylen;
+	ret = 0;
+out:
+	OPENSSL_free(der);
+	X509_NAME_free(n);
+	return ret;
+}
+
+static void
+put_ku(struct der *d, unsigned char bits, unsigned char unused)
+{
+	unsigned char v[2] = { unused, bits };
+	size_t m[2];
+
+	der_ext_open(d, oid_ku, sizeof(oid_ku), 1, m);
+	der_prim(d, DER_BITSTRING, v, 2);
+	der_ext_close(d, m);
+}
+
+static void
+put_uri_access(struct der *d, const char *url)
+{
+	der_prim(d, DER_CTX(6), url, strlen(url));	/* uniformResourceIdentifier */
+}
+
+static int
+fixed_extensions(struct ca *ca, X509 *issuer)
+{
+	const struct ca_policy *p = ca->policy;
+	const ASN1_OCTET_STRING *ski;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	const unsigned char *keyid;
+	unsigned int mdlen = 0;
+	size_t m[2], s1, s2, s3, keyidlen;
+	struct der d;
+	int ret = AMTCA_E_INTERNAL;
+
+	if ((ski = X509_get0_subject_key_id(issuer)) != NULL) {
+		keyid = ASN1_STRING_get0_data(ski);
+		keyidlen = (size_t)ASN1_STRING_length(ski);
+	} else {
+		if (!X509_pubkey_digest(issuer, ca->sha1, md, &mdlen))
+			return amtca_fail_ssl(AMTCA_E_CERT, "cannot hash the issuer key");
+		keyid = md;
+		keyidlen = mdlen;
+	}
+	if (keyidlen == 0 || keyidlen > 32)
+		return amtca_fail(AMTCA_E_CERT, "issuer key identifier has %zu "
+		    "bytes", keyidlen);
+
+	/* AKI alone first: the CRL reuses it. */
+	der_init(&d, 64);
+	der_ext_open(&d, oid_aki, sizeof(oid_aki), 0, m);
+	s1 = der_open(&d, DER_SEQUENCE);
+	der_prim(&d, DER_CTX(0), keyid, keyidlen);
+	der_close(&d, s1);
+	der_ext_close(&d, m);
+	if (d.err || d.len > sizeof(ca->aki)) {
+		der_release(&d);
+		return AMTCA_E_NOMEM;
+	}
+	memcpy(ca->aki, d.p, d.len);
+	ca->aki_len = d.len;
+	d.len = 0;
+
+	/* basicConstraints CA:FALSE (the DEFAULT, so an empty SEQUENCE). */
+	der_ext_open(&d, oid_bc, sizeof(oid_bc), 1, m);
+	der_close(&d, der_open(&d, DER_SEQUENCE));
+	der_ext_close(&d, m);
+
+	der_ext_open(&d, oid_eku, sizeof(oid_eku), 0, m);
+	s1 = der_open(&d, DER_SEQUENCE);
+	der_prim(&d, DER_OID, oid_server_auth, sizeof(oid_server_auth));
+	if (p->client_auth)
+		der_prim(&d, DER_OID, oid_client_auth, sizeof(oid_client_auth));
+	der_close(&d, s1);
+	der_ext_close(&d, m);
+
+	der_raw(&d, ca->aki, ca->aki_len);
+
+	if (p->crl_url != NULL) {
+		/* CRLDistributionPoints { DistributionPoint { [0] { [0] { URI } } } } */
+		der_ext_open(&d, oid_cdp, sizeof(oid_cdp), 0, m);
+		s1 = der_open(&d, DER_SEQUENCE);
+		s2 = der_open(&d, DER_SEQUENCE);
+		s3 = der_open(&d, DER_CTXC(0));
+		{
+			size_t s4 = der_open(&d, DER_CTXC(0));
+
+			put_uri_access(&d, p->crl_url);
+			der_close(&d, s4);
+		}
+		der_close(&d, s3);
+		der_close(&d, s2);
+		der_close(&d, s1);
+		der_ext_close(&d, m);
+	}
+	if (p->aia_url != NULL) {
+		der_ext_open(&d, oid_aia, sizeof(oid_aia), 0, m);
+		s1 = der_open(&d, DER_SEQUENCE);
+		s2 = der_open(&d, DER_SEQUENCE);
+		der_prim(&d, DER_OID, oid_ca_issuers, sizeof(oid_ca_issuers));
+		put_uri_access(&d, p->aia_url);
+		der_close(&d, s2);
+		der_close(&d, s1);
+		der_ext_close(&d, m);
+	}
+	if ((ret = der_take(&d, &ca->exts, &ca->exts_len)) != 0)
+		return ret;
+
+	/* keyUsage: digitalSignature (bit 0), + keyEncipherment (bit 2) for RSA. */
+	der_init(&d, 16);
+	put_ku(&d, 0xa0, 5);
+	if (d.err || d.len > sizeof(ca->ku_rsa)) {
+		der_release(&d);
+		return AMTCA_E_NOMEM;
+	}
+	memcpy(ca->ku_rsa, d.p, d.len);
+	ca->ku_rsa_len = d.len;
+	d.len = 0;
+	put_ku(&d, 0x80, 7);
+	if (d.err || d.len > sizeof(ca->ku_ec)) {
+		der_release(&d);
+		return AMTCA_E_NOMEM;
+	}
+	memcpy(ca->ku_ec, d.p, d.len);
+	ca->ku_ec_len = d.len;
+	der_release(&d);
+	return 0;
+}
+
+int
+ca_new(const struct ca_signer *signer, X509 *issuer,
+    const struct ca_policy *policy, struct store *store, struct ca **out)
+{
+	struct ca *ca = NULL;
+	unsigned char *name = NULL;
+	int r, len, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if (signer == NULL || signer->sign == NULL || issuer == NULL ||
+	    policy == NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "ca_new: missing signer, issuer "
+		    "or policy");
+		goto out;
+	}
+	if ((r = policy_validate(policy)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(issuer), signer->pub) != 1) {
+		ERR_clear_error();
+		ret = amtca_fail(AMTCA_E_CONFIG, "the signing key does not match "
+		    "the issuing CA certificate");
+		goto out;
+	}
+	if (X509_check_ca(issuer) == 0) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "the issuing certificate is not "
+		    "a CA certificate");
+		goto out;
+	}
+	if ((ca = calloc(1, sizeof(*ca))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	ca->signer = signer;
+	ca->policy = policy;
+	ca->store = store;
+	ca->days = policy->days > 0 ? policy->days : AMTCA_DAYS_DEFAULT;
+	ca->skew = policy->skew_s;
+	if ((r = ca_sigalg_init(&ca->alg, signer->pub)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot fetch SHA-1");
+		goto out;
+	}
+	ca->issuer_nb = ca_asn1_time_t(X509_get0_notBefore(issuer));
+	ca->issuer_na = ca_asn1_time_t(X509_get0_notAfter(issuer));
+	if (ca->issuer_nb == (time_t)-1 || ca->issuer_na == (time_t)-1) {
+		ret = amtca_fail(AMTCA_E_CERT, "issuing CA validity is unreadable");
+		goto out;
+	}
+	if ((len = i2d_X509_NAME(X509_get_subject_name(issuer), &name)) <= 0) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot encode the issuer name");
+		goto out;
+	}
+	ca->algid_issuer_len = ca->alg.algid_len + (size_t)len;
+	if ((ca->algid_issuer = malloc(ca->algid_issuer_len)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	memcpy(ca->algid_issuer, ca->alg.algid, ca->alg.algid_len);
+	memcpy(ca->algid_issuer + ca->alg.algid_len, name, (size_t)len);
+	if ((r = subject_prefix(ca)) != 0 ||
+	    (r = fixed_extensions(ca, issuer)) != 0) {
+		ret = r;
+		goto out;
+	}
+	*out = ca;
+	ca = NULL;
+	ret = 0;
+out:
+	OPENSSL_free(name);
+	ca_free(ca);
+	return ret;
+}
+
+void
+ca_free(struct ca *ca)
+{
+	if (ca == NULL)
+		return;
+	ca_sigalg_release(&ca->alg);
+	EVP_MD_free(ca->sha1);
+	free(ca->algid_issuer);
+	free(ca->subj_prefix);
+	free(ca->exts);
+	free(ca);
+}
+
+static void
+leaf_clear(struct leaf *l)
+{
+	OPENSSL_free(l->spki);
+	l->spki = NULL;
+}
+
+/* Everything about a request that does not change between attempts. */
+static int
+leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
+{
+	X509_PUBKEY *xpk;
+	const unsigned char *pk = NULL;
+	int pklen = 0, len, r, days, ret = AMTCA_E_INTERNAL;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	if (req == NULL || req->csr == NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "issue: no CSR");
+		goto out;
+	}
+	if ((r = ca_fqdn_check(req->fqdn, ca->policy, l->fqdn)) != 0) {
+		ret = r;
+		goto out;
+	}
+	l->fqdn_len = strlen(l->fqdn);
+	if (req->nips > AMTCA_IPS_MAX) {
+		ret = amtca_fail(AMTCA_E_LIMIT, "%zu IP addresses requested, at "
+		    "most %d", req->nips, AMTCA_IPS_MAX);
+		goto out;
+	}
+	for (i = 0; i < req->nips; i++) {
+		const char *s = req->ips[i];
+
+		if (s != NULL && inet_pton(AF_INET, s, l->ip[i]) == 1)
+			l->iplen[i] = 4;
+		else if (s != NULL && inet_pton(AF_INET6, s, l->ip[i]) == 1)
+			l->iplen[i] = 16;
+		else {
+			ret = amtca_fail(AMTCA_E_USAGE, "IP address \"%.64s\" is "
+			    "neither IPv4 nor IPv6", s ? s : "");
+			goto out;
+		}
+	}
+	l->nips = req->nips;
+	days = req->days != 0 ? req->days : ca->days;
+	if (days < 1 || days > AMTCA_DAYS_MAX) {
+		ret = amtca_fail(AMTCA_E_POLICY, "validity of %d days is out of "
+		    "range (1-%d)", days, AMTCA_DAYS_MAX);
+		goto out;
+	}
+	/* Cheap re-check: req->csr may not have come from ca_csr_parse(). */
+	if ((r = ca_key_check(X509_REQ_get0_pubkey(req->csr), AMTCA_E_CSR,
+	    "CSR", &l->is_rsa)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((xpk = X509_REQ_get_X509_PUBKEY(req->csr)) == NULL ||
+	    (len = i2d_X509_PUBKEY(xpk, &l->spki)) <= 0 ||
+	    !X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, xpk)) {
+		ret = amtca_fail_ssl(AMTCA_E_CSR, "CSR public key cannot be encoded");
+		goto out;
+	}
+	l->spki_len = (size_t)len;
+	/* RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
+	if (!EVP_Digest(pk, (size_t)pklen, l->ski, &l->ski_len, ca->sha1, NULL)) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot hash the key");
+		goto out;
+	}
+	l->now = time(NULL);
+	if (l->now >= ca->issuer_na) {
+		ret = amtca_fail(AMTCA_E_CERT, "the issuing CA certificate has "
+		    "expired: renew the intermediate");
+		goto out;
+	}
+	l->nb = l->now - ca->skew;
+	if (l->nb < ca->issuer_nb)
+		l->nb = ca->issuer_nb;
+	l->na = l->now + (time_t)days * 86400;
+	if (l->na > ca->issuer_na)
+		l->na = ca->issuer_na;	/* never outlive the issuer */
+	ret = 0;
+out:
+	if (ret != 0)
+		leaf_clear(l);
+	return ret;
+}
+
+static int
+leaf_tbs(const struct ca *ca, const struct leaf *l,
+    const unsigned char serial[AMTCA_SERIAL_BYTES], unsigned char **out,
+    size_t *outlen)
+{
+	static const unsigned char v3[] = { 0xa0, 0x03, 0x02, 0x01, 0x02 };
+	size_t top, s1, s2, s3, m[2], i;
+	int cn = l->fqdn_len <= CN_MAX;
+	struct der d;
+
+	der_init(&d, 512 + ca->algid_issuer_len + ca->subj_prefix_len +
+	    2 * l->fqdn_len + l->spki_len + ca->exts_len);
+	top = der_open(&d, DER_SEQUENCE);
+	der_raw(&d, v3, sizeof(v3));
+	der_prim(&d, DER_INTEGER, serial, AMTCA_SERIAL_BYTES);
+	der_raw(&d, ca->algid_issuer, ca->algid_issuer_len);
+	s1 = der_open(&d, DER_SEQUENCE);
+	der_time(&d, l->nb);
+	der_time(&d, l->na);
+	der_close(&d, s1);
+	s1 = der_open(&d, DER_SEQUENCE);		/* subject */
+	der_raw(&d, ca->subj_prefix, ca->subj_prefix_len);
+	if (cn) {
+		s2 = der_open(&d, DER_SET);
+		s3 = der_open(&d, DER_SEQUENCE);
+		der_prim(&d, DER_OID, oid_cn, sizeof(oid_cn));
+		der_prim(&d, DER_UTF8STRING, l->fqdn, l->fqdn_len);
+		der_close(&d, s3);
+		der_close(&d, s2);
+	}
+	der_close(&d, s1);
+	der_raw(&d, l->spki, l->spki_len);
+	s1 = der_open(&d, DER_CTXC(3));
+	s2 = der_open(&d, DER_SEQUENCE);
+	der_raw(&d, ca->exts, ca->exts_len);
+	if (l->is_rsa)
+		der_raw(&d, ca->ku_rsa, ca->ku_rsa_len);
+	else
+		der_raw(&d, ca->ku_ec, ca->ku_ec_len);
+	/* SAN is critical when the subject is empty (RFC 5280 4.2.1.6). */
+	der_ext_open(&d, oid_san, sizeof(oid_san),
+	    !cn && ca->subj_prefix_len == 0, m);
+	s3 = der_open(&d, DER_SEQUENCE);
+	der_prim(&d, DER_CTX(2), l->fqdn, l->fqdn_len);	/* dNSName */
+	for (i = 0; i < l->nips; i++)
+		der_prim(&d, DER_CTX(7), l->ip[i], l->iplen[i]); /* iPAddress */
+	der_close(&d, s3);
+	der_ext_close(&d, m);
+	der_ext_open(&d, oid_ski, sizeof(oid_ski), 0, m);
+	der_prim(&d, DER_OCTETSTRING, l->ski, l->ski_len);
+	der_ext_close(&d, m);
+	der_close(&d, s2);
+	der_close(&d, s1);
+	der_close(&d, top);
+	return der_take(&d, out, outlen);
+}
+
+/* Draw a serial, build, sign and parse one leaf. */
+static int
+leaf_sign(const struct ca *ca, const struct leaf *l,
+    unsigned char serial[AMTCA_SERIAL_BYTES], unsigned char **der,
+    size_t *derlen, X509 **out)
+{
+	unsigned char *tbs = NULL;
+	const unsigned char *p;
+	size_t tbslen = 0;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	*der = NULL;
+	*derlen = 0;
+	if ((r = ca_serial_draw(serial)) != 0 ||
+	    (r = leaf_tbs(ca, l, serial, &tbs, &tbslen)) != 0 ||
+	    (r = ca_sign_der(ca->signer, &ca->alg, tbs, tbslen, der,
+	    derlen)) != 0) {
+		ret = r;
+		goto out;
+	}
+	p = *der;
+	if ((*out = d2i_X509(NULL, &p, (long)*derlen)) == NULL ||
+	    p != *der + *derlen) {
+		X509_free(*out);
+		*out = NULL;
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "issued certificate does not "
+		    "parse");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(tbs);
+	if (ret != 0) {
+		free(*der);
+		*der = NULL;
+		*derlen = 0;
+	}
+	return ret;
+}
+
+int
+ca_leaf_build(struct ca *ca, const struct ca_request *req, X509 **out)
+{
+	unsigned char serial[AMTCA_SERIAL_BYTES], *der = NULL;
+	size_t derlen = 0;
+	struct leaf l;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if (ca == NULL) {
+		ret = AMTCA_E_USAGE;
+		goto out;
+	}
+	if ((r = leaf_prepare(ca, req, &l)) != 0) {
+		ret = r;
+		goto out;
+	}
+	r = leaf_sign(ca, &l, serial, &der, &derlen, out);
+	leaf_clear(&l);
+	ret = r;
+out:
+	free(der);
+	return ret;
+}
+
+int
+ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
+{
+	unsigned char serial[AMTCA_SERIAL_BYTES], *der = NULL;
+	size_t derlen = 0;
+	struct store_cert rec;
+	struct leaf l;
+	char *hex = NULL;
+	X509 *x = NULL;
+	int r, tries, have_leaf = 0, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if (ca == NULL) {
+		ret = AMTCA_E_USAGE;
+		goto out;
+	}
+	if (ca->store == NULL) {
+		ret = amtca_fail(AMTCA_E_STORE, "no issuance database: refusing "
+		    "to issue a certificate that would not be recorded");
+		goto out;
+	}
+	if ((r = leaf_prepare(ca, req, &l)) != 0) {
+		ret = r;
+		goto out;
+	}
+	have_leaf = 1;
+	for (tries = 0; tries < AMTCA_SERIAL_TRIES; tries++) {
+		if ((r = leaf_sign(ca, &l, serial, &der, &derlen, &x)) != 0 ||
+		    (r = amtca_hex_encode(serial, sizeof(serial), &hex)) != 0) {
+			ret = r;
+			goto out;
+		}
+		memset(&rec, 0, sizeof(rec));
+		rec.serial = hex;
+		rec.fqdn = l.fqdn;
+		rec.not_before = l.nb;
+		rec.not_after = l.na;
+		rec.issued_at = l.now;
+		rec.status = (char *)"valid";
+		rec.requester = (char *)req->requester;
+		rec.device = (char *)req->device;
+		rec.der = der;
+		rec.der_len = derlen;
+		/* Only a durably recorded certificate leaves this function. */
+		r = store_cert_add(ca->store, &rec);
+		if (r == 0)
+			break;
+		X509_free(x);
+		x = NULL;
+		free(der);
+		der = NULL;
+		free(hex);
+		hex = NULL;
+		if (r != AMTCA_E_EXISTS) {
+			ret = r;
+			goto out;
+		}
+	}
+	if (x == NULL) {
+		ret = amtca_fail(AMTCA_E_STORE, "%d serial collisions in a row: "
+		    "is the CSPRNG broken?", AMTCA_SERIAL_TRIES);
+		goto out;
+	}
+	*out = x;
+	x = NULL;
+	ret = 0;
+out:
+	if (have_leaf)
+		leaf_clear(&l);
+	X509_free(x);
+	free(der);
+	free(hex);
+	return ret;
+}
