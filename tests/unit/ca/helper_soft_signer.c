@@ -35,8 +35,12 @@ soft_sign(void *ctx, const EVP_MD *md, const unsigned char *tbs, size_t tbslen,
 }
 
 static EVP_PKEY *
-gen(const char *kind)
+gen(const char *kind_tag)
 {
+	char kind[16];
+
+	/* "p256#2": a second cached key of the same kind. */
+	snprintf(kind, sizeof(kind), "%.*s", (int)strcspn(kind_tag, "#"), kind_tag);
 	if (strncmp(kind, "rsa", 3) == 0)
 		return EVP_RSA_gen((unsigned)atoi(kind + 3));
 	if (strcmp(kind, "p256") == 0)
@@ -212,10 +216,13 @@ test_pki_init(struct test_pki *t, const char *root, const char *inter,
 {
 	EVP_PKEY *rk, *ik, *ipub;
 	int r;
+	char itag[32];
 
 	memset(t, 0, sizeof(*t));
+	/* Distinct cache slots, so root and intermediate never share a key. */
+	snprintf(itag, sizeof(itag), "%s#inter", inter);
 	rk = soft_key(root, 0);
-	ik = soft_key(inter, 0);
+	ik = soft_key(itag, 0);
 	t->root = soft_signer_new(rk);
 	t->inter = soft_signer_new(ik);
 	EVP_PKEY_free(rk);

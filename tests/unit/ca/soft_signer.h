@@ -21,7 +21,8 @@ struct soft_signer {
 
 /*
  * A key of `kind`: "rsa1024", "rsa2048", "rsa3072", "rsa4096", "p256",
- * "p384", "p521", "secp256k1".  Cached per process (RSA keygen is slow);
+ * "p384", "p521", "secp256k1", optionally with a "#tag" suffix naming
+ * another cached key of the same kind.  Cached per process (RSA keygen is slow);
  * the caller gets its own reference and frees it with EVP_PKEY_free().
  * A fresh (uncached) key when `fresh`.  Aborts the test on failure.
  */

@@ -1,0 +1,756 @@
+/*
+ * Certificate building: root, intermediate and leaf profiles, checked by
+ * parsing what was issued and by OpenSSL's own chain verification.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca.h"
+#include "ca/store.h"
+#include "soft_signer.h"
+
+#define DAY 86400
+
+static int
+ext_crit(X509 *x, int nid)
+{
+	int i = X509_get_ext_by_NID(x, nid, -1);
+
+	if (i < 0)
+		return -1;
+	assert_int_equal(X509_get_ext_by_NID(x, nid, i), -1);	/* once */
+	return X509_EXTENSION_get_critical(X509_get_ext(x, i));
+}
+
+static time_t
+tt(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	assert_true(ASN1_TIME_to_tm(t, &tm));
+	return timegm(&tm);
+}
+
+static void
+assert_near(time_t got, time_t want, time_t slack)
+{
+	if (got < want - slack || got > want + slack)
+		fail_msg("time %lld not within %lld s of %lld", (long long)got,
+		    (long long)slack, (long long)want);
+}
+
+static void
+assert_sigalg(X509 *x, int nid, int null_params)
+{
+	const X509_ALGOR *outer, *inner = X509_get0_tbs_sigalg(x);
+	const ASN1_OBJECT *obj;
+	int ptype;
+
+	X509_get0_signature(NULL, &outer, x);
+	assert_int_equal(X509_ALGOR_cmp(outer, inner), 0);
+	X509_ALGOR_get0(&obj, &ptype, NULL, inner);
+	assert_int_equal(OBJ_obj2nid(obj), nid);
+	assert_int_equal(ptype, null_params ? V_ASN1_NULL : V_ASN1_UNDEF);
+}
+
+/* The DER we wrote is exactly what OpenSSL's encoder writes (canonical). */
+static void
+assert_canonical(X509 *x)
+{
+	unsigned char *orig = NULL, *re = NULL, *copy = NULL;
+	const unsigned char *p;
+	int olen, rlen;
+	X509 *y;
+
+	olen = i2d_X509(x, &orig);
+	assert_true(olen > 0);
+	p = orig;
+	y = d2i_X509(NULL, &p, olen);
+	assert_non_null(y);
+	rlen = i2d_re_X509_tbs(y, &re);	/* forces a fresh encoding */
+	assert_true(rlen > 0);
+	assert_int_equal(i2d_re_X509_tbs(x, &copy), rlen);
+	assert_memory_equal(re, copy, (size_t)rlen);
+	/* and the TBS sits verbatim inside the original bytes */
+	assert_non_null(memmem(orig, (size_t)olen, re, (size_t)rlen));
+	OPENSSL_free(orig);
+	OPENSSL_free(re);
+	OPENSSL_free(copy);
+	X509_free(y);
+}
+
+static int
+verify(struct test_pki *t, X509 *leaf, const char *host, int *err)
+{
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	X509_VERIFY_PARAM *vp;
+	int ok;
+
+	assert_true(X509_STORE_add_cert(st, t->root_cert));
+	sk_X509_push(untrusted, t->inter_cert);
+	assert_true(X509_STORE_CTX_init(ctx, st, leaf, untrusted));
+	vp = X509_STORE_CTX_get0_param(ctx);
+	assert_true(X509_VERIFY_PARAM_set_purpose(vp, X509_PURPOSE_SSL_SERVER));
+	if (host != NULL && strspn(host, "0123456789.:") == strlen(host))
+		assert_true(X509_VERIFY_PARAM_set1_ip_asc(vp, host));
+	else if (host != NULL)
+		assert_true(X509_VERIFY_PARAM_set1_host(vp, host, 0));
+	ok = X509_verify_cert(ctx);
+	*err = X509_STORE_CTX_get_error(ctx);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	sk_X509_free(untrusted);
+	return ok;
+}
+
+static X509 *
+build(struct test_pki *t, const char *key, const char *fqdn,
+    const char *const *ips, size_t nips, int days, int *rc)
+{
+	struct ca_request req = { 0 };
+	EVP_PKEY *k = soft_key(key, 0);
+	X509 *x = (X509 *)&x;
+
+	req.fqdn = fqdn;
+	req.csr = soft_csr(k, 0);
+	req.ips = ips;
+	req.nips = nips;
+	req.days = days;
+	*rc = ca_leaf_build(t->ca, &req, &x);
+	if (*rc != 0)
+		assert_null(x);
+	X509_REQ_free(req.csr);
+	EVP_PKEY_free(k);
+	return *rc == 0 ? x : NULL;
+}
+
+static X509 *
+build_ok(struct test_pki *t, const char *key, const char *fqdn,
+    const char *const *ips, size_t nips)
+{
+	int rc;
+	X509 *x = build(t, key, fqdn, ips, nips, 0, &rc);
+
+	if (rc != 0)
+		fail_msg("build %s: %s", fqdn, amtca_errmsg(rc));
+	return x;
+}
+
+static void
+test_root_profile(void **state)
+{
+	struct test_pki t;
+	BASIC_CONSTRAINTS *bc;
+	ASN1_BIT_STRING *ku;
+	unsigned char md[32];
+	unsigned int mdlen;
+	const ASN1_OCTET_STRING *ski;
+	char cn[128];
+	time_t now = time(NULL);
+
+	(void)state;
+	test_pki_init(&t, "rsa2048", "p256", 0, 0, NULL);
+	assert_int_equal(X509_get_version(t.root_cert), X509_VERSION_3);
+	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(t.root_cert),
+	    X509_get_issuer_name(t.root_cert)), 0);
+	assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(t.root_cert),
+	    NID_commonName, cn, sizeof(cn)) > 0);
+	assert_string_equal(cn, "Acme AMT Root");
+	assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(t.root_cert),
+	    NID_organizationName, cn, sizeof(cn)) > 0);
+	assert_string_equal(cn, "Acme");
+	assert_int_equal(X509_verify(t.root_cert, t.root->s.pub), 1);
+	assert_sigalg(t.root_cert, NID_sha256WithRSAEncryption, 1);
+
+	assert_int_equal(ext_crit(t.root_cert, NID_basic_constraints), 1);
+	bc = X509_get_ext_d2i(t.root_cert, NID_basic_constraints, NULL, NULL);
+	assert_non_null(bc);
+	assert_true(bc->ca);
+	assert_null(bc->pathlen);
+	BASIC_CONSTRAINTS_free(bc);
+	assert_int_equal(ext_crit(t.root_cert, NID_key_usage), 1);
+	ku = X509_get_ext_d2i(t.root_cert, NID_key_usage, NULL, NULL);
+	assert_true(ASN1_BIT_STRING_get_bit(ku, 5) && ASN1_BIT_STRING_get_bit(ku, 6));
+	assert_false(ASN1_BIT_STRING_get_bit(ku, 0));
+	ASN1_BIT_STRING_free(ku);
+	assert_int_equal(X509_get_key_usage(t.root_cert), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+	assert_int_equal(ext_crit(t.root_cert, NID_subject_key_identifier), 0);
+	ski = X509_get0_subject_key_id(t.root_cert);
+	assert_true(X509_pubkey_digest(t.root_cert, EVP_sha1(), md, &mdlen));
+	assert_int_equal(ASN1_STRING_length(ski), mdlen);
+	assert_memory_equal(ASN1_STRING_get0_data(ski), md, mdlen);
+	assert_int_equal(X509_get_ext_count(t.root_cert), 3);
+	assert_near(tt(X509_get0_notAfter(t.root_cert)), now + 20 * 365 * DAY, 10);
+	assert_int_equal(X509_check_ca(t.root_cert), 1);
+	assert_canonical(t.root_cert);
+	test_pki_free(&t);
+}
+
+static void
+test_intermediate_profile(void **state)
+{
+	struct test_pki t;
+	BASIC_CONSTRAINTS *bc;
+	NAME_CONSTRAINTS *nc;
+	AUTHORITY_KEYID *aki;
+	GENERAL_SUBTREE *st;
+	const ASN1_OCTET_STRING *rski;
+	int i;
+
+	(void)state;
+	test_pki_init(&t, "p384", "rsa2048", 0, 0, NULL);
+	assert_int_equal(X509_verify(t.inter_cert, t.root->s.pub), 1);
+	/* P-384 root: ecdsa-with-SHA384 with absent parameters. */
+	assert_sigalg(t.inter_cert, NID_ecdsa_with_SHA384, 0);
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(t.inter_cert),
+	    X509_get_subject_name(t.root_cert)), 0);
+	assert_int_equal(ext_crit(t.inter_cert, NID_basic_constraints), 1);
+	bc = X509_get_ext_d2i(t.inter_cert, NID_basic_constraints, NULL, NULL);
+	assert_true(bc->ca);
+	assert_non_null(bc->pathlen);
+	assert_int_equal(ASN1_INTEGER_get(bc->pathlen), 0);
+	BASIC_CONSTRAINTS_free(bc);
+	assert_int_equal(ext_crit(t.inter_cert, NID_key_usage), 1);
+	assert_int_equal(X509_get_key_usage(t.inter_cert), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+	assert_int_equal(ext_crit(t.inter_cert, NID_subject_key_identifier), 0);
+	assert_int_equal(ext_crit(t.inter_cert, NID_authority_key_identifier), 0);
+	aki = X509_get_ext_d2i(t.inter_cert, NID_authority_key_identifier, NULL, NULL);
+	rski = X509_get0_subject_key_id(t.root_cert);
+	assert_int_equal(ASN1_OCTET_STRING_cmp(aki->keyid, rski), 0);
+	AUTHORITY_KEYID_free(aki);
+	/* Name constraints: critical, permitted = exactly the policy's domains. */
+	assert_int_equal(ext_crit(t.inter_cert, NID_name_constraints), 1);
+	nc = X509_get_ext_d2i(t.inter_cert, NID_name_constraints, NULL, NULL);
+	assert_non_null(nc);
+	assert_null(nc->excludedSubtrees);
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->permittedSubtrees),
+	    (int)test_ndomains);
+	for (i = 0; i < (int)test_ndomains; i++) {
+		st = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i);
+		assert_int_equal(st->base->type, GEN_DNS);
+		assert_string_equal((const char *)ASN1_STRING_get0_data(
+		    st->base->d.dNSName), test_domains[i]);
+	}
+	NAME_CONSTRAINTS_free(nc);
+	assert_int_equal(X509_get_ext_count(t.inter_cert), 5);
+	assert_true(X509_cmp_time(X509_get0_notAfter(t.inter_cert), NULL) > 0);
+	assert_canonical(t.inter_cert);
+	test_pki_free(&t);
+}
+
+static void
+test_intermediate_never_outlives_root(void **state)
+{
+	struct test_pki t;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 30, 3650, NULL);
+	assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(t.inter_cert),
+	    X509_get0_notAfter(t.root_cert)), 0);
+	test_pki_free(&t);
+}
+
+static void
+test_leaf_profile_rsa(void **state)
+{
+	static const char *const ips[] = { "192.0.2.7", "2001:db8::1" };
+	static const unsigned char ip4[] = { 192, 0, 2, 7 };
+	static const unsigned char ip6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	struct test_pki t;
+	X509 *x;
+	GENERAL_NAMES *san;
+	GENERAL_NAME *gn;
+	EXTENDED_KEY_USAGE *eku;
+	CRL_DIST_POINTS *cdp;
+	AUTHORITY_INFO_ACCESS *aia;
+	AUTHORITY_KEYID *aki;
+	BASIC_CONSTRAINTS *bc;
+	ACCESS_DESCRIPTION *ad;
+	DIST_POINT *dp;
+	const ASN1_INTEGER *serial;
+	unsigned char md[32];
+	unsigned int mdlen;
+	char buf[256];
+	time_t now = time(NULL);
+	int err;
+
+	(void)state;
+	test_pki_init(&t, "rsa2048", "p256", 0, 0, NULL);
+	x = build_ok(&t, "rsa2048", "AMT-7.Example.com", ips, 2);
+	assert_int_equal(X509_get_version(x), X509_VERSION_3);
+	assert_int_equal(X509_verify(x, t.inter->s.pub), 1);
+	assert_sigalg(x, NID_ecdsa_with_SHA256, 0);
+	serial = X509_get0_serialNumber(x);
+	assert_int_equal(ASN1_STRING_type(serial), V_ASN1_INTEGER);
+	assert_int_equal(ASN1_STRING_length(serial), AMTCA_SERIAL_BYTES);
+
+	/* Subject: C=DE, O=Acme, CN=<lowercased FQDN>; issuer = intermediate. */
+	assert_int_equal(X509_NAME_entry_count(X509_get_subject_name(x)), 3);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf,
+	    sizeof(buf));
+	assert_string_equal(buf, "amt-7.example.com");
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_organizationName,
+	    buf, sizeof(buf));
+	assert_string_equal(buf, "Acme");
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_countryName, buf,
+	    sizeof(buf));
+	assert_string_equal(buf, "DE");
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(x),
+	    X509_get_subject_name(t.inter_cert)), 0);
+
+	/* Exactly these eight extensions, with these criticalities. */
+	assert_int_equal(X509_get_ext_count(x), 8);
+	assert_int_equal(ext_crit(x, NID_basic_constraints), 1);
+	assert_int_equal(ext_crit(x, NID_key_usage), 1);
+	assert_int_equal(ext_crit(x, NID_ext_key_usage), 0);
+	assert_int_equal(ext_crit(x, NID_subject_alt_name), 0);
+	assert_int_equal(ext_crit(x, NID_subject_key_identifier), 0);
+	assert_int_equal(ext_crit(x, NID_authority_key_identifier), 0);
+	assert_int_equal(ext_crit(x, NID_crl_distribution_points), 0);
+	assert_int_equal(ext_crit(x, NID_info_access), 0);
+
+	bc = X509_get_ext_d2i(x, NID_basic_constraints, NULL, NULL);
+	assert_non_null(bc);
+	assert_false(bc->ca);
+	BASIC_CONSTRAINTS_free(bc);
+	assert_int_equal(X509_check_ca(x), 0);
+	/* RSA leaf: digitalSignature + keyEncipherment, nothing else. */
+	assert_int_equal(X509_get_key_usage(x),
+	    KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+	eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+	assert_int_equal(sk_ASN1_OBJECT_num(eku), 2);
+	assert_int_equal(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, 0)), NID_server_auth);
+	assert_int_equal(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, 1)), NID_client_auth);
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+
+	san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	assert_int_equal(sk_GENERAL_NAME_num(san), 3);
+	gn = sk_GENERAL_NAME_value(san, 0);
+	assert_int_equal(gn->type, GEN_DNS);
+	assert_string_equal((const char *)ASN1_STRING_get0_data(gn->d.dNSName),
+	    "amt-7.example.com");
+	gn = sk_GENERAL_NAME_value(san, 1);
+	assert_int_equal(gn->type, GEN_IPADD);
+	assert_int_equal(ASN1_STRING_length(gn->d.iPAddress), 4);
+	assert_memory_equal(ASN1_STRING_get0_data(gn->d.iPAddress), ip4, 4);
+	gn = sk_GENERAL_NAME_value(san, 2);
+	assert_int_equal(ASN1_STRING_length(gn->d.iPAddress), 16);
+	assert_memory_equal(ASN1_STRING_get0_data(gn->d.iPAddress), ip6, 16);
+	GENERAL_NAMES_free(san);
+
+	assert_true(X509_pubkey_digest(x, EVP_sha1(), md, &mdlen));
+	assert_memory_equal(ASN1_STRING_get0_data(X509_get0_subject_key_id(x)),
+	    md, mdlen);
+	aki = X509_get_ext_d2i(x, NID_authority_key_identifier, NULL, NULL);
+	assert_int_equal(ASN1_OCTET_STRING_cmp(aki->keyid,
+	    X509_get0_subject_key_id(t.inter_cert)), 0);
+	assert_null(aki->issuer);
+	AUTHORITY_KEYID_free(aki);
+
+	cdp = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
+	assert_int_equal(sk_DIST_POINT_num(cdp), 1);
+	dp = sk_DIST_POINT_value(cdp, 0);
+	assert_int_equal(dp->distpoint->type, 0);
+	gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+	assert_int_equal(gn->type, GEN_URI);
+	assert_string_equal((const char *)ASN1_STRING_get0_data(
+	    gn->d.uniformResourceIdentifier), "http://ca.example.com/amt.crl");
+	CRL_DIST_POINTS_free(cdp);
+	aia = X509_get_ext_d2i(x, NID_info_access, NULL, NULL);
+	assert_int_equal(sk_ACCESS_DESCRIPTION_num(aia), 1);
+	ad = sk_ACCESS_DESCRIPTION_value(aia, 0);
+	assert_int_equal(OBJ_obj2nid(ad->method), NID_ad_ca_issuers);
+	assert_string_equal((const char *)ASN1_STRING_get0_data(
+	    ad->location->d.uniformResourceIdentifier),
+	    "http://ca.example.com/amt.cer");
+	AUTHORITY_INFO_ACCESS_free(aia);
+
+	/* notBefore = now - 1 h, notAfter = now + 397 days. */
+	assert_near(tt(X509_get0_notBefore(x)), now - 3600, 5);
+	assert_near(tt(X509_get0_notAfter(x)), now + 397 * DAY, 5);
+
+	assert_int_equal(verify(&t, x, "amt-7.example.com", &err), 1);
+	assert_int_equal(verify(&t, x, "192.0.2.7", &err), 1);
+	assert_int_equal(verify(&t, x, "192.0.2.8", &err), 0);
+	assert_int_equal(err, X509_V_ERR_IP_ADDRESS_MISMATCH);
+	assert_int_equal(verify(&t, x, "other.example.com", &err), 0);
+	assert_int_equal(err, X509_V_ERR_HOSTNAME_MISMATCH);
+	assert_canonical(x);
+	X509_free(x);
+	test_pki_free(&t);
+}
+
+static void
+test_leaf_ec_key_usage(void **state)
+{
+	struct test_pki t;
+	X509 *x;
+	int err;
+
+	(void)state;
+	test_pki_init(&t, "p256", "rsa2048", 0, 0, NULL);
+	x = build_ok(&t, "p256", "ec.corp.local", NULL, 0);
+	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+	assert_sigalg(x, NID_sha256WithRSAEncryption, 1);
+	assert_int_equal(verify(&t, x, "ec.corp.local", &err), 1);
+	X509_free(x);
+	x = build_ok(&t, "p384", "ec.corp.local", NULL, 0);
+	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+	X509_free(x);
+	test_pki_free(&t);
+}
+
+static void
+test_p384_issuer_uses_sha384(void **state)
+{
+	struct test_pki t;
+	X509 *x;
+	int err;
+
+	(void)state;
+	test_pki_init(&t, "p384", "p384", 0, 0, NULL);
+	x = build_ok(&t, "p256", "a.example.com", NULL, 0);
+	assert_sigalg(x, NID_ecdsa_with_SHA384, 0);
+	assert_int_equal(X509_verify(x, t.inter->s.pub), 1);
+	assert_int_equal(verify(&t, x, "a.example.com", &err), 1);
+	X509_free(x);
+	test_pki_free(&t);
+}
+
+static void
+test_validity_clamp_and_days(void **state)
+{
+	struct test_pki t;
+	X509 *x;
+	time_t now = time(NULL);
+	int rc, err;
+
+	(void)state;
+	/* Intermediate lives 10 days: a 397-day leaf stops with it. */
+	test_pki_init(&t, "p256", "p256", 0, 10, NULL);
+	x = build_ok(&t, "p256", "a.example.com", NULL, 0);
+	assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(x),
+	    X509_get0_notAfter(t.inter_cert)), 0);
+	assert_int_equal(verify(&t, x, NULL, &err), 1);
+	X509_free(x);
+	/* Requested days count; beyond the cap is a policy error. */
+	x = build(&t, "p256", "a.example.com", NULL, 0, 3, &rc);
+	assert_int_equal(rc, 0);
+	assert_near(tt(X509_get0_notAfter(x)), now + 3 * DAY, 5);
+	X509_free(x);
+	assert_null(build(&t, "p256", "a.example.com", NULL, 0, AMTCA_DAYS_MAX + 1, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	assert_null(build(&t, "p256", "a.example.com", NULL, 0, -1, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	test_pki_free(&t);
+}
+
+static void
+test_skew_from_policy(void **state)
+{
+	struct test_pki t;
+	struct ca *ca2 = NULL;
+	struct ca_request req = { 0 };
+	EVP_PKEY *k;
+	X509 *x = NULL;
+	time_t now = time(NULL);
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	t.pol.skew_s = 120;
+	t.pol.days = 30;
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &t.pol, NULL, &ca2), 0);
+	k = soft_key("p256", 0);
+	req.fqdn = "a.example.com";
+	req.csr = soft_csr(k, 0);
+	assert_int_equal(ca_leaf_build(ca2, &req, &x), 0);
+	assert_near(tt(X509_get0_notBefore(x)), now - 120, 5);
+	assert_near(tt(X509_get0_notAfter(x)), now + 30 * DAY, 5);
+	X509_free(x);
+	X509_REQ_free(req.csr);
+	EVP_PKEY_free(k);
+	ca_free(ca2);
+	/* Out-of-range policy values are configuration errors. */
+	t.pol.skew_s = AMTCA_SKEW_MAX_S + 1;
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &t.pol, NULL, &ca2),
+	    AMTCA_E_CONFIG);
+	assert_null(ca2);
+	test_pki_free(&t);
+}
+
+static void
+test_name_constraints_enforced(void **state)
+{
+	struct test_pki t;
+	struct ca_policy open;
+	struct ca *ca2 = NULL;
+	struct ca_request req = { 0 };
+	EVP_PKEY *k;
+	X509 *x = NULL;
+	int err;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	/* A CA object with a looser policy than its intermediate's NC. */
+	ca_policy_init(&open);
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &open, NULL, &ca2), 0);
+	k = soft_key("p256", 0);
+	req.fqdn = "host.other.org";
+	req.csr = soft_csr(k, 0);
+	assert_int_equal(ca_leaf_build(ca2, &req, &x), 0);
+	assert_int_equal(verify(&t, x, "host.other.org", &err), 0);
+	assert_int_equal(err, X509_V_ERR_PERMITTED_VIOLATION);
+	X509_free(x);
+	/* The policy itself refuses the same request. */
+	x = (X509 *)&x;
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_POLICY);
+	assert_null(x);
+	X509_REQ_free(req.csr);
+	EVP_PKEY_free(k);
+	ca_free(ca2);
+	test_pki_free(&t);
+}
+
+static void
+test_bad_ips_and_names(void **state)
+{
+	static const char *const junk[] = { "192.0.2.300" };
+	static const char *const junk2[] = { "10.0.0.1", "not-an-ip" };
+	static const char *const scoped[] = { "fe80::1%eth0" };
+	static const char *const many[AMTCA_IPS_MAX + 1] = {
+		"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5",
+		"10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.9" };
+	struct test_pki t;
+	int rc;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	assert_null(build(&t, "p256", "a.example.com", junk, 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_USAGE);
+	assert_null(build(&t, "p256", "a.example.com", junk2, 2, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_USAGE);
+	assert_non_null(strstr(amtca_errmsg(rc), "not-an-ip"));
+	assert_null(build(&t, "p256", "a.example.com", scoped, 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_USAGE);
+	assert_null(build(&t, "p256", "a.example.com", many, AMTCA_IPS_MAX + 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_LIMIT);
+	assert_null(build(&t, "p256", "a..example.com", NULL, 0, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_FQDN);
+	assert_null(build(&t, "p256", "*.example.com", NULL, 0, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	/* A CSR key that ca_csr_parse would refuse is refused here too. */
+	assert_null(build(&t, "rsa1024", "a.example.com", NULL, 0, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_CSR);
+	test_pki_free(&t);
+}
+
+static void
+test_long_fqdn_goes_to_san_only(void **state)
+{
+	struct test_pki t;
+	struct ca *ca2 = NULL;
+	struct ca_policy bare;
+	struct ca_request req = { 0 };
+	char name[128];
+	EVP_PKEY *k;
+	X509 *x = NULL;
+	int err;
+
+	(void)state;
+	/* 70 characters: longer than ub-common-name (64). */
+	memset(name, 'a', 58);
+	strcpy(name + 58, ".example.com");
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	x = build_ok(&t, "p256", name, NULL, 0);
+	assert_int_equal(X509_NAME_get_index_by_NID(X509_get_subject_name(x),
+	    NID_commonName, -1), -1);
+	assert_int_equal(ext_crit(x, NID_subject_alt_name), 0);	/* O, C remain */
+	assert_int_equal(verify(&t, x, name, &err), 1);
+	X509_free(x);
+	/* No O/C either: empty subject, so the SAN must be critical. */
+	ca_policy_init(&bare);
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &bare, NULL, &ca2), 0);
+	k = soft_key("p256", 0);
+	req.fqdn = name;
+	req.csr = soft_csr(k, 0);
+	x = NULL;
+	assert_int_equal(ca_leaf_build(ca2, &req, &x), 0);
+	assert_int_equal(X509_NAME_entry_count(X509_get_subject_name(x)), 0);
+	assert_int_equal(ext_crit(x, NID_subject_alt_name), 1);
+	assert_int_equal(verify(&t, x, name, &err), 1);
+	X509_free(x);
+	X509_REQ_free(req.csr);
+	EVP_PKEY_free(k);
+	ca_free(ca2);
+	test_pki_free(&t);
+}
+
+static void
+test_ca_new_checks(void **state)
+{
+	struct test_pki t;
+	struct ca *ca2 = (struct ca *)&ca2;
+	static const char *const bad_dom[] = { "exa mple.com" };
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	/* Signer key does not match the issuer certificate. */
+	assert_int_equal(ca_new(&t.root->s, t.inter_cert, &t.pol, NULL, &ca2),
+	    AMTCA_E_CONFIG);
+	assert_null(ca2);
+	t.pol.domains = bad_dom;
+	t.pol.ndomains = 1;
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &t.pol, NULL, &ca2),
+	    AMTCA_E_CONFIG);
+	t.pol.domains = test_domains;
+	t.pol.ndomains = test_ndomains;
+	t.pol.crl_url = "http://bad url/";
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &t.pol, NULL, &ca2),
+	    AMTCA_E_CONFIG);
+	test_pki_free(&t);
+}
+
+static void
+test_issue_records_or_refuses(void **state)
+{
+	struct test_pki t;
+	struct store *st = NULL;
+	struct store_cert *rec = NULL;
+	struct ca_request req = { 0 };
+	unsigned char *der = NULL;
+	char *dir, path[512], *hex = NULL;
+	EVP_PKEY *k;
+	X509 *x = (X509 *)&x;
+	int len;
+
+	(void)state;
+	/* Without a store nothing is issued. */
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	k = soft_key("p256", 0);
+	req.fqdn = "Rec.Example.com";
+	req.csr = soft_csr(k, 0);
+	req.requester = "unit";
+	req.device = "rec.example.com";
+	assert_int_equal(ca_issue(t.ca, &req, &x), AMTCA_E_STORE);
+	assert_null(x);
+	test_pki_free(&t);
+
+	dir = test_tmpdir();
+	snprintf(path, sizeof(path), "%s/amtca.db", dir);
+	assert_int_equal(store_open(path, 1, &st), 0);
+	test_pki_init(&t, "p256", "p256", 0, 0, st);
+	assert_int_equal(ca_issue(t.ca, &req, &x), 0);
+	assert_int_equal(ca_serial_hex(X509_get0_serialNumber(x), &hex), 0);
+	assert_int_equal(store_cert_get(st, hex, &rec), 0);
+	len = i2d_X509(x, &der);
+	assert_int_equal(rec->der_len, (size_t)len);
+	assert_memory_equal(rec->der, der, (size_t)len);
+	assert_string_equal(rec->fqdn, "rec.example.com");
+	assert_string_equal(rec->status, "valid");
+	assert_string_equal(rec->requester, "unit");
+	assert_string_equal(rec->device, "rec.example.com");
+	assert_int_equal(rec->not_after, tt(X509_get0_notAfter(x)));
+	assert_int_equal(rec->not_before, tt(X509_get0_notBefore(x)));
+	store_cert_free(rec);
+	OPENSSL_free(der);
+	free(hex);
+	X509_free(x);
+	X509_REQ_free(req.csr);
+	EVP_PKEY_free(k);
+	test_pki_free(&t);
+	store_close(st);
+	test_rmrf(dir);
+	free(dir);
+}
+
+#define THREADS 4
+#define PER_THREAD 25
+
+struct worker {
+	struct test_pki *t;
+	X509_REQ *csr;
+	int failures;
+};
+
+static void *
+work(void *arg)
+{
+	struct worker *w = arg;
+	struct ca_request req = { 0 };
+	X509 *x;
+	int i;
+
+	req.fqdn = "t.example.com";
+	req.csr = w->csr;
+	for (i = 0; i < PER_THREAD; i++) {
+		x = NULL;
+		if (ca_leaf_build(w->t->ca, &req, &x) != 0 ||
+		    X509_verify(x, w->t->inter->s.pub) != 1)
+			w->failures++;
+		X509_free(x);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_building(void **state)
+{
+	struct test_pki t;
+	struct worker w[THREADS];
+	pthread_t th[THREADS];
+	EVP_PKEY *k;
+	int i;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	k = soft_key("rsa2048", 0);
+	for (i = 0; i < THREADS; i++) {
+		w[i].t = &t;
+		w[i].csr = soft_csr(k, 0);
+		w[i].failures = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+		X509_REQ_free(w[i].csr);
+	}
+	EVP_PKEY_free(k);
+	test_pki_free(&t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_root_profile),
+		cmocka_unit_test(test_intermediate_profile),
+		cmocka_unit_test(test_intermediate_never_outlives_root),
+		cmocka_unit_test(test_leaf_profile_rsa),
+		cmocka_unit_test(test_leaf_ec_key_usage),
+		cmocka_unit_test(test_p384_issuer_uses_sha384),
+		cmocka_unit_test(test_validity_clamp_and_days),
+		cmocka_unit_test(test_skew_from_policy),
+		cmocka_unit_test(test_name_constraints_enforced),
+		cmocka_unit_test(test_bad_ips_and_names),
+		cmocka_unit_test(test_long_fqdn_goes_to_san_only),
+		cmocka_unit_test(test_ca_new_checks),
+		cmocka_unit_test(test_issue_records_or_refuses),
+		cmocka_unit_test(test_concurrent_building),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
