@@ -1,0 +1,366 @@
+/* The issuance store on a real SQLite file in a temp directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ca/store.h"
+#include "soft_signer.h"
+
+struct fx {
+	char *dir;
+	char path[512];
+	struct store *s;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	f->dir = test_tmpdir();
+	snprintf(f->path, sizeof(f->path), "%s/amtca.db", f->dir);
+	if (store_open(f->path, 1, &f->s) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(f->s);
+	test_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+rec(struct store_cert *c, const char *serial, const char *fqdn,
+    unsigned char *der, size_t len)
+{
+	memset(c, 0, sizeof(*c));
+	c->serial = (char *)serial;
+	c->fqdn = (char *)fqdn;
+	c->not_before = 1000;
+	c->not_after = 2000;
+	c->issued_at = 1500;
+	c->requester = (char *)"unit";
+	c->der = der;
+	c->der_len = len;
+}
+
+static size_t
+count(struct store *s)
+{
+	struct store_cert *v = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_cert_list(s, &v, &n), 0);
+	store_certs_free(v, n);
+	return n;
+}
+
+static void
+test_cert_round_trip(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der1[] = { 0x30, 0x03, 0x01, 0x02, 0x03 };
+	unsigned char der2[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c, *got = (struct store_cert *)&got, *v = NULL;
+	struct stat sb;
+	char wal[600];
+	size_t n = 0;
+
+	rec(&c, "0A11", "a.example.com", der1, sizeof(der1));
+	c.device = (char *)"a.example.com";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0B22", "b.example.com", der2, sizeof(der2));
+	c.issued_at = 1600;
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	/* WAL mode: the log exists beside the database. */
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+
+	assert_int_equal(store_cert_get(f->s, "0a11", &got), 0);	/* any case */
+	assert_string_equal(got->serial, "0A11");
+	assert_string_equal(got->fqdn, "a.example.com");
+	assert_string_equal(got->status, "valid");
+	assert_string_equal(got->requester, "unit");
+	assert_string_equal(got->device, "a.example.com");
+	assert_int_equal(got->not_before, 1000);
+	assert_int_equal(got->not_after, 2000);
+	assert_int_equal(got->issued_at, 1500);
+	assert_int_equal(got->der_len, sizeof(der1));
+	assert_memory_equal(got->der, der1, sizeof(der1));
+	store_cert_free(got);
+	got = (struct store_cert *)&got;
+	assert_int_equal(store_cert_get(f->s, "0C33", &got), AMTCA_E_NOT_FOUND);
+	assert_null(got);
+
+	assert_int_equal(store_cert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].serial, "0A11");	/* oldest first */
+	assert_string_equal(v[1].serial, "0B22");
+	assert_null(v[1].device);
+	store_certs_free(v, n);
+
+	/* Revoke: reason/date kept, idempotent, unknown and bad reasons refused. */
+	assert_int_equal(store_cert_revoke(f->s, "0B22", 1, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0b22", 4, 1800), 0);
+	assert_int_equal(store_cert_get(f->s, "0B22", &got), 0);
+	assert_string_equal(got->status, "revoked");
+	assert_int_equal(got->revoke_reason, 1);
+	assert_int_equal(got->revoked_at, 1700);
+	store_cert_free(got);
+	assert_int_equal(store_cert_revoke(f->s, "0C33", 1, 1700), AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 7, 1700), AMTCA_E_USAGE);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 11, 1700), AMTCA_E_USAGE);
+	assert_int_equal(store_cert_list_revoked(f->s, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "0B22");
+	assert_null(v[0].der);
+	store_certs_free(v, n);
+}
+
+static void
+test_duplicate_serial(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der1[] = { 0x30, 0x01, 0x01 };
+	unsigned char der2[] = { 0x30, 0x01, 0x02 };
+	struct store_cert c, *got = NULL;
+
+	rec(&c, "ABCD", "a.example.com", der1, sizeof(der1));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "ABCD", "evil.example.com", der2, sizeof(der2));
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_EXISTS);
+	/* Nothing of the second record was written. */
+	assert_int_equal(count(f->s), 1);
+	assert_int_equal(store_cert_get(f->s, "ABCD", &got), 0);
+	assert_string_equal(got->fqdn, "a.example.com");
+	assert_memory_equal(got->der, der1, sizeof(der1));
+	store_cert_free(got);
+	/* Malformed records are refused before SQL. */
+	rec(&c, "abcd", "a.example.com", der1, sizeof(der1));
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_USAGE);
+	rec(&c, "ABCE", NULL, der1, sizeof(der1));
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_USAGE);
+	assert_int_equal(count(f->s), 1);
+}
+
+static void
+test_visible_to_second_connection(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x00 };
+	struct store *s2 = NULL;
+	struct store_cert c, *got = NULL;
+
+	assert_int_equal(store_open(f->path, 0, &s2), 0);
+	assert_int_equal(store_cert_get(s2, "0123", &got), AMTCA_E_NOT_FOUND);
+	rec(&c, "0123", "v.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_cert_get(s2, "0123", &got), 0);
+	assert_string_equal(got->fqdn, "v.example.com");
+	store_cert_free(got);
+	/* And the other way round, for revocation. */
+	assert_int_equal(store_cert_revoke(s2, "0123", 4, 5), 0);
+	assert_int_equal(store_cert_get(f->s, "0123", &got), 0);
+	assert_string_equal(got->status, "revoked");
+	store_cert_free(got);
+	store_close(s2);
+}
+
+#define THREADS 8
+#define PER_THREAD 40
+
+struct adder {
+	struct store *s;
+	int id;
+	int failures;
+	int exists;
+	const char *fixed_serial;	/* all threads race on this one when set */
+};
+
+static void *
+add_many(void *arg)
+{
+	struct adder *a = arg;
+	unsigned char der[8] = { 0x30, 0x06 };
+	struct store_cert c;
+	char serial[32];
+	int i, r;
+
+	for (i = 0; i < PER_THREAD; i++) {
+		snprintf(serial, sizeof(serial), "%02X%04X", a->id, i);
+		der[2] = (unsigned char)a->id;
+		der[3] = (unsigned char)i;
+		rec(&c, a->fixed_serial ? a->fixed_serial : serial, "t.example.com",
+		    der, sizeof(der));
+		r = store_cert_add(a->s, &c);
+		if (r == AMTCA_E_EXISTS)
+			a->exists++;
+		else if (r != 0)
+			a->failures++;
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_adders_survive_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct adder a[THREADS];
+	pthread_t th[THREADS];
+	struct store_cert *got = NULL;
+	char serial[32];
+	int i, j;
+
+	for (i = 0; i < THREADS; i++) {
+		a[i] = (struct adder){ .s = f->s, .id = i };
+		assert_int_equal(pthread_create(&th[i], NULL, add_many, &a[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].failures, 0);
+		assert_int_equal(a[i].exists, 0);
+	}
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(store_open(f->path, 0, &f->s), 0);
+	assert_int_equal(count(f->s), THREADS * PER_THREAD);
+	for (i = 0; i < THREADS; i++)
+		for (j = 0; j < PER_THREAD; j += 7) {
+			snprintf(serial, sizeof(serial), "%02X%04X", i, j);
+			assert_int_equal(store_cert_get(f->s, serial, &got), 0);
+			assert_int_equal(got->der[2], i);
+			assert_int_equal(got->der[3], j);
+			store_cert_free(got);
+		}
+}
+
+static void
+test_concurrent_duplicates_one_wins(void **state)
+{
+	struct fx *f = *state;
+	struct adder a[THREADS];
+	pthread_t th[THREADS];
+	int i, exists = 0;
+
+	/* Same serial from every thread, likely inside one batch: one lands. */
+	for (i = 0; i < THREADS; i++) {
+		a[i] = (struct adder){ .s = f->s, .id = i, .fixed_serial = "77" };
+		assert_int_equal(pthread_create(&th[i], NULL, add_many, &a[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].failures, 0);
+		exists += a[i].exists;
+	}
+	assert_int_equal(exists, THREADS * PER_THREAD - 1);
+	assert_int_equal(count(f->s), 1);
+}
+
+static void
+test_devices_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct store_device d, *got = NULL, *v = NULL;
+	size_t n = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.fqdn = (char *)"b.example.com";
+	d.address = (char *)"10.0.0.2";
+	d.amt_version = (char *)"16.1.25";
+	d.state = (char *)"enrolling";
+	d.last_step = (char *)"keygen";
+	d.updated_at = 42;
+	assert_int_equal(store_device_put(f->s, &d), 0);
+	d.fqdn = (char *)"a.example.com";
+	d.state = (char *)"failed";
+	d.error = (char *)"AMT answered 401";
+	assert_int_equal(store_device_put(f->s, &d), 0);
+	/* Replace keeps one row per FQDN. */
+	d.fqdn = (char *)"b.example.com";
+	d.state = (char *)"enrolled";
+	d.cert_serial = (char *)"0A11";
+	d.error = NULL;
+	d.updated_at = 43;
+	assert_int_equal(store_device_put(f->s, &d), 0);
+
+	assert_int_equal(store_device_get(f->s, "b.example.com", &got), 0);
+	assert_string_equal(got->state, "enrolled");
+	assert_string_equal(got->cert_serial, "0A11");
+	assert_string_equal(got->address, "10.0.0.2");
+	assert_string_equal(got->amt_version, "16.1.25");
+	assert_string_equal(got->last_step, "keygen");
+	assert_null(got->error);
+	assert_int_equal(got->updated_at, 43);
+	store_device_free(got);
+	got = (struct store_device *)&got;
+	assert_int_equal(store_device_get(f->s, "c.example.com", &got),
+	    AMTCA_E_NOT_FOUND);
+	assert_null(got);
+	assert_int_equal(store_device_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].fqdn, "a.example.com");
+	assert_string_equal(v[0].error, "AMT answered 401");
+	assert_string_equal(v[1].fqdn, "b.example.com");
+	store_devices_free(v, n);
+	d.state = NULL;
+	assert_int_equal(store_device_put(f->s, &d), AMTCA_E_USAGE);
+}
+
+static void
+test_open_rules(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = (struct store *)&s2;
+	char path[600];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/missing.db", f->dir);
+	assert_int_equal(store_open(path, 0, &s2), AMTCA_E_NOT_FOUND);
+	assert_null(s2);
+	assert_int_equal(access(path, F_OK), -1);	/* not created */
+	/* An existing file that is not an amtca database. */
+	snprintf(path, sizeof(path), "%s/empty.db", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(store_open(path, 0, &s2), AMTCA_E_STORE);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE), "not an amtca"));
+	/* Reopening an existing database with create is harmless. */
+	assert_int_equal(store_open(f->path, 1, &s2), 0);
+	store_close(s2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cert_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_serial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_visible_to_second_connection,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_adders_survive_reopen,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_duplicates_one_wins,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_devices_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_rules, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
