@@ -45,14 +45,14 @@ struct amt {
 	struct curl_slist *headers;
 	unsigned msgid;			/* MessageID of the next request */
 	unsigned nreq;			/* HTTP requests sent, all calls */
-	int authed;			/* some response got past Digest */
 	struct amt_error err;		/* newest failed call */
 	struct amt_error cur;		/* the call in progress */
 	/* One perform. */
 	struct wsman_buf resp;
 	char *server;			/* Server: of the newest response */
 	unsigned nsent;			/* requests sent */
-	unsigned n401;			/* 401 status lines seen */
+	unsigned call_401;		/* 401s seen in this call (each a new nonce) */
+	int last_auth;			/* newest request carried Authorization */
 	int abort_auth;
 	int abort_limit;
 	int pin_mismatch;
@@ -99,10 +99,18 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 		for (k = 5; k < n && p[k] != ' '; k++)
 			;
 		code = (k + 4 <= n) ? atoi(p + k + 1) : 0;
-		if (code == 401 && ++a->n401 >= 2) {
-			/* Never a second authenticated try: AMT locks accounts. */
-			a->abort_auth = 1;
-			return 0;
+		if (code == 401) {
+			/*
+			 * A 401 to a request authenticated against a nonce
+			 * from this call's challenge: the password was wrong.
+			 * Stop here, before libcurl can try again: AMT locks
+			 * accounts after repeated failures.
+			 */
+			if (a->last_auth && a->call_401 >= 1) {
+				a->abort_auth = 1;
+				return 0;
+			}
+			a->call_401++;
 		}
 	} else if (n > 7 && strncasecmp(p, "Server:", 7) == 0) {
 		for (k = 7; k < n && (p[k] == ' ' || p[k] == '\t'); k++)
@@ -129,6 +137,8 @@ on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 	    memcmp(data, "POST ", 5) == 0) {
 		a->nsent++;
 		a->nreq++;
+		a->last_auth = memmem(data, size, "\r\nAuthorization: Digest ",
+		    24) != NULL;
 	}
 	return 0;
 }
@@ -427,7 +437,8 @@ perform_once(struct amt *a, long *status)
 	a->resp.len = 0;
 	free(a->server);
 	a->server = NULL;
-	a->nsent = a->n401 = 0;
+	a->nsent = 0;
+	a->last_auth = 0;
 	a->abort_auth = a->abort_limit = a->pin_mismatch = 0;
 	a->errbuf[0] = '\0';
 	*status = 0;
@@ -445,6 +456,7 @@ http_post(struct amt *a, const char *what, const char *req, size_t len,
 	int ret = AMTCA_E_INTERNAL;
 
 	*status = 0;
+	a->call_401 = 0;
 	if (curl_easy_setopt(a->curl, CURLOPT_POSTFIELDSIZE, (long)len) !=
 	    CURLE_OK || curl_easy_setopt(a->curl, CURLOPT_POSTFIELDS, req) !=
 	    CURLE_OK) {
@@ -456,11 +468,12 @@ http_post(struct amt *a, const char *what, const char *req, size_t len,
 	 * A request sent with a nonce left from an earlier call and answered
 	 * 401 without stale=true: the nonce has expired, the password was
 	 * never tried against a fresh challenge.  libcurl has just taken the
-	 * new nonce from that 401, so one more perform is the single
-	 * authenticated attempt against it.  Bounded: once per call.
+	 * new nonce from that 401, so one more perform holds the single
+	 * authenticated attempt against it (on_header aborts if that one is
+	 * refused too).  Bounded: once per call.
 	 */
-	if (c == CURLE_OK && *status == 401 && a->authed && a->nsent == 1 &&
-	    !a->abort_auth)
+	if (c == CURLE_OK && *status == 401 && !a->abort_auth &&
+	    a->last_auth && a->call_401 == 1)
 		c = (CURLcode)perform_once(a, status);
 	a->cur.http_status = (int)*status;
 	if (a->abort_limit) {
@@ -486,7 +499,6 @@ http_post(struct amt *a, const char *what, const char *req, size_t len,
 		    a->errbuf[0] != '\0' ? a->errbuf : curl_easy_strerror(c));
 		goto out;
 	}
-	a->authed = 1;
 	ret = 0;
 out:
 	return ret;

@@ -244,8 +244,18 @@ tsrv_stop(struct tsrv *s)
 	s->stop = 1;
 	pthread_join(s->th, NULL);
 	close(s->lfd);
-	for (i = 0; i < s->nreq && i < TSRV_MAX_REQ; i++)
+	(void)i;
+}
+
+void
+tsrv_free(struct tsrv *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nreq && i < TSRV_MAX_REQ; i++) {
 		free(s->req[i]);
+		s->req[i] = NULL;
+	}
 }
 
 char *

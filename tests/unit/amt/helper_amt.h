@@ -36,7 +36,9 @@ struct tsrv {
 
 /* Listen on 127.0.0.1:<ephemeral> answering request i with script[i]. */
 int tsrv_start(struct tsrv *s, const struct tsrv_resp *script, size_t n);
+/* Stop and join; the recorded requests stay until tsrv_free(). */
 void tsrv_stop(struct tsrv *s);
+void tsrv_free(struct tsrv *s);
 
 /* Build "HTTP/1.1 200 OK ... Transfer-Encoding: chunked" around body,
  * with chunk sizes cycling through odd values; malloc'd. */
