@@ -621,7 +621,7 @@ check_enrolled(struct eng *e, int *already)
 	const struct amt_cert *b;
 	char *bound = NULL;
 	const char *why;
-	int r, ok, ret = AMTCA_E_INTERNAL;
+	int r, ok, bound_is_served, ret = AMTCA_E_INTERNAL;
 
 	*already = 0;
 	if (!e->use_tls || e->served == NULL) {
@@ -636,22 +636,22 @@ check_enrolled(struct eng *e, int *already)
 		ret = amt_err(e, r, "listing AMT's certificates");
 		goto out;
 	}
-	b = cert_by_handle(c, nc, bound);
-	if (b != NULL && x509_der_eq(e->served, b->der, b->der_len) &&
-	    issued_by_us(e, e->served)) {
-		e->replaced = X509_dup(e->served);
-		if (e->replaced == NULL) {
+	/* What this run replaces, if it renews: the leaf TLS serves now. */
+	if (issued_by_us(e, e->served)) {
+		if ((e->replaced = X509_dup(e->served)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
 		serial_of(e->served, e->bound_serial, sizeof(e->bound_serial));
 	}
+	b = cert_by_handle(c, nc, bound);
+	bound_is_served = b != NULL && x509_der_eq(e->served, b->der, b->der_len);
 	if ((r = settings_ok(e, &ok)) != 0) {
 		ret = r;
 		goto out;
 	}
-	*already = e->replaced != NULL && ok && !e->o->force &&
-	    leaf_good(e, e->served, 1, &why);
+	*already = e->replaced != NULL && bound_is_served && ok &&
+	    !e->o->force && leaf_good(e, e->served, 1, &why);
 	ret = 0;
 out:
 	amt_certs_free(c, nc);
@@ -857,6 +857,30 @@ out:
 	return ret;
 }
 
+/* The handle of a certificate AMT called a duplicate. */
+static int
+handle_by_der(struct eng *e, const unsigned char *der, size_t len, char **handle)
+{
+	struct amt_cert *c = NULL;
+	size_t nc = 0;
+	const struct amt_cert *f;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = amt_certs_list(e->amt, &c, &nc)) != 0) {
+		ret = amt_err(e, r, "listing AMT's certificates");
+		goto out;
+	}
+	if ((f = cert_by_der(c, nc, der, len)) == NULL) {
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT says the leaf is a "
+		    "duplicate but does not list it");
+		goto out;
+	}
+	ret = set_str(handle, f->instance_id);
+out:
+	amt_certs_free(c, nc);
+	return ret;
+}
+
 /* Newer than the certificate --force replaces? (see docs/enroll.md) */
 static int
 newer_than_replaced(struct eng *e, X509 *x)
@@ -940,26 +964,11 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 			ret = amt_err(e, r, "AddCertificate (leaf issued earlier)");
 			goto out;
 		}
-		if (r != 0) {
-			/* Present after all: find its handle. */
-			struct amt_cert *c2 = NULL;
-			size_t nc2 = 0;
-			const struct amt_cert *f;
-
-			if ((r = amt_certs_list(e->amt, &c2, &nc2)) != 0) {
-				X509_free(x);
-				ret = amt_err(e, r, "listing AMT's certificates");
-				goto out;
-			}
-			f = cert_by_der(c2, nc2, sc[i].der, sc[i].der_len);
-			r = f ? set_str(&handle, f->instance_id) : AMTCA_E_AMT_MISMATCH;
-			amt_certs_free(c2, nc2);
-			if (r != 0) {
-				X509_free(x);
-				ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT says the "
-				    "leaf is a duplicate but does not list it");
-				goto out;
-			}
+		if (r != 0 && (r = handle_by_der(e, sc[i].der, sc[i].der_len,
+		    &handle)) != 0) {
+			X509_free(x);
+			ret = r;
+			goto out;
 		}
 		e->leaf = x;
 		e->leaf_handle = handle;
@@ -1108,7 +1117,14 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 		goto out;
 	}
 	r = amt_add_cert(e->amt, leafder, (size_t)n, &chandle);
-	if (r != 0) {
+	if (r != 0 && is_status(e, r, AMT_PT_DUPLICATE)) {
+		/* A transport-level resend of an AddCertificate that had
+		 * succeeded: the leaf is there, find its handle. */
+		if ((r = handle_by_der(e, leafder, (size_t)n, &chandle)) != 0) {
+			ret = r;
+			goto out;
+		}
+	} else if (r != 0) {
 		ret = amt_err(e, r, "AddCertificate (leaf)");
 		goto out;
 	}
@@ -1304,8 +1320,12 @@ step_verify(struct eng *e, int commit_lost)
 		if (r == 0 && x509_eq(x, e->replaced)) {
 			/* the old certificate until AMT restarts its listener */
 			mismatch_since = 0;
-			snprintf(why, sizeof(why), "still serving the previous "
-			    "certificate");
+			last = 1;
+			serial_of(x, got, sizeof(got));
+			serial_of(e->leaf, want, sizeof(want));
+			snprintf(why, sizeof(why), "it still serves the previous "
+			    "certificate, serial %s, not the installed %s", got,
+			    want);
 		} else if (r == 0 || r == AMTCA_E_AMT_TLS) {
 			if (mismatch_since == 0)
 				mismatch_since = now;
@@ -1330,10 +1350,17 @@ step_verify(struct eng *e, int commit_lost)
 			mismatch_since = 0;
 			snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
 		}
+		if (now >= deadline && last) {
+			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d does not serve "
+			    "the certificate just installed %ld ms after the "
+			    "commit (%s): failing closed; check what answers on "
+			    "that address", e->res->address, e->tls_port,
+			    e->tls_wait_ms, why);
+			goto out;
+		}
 		if (now >= deadline) {
-			ret = amtca_fail(last ? AMTCA_E_AMT_TLS : AMTCA_E_AMT_TRANSPORT,
-			    "TLS did not come up with the new certificate on "
-			    "%s:%d within %ld ms (%s)%s; rerun to resume",
+			ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "TLS did not come "
+			    "up on %s:%d within %ld ms (%s)%s; rerun to resume",
 			    e->res->address, e->tls_port, e->tls_wait_ms, why,
 			    commit_lost ? "; the commit reply was lost, the "
 			    "commit may not have happened" : "");
@@ -1461,9 +1488,12 @@ step_cleanup(struct eng *e)
 	}
 	e->res->removed_certs += dc;
 	e->res->removed_keys += dk;
-	snprintf(detail, sizeof(detail), "removed %u certificate(s), %u key(s)",
-	    e->res->removed_certs, e->res->removed_keys);
-	step_done(e, ENROLL_CLEANUP, dc + dk == 0, detail);
+	if (e->res->removed_certs + e->res->removed_keys == 0)
+		snprintf(detail, sizeof(detail), "nothing to remove");
+	else
+		snprintf(detail, sizeof(detail), "removed %u certificate(s), "
+		    "%u key pair(s)", e->res->removed_certs, e->res->removed_keys);
+	step_done(e, ENROLL_CLEANUP, 0, detail);
 	ret = 0;
 out:
 	X509_free(bx);
@@ -1537,9 +1567,10 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 		for (s = ENROLL_TIME; s <= ENROLL_VERIFY; s++) {
 			e.cur = s;
 			res->steps_done |= 1u << s;
-			progress(&e, (enum enroll_step)s, ENROLL_EV_SKIP,
-			    s == ENROLL_VERIFY ? "served leaf verified, bound, "
-			    "outside the renewal window" : "not needed");
+			progress(&e, (enum enroll_step)s, s == ENROLL_VERIFY ?
+			    ENROLL_EV_OK : ENROLL_EV_SKIP, s == ENROLL_VERIFY ?
+			    "served leaf verified under our chain, bound, outside "
+			    "the renewal window; WS-MAN over TLS ok" : "not needed");
 		}
 		record(&e, "enrolled", NULL);
 		e.cur = ENROLL_CLEANUP;
