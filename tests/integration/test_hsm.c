@@ -226,17 +226,18 @@ test_sign_small_buffer_refused(void **state)
 {
 	struct hsm *h = open_ok();
 	struct hsm_key *k = NULL;
+	static const unsigned char msg[] = "0123456789";
 	unsigned char sig[CA_SIG_MAX];
 	size_t siglen;
 
 	(void)state;
 	assert_int_equal(hsm_key_find(h, "kg-rsa2048", &k), 0);
 	siglen = 255;
-	assert_int_equal(hsm_sign(k, EVP_sha256(), sig, 10, sig, &siglen),
+	assert_int_equal(hsm_sign(k, EVP_sha256(), msg, 10, sig, &siglen),
 	    AMTCA_E_USAGE);
 	/* The pool must still work after a refused call. */
 	siglen = sizeof(sig);
-	assert_int_equal(hsm_sign(k, EVP_sha256(), sig, 10, sig, &siglen), 0);
+	assert_int_equal(hsm_sign(k, EVP_sha256(), msg, 10, sig, &siglen), 0);
 	assert_int_equal(siglen, 256);
 	hsm_key_free(k);
 	hsm_free(h);
@@ -420,8 +421,8 @@ test_destroy_removes_both_halves(void **state)
 	(void)state;
 	assert_int_equal(hsm_keygen(h, HSM_KEY_P256, "temp", &k), 0);
 	assert_int_equal(hsm_key_destroy(h, k), 0);
-	assert_int_equal(hsm_sign(k, EVP_sha256(), sig, 1, sig, &siglen),
-	    AMTCA_E_HSM_KEY);
+	assert_int_equal(hsm_sign(k, EVP_sha256(), (const unsigned char *)"x", 1,
+	    sig, &siglen), AMTCA_E_HSM_KEY);
 	hsm_key_free(k);
 	assert_int_equal(hsm_key_find(h, "temp", &f), AMTCA_E_HSM_KEY);
 	/* The label is free again: the public half is gone too. */
