@@ -103,6 +103,12 @@ tty_progress(void *ctx, enum enroll_step s, enum enroll_event ev,
 			fprintf(t->f, "FAILED\n");
 		t->open_line = 0;
 		break;
+	case ENROLL_EV_RESTART:
+		if (t->open_line)
+			fprintf(t->f, "interrupted\n");
+		fprintf(t->f, "      %s\n", d ? d : "starting over");
+		t->open_line = 0;
+		break;
 	}
 	fflush(t->f);
 }

@@ -7,12 +7,16 @@
  * crash-point argument is in docs/enroll.md; the comments here say which
  * part of it each branch implements.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -665,6 +669,7 @@ step_preflight(struct eng *e, int *already)
 	struct amt_general g;
 	struct store_device *dev = NULL;
 	char detail[256];
+	long long deadline;
 	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(&g, 0, sizeof(g));
@@ -681,13 +686,32 @@ step_preflight(struct eng *e, int *already)
 		goto out;
 	}
 	amtca_err_clear();
-	if ((r = choose_address(e)) != 0 || (r = choose_transport(e)) != 0) {
+	if ((r = choose_address(e)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if ((r = amt_general_get(e->amt, &g)) != 0) {
-		ret = amt_err(e, r, "reading AMT_GeneralSettings");
-		goto out;
+	/*
+	 * A device that dropped the connection while answering may be
+	 * restarting its network after a commit (an interrupted earlier run):
+	 * 16992 closes, 16993 opens.  Choose the transport again until it
+	 * settles; never on an authentication failure.
+	 */
+	deadline = amtca_now_ms() + e->tls_wait_ms;
+	for (;;) {
+		X509_free(e->served);
+		e->served = NULL;
+		if ((r = choose_transport(e)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if ((r = amt_general_get(e->amt, &g)) == 0)
+			break;
+		if (r != AMTCA_E_AMT_TRANSPORT || amtca_now_ms() >= deadline) {
+			ret = amt_err(e, r, "reading AMT_GeneralSettings");
+			goto out;
+		}
+		amt_general_clear(&g);
+		amtca_sleep_ms(1000);
 	}
 	if ((r = set_str(&e->res->amt_version, g.version)) != 0 ||
 	    (r = check_identity(e, &g)) != 0 ||
@@ -1503,14 +1527,158 @@ out:
 	return ret;
 }
 
+/*
+ * One enrollment per device at a time (two would race each other's
+ * commit and cleanup): an flock on <home>/locks/<fqdn>.lock, released by
+ * the kernel whatever way this process ends.
+ */
+static int
+lock_device(struct eng *e, int *fdp)
+{
+	char *dir = NULL, *path = NULL;
+	int fd = -1, r, ret = AMTCA_E_INTERNAL;
+
+	*fdp = -1;
+	if (asprintf(&dir, "%s/locks", e->h->dir) == -1) {
+		dir = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (asprintf(&path, "%s/%s.lock", dir, e->fqdn) == -1) {
+		path = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		ret = amtca_fail(AMTCA_E_IO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		ret = amtca_fail(errno == EWOULDBLOCK ? AMTCA_E_EXISTS : AMTCA_E_IO,
+		    "another amtca enroll for %s is running (lock %s); wait for "
+		    "it, then rerun", e->fqdn, path);
+		goto out;
+	}
+	*fdp = fd;
+	fd = -1;
+	ret = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	free(path);
+	free(dir);
+	return ret;
+}
+
 /* --- the run ------------------------------------------------------------- */
+
+/* Forget what one pass learnt, for a fresh pass (see enroll_run). */
+static void
+reset_pass(struct eng *e)
+{
+	amt_free(e->amt);
+	e->amt = NULL;
+	X509_free(e->served);
+	X509_free(e->replaced);
+	X509_free(e->leaf);
+	e->served = e->replaced = e->leaf = NULL;
+	free(e->leaf_handle);
+	e->leaf_handle = NULL;
+	free(e->prev_serial);
+	e->prev_serial = NULL;
+	e->bound_serial[0] = '\0';
+	e->use_tls = e->rec_enrolled = e->resolved = 0;
+	free(e->res->serial);
+	e->res->serial = NULL;
+	e->res->steps_done = 0;
+	e->res->reused = 0;
+	e->res->not_after = 0;
+	e->res->status = NULL;
+}
+
+/* One pass of the seven steps; e->cur says where it stopped. */
+static int
+run_steps(struct eng *e)
+{
+	int r, already = 0, commit_lost = 0;
+
+	e->cur = ENROLL_PREFLIGHT;
+	progress(e, ENROLL_PREFLIGHT, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_preflight(e, &already)) != 0)
+		return r;
+	if (already) {
+		/* Verified in pre-flight: TLS under our chain, bound leaf, WS-MAN
+		 * over TLS.  Finish a cleanup an earlier run may not have. */
+		int s;
+
+		if ((e->leaf = X509_dup(e->served)) == NULL)
+			return AMTCA_E_NOMEM;
+		{
+			char serial[80];
+
+			serial_of(e->leaf, serial, sizeof(serial));
+			if ((r = set_str(&e->res->serial, serial)) != 0)
+				return r;
+		}
+		e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
+		e->res->non_secure_open = e->plain_open;
+		e->res->status = "already enrolled";
+		for (s = ENROLL_TIME; s <= ENROLL_VERIFY; s++) {
+			e->cur = s;
+			e->res->steps_done |= 1u << s;
+			progress(e, (enum enroll_step)s, s == ENROLL_VERIFY ?
+			    ENROLL_EV_OK : ENROLL_EV_SKIP, s == ENROLL_VERIFY ?
+			    "served leaf verified under our chain, bound, outside "
+			    "the renewal window; WS-MAN over TLS ok" : "not needed");
+		}
+		record(e, "enrolled", NULL);
+		e->cur = ENROLL_CLEANUP;
+		progress(e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
+		if ((r = step_cleanup(e)) != 0)
+			return r;
+		return 0;
+	}
+	e->cur = ENROLL_TIME;
+	progress(e, ENROLL_TIME, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_time(e)) != 0)
+		return r;
+	e->cur = ENROLL_CHAIN;
+	progress(e, ENROLL_CHAIN, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_chain(e)) != 0)
+		return r;
+	e->cur = ENROLL_LEAF;
+	progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_leaf(e)) != 0)
+		return r;
+	e->cur = ENROLL_BIND;
+	progress(e, ENROLL_BIND, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_bind(e, &commit_lost)) != 0)
+		return r;
+	e->cur = ENROLL_VERIFY;
+	progress(e, ENROLL_VERIFY, ENROLL_EV_BEGIN, NULL);
+	e->res->status = e->replaced != NULL && !x509_eq(e->replaced, e->leaf) ?
+	    "renewed" : "enrolled";
+	if ((r = step_verify(e, commit_lost)) != 0)
+		return r;
+	e->cur = ENROLL_CLEANUP;
+	progress(e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
+	if ((r = step_cleanup(e)) != 0)
+		return r;
+	return 0;
+}
+
+
 
 int
 enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *res)
 {
 	struct eng e;
 	char line[1024];
-	int r, already = 0, commit_lost = 0, ret = AMTCA_E_INTERNAL;
+	int r, pass, lockfd = -1, ret = AMTCA_E_INTERNAL;
 
 	memset(&e, 0, sizeof(e));
 	memset(res, 0, sizeof(*res));
@@ -1535,77 +1703,34 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 		ret = AMTCA_E_NOMEM;
 		goto fail_early;
 	}
+	if ((r = lock_device(&e, &lockfd)) != 0) {
+		ret = r;
+		goto fail_early;
+	}
 	if ((e.root_len = i2d_X509(h->root, &e.root_der)) <= 0 ||
 	    (h->inter != NULL && (e.inter_len = i2d_X509(h->inter, &e.inter_der)) <= 0)) {
 		ret = amtca_fail_ssl(AMTCA_E_CERT, "encoding the CA certificates");
 		goto fail_early;
 	}
 
-	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_preflight(&e, &already)) != 0)
+	for (pass = 0;; pass++) {
+		if ((r = run_steps(&e)) == 0)
+			break;
+		/*
+		 * The plain port died under us and TLS answers now: AMT is
+		 * applying a commit from an interrupted earlier run.  The
+		 * steps reconcile, so one fresh pass over TLS is safe.
+		 */
+		if (pass == 0 && r == AMTCA_E_AMT_TRANSPORT && !e.use_tls &&
+		    e.cur > ENROLL_PREFLIGHT && e.cur < ENROLL_VERIFY &&
+		    net_tcp_probe(res->address, e.tls_port, PROBE_MS) == 0) {
+			progress(&e, (enum enroll_step)e.cur, ENROLL_EV_RESTART,
+			    "AMT switched to TLS meanwhile; starting over");
+			reset_pass(&e);
+			continue;
+		}
 		goto fail;
-	if (already) {
-		/* Verified in pre-flight: TLS under our chain, bound leaf, WS-MAN
-		 * over TLS.  Finish a cleanup an earlier run may not have. */
-		int s;
-
-		e.leaf = X509_dup(e.served);
-		if (e.leaf == NULL) {
-			r = AMTCA_E_NOMEM;
-			goto fail;
-		}
-		{
-			char serial[80];
-
-			serial_of(e.leaf, serial, sizeof(serial));
-			if ((r = set_str(&res->serial, serial)) != 0)
-				goto fail;
-		}
-		res->not_after = asn1_time(X509_get0_notAfter(e.leaf));
-		res->non_secure_open = e.plain_open;
-		res->status = "already enrolled";
-		for (s = ENROLL_TIME; s <= ENROLL_VERIFY; s++) {
-			e.cur = s;
-			res->steps_done |= 1u << s;
-			progress(&e, (enum enroll_step)s, s == ENROLL_VERIFY ?
-			    ENROLL_EV_OK : ENROLL_EV_SKIP, s == ENROLL_VERIFY ?
-			    "served leaf verified under our chain, bound, outside "
-			    "the renewal window; WS-MAN over TLS ok" : "not needed");
-		}
-		record(&e, "enrolled", NULL);
-		e.cur = ENROLL_CLEANUP;
-		progress(&e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
-		if ((r = step_cleanup(&e)) != 0)
-			goto fail;
-		ret = 0;
-		goto out;
 	}
-	e.cur = ENROLL_TIME;
-	progress(&e, ENROLL_TIME, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_time(&e)) != 0)
-		goto fail;
-	e.cur = ENROLL_CHAIN;
-	progress(&e, ENROLL_CHAIN, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_chain(&e)) != 0)
-		goto fail;
-	e.cur = ENROLL_LEAF;
-	progress(&e, ENROLL_LEAF, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_leaf(&e)) != 0)
-		goto fail;
-	e.cur = ENROLL_BIND;
-	progress(&e, ENROLL_BIND, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_bind(&e, &commit_lost)) != 0)
-		goto fail;
-	e.cur = ENROLL_VERIFY;
-	progress(&e, ENROLL_VERIFY, ENROLL_EV_BEGIN, NULL);
-	res->status = e.replaced != NULL && !x509_eq(e.replaced, e.leaf) ?
-	    "renewed" : "enrolled";
-	if ((r = step_verify(&e, commit_lost)) != 0)
-		goto fail;
-	e.cur = ENROLL_CLEANUP;
-	progress(&e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_cleanup(&e)) != 0)
-		goto fail;
 	ret = 0;
 	goto out;
 fail:
@@ -1625,6 +1750,8 @@ fail_early:
 	res->status = "failed";
 	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_FAIL, "%s", amtca_errmsg(ret));
 out:
+	if (lockfd != -1)
+		close(lockfd);
 	amt_free(e.amt);
 	X509_free(e.served);
 	X509_free(e.replaced);

@@ -36,7 +36,7 @@ const char *enroll_step_title(enum enroll_step s);
 
 /* Progress events for the CLI (TTY output). */
 enum enroll_event { ENROLL_EV_BEGIN, ENROLL_EV_OK, ENROLL_EV_SKIP,
-    ENROLL_EV_FAIL };
+    ENROLL_EV_FAIL, ENROLL_EV_RESTART };
 
 struct enroll_opts {
 	const char *host;		/* FQDN as given */

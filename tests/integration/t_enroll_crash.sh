@@ -32,7 +32,10 @@ for k in $(seq 1 $points); do
 	fqdn="amt-k$k.example.test"
 	sim_up "$T/sim-$k.log" "$addr" "$fqdn" --commit-delay-ms 100 --latency-ms $LAT
 	issued_before=$(cert_count "$HOME_CA")
-	enroll "$addr" "$fqdn" >"$T/k$k.out" 2>"$T/k$k.err" &
+	# amtca itself in the background (not a shell function: $! must be
+	# the process that gets SIGKILL).
+	"$AMTCA" --home "$HOME_CA" enroll --host "$fqdn" --address "$addr" \
+	    --user admin --password-file "$PW" >"$T/k$k.out" 2>"$T/k$k.err" &
 	epid=$!
 	sleep "$(printf '%d.%03d' $((at_ms / 1000)) $((at_ms % 1000)))"
 	if kill -KILL "$epid" 2>/dev/null; then
@@ -60,7 +63,8 @@ sim_up "$T/sim-f.log" "$addr" "$fqdn" --commit-delay-ms 100 --latency-ms $LAT
 enroll "$addr" "$fqdn" >/dev/null || fail "enrollment before --force kills failed"
 for k in 3 6 9 12; do
 	at_ms=$(( full_ms * k / 14 ))
-	enroll "$addr" "$fqdn" --force >/dev/null 2>&1 &
+	"$AMTCA" --home "$HOME_CA" enroll --host "$fqdn" --address "$addr" \
+	    --user admin --password-file "$PW" --force >/dev/null 2>&1 &
 	epid=$!
 	sleep "$(printf '%d.%03d' $((at_ms / 1000)) $((at_ms % 1000)))"
 	kill -KILL "$epid" 2>/dev/null || true
@@ -72,3 +76,17 @@ for k in 3 6 9 12; do
 	ok "--force killed at ${at_ms} ms: rerun left one leaf, one key ($(sed 's/^[^:]*: \([a-z ]*\) (.*/\1/' "$T/kf$k.out"))"
 done
 stop_sim
+
+# Two enrollments of one device at once: the second refuses cleanly.
+addr=127.0.11.201
+fqdn=amt-kc.example.test
+sim_up "$T/sim-c.log" "$addr" "$fqdn" --commit-delay-ms 100 --latency-ms $LAT
+"$AMTCA" --home "$HOME_CA" enroll --host "$fqdn" --address "$addr" \
+    --user admin --password-file "$PW" >"$T/c1.out" 2>"$T/c1.err" &
+epid=$!
+sleep 0.3
+expect_fail 1 "another amtca enroll for $fqdn is running" enroll "$addr" "$fqdn"
+wait "$epid" || fail "the first of two concurrent runs failed: $(cat "$T/c1.err")"
+assert_clean "$addr" "$fqdn"
+stop_sim
+ok "a concurrent second enroll of the same device refuses; the first completes"
