@@ -460,6 +460,10 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		add(&d, V_SKIP, "AMT identity", NULL, "no --user/--password-file");
 		add(&d, V_SKIP, "certificate validity (AMT clock)", NULL,
 		    "no --user/--password-file");
+	} else if (!tls_ok && !plain_open && tls_open) {
+		add(&d, V_FAIL, "WS-MAN login", "fix the TLS failure above first",
+		    "16992 is closed and TLS on %d does not verify for %s: "
+		    "credentials are not sent to an unverified peer", tls_port, host);
 	} else if (!tls_ok && !plain_open) {
 		add(&d, V_FAIL, "WS-MAN login", "make port 16992 or 16993 reachable",
 		    "no usable WS-MAN port");

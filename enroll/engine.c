@@ -147,6 +147,21 @@ warn(struct eng *e, const char *fmt, ...)
 	}
 }
 
+/*
+ * A copy of the detail recorded for `code`, for use as an argument of a new
+ * amtca_fail() (which overwrites the buffer amtca_errmsg() points into).
+ */
+static const char *
+errcopy(int code)
+{
+	static _Thread_local char b[4][512];
+	static _Thread_local unsigned i;
+
+	i = (i + 1) % 4;
+	snprintf(b[i], sizeof(b[i]), "%s", amtca_errmsg(code));
+	return b[i];
+}
+
 static int
 set_str(char **dst, const char *src)
 {
@@ -460,7 +475,7 @@ choose_address(struct eng *e)
 	if ((r = net_resolve(e->fqdn, &na)) != 0) {
 		ret = amtca_fail(AMTCA_E_DNS, "%s; fix the DNS record (AMT TLS needs "
 		    "the FQDN to resolve to the device) or pass --address IP",
-		    amtca_errmsg(r));
+		    errcopy(r));
 		goto out;
 	}
 	e->resolved = 1;
@@ -682,7 +697,7 @@ step_preflight(struct eng *e, int *already)
 			goto out;
 		}
 	} else if (r != AMTCA_E_NOT_FOUND) {
-		ret = amtca_fail(r, "reading the device record: %s", amtca_errmsg(r));
+		ret = amtca_fail(r, "reading the device record: %s", errcopy(r));
 		goto out;
 	}
 	amtca_err_clear();
@@ -967,7 +982,7 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 	}
 	/* Issued and durably recorded, but AddCertificate never happened. */
 	if ((r = store_cert_list(e->h->store, &sc, &nsc)) != 0) {
-		ret = amtca_fail(r, "listing issued certificates: %s", amtca_errmsg(r));
+		ret = amtca_fail(r, "listing issued certificates: %s", errcopy(r));
 		goto out;
 	}
 	for (i = nsc; i-- > 0;) {
@@ -1108,7 +1123,7 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 	/* AMT's CSR must verify and carry exactly the key we asked about. */
 	if ((r = ca_csr_parse(scsr, scsr_len, &csr)) != 0) {
 		ret = amtca_fail(r, "the CSR AMT signed is not acceptable: %s",
-		    amtca_errmsg(r));
+		    errcopy(r));
 		goto out;
 	}
 	if (EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), pub) != 1) {
@@ -1122,7 +1137,7 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 	req.requester = "enroll";
 	req.device = e->fqdn;
 	if ((r = ca_issue(e->h->ca, &req, &leaf)) != 0) {
-		ret = amtca_fail(r, "issuing the certificate: %s", amtca_errmsg(r));
+		ret = amtca_fail(r, "issuing the certificate: %s", errcopy(r));
 		goto out;
 	}
 	{
@@ -1696,7 +1711,7 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 		goto fail_early;
 	}
 	if ((r = ca_fqdn_check(o->host, &h->policy, e.fqdn)) != 0) {
-		ret = amtca_fail(r, "%s", amtca_errmsg(r));
+		ret = r;
 		goto fail_early;
 	}
 	if ((res->host = strdup(e.fqdn)) == NULL) {
