@@ -510,7 +510,12 @@ leaf_tbs(const struct ca *ca, const struct leaf *l,
 	return der_take(&d, out, outlen);
 }
 
-/* Draw a serial, build, sign and parse one leaf. */
+/*
+ * Draw a serial, build and sign one leaf; parse it into *out when out is
+ * not NULL.  The parse is what dominates a leaf under OpenSSL 3.0 (the
+ * provider decoder lookup for the public key in d2i_X509), hence the DER
+ * entry points.
+ */
 static int
 leaf_sign(const struct ca *ca, const struct leaf *l,
     unsigned char serial[AMTCA_SERIAL_BYTES], unsigned char **der,
@@ -521,7 +526,8 @@ leaf_sign(const struct ca *ca, const struct leaf *l,
 	size_t tbslen = 0;
 	int r, ret = AMTCA_E_INTERNAL;
 
-	*out = NULL;
+	if (out != NULL)
+		*out = NULL;
 	*der = NULL;
 	*derlen = 0;
 	if ((r = ca_serial_draw(serial)) != 0 ||
@@ -531,14 +537,16 @@ leaf_sign(const struct ca *ca, const struct leaf *l,
 		ret = r;
 		goto out;
 	}
-	p = *der;
-	if ((*out = d2i_X509(NULL, &p, (long)*derlen)) == NULL ||
-	    p != *der + *derlen) {
-		X509_free(*out);
-		*out = NULL;
-		ret = amtca_fail_ssl(AMTCA_E_CERT, "issued certificate does not "
-		    "parse");
-		goto out;
+	if (out != NULL) {
+		p = *der;
+		if ((*out = d2i_X509(NULL, &p, (long)*derlen)) == NULL ||
+		    p != *der + *derlen) {
+			X509_free(*out);
+			*out = NULL;
+			ret = amtca_fail_ssl(AMTCA_E_CERT, "issued certificate "
+			    "does not parse");
+			goto out;
+		}
 	}
 	ret = 0;
 out:
@@ -551,33 +559,49 @@ out:
 	return ret;
 }
 
-int
-ca_leaf_build(struct ca *ca, const struct ca_request *req, X509 **out)
+static int
+build(struct ca *ca, const struct ca_request *req, X509 **x,
+    unsigned char **der, size_t *derlen)
 {
-	unsigned char serial[AMTCA_SERIAL_BYTES], *der = NULL;
-	size_t derlen = 0;
+	unsigned char serial[AMTCA_SERIAL_BYTES];
 	struct leaf l;
-	int r, ret = AMTCA_E_INTERNAL;
+	int r;
 
-	*out = NULL;
-	if (ca == NULL) {
-		ret = AMTCA_E_USAGE;
-		goto out;
-	}
-	if ((r = leaf_prepare(ca, req, &l)) != 0) {
-		ret = r;
-		goto out;
-	}
-	r = leaf_sign(ca, &l, serial, &der, &derlen, out);
+	if (ca == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "no CA");
+	if ((r = leaf_prepare(ca, req, &l)) != 0)
+		return r;
+	r = leaf_sign(ca, &l, serial, der, derlen, x);
 	leaf_clear(&l);
-	ret = r;
-out:
-	free(der);
-	return ret;
+	return r;
 }
 
 int
-ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
+ca_leaf_build(struct ca *ca, const struct ca_request *req, X509 **out)
+{
+	unsigned char *der = NULL;
+	size_t derlen = 0;
+	int r;
+
+	*out = NULL;
+	r = build(ca, req, out, &der, &derlen);
+	free(der);
+	return r;
+}
+
+int
+ca_leaf_build_der(struct ca *ca, const struct ca_request *req,
+    unsigned char **der, size_t *derlen)
+{
+	*der = NULL;
+	*derlen = 0;
+	return build(ca, req, NULL, der, derlen);
+}
+
+/* ca_issue() and ca_issue_der(): x may be NULL. */
+static int
+issue(struct ca *ca, const struct ca_request *req, X509 **xout,
+    unsigned char **derout, size_t *derlenout, char **serialout)
 {
 	unsigned char serial[AMTCA_SERIAL_BYTES], *der = NULL;
 	size_t derlen = 0;
@@ -585,11 +609,10 @@ ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
 	struct leaf l;
 	char *hex = NULL;
 	X509 *x = NULL;
-	int r, tries, have_leaf = 0, ret = AMTCA_E_INTERNAL;
+	int r, tries, have_leaf = 0, done = 0, ret = AMTCA_E_INTERNAL;
 
-	*out = NULL;
 	if (ca == NULL) {
-		ret = AMTCA_E_USAGE;
+		ret = amtca_fail(AMTCA_E_USAGE, "no CA");
 		goto out;
 	}
 	if (ca->store == NULL) {
@@ -602,8 +625,9 @@ ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
 		goto out;
 	}
 	have_leaf = 1;
-	for (tries = 0; tries < AMTCA_SERIAL_TRIES; tries++) {
-		if ((r = leaf_sign(ca, &l, serial, &der, &derlen, &x)) != 0 ||
+	for (tries = 0; tries < AMTCA_SERIAL_TRIES && !done; tries++) {
+		if ((r = leaf_sign(ca, &l, serial, &der, &derlen,
+		    xout != NULL ? &x : NULL)) != 0 ||
 		    (r = amtca_hex_encode(serial, sizeof(serial), &hex)) != 0) {
 			ret = r;
 			goto out;
@@ -621,8 +645,10 @@ ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
 		rec.der_len = derlen;
 		/* Only a durably recorded certificate leaves this function. */
 		r = store_cert_add(ca->store, &rec);
-		if (r == 0)
+		if (r == 0) {
+			done = 1;
 			break;
+		}
 		X509_free(x);
 		x = NULL;
 		free(der);
@@ -634,13 +660,24 @@ ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
 			goto out;
 		}
 	}
-	if (x == NULL) {
+	if (!done) {
 		ret = amtca_fail(AMTCA_E_STORE, "%d serial collisions in a row: "
 		    "is the CSPRNG broken?", AMTCA_SERIAL_TRIES);
 		goto out;
 	}
-	*out = x;
-	x = NULL;
+	if (xout != NULL) {
+		*xout = x;
+		x = NULL;
+	}
+	if (derout != NULL) {
+		*derout = der;
+		*derlenout = derlen;
+		der = NULL;
+	}
+	if (serialout != NULL) {
+		*serialout = hex;
+		hex = NULL;
+	}
 	ret = 0;
 out:
 	if (have_leaf)
@@ -649,4 +686,22 @@ out:
 	free(der);
 	free(hex);
 	return ret;
+}
+
+int
+ca_issue(struct ca *ca, const struct ca_request *req, X509 **out)
+{
+	*out = NULL;
+	return issue(ca, req, out, NULL, NULL, NULL);
+}
+
+int
+ca_issue_der(struct ca *ca, const struct ca_request *req, unsigned char **der,
+    size_t *derlen, char **serial)
+{
+	*der = NULL;
+	*derlen = 0;
+	if (serial != NULL)
+		*serial = NULL;
+	return issue(ca, req, NULL, der, derlen, serial);
 }

@@ -293,10 +293,12 @@ test_crl(void **state)
 	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 2);
 	X509_CRL_free(crl);
 	BIO_free(bio);
+	free(der);
+	der = (unsigned char *)&der;
 	assert_int_equal(ca_crl_create(t.ca, 0, 0, &der, &len), AMTCA_E_USAGE);
+	assert_null(der);
 
 	free(pem);
-	free(der);
 	free(ha);
 	free(hb);
 	X509_free(a);

@@ -676,6 +676,63 @@ test_issue_records_or_refuses(void **state)
 	free(dir);
 }
 
+static void
+test_issue_der_matches_record(void **state)
+{
+	struct test_pki t;
+	struct store *st = NULL;
+	struct store_cert *rec = NULL;
+	struct ca_request req = { 0 };
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	char *dir, path[512], *serial = NULL, *hex = NULL;
+	EVP_PKEY *k;
+	X509 *x;
+
+	(void)state;
+	dir = test_tmpdir();
+	snprintf(path, sizeof(path), "%s/amtca.db", dir);
+	assert_int_equal(store_open(path, 1, &st), 0);
+	test_pki_init(&t, "p256", "rsa2048", 0, 0, st);
+	k = soft_key("p256", 0);
+	req.fqdn = "der.example.com";
+	req.csr = soft_csr(k, 0);
+	assert_int_equal(ca_issue_der(t.ca, &req, &der, &len, &serial), 0);
+	/* The DER parses, carries the serial handed back, and is the record. */
+	p = der;
+	x = d2i_X509(NULL, &p, (long)len);
+	assert_non_null(x);
+	assert_int_equal(X509_verify(x, t.inter->s.pub), 1);
+	assert_int_equal(ca_serial_hex(X509_get0_serialNumber(x), &hex), 0);
+	assert_string_equal(serial, hex);
+	assert_int_equal(store_cert_get(st, serial, &rec), 0);
+	assert_int_equal(rec->der_len, len);
+	assert_memory_equal(rec->der, der, len);
+	store_cert_free(rec);
+	free(der);
+	free(serial);
+	free(hex);
+	X509_free(x);
+	/* Building without recording leaves the store untouched. */
+	{
+		struct store_cert *v = NULL;
+		size_t n = 0;
+
+		assert_int_equal(ca_leaf_build_der(t.ca, &req, &der, &len), 0);
+		free(der);
+		assert_int_equal(store_cert_list(st, &v, &n), 0);
+		assert_int_equal(n, 1);
+		store_certs_free(v, n);
+	}
+	X509_REQ_free(req.csr);
+	EVP_PKEY_free(k);
+	test_pki_free(&t);
+	store_close(st);
+	test_rmrf(dir);
+	free(dir);
+}
+
 #define THREADS 4
 #define PER_THREAD 25
 
@@ -749,6 +806,7 @@ main(void)
 		cmocka_unit_test(test_long_fqdn_goes_to_san_only),
 		cmocka_unit_test(test_ca_new_checks),
 		cmocka_unit_test(test_issue_records_or_refuses),
+		cmocka_unit_test(test_issue_der_matches_record),
 		cmocka_unit_test(test_concurrent_building),
 	};
 
