@@ -1644,7 +1644,8 @@ run_steps(struct eng *e)
 		e->res->status = "already enrolled";
 		for (s = ENROLL_TIME; s <= ENROLL_VERIFY; s++) {
 			e->cur = s;
-			e->res->steps_done |= 1u << s;
+			if (s == ENROLL_VERIFY)		/* done in pre-flight */
+				e->res->steps_done |= 1u << s;
 			progress(e, (enum enroll_step)s, s == ENROLL_VERIFY ?
 			    ENROLL_EV_OK : ENROLL_EV_SKIP, s == ENROLL_VERIFY ?
 			    "served leaf verified under our chain, bound, outside "

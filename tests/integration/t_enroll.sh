@@ -83,6 +83,18 @@ fi
     fail "--force did not report removing one cert and one key: $(cat "$T/e3.json")"
 ok "--force renews ($serial1 -> $serial2), old leaf and key removed"
 
+# --- inside the renewal window: renewed without --force --------------------
+enroll "$ADDR" "$FQDN" --renew-days 500 --json >"$T/e7.json" 2>"$T/e7.err" ||
+    fail "--renew-days 500 failed: $(cat "$T/e7.err")"
+[ "$(json_get "$T/e7.json" status)" = renewed ] || fail "leaf inside the window not renewed: $(cat "$T/e7.json")"
+serial3=$(json_get "$T/e7.json" serial)
+[ "$serial3" != "$serial2" ] && [ "$(served_serial "$ADDR" "$FQDN")" = "$serial3" ] ||
+    fail "renewal inside the window did not install a new leaf"
+assert_clean "$ADDR" "$FQDN"
+enroll "$ADDR" "$FQDN" --json >"$T/e8.json" || fail "rerun after renewal failed"
+[ "$(json_get "$T/e8.json" status)" = "already enrolled" ] || fail "not a no-op after renewal: $(cat "$T/e8.json")"
+ok "a leaf inside the renewal window (--renew-days 500) is renewed; the next run is a no-op"
+
 # --- --accept-non-secure keeps 16992 ---------------------------------------
 ADDR2=127.0.9.2
 FQDN2=amt-e2.example.test
