@@ -428,6 +428,13 @@ record(struct eng *e, const char *state, const char *error)
 	d.address = e->res->address;
 	d.amt_version = e->res->amt_version;
 	d.cert_serial = e->bound_serial[0] ? e->bound_serial : e->prev_serial;
+	/*
+	 * A device we enrolled stays "enrolled" while a renewal runs: its
+	 * old leaf still serves, and the state is what refuses a downgrade
+	 * to plain HTTP on the next run (choose_transport).
+	 */
+	if (e->rec_enrolled && strcmp(state, "enrolling") == 0)
+		state = "enrolled";
 	d.state = (char *)state;
 	for (i = ENROLL_NSTEPS - 1; i >= 0; i--)	/* last completed step */
 		if (e->res->steps_done & (1u << i)) {
@@ -1754,8 +1761,9 @@ fail:
 	snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
 	res->failed_step = e.cur;
 	res->status = "failed";
-	record(&e, (res->steps_done & (1u << ENROLL_VERIFY)) ? "enrolled" :
-	    "failed", line);
+	/* Nothing committed yet on a device we had enrolled: it still is. */
+	record(&e, (res->steps_done & (1u << ENROLL_VERIFY)) ||
+	    (e.rec_enrolled && e.cur < ENROLL_BIND) ? "enrolled" : "failed", line);
 	progress(&e, (enum enroll_step)e.cur, ENROLL_EV_FAIL, "%s", line);
 	ret = amtca_fail(r, "enroll %s: step %d/%d (%s) failed: %s", e.fqdn,
 	    e.cur + 1, ENROLL_NSTEPS, enroll_step_name((enum enroll_step)e.cur),

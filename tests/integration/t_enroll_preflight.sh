@@ -64,3 +64,21 @@ enroll "$ADDR" amt-p4.example.test --allow-fqdn-mismatch >"$T/m.out" 2>"$T/m.err
 grep -q "warning: .*amt-p3.example.test" "$T/m.err" || fail "no mismatch warning: $(cat "$T/m.err")"
 s_client_ok "$ADDR" amt-p4.example.test
 ok "--allow-fqdn-mismatch enrolls for --host and warns"
+stop_sim
+
+# No silent downgrade: a device we enrolled that now answers only on plain
+# HTTP (reset, or 16993 blocked by someone) is refused; --force accepts it.
+ADDR=127.0.14.3
+FQDN=amt-p5.example.test
+sim_up "$T/sim3.log" "$ADDR" "$FQDN" --commit-delay-ms 100
+enroll "$ADDR" "$FQDN" >/dev/null || fail "enrollment failed"
+stop_sim
+sim_up "$T/sim4.log" "$ADDR" "$FQDN" --commit-delay-ms 100	# factory state
+expect_fail 1 "not downgrading to plain HTTP" enroll "$ADDR" "$FQDN"
+grep -q -- "--force" "$T/err" || fail "downgrade refusal does not mention --force: $(cat "$T/err")"
+# A failed pre-flight keeps the device's "enrolled" state: still refused.
+expect_fail 1 "not downgrading to plain HTTP" enroll "$ADDR" "$FQDN"
+enroll "$ADDR" "$FQDN" --force >"$T/f.out" 2>"$T/f.err" || fail "--force after reset: $(cat "$T/f.err")"
+s_client_ok "$ADDR" "$FQDN"
+assert_clean "$ADDR" "$FQDN"
+ok "enrolled device back on plain HTTP only: refused (no downgrade), --force re-enrolls"
