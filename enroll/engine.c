@@ -385,6 +385,14 @@ is_fault(struct eng *e, int code, const char *sub)
 	return ae != NULL && strcmp(ae->fault_subcode, sub) == 0;
 }
 
+/* A TLS failure below certificate verification (protocol, renegotiation)? */
+static int
+tls_handshake_failure(int code, const char *msg)
+{
+	return code == AMTCA_E_AMT_TLS && msg != NULL &&
+	    strstr(msg, "TLS handshake with") != NULL;
+}
+
 static void
 amt_opts_fill(struct eng *e, struct amt_opts *ao, int tls)
 {
@@ -566,6 +574,13 @@ choose_transport(struct eng *e)
 			goto out;
 		}
 		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		if (tls_handshake_failure(r, why) && !e->o->legacy_tls &&
+		    (!e->plain_open || e->rec_enrolled)) {
+			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d: %s; AMT 12 and "
+			    "older need --legacy-tls", e->res->address, e->tls_port,
+			    why);
+			goto out;
+		}
 		if (r != AMTCA_E_AMT_TLS)
 			e->tls_open = 0;	/* answers TCP but no TLS */
 		else if (!e->plain_open || (e->rec_enrolled && !e->o->force)) {
@@ -734,6 +749,16 @@ step_preflight(struct eng *e, int *already)
 		}
 		amt_general_clear(&g);
 		amtca_sleep_ms(1000);
+	}
+	if (!e->use_tls && !e->o->legacy_tls && g.version != NULL &&
+	    atoi(g.version) > 0 && atoi(g.version) <= 12) {
+		/* Its TLS lacks RFC 5746: we could turn TLS on, then not
+		 * talk to it.  Refuse before changing anything. */
+		ret = amtca_fail(AMTCA_E_USAGE, "AMT %s at %s: firmware 12 and "
+		    "older needs legacy TLS renegotiation (and SECLEVEL 0) for "
+		    "OpenSSL 3 to talk to it once TLS is on; rerun with "
+		    "--legacy-tls", g.version, e->res->address);
+		goto out;
 	}
 	if ((r = set_str(&e->res->amt_version, g.version)) != 0 ||
 	    (r = check_identity(e, &g)) != 0 ||
@@ -1372,6 +1397,14 @@ step_verify(struct eng *e, int commit_lost)
 			snprintf(why, sizeof(why), "it still serves the previous "
 			    "certificate, serial %s, not the installed %s", got,
 			    want);
+		} else if (r == AMTCA_E_AMT_TLS &&
+		    tls_handshake_failure(r, amtca_errmsg(r))) {
+			/* no certificate seen: keep trying until the deadline */
+			mismatch_since = 0;
+			last = 0;
+			snprintf(why, sizeof(why), "%s%s", amtca_errmsg(r),
+			    e->o->legacy_tls ? "" : "; AMT 12 and older need "
+			    "--legacy-tls");
 		} else if (r == 0 || r == AMTCA_E_AMT_TLS) {
 			if (mismatch_since == 0)
 				mismatch_since = now;

@@ -82,3 +82,19 @@ enroll "$ADDR" "$FQDN" --force >"$T/f.out" 2>"$T/f.err" || fail "--force after r
 s_client_ok "$ADDR" "$FQDN"
 assert_clean "$ADDR" "$FQDN"
 ok "enrolled device back on plain HTTP only: refused (no downgrade), --force re-enrolls"
+stop_sim
+
+# AMT 12 and older (no RFC 5746 renegotiation): refused before TLS is turned
+# on unless --legacy-tls; with it, enrolled and proven over legacy TLS.
+ADDR=127.0.14.4
+FQDN=amt-p6.example.test
+sim_up "$T/sim5.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --old-tls --amt-version 11.8.50.3425
+expect_fail 1 "rerun with --legacy-tls" enroll "$ADDR" "$FQDN"
+"$AMTCA" --home "$HOME_CA" amt-info --host "$FQDN" --address "$ADDR" --user admin \
+    --password-file "$PW" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert not d["tls"]["remote"]["enabled"]' ||
+    fail "refused old-AMT run changed TLS settings"
+enroll "$ADDR" "$FQDN" --legacy-tls >"$T/l.out" 2>"$T/l.err" || fail "--legacy-tls: $(cat "$T/l.err")"
+expect_fail 1 "need --legacy-tls" enroll "$ADDR" "$FQDN"
+enroll "$ADDR" "$FQDN" --legacy-tls >"$T/l2.out" || fail "--legacy-tls rerun failed"
+grep -q "already enrolled" "$T/l2.out" || fail "legacy rerun not a no-op: $(cat "$T/l2.out")"
+ok "AMT 11.8: refused without --legacy-tls (nothing changed), enrolled with it"
