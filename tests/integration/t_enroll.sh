@@ -117,6 +117,27 @@ fi
 assert_clean "$ADDR2" "$FQDN2"
 ok "--accept-non-secure keeps 16992; rerun without it closes 16992, same leaf"
 
+# --- AMT's clock 10 days behind: step 2 sets it, or TLS would stay down ----
+ADDR3=127.0.9.3
+FQDN3=amt-e3.example.test
+sim_up "$T/sim3.log" "$ADDR3" "$FQDN3" --commit-delay-ms 100 --clock-skew -864000
+enroll "$ADDR3" "$FQDN3" --tls-wait-ms 10000 >"$T/e9.out" 2>"$T/e9.err" ||
+    fail "enroll with AMT's clock 10 days behind: $(cat "$T/e9.err")"
+s_client_ok "$ADDR3" "$FQDN3"
+ok "AMT clock 10 days behind: synchronised, TLS up"
+
+# --- CSME 16.1+ NonSecureConnectionsSupported=false -------------------------
+ADDR4=127.0.9.4
+FQDN4=amt-e4.example.test
+sim_up "$T/sim4.log" "$ADDR4" "$FQDN4" --commit-delay-ms 100 --non-secure-unsupported
+enroll "$ADDR4" "$FQDN4" --accept-non-secure >"$T/e10.out" 2>"$T/e10.err" ||
+    fail "--accept-non-secure on 16.1+ failed: $(cat "$T/e10.err")"
+grep -q "warning: this firmware does not support non-secure" "$T/e10.err" ||
+    fail "no warning that 16992 closes anyway: $(cat "$T/e10.err")"
+enroll "$ADDR4" "$FQDN4" --accept-non-secure >"$T/e11.out" || fail "rerun failed"
+grep -q "already enrolled" "$T/e11.out" || fail "rerun not a no-op: $(cat "$T/e11.out")"
+ok "NonSecureConnectionsSupported=false: AcceptNonSecure never sent true, warned, rerun no-op"
+
 # --- usage errors ----------------------------------------------------------
 expect_fail 2 "required" "$AMTCA" --home "$HOME_CA" enroll --host "$FQDN"
 expect_fail 2 "renew-days" "$AMTCA" --home "$HOME_CA" enroll --host "$FQDN" \
