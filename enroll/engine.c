@@ -1012,7 +1012,17 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 		ret = 0;
 		goto out;
 	}
-	/* Issued and durably recorded, but AddCertificate never happened. */
+	/*
+	 * Issued and durably recorded, but AddCertificate never happened:
+	 * only possible when AMT holds a key without a certificate, so the
+	 * (fleet-sized) store is read only then.
+	 */
+	for (i = 0; i < nk && key_has_cert(c, nc, &k[i]); i++)
+		;
+	if (i == nk) {
+		ret = 0;
+		goto out;
+	}
 	if ((r = store_cert_list(e->h->store, &sc, &nsc)) != 0) {
 		ret = amtca_fail(r, "listing issued certificates: %s", errcopy(r));
 		goto out;
