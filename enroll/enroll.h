@@ -80,6 +80,9 @@ void enroll_result_clear(struct enroll_result *r);
 /*
  * Run the enrollment of one device against the opened home (HOME_STORE |
  * HOME_SIGNER).  Records the device in the store after every step.
+ * Several threads may run it at once on one home for different devices
+ * (amtca fleet); runs for the same FQDN, in any process, are serialised by
+ * <home>/locks/<fqdn>.lock: the second fails with AMTCA_E_EXISTS.
  * Returns 0 or a negative AMTCA_E_* code with an amtca_fail() detail that
  * says what failed, why, and what to do.
  */
