@@ -53,7 +53,11 @@ int ca_fqdn_check(const char *in, const struct ca_policy *p,
  * requesting basicConstraints CA:TRUE is rejected.  Everything else in it
  * (subject, other extensions) is ignored by issuance.  AMTCA_E_CSR.
  */
-int ca_csr_parse(const unsigned char *buf, size_t len, X509_REQ **out) AMTCA_WUR;
+struct ca_csr;
+int ca_csr_parse(const unsigned char *buf, size_t len, struct ca_csr **out) AMTCA_WUR;
+void ca_csr_free(struct ca_csr *c);
+/* The request's public key, borrowed (valid as long as the CSR). */
+EVP_PKEY *ca_csr_pubkey(const struct ca_csr *c);
 
 /* A positive random serial of AMTCA_SERIAL_BYTES bytes from the CSPRNG. */
 int ca_serial_random(ASN1_INTEGER **out) AMTCA_WUR;
@@ -93,7 +97,7 @@ void ca_free(struct ca *ca);
 
 struct ca_request {
 	const char *fqdn;		/* from the caller, never from the CSR */
-	X509_REQ *csr;			/* from ca_csr_parse() */
+	const struct ca_csr *csr;	/* from ca_csr_parse() */
 	const char *const *ips;		/* extra SAN iPAddress entries */
 	size_t nips;
 	int days;			/* 0: policy default */
@@ -140,6 +144,21 @@ int ca_cert_load(const char *path, X509 **out) AMTCA_WUR;
 
 /* Same from memory. */
 int ca_cert_parse(const unsigned char *buf, size_t len, X509 **out) AMTCA_WUR;
+
+/*
+ * Pipelined issuance: check, build and sign in the caller's thread, then
+ * queue the record for the store's group commit and return.  `cb(arg,
+ * result, msg, der, der_len, serial)` runs exactly once, on the store's
+ * committer thread: on success only after the record is durable, handing
+ * over the certificate DER (the callback frees it) and its serial (valid
+ * during the call); on failure with der NULL and a one-line `msg`.  A
+ * non-zero return means the request was refused up front and cb never
+ * runs.  The CSR may be freed as soon as this returns.  Thread-safe.
+ */
+typedef void (*ca_issue_cb)(void *arg, int result, const char *msg,
+    unsigned char *der, size_t der_len, const char *serial);
+int ca_issue_submit(struct ca *ca, const struct ca_request *req,
+    ca_issue_cb cb, void *arg) AMTCA_WUR;
 
 enum ca_chain_format { CA_CHAIN_PEM, CA_CHAIN_DER, CA_CHAIN_P7B };
 /* "pem", "der", "p7b" (also "pkcs7"), case-insensitive; else AMTCA_E_USAGE. */

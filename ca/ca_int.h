@@ -124,6 +124,13 @@ struct ca {
 	size_t aki_len;
 };
 
+struct ca_csr;
+/* The verified request's SubjectPublicKeyInfo and subjectPublicKey bits
+ * (borrowed from the CSR), and whether the key is RSA. */
+int ca_csr_spki(const struct ca_csr *c, const unsigned char **spki,
+    size_t *spki_len, const unsigned char **bits, size_t *bits_len,
+    int *is_rsa);
+
 /* Fresh serial octets (see ca/serial.c). */
 int ca_serial_draw(unsigned char b[AMTCA_SERIAL_BYTES]) AMTCA_WUR;
 

@@ -368,7 +368,7 @@ ca_free(struct ca *ca)
 static void
 leaf_clear(struct leaf *l)
 {
-	OPENSSL_free(l->spki);
+	free(l->spki);
 	l->spki = NULL;
 }
 
@@ -376,9 +376,9 @@ leaf_clear(struct leaf *l)
 static int
 leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
 {
-	X509_PUBKEY *xpk;
-	const unsigned char *pk = NULL;
-	int pklen = 0, len, r, days, ret = AMTCA_E_INTERNAL;
+	const unsigned char *pk = NULL, *spki = NULL;
+	size_t pklen = 0, spki_len = 0;
+	int r, days, ret = AMTCA_E_INTERNAL;
 	size_t i;
 
 	memset(l, 0, sizeof(*l));
@@ -416,21 +416,20 @@ leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
 		    "range (1-%d)", days, AMTCA_DAYS_MAX);
 		goto out;
 	}
-	/* Cheap re-check: req->csr may not have come from ca_csr_parse(). */
-	if ((r = ca_key_check(X509_REQ_get0_pubkey(req->csr), AMTCA_E_CSR,
-	    "CSR", &l->is_rsa)) != 0) {
+	/* Copied: a pipelined issuance outlives the caller's CSR. */
+	if ((r = ca_csr_spki(req->csr, &spki, &spki_len, &pk, &pklen,
+	    &l->is_rsa)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if ((xpk = X509_REQ_get_X509_PUBKEY(req->csr)) == NULL ||
-	    (len = i2d_X509_PUBKEY(xpk, &l->spki)) <= 0 ||
-	    !X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, xpk)) {
-		ret = amtca_fail_ssl(AMTCA_E_CSR, "CSR public key cannot be encoded");
+	if ((l->spki = malloc(spki_len)) == NULL) {
+		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	l->spki_len = (size_t)len;
+	memcpy(l->spki, spki, spki_len);
+	l->spki_len = spki_len;
 	/* RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
-	if (!EVP_Digest(pk, (size_t)pklen, l->ski, &l->ski_len, ca->sha1, NULL)) {
+	if (!EVP_Digest(pk, pklen, l->ski, &l->ski_len, ca->sha1, NULL)) {
 		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot hash the key");
 		goto out;
 	}
@@ -704,4 +703,126 @@ ca_issue_der(struct ca *ca, const struct ca_request *req, unsigned char **der,
 	if (serial != NULL)
 		*serial = NULL;
 	return issue(ca, req, NULL, der, derlen, serial);
+}
+
+/*
+ * Pipelined issuance.  The job owns everything the record points to until
+ * the store's callback; a serial collision (astronomically rare with 127
+ * random bits, but handled) re-signs with a fresh serial from that
+ * callback.
+ */
+struct job {
+	struct ca *ca;
+	struct leaf l;
+	struct store_cert rec;
+	unsigned char *der;
+	size_t derlen;
+	char *hex;
+	char *requester;
+	char *device;
+	int tries;
+	ca_issue_cb cb;
+	void *arg;
+};
+
+static void
+job_free(struct job *j)
+{
+	leaf_clear(&j->l);
+	free(j->der);
+	free(j->hex);
+	free(j->requester);
+	free(j->device);
+	free(j);
+}
+
+static void job_done(void *arg, int result, const char *msg);
+
+/* Sign with a fresh serial and queue the record; 0 or an error (job kept). */
+static int
+job_sign_submit(struct job *j)
+{
+	unsigned char serial[AMTCA_SERIAL_BYTES];
+	int r;
+
+	free(j->der);
+	free(j->hex);
+	j->der = NULL;
+	j->hex = NULL;
+	if ((r = leaf_sign(j->ca, &j->l, serial, &j->der, &j->derlen, NULL)) != 0 ||
+	    (r = amtca_hex_encode(serial, sizeof(serial), &j->hex)) != 0)
+		return r;
+	memset(&j->rec, 0, sizeof(j->rec));
+	j->rec.serial = j->hex;
+	j->rec.fqdn = j->l.fqdn;
+	j->rec.not_before = j->l.nb;
+	j->rec.not_after = j->l.na;
+	j->rec.issued_at = j->l.now;
+	j->rec.status = (char *)"valid";
+	j->rec.requester = j->requester;
+	j->rec.device = j->device;
+	j->rec.der = j->der;
+	j->rec.der_len = j->derlen;
+	j->tries++;
+	return store_cert_add_async(j->ca->store, &j->rec, job_done, j);
+}
+
+static void
+job_done(void *arg, int result, const char *msg)
+{
+	struct job *j = arg;
+	unsigned char *der;
+
+	if (result == AMTCA_E_EXISTS && j->tries < AMTCA_SERIAL_TRIES) {
+		if ((result = job_sign_submit(j)) == 0)
+			return;
+		msg = amtca_errmsg(result);
+	}
+	if (result != 0) {
+		j->cb(j->arg, result, msg != NULL && *msg != '\0' ? msg :
+		    amtca_strerror(result), NULL, 0, NULL);
+		job_free(j);
+		return;
+	}
+	/* Durable: only now does the certificate leave the CA. */
+	der = j->der;
+	j->der = NULL;
+	j->cb(j->arg, 0, NULL, der, j->derlen, j->hex);
+	job_free(j);
+}
+
+int
+ca_issue_submit(struct ca *ca, const struct ca_request *req, ca_issue_cb cb,
+    void *arg)
+{
+	struct job *j = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (ca == NULL || cb == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "ca_issue_submit: no CA or callback");
+	if (ca->store == NULL)
+		return amtca_fail(AMTCA_E_STORE, "no issuance database: refusing "
+		    "to issue a certificate that would not be recorded");
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return AMTCA_E_NOMEM;
+	j->ca = ca;
+	j->cb = cb;
+	j->arg = arg;
+	if ((r = leaf_prepare(ca, req, &j->l)) != 0) {
+		free(j);
+		return r;
+	}
+	if ((req->requester != NULL && (j->requester = strdup(req->requester)) == NULL) ||
+	    (req->device != NULL && (j->device = strdup(req->device)) == NULL)) {
+		ret = AMTCA_E_NOMEM;
+		goto fail;
+	}
+	if ((r = job_sign_submit(j)) != 0) {
+		ret = r;
+		goto fail;
+	}
+	return 0;
+fail:
+	job_free(j);
+	return ret;
 }

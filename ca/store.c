@@ -13,6 +13,13 @@
  * back just that statement and keeps the transaction.  Signing happens
  * before store_cert_add(), so only the commit is serialised.
  *
+ * Pipelined adders (store_cert_add_async) queue a heap `pending` with a
+ * completion callback and return at once.  A committer thread, started on
+ * the first such add, leads a batch whenever records are queued and no
+ * other leader is at work, and runs the callbacks after the COMMIT: so a
+ * single issuing thread can sign the next certificate while the previous
+ * ones are being made durable, and nothing is released before its fsync.
+ *
  * One connection, guarded by `dbmu` for every use (transactions must not
  * interleave); the queue has its own mutex so enqueuing never waits on I/O.
  */
@@ -40,6 +47,8 @@ struct pending {
 	int done;
 	char msg[STORE_MSG_MAX];
 	struct pending *next;
+	store_done_fn cb;		/* async: heap pending, callback on commit */
+	void *arg;
 };
 
 struct store {
@@ -49,6 +58,9 @@ struct store {
 	pthread_cond_t qcv;
 	struct pending *head, **tail;
 	int leader;
+	pthread_t committer;		/* started by the first async add */
+	int committer_running;
+	int stopping;
 	sqlite3_stmt *ins;		/* prepared once; used under dbmu */
 	char *path;
 };
@@ -227,6 +239,13 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	/* Drain: every queued async record is committed and called back. */
+	pthread_mutex_lock(&s->qmu);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->qcv);
+	pthread_mutex_unlock(&s->qmu);
+	if (s->committer_running)
+		pthread_join(s->committer, NULL);
 	sqlite3_finalize(s->ins);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
@@ -309,19 +328,73 @@ out:
 	pthread_mutex_unlock(&s->dbmu);
 }
 
-int
-store_cert_add(struct store *s, const struct store_cert *c)
+static int
+check_record(const struct store_cert *c)
 {
-	struct pending me, *batch, *p, **pp;
-	int n;
-
-	if (s == NULL || c == NULL || c->serial == NULL || c->serial[0] == '\0' ||
+	if (c == NULL || c->serial == NULL || c->serial[0] == '\0' ||
 	    c->fqdn == NULL || c->der == NULL || c->der_len == 0 ||
 	    c->der_len > (size_t)AMTCA_CERT_FILE_MAX)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: incomplete record");
 	if (strspn(c->serial, "0123456789ABCDEF") != strlen(c->serial))
 		return amtca_fail(AMTCA_E_USAGE, "serial \"%.64s\" is not "
 		    "uppercase hexadecimal", c->serial);
+	return 0;
+}
+
+/*
+ * Lead one batch.  Called and returns with qmu held (released while
+ * committing).  Synchronous waiters are marked done; async pendings are
+ * called back after qmu is released, then freed: a waiter's stack pending
+ * must not be touched once it can see done.
+ */
+static void
+lead_batch(struct store *s)
+{
+	struct pending *batch, *p, *next, *async = NULL, **pp;
+	int n;
+
+	s->leader = 1;
+	batch = s->head;
+	for (n = 1, pp = &batch->next; *pp != NULL && n < AMTCA_STORE_BATCH_MAX; n++)
+		pp = &(*pp)->next;
+	s->head = *pp;
+	*pp = NULL;
+	if (s->head == NULL)
+		s->tail = &s->head;
+	pthread_mutex_unlock(&s->qmu);
+	run_batch(s, batch);
+	pthread_mutex_lock(&s->qmu);
+	for (p = batch; p != NULL; p = next) {
+		next = p->next;
+		if (p->cb != NULL) {
+			p->next = async;
+			async = p;
+		} else
+			p->done = 1;
+	}
+	s->leader = 0;
+	pthread_cond_broadcast(&s->qcv);
+	if (async == NULL)
+		return;
+	pthread_mutex_unlock(&s->qmu);
+	for (p = async; p != NULL; p = next) {
+		next = p->next;
+		p->cb(p->arg, p->result, p->msg);
+		free(p);
+	}
+	pthread_mutex_lock(&s->qmu);
+}
+
+int
+store_cert_add(struct store *s, const struct store_cert *c)
+{
+	struct pending me;
+	int r;
+
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: no store");
+	if ((r = check_record(c)) != 0)
+		return r;
 	memset(&me, 0, sizeof(me));
 	me.c = c;
 	pthread_mutex_lock(&s->qmu);
@@ -332,28 +405,71 @@ store_cert_add(struct store *s, const struct store_cert *c)
 			pthread_cond_wait(&s->qcv, &s->qmu);
 			continue;
 		}
-		/* Lead: take a batch, commit it without holding the queue lock. */
-		s->leader = 1;
-		batch = s->head;
-		for (n = 1, pp = &batch->next; *pp != NULL &&
-		    n < AMTCA_STORE_BATCH_MAX; n++)
-			pp = &(*pp)->next;
-		s->head = *pp;
-		*pp = NULL;
-		if (s->head == NULL)
-			s->tail = &s->head;
-		pthread_mutex_unlock(&s->qmu);
-		run_batch(s, batch);
-		pthread_mutex_lock(&s->qmu);
-		for (p = batch; p != NULL; p = p->next)
-			p->done = 1;
-		s->leader = 0;
-		pthread_cond_broadcast(&s->qcv);
+		lead_batch(s);
 	}
 	pthread_mutex_unlock(&s->qmu);
 	if (me.result != 0 && me.msg[0] != '\0')
 		return amtca_fail(me.result, "%s", me.msg);
 	return me.result;
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct store *s = arg;
+
+	pthread_mutex_lock(&s->qmu);
+	for (;;) {
+		if (s->head != NULL && !s->leader) {
+			lead_batch(s);
+			continue;
+		}
+		if (s->head == NULL && s->stopping)
+			break;
+		pthread_cond_wait(&s->qcv, &s->qmu);
+	}
+	pthread_mutex_unlock(&s->qmu);
+	return NULL;
+}
+
+int
+store_cert_add_async(struct store *s, const struct store_cert *c,
+    store_done_fn done, void *arg)
+{
+	struct pending *p;
+	int r, ret = 0;
+
+	if (s == NULL || done == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_add_async: no store "
+		    "or callback");
+	if ((r = check_record(c)) != 0)
+		return r;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return AMTCA_E_NOMEM;
+	p->c = c;
+	p->cb = done;
+	p->arg = arg;
+	pthread_mutex_lock(&s->qmu);
+	if (s->stopping) {
+		ret = amtca_fail(AMTCA_E_STORE, "issuance database is closing");
+		free(p);
+		goto out;
+	}
+	if (!s->committer_running) {
+		if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+			ret = amtca_fail(AMTCA_E_INTERNAL, "cannot start the "
+			    "database committer thread");
+			free(p);
+			goto out;
+		}
+		s->committer_running = 1;
+	}
+	*s->tail = p;
+	s->tail = &p->next;
+	pthread_cond_broadcast(&s->qcv);
+out:
+	pthread_mutex_unlock(&s->qmu);
+	return ret;
 }
 
 static int

@@ -52,6 +52,19 @@ void store_close(struct store *s);
  */
 int store_cert_add(struct store *s, const struct store_cert *c) AMTCA_WUR;
 
+/*
+ * Pipelined form: validate and queue `c` for the next group commit and
+ * return at once.  `done(arg, result, msg)` runs exactly once, on the
+ * store's committer thread, after the record's transaction committed
+ * (result 0: durable) or failed (AMTCA_E_EXISTS for a known serial; `msg`
+ * is a one-line detail).  `c` and what it points to must stay valid until
+ * then.  A non-zero return means nothing was queued and done never runs.
+ * store_close() waits for every queued record.
+ */
+typedef void (*store_done_fn)(void *arg, int result, const char *msg);
+int store_cert_add_async(struct store *s, const struct store_cert *c,
+    store_done_fn done, void *arg) AMTCA_WUR;
+
 /* AMTCA_E_NOT_FOUND when unknown.  Free with store_cert_free(). */
 int store_cert_get(struct store *s, const char *serial,
     struct store_cert **out) AMTCA_WUR;

@@ -1,7 +1,8 @@
 /*
  * amtca bench issue: the raw PKCS#11 signing rate of an issuing key and the
  * full issuance rate (CSR in, durable record, certificate out), measured in
- * the same run on the same thread count.
+ * the same run on the same thread count (signing threads; the store's
+ * committer thread only waits on fsync).
  *
  * It never signs with the CA's own keys and never writes to the CA's
  * records: a certificate under the real intermediate that no record knows
@@ -61,39 +62,97 @@ sign_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * Issuance as a service does it: each worker takes a CSR in, checks, builds
+ * and signs, and hands the record to the store's group commit; the
+ * certificate is released by the callback only once its record is
+ * durable.  A worker keeps at most BENCH_INFLIGHT requests outstanding.
+ * The run ends when the last certificate has been released.
+ */
+#define BENCH_INFLIGHT 64
+
+struct worker {
+	struct bench *b;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int inflight;
+	int released;
+	int failed;
+};
+
+static void
+released(void *arg, int result, const char *msg, unsigned char *der,
+    size_t der_len, const char *serial)
+{
+	struct worker *w = arg;
+
+	(void)der_len;
+	(void)serial;
+	free(der);
+	pthread_mutex_lock(&w->mu);
+	if (result != 0 && !w->failed) {
+		fprintf(stderr, "amtca: bench issuance failed: %s\n", msg);
+		w->failed = 1;
+	}
+	w->inflight--;
+	w->released++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void *
 issue_worker(void *arg)
 {
 	struct bench *b = arg;
+	struct worker w;
 	struct ca_request req;
-	X509_REQ *csr;
-	X509 *cert;
+	struct ca_csr *csr;
 	char fqdn[64];
-	int i, r;
+	int i, r = 0, submitted = 0;
 
-	for (i = 0; i < b->per_thread; i++) {
-		csr = NULL;
-		cert = NULL;
+	memset(&w, 0, sizeof(w));
+	w.b = b;
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	for (i = 0; i < b->per_thread && !w.failed; i++) {
+		pthread_mutex_lock(&w.mu);
+		while (w.inflight >= BENCH_INFLIGHT)
+			pthread_cond_wait(&w.cv, &w.mu);
+		w.inflight++;
+		pthread_mutex_unlock(&w.mu);
 		snprintf(fqdn, sizeof(fqdn), "bench%06d.bench.test", i);
 		memset(&req, 0, sizeof(req));
 		req.fqdn = fqdn;
 		req.requester = "bench";
+		csr = NULL;
 		if ((r = ca_csr_parse(b->csr, b->csr_len, &csr)) == 0) {
 			req.csr = csr;
-			r = ca_issue(b->ca, &req, &cert);
+			r = ca_issue_submit(b->ca, &req, released, &w);
 		}
-		X509_free(cert);
-		X509_REQ_free(csr);
+		ca_csr_free(csr);
 		if (r != 0) {
-			pthread_mutex_lock(&b->lock);
-			if (!b->failed)
-				fprintf(stderr, "amtca: bench issuance failed: %s\n",
-				    amtca_errmsg(r));
-			b->failed = 1;
-			pthread_mutex_unlock(&b->lock);
+			fprintf(stderr, "amtca: bench issuance failed: %s\n",
+			    amtca_errmsg(r));
+			pthread_mutex_lock(&w.mu);
+			w.inflight--;
+			w.failed = 1;
+			pthread_mutex_unlock(&w.mu);
 			break;
 		}
+		submitted++;
 	}
+	/* Wait for every certificate to be released (durable). */
+	pthread_mutex_lock(&w.mu);
+	while (w.released < submitted)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	if (w.failed) {
+		pthread_mutex_lock(&b->lock);
+		b->failed = 1;
+		pthread_mutex_unlock(&b->lock);
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
 	return NULL;
 }
 

@@ -76,6 +76,31 @@ out:
 	return ret;
 }
 
+/* PEM armour around certificate DER, without re-parsing it. */
+static int
+der_to_pem(const unsigned char *der, size_t derlen, unsigned char **out,
+    size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int ret = AMTCA_E_NOMEM;
+
+	*out = NULL;
+	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
+	    (long)derlen) <= 0)
+		goto out;
+	n = BIO_get_mem_data(b, &p);
+	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	ret = 0;
+out:
+	BIO_free(b);
+	return ret;
+}
+
 static int
 write_pem(const char *path, X509 *const *certs, size_t n, int exclusive)
 {
@@ -440,8 +465,9 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	unsigned char *buf = NULL, *pem = NULL;
 	struct home *h = NULL;
 	struct ca_request req;
-	X509_REQ *csr = NULL;
-	X509 *cert = NULL;
+	struct ca_csr *csr = NULL;
+	unsigned char *der = NULL;
+	size_t derlen = 0;
 	char *user;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -489,8 +515,11 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	req.days = days;
 	user = getenv("USER");
 	req.requester = user != NULL ? user : "cli";
-	if ((r = ca_issue(h->ca, &req, &cert)) != 0 || (r = pem_of(cert, &pem,
-	    &len)) != 0) {
+	if ((r = ca_issue_der(h->ca, &req, &der, &derlen, NULL)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -509,10 +538,10 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	}
 	ret = EXIT_OK;
 out:
-	X509_free(cert);
-	X509_REQ_free(csr);
+	ca_csr_free(csr);
 	home_free(h);
 	free(buf);
+	free(der);
 	free(pem);
 	return ret;
 }

@@ -1123,7 +1123,7 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 	unsigned char *ncsr = NULL, *scsr = NULL, *leafder = NULL;
 	size_t ncsr_len = 0, scsr_len = 0;
 	EVP_PKEY *pub = NULL;
-	X509_REQ *csr = NULL;
+	struct ca_csr *csr = NULL;
 	X509 *leaf = NULL;
 	struct ca_request req;
 	int r, n, ret = AMTCA_E_INTERNAL;
@@ -1168,7 +1168,7 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 		    errcopy(r));
 		goto out;
 	}
-	if (EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), pub) != 1) {
+	if (EVP_PKEY_eq(ca_csr_pubkey(csr), pub) != 1) {
 		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "the CSR AMT signed carries "
 		    "a different public key than key pair %s", khandle);
 		goto out;
@@ -1221,7 +1221,7 @@ out:
 	free(ncsr);
 	free(scsr);
 	OPENSSL_free(leafder);
-	X509_REQ_free(csr);
+	ca_csr_free(csr);
 	X509_free(leaf);
 	return ret;
 }

@@ -294,3 +294,16 @@ test_top(void)
 
 	return t != NULL && t[0] != '\0' ? t : ".";
 }
+
+struct ca_csr *
+soft_ca_csr(EVP_PKEY *key)
+{
+	unsigned char *der = NULL;
+	size_t len = soft_csr_der(key, 0, &der);
+	struct ca_csr *c = NULL;
+
+	if (ca_csr_parse(der, len, &c) != 0)
+		c = NULL;
+	free(der);
+	return c;
+}

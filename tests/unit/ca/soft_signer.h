@@ -39,6 +39,8 @@ EVP_PKEY *soft_pub(EVP_PKEY *key);
  * basicConstraints CA:TRUE request.  DER into *der (OPENSSL_free). */
 X509_REQ *soft_csr(EVP_PKEY *key, int ca_true);
 size_t soft_csr_der(EVP_PKEY *key, int ca_true, unsigned char **der);
+/* A CSR for `key` through ca_csr_parse(); NULL when intake refuses it. */
+struct ca_csr *soft_ca_csr(EVP_PKEY *key);
 size_t soft_csr_pem(EVP_PKEY *key, int ca_true, char **pem);
 
 /* A root, an intermediate under it and a struct ca over the intermediate. */

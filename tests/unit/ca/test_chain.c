@@ -177,12 +177,12 @@ issue(struct test_pki *t, const char *fqdn)
 	int r;
 
 	req.fqdn = fqdn;
-	req.csr = soft_csr(k, 0);
+	req.csr = soft_ca_csr(k);
 	req.requester = "unit";
 	r = ca_issue(t->ca, &req, &x);
 	if (r != 0)
 		fail_msg("issue: %s", amtca_errmsg(r));
-	X509_REQ_free(req.csr);
+	ca_csr_free((struct ca_csr *)req.csr);
 	EVP_PKEY_free(k);
 	return x;
 }

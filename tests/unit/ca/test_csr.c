@@ -16,7 +16,7 @@
 static void
 expect_reject(const unsigned char *buf, size_t len, const char *why)
 {
-	X509_REQ *req = (X509_REQ *)&req;	/* must be reset to NULL */
+	struct ca_csr *req = (struct ca_csr *)&req;	/* must be reset to NULL */
 	int r = ca_csr_parse(buf, len, &req);
 
 	if (r != AMTCA_E_CSR)
@@ -27,10 +27,10 @@ expect_reject(const unsigned char *buf, size_t len, const char *why)
 		fail_msg("message \"%s\" lacks \"%s\"", amtca_errmsg(r), why);
 }
 
-static X509_REQ *
+static struct ca_csr *
 expect_ok(const unsigned char *buf, size_t len)
 {
-	X509_REQ *req = NULL;
+	struct ca_csr *req = NULL;
 	int r = ca_csr_parse(buf, len, &req);
 
 	if (r != 0)
@@ -60,7 +60,7 @@ test_good_pem_and_der(void **state)
 	unsigned char *der;
 	char *pem;
 	size_t i, len;
-	X509_REQ *req;
+	struct ca_csr *req;
 	EVP_PKEY *k;
 
 	(void)state;
@@ -69,13 +69,13 @@ test_good_pem_and_der(void **state)
 		len = soft_csr_der(k, 0, &der);
 		req = expect_ok(der, len);
 		/* The key we get back is the requester's. */
-		assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k), 1);
-		X509_REQ_free(req);
+		assert_int_equal(EVP_PKEY_eq(ca_csr_pubkey(req), k), 1);
+		ca_csr_free(req);
 		OPENSSL_free(der);
 		len = soft_csr_pem(k, 0, &pem);
 		req = expect_ok((unsigned char *)pem, len);
-		assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k), 1);
-		X509_REQ_free(req);
+		assert_int_equal(EVP_PKEY_eq(ca_csr_pubkey(req), k), 1);
+		ca_csr_free(req);
 		free(pem);
 		EVP_PKEY_free(k);
 	}
@@ -92,7 +92,7 @@ test_openssl_cli_requests(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		corpus(good[i], &buf, &len);
-		X509_REQ_free(expect_ok(buf, len));
+		ca_csr_free(expect_ok(buf, len));
 		free(buf);
 	}
 	corpus("rsa4160.der", &buf, &len);
@@ -138,7 +138,7 @@ test_bad_signature(void **state)
 	(void)state;
 	k = soft_key("rsa2048", 0);
 	len = soft_csr_der(k, 0, &der);
-	X509_REQ_free(expect_ok(der, len));
+	ca_csr_free(expect_ok(der, len));
 	der[len - 1] ^= 0x01;		/* last octet of the RSA signature */
 	expect_reject(der, len, "signature does not verify");
 	OPENSSL_free(der);

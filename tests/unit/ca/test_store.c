@@ -346,6 +346,77 @@ test_open_rules(void **state)
 	store_close(s2);
 }
 
+/* Async adds: the callback runs only once the record is durable. */
+struct async_ctx {
+	const char *path;
+	pthread_mutex_t mu;
+	int calls;
+	int ok;
+	int visible_at_callback;
+	int dup_errors;
+};
+
+static void
+async_done(void *arg, int result, const char *msg)
+{
+	struct async_ctx *a = arg;
+	struct store *other = NULL;
+	size_t n;
+
+	(void)msg;
+	/* A second connection must already see everything reported durable. */
+	if (result == 0 && store_open(a->path, 0, &other) == 0) {
+		n = count(other);
+		pthread_mutex_lock(&a->mu);
+		if (n >= (size_t)a->ok + 1)
+			a->visible_at_callback++;
+		pthread_mutex_unlock(&a->mu);
+		store_close(other);
+	}
+	pthread_mutex_lock(&a->mu);
+	a->calls++;
+	if (result == 0)
+		a->ok++;
+	else if (result == AMTCA_E_EXISTS)
+		a->dup_errors++;
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void
+test_async_add_calls_back_after_commit(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c[21];
+	char serials[21][8];
+	struct async_ctx a = { .path = f->path };
+	int i;
+
+	pthread_mutex_init(&a.mu, NULL);
+	for (i = 0; i < 20; i++) {
+		snprintf(serials[i], sizeof(serials[i]), "A%03d", i);
+		rec(&c[i], serials[i], "a.example.com", der, sizeof(der));
+		assert_int_equal(store_cert_add_async(f->s, &c[i], async_done, &a), 0);
+	}
+	/* A duplicate in the stream fails alone. */
+	rec(&c[20], "A005", "dup.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add_async(f->s, &c[20], async_done, &a), 0);
+	/* An incomplete record is refused up front: no callback. */
+	rec(&c[0], "", "x", der, sizeof(der));
+	assert_int_equal(store_cert_add_async(f->s, &c[0], async_done, &a),
+	    AMTCA_E_USAGE);
+	/* Closing drains the queue: every callback has run afterwards. */
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(a.calls, 21);
+	assert_int_equal(a.ok, 20);
+	assert_int_equal(a.dup_errors, 1);
+	assert_int_equal(a.visible_at_callback, 20);
+	assert_int_equal(store_open(f->path, 0, &f->s), 0);
+	assert_int_equal(count(f->s), 20);
+	pthread_mutex_destroy(&a.mu);
+}
+
 int
 main(void)
 {
@@ -360,6 +431,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_add_calls_back_after_commit,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
