@@ -13,7 +13,7 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS     := libssl libcrypto libp11 p11-kit-1 libxml-2.0 libcurl sqlite3 libmicrohttpd
+PKGS     := libssl libcrypto p11-kit-1 libxml-2.0 libcurl sqlite3 libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
