@@ -1313,6 +1313,39 @@ classify(struct req *q)
 	return -1;
 }
 
+int
+sim_step_valid(const char *step)
+{
+	static const char *const methods[] = { "GenerateKeyPair", "AddKey",
+	    "AddCertificate", "AddTrustedRootCertificate",
+	    "GeneratePKCS10RequestEx", "CommitChanges",
+	    "GetLowAccuracyTimeSynch", "SetHighAccuracyTimeSynch", NULL };
+	const char *const *ops;
+	char name[SIM_STEP_MAX];
+	size_t l = strlen(step);
+	int i, k;
+
+	if (l == 0 || l >= sizeof(name))
+		return 0;
+	memcpy(name, step, l + 1);
+	if (name[l - 1] == '+')
+		name[l - 1] = '\0';
+	for (i = 0; methods[i] != NULL; i++)
+		if (strcmp(name, methods[i]) == 0)
+			return 1;
+	for (k = 0; k < 2; k++)
+		for (ops = k ? enum_ops : transfer_ops; *ops != NULL; ops++)
+			for (i = 0; i < C__COUNT; i++) {
+				char full[SIM_STEP_MAX];
+
+				snprintf(full, sizeof(full), "%s-%s", *ops,
+				    classes[i].name + 4);
+				if (strcmp(name, full) == 0)
+					return 1;
+			}
+	return 0;
+}
+
 static int
 drop_matches(const struct sim_device *d, const struct req *q, int after)
 {

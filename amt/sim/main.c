@@ -182,8 +182,11 @@ main(int argc, char **argv)
 			printf("amtsim %s (AMT %s)\n", SIM_VERSION, SIM_AMT_VERSION);
 			return 0;
 		case O_DROP_AT:
-			if (strlen(optarg) >= sizeof(cfg.drop_at) || optarg[0] == '\0')
-				goto usage;
+			if (!sim_step_valid(optarg)) {
+				fprintf(stderr, "amtsim: unknown --drop-at step "
+				    "'%s' (see amtsim(1))\n", optarg);
+				return 2;
+			}
 			snprintf(cfg.drop_at, sizeof(cfg.drop_at), "%s", optarg);
 			break;
 		case O_AMT_VERSION: {

@@ -237,6 +237,9 @@ void sim_device_changed(struct sim_device *d);
 int sim_handle(struct sim_device *d, const char *req, size_t len,
     struct wsman_buf *resp, int *http_status) AMTCA_WUR;
 
+/* A --drop-at step name ("GenerateKeyPair", "Put-TLSSettingData", "+" suffix). */
+int sim_step_valid(const char *step);
+
 /* ---- digest_server.c ---- */
 
 enum sim_auth {

@@ -1122,6 +1122,77 @@ test_clock_skew(void **state)
 	dev_stop(&d);
 }
 
+/*
+ * Flow B (AddKey) on an "old AMT" (--old-tls): the TLS port works only for
+ * a client that opts into legacy renegotiation.
+ */
+static void
+test_old_tls_flow_b(void **state)
+{
+	const char *extra[] = { "--old-tls", "--commit-delay-ms", "50", NULL };
+	struct dev d;
+	EVP_PKEY *ca_key, *k;
+	X509 *ca, *leaf, *served = NULL;
+	unsigned char *der, *pk = NULL;
+	size_t len;
+	char *key_h = NULL, *cert_h = NULL, ca_path[128];
+	struct amt_tls_setting s;
+	int n, r = -1, tries;
+
+	(void)state;
+	dev_start(&d, 14, extra);
+	ca_key = rsa_key();
+	ca = make_cert("old root", ca_key, NULL, NULL, 1, -3600);
+	k = rsa_key();
+	n = i2d_PrivateKey(k, &pk);
+	assert_true(n > 0);
+	assert_int_equal(amt_add_key(d.a, pk, (size_t)n, &key_h), 0);
+	OPENSSL_clear_free(pk, (size_t)n);
+	leaf = make_cert(FQDN, k, ca, ca_key, 0, -3600);
+	der = cert_der(leaf, &len);
+	assert_int_equal(amt_add_cert(d.a, der, len, &cert_h), 0);
+	assert_int_equal(amt_tls_context_create(d.a, cert_h), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(amt_tls_setting_get(d.a, AMT_TLS_REMOTE, &s), 0);
+	s.enabled = 1;
+	s.accept_non_secure = 1;
+	assert_int_equal(amt_tls_setting_put(d.a, &s), 0);
+	amt_tls_setting_clear(&s);
+	assert_int_equal(amt_commit(d.a), 0);
+
+	snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", d.sim.dir);
+	write_pem(ca_path, ca, NULL);
+	d.o.ca_file = ca_path;
+	d.o.legacy_tls = 1;
+	for (tries = 0; tries < 100; tries++) {
+		if ((r = amt_tls_fetch_leaf(&d.o, &served)) == 0)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(X509_cmp(served, leaf), 0);
+	X509_free(served);
+	served = NULL;
+	d.o.legacy_tls = 0;
+	assert_int_equal(amt_tls_fetch_leaf(&d.o, &served), AMTCA_E_AMT_TLS);
+	/* Plain stays up: AcceptNonSecureConnections=true. */
+	{
+		struct amt_general g;
+
+		memset(&g, 0, sizeof(g));
+		assert_int_equal(amt_general_get(d.a, &g), 0);
+		amt_general_clear(&g);
+	}
+	OPENSSL_free(der);
+	X509_free(leaf);
+	X509_free(ca);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(ca_key);
+	free(key_h);
+	free(cert_h);
+	dev_stop(&d);
+}
+
 int
 main(void)
 {
@@ -1140,6 +1211,7 @@ main(void)
 		cmocka_unit_test(test_faults_raw),
 		cmocka_unit_test(test_non_secure_unsupported),
 		cmocka_unit_test(test_clock_skew),
+		cmocka_unit_test(test_old_tls_flow_b),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
