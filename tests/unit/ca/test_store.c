@@ -388,7 +388,7 @@ test_async_add_calls_back_after_commit(void **state)
 	struct fx *f = *state;
 	unsigned char der[] = { 0x30, 0x01, 0x00 };
 	struct store_cert c[21];
-	char serials[21][8];
+	char serials[21][16];
 	struct async_ctx a = { .path = f->path };
 	int i;
 
