@@ -48,6 +48,8 @@
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */
 #define AMTCA_STORE_BATCH_MAX   512             /* records per group commit */
+#define AMTCA_STORE_LINGER_US   5000            /* async commit waits for company */
+#define AMTCA_STORE_LINGER_BATCH 64             /* ... unless this many are queued */
 #define AMTCA_SERIAL_TRIES      8               /* fresh serials on a collision */
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */
