@@ -106,7 +106,7 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ) $(FUZZ_SIM_OBJ)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_SIM_OBJ) $(FUZZ_LIB_OBJ) $(LDLIBS)
 
 bench: deps all
-	@BUILD=$(BUILD) sh scripts/bench.sh
+	@BUILD=$(BUILD) bash scripts/bench.sh
 
 demo: deps all
 	@BUILD=$(BUILD) sh scripts/demo.sh
