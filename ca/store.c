@@ -86,6 +86,8 @@ static const char schema_sql[] =
     " device TEXT,"
     " der BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS certificates_fqdn ON certificates(fqdn);"
+    "CREATE INDEX IF NOT EXISTS certificates_device ON certificates(device"
+    " COLLATE NOCASE) WHERE device IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates(serial)"
     " WHERE status = 'revoked';"
     "CREATE TABLE IF NOT EXISTS devices ("
@@ -637,8 +639,9 @@ out:
 	return ret;
 }
 
+/* `where` may hold one '?', bound to `arg`. */
 static int
-list_certs(struct store *s, const char *where, int with_der,
+list_certs(struct store *s, const char *where, const char *arg, int with_der,
     struct store_cert **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
@@ -656,6 +659,8 @@ list_certs(struct store *s, const char *where, int with_der,
 		ret = db_fail(s, "query");
 		goto out;
 	}
+	if (arg != NULL)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -690,13 +695,22 @@ out:
 int
 store_cert_list(struct store *s, struct store_cert **out, size_t *n)
 {
-	return list_certs(s, "", 1, out, n);
+	return list_certs(s, "", NULL, 1, out, n);
+}
+
+int
+store_cert_list_device(struct store *s, const char *device,
+    struct store_cert **out, size_t *n)
+{
+	if (device == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_device: no device");
+	return list_certs(s, "WHERE device = ? COLLATE NOCASE", device, 1, out, n);
 }
 
 int
 store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 {
-	return list_certs(s, "WHERE status = 'revoked'", 0, out, n);
+	return list_certs(s, "WHERE status = 'revoked'", NULL, 0, out, n);
 }
 
 int

@@ -72,6 +72,11 @@ int store_cert_get(struct store *s, const char *serial,
 /* All certificates, oldest first.  Free with store_certs_free(). */
 int store_cert_list(struct store *s, struct store_cert **out, size_t *n) AMTCA_WUR;
 
+/* The certificates recorded for one AMT device (case-insensitive), oldest
+ * first, with their DER; indexed, so cheap in a fleet-sized store. */
+int store_cert_list_device(struct store *s, const char *device,
+    struct store_cert **out, size_t *n) AMTCA_WUR;
+
 /*
  * Revoked certificates only (der left NULL, der_len 0), by serial: what a
  * CRL needs without loading every certificate.  Free with store_certs_free().

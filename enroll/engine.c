@@ -1015,7 +1015,7 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 	/*
 	 * Issued and durably recorded, but AddCertificate never happened:
 	 * only possible when AMT holds a key without a certificate, so the
-	 * (fleet-sized) store is read only then.
+	 * store is asked only then (for this device's records).
 	 */
 	for (i = 0; i < nk && key_has_cert(c, nc, &k[i]); i++)
 		;
@@ -1023,13 +1023,12 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 		ret = 0;
 		goto out;
 	}
-	if ((r = store_cert_list(e->h->store, &sc, &nsc)) != 0) {
+	if ((r = store_cert_list_device(e->h->store, e->fqdn, &sc, &nsc)) != 0) {
 		ret = amtca_fail(r, "listing issued certificates: %s", errcopy(r));
 		goto out;
 	}
 	for (i = nsc; i-- > 0;) {
-		if (sc[i].device == NULL || strcasecmp(sc[i].device, e->fqdn) != 0 ||
-		    sc[i].requester == NULL || strcmp(sc[i].requester, "enroll") != 0 ||
+		if (sc[i].requester == NULL || strcmp(sc[i].requester, "enroll") != 0 ||
 		    sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    (x = der_x509(sc[i].der, sc[i].der_len)) == NULL)
 			continue;

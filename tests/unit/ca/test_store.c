@@ -346,6 +346,33 @@ test_open_rules(void **state)
 	store_close(s2);
 }
 
+static void
+test_list_by_device(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c, *v = NULL;
+	size_t n = 0;
+
+	rec(&c, "D1", "pc1.example.com", der, sizeof(der));
+	c.device = (char *)"PC1.example.com";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "D2", "pc2.example.com", der, sizeof(der));
+	c.device = (char *)"pc2.example.com";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "D3", "pc1.example.com", der, sizeof(der));	/* no device */
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	/* Case-insensitive, only that device's records, with their DER. */
+	assert_int_equal(store_cert_list_device(f->s, "pc1.EXAMPLE.com", &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "D1");
+	assert_int_equal(v[0].der_len, sizeof(der));
+	store_certs_free(v, n);
+	assert_int_equal(store_cert_list_device(f->s, "pc9.example.com", &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_certs_free(v, n);
+}
+
 /* Async adds: the callback runs only once the record is durable. */
 struct async_ctx {
 	const char *path;
@@ -431,6 +458,7 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_by_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_add_calls_back_after_commit,
 		    setup, teardown),
 	};
