@@ -2,7 +2,7 @@
 #   make            build/amtca and build/amtsim
 #   make check      every test (unit, integration, fuzz seed replay)
 #   make asan       the same under ASan+UBSan, in build-asan/
-#   make valgrind   unit tests under valgrind
+#   make valgrind   unit tests, and amtca in the CA CLI test, under valgrind
 #   make fuzz       libFuzzer targets in build-fuzz/
 #   make bench      benchmarks (not tests): ratios measured in one run
 #   make demo       the main job on embedded defaults
@@ -84,8 +84,9 @@ asan: deps
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NO_FUZZ=1 sh tests/run.sh
 
-valgrind: all unit
-	@BUILD=$(BUILD) VALGRIND=1 NO_FUZZ=1 UNIT_ONLY=1 sh tests/run.sh
+valgrind: deps
+	@$(MAKE) --no-print-directory all unit
+	@BUILD=$(BUILD) VALGRIND=1 VALGRIND_CLI=1 NO_FUZZ=1 UNIT_ONLY=1 sh tests/run.sh
 
 # libFuzzer: clang, instrumented library, one binary per tests/fuzz/fuzz_*.c.
 FUZZ_BUILD := build-fuzz
@@ -105,10 +106,14 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ) $(FUZZ_SIM_OBJ)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_SIM_OBJ) $(FUZZ_LIB_OBJ) $(LDLIBS)
 
-bench: deps all
+# deps first, then a fresh make: the pkg-config flags above are computed
+# when make starts, which on a fresh machine is before the -dev packages.
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash scripts/bench.sh
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh scripts/demo.sh
 
 install: all

@@ -4,7 +4,9 @@
 #   integration: $BUILD/tests/integration/test_*   (cmocka, real SoftHSM/amtsim)
 #                tests/integration/t_*.sh          (CLI + openssl/certtool/curl)
 #   fuzz replay: build-fuzz/fuzz_* over tests/fuzz/corpus/<name>/
-# Env: BUILD (default build), VALGRIND=1, NO_FUZZ=1, UNIT_ONLY=1, ONLY=pattern.
+# Env: BUILD (default build), VALGRIND=1 (unit tests under valgrind),
+# VALGRIND_CLI=1 (the CA CLI test with amtca under valgrind), NO_FUZZ=1,
+# UNIT_ONLY=1, ONLY=pattern.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -46,6 +48,10 @@ for t in "$BUILD"/tests/unit/*/test_*; do
 	[ -x "$t" ] || continue
 	run "unit/${t#"$BUILD"/tests/unit/}" $vg "$t"
 done
+
+if [ "${VALGRIND_CLI:-0}" = 1 ]; then
+	run "valgrind/t_ca_cli.sh" env VALGRIND=1 bash tests/integration/t_ca_cli.sh
+fi
 
 if [ "${UNIT_ONLY:-0}" != 1 ]; then
 	for t in "$BUILD"/tests/integration/test_*; do

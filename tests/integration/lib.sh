@@ -8,6 +8,16 @@ AMTSIM=${AMTSIM:-$top/build/amtsim}
 SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
 
 T=$(mktemp -d /tmp/amtca-it.XXXXXX)
+
+# VALGRIND=1: every amtca run goes through valgrind (make valgrind).
+if [ "${VALGRIND:-0}" = 1 ]; then
+	cat >"$T/amtca-vg" <<VG
+#!/bin/sh
+exec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$AMTCA" "\$@"
+VG
+	chmod +x "$T/amtca-vg"
+	AMTCA="$T/amtca-vg"
+fi
 _cleanups=()
 _cleanup() {
 	local i
