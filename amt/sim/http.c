@@ -9,6 +9,12 @@
  * --commit-delay-ms the plain daemon is stopped or started and the TLS
  * daemon restarted with the committed certificate and the device key.
  * The same thread writes the --state file when something changed.
+ *
+ * With TLS on, AMT also serves its redirection port (16995) with the same
+ * certificate.  amtsim completes the TLS handshake there (what consoles and
+ * `amtca doctor` check) but does not model the redirection protocol
+ * (SOL/IDE-R/KVM): whatever is sent after the handshake closes the
+ * connection.
  */
 #include "amt/sim/sim.h"
 
@@ -29,11 +35,14 @@
 #define TLS_PRIO_OLD "NORMAL:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.1:" \
 	"+VERS-TLS1.0:%DISABLE_SAFE_RENEGOTIATION"
 
+enum listener_kind { L_HTTP, L_TLS, L_REDIR };
+
 struct sim_listener {
 	struct sim_fleet *f;
 	struct sim_device *d;
 	struct MHD_Daemon *mhd;
 	int tls;
+	int redir;
 	char *cert_pem;			/* TLS only: what is being served */
 	char *key_pem;
 };
@@ -237,6 +246,23 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 	return ret;
 }
 
+/* Redirection port: TLS handshake done by MHD; the protocol is not modelled. */
+static enum MHD_Result
+redir_handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	(void)cls;
+	(void)c;
+	(void)url;
+	(void)method;
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	return MHD_NO;
+}
+
 static void
 schedule(struct sim_fleet *f, struct sim_device *d, long delay_ms)
 {
@@ -283,14 +309,16 @@ listener_free(struct sim_listener *l)
 
 /* Takes ownership of cert/key. */
 static int
-listener_start(struct sim_fleet *f, struct sim_device *d, int tls,
-    char *cert, char *key, struct sim_listener **out)
+listener_start(struct sim_fleet *f, struct sim_device *d,
+    enum listener_kind kind, char *cert, char *key, struct sim_listener **out)
 {
 	struct sim_listener *l;
 	struct sockaddr_in sa;
 	struct MHD_OptionItem opts[12];
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-	int n = 0, port = tls ? f->cfg->tls_port : f->cfg->http_port;
+	int n = 0, tls = kind != L_HTTP;
+	int port = kind == L_HTTP ? f->cfg->http_port :
+	    kind == L_TLS ? f->cfg->tls_port : f->cfg->redir_port;
 	char ab[INET_ADDRSTRLEN];
 
 	*out = NULL;
@@ -304,6 +332,7 @@ listener_start(struct sim_fleet *f, struct sim_device *d, int tls,
 	l->f = f;
 	l->d = d;
 	l->tls = tls;
+	l->redir = kind == L_REDIR;
 	l->cert_pem = cert;
 	l->key_pem = key;
 	memset(&sa, 0, sizeof(sa));
@@ -332,12 +361,13 @@ listener_start(struct sim_fleet *f, struct sim_device *d, int tls,
 	if (f->cfg->verbose)
 		flags |= MHD_USE_ERROR_LOG;
 	l->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
-	    access_handler, l, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	    l->redir ? redir_handler : access_handler, l, MHD_OPTION_ARRAY, opts,
+	    MHD_OPTION_END);
 	if (l->mhd == NULL) {
 		inet_ntop(AF_INET, &d->addr, ab, sizeof(ab));
 		listener_free(l);
 		return amtca_fail(AMTCA_E_IO, "cannot listen on %s:%d%s", ab,
-		    port, tls ? " (TLS)" : "");
+		    port, kind == L_HTTP ? "" : " (TLS)");
 	}
 	*out = l;
 	return 0;
@@ -357,7 +387,7 @@ apply(struct sim_fleet *f, struct sim_device *d)
 	if (r != 0)
 		return r;
 	if (http && d->http_l == NULL)
-		ret = listener_start(f, d, 0, NULL, NULL, &d->http_l);
+		ret = listener_start(f, d, L_HTTP, NULL, NULL, &d->http_l);
 	else if (!http && d->http_l != NULL) {
 		listener_free(d->http_l);
 		d->http_l = NULL;
@@ -368,8 +398,28 @@ apply(struct sim_fleet *f, struct sim_device *d)
 		listener_free(d->tls_l);
 		d->tls_l = NULL;
 	}
+	/* The redirection port follows the TLS port and its certificate. */
+	if (d->redir_l != NULL && d->tls_l == NULL) {
+		listener_free(d->redir_l);
+		d->redir_l = NULL;
+	}
 	if (cert != NULL && d->tls_l == NULL) {
-		r = listener_start(f, d, 1, cert, key, &d->tls_l);
+		char *rc = NULL, *rk = NULL;
+
+		if (f->cfg->redir_port != 0 && ((rc = strdup(cert)) == NULL ||
+		    (rk = strdup(key)) == NULL)) {
+			free(rc);
+			r = AMTCA_E_NOMEM;
+		} else {
+			r = listener_start(f, d, L_TLS, cert, key, &d->tls_l);
+			if (r == 0 && rc != NULL)
+				r = listener_start(f, d, L_REDIR, rc, rk, &d->redir_l);
+			else if (rc != NULL) {
+				free(rc);
+				OPENSSL_cleanse(rk, strlen(rk));
+				free(rk);
+			}
+		}
 		cert = key = NULL;
 		if (ret == 0)
 			ret = r;
@@ -504,7 +554,8 @@ sim_fleet_stop(struct sim_fleet *f)
 			continue;
 		listener_free(f->dev[i]->http_l);
 		listener_free(f->dev[i]->tls_l);
-		f->dev[i]->http_l = f->dev[i]->tls_l = NULL;
+		listener_free(f->dev[i]->redir_l);
+		f->dev[i]->http_l = f->dev[i]->tls_l = f->dev[i]->redir_l = NULL;
 		f->dev[i]->on_change = NULL;
 	}
 	if (had) {

@@ -34,7 +34,7 @@ usage(FILE *fp)
 	    "         [--lockout N] [--lockout-s S] [--nonce-ttl S] [--clock-skew S]\n"
 	    "         [--store-max N] [--amt-version X.Y.Z.B]\n"
 	    "         [--serve-cert PEM --serve-key PEM] [--non-secure-unsupported]\n"
-	    "         [--old-tls] [--verbose] [--help] [--version]\n");
+	    "         [--old-tls] [--redir-port N] [--verbose] [--help] [--version]\n");
 }
 
 static int
@@ -102,7 +102,7 @@ enum {
 	O_KEYGEN_MS, O_KEYGEN_BUSY, O_COMMIT_DELAY, O_DROP_AT, O_STATE,
 	O_LOCKOUT, O_LOCKOUT_S, O_NONCE_TTL, O_CLOCK_SKEW, O_STORE_MAX,
 	O_AMT_VERSION, O_SERVE_CERT, O_SERVE_KEY, O_NON_SECURE_UNSUPPORTED,
-	O_OLD_TLS, O_VERBOSE, O_HELP, O_VERSION,
+	O_OLD_TLS, O_VERBOSE, O_HELP, O_VERSION, O_REDIR_PORT,
 };
 
 static const struct option longopts[] = {
@@ -131,6 +131,7 @@ static const struct option longopts[] = {
 	{ "serve-key", required_argument, NULL, O_SERVE_KEY },
 	{ "non-secure-unsupported", no_argument, NULL, O_NON_SECURE_UNSUPPORTED },
 	{ "old-tls", no_argument, NULL, O_OLD_TLS },
+	{ "redir-port", required_argument, NULL, O_REDIR_PORT },
 	{ "verbose", no_argument, NULL, O_VERBOSE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "version", no_argument, NULL, O_VERSION },
@@ -157,6 +158,7 @@ main(int argc, char **argv)
 	memset(&fleet, 0, sizeof(fleet));
 	cfg.http_port = SIM_HTTP_PORT;
 	cfg.tls_port = SIM_TLS_PORT;
+	cfg.redir_port = SIM_REDIR_PORT;
 	cfg.commit_delay_ms = SIM_COMMIT_DELAY_MS;
 	cfg.lockout_s = SIM_LOCKOUT_S;
 	cfg.nonce_ttl_s = SIM_NONCE_TTL_S;
@@ -224,6 +226,11 @@ main(int argc, char **argv)
 				*(c == O_HTTP_PORT ? &cfg.http_port :
 				    &cfg.tls_port) = (int)v;
 				break;
+			case O_REDIR_PORT:
+				if (v > 65535)
+					goto usage;
+				cfg.redir_port = (int)v;
+				break;
 			case O_DEVICES:
 				if (v == 0 || v > AMTCA_SIM_DEVICES_MAX)
 					goto usage;
@@ -252,7 +259,8 @@ main(int argc, char **argv)
 	}
 	if (optind != argc || cfg.user == NULL || cfg.user[0] == '\0' ||
 	    strchr(cfg.user, '"') != NULL || pwfile == NULL ||
-	    cfg.http_port == cfg.tls_port ||
+	    cfg.http_port == cfg.tls_port || cfg.redir_port == cfg.http_port ||
+	    cfg.redir_port == cfg.tls_port ||
 	    (serve_cert == NULL) != (serve_key == NULL))
 		goto usage;
 	if (listen_addr != NULL) {

@@ -37,6 +37,7 @@
 #define SIM_AMT_VERSION        "16.1.27.2225"
 #define SIM_HTTP_PORT          16992
 #define SIM_TLS_PORT           16993
+#define SIM_REDIR_PORT         16995	/* redirection over TLS; --redir-port 0: off */
 #define SIM_STEP_MAX           64	/* --drop-at step name */
 #define SIM_ENUM_CTX_MAX       8	/* open enumeration contexts per device */
 #define SIM_NONCE_TTL_S        300	/* digest nonce lifetime */
@@ -61,6 +62,7 @@ struct sim_config {
 	const char *user;
 	int http_port;
 	int tls_port;
+	int redir_port;			/* redirection over TLS (16995); 0 = none */
 	unsigned latency_ms;
 	unsigned keygen_ms;
 	unsigned keygen_busy;		/* first K GenerateKeyPair → 2061 */
@@ -159,6 +161,7 @@ struct sim_device {
 	/* Owned by http.c. */
 	struct sim_listener *http_l;
 	struct sim_listener *tls_l;
+	struct sim_listener *redir_l;
 	long long apply_at_ms;		/* control thread: apply listeners then */
 };
 
