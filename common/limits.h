@@ -47,6 +47,7 @@
 
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */
+#define AMTCA_HSM_TOKEN_OBJECT_MAX (64 * 1024)   /* SoftHSM token.object */
 #define AMTCA_STORE_BATCH_MAX   512             /* records per group commit */
 #define AMTCA_STORE_LINGER_US   5000            /* async commit waits for company */
 #define AMTCA_STORE_LINGER_BATCH 64             /* ... unless this many are queued */

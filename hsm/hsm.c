@@ -12,7 +12,9 @@
  */
 #include "hsm/hsm.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -407,6 +409,109 @@ mech_can_sign(struct hsm *h, CK_MECHANISM_TYPE m)
 	    (mi.flags & CKF_SIGN);
 }
 
+/*
+ * SoftHSM 2.6's file store rewrites tokens/<uuid>/token.object in place on
+ * every C_Login (ftruncate to 0, then write, no fsync).  A process killed
+ * between the two, or a power loss, leaves it empty, and with it the
+ * token's label and PIN-wrapped token key: the embedded CA would be lost.
+ * (Measured: SIGKILLing amtca issue at random moments emptied it within
+ * about 20 runs.)  For the embedded token hsm/ keeps a durable copy of
+ * each token.object taken when the token is created (amtca never changes
+ * the PINs or label, so it stays valid) and puts it back when it finds
+ * token.object empty or missing, before SoftHSM reads the store.
+ */
+#define SOFTHSM_BACKUP_DIR "token-backup"
+
+/* The directory holding softhsm2.conf, tokens/ and token-backup/. */
+static char *
+softhsm_home(const char *conf)
+{
+	char *copy = strdup(conf), *d, *out = NULL;
+
+	if (copy == NULL)
+		return NULL;
+	d = dirname(copy);
+	out = strdup(d);
+	free(copy);
+	return out;
+}
+
+/* Copy (backup) or restore (!backup) every token.object; 0 or an error. */
+static int
+softhsm_tokens_sync(const char *home, int backup)
+{
+	char *tokens = NULL, *bdir = NULL, *obj = NULL, *bak = NULL;
+	unsigned char *buf = NULL;
+	size_t len;
+	struct stat sb;
+	struct dirent *e;
+	DIR *dir = NULL;
+	int r, ret = 0;
+
+	if (asprintf(&tokens, "%s/tokens", home) < 0 ||
+	    asprintf(&bdir, "%s/" SOFTHSM_BACKUP_DIR, home) < 0) {
+		tokens = bdir = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (backup && mkdir(bdir, 0700) != 0 && errno != EEXIST) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot create %s: %s", bdir,
+		    strerror(errno));
+		goto out;
+	}
+	if (!backup && stat(bdir, &sb) != 0)
+		goto out;		/* a token made before backups existed */
+	if ((dir = opendir(tokens)) == NULL)
+		goto out;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		free(obj);
+		free(bak);
+		obj = bak = NULL;
+		if (asprintf(&obj, "%s/%s/token.object", tokens, e->d_name) < 0 ||
+		    asprintf(&bak, "%s/%s.object", bdir, e->d_name) < 0) {
+			obj = bak = NULL;
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if (backup) {
+			if ((r = amtca_file_read(obj, AMTCA_HSM_TOKEN_OBJECT_MAX,
+			    &buf, &len)) != 0 || len == 0 ||
+			    (r = amtca_file_write(bak, buf, len, 0600, 0)) != 0) {
+				ret = r != 0 ? r : amtca_fail(AMTCA_E_HSM,
+				    "%s is empty right after token creation", obj);
+				goto out;
+			}
+		} else {
+			if (stat(obj, &sb) == 0 && sb.st_size > 0)
+				continue;
+			if (stat(bak, &sb) != 0)
+				continue;
+			if ((r = amtca_file_read(bak, AMTCA_HSM_TOKEN_OBJECT_MAX,
+			    &buf, &len)) != 0 ||
+			    (r = amtca_file_write(obj, buf, len, 0600, 0)) != 0) {
+				ret = r;
+				goto out;
+			}
+			fprintf(stderr, "amtca: restored %s from %s (it was left "
+			    "empty by an interrupted SoftHSM login)\n", obj, bak);
+		}
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+		buf = NULL;
+	}
+out:
+	if (dir != NULL)
+		closedir(dir);
+	free(buf);
+	free(obj);
+	free(bak);
+	free(tokens);
+	free(bdir);
+	return ret;
+}
+
 int
 hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 {
@@ -479,10 +584,19 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 	}
 	h->locks = 1;
 
-	if (opts->softhsm_conf != NULL &&
-	    setenv("SOFTHSM2_CONF", opts->softhsm_conf, 1) != 0) {
-		ret = amtca_fail(AMTCA_E_NOMEM, "cannot set SOFTHSM2_CONF");
-		goto out;
+	if (opts->softhsm_conf != NULL) {
+		char *home = softhsm_home(opts->softhsm_conf);
+
+		r = home == NULL ? AMTCA_E_NOMEM : softhsm_tokens_sync(home, 0);
+		free(home);
+		if (r != 0) {
+			ret = r;
+			goto out;
+		}
+		if (setenv("SOFTHSM2_CONF", opts->softhsm_conf, 1) != 0) {
+			ret = amtca_fail(AMTCA_E_NOMEM, "cannot set SOFTHSM2_CONF");
+			goto out;
+		}
 	}
 	if ((r = module_load(opts->module, 0, &h->p11)) != 0) {
 		ret = r;
@@ -1583,6 +1697,14 @@ out:
 	if (p != NULL) {
 		(void)p->C_Finalize(NULL);
 		p11_kit_module_release(p);
+	}
+	/* After C_Finalize: SoftHSM has written the token for good. */
+	if (ret == 0 && (r = softhsm_tokens_sync(absdir, 1)) != 0) {
+		ret = r;
+		free(*module_out);
+		free(*uri_out);
+		free(*conf_out);
+		*module_out = *uri_out = *conf_out = NULL;
 	}
 	if (ret != 0 && pin_written)
 		(void)unlink(pin_path);

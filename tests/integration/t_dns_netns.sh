@@ -35,7 +35,9 @@ password_file "$T/pw"
 sim_in_ns() { # log, args...
 	local log=$1 i pid
 	shift
-	in_ns "$AMTSIM" "$@" >"$log" 2>&1 &
+	# Not through the in_ns function: a backgrounded function is a subshell,
+	# and killing it would leave amtsim running.  ip netns exec execs.
+	ip netns exec "$NS" "$AMTSIM" "$@" >"$log" 2>&1 &
 	pid=$!
 	on_exit "kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null"
 	for i in $(seq 1 200); do
