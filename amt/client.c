@@ -512,10 +512,26 @@ wsman_call(struct amt *a, const char *what, const char *action,
 {
 	struct wsman_buf req;
 	long status = 0;
-	int ret;
+	int ret, fresh;
 
 	*out = NULL;
 	wsman_buf_init(&req, AMTCA_WSMAN_REQ_MAX);
+	/*
+	 * libcurl silently resends a request whose reused connection died
+	 * before any response byte.  For a call that changes AMT's state
+	 * (Put, Create, Delete, methods) that can run it twice, e.g. generate
+	 * two keys; on a fresh connection libcurl never resends, so such calls
+	 * either happen once or fail with a transport error the caller sees.
+	 * Reads keep the kept-alive connection.
+	 */
+	fresh = strcmp(action, WSMAN_ACTION_GET) != 0 &&
+	    strcmp(action, WSMAN_ACTION_ENUMERATE) != 0 &&
+	    strcmp(action, WSMAN_ACTION_PULL) != 0;
+	if (curl_easy_setopt(a->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L) !=
+	    CURLE_OK) {
+		ret = amtca_fail(AMTCA_E_INTERNAL, "libcurl rejected FRESH_CONNECT");
+		goto out;
+	}
 	if ((ret = wsman_envelope(&req, action, uri, a->msgid++, sel, nsel,
 	    body)) != 0 ||
 	    (ret = http_post(a, what, req.data, req.len, &status)) != 0)

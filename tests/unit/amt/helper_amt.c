@@ -194,8 +194,26 @@ serve(void *arg)
 		if ((fd = accept(s->lfd, NULL, NULL)) < 0)
 			continue;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s->nconn++;
 		keep = 1;
-		while (keep && (req = read_request(fd, &s->stop)) != NULL) {
+		while (keep) {
+			/*
+			 * A client may leave this connection idle in its pool
+			 * and open a fresh one (the AMT client does for calls
+			 * that change state): serve whichever speaks first.
+			 */
+			struct pollfd two[2] = { { .fd = fd, .events = POLLIN },
+			    { .fd = s->lfd, .events = POLLIN } };
+
+			if (s->stop || poll(two, 2, 100) < 0)
+				break;
+			if (!(two[0].revents & (POLLIN | POLLHUP))) {
+				if (two[1].revents & POLLIN)
+					break;
+				continue;
+			}
+			if ((req = read_request(fd, &s->stop)) == NULL)
+				break;
 			if (s->nreq < TSRV_MAX_REQ)
 				s->req[s->nreq] = req;
 			else
@@ -205,6 +223,8 @@ serve(void *arg)
 				break;
 			}
 			rsp = &s->script[s->nreq++];
+			if (rsp->raw == NULL)
+				break;		/* a dropped connection */
 			write_all(fd, rsp->raw, rsp->len ? rsp->len :
 			    strlen(rsp->raw), rsp->piece);
 			keep = strcasestr(rsp->raw, "\r\nConnection: close") == NULL;

@@ -17,7 +17,7 @@ extern const char cap_401_body[];
 
 /* One scripted HTTP response, written in `piece`-byte writes (0 = at once). */
 struct tsrv_resp {
-	const char *raw;
+	const char *raw;		/* NULL: close without answering */
 	size_t len;			/* 0: strlen(raw) */
 	size_t piece;
 };
@@ -30,6 +30,7 @@ struct tsrv {
 	const struct tsrv_resp *script;
 	size_t nscript;
 	unsigned nreq;			/* requests received */
+	unsigned nconn;			/* connections accepted */
 	char *req[TSRV_MAX_REQ];	/* each request: headers + body */
 	volatile int stop;
 };

@@ -153,6 +153,38 @@ test_chunked_success_then_nonce_reuse(void **state)
 	free(gen); free(com); free(c1); free(r1); free(r2);
 }
 
+/*
+ * A call that changes AMT's state goes on a fresh connection, so a drop
+ * before the answer is an error the caller sees, never a silent resend
+ * (libcurl resends on a reused connection that dies): sent exactly once.
+ */
+static void
+test_state_change_never_resent(void **state)
+{
+	char *gen = fx_load("amt/general/get.xml", NULL);
+	char *c1 = http_401("false"), *r1 = http_chunked(200, "OK", gen);
+	struct tsrv_resp script[] = { { c1, 0, 0 }, { r1, 0, 0 }, { NULL, 0, 0 } };
+	struct amt_general g;
+	struct tsrv s;
+	struct amt *a;
+
+	(void)state;
+	assert_int_equal(tsrv_start(&s, script, 3), 0);
+	a = open_at(s.port);
+	assert_int_equal(amt_general_get(a, &g), 0);
+	amt_general_clear(&g);
+	assert_int_equal(amt_commit(a), AMTCA_E_AMT_TRANSPORT);
+	tsrv_stop(&s);
+	assert_int_equal(s.nreq, 3);		/* CommitChanges sent once */
+	assert_int_equal(s.nconn, 3);		/* challenge, Get, commit */
+	assert_non_null(strstr(req_body(s.req[2]), "CommitChanges"));
+	amt_free(a);
+	tsrv_free(&s);
+	free(gen);
+	free(c1);
+	free(r1);
+}
+
 /* An expired nonce (401 without stale=true) gets one fresh attempt. */
 static void
 test_expired_nonce(void **state)
@@ -388,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_wrong_password_one_attempt),
 		cmocka_unit_test(test_chunked_success_then_nonce_reuse),
 		cmocka_unit_test(test_expired_nonce),
+		cmocka_unit_test(test_state_change_never_resent),
 		cmocka_unit_test(test_fault_400),
 		cmocka_unit_test(test_status_duplicate),
 		cmocka_unit_test(test_enumerate_two_pulls),
