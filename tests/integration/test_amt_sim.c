@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,25 +780,40 @@ test_state_survives_restart(void **state)
 	unlink(path);
 }
 
+/*
+ * Fleet mode at the size the issue asks for: 1000 devices in one process,
+ * device i on base + i (crossing octet boundaries) answering as its own
+ * FQDN with its own Digest realm.
+ */
+#define FLEET_N 1000
+
 static void
-test_fleet_50(void **state)
+test_fleet_1000(void **state)
 {
 	struct simh sim;
-	char base[32], addr[32], fqdn[64], realms[50][48];
-	const char *args[] = { "--devices", "50", "--address-base", base,
+	char base[32], addr[INET_ADDRSTRLEN], fqdn[64], n[8];
+	static char realms[FLEET_N][48];
+	const char *args[] = { "--devices", n, "--address-base", base,
 	    "--fqdn-pattern", "dev%05d.example.test", NULL };
 	struct amt_opts o;
 	struct amt_general g;
+	struct in_addr a0, ai;
 	struct amt *a;
-	unsigned i, j, b0;
+	unsigned i, j;
+	int r;
 
 	(void)state;
-	simh_addr(base, sizeof(base), 100);
+	snprintf(n, sizeof(n), "%d", FLEET_N);
+	/* x.y.200.1: the fleet runs on into the next third octet. */
+	simh_addr(base, sizeof(base), 0);
+	*strrchr(base, '.') = '\0';
+	*strrchr(base, '.') = '\0';
+	snprintf(base + strlen(base), sizeof(base) - strlen(base), ".200.1");
+	assert_int_equal(inet_pton(AF_INET, base, &a0), 1);
 	assert_int_equal(simh_start(&sim, PW, args), 0);
-	sscanf(strrchr(base, '.') + 1, "%u", &b0);
-	for (i = 0; i < 50; i++) {
-		snprintf(addr, sizeof(addr), "%.*s%u",
-		    (int)(strrchr(base, '.') - base + 1), base, b0 + i);
+	for (i = 0; i < FLEET_N; i++) {
+		ai.s_addr = htonl(ntohl(a0.s_addr) + i);
+		assert_non_null(inet_ntop(AF_INET, &ai, addr, sizeof(addr)));
 		snprintf(fqdn, sizeof(fqdn), "dev%05u.example.test", i);
 		memset(&o, 0, sizeof(o));
 		o.host = fqdn;
@@ -807,15 +823,19 @@ test_fleet_50(void **state)
 		o.timeout_ms = 15000;
 		assert_int_equal(amt_open(&o, &a), 0);
 		memset(&g, 0, sizeof(g));
-		assert_int_equal(amt_general_get(a, &g), 0);
+		if ((r = amt_general_get(a, &g)) != 0)
+			fail_msg("device %u at %s: %s", i, addr, amtca_errmsg(r));
 		snprintf(fqdn, sizeof(fqdn), "dev%05u", i);
 		assert_string_equal(g.hostname, fqdn);
 		snprintf(realms[i], sizeof(realms[i]), "%s", g.realm);
-		for (j = 0; j < i; j++)
-			assert_string_not_equal(realms[i], realms[j]);
 		amt_general_clear(&g);
 		amt_free(a);
 	}
+	/* Every device has a realm of its own. */
+	for (i = 0; i < FLEET_N; i++)
+		for (j = 0; j < i; j++)
+			if (strcmp(realms[i], realms[j]) == 0)
+				fail_msg("devices %u and %u share a realm", j, i);
 	assert_int_equal(simh_stop(&sim), 0);
 	simh_cleanup(&sim);
 }
@@ -1205,7 +1225,7 @@ main(void)
 		cmocka_unit_test(test_store_limits_and_blobs),
 		cmocka_unit_test(test_drop_at),
 		cmocka_unit_test(test_state_survives_restart),
-		cmocka_unit_test(test_fleet_50),
+		cmocka_unit_test(test_fleet_1000),
 		cmocka_unit_test(test_digest_raw),
 		cmocka_unit_test(test_stale_nonce),
 		cmocka_unit_test(test_faults_raw),
