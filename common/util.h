@@ -39,6 +39,9 @@ int amtca_file_write(const char *path, const void *buf, size_t len,
 /* mkdir -p with `mode` for created components. */
 int amtca_mkdirs(const char *path, mode_t mode) AMTCA_WUR;
 
+/* rm -r of `dir` (not following symlinks); errors are ignored.  NULL ok. */
+void amtca_rmtree(const char *dir);
+
 /* Base64 (standard alphabet, no line breaks).  *out NUL-terminated, free(). */
 int amtca_b64_encode(const unsigned char *in, size_t len, char **out) AMTCA_WUR;
 

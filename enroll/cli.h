@@ -6,6 +6,7 @@
 #define AMTCA_ENROLL_CLI_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include <openssl/x509.h>
 
@@ -74,6 +75,12 @@ void home_free(struct home *h);
 
 /* Print "amtca: <detail>" for code on stderr; returns EXIT_FAIL. */
 int cli_fail(int code);
+
+/* A decimal integer in [lo, hi], nothing else; 0 or -1. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+
+/* RFC 3339 UTC ("2026-11-27T12:00:00Z"); "?" for 0. */
+void cli_fmt_time(time_t t, char *buf, size_t len);
 
 /* Command entry points: argv[0] is the command name; return an exit status. */
 int cmd_init(const char *home, int argc, char **argv);

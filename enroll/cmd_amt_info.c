@@ -6,7 +6,6 @@
  */
 #include "enroll/cli.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +32,9 @@ usage_err(const char *msg)
 static int
 parse_port(const char *s, int *out)
 {
-	char *end;
 	long n;
 
-	errno = 0;
-	n = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || n < 1 || n > 65535)
+	if (cli_parse_long(s, 1, 65535, &n) != 0)
 		return -1;
 	*out = (int)n;
 	return 0;

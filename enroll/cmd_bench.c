@@ -13,7 +13,6 @@
 #include "enroll/cli.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -228,14 +227,6 @@ usage_error_bench(const char *syn)
 	return EXIT_USAGE;
 }
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 int
 cmd_bench(const char *homedir, int argc, char **argv)
 {
@@ -264,6 +255,7 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	char *conf = NULL, label[64];
 	unsigned char rnd[8];
 	double raw, iss, raws[BENCH_ROUNDS], isss[BENCH_ROUNDS];
+	long v;
 	int i;
 	int own_token;
 
@@ -282,10 +274,14 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
-			count = atoi(optarg);
+			if (cli_parse_long(optarg, 1, 10000000, &v) != 0)
+				return usage_error_bench(syn);
+			count = (int)v;
 			break;
 		case 't':
-			threads = atoi(optarg);
+			if (cli_parse_long(optarg, 1, BENCH_THREADS_MAX, &v) != 0)
+				return usage_error_bench(syn);
+			threads = (int)v;
 			break;
 		case 'k':
 			kt_name = optarg;
@@ -395,7 +391,7 @@ out:
 	hsm_free(hsm);
 	home_free(h);
 	if (tmp != NULL)
-		nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		amtca_rmtree(tmp);
 	free(db);
 	free(tokdir);
 	free(pin);

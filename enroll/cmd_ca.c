@@ -3,8 +3,6 @@
  */
 #include "enroll/cli.h"
 
-#include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -33,12 +31,9 @@ usage_error(const char *cmd, const char *msg, const char *synopsis)
 static int
 parse_days(const char *s, int *out)
 {
-	char *end;
 	long n;
 
-	errno = 0;
-	n = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || end == s || n < 1 || n > AMTCA_DAYS_MAX)
+	if (cli_parse_long(s, 1, AMTCA_DAYS_MAX, &n) != 0)
 		return -1;
 	*out = (int)n;
 	return 0;
@@ -52,28 +47,6 @@ join(const char *dir, const char *name)
 	if (asprintf(&p, "%s/%s", dir, name) == -1)
 		return NULL;
 	return p;
-}
-
-static int
-pem_of(X509 *x, unsigned char **out, size_t *len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-	int ret = AMTCA_E_NOMEM;
-
-	*out = NULL;
-	if (b == NULL || PEM_write_bio_X509(b, x) != 1)
-		goto out;
-	n = BIO_get_mem_data(b, &p);
-	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
-		goto out;
-	memcpy(*out, p, (size_t)n);
-	*len = (size_t)n;
-	ret = 0;
-out:
-	BIO_free(b);
-	return ret;
 }
 
 /* PEM armour around certificate DER, without re-parsing it. */
@@ -98,6 +71,20 @@ der_to_pem(const unsigned char *der, size_t derlen, unsigned char **out,
 	ret = 0;
 out:
 	BIO_free(b);
+	return ret;
+}
+
+static int
+pem_of(X509 *x, unsigned char **out, size_t *len)
+{
+	unsigned char *der = NULL;
+	int n, ret;
+
+	*out = NULL;
+	if ((n = i2d_X509(x, &der)) <= 0)
+		return amtca_fail_ssl(AMTCA_E_CERT, "cannot encode a certificate");
+	ret = der_to_pem(der, (size_t)n, out, len);
+	OPENSSL_free(der);
 	return ret;
 }
 
@@ -129,23 +116,6 @@ out:
 	free(one);
 	free(all);
 	return ret;
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(path);
-	return unlink(path);
-}
-
-static void
-rmtree(const char *dir)
-{
-	if (dir != NULL)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ------------------------------------------------------------------ init */
@@ -423,7 +393,7 @@ out:
 	hsm_free(hsm);
 	/* A token we made for a CA that failed to come up is removed whole. */
 	if (ret != EXIT_OK && softhsm && mod_out != NULL)
-		rmtree(hsmdir);
+		amtca_rmtree(hsmdir);
 	X509_free(root);
 	X509_free(inter);
 	for (i = 0; i < nd; i++)
@@ -605,15 +575,6 @@ cert_status(const struct store_cert *c, time_t now)
 	return "valid";
 }
 
-static void
-fmt_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int
 cmd_list(const char *homedir, int argc, char **argv)
 {
@@ -671,7 +632,7 @@ cmd_list(const char *homedir, int argc, char **argv)
 		printf("%-32s  %-8s  %-20s  %s\n", "SERIAL", "STATUS", "NOT AFTER",
 		    "FQDN");
 		for (i = 0; i < n; i++) {
-			fmt_time(c[i].not_after, na, sizeof(na));
+			cli_fmt_time(c[i].not_after, na, sizeof(na));
 			printf("%-32s  %-8s  %-20s  %s\n", c[i].serial,
 			    cert_status(&c[i], now), na, c[i].fqdn);
 		}
@@ -773,9 +734,9 @@ cmd_show(const char *homedir, int argc, char **argv)
 	} else if (pemonly) {
 		fwrite(pem, 1, plen, stdout);
 	} else {
-		fmt_time(c->not_before, nb, sizeof(nb));
-		fmt_time(c->not_after, na, sizeof(na));
-		fmt_time(c->issued_at, ia, sizeof(ia));
+		cli_fmt_time(c->not_before, nb, sizeof(nb));
+		cli_fmt_time(c->not_after, na, sizeof(na));
+		cli_fmt_time(c->issued_at, ia, sizeof(ia));
 		printf("serial:     %s\nfqdn:       %s\nstatus:     %s\n"
 		    "not before: %s\nnot after:  %s\nissued at:  %s\n"
 		    "requester:  %s\ndevice:     %s\n", c->serial, c->fqdn,

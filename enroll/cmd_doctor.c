@@ -6,7 +6,6 @@
  *     SKIP <check>: <why>            (needs --user/--password-file)
  * and the exit status is 0 only when nothing failed.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -89,17 +88,6 @@ add(struct doc *d, enum verdict v, const char *name, const char *fix,
 	}
 }
 
-static void
-fmt_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "?");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static time_t
 asn1_time(const ASN1_TIME *t)
 {
@@ -133,9 +121,9 @@ validity_check(struct doc *d, const char *name, X509 *leaf, time_t now,
 	time_t na = asn1_time(X509_get0_notAfter(leaf));
 	char snb[32], sna[32], snow[32];
 
-	fmt_time(nb, snb, sizeof(snb));
-	fmt_time(na, sna, sizeof(sna));
-	fmt_time(now, snow, sizeof(snow));
+	cli_fmt_time(nb, snb, sizeof(snb));
+	cli_fmt_time(na, sna, sizeof(sna));
+	cli_fmt_time(now, snow, sizeof(snow));
 	if (now < nb)
 		add(d, V_FAIL, name, strcmp(clock, "AMT") == 0 ?
 		    "set AMT's clock (amtca enroll does it), or check the CA "
@@ -279,7 +267,6 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	int plain_open, tls_open, tls_ok = 0, resolved = 0, ret = EXIT_FAIL;
 	size_t i;
 	long n;
-	char *end;
 
 	memset(&d, 0, sizeof(d));
 	memset(&g, 0, sizeof(g));
@@ -292,9 +279,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		case 'L': legacy = 1; break;
 		case 'j': d.json = 1; break;
 		case 'p': case 'P': case 'R':
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 1 || n > 65535)
+			if (cli_parse_long(optarg, 1, 65535, &n) != 0)
 				return usage_err("ports take 1..65535");
 			if (ch == 'p')
 				port = (int)n;

@@ -3,7 +3,6 @@
  * certificate from this CA, proven on the TLS port.  Option parsing and
  * output; the steps are in engine.c.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,20 +54,6 @@ help(void)
 	    syn, AMTCA_RENEW_WINDOW_DAYS, AMTCA_AMT_TLS_WAIT_MS);
 }
 
-static int
-parse_num(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || n < lo || n > hi)
-		return -1;
-	*out = n;
-	return 0;
-}
-
 struct tty_ctx {
 	FILE *f;
 	int open_line;			/* "[n/7] title ..." printed, no result */
@@ -111,17 +96,6 @@ tty_progress(void *ctx, enum enroll_step s, enum enroll_event ev,
 		break;
 	}
 	fflush(t->f);
-}
-
-static void
-fmt_time(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "?");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void
@@ -206,22 +180,22 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 		case 'M': o.allow_fqdn_mismatch = 1; break;
 		case 'L': o.legacy_tls = 1; break;
 		case 'p':
-			if (parse_num(optarg, 1, 65535, &n) != 0)
+			if (cli_parse_long(optarg, 1, 65535, &n) != 0)
 				return usage_err("--port takes 1..65535");
 			o.port = (int)n;
 			break;
 		case 'P':
-			if (parse_num(optarg, 1, 65535, &n) != 0)
+			if (cli_parse_long(optarg, 1, 65535, &n) != 0)
 				return usage_err("--tls-port takes 1..65535");
 			o.tls_port = (int)n;
 			break;
 		case 'r':
-			if (parse_num(optarg, 0, AMTCA_DAYS_MAX, &n) != 0)
+			if (cli_parse_long(optarg, 0, AMTCA_DAYS_MAX, &n) != 0)
 				return usage_err("--renew-days takes 0..825");
 			o.renew_days = (int)n;
 			break;
 		case 'W':
-			if (parse_num(optarg, 1, 3600000, &n) != 0)
+			if (cli_parse_long(optarg, 1, 3600000, &n) != 0)
 				return usage_err("--tls-wait-ms takes 1..3600000");
 			o.tls_wait_ms = n;
 			break;
@@ -267,7 +241,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 	if (res.warning != NULL)
 		fprintf(stderr, "amtca: warning: %s\n", res.warning);
 	if (!json) {
-		fmt_time(res.not_after, na, sizeof(na));
+		cli_fmt_time(res.not_after, na, sizeof(na));
 		printf("%s: %s (AMT %s at %s); serial %s valid until %s; "
 		    "port %d %s; chain for consoles: %s\n", res.host, res.status,
 		    res.amt_version ? res.amt_version : "?",

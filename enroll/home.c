@@ -6,7 +6,6 @@
 #include "enroll/cli.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +26,6 @@ home_default_dir(const char *dir)
 	if ((env = getenv("AMTCA_HOME")) != NULL && *env != '\0')
 		return env;
 	return "./amtca-home";
-}
-
-int
-cli_fail(int code)
-{
-	fprintf(stderr, "amtca: %s\n", amtca_errmsg(code));
-	return EXIT_FAIL;
 }
 
 static char *
@@ -64,12 +56,9 @@ parse_bool(const char *v, int *out)
 static int
 parse_int(const char *v, int lo, int hi, int *out)
 {
-	char *end;
 	long n;
 
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+	if (cli_parse_long(v, lo, hi, &n) != 0)
 		return -1;
 	*out = (int)n;
 	return 0;
