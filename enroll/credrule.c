@@ -16,16 +16,19 @@
  *   - a device whose bound certificate was revoked for keyCompromise (its
  *     TLS key may be in other hands) gets none at all.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "ca/store.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
 
@@ -94,11 +97,23 @@ cred_rule_load(struct store *s, const char *fqdn, const unsigned char *op_pin,
 {
 	struct store_device *dev = NULL;
 	struct store_cert *c = NULL;
+	char name[AMTCA_FQDN_MAX + 2];
 	size_t n = 0, i;
 	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(out, 0, sizeof(*out));
 	out->bound_reason = -1;
+	/* Records are keyed by the normalised name: lower case, no root dot. */
+	if (fqdn == NULL || strlen(fqdn) >= sizeof(name)) {
+		ret = amtca_fail(AMTCA_E_FQDN, "no usable device name");
+		goto out;
+	}
+	for (i = 0; fqdn[i] != '\0'; i++)
+		name[i] = (char)tolower((unsigned char)fqdn[i]);
+	name[i] = '\0';
+	if (i > 0 && name[i - 1] == '.')
+		name[i - 1] = '\0';
+	fqdn = name;
 	if (op_pin != NULL) {
 		if ((out->pins = malloc(sizeof(*out->pins))) == NULL) {
 			ret = AMTCA_E_NOMEM;
@@ -171,6 +186,46 @@ out:
 	store_device_free(dev);
 	if (ret != 0)
 		cred_rule_clear(out);
+	return ret;
+}
+
+int
+cred_note_revocation(struct store *s, const struct store_cert *c)
+{
+	struct store_device *d = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (c == NULL || c->device == NULL || c->status == NULL ||
+	    strcmp(c->status, "revoked") != 0 ||
+	    !cred_reason_compromise(c->revoke_reason)) {
+		ret = 0;
+		goto out;
+	}
+	if ((r = store_device_get(s, c->device, &d)) != 0) {
+		amtca_err_clear();
+		ret = r == AMTCA_E_NOT_FOUND ? 0 : r;
+		goto out;
+	}
+	if (d->cert_serial == NULL || strcasecmp(d->cert_serial, c->serial) != 0 ||
+	    (d->state != NULL && strcmp(d->state, "compromised") == 0)) {
+		ret = 0;
+		goto out;
+	}
+	free(d->state);
+	free(d->error);
+	d->state = strdup("compromised");
+	d->error = NULL;
+	if (d->state == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (asprintf(&d->error, "bound certificate %s revoked for %s",
+	    c->serial, cred_reason_name(c->revoke_reason)) == -1)
+		d->error = NULL;
+	d->updated_at = time(NULL);
+	ret = store_device_put(s, d);
+out:
+	store_device_free(d);
 	return ret;
 }
 

@@ -134,6 +134,13 @@ int cred_rule_plain(const struct cred_rule *r, const char *fqdn) AMTCA_WUR;
 int cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
     unsigned char pin[32]) AMTCA_WUR;
 
+/*
+ * After a revocation: when `c` (as stored) is a device's bound certificate
+ * and its reason says the key may be known to others, mark the device
+ * `compromised` (never re-enrolled automatically).  0 when nothing to do.
+ */
+int cred_note_revocation(struct store *s, const struct store_cert *c) AMTCA_WUR;
+
 /* keyCompromise, caCompromise, aACompromise. */
 int cred_reason_compromise(int reason);
 /* CRLReason names as RFC 5280 spells them ("superseded"); -1 when unknown. */
