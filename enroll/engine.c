@@ -775,8 +775,14 @@ step_preflight(struct eng *e, int *already)
 		goto out;
 	}
 	if (e->rule.compromised) {
-		/* Never re-enrolled automatically: nothing is sent. */
+		/* Never re-enrolled automatically: nothing is sent.  The
+		 * record keeps its address. */
 		e->compromised = 1;
+		if (dev != NULL && (r = set_str(&e->res->address,
+		    dev->address)) != 0) {
+			ret = r;
+			goto out;
+		}
 		ret = cred_rule_plain(&e->rule, e->fqdn);
 		goto out;
 	}
