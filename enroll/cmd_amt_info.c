@@ -25,8 +25,7 @@ static const char syn[] =
 static int
 usage_err(const char *msg)
 {
-	fprintf(stderr, "amtca amt-info: %s\nusage: amtca amt-info %s\n", msg, syn);
-	return EXIT_USAGE;
+	return cli_usage("amt-info", msg, syn);
 }
 
 static int

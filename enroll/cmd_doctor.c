@@ -38,8 +38,7 @@ static const char syn[] =
 static int
 usage_err(const char *msg)
 {
-	fprintf(stderr, "amtca doctor: %s\nusage: amtca doctor %s\n", msg, syn);
-	return EXIT_USAGE;
+	return cli_usage("doctor", msg, syn);
 }
 
 enum verdict { V_OK, V_FAIL, V_SKIP };

@@ -26,8 +26,7 @@ static const char syn[] =
 static int
 usage_err(const char *msg)
 {
-	fprintf(stderr, "amtca enroll: %s\nusage: amtca enroll %s\n", msg, syn);
-	return EXIT_USAGE;
+	return cli_usage("enroll", msg, syn);
 }
 
 static void
