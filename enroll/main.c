@@ -136,6 +136,8 @@ main(int argc, char **argv)
 		} else if (strncmp(argv[i], "--home=", 7) == 0) {
 			home = argv[i] + 7;
 			i++;
+		} else if (strcmp(argv[i], "--home") == 0) {
+			return main_usage("%s needs a directory", "--home");
 		} else if (strcmp(argv[i], "--json") == 0) {
 			i++;		/* noted above; the command decides */
 		} else {
@@ -146,9 +148,9 @@ main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
+		rc = main_usage("no command given%s", "");
 		usage(stderr);
-		cli_json_error(amtca_fail(AMTCA_E_USAGE, "no command given"));
-		return EXIT_USAGE;
+		return rc;
 	}
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 >= argc) {
