@@ -115,8 +115,8 @@ int
 main(int argc, char **argv)
 {
 	const char *home = NULL;
-	char *help_argv[3];
-	int i = 1, n, rc;
+	char *help_argv[3], **cargv = NULL;
+	int i = 1, n, rc, json_before = 0;
 	size_t c;
 
 	/* --json anywhere: even a usage error below is a JSON document. */
@@ -139,7 +139,8 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--home") == 0) {
 			return main_usage("%s needs a directory", "--home");
 		} else if (strcmp(argv[i], "--json") == 0) {
-			i++;		/* noted above; the command decides */
+			json_before = 1;	/* passed on to the command */
+			i++;
 		} else {
 			rc = main_usage("unknown option %s (see amtca --help)",
 			    argv[i]);
@@ -162,7 +163,7 @@ main(int argc, char **argv)
 			    argv[i + 1]);
 		/* `amtca help CMD` is `amtca CMD --help`. */
 		help_argv[0] = argv[i + 1];
-		help_argv[1] = "--help";
+		help_argv[1] = (char *)"--help";
 		help_argv[2] = NULL;
 		return commands[c].fn(home, 2, help_argv);
 	}
@@ -171,6 +172,13 @@ main(int argc, char **argv)
 		    argv[i]);
 	if ((n = global_after_command(argc - i, argv + i, &home)) < 0)
 		return main_usage("%s needs a directory", "--home");
+	if (json_before) {
+		/* `amtca --json CMD` is `amtca CMD --json`. */
+		if ((cargv = calloc((size_t)n + 2, sizeof(*cargv))) == NULL)
+			return cli_fail(AMTCA_E_NOMEM);
+		memcpy(cargv, argv + i, (size_t)n * sizeof(*cargv));
+		cargv[n++] = "--json";
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		fprintf(stderr, "amtca: cannot initialise libcurl\n");
 		cli_json_error(amtca_fail(AMTCA_E_INTERNAL,
@@ -178,7 +186,7 @@ main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	xmlInitParser();
-	rc = commands[c].fn(home, n, argv + i);
+	rc = commands[c].fn(home, n, cargv != NULL ? cargv : argv + i);
 	/*
 	 * The contract: with --json, a failure is one JSON document.  A
 	 * command that failed without one (a path that printed its own
@@ -189,6 +197,7 @@ main(int argc, char **argv)
 		    AMTCA_E_INTERNAL, "amtca %s failed (see standard error)",
 		    commands[c].name));
 	json_discard_unfinished();
+	free(cargv);
 	xmlCleanupParser();
 	curl_global_cleanup();
 	OPENSSL_cleanup();

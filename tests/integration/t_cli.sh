@@ -77,7 +77,9 @@ make_csr "$T/a.csr" rsa:2048
 "$AMTCA" list --json --home="$H" >"$T/l.json" || fail "list with --home= after the command"
 serial_a=$(openssl x509 -in "$T/a.pem" -noout -serial | cut -d= -f2)
 grep -q "$serial_a" "$T/l.json" || fail "the home after the command is not the one used"
-ok "--home is accepted after the command"
+"$AMTCA" --json --home "$H" list >"$T/l2.json" || fail "--json before the command"
+cmp -s "$T/l.json" "$T/l2.json" || fail "amtca --json list differs from amtca list --json"
+ok "--home is accepted after the command; --json before it"
 
 # --- --json failures: one error document, exit status per the contract ------
 echo "not a csr" >"$T/junk.csr"
