@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <libxml/parser.h>
 #include <openssl/crypto.h>
 
+#include "amt/amt.h"
 #include "enroll/cli.h"
 
 #define AMTCA_VERSION "0.1.0"
@@ -45,6 +48,22 @@ usage(FILE *f)
 	    "See amtca(1) and amtca.conf(5).\n");
 }
 
+/*
+ * amtca holds the PIN and AMT passwords: no core file, and no ptrace or
+ * /proc/PID/mem by other processes of the same user (root still can).
+ * Buffers that held a secret are wiped after use as well.
+ */
+static int
+no_core_dumps(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) != 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return -1;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -52,6 +71,10 @@ main(int argc, char **argv)
 	int i = 1, rc;
 	size_t c;
 
+	if (no_core_dumps() != 0) {
+		fprintf(stderr, "amtca: cannot disable core dumps\n");
+		return EXIT_FAIL;
+	}
 	while (i < argc && strncmp(argv[i], "--", 2) == 0) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
@@ -83,7 +106,7 @@ main(int argc, char **argv)
 		    argv[i]);
 		return EXIT_USAGE;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+	if (amt_global_init() != 0) {
 		fprintf(stderr, "amtca: cannot initialise libcurl\n");
 		return EXIT_FAIL;
 	}
