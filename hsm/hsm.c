@@ -18,6 +18,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,7 +511,13 @@ open_for_writing_elsewhere(const char *path)
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) == -1)
 		return errno == ENOENT ? 0 : (errno == EWOULDBLOCK ? 1 : -1);
-	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+	/*
+	 * Should a writer open the file while we hold the lease, the kernel
+	 * signals the holder: SIGURG, ignored by default, not SIGIO, whose
+	 * default would end this process.
+	 */
+	if (fcntl(fd, F_SETSIG, SIGURG) == 0 &&
+	    fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
 		(void)fcntl(fd, F_SETLEASE, F_UNLCK);
 		r = 0;
 	} else
