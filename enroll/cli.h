@@ -40,6 +40,9 @@ struct home_conf {
 	char *key_type;
 	char *domains[AMTCA_DOMAINS_MAX];
 	size_t ndomains;
+	int any_domain;			/* "any_domain = yes": no domain lines */
+	char *ip_ranges[AMTCA_IP_RANGES_MAX];	/* canonical CIDR */
+	size_t nip_ranges;
 	char *org;
 	char *country;
 	int days;

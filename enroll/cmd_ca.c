@@ -122,14 +122,15 @@ out:
 
 static const char init_synopsis[] =
     "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
-    "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--domain SUFFIX]...\n"
+    "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384]\n"
+    "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
 
 static int
 write_conf(const char *dir, const char *module, const char *uri,
     const char *pin_file, const char *softhsm_conf, const char *key_type,
-    char *const *domains, size_t nd, const char *org, const char *country,
-    int days)
+    char *const *domains, size_t nd, int any_domain, char *const *ranges,
+    size_t nr, const char *org, const char *country, int days)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -146,6 +147,23 @@ write_conf(const char *dir, const char *module, const char *uri,
 		return AMTCA_E_NOMEM;
 	for (i = 0; i < nd; i++) {
 		if (asprintf(&nt, "%sdomain = %s\n", text, domains[i]) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	if (any_domain) {
+		if (asprintf(&nt, "%s# chosen with --any-domain: no DNS name "
+		    "constraint\nany_domain = yes\n", text) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	for (i = 0; i < nr; i++) {
+		if (asprintf(&nt, "%sip_range = %s\n", text, ranges[i]) == -1) {
 			free(text);
 			return AMTCA_E_NOMEM;
 		}
@@ -197,6 +215,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 		{ "pin-file", required_argument, NULL, 'p' },
 		{ "key-type", required_argument, NULL, 'k' },
 		{ "domain", required_argument, NULL, 'd' },
+		{ "any-domain", no_argument, NULL, 'A' },
+		{ "ip-range", required_argument, NULL, 'R' },
 		{ "root-cn", required_argument, NULL, 'r' },
 		{ "inter-cn", required_argument, NULL, 'i' },
 		{ "org", required_argument, NULL, 'o' },
@@ -209,9 +229,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX], *p;
-	char fq[AMTCA_FQDN_MAX + 1];
-	size_t nd = 0, i;
-	int softhsm = 0, days = AMTCA_DAYS_DEFAULT, ch, r, ret = EXIT_FAIL;
+	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
+	char rtext[CA_IP_RANGE_STRLEN];
+	struct ca_ip_range rg;
+	size_t nd = 0, nr = 0, i;
+	int softhsm = 0, any_domain = 0, days = AMTCA_DAYS_DEFAULT, ch, r;
+	int ret = EXIT_FAIL;
 	enum hsm_keytype kt;
 	struct hsm *hsm = NULL;
 	struct hsm_key *rk = NULL, *ik = NULL;
@@ -246,6 +269,13 @@ cmd_init(const char *homedir, int argc, char **argv)
 				return usage_error("init", "too many --domain", init_synopsis);
 			domains[nd++] = optarg;
 			break;
+		case 'A': any_domain = 1; break;
+		case 'R':
+			if (nr == AMTCA_IP_RANGES_MAX)
+				return usage_error("init", "too many --ip-range",
+				    init_synopsis);
+			ranges[nr++] = optarg;
+			break;
 		case 'h':
 			printf("usage: amtca init %s\n", init_synopsis);
 			return EXIT_OK;
@@ -261,6 +291,14 @@ cmd_init(const char *homedir, int argc, char **argv)
 		    "--token-uri and --pin-file", init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
+	/* A CA that may vouch for any name is a choice, never a default. */
+	if (nd == 0 && !any_domain)
+		return usage_error("init", "--domain SUFFIX is required (or "
+		    "--any-domain for a CA that may vouch for any DNS name)",
+		    init_synopsis);
+	if (nd > 0 && any_domain)
+		return usage_error("init", "--domain and --any-domain exclude "
+		    "each other", init_synopsis);
 	if (!valid_name(root_cn) || !valid_name(inter_cn) ||
 	    (org != NULL && !valid_name(org)))
 		return usage_error("init", "names must be 1-64 printable characters "
@@ -270,19 +308,46 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    !(country[1] >= 'A' && country[1] <= 'Z')))
 		return usage_error("init", "--country takes two capital letters",
 		    init_synopsis);
+	/* Ranges are checked strictly and stored in canonical form. */
+	for (i = 0; i < nr; i++) {
+		if ((r = ca_ip_range_parse(ranges[i], &rg)) != 0)
+			fprintf(stderr, "amtca: --ip-range: %s\n", amtca_errmsg(r));
+		else {
+			ca_ip_range_format(&rg, rtext, sizeof(rtext));
+			if ((ranges[i] = strdup(rtext)) == NULL)
+				r = AMTCA_E_NOMEM;
+		}
+		if (r != 0) {
+			while (i-- > 0)
+				free(ranges[i]);
+			return r == AMTCA_E_NOMEM ? cli_fail(r) : EXIT_USAGE;
+		}
+	}
 	/* Domains go through the FQDN rules (as suffixes) and are stored lowercased. */
 	ca_policy_init(&pol);
 	for (i = 0; i < nd; i++) {
 		if ((r = ca_fqdn_check(domains[i], &pol, fq)) != 0) {
 			fprintf(stderr, "amtca: --domain %s: %s\n", domains[i],
 			    amtca_errmsg(r));
-			return EXIT_USAGE;
+			ret = EXIT_USAGE;
+		} else if ((domains[i] = strdup(fq)) == NULL)
+			ret = cli_fail(AMTCA_E_NOMEM);
+		if (r != 0 || domains[i] == NULL) {
+			while (i-- > 0)
+				free(domains[i]);
+			for (i = 0; i < nr; i++)
+				free(ranges[i]);
+			return ret;
 		}
-		if ((domains[i] = strdup(fq)) == NULL)
-			return cli_fail(AMTCA_E_NOMEM);
 	}
+	if (any_domain)
+		fprintf(stderr, "amtca: warning: --any-domain: this CA may vouch "
+		    "for any DNS name, www.example.com as much as your AMT "
+		    "hosts; recorded in amtca.conf\n");
 	pol.domains = (const char *const *)domains;
 	pol.ndomains = nd;
+	pol.ip_ranges = (const char *const *)ranges;
+	pol.nip_ranges = nr;
 	pol.org = org;
 	pol.country = country;
 
@@ -353,7 +418,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 			sc = conf_out + rl + 1;
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, key_type, domains, nd,
-		    org, country, days)) != 0)
+		    any_domain, ranges, nr, org, country, days)) != 0)
 			goto fail;
 	}
 	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
@@ -398,6 +463,8 @@ out:
 	X509_free(inter);
 	for (i = 0; i < nd; i++)
 		free(domains[i]);
+	for (i = 0; i < nr; i++)
+		free(ranges[i]);
 	free(mod_out);
 	free(uri_out);
 	free(conf_out);
