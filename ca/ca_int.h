@@ -134,8 +134,9 @@ struct ca {
 };
 
 struct ca_csr;
-/* The verified request's SubjectPublicKeyInfo and subjectPublicKey bits
- * (borrowed from the CSR), and whether the key is RSA. */
+/* The verified request's key as the certificate carries it: the canonical
+ * SubjectPublicKeyInfo intake wrote (not the request's bytes) and its
+ * subjectPublicKey bits, borrowed from the CSR; and whether it is RSA. */
 int ca_csr_spki(const struct ca_csr *c, const unsigned char **spki,
     size_t *spki_len, const unsigned char **bits, size_t *bits_len,
     int *is_rsa);
