@@ -7,13 +7,15 @@
  * We only need the TBS bytes, the SubjectPublicKeyInfo, the key numbers,
  * whether an extension request asks for CA:TRUE, and the signature; the
  * key is then built with EVP_PKEY_fromdata() (~3 us) and the signature
- * checked with EVP_DigestVerify().  The SubjectPublicKeyInfo that a
- * certificate will carry is written afresh in its one canonical form
- * (canonical_spki()), never copied: equivalent encodings of the same key
- * (RSA without NULL parameters, EC points compressed or hybrid) must not
- * reach a relying party that may parse them differently.  Strict DER: definite, minimal lengths,
+ * checked with EVP_DigestVerify().  Strict DER: definite, minimal lengths,
  * nothing trailing.  tests/fuzz/fuzz_csr.c compares this parser with
  * OpenSSL's on every input.
+ *
+ * The SubjectPublicKeyInfo a certificate will carry is written afresh in
+ * its one canonical form (canonical_spki()), never copied: equivalent
+ * encodings of one key (RSA without NULL parameters, EC points compressed
+ * or hybrid) must not reach relying parties that may parse them
+ * differently.
  */
 #include "ca/ca.h"
 #include "ca/ca_int.h"
