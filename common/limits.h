@@ -14,6 +14,7 @@
 #define AMTCA_LABEL_MAX         63
 #define AMTCA_DOMAINS_MAX       32              /* --domain suffixes */
 #define AMTCA_IPS_MAX           8               /* --ip per certificate */
+#define AMTCA_IP_RANGES_MAX     32              /* --ip-range networks */
 #define AMTCA_SERIAL_BYTES      16              /* 127 random bits, positive */
 #define AMTCA_DAYS_DEFAULT      397
 #define AMTCA_DAYS_MAX          825

@@ -76,6 +76,8 @@ conf_clear(struct home_conf *c)
 	free(c->key_type);
 	for (i = 0; i < c->ndomains; i++)
 		free(c->domains[i]);
+	for (i = 0; i < c->nip_ranges; i++)
+		free(c->ip_ranges[i]);
 	free(c->org);
 	free(c->country);
 	free(c->crl_url);
@@ -168,6 +170,29 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			}
 			c->ndomains++;
 			continue;
+		} else if (strcmp(k, "ip_range") == 0) {
+			struct ca_ip_range rg;
+			char txt[CA_IP_RANGE_STRLEN], why[256];
+
+			if (c->nip_ranges == AMTCA_IP_RANGES_MAX) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s: more than %d "
+				    "ip_range lines", path, AMTCA_IP_RANGES_MAX);
+				goto out;
+			}
+			if ((r = ca_ip_range_parse(v, &rg)) != 0) {
+				/* The detail lives in amtca_fail()'s buffer. */
+				snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: %s", path,
+				    lineno, why);
+				goto out;
+			}
+			ca_ip_range_format(&rg, txt, sizeof(txt));
+			if ((c->ip_ranges[c->nip_ranges] = strdup(txt)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			c->nip_ranges++;
+			continue;
 		} else if (strcmp(k, "days") == 0 || strcmp(k, "skew") == 0) {
 			int *ip = k[0] == 'd' ? &c->days : &c->skew_s;
 
@@ -178,9 +203,10 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 				goto out;
 			}
 			continue;
-		} else if (strcmp(k, "wildcard") == 0 || strcmp(k, "client_auth") == 0) {
+		} else if (strcmp(k, "wildcard") == 0 || strcmp(k, "client_auth") == 0 ||
+		    strcmp(k, "any_domain") == 0) {
 			if (parse_bool(v, k[0] == 'w' ? &c->allow_wildcard :
-			    &c->client_auth) != 0) {
+			    k[0] == 'c' ? &c->client_auth : &c->any_domain) != 0) {
 				ret = amtca_fail(AMTCA_E_CONFIG,
 				    "%s:%zu: %s must be yes or no", path, lineno, k);
 				goto out;
@@ -200,6 +226,18 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 	if (c->module == NULL || c->token_uri == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "%s: module and token_uri are required",
 		    path);
+		goto out;
+	}
+	/* A CA for any name must say so: silence is not a policy. */
+	if (c->ndomains == 0 && !c->any_domain) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s: no 'domain' line, so this CA "
+		    "would vouch for any name: add 'domain = SUFFIX', or "
+		    "'any_domain = yes' if that is intended", path);
+		goto out;
+	}
+	if (c->ndomains > 0 && c->any_domain) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s: 'any_domain = yes' contradicts "
+		    "the 'domain' lines: remove one", path);
 		goto out;
 	}
 	ret = 0;
@@ -263,6 +301,8 @@ home_open(const char *dir, int flags, struct home **out)
 	ca_policy_init(&h->policy);
 	h->policy.domains = (const char *const *)h->conf.domains;
 	h->policy.ndomains = h->conf.ndomains;
+	h->policy.ip_ranges = (const char *const *)h->conf.ip_ranges;
+	h->policy.nip_ranges = h->conf.nip_ranges;
 	h->policy.allow_wildcard = h->conf.allow_wildcard;
 	h->policy.org = h->conf.org;
 	h->policy.country = h->conf.country;
