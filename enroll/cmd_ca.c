@@ -3,6 +3,7 @@
  */
 #include "enroll/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -121,15 +122,15 @@ out:
 /* ------------------------------------------------------------------ init */
 
 static const char init_synopsis[] =
-    "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
+    "[--softhsm | --module PATH --token-uri URI [--pin-file FILE]]\n"
     "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--domain SUFFIX]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
 
 static int
 write_conf(const char *dir, const char *module, const char *uri,
-    const char *pin_file, const char *softhsm_conf, const char *key_type,
-    char *const *domains, size_t nd, const char *org, const char *country,
-    int days)
+    const char *pin_file, const char *softhsm_conf, char *const *env,
+    size_t nenv, const char *key_type, char *const *domains, size_t nd,
+    const char *org, const char *country, int days)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -144,6 +145,14 @@ write_conf(const char *dir, const char *module, const char *uri,
 	    softhsm_conf ? "softhsm_conf = " : "", softhsm_conf ? softhsm_conf : "",
 	    softhsm_conf ? "\n" : "", key_type, days, AMTCA_SKEW_DEFAULT_S) == -1)
 		return AMTCA_E_NOMEM;
+	for (i = 0; i < nenv; i++) {
+		if (asprintf(&nt, "%smodule_env = %s\n", text, env[i]) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	for (i = 0; i < nd; i++) {
 		if (asprintf(&nt, "%sdomain = %s\n", text, domains[i]) == -1) {
 			free(text);
@@ -223,6 +232,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	char *mod_out = NULL, *uri_out = NULL, *conf_out = NULL;
 	char *hsmdir = NULL, *pinpath = NULL, *f_root = NULL, *f_inter = NULL;
 	char *f_chain = NULL, *f_db = NULL, *f_conf = NULL;
+	char *abs_module = NULL, *abs_pin = NULL;
+	char *env[AMTCA_MODULE_ENV_MAX];
+	size_t nenv = 0;
 	int wrote_files = 0;
 	struct stat sb;
 
@@ -255,10 +267,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("init", "unexpected argument", init_synopsis);
+	/* Without --pin-file the URI's pin-source names the PIN file. */
 	if (softhsm == (module != NULL || uri != NULL || pin_file != NULL) ||
-	    (!softhsm && (module == NULL || uri == NULL || pin_file == NULL)))
-		return usage_error("init", "give either --softhsm or all of --module, "
-		    "--token-uri and --pin-file", init_synopsis);
+	    (!softhsm && (module == NULL || uri == NULL)))
+		return usage_error("init", "give either --softhsm or --module and "
+		    "--token-uri (with --pin-file or a pin-source in the URI)",
+		    init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
 	if (!valid_name(root_cn) || !valid_name(inter_cn) ||
@@ -287,7 +301,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	pol.country = country;
 
 	homedir = home_default_dir(homedir);
-	if ((r = amtca_mkdirs(homedir, 0700)) != 0)
+	if ((r = home_create(homedir)) != 0)
 		goto fail;
 	if (realpath(homedir, real) == NULL) {
 		r = amtca_fail(AMTCA_E_IO, "cannot resolve %s", homedir);
@@ -316,6 +330,50 @@ cmd_init(const char *homedir, int argc, char **argv)
 		module = mod_out;
 		uri = uri_out;
 		pin_file = pinpath;
+	} else {
+		/*
+		 * amtca.conf reads relative paths relative to the home, and
+		 * later commands run from anywhere: store what the user meant.
+		 */
+		if (strchr(module, '/') != NULL) {
+			if ((abs_module = realpath(module, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_HSM_MODULE, "--module %s: %s",
+				    module, strerror(errno));
+				goto fail;
+			}
+			module = abs_module;
+		}
+		if (pin_file != NULL) {
+			if ((abs_pin = realpath(pin_file, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "--pin-file %s: %s",
+				    pin_file, strerror(errno));
+				goto fail;
+			}
+			pin_file = abs_pin;
+		}
+		/* The module's own configuration, as this shell has it. */
+		for (i = 0; home_module_env_names[i] != NULL; i++) {
+			const char *v = getenv(home_module_env_names[i]);
+			char *rv = NULL;
+
+			if (v == NULL || *v == '\0' || nenv == AMTCA_MODULE_ENV_MAX)
+				continue;
+			if ((rv = realpath(v, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "%s=%s: %s",
+				    home_module_env_names[i], v, strerror(errno));
+				goto fail;
+			}
+			r = asprintf(&env[nenv], "%s=%s", home_module_env_names[i], rv);
+			free(rv);
+			if (r == -1) {
+				r = AMTCA_E_NOMEM;
+				goto fail;
+			}
+			nenv++;
+		}
+		if ((r = home_token_check(module, uri, pin_file, NULL, env,
+		    nenv)) != 0)
+			goto fail;
 	}
 	memset(&ho, 0, sizeof(ho));
 	ho.module = module;
@@ -352,8 +410,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 			pf = HOME_PIN_FILE;
 			sc = conf_out + rl + 1;
 		}
-		if ((r = write_conf(real, module, uri, pf, sc, key_type, domains, nd,
-		    org, country, days)) != 0)
+		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
+		    domains, nd, org, country, days)) != 0)
 			goto fail;
 	}
 	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
@@ -398,6 +456,10 @@ out:
 	X509_free(inter);
 	for (i = 0; i < nd; i++)
 		free(domains[i]);
+	for (i = 0; i < nenv; i++)
+		free(env[i]);
+	free(abs_module);
+	free(abs_pin);
 	free(mod_out);
 	free(uri_out);
 	free(conf_out);
@@ -498,7 +560,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 		 * The record is already durable; failing to write the output
 		 * leaves a recorded certificate that `amtca show` can re-export.
 		 */
-		if ((r = amtca_file_write(outpath, pem, len, 0644, 0)) != 0) {
+		if ((r = amtca_out_write(outpath, pem, len, 0644)) != 0) {
 			ret = cli_fail(r);
 			goto out;
 		}
@@ -863,7 +925,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		goto out;
 	}
 	if (outpath != NULL)
-		r = amtca_file_write(outpath, crl, len, 0644, 0);
+		r = amtca_out_write(outpath, crl, len, 0644);
 	else if (fwrite(crl, 1, len, stdout) != len)
 		r = amtca_fail(AMTCA_E_IO, "cannot write to stdout");
 	ret = r == 0 ? EXIT_OK : cli_fail(r);
