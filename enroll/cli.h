@@ -98,6 +98,12 @@ int home_create(const char *dir) AMTCA_WUR;
 int home_token_check(const char *module, const char *token_uri,
     const char *pin_file, const char *softhsm_conf, char *const *env,
     size_t nenv) AMTCA_WUR;
+
+/*
+ * Before hsm_open() on a home's token: home_token_check() on its conf, then
+ * set its module_env variables (setenv: before any thread starts).
+ */
+int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
 

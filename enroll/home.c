@@ -411,6 +411,30 @@ out:
 }
 
 int
+home_token_prepare(const struct home_conf *c)
+{
+	size_t i;
+	int r;
+
+	if ((r = home_token_check(c->module, c->token_uri, c->pin_file,
+	    c->softhsm_conf, c->module_env, c->nmodule_env)) != 0)
+		return r;
+	/* What init saw, so that the module finds the same token. */
+	for (i = 0; i < c->nmodule_env; i++) {
+		const char *kv = c->module_env[i], *eq = strchr(kv, '=');
+		char *name = strndup(kv, (size_t)(eq - kv));
+
+		if (name == NULL)
+			return AMTCA_E_NOMEM;
+		r = setenv(name, eq + 1, 1);
+		free(name);
+		if (r != 0)
+			return amtca_fail(AMTCA_E_NOMEM, "cannot set %s", kv);
+	}
+	return 0;
+}
+
+int
 home_open(const char *dir, int flags, struct home **out)
 {
 	struct home *h = NULL;
@@ -468,25 +492,9 @@ home_open(const char *dir, int flags, struct home **out)
 		}
 	}
 	if ((flags & HOME_SIGNER) != 0) {
-		size_t i;
-
-		if ((r = home_token_check(h->conf.module, h->conf.token_uri,
-		    h->conf.pin_file, h->conf.softhsm_conf, h->conf.module_env,
-		    h->conf.nmodule_env)) != 0) {
+		if ((r = home_token_prepare(&h->conf)) != 0) {
 			ret = r;
 			goto out;
-		}
-		/* What init saw, so that the module finds the same token. */
-		for (i = 0; i < h->conf.nmodule_env; i++) {
-			char *kv = h->conf.module_env[i], *eq = strchr(kv, '=');
-
-			*eq = '\0';
-			r = setenv(kv, eq + 1, 1);
-			*eq = '=';
-			if (r != 0) {
-				ret = amtca_fail(AMTCA_E_NOMEM, "cannot set %s", kv);
-				goto out;
-			}
 		}
 		memset(&ho, 0, sizeof(ho));
 		ho.module = h->conf.module;
