@@ -2,14 +2,98 @@
 #include "enroll/cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include "enroll/json.h"
+
+static int json_mode;
+
+void
+cli_set_json(int on)
+{
+	json_mode = on;
+}
+
+int
+cli_json(void)
+{
+	return json_mode;
+}
+
+static void
+json_error_doc(const char *name, const char *message)
+{
+	struct json j;
+
+	/* A document begun and not finished never reaches stdout. */
+	json_discard_unfinished();
+	if (!json_mode || json_stdout_documents() > 0)
+		return;
+	json_init(&j, stdout);
+	json_obj_begin(&j, NULL);
+	json_obj_begin(&j, "error");
+	json_str(&j, "code", name);
+	json_str(&j, "message", message);
+	json_obj_end(&j);
+	json_obj_end(&j);
+	json_finish(&j);
+}
+
+void
+cli_json_error(int code)
+{
+	json_error_doc(amtca_errname(code), amtca_errmsg(code));
+}
 
 int
 cli_fail(int code)
 {
 	fprintf(stderr, "amtca: %s\n", amtca_errmsg(code));
+	cli_json_error(code);
 	return EXIT_FAIL;
+}
+
+int
+cli_usage(const char *cmd, const char *msg, const char *synopsis)
+{
+	fprintf(stderr, "amtca %s: %s\n", cmd, msg);
+	if (synopsis != NULL)
+		fprintf(stderr, "usage: amtca %s %s\n", cmd, synopsis);
+	json_error_doc(amtca_errname(AMTCA_E_USAGE), msg);
+	return EXIT_USAGE;
+}
+
+int
+cli_help(const char *cmd, const char *synopsis, const char *options,
+    const struct option *opts)
+{
+	char want[64];
+	const char *p;
+	size_t n;
+	int missing = 0;
+
+	printf("usage: amtca %s %s\n", cmd, synopsis);
+	if (options != NULL && *options != '\0')
+		printf("\noptions:\n%s", options);
+	for (; opts != NULL && opts->name != NULL; opts++) {
+		/* "--name" followed by a space, '=' or the end of a line. */
+		snprintf(want, sizeof(want), "--%s", opts->name);
+		n = strlen(want);
+		for (p = options; p != NULL && (p = strstr(p, want)) != NULL; p += n)
+			if (p[n] == ' ' || p[n] == '\n' || p[n] == '=' ||
+			    p[n] == '\0' || p[n] == ',')
+				break;
+		if (p != NULL)
+			continue;
+		if (!missing++ && (options == NULL || *options == '\0'))
+			printf("\noptions:\n");
+		printf("  %s%s\n", want, opts->has_arg == required_argument ?
+		    " ARG" : "");
+	}
+	return EXIT_OK;
 }
 
 int

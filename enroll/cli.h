@@ -107,8 +107,43 @@ int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
 
-/* Print "amtca: <detail>" for code on stderr; returns EXIT_FAIL. */
+/*
+ * JSON mode.  main() turns it on when --json is among the command's
+ * arguments, before dispatch, so every failure path of every command gets
+ * the contract's failure document without code of its own: cli_fail() and
+ * cli_usage() then also print, on stdout,
+ *     {"error":{"code":"<amtca_errname()>","message":"<detail>"}}
+ * unless the command already printed its one document (json_finish()), and
+ * throw away a document that was begun but not finished, so stdout never
+ * holds a partial or a second document.  main() prints the error document
+ * itself when a command failed in JSON mode and printed nothing.
+ */
+void cli_set_json(int on);
+int cli_json(void);
+/* The error document for code (when JSON mode is on and none was printed). */
+void cli_json_error(int code);
+
+/*
+ * Print "amtca: <detail>" for code on stderr (and the JSON error document,
+ * see above); returns EXIT_FAIL.
+ */
 int cli_fail(int code);
+
+/*
+ * A usage error of command cmd: "amtca CMD: MSG" and the synopsis on
+ * stderr (and the JSON error document, code "USAGE"); returns EXIT_USAGE.
+ */
+int cli_usage(const char *cmd, const char *msg, const char *synopsis);
+
+/*
+ * `amtca CMD --help`: the synopsis, then `options` (lines
+ * "  --name ARG   what it does"), then a bare line for any long option of
+ * the getopt table `opts` that `options` does not mention, so a new
+ * option is never missing from the help.  On stdout; returns EXIT_OK.
+ */
+struct option;
+int cli_help(const char *cmd, const char *synopsis, const char *options,
+    const struct option *opts);
 
 /* A decimal integer in [lo, hi], nothing else; 0 or -1. */
 int cli_parse_long(const char *s, long lo, long hi, long *out);

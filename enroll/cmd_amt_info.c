@@ -22,11 +22,23 @@ static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls] [--tls-port N]\n"
     "           --user USER --password-file FILE [--ca-file PEM] [--legacy-tls] [--json]";
 
+static const char options[] =
+    "  --host FQDN            the device's FQDN\n"
+    "  --address IP           talk to IP instead of resolving FQDN\n"
+    "  --port N               plain WS-MAN port (16992)\n"
+    "  --tls                  use the TLS port, verified with --ca-file\n"
+    "  --tls-port N           TLS WS-MAN port (16993)\n"
+    "  --user USER            AMT user\n"
+    "  --password-file FILE   AMT password (first line)\n"
+    "  --ca-file PEM          chain to verify TLS with (the home's chain.pem)\n"
+    "  --legacy-tls           AMT <= 12: legacy renegotiation, SECLEVEL 0\n"
+    "  --json                 one JSON document on stdout, also on failure\n"
+    "  --help                 this text\n";
+
 static int
 usage_err(const char *msg)
 {
-	fprintf(stderr, "amtca amt-info: %s\nusage: amtca amt-info %s\n", msg, syn);
-	return EXIT_USAGE;
+	return cli_usage("amt-info", msg, syn);
 }
 
 static int
@@ -129,8 +141,7 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 				return usage_err("--tls-port takes 1..65535");
 			break;
 		case 'h':
-			printf("usage: amtca amt-info %s\n", syn);
-			return EXIT_OK;
+			return cli_help("amt-info", syn, options, opts);
 		default:
 			return usage_err("bad option");
 		}

@@ -223,9 +223,15 @@ out:
 static int
 usage_error_bench(const char *syn)
 {
-	fprintf(stderr, "usage: amtca bench %s\n", syn);
-	return EXIT_USAGE;
+	return cli_usage("bench", "bad usage", syn);
 }
+
+static const char bench_options[] =
+    "  --count N              certificates to issue per round (2000)\n"
+    "  --threads T            issuing threads (1)\n"
+    "  --key-type TYPE        rsa2048, rsa3072, rsa4096, p256, p384\n"
+    "                         (default: the CA's key type)\n"
+    "  --help                 this text\n";
 
 int
 cmd_bench(const char *homedir, int argc, char **argv)
@@ -263,10 +269,8 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	pthread_mutex_init(&b.lock, NULL);
 	if (argc < 2 || strcmp(argv[1], "issue") != 0) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-		    strcmp(argv[1], "-h") == 0)) {
-			printf("usage: amtca bench %s\n", syn);
-			return EXIT_OK;
-		}
+		    strcmp(argv[1], "-h") == 0))
+			return cli_help("bench", syn, bench_options, opts);
 		return usage_error_bench(syn);
 	}
 	argc--;
@@ -287,8 +291,7 @@ cmd_bench(const char *homedir, int argc, char **argv)
 			kt_name = optarg;
 			break;
 		case 'h':
-			printf("usage: amtca bench %s\n", syn);
-			return EXIT_OK;
+			return cli_help("bench", syn, bench_options, opts);
 		default:
 			return usage_error_bench(syn);
 		}

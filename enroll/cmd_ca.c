@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,9 +25,7 @@
 static int
 usage_error(const char *cmd, const char *msg, const char *synopsis)
 {
-	fprintf(stderr, "amtca %s: %s\nusage: amtca %s %s\n", cmd, msg, cmd,
-	    synopsis);
-	return EXIT_USAGE;
+	return cli_usage(cmd, msg, synopsis);
 }
 
 static int
@@ -122,9 +121,24 @@ out:
 /* ------------------------------------------------------------------ init */
 
 static const char init_synopsis[] =
-    "[--softhsm | --module PATH --token-uri URI [--pin-file FILE]]\n"
+    "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
     "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--domain SUFFIX]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
+
+static const char init_options[] =
+    "  --softhsm              a SoftHSM token inside the home (embedded default)\n"
+    "  --module PATH          a PKCS#11 module, with --token-uri (and --pin-file)\n"
+    "  --token-uri URI        RFC 7512 URI of the token; may carry\n"
+    "                         pin-source=file:/absolute/path instead of --pin-file\n"
+    "  --pin-file FILE        the token's user PIN (first line)\n"
+    "  --key-type TYPE        rsa2048 (default), rsa3072, rsa4096, p256, p384\n"
+    "  --domain SUFFIX        allowed FQDN suffix (repeatable); name constraints\n"
+    "  --root-cn CN           root CA common name\n"
+    "  --inter-cn CN          issuing CA common name\n"
+    "  --org NAME             organisation in the CA names\n"
+    "  --country CC           two-letter country in the CA names\n"
+    "  --days N               default leaf validity in days (397)\n"
+    "  --help                 this text\n";
 
 static int
 write_conf(const char *dir, const char *module, const char *uri,
@@ -259,8 +273,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 			domains[nd++] = optarg;
 			break;
 		case 'h':
-			printf("usage: amtca init %s\n", init_synopsis);
-			return EXIT_OK;
+			return cli_help("init", init_synopsis, init_options, opts);
 		default:
 			return usage_error("init", "bad option", init_synopsis);
 		}
@@ -476,7 +489,53 @@ out:
 /* ----------------------------------------------------------------- issue */
 
 static const char issue_synopsis[] =
-    "--fqdn FQDN --csr FILE [--ip ADDR]... [--days N] [--out FILE]";
+    "--fqdn FQDN --csr FILE [--ip ADDR]... [--days N] [--out FILE] [--json]";
+static const char issue_options[] =
+    "  --fqdn FQDN            the name to certify (never taken from the CSR)\n"
+    "  --csr FILE             PEM or DER PKCS#10 request\n"
+    "  --ip ADDR              an IP address SAN (repeatable)\n"
+    "  --days N               validity in days (the CA's default otherwise)\n"
+    "  --out FILE             write the PEM certificate here, not to stdout\n"
+    "  --json                 one JSON document: serial, fqdn, validity, pem\n"
+    "  --help                 this text\n";
+
+/* Seconds since the epoch of an ASN1_TIME; 0 when it does not parse. */
+static long long
+asn1_epoch(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (long long)timegm(&tm);
+}
+
+static void
+issue_json(const unsigned char *der, size_t derlen, const char *serial,
+    const char *outpath, unsigned char *pem, size_t pemlen)
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)derlen);
+	char cn[AMTCA_FQDN_MAX + 1] = "";
+	struct json j;
+
+	if (x != NULL)
+		X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+		    NID_commonName, cn, sizeof(cn));
+	json_init(&j, stdout);
+	json_obj_begin(&j, NULL);
+	json_str(&j, "serial", serial);
+	json_str(&j, "fqdn", cn);
+	json_time(&j, "not_before", x ? asn1_epoch(X509_get0_notBefore(x)) : 0);
+	json_time(&j, "not_after", x ? asn1_epoch(X509_get0_notAfter(x)) : 0);
+	json_str(&j, "out", outpath);
+	pem[pemlen - 1] = '\0';		/* the final newline */
+	json_str(&j, "pem", (char *)pem);
+	pem[pemlen - 1] = '\n';
+	json_obj_end(&j);
+	json_finish(&j);
+	X509_free(x);
+}
 
 int
 cmd_issue(const char *homedir, int argc, char **argv)
@@ -487,26 +546,30 @@ cmd_issue(const char *homedir, int argc, char **argv)
 		{ "ip", required_argument, NULL, 'i' },
 		{ "days", required_argument, NULL, 'd' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fqdn = NULL, *csrpath = NULL, *outpath = NULL;
 	const char *ips[AMTCA_IPS_MAX];
 	size_t nips = 0, len;
-	int days = 0, ch, r, ret = EXIT_FAIL;
+	int days = 0, ch, r, json = 0, ret = EXIT_FAIL;
 	unsigned char *buf = NULL, *pem = NULL;
 	struct home *h = NULL;
 	struct ca_request req;
 	struct ca_csr *csr = NULL;
 	unsigned char *der = NULL;
 	size_t derlen = 0;
-	char *user;
+	char *user, *serial = NULL;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': fqdn = optarg; break;
 		case 'c': csrpath = optarg; break;
-		case 'o': outpath = optarg; break;
+		case 'o':	/* "-" is standard output, as no --out is */
+			outpath = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			break;
+		case 'j': json = 1; break;
 		case 'i':
 			if (nips == AMTCA_IPS_MAX)
 				return usage_error("issue", "too many --ip", issue_synopsis);
@@ -518,8 +581,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 				    issue_synopsis);
 			break;
 		case 'h':
-			printf("usage: amtca issue %s\n", issue_synopsis);
-			return EXIT_OK;
+			return cli_help("issue", issue_synopsis, issue_options, opts);
 		default:
 			return usage_error("issue", "bad option", issue_synopsis);
 		}
@@ -547,51 +609,139 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	req.days = days;
 	user = getenv("USER");
 	req.requester = user != NULL ? user : "cli";
-	if ((r = ca_issue_der(h->ca, &req, &der, &derlen, NULL)) != 0) {
+	if ((r = ca_issue_der(h->ca, &req, &der, &derlen, &serial)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
-	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0) {
-		ret = cli_fail(r);
-		goto out;
-	}
-	if (outpath != NULL) {
-		/*
-		 * The record is already durable; failing to write the output
-		 * leaves a recorded certificate that `amtca show` can re-export.
-		 */
-		if ((r = amtca_out_write(outpath, pem, len, 0644)) != 0) {
-			ret = cli_fail(r);
-			goto out;
-		}
-	} else if (fwrite(pem, 1, len, stdout) != len || fflush(stdout) != 0) {
-		ret = cli_fail(amtca_fail(AMTCA_E_IO, "cannot write to stdout"));
-		goto out;
-	}
+	/*
+	 * From here the certificate is issued and its record durable: a
+	 * failure to hand it out must say so, with the serial and the way to
+	 * get it again, or the user would retry and get a second certificate.
+	 */
+	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0)
+		goto handout_failed;
+	if (outpath != NULL)
+		r = amtca_out_write(outpath, pem, len, 0644);
+	else if (!json && (fwrite(pem, 1, len, stdout) != len ||
+	    fflush(stdout) != 0))
+		r = amtca_fail(AMTCA_E_IO, "cannot write to standard output");
+	if (r != 0)
+		goto handout_failed;
+	if (json)
+		issue_json(der, derlen, serial, outpath, pem, len);
 	ret = EXIT_OK;
+	goto out;
+handout_failed:
+	{
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		ret = cli_fail(amtca_fail(r, "certificate %s for %s is issued and "
+		    "recorded, but writing %s failed: %s; get it with: amtca%s%s "
+		    "show %s --pem", serial, fqdn, outpath ? outpath :
+		    "to standard output", why, homedir ? " --home " : "",
+		    homedir ? homedir : "", serial));
+	}
 out:
 	ca_csr_free(csr);
 	home_free(h);
 	free(buf);
 	free(der);
 	free(pem);
+	free(serial);
 	return ret;
 }
 
 /* ----------------------------------------------------------------- chain */
 
+/*
+ * What an --out name says about the chain format, so that `--out x.p7b`
+ * never silently gets PEM.  By extension (case-insensitive): .pem .crt
+ * PEM; .p7b .p7c PKCS#7; an existing directory or a name ending in '/'
+ * DER (one .cer per certificate); no extension (also "-" and device
+ * paths) PEM, the default.  .der and .cer name a single file, which a
+ * two-certificate DER chain cannot be: they need --format.  Any other
+ * extension needs --format too.  Returns 0 and sets *f when the name
+ * decides; 1 when it leaves the choice open (explicit --format only);
+ * -1 (with *why) when the name rules out `f` or cannot be told.
+ */
+enum { EXT_NONE, EXT_PEM, EXT_P7B, EXT_DER, EXT_DIR, EXT_OTHER };
+
+static int
+chain_out_kind(const char *path)
+{
+	const char *base = strrchr(path, '/'), *dot;
+	struct stat sb;
+	size_t n = strlen(path);
+
+	if ((n > 0 && path[n - 1] == '/') ||
+	    (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)))
+		return EXT_DIR;
+	base = base != NULL ? base + 1 : path;
+	if ((dot = strrchr(base, '.')) == NULL || dot == base)
+		return EXT_NONE;
+	dot++;
+	if (strcasecmp(dot, "pem") == 0 || strcasecmp(dot, "crt") == 0)
+		return EXT_PEM;
+	if (strcasecmp(dot, "p7b") == 0 || strcasecmp(dot, "p7c") == 0)
+		return EXT_P7B;
+	if (strcasecmp(dot, "der") == 0 || strcasecmp(dot, "cer") == 0)
+		return EXT_DER;
+	return EXT_OTHER;
+}
+
+static int
+chain_format_for(const char *path, int explicit, enum ca_chain_format *f,
+    const char **why)
+{
+	int k = chain_out_kind(path);
+
+	*why = NULL;
+	if (!explicit) {
+		switch (k) {
+		case EXT_NONE:
+		case EXT_PEM: *f = CA_CHAIN_PEM; return 0;
+		case EXT_P7B: *f = CA_CHAIN_P7B; return 0;
+		case EXT_DIR: *f = CA_CHAIN_DER; return 0;
+		case EXT_DER:
+			*why = "a DER chain is one .cer per certificate in a "
+			    "directory: give --out DIR, or --out FILE.p7b for one "
+			    "PKCS#7 file, or --format";
+			return -1;
+		default:
+			*why = "cannot tell the format from the --out extension: "
+			    "give --format pem|der|p7b";
+			return -1;
+		}
+	}
+	if ((*f == CA_CHAIN_PEM && (k == EXT_P7B || k == EXT_DER || k == EXT_DIR)) ||
+	    (*f == CA_CHAIN_P7B && (k == EXT_PEM || k == EXT_DIR)) ||
+	    (*f == CA_CHAIN_DER && (k == EXT_PEM || k == EXT_P7B))) {
+		*why = "--format contradicts the --out name (.pem/.crt is PEM, "
+		    ".p7b/.p7c PKCS#7, a directory DER)";
+		return -1;
+	}
+	return 1;
+}
+
 int
 cmd_chain(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] = "[--format pem|der|p7b] [--out FILE|DIR]";
+	static const char options[] =
+	    "  --format pem|der|p7b   PEM (bottom to top), DER (a directory of\n"
+	    "                         .cer files) or PKCS#7 (one DER file);\n"
+	    "                         default: from the --out name, else PEM\n"
+	    "  --out FILE|DIR         write there, not to stdout\n"
+	    "  --help                 this text\n";
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = "pem", *outpath = NULL;
-	enum ca_chain_format f;
+	const char *fmt = NULL, *outpath = NULL, *why;
+	enum ca_chain_format f = CA_CHAIN_PEM;
 	struct home *h = NULL;
 	X509 *chain[2];
 	int ch, r, ret = EXIT_FAIL;
@@ -601,16 +751,18 @@ cmd_chain(const char *homedir, int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'o': outpath = optarg; break;
 		case 'h':
-			printf("usage: amtca chain %s\n", syn);
-			return EXIT_OK;
+			return cli_help("chain", syn, options, opts);
 		default:
 			return usage_error("chain", "bad option", syn);
 		}
 	}
 	if (optind != argc)
 		return usage_error("chain", "unexpected argument", syn);
-	if (ca_chain_format_parse(fmt, &f) != 0)
+	if (fmt != NULL && ca_chain_format_parse(fmt, &f) != 0)
 		return usage_error("chain", "--format is pem, der or p7b", syn);
+	if (outpath != NULL &&
+	    chain_format_for(outpath, fmt != NULL, &f, &why) < 0)
+		return usage_error("chain", why, syn);
 	if (f != CA_CHAIN_PEM && outpath == NULL)
 		return usage_error("chain", "der and p7b need --out", syn);
 	if ((r = home_open(homedir, 0, &h)) != 0)
@@ -658,8 +810,9 @@ cmd_list(const char *homedir, int argc, char **argv)
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'h':
-			printf("usage: amtca list %s\n", syn);
-			return EXIT_OK;
+			return cli_help("list", syn, "  --json                 "
+			    "one JSON document {\"certificates\":[...]}\n"
+			    "  --help                 this text\n", opts);
 		default:
 			return usage_error("list", "bad option", syn);
 		}
@@ -727,7 +880,7 @@ normalize_serial(const char *in, char *out, size_t outlen)
 int
 cmd_show(const char *homedir, int argc, char **argv)
 {
-	static const char syn[] = "SERIAL [--json] [--pem]";
+	static const char syn[] = "SERIAL [--json | --pem]";
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "pem", no_argument, NULL, 'p' },
@@ -749,8 +902,10 @@ cmd_show(const char *homedir, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'p': pemonly = 1; break;
 		case 'h':
-			printf("usage: amtca show %s\n", syn);
-			return EXIT_OK;
+			return cli_help("show", syn, "  --json                 "
+			    "one JSON document, the PEM included\n"
+			    "  --pem                  only the certificate, PEM\n"
+			    "  --help                 this text\n", opts);
 		default:
 			return usage_error("show", "bad option", syn);
 		}
@@ -850,8 +1005,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 			reason = (int)i;
 			break;
 		case 'h':
-			printf("usage: amtca revoke %s\n", syn);
-			return EXIT_OK;
+			return cli_help("revoke", syn, NULL, opts);
 		default:
 			return usage_error("revoke", "bad option", syn);
 		}
@@ -876,14 +1030,74 @@ out:
 	return ret;
 }
 
+/* The --json document of `crl`: what the CRL says, and the PEM itself. */
+static int
+crl_json(unsigned char *crl, size_t len, int pem, const char *outpath)
+{
+	const unsigned char *p = crl;
+	X509_CRL *x = NULL;
+	ASN1_INTEGER *num = NULL;
+	BIGNUM *bn = NULL;
+	char *dec = NULL;
+	BIO *b = NULL;
+	struct json j;
+	int ret = AMTCA_E_INTERNAL;
+
+	if (pem) {
+		if ((b = BIO_new_mem_buf(crl, (int)len)) != NULL)
+			x = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	} else
+		x = d2i_X509_CRL(NULL, &p, (long)len);
+	if (x == NULL) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "the new CRL does not parse");
+		goto out;
+	}
+	if ((num = X509_CRL_get_ext_d2i(x, NID_crl_number, NULL, NULL)) != NULL &&
+	    (bn = ASN1_INTEGER_to_BN(num, NULL)) != NULL)
+		dec = BN_bn2dec(bn);
+	json_init(&j, stdout);
+	json_obj_begin(&j, NULL);
+	json_str(&j, "format", pem ? "pem" : "der");
+	json_str(&j, "out", outpath);
+	json_str(&j, "crl_number", dec);
+	json_time(&j, "this_update", asn1_epoch(X509_CRL_get0_lastUpdate(x)));
+	json_time(&j, "next_update", asn1_epoch(X509_CRL_get0_nextUpdate(x)));
+	json_int(&j, "revoked", sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)) > 0 ?
+	    sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)) : 0);
+	if (pem && len > 0) {
+		crl[len - 1] = '\0';	/* the final newline */
+		json_str(&j, "pem", (char *)crl);
+		crl[len - 1] = '\n';
+	} else
+		json_str(&j, "pem", NULL);
+	json_obj_end(&j);
+	json_finish(&j);
+	ret = 0;
+out:
+	OPENSSL_free(dec);
+	BN_free(bn);
+	ASN1_INTEGER_free(num);
+	X509_CRL_free(x);
+	BIO_free(b);
+	return ret;
+}
+
 int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
-	static const char syn[] = "[--format pem|der] [--out FILE] [--days N]";
+	static const char syn[] =
+	    "[--format pem|der] [--out FILE] [--days N] [--json]";
+	static const char options[] =
+	    "  --format pem|der       encoding (pem); der needs --out\n"
+	    "  --out FILE             write there, not to stdout\n"
+	    "  --days N               nextUpdate in days (7)\n"
+	    "  --json                 one JSON document: numbers, dates, pem\n"
+	    "  --help                 this text\n";
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "days", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -891,7 +1105,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	unsigned char *crl = NULL;
 	size_t len = 0;
-	int ch, r, pem = 1, days = 7, ret = EXIT_FAIL;
+	int ch, r, pem = 1, days = 7, json = 0, ret = EXIT_FAIL;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -904,19 +1118,22 @@ cmd_crl(const char *homedir, int argc, char **argv)
 				return usage_error("crl", "--format is pem or der", syn);
 			break;
 		case 'o': outpath = optarg; break;
+		case 'j': json = 1; break;
 		case 'd':
 			if (parse_days(optarg, &days) != 0)
 				return usage_error("crl", "--days takes 1..825", syn);
 			break;
 		case 'h':
-			printf("usage: amtca crl %s\n", syn);
-			return EXIT_OK;
+			return cli_help("crl", syn, options, opts);
 		default:
 			return usage_error("crl", "bad option", syn);
 		}
 	}
 	if (optind != argc)
 		return usage_error("crl", "unexpected argument", syn);
+	/* With --json, stdout carries the JSON document (the CRL is in it). */
+	if (json && outpath != NULL && strcmp(outpath, "-") == 0)
+		outpath = NULL;
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
 	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
@@ -926,8 +1143,10 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	}
 	if (outpath != NULL)
 		r = amtca_out_write(outpath, crl, len, 0644);
-	else if (fwrite(crl, 1, len, stdout) != len)
+	else if (!json && fwrite(crl, 1, len, stdout) != len)
 		r = amtca_fail(AMTCA_E_IO, "cannot write to stdout");
+	if (r == 0 && json)
+		r = crl_json(crl, len, pem, outpath);
 	ret = r == 0 ? EXIT_OK : cli_fail(r);
 out:
 	free(crl);

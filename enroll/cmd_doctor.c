@@ -3,8 +3,9 @@
  * broken, as one command.  Each check prints
  *     OK   <check>: <what was seen>
  *     FAIL <check>: <what> — fix: <one line>
- *     SKIP <check>: <why>            (needs --user/--password-file)
- * and the exit status is 0 only when nothing failed.
+ *     SKIP <check>: <why>            (needs --user/--password-file, or --skip)
+ * and the exit status is 0 only when nothing failed.  Each check has a
+ * stable id for --json and --skip (see check_ids).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -33,18 +34,59 @@
 static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls-port N]\n"
     "                    [--user USER --password-file FILE] [--redir-port N]\n"
-    "                    [--legacy-tls] [--json]";
+    "                    [--legacy-tls] [--skip ID]... [--json]";
+
+static const char options[] =
+    "  --host FQDN            the device's FQDN\n"
+    "  --address IP           check IP instead of what FQDN resolves to\n"
+    "  --port N               plain WS-MAN port (16992)\n"
+    "  --tls-port N           TLS WS-MAN port (16993)\n"
+    "  --user USER            AMT user, for the login, identity and AMT-clock checks\n"
+    "  --password-file FILE   AMT password (first line)\n"
+    "  --redir-port N         redirection TLS port (16995)\n"
+    "  --legacy-tls           AMT <= 12: legacy renegotiation, SECLEVEL 0\n"
+    "  --skip ID              do not run check ID (repeatable, or ID,ID): dns,\n"
+    "                         port_tls, tls_handshake, port_plain, validity_local,\n"
+    "                         chain_file, login, identity, validity_amt, redirection\n"
+    "  --json                 one JSON document; each check has its id\n"
+    "  --help                 this text\n";
+
+/*
+ * Stable ids of the checks (what --json prints and --skip takes), by the
+ * name the text output shows.  Scripts rely on the ids; the names may change.
+ */
+enum check_id {
+	C_DNS, C_PORT_TLS, C_TLS, C_PORT_PLAIN, C_VALIDITY_LOCAL, C_CHAIN,
+	C_LOGIN, C_IDENTITY, C_VALIDITY_AMT, C_REDIR, C_HOME, C__COUNT
+};
+
+static const struct {
+	const char *id;
+	const char *name;
+} check_ids[C__COUNT] = {
+	[C_DNS] = { "dns", "DNS" },
+	[C_PORT_TLS] = { "port_tls", "port 16993" },
+	[C_TLS] = { "tls_handshake", "TLS handshake" },
+	[C_PORT_PLAIN] = { "port_plain", "port 16992" },
+	[C_VALIDITY_LOCAL] = { "validity_local", "certificate validity (our clock)" },
+	[C_CHAIN] = { "chain_file", "chain.pem" },
+	[C_LOGIN] = { "login", "WS-MAN login" },
+	[C_IDENTITY] = { "identity", "AMT identity" },
+	[C_VALIDITY_AMT] = { "validity_amt", "certificate validity (AMT clock)" },
+	[C_REDIR] = { "redirection", "redirection TLS" },
+	[C_HOME] = { "home", "CA home" },	/* reported only; not skippable */
+};
 
 static int
 usage_err(const char *msg)
 {
-	fprintf(stderr, "amtca doctor: %s\nusage: amtca doctor %s\n", msg, syn);
-	return EXIT_USAGE;
+	return cli_usage("doctor", msg, syn);
 }
 
 enum verdict { V_OK, V_FAIL, V_SKIP };
 
 struct check {
+	const char *id;
 	char name[48];
 	enum verdict v;
 	char what[512];
@@ -55,7 +97,35 @@ struct doc {
 	struct check c[24];
 	size_t n;
 	int json;
+	unsigned skip;			/* 1u << enum check_id */
 };
+
+static int
+skipped(const struct doc *d, enum check_id id)
+{
+	return (d->skip & (1u << id)) != 0;
+}
+
+/* --skip ID[,ID...] */
+static int
+parse_skip(struct doc *d, const char *arg)
+{
+	char buf[256], *tok, *save = NULL;
+	size_t i;
+
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+		return -1;
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < C_HOME; i++)
+			if (strcmp(tok, check_ids[i].id) == 0)
+				break;
+		if (i == C_HOME)
+			return -1;
+		d->skip |= 1u << i;
+	}
+	return 0;
+}
 
 static void
 add(struct doc *d, enum verdict v, const char *name, const char *fix,
@@ -67,16 +137,27 @@ add(struct doc *d, enum verdict v, const char *name, const char *fix,
 {
 	struct check *c;
 	va_list ap;
+	size_t i;
 
 	if (d->n >= sizeof(d->c) / sizeof(d->c[0]))
 		return;
 	c = &d->c[d->n++];
 	c->v = v;
+	for (i = 0; i < C__COUNT; i++)
+		if (strcmp(name, check_ids[i].name) == 0)
+			break;
+	c->id = i < C__COUNT ? check_ids[i].id : NULL;
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->fix, sizeof(c->fix), "%s", fix ? fix : "");
 	va_start(ap, fmt);
 	vsnprintf(c->what, sizeof(c->what), fmt, ap);
 	va_end(ap);
+	/* A check skipped on purpose is SKIP whatever it would have said. */
+	if (i < C__COUNT && skipped(d, (enum check_id)i)) {
+		c->v = v = V_SKIP;
+		snprintf(c->what, sizeof(c->what), "skipped (--skip %s)", c->id);
+		c->fix[0] = '\0';
+	}
 	if (!d->json) {
 		if (v == V_FAIL)
 			printf("FAIL %s: %s \xe2\x80\x94 fix: %s\n", c->name, c->what,
@@ -221,6 +302,7 @@ print_json(const struct doc *d, const char *host, const char *addr)
 	json_arr_begin(&j, "checks");
 	for (i = 0; i < d->n; i++) {
 		json_obj_begin(&j, NULL);
+		json_str(&j, "id", d->c[i].id);
 		json_str(&j, "check", d->c[i].name);
 		json_str(&j, "result", d->c[i].v == V_OK ? "ok" :
 		    d->c[i].v == V_FAIL ? "fail" : "skip");
@@ -249,6 +331,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		{ "password-file", required_argument, NULL, 'w' },
 		{ "legacy-tls", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "skip", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -278,6 +361,13 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		case 'w': pwfile = optarg; break;
 		case 'L': legacy = 1; break;
 		case 'j': d.json = 1; break;
+		case 'S':
+			if (parse_skip(&d, optarg) != 0)
+				return usage_err("--skip takes check ids: dns, port_tls, "
+				    "tls_handshake, port_plain, validity_local, "
+				    "chain_file, login, identity, validity_amt, "
+				    "redirection");
+			break;
 		case 'p': case 'P': case 'R':
 			if (cli_parse_long(optarg, 1, 65535, &n) != 0)
 				return usage_err("ports take 1..65535");
@@ -289,12 +379,12 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 				redir_port = (int)n;
 			break;
 		case 'h':
-			printf("usage: amtca doctor %s\n\nChecks DNS, ports %d/%d, "
+			cli_help("doctor", syn, options, opts);
+			printf("\nChecks DNS, ports %d/%d, "
 			    "the TLS handshake with this CA's chain and hostname\n"
 			    "verification, certificate validity by our and AMT's "
 			    "clock, chain.pem order, and\nthe redirection TLS port.  "
-			    "Exit 0 only when every check passes.\n", syn, 16992,
-			    16993);
+			    "Exit 0 only when no check fails.\n", 16992, 16993);
 			return EXIT_OK;
 		default:
 			return usage_err("bad option");
@@ -308,10 +398,12 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		return usage_err("--user and --password-file go together");
 	if (address != NULL && !net_is_ip(address))
 		return usage_err("--address takes an IP address");
+	if (address == NULL && skipped(&d, C_DNS))
+		return usage_err("--skip dns needs --address");
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((r = home_open(homedir, HOME_STORE, &h)) != 0) {
-		add(&d, V_FAIL, "CA home", "run amtca init, or pass --home DIR",
+		add(&d, V_FAIL, check_ids[C_HOME].name, "run amtca init, or pass --home DIR",
 		    "%s", amtca_errmsg(r));
 		h = NULL;
 	} else
@@ -322,7 +414,9 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	}
 
 	/* 1. DNS, and which address we look at. */
-	if ((r = net_resolve(host, &na)) != 0) {
+	if (skipped(&d, C_DNS))
+		add(&d, V_SKIP, "DNS", NULL, "skipped");
+	else if ((r = net_resolve(host, &na)) != 0) {
 		add(&d, V_FAIL, "DNS", address ? "add a DNS record for the FQDN "
 		    "pointing at the device (consoles and TLS hostname checks "
 		    "connect by name)" : "add/fix the DNS record, or pass "
@@ -368,15 +462,20 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	snprintf(addrbuf, sizeof(addrbuf), "%s", address);
 
 	/* 2. Ports. */
-	tls_open = net_tcp_probe(addrbuf, tls_port, DOCTOR_PROBE_MS) == 0;
-	if (tls_open)
+	if (skipped(&d, C_PORT_TLS)) {
+		tls_open = 1;	/* the handshake finds out */
+		add(&d, V_SKIP, "port 16993", NULL, "skipped");
+	} else if ((tls_open = net_tcp_probe(addrbuf, tls_port,
+	    DOCTOR_PROBE_MS) == 0))
 		add(&d, V_OK, "port 16993", NULL, "%s:%d accepts connections",
 		    addrbuf, tls_port);
 	else
 		add(&d, V_FAIL, "port 16993", "TLS is not on (or not committed): "
 		    "run amtca enroll; else check firewalls between here and AMT",
 		    "%s", amtca_errmsg(AMTCA_E_AMT_TRANSPORT));
-	plain_open = net_tcp_probe(addrbuf, port, DOCTOR_PROBE_MS) == 0;
+	/* Never probed when skipped, so never used for a login either. */
+	plain_open = !skipped(&d, C_PORT_PLAIN) &&
+	    net_tcp_probe(addrbuf, port, DOCTOR_PROBE_MS) == 0;
 
 	/* 3. TLS handshake with our chain and the hostname. */
 	memset(&ao, 0, sizeof(ao));
@@ -387,7 +486,9 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	ao.legacy_tls = legacy;
 	ao.user = user;
 	ao.password = password;
-	if (tls_open) {
+	if (skipped(&d, C_TLS))
+		add(&d, V_SKIP, "TLS handshake", NULL, "skipped");
+	else if (tls_open) {
 		ao.ca_file = chain;
 		r = chain ? amt_tls_fetch_leaf(&ao, &leaf) : AMTCA_E_CONFIG;
 		if (r == 0) {
@@ -421,7 +522,9 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		    "nothing listens on %s:%d", addrbuf, tls_port);
 
 	/* 4. Port 16992: open is fine; closed is fine when TLS works. */
-	if (plain_open)
+	if (skipped(&d, C_PORT_PLAIN))
+		add(&d, V_SKIP, "port 16992", NULL, "skipped");
+	else if (plain_open)
 		add(&d, V_OK, "port 16992", NULL, "%s:%d accepts connections%s",
 		    addrbuf, port, tls_ok ? " (non-secure connections allowed)" : "");
 	else if (tls_ok)
@@ -432,12 +535,17 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		    "and TLS does not work either", addrbuf, port);
 
 	/* 5. Certificate validity by our clock. */
-	if (leaf != NULL || raw != NULL)
+	if (skipped(&d, C_VALIDITY_LOCAL))
+		add(&d, V_SKIP, "certificate validity (our clock)", NULL, "skipped");
+	else if (leaf != NULL || raw != NULL)
 		validity_check(&d, "certificate validity (our clock)",
 		    leaf ? leaf : raw, time(NULL), "this host");
 
 	/* 6. chain.pem. */
-	chain_check(&d, h, chain, leaf);
+	if (skipped(&d, C_CHAIN))
+		add(&d, V_SKIP, "chain.pem", NULL, "skipped");
+	else
+		chain_check(&d, h, chain, leaf);
 
 	/* 7. With credentials: login, identity, AMT's clock. */
 	if (password == NULL) {
@@ -445,6 +553,14 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		add(&d, V_SKIP, "AMT identity", NULL, "no --user/--password-file");
 		add(&d, V_SKIP, "certificate validity (AMT clock)", NULL,
 		    "no --user/--password-file");
+	} else if (skipped(&d, C_LOGIN) || skipped(&d, C_TLS)) {
+		/* No login at all: a skipped handshake proves nothing. */
+		const char *why = skipped(&d, C_LOGIN) ? "skipped (--skip login)" :
+		    "not logging in: tls_handshake was skipped";
+
+		add(&d, V_SKIP, "WS-MAN login", NULL, "%s", why);
+		add(&d, V_SKIP, "AMT identity", NULL, "%s", why);
+		add(&d, V_SKIP, "certificate validity (AMT clock)", NULL, "%s", why);
 	} else if (!tls_ok && !plain_open && tls_open) {
 		add(&d, V_FAIL, "WS-MAN login", "fix the TLS failure above first",
 		    "16992 is closed and TLS on %d does not verify for %s: "
@@ -502,7 +618,9 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 
 		ro.tls_port = redir_port;
 		ro.ca_file = chain;
-		if (net_tcp_probe(addrbuf, redir_port, DOCTOR_PROBE_MS) != 0)
+		if (skipped(&d, C_REDIR))
+			add(&d, V_SKIP, "redirection TLS", NULL, "skipped");
+		else if (net_tcp_probe(addrbuf, redir_port, DOCTOR_PROBE_MS) != 0)
 			add(&d, V_FAIL, "redirection TLS", "enable redirection "
 			    "(AMT_RedirectionService) and TLS on the device, or "
 			    "open the port in firewalls", "nothing listens on "

@@ -26,17 +26,15 @@ static const char syn[] =
 static int
 usage_err(const char *msg)
 {
-	fprintf(stderr, "amtca enroll: %s\nusage: amtca enroll %s\n", msg, syn);
-	return EXIT_USAGE;
+	return cli_usage("enroll", msg, syn);
 }
 
 static void
-help(void)
+help(const struct option *opts)
 {
-	printf("usage: amtca enroll %s\n\n"
-	    "Install a certificate for FQDN from this CA into the AMT device and\n"
-	    "turn TLS on, then prove it on the TLS port.  Safe to rerun: an\n"
-	    "enrolled device is verified and left alone, a failed run resumes.\n\n"
+	char options[1600];
+
+	snprintf(options, sizeof(options),
 	    "  --host FQDN             the device's FQDN (CN and SAN of the leaf)\n"
 	    "  --address IP            talk to IP instead of resolving FQDN\n"
 	    "  --port N                plain WS-MAN port (16992)\n"
@@ -50,8 +48,13 @@ help(void)
 	    "  --renew-days N          renew when fewer than N days remain (%d)\n"
 	    "  --legacy-tls            AMT <= 12: legacy renegotiation, SECLEVEL 0\n"
 	    "  --tls-wait-ms N         wait for TLS after the commit (%d)\n"
-	    "  --json                  one JSON document on stdout\n",
-	    syn, AMTCA_RENEW_WINDOW_DAYS, AMTCA_AMT_TLS_WAIT_MS);
+	    "  --json                  one JSON document on stdout, also on failure\n"
+	    "  --help                  this text\n",
+	    AMTCA_RENEW_WINDOW_DAYS, AMTCA_AMT_TLS_WAIT_MS);
+	cli_help("enroll", syn, options, opts);
+	printf("\nInstall a certificate for FQDN from this CA into the AMT device and\n"
+	    "turn TLS on, then prove it on the TLS port.  Safe to rerun: an\n"
+	    "enrolled device is verified and left alone, a failed run resumes.\n");
 }
 
 struct tty_ctx {
@@ -98,9 +101,14 @@ tty_progress(void *ctx, enum enroll_step s, enum enroll_event ev,
 	fflush(t->f);
 }
 
+/*
+ * One document whatever the outcome: every key is present (null when
+ * unknown), "failed_step" names the step that failed (null otherwise) and
+ * "error" is null or {"code":..,"message":..} as in every failure document.
+ */
 static void
 print_json(const struct enroll_result *res, const char *host,
-    const char *chain, const char *error)
+    const char *chain, int err)
 {
 	struct json j;
 	int s;
@@ -126,11 +134,16 @@ print_json(const struct enroll_result *res, const char *host,
 	json_bool(&j, "non_secure_port_open", res->non_secure_open);
 	json_int(&j, "removed_certificates", res->removed_certs);
 	json_int(&j, "removed_keys", res->removed_keys);
-	if (res->failed_step >= 0)
-		json_str(&j, "failed_step",
-		    enroll_step_name((enum enroll_step)res->failed_step));
+	json_str(&j, "failed_step", res->failed_step >= 0 ?
+	    enroll_step_name((enum enroll_step)res->failed_step) : NULL);
 	json_str(&j, "warning", res->warning);
-	json_str(&j, "error", error);
+	if (err != 0) {
+		json_obj_begin(&j, "error");
+		json_str(&j, "code", amtca_errname(err));
+		json_str(&j, "message", amtca_errmsg(err));
+		json_obj_end(&j);
+	} else
+		json_str(&j, "error", NULL);
 	json_obj_end(&j);
 	json_finish(&j);
 }
@@ -200,7 +213,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 			o.tls_wait_ms = n;
 			break;
 		case 'h':
-			help();
+			help(opts);
 			return EXIT_OK;
 		default:
 			return usage_err("bad option");
@@ -215,11 +228,10 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 
 	/* A peer closing mid-handshake must not kill us (SIGPIPE). */
 	signal(SIGPIPE, SIG_IGN);
-	if ((r = home_open(homedir, HOME_STORE | HOME_SIGNER, &h)) != 0) {
-		ret = cli_fail(r);
-		goto out;
-	}
-	if ((r = amtca_secret_read(pwfile, &password)) != 0) {
+	if ((r = home_open(homedir, HOME_STORE | HOME_SIGNER, &h)) != 0 ||
+	    (r = amtca_secret_read(pwfile, &password)) != 0) {
+		if (json)
+			print_json(&res, o.host, h ? h->chain_path : NULL, r);
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -233,7 +245,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 	password = NULL;
 	o.password = NULL;
 	if (json)
-		print_json(&res, o.host, h->chain_path, r ? amtca_errmsg(r) : NULL);
+		print_json(&res, o.host, h->chain_path, r);
 	if (r != 0) {
 		ret = cli_fail(r);
 		goto out;

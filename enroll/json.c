@@ -1,13 +1,43 @@
 #include "enroll/json.h"
 
+#include <stdlib.h>
 #include <time.h>
+
+/* The document being built: one at a time, in memory until finished. */
+static FILE *mem;
+static char *mem_buf;
+static size_t mem_len;
+static int stdout_docs;
 
 void
 json_init(struct json *j, FILE *f)
 {
-	j->f = f;
+	json_discard_unfinished();
+	j->out = f;
+	/* Written as it goes only when memory is short. */
+	if ((mem = open_memstream(&mem_buf, &mem_len)) != NULL)
+		j->f = mem;
+	else
+		j->f = f;
 	j->depth = 0;
 	j->count[0] = 0;
+}
+
+void
+json_discard_unfinished(void)
+{
+	if (mem != NULL)
+		fclose(mem);
+	free(mem_buf);
+	mem = NULL;
+	mem_buf = NULL;
+	mem_len = 0;
+}
+
+int
+json_stdout_documents(void)
+{
+	return stdout_docs;
 }
 
 static void
@@ -132,5 +162,15 @@ void
 json_finish(struct json *j)
 {
 	fputc('\n', j->f);
-	fflush(j->f);
+	if (j->f == mem && mem != NULL) {
+		fclose(mem);
+		mem = NULL;
+		if (mem_buf != NULL)
+			fwrite(mem_buf, 1, mem_len, j->out);
+		json_discard_unfinished();
+		j->f = j->out;
+	}
+	fflush(j->out);
+	if (j->out == stdout)
+		stdout_docs++;
 }

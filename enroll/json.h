@@ -1,6 +1,9 @@
 /*
- * A minimal streaming JSON writer for the --json outputs: one document per
- * command on stdout.  Keys are NULL inside arrays.  Nesting is bounded.
+ * A minimal JSON writer for the --json outputs: one document per command on
+ * stdout.  Keys are NULL inside arrays.  Nesting is bounded.  A document is
+ * built in memory and written out whole by json_finish(), so a command that
+ * fails half-way never leaves a partial document on stdout (see cli_fail()).
+ * One document is built at a time: json_init() discards an unfinished one.
  */
 #ifndef AMTCA_ENROLL_JSON_H
 #define AMTCA_ENROLL_JSON_H
@@ -10,7 +13,8 @@
 #define JSON_DEPTH_MAX 16
 
 struct json {
-	FILE *f;
+	FILE *f;			/* where members go (memory when buffered) */
+	FILE *out;			/* where json_finish() writes the document */
 	int depth;
 	int count[JSON_DEPTH_MAX];
 };
@@ -26,7 +30,12 @@ void json_int(struct json *j, const char *key, long long val);
 void json_bool(struct json *j, const char *key, int val);
 /* RFC 3339 UTC time. */
 void json_time(struct json *j, const char *key, long long epoch);
-/* Ends the document with a newline. */
+/* Ends the document with a newline and writes it out. */
 void json_finish(struct json *j);
+
+/* How many documents json_finish() has written to stdout. */
+int json_stdout_documents(void);
+/* Forget the document begun with json_init() and not finished, if any. */
+void json_discard_unfinished(void);
 
 #endif

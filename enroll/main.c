@@ -1,6 +1,7 @@
 /*
- * amtca(1): command dispatch.  Global options come before the command;
- * each command parses its own options (see the command implementations).
+ * amtca(1): command dispatch.  Global options (--home; --json is noted for
+ * the failure document) come before or after the command; each command
+ * parses its own options (see the command implementations).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "enroll/cli.h"
+#include "enroll/json.h"
 
 #define AMTCA_VERSION "0.1.0"
 
@@ -32,27 +34,96 @@ static const struct {
 	{ "doctor",   cmd_doctor,   "diagnose DNS, ports, TLS and chain for an AMT device" },
 };
 
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 static void
 usage(FILE *f)
 {
 	size_t i;
 
 	fprintf(f, "usage: amtca [--home DIR] COMMAND [OPTIONS]\n"
-	    "       amtca COMMAND --help\n\ncommands:\n");
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	    "       amtca COMMAND --help\n"
+	    "       amtca help [COMMAND]\n\ncommands:\n");
+	for (i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\nThe CA home is --home, else $AMTCA_HOME, else ./amtca-home.\n"
+	fprintf(f, "\nglobal options (before or after the command):\n"
+	    "  --home DIR   the CA home (else $AMTCA_HOME, else ./amtca-home)\n"
+	    "  --json       one JSON document on stdout, also on failure\n"
+	    "               (commands that support it)\n"
+	    "  -h, --help   this text;  --version  the version\n"
+	    "\nExit status: 0 success, 1 failure, 2 usage error.\n"
 	    "See amtca(1) and amtca.conf(5).\n");
+}
+
+/* A usage error before any command runs. */
+static int
+main_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "amtca: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+	cli_json_error(amtca_fail(AMTCA_E_USAGE, fmt, arg));
+	return EXIT_USAGE;
+}
+
+static int
+find_command(const char *name, size_t *out)
+{
+	size_t c;
+
+	for (c = 0; c < NCOMMANDS; c++)
+		if (strcmp(name, commands[c].name) == 0) {
+			*out = c;
+			return 0;
+		}
+	return -1;
+}
+
+/*
+ * The global options may also follow the command: take --home out of the
+ * command's arguments (no command has an option of that name), and note
+ * --json so that every failure prints the JSON error document.  Stops at
+ * "--".  Returns the new argc, or -1 when --home lacks its argument.
+ */
+static int
+global_after_command(int argc, char **argv, const char **home)
+{
+	int i, n = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--json") == 0)
+			cli_set_json(1);
+		if (strcmp(argv[i], "--home") == 0) {
+			if (++i == argc)
+				return -1;
+			*home = argv[i];
+		} else if (strncmp(argv[i], "--home=", 7) == 0)
+			*home = argv[i] + 7;
+		else
+			argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	return n;
 }
 
 int
 main(int argc, char **argv)
 {
 	const char *home = NULL;
-	int i = 1, rc;
+	char *help_argv[3], **cargv = NULL;
+	int i = 1, n, rc, json_before = 0;
 	size_t c;
 
-	while (i < argc && strncmp(argv[i], "--", 2) == 0) {
+	/* --json anywhere: even a usage error below is a JSON document. */
+	for (n = 1; n < argc && strcmp(argv[n], "--") != 0; n++)
+		if (strcmp(argv[n], "--json") == 0)
+			cli_set_json(1);
+	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return EXIT_OK;
@@ -65,30 +136,68 @@ main(int argc, char **argv)
 		} else if (strncmp(argv[i], "--home=", 7) == 0) {
 			home = argv[i] + 7;
 			i++;
+		} else if (strcmp(argv[i], "--home") == 0) {
+			return main_usage("%s needs a directory", "--home");
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json_before = 1;	/* passed on to the command */
+			i++;
 		} else {
-			fprintf(stderr, "amtca: unknown option %s\n", argv[i]);
+			rc = main_usage("unknown option %s (see amtca --help)",
+			    argv[i]);
 			usage(stderr);
-			return EXIT_USAGE;
+			return rc;
 		}
 	}
 	if (i >= argc) {
+		rc = main_usage("no command given%s", "");
 		usage(stderr);
-		return EXIT_USAGE;
+		return rc;
 	}
-	for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
-		if (strcmp(argv[i], commands[c].name) == 0)
-			break;
-	if (c == sizeof(commands) / sizeof(commands[0])) {
-		fprintf(stderr, "amtca: unknown command '%s' (see amtca --help)\n",
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 >= argc) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (find_command(argv[i + 1], &c) != 0)
+			return main_usage("unknown command '%s' (see amtca help)",
+			    argv[i + 1]);
+		/* `amtca help CMD` is `amtca CMD --help`. */
+		help_argv[0] = argv[i + 1];
+		help_argv[1] = (char *)"--help";
+		help_argv[2] = NULL;
+		return commands[c].fn(home, 2, help_argv);
+	}
+	if (find_command(argv[i], &c) != 0)
+		return main_usage("unknown command '%s' (see amtca --help)",
 		    argv[i]);
-		return EXIT_USAGE;
+	if ((n = global_after_command(argc - i, argv + i, &home)) < 0)
+		return main_usage("%s needs a directory", "--home");
+	if (json_before) {
+		/* `amtca --json CMD` is `amtca CMD --json`. */
+		if ((cargv = calloc((size_t)n + 2, sizeof(*cargv))) == NULL)
+			return cli_fail(AMTCA_E_NOMEM);
+		memcpy(cargv, argv + i, (size_t)n * sizeof(*cargv));
+		cargv[n++] = "--json";
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		fprintf(stderr, "amtca: cannot initialise libcurl\n");
+		cli_json_error(amtca_fail(AMTCA_E_INTERNAL,
+		    "cannot initialise libcurl"));
 		return EXIT_FAIL;
 	}
 	xmlInitParser();
-	rc = commands[c].fn(home, argc - i, argv + i);
+	rc = commands[c].fn(home, n, cargv != NULL ? cargv : argv + i);
+	/*
+	 * The contract: with --json, a failure is one JSON document.  A
+	 * command that failed without one (a path that printed its own
+	 * message) gets the error document here.
+	 */
+	if (rc != EXIT_OK && cli_json())
+		cli_json_error(amtca_fail(rc == EXIT_USAGE ? AMTCA_E_USAGE :
+		    AMTCA_E_INTERNAL, "amtca %s failed (see standard error)",
+		    commands[c].name));
+	json_discard_unfinished();
+	free(cargv);
 	xmlCleanupParser();
 	curl_global_cleanup();
 	OPENSSL_cleanup();
