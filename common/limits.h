@@ -8,6 +8,12 @@
 /* Secrets: PIN and password files. */
 #define AMTCA_SECRET_MAX        256
 
+/* Files we write (common/util.c) and the CA home's configuration. */
+#define AMTCA_TMP_TRIES         16              /* fresh temp names on EEXIST */
+#define AMTCA_SYMLINK_HOPS      8               /* links followed for --out */
+#define AMTCA_MODULE_ENV_MAX    8               /* module_env lines in amtca.conf */
+#define AMTCA_SOFTHSM_CONF_MAX  (16 * 1024)     /* a softhsm2.conf */
+
 /* CA input. */
 #define AMTCA_CSR_MAX           (16 * 1024)     /* PEM or DER CSR file */
 #define AMTCA_FQDN_MAX          253

@@ -3,6 +3,7 @@
  */
 #include "enroll/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -127,8 +128,9 @@ static const char init_synopsis[] =
 
 static const char init_options[] =
     "  --softhsm              a SoftHSM token inside the home (embedded default)\n"
-    "  --module PATH          a PKCS#11 module, with --token-uri and --pin-file\n"
-    "  --token-uri URI        RFC 7512 URI of the token\n"
+    "  --module PATH          a PKCS#11 module, with --token-uri (and --pin-file)\n"
+    "  --token-uri URI        RFC 7512 URI of the token; may carry\n"
+    "                         pin-source=file:/absolute/path instead of --pin-file\n"
     "  --pin-file FILE        the token's user PIN (first line)\n"
     "  --key-type TYPE        rsa2048 (default), rsa3072, rsa4096, p256, p384\n"
     "  --domain SUFFIX        allowed FQDN suffix (repeatable); name constraints;\n"
@@ -144,9 +146,10 @@ static const char init_options[] =
 
 static int
 write_conf(const char *dir, const char *module, const char *uri,
-    const char *pin_file, const char *softhsm_conf, const char *key_type,
-    char *const *domains, size_t nd, int any_domain, char *const *ranges,
-    size_t nr, const char *org, const char *country, int days)
+    const char *pin_file, const char *softhsm_conf, char *const *env,
+    size_t nenv, const char *key_type, char *const *domains, size_t nd,
+    int any_domain, char *const *ranges, size_t nr, const char *org,
+    const char *country, int days)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -161,6 +164,14 @@ write_conf(const char *dir, const char *module, const char *uri,
 	    softhsm_conf ? "softhsm_conf = " : "", softhsm_conf ? softhsm_conf : "",
 	    softhsm_conf ? "\n" : "", key_type, days, AMTCA_SKEW_DEFAULT_S) == -1)
 		return AMTCA_E_NOMEM;
+	for (i = 0; i < nenv; i++) {
+		if (asprintf(&nt, "%smodule_env = %s\n", text, env[i]) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	for (i = 0; i < nd; i++) {
 		if (asprintf(&nt, "%sdomain = %s\n", text, domains[i]) == -1) {
 			free(text);
@@ -262,6 +273,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	char *mod_out = NULL, *uri_out = NULL, *conf_out = NULL;
 	char *hsmdir = NULL, *pinpath = NULL, *f_root = NULL, *f_inter = NULL;
 	char *f_chain = NULL, *f_db = NULL, *f_conf = NULL;
+	char *abs_module = NULL, *abs_pin = NULL;
+	char *env[AMTCA_MODULE_ENV_MAX];
+	size_t nenv = 0;
 	int wrote_files = 0;
 	struct stat sb;
 
@@ -300,10 +314,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("init", "unexpected argument", init_synopsis);
+	/* Without --pin-file the URI's pin-source names the PIN file. */
 	if (softhsm == (module != NULL || uri != NULL || pin_file != NULL) ||
-	    (!softhsm && (module == NULL || uri == NULL || pin_file == NULL)))
-		return usage_error("init", "give either --softhsm or all of --module, "
-		    "--token-uri and --pin-file", init_synopsis);
+	    (!softhsm && (module == NULL || uri == NULL)))
+		return usage_error("init", "give either --softhsm or --module and "
+		    "--token-uri (with --pin-file or a pin-source in the URI)",
+		    init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
 	/* A CA that may vouch for any name is a choice, never a default. */
@@ -367,7 +383,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	pol.country = country;
 
 	homedir = home_default_dir(homedir);
-	if ((r = amtca_mkdirs(homedir, 0700)) != 0)
+	if ((r = home_create(homedir)) != 0)
 		goto fail;
 	if (realpath(homedir, real) == NULL) {
 		r = amtca_fail(AMTCA_E_IO, "cannot resolve %s", homedir);
@@ -396,6 +412,50 @@ cmd_init(const char *homedir, int argc, char **argv)
 		module = mod_out;
 		uri = uri_out;
 		pin_file = pinpath;
+	} else {
+		/*
+		 * amtca.conf reads relative paths relative to the home, and
+		 * later commands run from anywhere: store what the user meant.
+		 */
+		if (strchr(module, '/') != NULL) {
+			if ((abs_module = realpath(module, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_HSM_MODULE, "--module %s: %s",
+				    module, strerror(errno));
+				goto fail;
+			}
+			module = abs_module;
+		}
+		if (pin_file != NULL) {
+			if ((abs_pin = realpath(pin_file, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "--pin-file %s: %s",
+				    pin_file, strerror(errno));
+				goto fail;
+			}
+			pin_file = abs_pin;
+		}
+		/* The module's own configuration, as this shell has it. */
+		for (i = 0; home_module_env_names[i] != NULL; i++) {
+			const char *v = getenv(home_module_env_names[i]);
+			char *rv = NULL;
+
+			if (v == NULL || *v == '\0' || nenv == AMTCA_MODULE_ENV_MAX)
+				continue;
+			if ((rv = realpath(v, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "%s=%s: %s",
+				    home_module_env_names[i], v, strerror(errno));
+				goto fail;
+			}
+			r = asprintf(&env[nenv], "%s=%s", home_module_env_names[i], rv);
+			free(rv);
+			if (r == -1) {
+				r = AMTCA_E_NOMEM;
+				goto fail;
+			}
+			nenv++;
+		}
+		if ((r = home_token_check(module, uri, pin_file, NULL, env,
+		    nenv)) != 0)
+			goto fail;
 	}
 	memset(&ho, 0, sizeof(ho));
 	ho.module = module;
@@ -432,8 +492,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 			pf = HOME_PIN_FILE;
 			sc = conf_out + rl + 1;
 		}
-		if ((r = write_conf(real, module, uri, pf, sc, key_type, domains, nd,
-		    any_domain, ranges, nr, org, country, days)) != 0)
+		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
+		    domains, nd, any_domain, ranges, nr, org, country, days)) != 0)
 			goto fail;
 	}
 	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
@@ -480,6 +540,10 @@ out:
 		free(domains[i]);
 	for (i = 0; i < nr; i++)
 		free(ranges[i]);
+	for (i = 0; i < nenv; i++)
+		free(env[i]);
+	free(abs_module);
+	free(abs_pin);
 	free(mod_out);
 	free(uri_out);
 	free(conf_out);
@@ -573,7 +637,9 @@ cmd_issue(const char *homedir, int argc, char **argv)
 		switch (ch) {
 		case 'f': fqdn = optarg; break;
 		case 'c': csrpath = optarg; break;
-		case 'o': outpath = optarg; break;
+		case 'o':	/* "-" is standard output, as no --out is */
+			outpath = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			break;
 		case 'j': json = 1; break;
 		case 'i':
 			if (nips == AMTCA_IPS_MAX)
@@ -626,7 +692,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0)
 		goto handout_failed;
 	if (outpath != NULL)
-		r = amtca_file_write(outpath, pem, len, 0644, 0);
+		r = amtca_out_write(outpath, pem, len, 0644);
 	else if (!json && (fwrite(pem, 1, len, stdout) != len ||
 	    fflush(stdout) != 0))
 		r = amtca_fail(AMTCA_E_IO, "cannot write to standard output");
@@ -1136,6 +1202,9 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("crl", "unexpected argument", syn);
+	/* With --json, stdout carries the JSON document (the CRL is in it). */
+	if (json && outpath != NULL && strcmp(outpath, "-") == 0)
+		outpath = NULL;
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
 	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
@@ -1144,7 +1213,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		goto out;
 	}
 	if (outpath != NULL)
-		r = amtca_file_write(outpath, crl, len, 0644, 0);
+		r = amtca_out_write(outpath, crl, len, 0644);
 	else if (!json && fwrite(crl, 1, len, stdout) != len)
 		r = amtca_fail(AMTCA_E_IO, "cannot write to stdout");
 	if (r == 0 && json)

@@ -333,6 +333,10 @@ pin_source_path(const char *src, const char **path)
 	}
 	if (*src == '\0')
 		return amtca_fail(AMTCA_E_CONFIG, "empty pin-source in the token URI");
+	/* Relative would mean relative to wherever amtca happens to run. */
+	if (*src != '/')
+		return amtca_fail(AMTCA_E_CONFIG, "pin-source %s is a relative "
+		    "path; use pin-source=file:/absolute/path", src);
 	*path = src;
 	return 0;
 }
@@ -1858,5 +1862,162 @@ out:
 	free(tokens);
 	free(conf);
 	free(text);
+	return ret;
+}
+
+/* ---- paths behind a configuration, for the caller's checks ---- */
+
+int
+hsm_uri_pin_path(const char *token_uri, char **out)
+{
+	P11KitUri *uri = NULL;
+	const char *src, *path = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((uri = p11_kit_uri_new()) == NULL)
+		return AMTCA_E_NOMEM;
+	if ((r = p11_kit_uri_parse(token_uri, P11_KIT_URI_FOR_ANY, uri)) !=
+	    P11_KIT_URI_OK) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "bad PKCS#11 token URI %s: %s; "
+		    "expected pkcs11:token=<label>", token_uri,
+		    p11_kit_uri_message(r));
+		goto out;
+	}
+	if ((src = p11_kit_uri_get_pin_source(uri)) != NULL &&
+	    (r = pin_source_path(src, &path)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (path != NULL && (*out = strdup(path)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	ret = 0;
+out:
+	p11_kit_uri_free(uri);
+	return ret;
+}
+
+#define TOKENDIR_KEY "directories.tokendir"
+
+/*
+ * Read a softhsm2.conf; *tokendir (malloc'd) is the value of
+ * directories.tokendir, NULL when absent.  *text (malloc'd) is the file.
+ */
+static int
+softhsm_conf_read(const char *conf, char **text, char **tokendir)
+{
+	unsigned char *buf = NULL;
+	size_t len;
+	char *line, *v, *e;
+	int r;
+
+	*text = *tokendir = NULL;
+	if ((r = amtca_file_read(conf, AMTCA_SOFTHSM_CONF_MAX, &buf, &len)) != 0)
+		return r;
+	for (line = (char *)buf; line != NULL && *line != '\0';
+	    line = (e = strchr(line, '\n')) != NULL ? e + 1 : NULL) {
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (strncmp(line, TOKENDIR_KEY, strlen(TOKENDIR_KEY)) != 0)
+			continue;
+		v = line + strlen(TOKENDIR_KEY);
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (*v++ != '=')
+			continue;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		e = v + strcspn(v, "\r\n");
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		free(*tokendir);
+		if ((*tokendir = strndup(v, (size_t)(e - v))) == NULL) {
+			free(buf);
+			return AMTCA_E_NOMEM;
+		}
+	}
+	*text = (char *)buf;
+	return 0;
+}
+
+int
+hsm_softhsm_tokendir(const char *conf, char **out)
+{
+	char *text = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = softhsm_conf_read(conf, &text, out)) != 0)
+		return r;
+	free(text);
+	if (*out == NULL)
+		return amtca_fail(AMTCA_E_CONFIG, "%s names no %s", conf,
+		    TOKENDIR_KEY);
+	return 0;
+}
+
+int
+hsm_softhsm_relocate(const char *conf)
+{
+	char *text = NULL, *tokendir = NULL, *home = NULL, *want = NULL;
+	char *head = NULL, *nt = NULL, *at;
+	struct stat sb;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = softhsm_conf_read(conf, &text, &tokendir)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((home = softhsm_home(conf)) == NULL ||
+	    asprintf(&want, "%s/tokens", home) < 0) {
+		want = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (tokendir != NULL && strcmp(tokendir, want) == 0) {
+		ret = 0;
+		goto out;
+	}
+	/*
+	 * The home was moved or copied (cp -a): the conf still names the
+	 * original's token store.  Use the one that came along, never the
+	 * original's.
+	 */
+	if (stat(want, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "%s names the token store %s, "
+		    "but this CA home's own store %s is missing; copy the whole "
+		    "home (softhsm/tokens included)", conf,
+		    tokendir != NULL ? tokendir : "(none)", want);
+		goto out;
+	}
+	if (tokendir == NULL) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s names no %s", conf, TOKENDIR_KEY);
+		goto out;
+	}
+	/* Replace the value of the (last) tokendir line, keep the rest. */
+	at = strstr(text, tokendir);
+	while (at != NULL && strstr(at + 1, tokendir) != NULL)
+		at = strstr(at + 1, tokendir);
+	if (at == NULL || (head = strndup(text, (size_t)(at - text))) == NULL ||
+	    asprintf(&nt, "%s%s%s", head, want, at + strlen(tokendir)) < 0) {
+		nt = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((r = amtca_file_write(conf, nt, strlen(nt), 0600, 0)) != 0) {
+		ret = amtca_fail(r, "this CA home was moved or copied and %s must "
+		    "now name %s, but it cannot be rewritten", conf, want);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(text);
+	free(tokendir);
+	free(home);
+	free(want);
+	free(head);
+	free(nt);
 	return ret;
 }
