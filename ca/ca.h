@@ -24,6 +24,8 @@ struct store;
 struct ca_policy {
 	const char *const *domains;	/* allowed FQDN suffixes; none = any */
 	size_t ndomains;
+	const char *const *ip_ranges;	/* CIDR networks for iPAddress SANs; */
+	size_t nip_ranges;		/* none = no IP SAN at all */
 	int allow_wildcard;		/* "*.x" as the leftmost label only */
 	const char *org;		/* optional subject O */
 	const char *country;		/* optional subject C (2 letters) */
@@ -34,7 +36,8 @@ struct ca_policy {
 	const char *aia_url;		/* optional AIA caIssuers URL */
 };
 
-/* Defaults: no suffixes, no wildcard, 397 days, 1 h skew, serverAuth only. */
+/* Defaults: no suffixes, no IP ranges, no wildcard, 397 days, 1 h skew,
+ * serverAuth only. */
 void ca_policy_init(struct ca_policy *p);
 
 /*
@@ -48,10 +51,49 @@ int ca_fqdn_check(const char *in, const struct ca_policy *p,
     char out[AMTCA_FQDN_MAX + 1]) AMTCA_WUR;
 
 /*
+ * An IP network, as the policy's --ip-range and the intermediate's
+ * iPAddress name constraints hold it.
+ */
+struct ca_ip_range {
+	unsigned char addr[16];		/* network address, host bits zero */
+	unsigned char len;		/* 4 (IPv4) or 16 (IPv6) */
+	unsigned char prefix;		/* 0-32 or 0-128 */
+};
+
+/* Room for "ADDR/PREFIX" of any range, NUL included. */
+#define CA_IP_RANGE_STRLEN 64
+
+/*
+ * Parse "ADDR/PREFIX" (IPv4 0-32, IPv6 0-128; the prefix is required).
+ * Non-canonical networks are refused, not normalised: "10.0.0.1/8" has host
+ * bits set, and whether it meant 10.0.0.0/8 or 10.0.0.1/32 decides how much
+ * the CA vouches for; the message names the network it would be.
+ * AMTCA_E_USAGE with a one-line reason.
+ */
+int ca_ip_range_parse(const char *s, struct ca_ip_range *out) AMTCA_WUR;
+
+/* Canonical "ADDR/PREFIX" (lowercase, RFC 5952 IPv6) into buf. */
+void ca_ip_range_format(const struct ca_ip_range *r, char *buf, size_t len);
+
+/*
+ * Whether the address `ip` of `len` bytes (4 or 16) lies in `r`.  Families
+ * never mix, as in RFC 5280 name constraints: an IPv4-mapped IPv6 address
+ * is IPv6 and needs an IPv6 range.
+ */
+int ca_ip_range_contains(const struct ca_ip_range *r, const unsigned char *ip,
+    size_t len);
+
+/*
  * CSR intake: PEM or DER, at most AMTCA_CSR_MAX bytes; the signature must
  * verify (proof of possession); key RSA 2048-4096 or EC P-256/P-384; a CSR
  * requesting basicConstraints CA:TRUE is rejected.  Everything else in it
  * (subject, other extensions) is ignored by issuance.  AMTCA_E_CSR.
+ * The certificate never copies the request's SubjectPublicKeyInfo: intake
+ * re-encodes it canonically (RSA: rsaEncryption with NULL parameters,
+ * whether the CSR had NULL or none; EC: id-ecPublicKey, named curve,
+ * uncompressed point, from an uncompressed, compressed or hybrid point
+ * that lies on the curve).  Explicit curve parameters, RSA-PSS and other
+ * algorithms are refused.
  */
 struct ca_csr;
 int ca_csr_parse(const unsigned char *buf, size_t len, struct ca_csr **out) AMTCA_WUR;
@@ -74,9 +116,12 @@ int ca_root_create(const struct ca_signer *root, const char *cn,
 
 /*
  * Intermediate under `root_cert`, for the key `inter_pub`: CA:TRUE pathlen 0
- * critical, keyUsage keyCertSign+cRLSign critical, AKI/SKI, and name
- * constraints permitting exactly policy->domains when any are set.  Never
- * valid past the root.
+ * critical, keyUsage keyCertSign+cRLSign critical, AKI/SKI, and critical
+ * name constraints: permitted dNSName subtrees exactly policy->domains
+ * (when any are set), permitted iPAddress subtrees exactly
+ * policy->ip_ranges, and an excluded 0.0.0.0/0 or ::/0 for each address
+ * family without a range, so that no verifier has to guess about IP
+ * names.  Never valid past the root.
  */
 int ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
     EVP_PKEY *inter_pub, const char *cn, const char *org,
@@ -107,7 +152,7 @@ struct ca_request {
 
 /*
  * Issue a WebServer certificate: subject CN=FQDN (+O/C), SAN dNSName=FQDN
- * (+IPs), EKU serverAuth (+clientAuth), keyUsage digitalSignature
+ * (+IPs, each inside one of policy->ip_ranges, else AMTCA_E_POLICY), EKU serverAuth (+clientAuth), keyUsage digitalSignature
  * (+keyEncipherment for RSA) critical, CA:FALSE, AKI/SKI, CDP/AIA when
  * configured, random serial; notBefore = now - skew; notAfter = min(now +
  * days, issuer notAfter).  Returns only after the record is durably

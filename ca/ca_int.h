@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "ca/ca.h"
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/signer.h"
@@ -96,6 +97,11 @@ time_t ca_asn1_time_t(const ASN1_TIME *t);
 /* Syntax of a policy suffix (labels as in an FQDN, one label allowed). */
 int ca_domain_check(const char *d) AMTCA_WUR;
 
+/* The policy's ip_ranges parsed into out[AMTCA_IP_RANGES_MAX]; AMTCA_E_CONFIG
+ * naming the bad one, or more than AMTCA_IP_RANGES_MAX. */
+int ca_policy_ranges(const struct ca_policy *p, struct ca_ip_range *out,
+    size_t *n) AMTCA_WUR;
+
 struct store;
 
 /* ub-common-name: a longer FQDN lives in the SAN only. */
@@ -122,11 +128,15 @@ struct ca {
 	size_t ku_rsa_len, ku_ec_len;
 	unsigned char aki[64];		/* the AKI extension, for CRLs */
 	size_t aki_len;
+	struct ca_ip_range ranges[AMTCA_IP_RANGES_MAX];	/* policy->ip_ranges */
+	size_t nranges;
+	char ranges_text[256];		/* "a/n, b/m, ..." for messages */
 };
 
 struct ca_csr;
-/* The verified request's SubjectPublicKeyInfo and subjectPublicKey bits
- * (borrowed from the CSR), and whether the key is RSA. */
+/* The verified request's key as the certificate carries it: the canonical
+ * SubjectPublicKeyInfo intake wrote (not the request's bytes) and its
+ * subjectPublicKey bits, borrowed from the CSR; and whether it is RSA. */
 int ca_csr_spki(const struct ca_csr *c, const unsigned char **spki,
     size_t *spki_len, const unsigned char **bits, size_t *bits_len,
     int *is_rsa);

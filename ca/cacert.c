@@ -263,20 +263,60 @@ out:
 	return ret;
 }
 
-/* Permitted dNSName subtrees, exactly the policy's suffixes. */
+/* One iPAddress subtree: address || mask (8 or 32 octets, RFC 5280 4.2.1.10). */
 static int
-add_name_constraints(X509 *x, const struct ca_policy *p)
+push_ip_subtree(STACK_OF(GENERAL_SUBTREE) *sk, const struct ca_ip_range *r)
 {
+	GENERAL_SUBTREE *st = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+	unsigned char v[32];
+	unsigned bits = r->prefix;
+	size_t i;
+	int ret = AMTCA_E_NOMEM;
+
+	memset(v, 0, sizeof(v));
+	memcpy(v, r->addr, r->len);
+	for (i = 0; i < r->len; i++, bits = bits >= 8 ? bits - 8 : 0)
+		v[r->len + i] = (unsigned char)(0xff00u >> (bits >= 8 ? 8 : bits));
+	if ((st = GENERAL_SUBTREE_new()) == NULL ||
+	    (os = ASN1_OCTET_STRING_new()) == NULL ||
+	    !ASN1_OCTET_STRING_set(os, v, 2 * (int)r->len))
+		goto out;
+	GENERAL_NAME_set0_value(st->base, GEN_IPADD, os);
+	os = NULL;
+	if (!sk_GENERAL_SUBTREE_push(sk, st))
+		goto out;
+	st = NULL;
+	ret = 0;
+out:
+	ASN1_OCTET_STRING_free(os);
+	GENERAL_SUBTREE_free(st);
+	return ret;
+}
+
+/*
+ * Permitted dNSName subtrees, exactly the policy's suffixes; permitted
+ * iPAddress subtrees, exactly its ranges; and each address family without
+ * a range excluded whole.  Without the exclusions a verifier would accept
+ * any IP name: RFC 5280 constrains a name type only when a subtree of
+ * that type is present.
+ */
+static int
+add_name_constraints(X509 *x, const struct ca_policy *p,
+    const struct ca_ip_range *ranges, size_t nranges)
+{
+	static const struct ca_ip_range all4 = { { 0 }, 4, 0 }, all6 = { { 0 }, 16, 0 };
 	NAME_CONSTRAINTS *nc = NULL;
 	GENERAL_SUBTREE *st = NULL;
 	ASN1_IA5STRING *ia5 = NULL;
 	char buf[AMTCA_FQDN_MAX + 1];
 	const char *d;
 	size_t i, j;
-	int ret = AMTCA_E_INTERNAL;
+	int r, have4 = 0, have6 = 0, ret = AMTCA_E_INTERNAL;
 
 	if ((nc = NAME_CONSTRAINTS_new()) == NULL ||
-	    (nc->permittedSubtrees = sk_GENERAL_SUBTREE_new_null()) == NULL) {
+	    (nc->permittedSubtrees = sk_GENERAL_SUBTREE_new_null()) == NULL ||
+	    (nc->excludedSubtrees = sk_GENERAL_SUBTREE_new_null()) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -301,6 +341,30 @@ add_name_constraints(X509 *x, const struct ca_policy *p)
 		}
 		st = NULL;
 	}
+	for (i = 0; i < nranges; i++) {
+		if (ranges[i].len == 4)
+			have4 = 1;
+		else
+			have6 = 1;
+		if ((r = push_ip_subtree(nc->permittedSubtrees, &ranges[i])) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if ((!have4 && (r = push_ip_subtree(nc->excludedSubtrees, &all4)) != 0) ||
+	    (!have6 && (r = push_ip_subtree(nc->excludedSubtrees, &all6)) != 0)) {
+		ret = r;
+		goto out;
+	}
+	/* An empty SEQUENCE OF is not allowed (RFC 5280 4.2.1.10). */
+	if (sk_GENERAL_SUBTREE_num(nc->permittedSubtrees) == 0) {
+		sk_GENERAL_SUBTREE_free(nc->permittedSubtrees);
+		nc->permittedSubtrees = NULL;
+	}
+	if (sk_GENERAL_SUBTREE_num(nc->excludedSubtrees) == 0) {
+		sk_GENERAL_SUBTREE_free(nc->excludedSubtrees);
+		nc->excludedSubtrees = NULL;
+	}
 	if (X509_add1_ext_i2d(x, NID_name_constraints, nc, 1,
 	    X509V3_ADD_DEFAULT) != 1) {
 		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot add name constraints");
@@ -322,7 +386,9 @@ ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
 	X509_NAME *name = NULL;
 	X509 *x = NULL;
 	time_t now = time(NULL), nb, na, rnb, rna;
-	size_t i;
+	struct ca_ip_range ranges[AMTCA_IP_RANGES_MAX];
+	struct ca_policy defpol;
+	size_t i, nranges = 0;
 	int r, is_rsa = 0, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
@@ -344,16 +410,25 @@ ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
 		ret = r;
 		goto out;
 	}
-	if (policy != NULL && policy->ndomains > AMTCA_DOMAINS_MAX) {
+	/* No policy is the default one: no IP names at all. */
+	if (policy == NULL) {
+		ca_policy_init(&defpol);
+		policy = &defpol;
+	}
+	if (policy->ndomains > AMTCA_DOMAINS_MAX) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "more than %d policy domains",
 		    AMTCA_DOMAINS_MAX);
 		goto out;
 	}
-	for (i = 0; policy != NULL && i < policy->ndomains; i++)
+	for (i = 0; i < policy->ndomains; i++)
 		if ((r = ca_domain_check(policy->domains[i])) != 0) {
 			ret = r;
 			goto out;
 		}
+	if ((r = ca_policy_ranges(policy, ranges, &nranges)) != 0) {
+		ret = r;
+		goto out;
+	}
 	if (days == 0)
 		days = AMTCA_CA_DAYS_INTER;
 	if (days < 0 || days > 100 * 366) {
@@ -386,8 +461,7 @@ ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
 	    inter_pub)) != 0 ||
 	    (r = ca_extensions(x, 1)) != 0 ||
 	    (r = add_aki(x, root_cert)) != 0 ||
-	    (policy != NULL && policy->ndomains > 0 &&
-	    (r = add_name_constraints(x, policy)) != 0) ||
+	    (r = add_name_constraints(x, policy, ranges, nranges)) != 0 ||
 	    (r = sign_x509(root, x, out)) != 0) {
 		ret = r;
 		goto out;

@@ -82,7 +82,7 @@ export_pem(X509 *const *certs, size_t n, const char *path)
 			    "standard output");
 			goto out;
 		}
-	} else if ((r = amtca_file_write(path, buf, len, 0644, 0)) != 0) {
+	} else if ((r = amtca_out_write(path, buf, len, 0644)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -190,7 +190,7 @@ export_p7b(X509 *const *certs, size_t n, const char *path)
 		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot encode PKCS#7");
 		goto out;
 	}
-	if ((r = amtca_file_write(path, der, (size_t)len, 0644, 0)) != 0) {
+	if ((r = amtca_out_write(path, der, (size_t)len, 0644)) != 0) {
 		ret = r;
 		goto out;
 	}

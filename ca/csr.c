@@ -10,6 +10,12 @@
  * checked with EVP_DigestVerify().  Strict DER: definite, minimal lengths,
  * nothing trailing.  tests/fuzz/fuzz_csr.c compares this parser with
  * OpenSSL's on every input.
+ *
+ * The SubjectPublicKeyInfo a certificate will carry is written afresh in
+ * its one canonical form (canonical_spki()), never copied: equivalent
+ * encodings of one key (RSA without NULL parameters, EC points compressed
+ * or hybrid) must not reach relying parties that may parse them
+ * differently.
  */
 #include "ca/ca.h"
 #include "ca/ca_int.h"
@@ -19,6 +25,7 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -27,9 +34,9 @@
 struct ca_csr {
 	unsigned char *der;		/* the whole request (DER) */
 	size_t der_len;
-	const unsigned char *spki;	/* SubjectPublicKeyInfo TLV, in der */
+	unsigned char *spki;		/* canonical SubjectPublicKeyInfo (DER) */
 	size_t spki_len;
-	const unsigned char *pkbits;	/* subjectPublicKey bits, in der */
+	const unsigned char *pkbits;	/* its subjectPublicKey bits, in spki */
 	size_t pkbits_len;
 	EVP_PKEY *pub;
 	int is_rsa;
@@ -272,34 +279,135 @@ ec_key(struct ca_csr *c, const struct rd *curve, struct rd bits)
 	return ret;
 }
 
+/*
+ * The certificate's SubjectPublicKeyInfo, written afresh rather than copied
+ * from the request: SEQUENCE { SEQUENCE { alg, params }, BIT STRING
+ * { 0 unused bits, key } }, params NULL for RSA or the curve OID for EC.
+ * `key` is the RSAPublicKey (already strict DER) or the uncompressed point.
+ */
+static int
+canonical_spki(struct ca_csr *c, const unsigned char *alg, size_t alglen,
+    const unsigned char *curve, size_t curvelen, const unsigned char *key,
+    size_t keylen)
+{
+	static const unsigned char zero = 0;
+	struct der d;
+	size_t top, a, b;
+	int r;
+
+	der_init(&d, keylen + 64);
+	top = der_open(&d, DER_SEQUENCE);
+	a = der_open(&d, DER_SEQUENCE);
+	der_prim(&d, DER_OID, alg, alglen);
+	if (curve != NULL)
+		der_prim(&d, DER_OID, curve, curvelen);
+	else
+		der_prim(&d, DER_NULL, NULL, 0);
+	der_close(&d, a);
+	b = der_open(&d, DER_BITSTRING);
+	der_raw(&d, &zero, 1);
+	der_raw(&d, key, keylen);
+	der_close(&d, b);
+	der_close(&d, top);
+	if ((r = der_take(&d, &c->spki, &c->spki_len)) != 0)
+		return r;
+	/* The key bits end the encoding. */
+	c->pkbits = c->spki + c->spki_len - keylen;
+	c->pkbits_len = keylen;
+	return 0;
+}
+
+/*
+ * EC point as SEC 1 2.3.3 writes it uncompressed: 04 || X || Y.  The point
+ * came in uncompressed (04), compressed (02/03) or hybrid (06/07); the
+ * library decoded it (and checked a hybrid point's y parity), and it was
+ * shown to lie on the curve, so X and Y are read back from the key.
+ */
+static int
+ec_uncompressed(struct ca_csr *c, const struct rd *pt, size_t flen,
+    unsigned char *out)
+{
+	BIGNUM *x = NULL, *y = NULL;
+	int ret = AMTCA_E_CSR;
+
+	if (pt->p[0] == 0x04) {
+		memcpy(out, pt->p, pt->n);
+		return 0;
+	}
+	if (EVP_PKEY_get_bn_param(c->pub, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
+	    EVP_PKEY_get_bn_param(c->pub, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot read the EC point");
+		goto out;
+	}
+	/* Belt and braces: a hybrid point states y's parity in its tag. */
+	if ((pt->p[0] == 0x06 || pt->p[0] == 0x07) &&
+	    BN_is_odd(y) != (pt->p[0] & 1)) {
+		ret = amtca_fail(AMTCA_E_CSR, "CSR: hybrid EC point has the wrong "
+		    "y parity");
+		goto out;
+	}
+	out[0] = 0x04;
+	if (BN_bn2binpad(x, out + 1, (int)flen) < 0 ||
+	    BN_bn2binpad(y, out + 1 + flen, (int)flen) < 0) {
+		ret = amtca_fail(AMTCA_E_INTERNAL, "EC point does not fit the curve");
+		goto out;
+	}
+	ret = 0;
+out:
+	BN_free(x);
+	BN_free(y);
+	return ret;
+}
+
 /* SubjectPublicKeyInfo ::= SEQUENCE { AlgorithmIdentifier, BIT STRING }. */
 static int
 spki(struct ca_csr *c, struct rd body)
 {
 	struct rd alg, oid, params = { NULL, 0 }, bits;
+	unsigned char point[1 + 2 * 48];
 	char name[80];
+	size_t flen;
+	int r, known, form_ok;
 
 	if (rd_tlv(&body, DER_SEQUENCE, &alg, NULL, NULL) != 0 ||
 	    rd_tlv(&alg, DER_OID, &oid, NULL, NULL) != 0 ||
 	    rd_tlv(&body, DER_BITSTRING, &bits, NULL, NULL) != 0 || body.n != 0 ||
 	    bits.n < 2 || bits.p[0] != 0)
 		return malformed("subject public key info");
-	c->pkbits = bits.p + 1;
-	c->pkbits_len = bits.n - 1;
 	bits.p++;
 	bits.n--;
 	if (rd_is(&oid, oid_rsa, sizeof(oid_rsa))) {
-		/* Parameters NULL (or absent, which some encoders emit). */
+		/* Parameters NULL, or absent (some encoders); always written NULL. */
 		if (alg.n != 0 && (rd_tlv(&alg, DER_NULL, &params, NULL, NULL) != 0 ||
 		    params.n != 0 || alg.n != 0))
 			return malformed("RSA key parameters");
-		return rsa_key(c, bits);
+		if ((r = rsa_key(c, bits)) != 0)
+			return r;
+		return canonical_spki(c, oid_rsa, sizeof(oid_rsa), NULL, 0,
+		    bits.p, bits.n);
 	}
 	if (rd_is(&oid, oid_ecpk, sizeof(oid_ecpk))) {
 		if (rd_tlv(&alg, DER_OID, &params, NULL, NULL) != 0 || alg.n != 0)
 			return amtca_fail(AMTCA_E_CSR, "CSR: EC key without a named "
-			    "curve not allowed: use P-256 or P-384");
-		return ec_key(c, &params, bits);
+			    "curve (explicit parameters) not allowed: use P-256 or "
+			    "P-384 by name");
+		known = rd_is(&params, oid_p256, sizeof(oid_p256)) ||
+		    rd_is(&params, oid_p384, sizeof(oid_p384));
+		flen = rd_is(&params, oid_p384, sizeof(oid_p384)) ? 48 : 32;
+		/* The SEC 1 forms, each at its exact length for the curve
+		 * (ec_key() refuses other curves with their name). */
+		form_ok = ((bits.p[0] == 0x02 || bits.p[0] == 0x03) &&
+		    bits.n == 1 + flen) ||
+		    ((bits.p[0] == 0x04 || bits.p[0] == 0x06 || bits.p[0] == 0x07) &&
+		    bits.n == 1 + 2 * flen);
+		if (known && !form_ok)
+			return amtca_fail(AMTCA_E_CSR, "CSR: EC public key is not an "
+			    "uncompressed, compressed or hybrid point of its curve");
+		if ((r = ec_key(c, &params, bits)) != 0 ||
+		    (r = ec_uncompressed(c, &bits, flen, point)) != 0)
+			return r;
+		return canonical_spki(c, oid_ecpk, sizeof(oid_ecpk), params.p,
+		    params.n, point, 1 + 2 * flen);
 	}
 	oid_name(&oid, name, sizeof(name));
 	return amtca_fail(AMTCA_E_CSR, "CSR: key type %s not allowed: use RSA or "
@@ -462,7 +570,7 @@ ca_csr_parse(const unsigned char *buf, size_t len, struct ca_csr **out)
 		goto out;
 	}
 	if (rd_tlv(&cri, DER_SEQUENCE, NULL, NULL, NULL) != 0 ||
-	    rd_tlv(&cri, DER_SEQUENCE, &tmp, &c->spki, &c->spki_len) != 0) {
+	    rd_tlv(&cri, DER_SEQUENCE, &tmp, NULL, NULL) != 0) {
 		ret = malformed("subject");
 		goto out;
 	}
@@ -531,6 +639,7 @@ ca_csr_free(struct ca_csr *c)
 	if (c == NULL)
 		return;
 	EVP_PKEY_free(c->pub);
+	free(c->spki);
 	free(c->der);
 	free(c);
 }

@@ -13,6 +13,7 @@
 #include "ca/store.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +275,30 @@ fixed_extensions(struct ca *ca, X509 *issuer)
 	return 0;
 }
 
+/* The policy's ranges for messages: "10.0.0.0/8, 2001:db8::/32". */
+static void
+ranges_text(struct ca *ca)
+{
+	char one[CA_IP_RANGE_STRLEN];
+	size_t i, n = 0, l, cap = sizeof(ca->ranges_text);
+
+	ca->ranges_text[0] = '\0';
+	for (i = 0; i < ca->nranges; i++) {
+		ca_ip_range_format(&ca->ranges[i], one, sizeof(one));
+		l = strlen(one);
+		if (n + l + 2 + 4 >= cap) {
+			memcpy(ca->ranges_text + n, ", ...", 6);
+			return;
+		}
+		if (i > 0) {
+			memcpy(ca->ranges_text + n, ", ", 2);
+			n += 2;
+		}
+		memcpy(ca->ranges_text + n, one, l + 1);
+		n += l;
+	}
+}
+
 int
 ca_new(const struct ca_signer *signer, X509 *issuer,
     const struct ca_policy *policy, struct store *store, struct ca **out)
@@ -313,6 +338,11 @@ ca_new(const struct ca_signer *signer, X509 *issuer,
 	ca->store = store;
 	ca->days = policy->days > 0 ? policy->days : AMTCA_DAYS_DEFAULT;
 	ca->skew = policy->skew_s;
+	if ((r = ca_policy_ranges(policy, ca->ranges, &ca->nranges)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ranges_text(ca);
 	if ((r = ca_sigalg_init(&ca->alg, signer->pub)) != 0) {
 		ret = r;
 		goto out;
@@ -410,6 +440,29 @@ leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
 		}
 	}
 	l->nips = req->nips;
+	/* Only after every address parsed: a typo is a usage error first. */
+	for (i = 0; i < l->nips; i++) {
+		size_t k;
+		char txt[INET6_ADDRSTRLEN];
+
+		for (k = 0; k < ca->nranges; k++)
+			if (ca_ip_range_contains(&ca->ranges[k], l->ip[i],
+			    l->iplen[i]))
+				break;
+		if (k < ca->nranges)
+			continue;
+		if (inet_ntop(l->iplen[i] == 4 ? AF_INET : AF_INET6, l->ip[i],
+		    txt, sizeof(txt)) == NULL)
+			snprintf(txt, sizeof(txt), "?");
+		if (ca->nranges == 0)
+			ret = amtca_fail(AMTCA_E_POLICY, "IP address %s refused: "
+			    "this CA has no IP ranges, so it issues no IP names "
+			    "(ranges are set with 'amtca init --ip-range')", txt);
+		else
+			ret = amtca_fail(AMTCA_E_POLICY, "IP address %s is outside "
+			    "this CA's IP ranges (%s)", txt, ca->ranges_text);
+		goto out;
+	}
 	days = req->days != 0 ? req->days : ca->days;
 	if (days < 1 || days > AMTCA_DAYS_MAX) {
 		ret = amtca_fail(AMTCA_E_POLICY, "validity of %d days is out of "

@@ -1,9 +1,11 @@
 /*
- * Issuance policy: defaults and the FQDN rules.
+ * Issuance policy: defaults, the FQDN rules and IP ranges.
  */
 #include "ca/ca.h"
 #include "ca/ca_int.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -147,5 +149,122 @@ ca_fqdn_check(const char *in, const struct ca_policy *p,
 			    p->ndomains > 1 ? ", ..." : "");
 	}
 	memcpy(out, buf, strlen(buf) + 1);
+	return 0;
+}
+
+/*
+ * IP ranges.  The same network text is parsed at init (to write amtca.conf
+ * and the intermediate's name constraints) and at every open (to check
+ * each --ip), so the parser is strict rather than forgiving.
+ */
+int
+ca_ip_range_parse(const char *s, struct ca_ip_range *out)
+{
+	char addr[CA_IP_RANGE_STRLEN], want[CA_IP_RANGE_STRLEN];
+	const char *slash, *q;
+	struct ca_ip_range r;
+	unsigned prefix = 0;
+	size_t alen, i;
+	int host_bits = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(&r, 0, sizeof(r));
+	if (s == NULL || (slash = strchr(s, '/')) == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "IP range \"%.64s\": expected "
+		    "ADDRESS/PREFIX, e.g. 10.0.0.0/8", s ? s : "");
+	alen = (size_t)(slash - s);
+	if (alen == 0 || alen >= sizeof(addr))
+		return amtca_fail(AMTCA_E_USAGE, "IP range \"%.64s\": bad address",
+		    s);
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, r.addr) == 1)
+		r.len = 4;
+	else if (inet_pton(AF_INET6, addr, r.addr) == 1)
+		r.len = 16;
+	else
+		return amtca_fail(AMTCA_E_USAGE, "IP range \"%.64s\": \"%s\" is "
+		    "neither IPv4 nor IPv6", s, addr);
+	q = slash + 1;
+	/* Decimal, no sign, no leading zero, at most three digits. */
+	if (q[0] == '\0' || strlen(q) > 3 || (q[0] == '0' && q[1] != '\0'))
+		goto bad_prefix;
+	for (i = 0; q[i] != '\0'; i++) {
+		if (q[i] < '0' || q[i] > '9')
+			goto bad_prefix;
+		prefix = prefix * 10 + (unsigned)(q[i] - '0');
+	}
+	if (prefix > 8u * r.len)
+		goto bad_prefix;
+	r.prefix = (unsigned char)prefix;
+	for (i = 0; i < r.len; i++) {
+		unsigned keep = prefix >= 8 * (i + 1) ? 8 :
+		    prefix <= 8 * i ? 0 : prefix - 8 * i;
+		unsigned char mask = (unsigned char)(0xff00u >> keep);
+
+		if ((r.addr[i] & ~mask) != 0)
+			host_bits = 1;
+		r.addr[i] &= mask;
+	}
+	if (host_bits) {
+		ca_ip_range_format(&r, want, sizeof(want));
+		return amtca_fail(AMTCA_E_USAGE, "IP range \"%.64s\" has host bits "
+		    "set: write the network, %s (or ADDRESS/%u for one address)",
+		    s, want, 8u * r.len);
+	}
+	*out = r;
+	return 0;
+bad_prefix:
+	return amtca_fail(AMTCA_E_USAGE, "IP range \"%.64s\": prefix must be "
+	    "0-%u", s, 8u * r.len);
+}
+
+void
+ca_ip_range_format(const struct ca_ip_range *r, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(r->len == 4 ? AF_INET : AF_INET6, r->addr, a,
+	    sizeof(a)) == NULL)
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, len, "%s/%u", a, (unsigned)r->prefix);
+}
+
+int
+ca_ip_range_contains(const struct ca_ip_range *r, const unsigned char *ip,
+    size_t len)
+{
+	unsigned bits = r->prefix;
+	size_t i;
+
+	if (len != r->len)
+		return 0;
+	for (i = 0; bits > 0; i++, bits = bits >= 8 ? bits - 8 : 0) {
+		unsigned char mask = (unsigned char)(0xff00u >> (bits >= 8 ? 8 : bits));
+
+		if ((ip[i] & mask) != r->addr[i])
+			return 0;
+	}
+	return 1;
+}
+
+int
+ca_policy_ranges(const struct ca_policy *p, struct ca_ip_range *out, size_t *n)
+{
+	char why[256];
+	size_t i;
+	int r;
+
+	*n = 0;
+	if (p->nip_ranges > AMTCA_IP_RANGES_MAX)
+		return amtca_fail(AMTCA_E_CONFIG, "more than %d IP ranges",
+		    AMTCA_IP_RANGES_MAX);
+	for (i = 0; i < p->nip_ranges; i++)
+		if ((r = ca_ip_range_parse(p->ip_ranges[i], &out[i])) != 0) {
+			/* The detail lives in the buffer amtca_fail() writes. */
+			snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+			return amtca_fail(AMTCA_E_CONFIG, "policy %s", why);
+		}
+	*n = p->nip_ranges;
 	return 0;
 }

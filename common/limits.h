@@ -8,12 +8,19 @@
 /* Secrets: PIN and password files. */
 #define AMTCA_SECRET_MAX        256
 
+/* Files we write (common/util.c) and the CA home's configuration. */
+#define AMTCA_TMP_TRIES         16              /* fresh temp names on EEXIST */
+#define AMTCA_SYMLINK_HOPS      8               /* links followed for --out */
+#define AMTCA_MODULE_ENV_MAX    8               /* module_env lines in amtca.conf */
+#define AMTCA_SOFTHSM_CONF_MAX  (16 * 1024)     /* a softhsm2.conf */
+
 /* CA input. */
 #define AMTCA_CSR_MAX           (16 * 1024)     /* PEM or DER CSR file */
 #define AMTCA_FQDN_MAX          253
 #define AMTCA_LABEL_MAX         63
 #define AMTCA_DOMAINS_MAX       32              /* --domain suffixes */
 #define AMTCA_IPS_MAX           8               /* --ip per certificate */
+#define AMTCA_IP_RANGES_MAX     32              /* --ip-range networks */
 #define AMTCA_SERIAL_BYTES      16              /* 127 random bits, positive */
 #define AMTCA_DAYS_DEFAULT      397
 #define AMTCA_DAYS_MAX          825

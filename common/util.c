@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,36 +153,80 @@ fsync_dir_of(const char *path)
 	return ret;
 }
 
-int
-amtca_file_write(const char *path, const void *buf, size_t len, mode_t mode,
-    int exclusive)
+/* Write all of buf to fd (restarting on EINTR and short writes). */
+static int
+write_all(int fd, const void *buf, size_t len)
 {
-	char *tmp = NULL;
 	const unsigned char *p = buf;
-	int fd = -1, ret = AMTCA_E_INTERNAL;
 	ssize_t w;
 
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) == -1) {
-		tmp = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) == -1) {
-		ret = amtca_fail(AMTCA_E_IO, "cannot create %s: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if (fchmod(fd, mode) == -1)
-		goto io;
 	while (len > 0) {
 		if ((w = write(fd, p, len)) < 0) {
 			if (errno == EINTR)
 				continue;
-			goto io;
+			return -1;
 		}
 		p += w;
 		len -= (size_t)w;
 	}
+	return 0;
+}
+
+/*
+ * A fresh temp file beside `path`: "PATH.tmp.<16 random hex>", created
+ * O_EXCL|O_NOFOLLOW so that nothing planted at a guessed name (a symlink, a
+ * file of someone else's) is ever opened.  0600 until the caller fchmods.
+ */
+static int
+tmp_create(const char *path, char **tmpout, int *fdout)
+{
+	unsigned char rnd[8];
+	char *tmp = NULL;
+	int fd = -1, tries, r;
+
+	*tmpout = NULL;
+	*fdout = -1;
+	for (tries = 0; tries < AMTCA_TMP_TRIES; tries++) {
+		if ((r = amtca_random(rnd, sizeof(rnd))) != 0)
+			return r;
+		if (asprintf(&tmp, "%s.tmp.%02x%02x%02x%02x%02x%02x%02x%02x", path,
+		    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
+		    rnd[7]) == -1)
+			return AMTCA_E_NOMEM;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+		if (fd != -1) {
+			*tmpout = tmp;
+			*fdout = fd;
+			return 0;
+		}
+		if (errno != EEXIST) {
+			r = amtca_fail(AMTCA_E_IO, "cannot create a temporary file "
+			    "beside %s: %s", path, strerror(errno));
+			free(tmp);
+			return r;
+		}
+		free(tmp);
+		tmp = NULL;
+	}
+	return amtca_fail(AMTCA_E_IO, "cannot create a temporary file beside %s: "
+	    "every name tried exists", path);
+}
+
+/* Temp file, fsync, then link (exclusive) or rename into place. */
+static int
+write_atomic(const char *path, const void *buf, size_t len, mode_t mode,
+    int exclusive)
+{
+	char *tmp = NULL;
+	int fd = -1, r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tmp_create(path, &tmp, &fd)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (fchmod(fd, mode) == -1 || write_all(fd, buf, len) == -1)
+		goto io;
 	if (fsync(fd) == -1 || close(fd) == -1) {
 		fd = -1;
 		goto io;
@@ -201,9 +246,12 @@ amtca_file_write(const char *path, const void *buf, size_t len, mode_t mode,
 		goto io;
 	free(tmp);
 	tmp = NULL;
-	if (fsync_dir_of(path) != 0)
-		return amtca_fail(AMTCA_E_IO, "cannot sync directory of %s", path);
-	return 0;
+	if (fsync_dir_of(path) != 0) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot sync directory of %s", path);
+		goto out;
+	}
+	ret = 0;
+	goto out;
 io:
 	ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", path, strerror(errno));
 out:
@@ -213,6 +261,268 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
+	return ret;
+}
+
+/*
+ * Write through an existing character device or FIFO (never replace it).
+ * O_NOFOLLOW: `path` was seen as no symlink, and must still be none.
+ */
+static int
+write_through(const char *path, const void *buf, size_t len)
+{
+	struct stat sb;
+	int fd, ret;
+
+	if ((fd = open(path, O_WRONLY | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return amtca_fail(AMTCA_E_IO, "cannot open %s: %s", path,
+		    strerror(errno));
+	if (fstat(fd, &sb) == -1 || !(S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode)))
+		ret = amtca_fail(AMTCA_E_IO, "%s changed while it was opened; "
+		    "not written", path);
+	else if (write_all(fd, buf, len) == -1)
+		ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", path,
+		    strerror(errno));
+	else
+		ret = 0;
+	if (close(fd) == -1 && ret == 0)
+		ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", path,
+		    strerror(errno));
+	return ret;
+}
+
+/* fd N for "/dev/stdout", "/dev/stderr", "/dev/fd/N", "/proc/self/fd/N". */
+static int
+fd_name(const char *path)
+{
+	const char *n = NULL;
+	long v;
+	char *end;
+
+	if (strcmp(path, "/dev/stdout") == 0)
+		return 1;
+	if (strcmp(path, "/dev/stderr") == 0)
+		return 2;
+	if (strncmp(path, "/dev/fd/", 8) == 0)
+		n = path + 8;
+	else if (strncmp(path, "/proc/self/fd/", 14) == 0)
+		n = path + 14;
+	if (n == NULL || *n < '0' || *n > '9')
+		return -1;
+	errno = 0;
+	v = strtol(n, &end, 10);
+	if (errno != 0 || *end != '\0' || v > 1024)
+		return -1;
+	return (int)v;
+}
+
+static int
+write_fd(int fd, const char *name, const void *buf, size_t len)
+{
+	if (write_all(fd, buf, len) == -1)
+		return amtca_fail(AMTCA_E_IO, "cannot write to %s: %s", name,
+		    strerror(errno));
+	return 0;
+}
+
+/*
+ * Follow the symlink chain at `path` to the file it names: each link must
+ * belong to root or to us (a link someone else planted, in /tmp say, is
+ * never followed), and the end must exist.  *out malloc'd, canonical; or
+ * *fd >= 0 when the chain reaches a name of one of our descriptors
+ * (a link to /dev/stdout).
+ */
+static int
+follow_links(const char *path, char **out, int *fd)
+{
+	char cur[PATH_MAX], target[PATH_MAX], *copy, *d, *real = NULL;
+	struct stat sb;
+	ssize_t n;
+	int hops;
+
+	*out = NULL;
+	*fd = -1;
+	if (strlen(path) >= sizeof(cur))
+		return amtca_fail(AMTCA_E_IO, "%s: path too long", path);
+	strcpy(cur, path);
+	for (hops = 0; ; hops++) {
+		if ((*fd = fd_name(cur)) != -1)
+			return 0;
+		if (lstat(cur, &sb) == -1)
+			return amtca_fail(AMTCA_E_IO, "%s is a symlink to %s, which "
+			    "does not exist; give the real path", path, cur);
+		if (!S_ISLNK(sb.st_mode))
+			break;
+		if (hops == AMTCA_SYMLINK_HOPS)
+			return amtca_fail(AMTCA_E_IO, "%s: too many levels of "
+			    "symlinks", path);
+		if (sb.st_uid != 0 && sb.st_uid != geteuid())
+			return amtca_fail(AMTCA_E_IO, "%s is a symlink owned by uid "
+			    "%u, not by you or root; refusing to follow it: remove "
+			    "it or give the target path", cur, (unsigned)sb.st_uid);
+		if ((n = readlink(cur, target, sizeof(target) - 1)) == -1)
+			return amtca_fail(AMTCA_E_IO, "cannot read link %s: %s", cur,
+			    strerror(errno));
+		target[n] = '\0';
+		if (target[0] == '/') {
+			strcpy(cur, target);
+			continue;
+		}
+		if ((copy = strdup(cur)) == NULL)
+			return AMTCA_E_NOMEM;
+		d = dirname(copy);
+		if (snprintf(cur, sizeof(cur), "%s/%s", d, target) >=
+		    (int)sizeof(cur)) {
+			free(copy);
+			return amtca_fail(AMTCA_E_IO, "%s: path too long", path);
+		}
+		free(copy);
+	}
+	if ((real = realpath(cur, NULL)) == NULL)
+		return amtca_fail(AMTCA_E_IO, "cannot resolve %s: %s", path,
+		    strerror(errno));
+	*out = real;
+	return 0;
+}
+
+int
+amtca_file_write(const char *path, const void *buf, size_t len, mode_t mode,
+    int exclusive)
+{
+	char *real = NULL;
+	struct stat sb;
+	int fd, r, ret = AMTCA_E_INTERNAL;
+
+	if (exclusive) {
+		ret = write_atomic(path, buf, len, mode, 1);
+		goto out;
+	}
+	if ((fd = fd_name(path)) != -1) {
+		ret = write_fd(fd, path, buf, len);
+		goto out;
+	}
+	if (lstat(path, &sb) == -1) {
+		if (errno != ENOENT) {
+			ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		ret = write_atomic(path, buf, len, mode, 0);
+		goto out;
+	}
+	if (S_ISLNK(sb.st_mode)) {
+		/* Never replace the link: write what it names. */
+		if ((r = follow_links(path, &real, &fd)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if (fd != -1) {
+			ret = write_fd(fd, path, buf, len);
+			goto out;
+		}
+		if (lstat(real, &sb) == -1) {
+			ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", real,
+			    strerror(errno));
+			goto out;
+		}
+		path = real;
+	}
+	if (S_ISREG(sb.st_mode))
+		ret = write_atomic(path, buf, len, mode, 0);
+	else if (S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode))
+		ret = write_through(path, buf, len);
+	else
+		ret = amtca_fail(AMTCA_E_IO, "%s is a %s, not a file; give a file "
+		    "name, a FIFO, a character device or '-'", path,
+		    S_ISDIR(sb.st_mode) ? "directory" : "special file");
+out:
+	free(real);
+	return ret;
+}
+
+int
+amtca_out_write(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	if (path == NULL || strcmp(path, "-") == 0)
+		return write_fd(STDOUT_FILENO, "standard output", buf, len);
+	return amtca_file_write(path, buf, len, mode, 0);
+}
+
+/*
+ * One component of a StrictModes walk.  `leaf` is the path being vetted,
+ * `p` the component (equal to leaf, or a directory above it).
+ */
+static int
+check_one(const char *what, const char *leaf, const char *p, int above)
+{
+	struct stat sb;
+
+	if (stat(p, &sb) == -1)
+		return amtca_fail(errno == ENOENT ? AMTCA_E_NOT_FOUND : AMTCA_E_IO,
+		    "cannot check %s %s: %s", what, p, strerror(errno));
+	if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		if (above)
+			return amtca_fail(AMTCA_E_CONFIG, "directory %s above the "
+			    "%s %s is owned by uid %u, not by you or root; move the "
+			    "%s or fix the owner", p, what, leaf, (unsigned)sb.st_uid,
+			    what);
+		return amtca_fail(AMTCA_E_CONFIG, "%s %s is owned by uid %u, not by "
+		    "you or root; fix it with chown or use another path", what, p,
+		    (unsigned)sb.st_uid);
+	}
+	/* A sticky directory (like /tmp) keeps others from renaming our entries. */
+	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+	    !(above && S_ISDIR(sb.st_mode) && (sb.st_mode & S_ISVTX))) {
+		if (above)
+			return amtca_fail(AMTCA_E_CONFIG, "directory %s above the "
+			    "%s %s is writable by group or others (mode %04o); "
+			    "fix it with 'chmod go-w %s' or move the %s", p, what,
+			    leaf, (unsigned)(sb.st_mode & 07777), p, what);
+		return amtca_fail(AMTCA_E_CONFIG, "%s %s is writable by group or "
+		    "others (mode %04o); fix it with 'chmod go-w %s'", what, p,
+		    (unsigned)(sb.st_mode & 07777), p);
+	}
+	return 0;
+}
+
+int
+amtca_path_check_secure(const char *path, const char *what)
+{
+	char *real = NULL, *p;
+	struct stat sb;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) &&
+	    sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s %s is a symlink owned by uid "
+		    "%u, not by you or root; replace it with the real path", what,
+		    path, (unsigned)sb.st_uid);
+		goto out;
+	}
+	if ((real = realpath(path, NULL)) == NULL) {
+		ret = amtca_fail(errno == ENOENT ? AMTCA_E_NOT_FOUND : AMTCA_E_IO,
+		    "cannot check %s %s: %s", what, path, strerror(errno));
+		goto out;
+	}
+	if ((r = check_one(what, real, real, 0)) != 0) {
+		ret = r;
+		goto out;
+	}
+	/* Every directory above it, up to "/". */
+	for (p = strrchr(real, '/'); p != NULL; p = strrchr(real, '/')) {
+		if (p == real) {
+			ret = real[1] == '\0' ? 0 : check_one(what, path, "/", 1);
+			goto out;
+		}
+		*p = '\0';
+		if ((r = check_one(what, path, real, 1)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(real);
 	return ret;
 }
 

@@ -29,14 +29,44 @@ int amtca_file_read(const char *path, size_t max, unsigned char **out,
     size_t *len) AMTCA_WUR;
 
 /*
- * Write `len` bytes to `path` atomically and durably: temp file in the same
- * directory, fsync, rename, fsync the directory.  With `exclusive`, fails
- * with AMTCA_E_EXISTS instead of replacing an existing file.
+ * Write `len` bytes to `path`.  A regular file (or a missing one) is
+ * replaced atomically and durably: a temp file created O_EXCL|O_NOFOLLOW
+ * under an unpredictable name in the same directory, fsync, rename, fsync
+ * the directory.  With `exclusive`, fails with AMTCA_E_EXISTS instead of
+ * replacing anything that exists (even a dangling symlink).  Otherwise:
+ *  - a character device or FIFO is written through, never replaced;
+ *  - "/dev/stdout", "/dev/stderr", "/dev/fd/N", "/proc/self/fd/N" write to
+ *    that descriptor of ours;
+ *  - a symlink is never replaced: it is followed to the regular file, device
+ *    or FIFO it names, provided every link on the way belongs to root or to
+ *    us; a link planted by another user, or a dangling one, is refused;
+ *  - a directory or other special file is refused.
  */
 int amtca_file_write(const char *path, const void *buf, size_t len,
     mode_t mode, int exclusive) AMTCA_WUR;
 
-/* mkdir -p with `mode` for created components. */
+/*
+ * A user-named output (--out FILE): "-" or NULL is standard output,
+ * anything else as amtca_file_write(path, ..., mode, 0).
+ */
+int amtca_out_write(const char *path, const void *buf, size_t len,
+    mode_t mode) AMTCA_WUR;
+
+/*
+ * OpenSSH's StrictModes: `path` (after symlinks) must be owned by root or
+ * the effective user and not be writable by group or others, and so must
+ * every directory above it, except that a sticky directory (like /tmp) is
+ * accepted above it.  A symlink at `path` owned by someone else is refused.
+ * `what` names the path in the one-line error ("CA home", "PIN file").
+ * AMTCA_E_CONFIG when loose, AMTCA_E_NOT_FOUND / AMTCA_E_IO when it cannot
+ * be examined.
+ */
+int amtca_path_check_secure(const char *path, const char *what) AMTCA_WUR;
+
+/*
+ * mkdir -p with `mode` for created components.  Existing directories are
+ * accepted as they are: vet them with amtca_path_check_secure().
+ */
 int amtca_mkdirs(const char *path, mode_t mode) AMTCA_WUR;
 
 /* rm -r of `dir` (not following symlinks); errors are ignored.  NULL ok. */

@@ -37,9 +37,14 @@ struct home_conf {
 	char *token_uri;
 	char *pin_file;
 	char *softhsm_conf;		/* set for the embedded SoftHSM token */
+	char *module_env[AMTCA_MODULE_ENV_MAX];	/* "NAME=value" for the module */
+	size_t nmodule_env;
 	char *key_type;
 	char *domains[AMTCA_DOMAINS_MAX];
 	size_t ndomains;
+	int any_domain;			/* "any_domain = yes": no domain lines */
+	char *ip_ranges[AMTCA_IP_RANGES_MAX];	/* canonical CIDR */
+	size_t nip_ranges;
 	char *org;
 	char *country;
 	int days;
@@ -70,6 +75,38 @@ struct home {
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);
+
+/*
+ * Environment variables a PKCS#11 module reads its configuration from
+ * (SOFTHSM2_CONF, ...), NULL-terminated: `init` records those it sees as
+ * module_env lines, home_open() sets them before loading the module.
+ */
+extern const char *const home_module_env_names[];
+
+/*
+ * Make `dir` the new CA home for `init`: created 0700 (parents too) when
+ * missing; an existing one must be an empty directory that passes
+ * amtca_path_check_secure().  AMTCA_E_EXISTS when it holds anything.
+ */
+int home_create(const char *dir) AMTCA_WUR;
+
+/*
+ * StrictModes for what a token configuration makes us load or read: the
+ * module (and its directory) when given as a path, the PIN file or the
+ * URI's pin-source, the SoftHSM config (`softhsm_conf`, or SOFTHSM2_CONF
+ * among `env`, "NAME=value") and the token directory it names.  For the
+ * embedded token (`softhsm_conf`) a moved or copied home is first made to
+ * use its own token store (hsm_softhsm_relocate).
+ */
+int home_token_check(const char *module, const char *token_uri,
+    const char *pin_file, const char *softhsm_conf, char *const *env,
+    size_t nenv) AMTCA_WUR;
+
+/*
+ * Before hsm_open() on a home's token: home_token_check() on its conf, then
+ * set its module_env variables (setenv: before any thread starts).
+ */
+int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
 

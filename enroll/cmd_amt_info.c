@@ -237,6 +237,12 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		ret = cli_fail(r);
 		goto out;
 	}
+	/* Done with the device: libcurl's copies and ours are wiped now. */
+	amt_free(a);
+	a = NULL;
+	amtca_secret_free(password);
+	password = NULL;
+	o.password = NULL;
 	if (json) {
 		json_init(&j, stdout);
 		json_obj_begin(&j, NULL);

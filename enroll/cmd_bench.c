@@ -332,6 +332,8 @@ cmd_bench(const char *homedir, int argc, char **argv)
 		ho.pin_file = pin;
 		ho.softhsm_conf = conf;
 	} else {
+		if ((r = home_token_prepare(&h->conf)) != 0)
+			goto fail;
 		ho.module = h->conf.module;
 		ho.token_uri = h->conf.token_uri;
 		ho.pin_file = h->conf.pin_file;

@@ -3,6 +3,7 @@
  */
 #include "enroll/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -122,16 +123,21 @@ out:
 
 static const char init_synopsis[] =
     "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
-    "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--domain SUFFIX]...\n"
+    "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384]\n"
+    "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
 
 static const char init_options[] =
     "  --softhsm              a SoftHSM token inside the home (embedded default)\n"
-    "  --module PATH          a PKCS#11 module, with --token-uri and --pin-file\n"
-    "  --token-uri URI        RFC 7512 URI of the token\n"
+    "  --module PATH          a PKCS#11 module, with --token-uri (and --pin-file)\n"
+    "  --token-uri URI        RFC 7512 URI of the token; may carry\n"
+    "                         pin-source=file:/absolute/path instead of --pin-file\n"
     "  --pin-file FILE        the token's user PIN (first line)\n"
     "  --key-type TYPE        rsa2048 (default), rsa3072, rsa4096, p256, p384\n"
-    "  --domain SUFFIX        allowed FQDN suffix (repeatable); name constraints\n"
+    "  --domain SUFFIX        allowed FQDN suffix (repeatable); name constraints;\n"
+    "                         required unless --any-domain\n"
+    "  --any-domain           a CA for any DNS name (warns; recorded in amtca.conf)\n"
+    "  --ip-range CIDR        network for IP SANs (repeatable); none: no IP SANs\n"
     "  --root-cn CN           root CA common name\n"
     "  --inter-cn CN          issuing CA common name\n"
     "  --org NAME             organisation in the CA names\n"
@@ -141,9 +147,10 @@ static const char init_options[] =
 
 static int
 write_conf(const char *dir, const char *module, const char *uri,
-    const char *pin_file, const char *softhsm_conf, const char *key_type,
-    char *const *domains, size_t nd, const char *org, const char *country,
-    int days)
+    const char *pin_file, const char *softhsm_conf, char *const *env,
+    size_t nenv, const char *key_type, char *const *domains, size_t nd,
+    int any_domain, char *const *ranges, size_t nr, const char *org,
+    const char *country, int days)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -158,8 +165,33 @@ write_conf(const char *dir, const char *module, const char *uri,
 	    softhsm_conf ? "softhsm_conf = " : "", softhsm_conf ? softhsm_conf : "",
 	    softhsm_conf ? "\n" : "", key_type, days, AMTCA_SKEW_DEFAULT_S) == -1)
 		return AMTCA_E_NOMEM;
+	for (i = 0; i < nenv; i++) {
+		if (asprintf(&nt, "%smodule_env = %s\n", text, env[i]) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	for (i = 0; i < nd; i++) {
 		if (asprintf(&nt, "%sdomain = %s\n", text, domains[i]) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	if (any_domain) {
+		if (asprintf(&nt, "%s# chosen with --any-domain: no DNS name "
+		    "constraint\nany_domain = yes\n", text) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	for (i = 0; i < nr; i++) {
+		if (asprintf(&nt, "%sip_range = %s\n", text, ranges[i]) == -1) {
 			free(text);
 			return AMTCA_E_NOMEM;
 		}
@@ -211,6 +243,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 		{ "pin-file", required_argument, NULL, 'p' },
 		{ "key-type", required_argument, NULL, 'k' },
 		{ "domain", required_argument, NULL, 'd' },
+		{ "any-domain", no_argument, NULL, 'A' },
+		{ "ip-range", required_argument, NULL, 'R' },
 		{ "root-cn", required_argument, NULL, 'r' },
 		{ "inter-cn", required_argument, NULL, 'i' },
 		{ "org", required_argument, NULL, 'o' },
@@ -223,9 +257,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX], *p;
-	char fq[AMTCA_FQDN_MAX + 1];
-	size_t nd = 0, i;
-	int softhsm = 0, days = AMTCA_DAYS_DEFAULT, ch, r, ret = EXIT_FAIL;
+	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
+	char rtext[CA_IP_RANGE_STRLEN];
+	struct ca_ip_range rg;
+	size_t nd = 0, nr = 0, i;
+	int softhsm = 0, any_domain = 0, days = AMTCA_DAYS_DEFAULT, ch, r;
+	int ret = EXIT_FAIL;
 	enum hsm_keytype kt;
 	struct hsm *hsm = NULL;
 	struct hsm_key *rk = NULL, *ik = NULL;
@@ -237,6 +274,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	char *mod_out = NULL, *uri_out = NULL, *conf_out = NULL;
 	char *hsmdir = NULL, *pinpath = NULL, *f_root = NULL, *f_inter = NULL;
 	char *f_chain = NULL, *f_db = NULL, *f_conf = NULL;
+	char *abs_module = NULL, *abs_pin = NULL;
+	char *env[AMTCA_MODULE_ENV_MAX];
+	size_t nenv = 0;
 	int wrote_files = 0;
 	struct stat sb;
 
@@ -260,6 +300,13 @@ cmd_init(const char *homedir, int argc, char **argv)
 				return usage_error("init", "too many --domain", init_synopsis);
 			domains[nd++] = optarg;
 			break;
+		case 'A': any_domain = 1; break;
+		case 'R':
+			if (nr == AMTCA_IP_RANGES_MAX)
+				return usage_error("init", "too many --ip-range",
+				    init_synopsis);
+			ranges[nr++] = optarg;
+			break;
 		case 'h':
 			return cli_help("init", init_synopsis, init_options, opts);
 		default:
@@ -268,12 +315,22 @@ cmd_init(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("init", "unexpected argument", init_synopsis);
+	/* Without --pin-file the URI's pin-source names the PIN file. */
 	if (softhsm == (module != NULL || uri != NULL || pin_file != NULL) ||
-	    (!softhsm && (module == NULL || uri == NULL || pin_file == NULL)))
-		return usage_error("init", "give either --softhsm or all of --module, "
-		    "--token-uri and --pin-file", init_synopsis);
+	    (!softhsm && (module == NULL || uri == NULL)))
+		return usage_error("init", "give either --softhsm or --module and "
+		    "--token-uri (with --pin-file or a pin-source in the URI)",
+		    init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
+	/* A CA that may vouch for any name is a choice, never a default. */
+	if (nd == 0 && !any_domain)
+		return usage_error("init", "--domain SUFFIX is required (or "
+		    "--any-domain for a CA that may vouch for any DNS name)",
+		    init_synopsis);
+	if (nd > 0 && any_domain)
+		return usage_error("init", "--domain and --any-domain exclude "
+		    "each other", init_synopsis);
 	if (!valid_name(root_cn) || !valid_name(inter_cn) ||
 	    (org != NULL && !valid_name(org)))
 		return usage_error("init", "names must be 1-64 printable characters "
@@ -283,24 +340,51 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    !(country[1] >= 'A' && country[1] <= 'Z')))
 		return usage_error("init", "--country takes two capital letters",
 		    init_synopsis);
+	/* Ranges are checked strictly and stored in canonical form. */
+	for (i = 0; i < nr; i++) {
+		if ((r = ca_ip_range_parse(ranges[i], &rg)) != 0)
+			fprintf(stderr, "amtca: --ip-range: %s\n", amtca_errmsg(r));
+		else {
+			ca_ip_range_format(&rg, rtext, sizeof(rtext));
+			if ((ranges[i] = strdup(rtext)) == NULL)
+				r = AMTCA_E_NOMEM;
+		}
+		if (r != 0) {
+			while (i-- > 0)
+				free(ranges[i]);
+			return r == AMTCA_E_NOMEM ? cli_fail(r) : EXIT_USAGE;
+		}
+	}
 	/* Domains go through the FQDN rules (as suffixes) and are stored lowercased. */
 	ca_policy_init(&pol);
 	for (i = 0; i < nd; i++) {
 		if ((r = ca_fqdn_check(domains[i], &pol, fq)) != 0) {
 			fprintf(stderr, "amtca: --domain %s: %s\n", domains[i],
 			    amtca_errmsg(r));
-			return EXIT_USAGE;
+			ret = EXIT_USAGE;
+		} else if ((domains[i] = strdup(fq)) == NULL)
+			ret = cli_fail(AMTCA_E_NOMEM);
+		if (r != 0 || domains[i] == NULL) {
+			while (i-- > 0)
+				free(domains[i]);
+			for (i = 0; i < nr; i++)
+				free(ranges[i]);
+			return ret;
 		}
-		if ((domains[i] = strdup(fq)) == NULL)
-			return cli_fail(AMTCA_E_NOMEM);
 	}
+	if (any_domain)
+		fprintf(stderr, "amtca: warning: --any-domain: this CA may vouch "
+		    "for any DNS name, www.example.com as much as your AMT "
+		    "hosts; recorded in amtca.conf\n");
 	pol.domains = (const char *const *)domains;
 	pol.ndomains = nd;
+	pol.ip_ranges = (const char *const *)ranges;
+	pol.nip_ranges = nr;
 	pol.org = org;
 	pol.country = country;
 
 	homedir = home_default_dir(homedir);
-	if ((r = amtca_mkdirs(homedir, 0700)) != 0)
+	if ((r = home_create(homedir)) != 0)
 		goto fail;
 	if (realpath(homedir, real) == NULL) {
 		r = amtca_fail(AMTCA_E_IO, "cannot resolve %s", homedir);
@@ -329,6 +413,50 @@ cmd_init(const char *homedir, int argc, char **argv)
 		module = mod_out;
 		uri = uri_out;
 		pin_file = pinpath;
+	} else {
+		/*
+		 * amtca.conf reads relative paths relative to the home, and
+		 * later commands run from anywhere: store what the user meant.
+		 */
+		if (strchr(module, '/') != NULL) {
+			if ((abs_module = realpath(module, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_HSM_MODULE, "--module %s: %s",
+				    module, strerror(errno));
+				goto fail;
+			}
+			module = abs_module;
+		}
+		if (pin_file != NULL) {
+			if ((abs_pin = realpath(pin_file, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "--pin-file %s: %s",
+				    pin_file, strerror(errno));
+				goto fail;
+			}
+			pin_file = abs_pin;
+		}
+		/* The module's own configuration, as this shell has it. */
+		for (i = 0; home_module_env_names[i] != NULL; i++) {
+			const char *v = getenv(home_module_env_names[i]);
+			char *rv = NULL;
+
+			if (v == NULL || *v == '\0' || nenv == AMTCA_MODULE_ENV_MAX)
+				continue;
+			if ((rv = realpath(v, NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "%s=%s: %s",
+				    home_module_env_names[i], v, strerror(errno));
+				goto fail;
+			}
+			r = asprintf(&env[nenv], "%s=%s", home_module_env_names[i], rv);
+			free(rv);
+			if (r == -1) {
+				r = AMTCA_E_NOMEM;
+				goto fail;
+			}
+			nenv++;
+		}
+		if ((r = home_token_check(module, uri, pin_file, NULL, env,
+		    nenv)) != 0)
+			goto fail;
 	}
 	memset(&ho, 0, sizeof(ho));
 	ho.module = module;
@@ -365,8 +493,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 			pf = HOME_PIN_FILE;
 			sc = conf_out + rl + 1;
 		}
-		if ((r = write_conf(real, module, uri, pf, sc, key_type, domains, nd,
-		    org, country, days)) != 0)
+		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
+		    domains, nd, any_domain, ranges, nr, org, country, days)) != 0)
 			goto fail;
 	}
 	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
@@ -411,6 +539,12 @@ out:
 	X509_free(inter);
 	for (i = 0; i < nd; i++)
 		free(domains[i]);
+	for (i = 0; i < nr; i++)
+		free(ranges[i]);
+	for (i = 0; i < nenv; i++)
+		free(env[i]);
+	free(abs_module);
+	free(abs_pin);
 	free(mod_out);
 	free(uri_out);
 	free(conf_out);
@@ -504,7 +638,9 @@ cmd_issue(const char *homedir, int argc, char **argv)
 		switch (ch) {
 		case 'f': fqdn = optarg; break;
 		case 'c': csrpath = optarg; break;
-		case 'o': outpath = optarg; break;
+		case 'o':	/* "-" is standard output, as no --out is */
+			outpath = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			break;
 		case 'j': json = 1; break;
 		case 'i':
 			if (nips == AMTCA_IPS_MAX)
@@ -557,7 +693,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0)
 		goto handout_failed;
 	if (outpath != NULL)
-		r = amtca_file_write(outpath, pem, len, 0644, 0);
+		r = amtca_out_write(outpath, pem, len, 0644);
 	else if (!json && (fwrite(pem, 1, len, stdout) != len ||
 	    fflush(stdout) != 0))
 		r = amtca_fail(AMTCA_E_IO, "cannot write to standard output");
@@ -1180,6 +1316,9 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("crl", "unexpected argument", syn);
+	/* With --json, stdout carries the JSON document (the CRL is in it). */
+	if (json && outpath != NULL && strcmp(outpath, "-") == 0)
+		outpath = NULL;
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
 	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
@@ -1188,7 +1327,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		goto out;
 	}
 	if (outpath != NULL)
-		r = amtca_file_write(outpath, crl, len, 0644, 0);
+		r = amtca_out_write(outpath, crl, len, 0644);
 	else if (!json && fwrite(crl, 1, len, stdout) != len)
 		r = amtca_fail(AMTCA_E_IO, "cannot write to stdout");
 	if (r == 0 && json)

@@ -681,6 +681,13 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		}
 	}
 
+	/* The checks below need no credentials: wipe libcurl's and ours. */
+	amt_free(a);
+	a = NULL;
+	amtca_secret_free(password);
+	password = NULL;
+	ao.password = NULL;
+
 	/* 8. Redirection over TLS (SOL/IDE-R/KVM consoles). */
 	{
 		X509 *rl = NULL;

@@ -2,13 +2,21 @@
  * The CA home: amtca.conf, the CA certificates, the database and the
  * token.  amtca.conf is "key = value" lines; '#' starts a comment; relative
  * paths are relative to the home.  See amtca.conf(5).
+ *
+ * Nothing in a home is used unless it is ours (OpenSSH's StrictModes): the
+ * home, amtca.conf and, before the token is opened, the module, the PIN
+ * file and the SoftHSM configuration and token store must belong to root
+ * or to us and be writable by nobody else.
  */
 #include "enroll/cli.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -26,6 +34,28 @@ home_default_dir(const char *dir)
 	if ((env = getenv("AMTCA_HOME")) != NULL && *env != '\0')
 		return env;
 	return "./amtca-home";
+}
+
+const char *const home_module_env_names[] = {
+	"SOFTHSM2_CONF",		/* SoftHSM 2 */
+	"OPENSC_CONF",			/* OpenSC */
+	"YUBIHSM_PKCS11_CONF",		/* YubiHSM 2 */
+	NULL,
+};
+
+/* Is "NAME=value" one of home_module_env_names with a non-empty value? */
+static int
+module_env_ok(const char *kv)
+{
+	size_t i, n;
+
+	for (i = 0; home_module_env_names[i] != NULL; i++) {
+		n = strlen(home_module_env_names[i]);
+		if (strncmp(kv, home_module_env_names[i], n) == 0 && kv[n] == '=' &&
+		    kv[n + 1] != '\0')
+			return 1;
+	}
+	return 0;
 }
 
 static char *
@@ -73,9 +103,13 @@ conf_clear(struct home_conf *c)
 	free(c->token_uri);
 	free(c->pin_file);
 	free(c->softhsm_conf);
+	for (i = 0; i < c->nmodule_env; i++)
+		free(c->module_env[i]);
 	free(c->key_type);
 	for (i = 0; i < c->ndomains; i++)
 		free(c->domains[i]);
+	for (i = 0; i < c->nip_ranges; i++)
+		free(c->ip_ranges[i]);
 	free(c->org);
 	free(c->country);
 	free(c->crl_url);
@@ -156,6 +190,24 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 				goto out;
 			}
 			continue;
+		} else if (strcmp(k, "module_env") == 0) {
+			if (!module_env_ok(v)) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: module_env "
+				    "takes NAME=value for SOFTHSM2_CONF, OPENSC_CONF "
+				    "or YUBIHSM_PKCS11_CONF", path, lineno);
+				goto out;
+			}
+			if (c->nmodule_env == AMTCA_MODULE_ENV_MAX) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s: more than %d "
+				    "module_env lines", path, AMTCA_MODULE_ENV_MAX);
+				goto out;
+			}
+			if ((c->module_env[c->nmodule_env] = strdup(v)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			c->nmodule_env++;
+			continue;
 		} else if (strcmp(k, "domain") == 0) {
 			if (c->ndomains == AMTCA_DOMAINS_MAX) {
 				ret = amtca_fail(AMTCA_E_CONFIG, "%s: more than %d domains",
@@ -168,6 +220,29 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			}
 			c->ndomains++;
 			continue;
+		} else if (strcmp(k, "ip_range") == 0) {
+			struct ca_ip_range rg;
+			char txt[CA_IP_RANGE_STRLEN], why[256];
+
+			if (c->nip_ranges == AMTCA_IP_RANGES_MAX) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s: more than %d "
+				    "ip_range lines", path, AMTCA_IP_RANGES_MAX);
+				goto out;
+			}
+			if ((r = ca_ip_range_parse(v, &rg)) != 0) {
+				/* The detail lives in amtca_fail()'s buffer. */
+				snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: %s", path,
+				    lineno, why);
+				goto out;
+			}
+			ca_ip_range_format(&rg, txt, sizeof(txt));
+			if ((c->ip_ranges[c->nip_ranges] = strdup(txt)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			c->nip_ranges++;
+			continue;
 		} else if (strcmp(k, "days") == 0 || strcmp(k, "skew") == 0) {
 			int *ip = k[0] == 'd' ? &c->days : &c->skew_s;
 
@@ -178,9 +253,10 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 				goto out;
 			}
 			continue;
-		} else if (strcmp(k, "wildcard") == 0 || strcmp(k, "client_auth") == 0) {
+		} else if (strcmp(k, "wildcard") == 0 || strcmp(k, "client_auth") == 0 ||
+		    strcmp(k, "any_domain") == 0) {
 			if (parse_bool(v, k[0] == 'w' ? &c->allow_wildcard :
-			    &c->client_auth) != 0) {
+			    k[0] == 'c' ? &c->client_auth : &c->any_domain) != 0) {
 				ret = amtca_fail(AMTCA_E_CONFIG,
 				    "%s:%zu: %s must be yes or no", path, lineno, k);
 				goto out;
@@ -200,6 +276,18 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 	if (c->module == NULL || c->token_uri == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "%s: module and token_uri are required",
 		    path);
+		goto out;
+	}
+	/* A CA for any name must say so: silence is not a policy. */
+	if (c->ndomains == 0 && !c->any_domain) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s: no 'domain' line, so this CA "
+		    "would vouch for any name: add 'domain = SUFFIX', or "
+		    "'any_domain = yes' if that is intended", path);
+		goto out;
+	}
+	if (c->ndomains > 0 && c->any_domain) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s: 'any_domain = yes' contradicts "
+		    "the 'domain' lines: remove one", path);
 		goto out;
 	}
 	ret = 0;
@@ -236,6 +324,155 @@ out:
 }
 
 int
+home_create(const char *dir)
+{
+	struct stat sb;
+	struct dirent *e;
+	DIR *d = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (stat(dir, &sb) == -1) {
+		if (errno != ENOENT) {
+			ret = amtca_fail(AMTCA_E_IO, "cannot use %s: %s", dir,
+			    strerror(errno));
+			goto out;
+		}
+		if ((r = amtca_mkdirs(dir, 0700)) != 0) {
+			ret = r;
+			goto out;
+		}
+	} else {
+		if (!S_ISDIR(sb.st_mode)) {
+			ret = amtca_fail(AMTCA_E_EXISTS, "%s exists and is not a "
+			    "directory; give a new or empty directory", dir);
+			goto out;
+		}
+		if ((d = opendir(dir)) == NULL) {
+			ret = amtca_fail(AMTCA_E_IO, "cannot read %s: %s", dir,
+			    strerror(errno));
+			goto out;
+		}
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			ret = strcmp(e->d_name, HOME_CONF) == 0 ?
+			    amtca_fail(AMTCA_E_EXISTS, "a CA already exists in %s; "
+			    "refusing to overwrite it", dir) :
+			    amtca_fail(AMTCA_E_EXISTS, "%s already exists and is not "
+			    "empty (it holds %s); give a new or empty directory",
+			    dir, e->d_name);
+			goto out;
+		}
+	}
+	/* Made by us or pre-made by anyone: it must be ours alone from now on. */
+	if ((r = amtca_path_check_secure(dir, "CA home")) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (d != NULL)
+		closedir(d);
+	return ret;
+}
+
+/* The SoftHSM config a module environment names, or NULL. */
+static const char *
+env_softhsm_conf(char *const *env, size_t nenv)
+{
+	size_t i;
+
+	for (i = 0; i < nenv; i++)
+		if (strncmp(env[i], "SOFTHSM2_CONF=", 14) == 0)
+			return env[i] + 14;
+	return NULL;
+}
+
+static int
+check_softhsm(const char *conf)
+{
+	char *tokdir = NULL;
+	int r;
+
+	if ((r = amtca_path_check_secure(conf, "SoftHSM config")) != 0 ||
+	    (r = hsm_softhsm_tokendir(conf, &tokdir)) != 0)
+		return r;
+	r = amtca_path_check_secure(tokdir, "token directory");
+	free(tokdir);
+	return r;
+}
+
+int
+home_token_check(const char *module, const char *token_uri,
+    const char *pin_file, const char *softhsm_conf, char *const *env,
+    size_t nenv)
+{
+	char *src_pin = NULL;
+	const char *env_conf;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	/* A bare module name is looked up by p11-kit in its own module path. */
+	if (module != NULL && strchr(module, '/') != NULL &&
+	    (r = amtca_path_check_secure(module, "PKCS#11 module")) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (pin_file == NULL && token_uri != NULL) {
+		if ((r = hsm_uri_pin_path(token_uri, &src_pin)) != 0) {
+			ret = r;
+			goto out;
+		}
+		pin_file = src_pin;
+	}
+	if (pin_file != NULL &&
+	    (r = amtca_path_check_secure(pin_file, "PIN file")) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (softhsm_conf != NULL) {
+		if ((r = amtca_path_check_secure(softhsm_conf, "SoftHSM config")) != 0 ||
+		    (r = hsm_softhsm_relocate(softhsm_conf)) != 0 ||
+		    (r = check_softhsm(softhsm_conf)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if ((env_conf = env_softhsm_conf(env, nenv)) != NULL &&
+	    (r = check_softhsm(env_conf)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	free(src_pin);
+	return ret;
+}
+
+int
+home_token_prepare(const struct home_conf *c)
+{
+	size_t i;
+	int r;
+
+	if ((r = home_token_check(c->module, c->token_uri, c->pin_file,
+	    c->softhsm_conf, c->module_env, c->nmodule_env)) != 0)
+		return r;
+	/* What init saw, so that the module finds the same token. */
+	for (i = 0; i < c->nmodule_env; i++) {
+		const char *kv = c->module_env[i], *eq = strchr(kv, '=');
+		char *name = strndup(kv, (size_t)(eq - kv));
+
+		if (name == NULL)
+			return AMTCA_E_NOMEM;
+		r = setenv(name, eq + 1, 1);
+		free(name);
+		if (r != 0)
+			return amtca_fail(AMTCA_E_NOMEM, "cannot set %s", kv);
+	}
+	return 0;
+}
+
+int
 home_open(const char *dir, int flags, struct home **out)
 {
 	struct home *h = NULL;
@@ -256,13 +493,17 @@ home_open(const char *dir, int flags, struct home **out)
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	if ((r = conf_parse(real, conf, &h->conf)) != 0) {
+	if ((r = amtca_path_check_secure(real, "CA home")) != 0 ||
+	    (r = conf_parse(real, conf, &h->conf)) != 0 ||
+	    (r = amtca_path_check_secure(conf, "CA configuration")) != 0) {
 		ret = r;
 		goto out;
 	}
 	ca_policy_init(&h->policy);
 	h->policy.domains = (const char *const *)h->conf.domains;
 	h->policy.ndomains = h->conf.ndomains;
+	h->policy.ip_ranges = (const char *const *)h->conf.ip_ranges;
+	h->policy.nip_ranges = h->conf.nip_ranges;
 	h->policy.allow_wildcard = h->conf.allow_wildcard;
 	h->policy.org = h->conf.org;
 	h->policy.country = h->conf.country;
@@ -291,6 +532,10 @@ home_open(const char *dir, int flags, struct home **out)
 		}
 	}
 	if ((flags & HOME_SIGNER) != 0) {
+		if ((r = home_token_prepare(&h->conf)) != 0) {
+			ret = r;
+			goto out;
+		}
 		memset(&ho, 0, sizeof(ho));
 		ho.module = h->conf.module;
 		ho.token_uri = h->conf.token_uri;

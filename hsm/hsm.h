@@ -110,4 +110,22 @@ int hsm_sign(struct hsm_key *k, const EVP_MD *md, const unsigned char *tbs,
 /* Fill `out` with a signer over `k` (valid as long as `k`). */
 void hsm_key_signer(struct hsm_key *k, struct ca_signer *out);
 
+/*
+ * The file named by the URI's pin-source (malloc'd), or NULL when the URI
+ * has none; AMTCA_E_CONFIG for a bad URI or an unusable pin-source (only
+ * files, absolute paths).  For the caller's ownership and mode checks.
+ */
+int hsm_uri_pin_path(const char *token_uri, char **out) AMTCA_WUR;
+
+/* The token directory a softhsm2.conf names (malloc'd); AMTCA_E_CONFIG if none. */
+int hsm_softhsm_tokendir(const char *conf, char **out) AMTCA_WUR;
+
+/*
+ * For the embedded token (hsm_softhsm_create's layout) after its directory
+ * was moved or copied: make `conf` name the tokens/ directory beside it,
+ * rewriting it atomically when it names another.  AMTCA_E_HSM_TOKEN when
+ * there is no tokens/ beside it.  Never leaves a copy using the original.
+ */
+int hsm_softhsm_relocate(const char *conf) AMTCA_WUR;
+
 #endif

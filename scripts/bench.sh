@@ -38,7 +38,7 @@ openssl req -new -newkey rsa:2048 -nodes -keyout "$T/leaf.key" -subj /CN=bench.e
 	-out "$T/leaf.csr" 2>/dev/null
 for key in rsa2048 p256; do
 	home="$T/ca-$key"
-	"$AMTCA" --home "$home" init --softhsm --key-type "$key" >/dev/null
+	"$AMTCA" --home "$home" init --softhsm --domain example.test --key-type "$key" >/dev/null
 	export SOFTHSM2_CONF="$home/softhsm/softhsm2.conf"
 	# libp11 0.4.12's engine ignores pin-source in URIs; -passin feeds its
 	# PIN prompt from the file, keeping the PIN off the command line.

@@ -6,14 +6,14 @@
 . "$(dirname "$0")/lib.sh"
 
 H="$T/home"
-new_ca "$H" --domain example.test --domain amt.corp.test --org "Example Org"
+new_ca "$H" --domain example.test --domain amt.corp.test --ip-range 192.0.2.0/24 --org "Example Org"
 for f in amtca.conf root.pem intermediate.pem chain.pem amtca.db softhsm/user.pin; do
 	[ -e "$H/$f" ] || fail "init did not create $f"
 done
 [ "$(stat -c %a "$H/softhsm/user.pin")" = 600 ] || fail "PIN file is not 0600"
 ok "init creates the home"
 
-expect_fail 1 "already exists" "$AMTCA" --home "$H" init --softhsm
+expect_fail 1 "already exists" "$AMTCA" --home "$H" init --softhsm --domain example.test
 ok "init refuses to overwrite an existing CA"
 
 # --- CA certificates ---------------------------------------------------
@@ -179,7 +179,7 @@ ok "revoke and CRL"
 
 # --- a second CA type: P-384 everywhere -> SHA-384 leaves -------------------------
 H2="$T/home384"
-new_ca "$H2" --key-type p384
+new_ca "$H2" --key-type p384 --any-domain 2>/dev/null
 "$AMTCA" --home "$H2" issue --fqdn x.any.test --csr "$T/ec.csr" >"$T/p384leaf.pem"
 openssl x509 -in "$T/p384leaf.pem" -noout -text | grep -q 'ecdsa-with-SHA384' || fail "P-384 issuer must sign with SHA-384"
 openssl verify -x509_strict -purpose sslserver -CAfile "$H2/root.pem" -untrusted "$H2/intermediate.pem" "$T/p384leaf.pem" >/dev/null ||

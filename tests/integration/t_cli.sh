@@ -47,7 +47,7 @@ for form in "-h" "--help" "help"; do
 	done
 done
 declare -A opts=(
-	[init]="--softhsm --module --token-uri --pin-file --key-type --domain --root-cn --inter-cn --org --country --days"
+	[init]="--softhsm --module --token-uri --pin-file --key-type --domain --any-domain --ip-range --root-cn --inter-cn --org --country --days"
 	[issue]="--fqdn --csr --ip --days --out --json"
 	[chain]="--format --out"
 	[list]="--json"

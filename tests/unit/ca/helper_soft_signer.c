@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -188,6 +189,86 @@ soft_csr_der(EVP_PKEY *key, int ca_true, unsigned char **der)
 }
 
 size_t
+soft_spki_canonical(EVP_PKEY *key, unsigned char **der)
+{
+	int len;
+
+	*der = NULL;
+	len = i2d_PUBKEY(key, der);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+size_t
+soft_csr_der_spki(EVP_PKEY *key, const char *form, unsigned char **der)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	X509_PUBKEY *xpk;
+	EVP_PKEY *dup = NULL;
+	unsigned char *pt = NULL, *enc = NULL;
+	const unsigned char *bits;
+	size_t ptlen = 0, flen;
+	int bitslen, len;
+
+	*der = NULL;
+	assert_non_null(req);
+	assert_true(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"ignored.invalid", -1, -1, 0));
+	assert_true(X509_REQ_set_subject_name(req, n));
+	X509_NAME_free(n);
+	if (strcmp(form, "explicit") == 0) {
+		/* The library writes the curve out in full when told to. */
+		assert_non_null(dup = EVP_PKEY_dup(key));
+		assert_true(EVP_PKEY_set_utf8_string_param(dup,
+		    OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_EXPLICIT));
+		assert_true(X509_REQ_set_pubkey(req, dup));
+		EVP_PKEY_free(dup);
+	} else {
+		assert_true(X509_REQ_set_pubkey(req, key));
+		xpk = X509_REQ_get_X509_PUBKEY(req);
+		assert_non_null(xpk);
+		if (strcmp(form, "rsa-noparams") == 0) {
+			assert_true(X509_PUBKEY_get0_param(NULL, &bits, &bitslen,
+			    NULL, xpk));
+			assert_non_null(enc = OPENSSL_memdup(bits, (size_t)bitslen));
+			assert_true(X509_PUBKEY_set0_param(xpk,
+			    OBJ_nid2obj(NID_rsaEncryption), V_ASN1_UNDEF, NULL, enc,
+			    bitslen));
+		} else {
+			/* 04 || X || Y from the key, then rewritten. */
+			assert_true(EVP_PKEY_get_octet_string_param(key,
+			    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0, &ptlen));
+			assert_non_null(pt = OPENSSL_malloc(ptlen));
+			assert_true(EVP_PKEY_get_octet_string_param(key,
+			    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, ptlen, &ptlen));
+			assert_int_equal(pt[0], 0x04);
+			flen = (ptlen - 1) / 2;
+			if (strcmp(form, "compressed") == 0) {
+				pt[0] = (unsigned char)(0x02 | (pt[ptlen - 1] & 1));
+				ptlen = 1 + flen;
+			} else if (strcmp(form, "hybrid") == 0)
+				pt[0] = (unsigned char)(0x06 | (pt[ptlen - 1] & 1));
+			else if (strcmp(form, "hybrid-badparity") == 0)
+				pt[0] = (unsigned char)(0x07 ^ (pt[ptlen - 1] & 1));
+			else if (strcmp(form, "tag05") == 0)
+				pt[0] = 0x05;
+			else
+				fail_msg("unknown SPKI form %s", form);
+			assert_true(X509_PUBKEY_set0_param(xpk,
+			    OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+			    OBJ_nid2obj(EVP_PKEY_bits(key) > 256 ?
+			    NID_secp384r1 : NID_X9_62_prime256v1), pt, (int)ptlen));
+		}
+	}
+	assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+	len = i2d_X509_REQ(req, der);
+	assert_true(len > 0);
+	X509_REQ_free(req);
+	return (size_t)len;
+}
+
+size_t
 soft_csr_pem(EVP_PKEY *key, int ca_true, char **pem)
 {
 	X509_REQ *req = soft_csr(key, ca_true);
@@ -209,6 +290,8 @@ soft_csr_pem(EVP_PKEY *key, int ca_true, char **pem)
 
 const char *const test_domains[] = { "example.com", "corp.local" };
 const size_t test_ndomains = 2;
+const char *const test_ip_ranges[] = { "192.0.2.0/24", "2001:db8::/32" };
+const size_t test_nip_ranges = 2;
 
 void
 test_pki_init(struct test_pki *t, const char *root, const char *inter,
@@ -230,6 +313,8 @@ test_pki_init(struct test_pki *t, const char *root, const char *inter,
 	ca_policy_init(&t->pol);
 	t->pol.domains = test_domains;
 	t->pol.ndomains = test_ndomains;
+	t->pol.ip_ranges = test_ip_ranges;
+	t->pol.nip_ranges = test_nip_ranges;
 	t->pol.org = "Acme";
 	t->pol.country = "de";
 	t->pol.client_auth = 1;

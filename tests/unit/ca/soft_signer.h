@@ -39,6 +39,17 @@ EVP_PKEY *soft_pub(EVP_PKEY *key);
  * basicConstraints CA:TRUE request.  DER into *der (OPENSSL_free). */
 X509_REQ *soft_csr(EVP_PKEY *key, int ca_true);
 size_t soft_csr_der(EVP_PKEY *key, int ca_true, unsigned char **der);
+/*
+ * A CSR for `key` whose SubjectPublicKeyInfo is written in `form`, signed
+ * by `key`: "rsa-noparams" (rsaEncryption without the NULL), "compressed",
+ * "hybrid", "hybrid-badparity", "tag05" (EC points in those SEC 1 forms,
+ * the last two invalid), "explicit" (EC with explicit curve parameters).
+ * DER into *der (OPENSSL_free).
+ */
+size_t soft_csr_der_spki(EVP_PKEY *key, const char *form, unsigned char **der);
+/* The canonical SubjectPublicKeyInfo of `key` (OpenSSL's i2d_PUBKEY). */
+size_t soft_spki_canonical(EVP_PKEY *key, unsigned char **der);
+
 /* A CSR for `key` through ca_csr_parse(); NULL when intake refuses it. */
 struct ca_csr *soft_ca_csr(EVP_PKEY *key);
 size_t soft_csr_pem(EVP_PKEY *key, int ca_true, char **pem);
@@ -53,11 +64,13 @@ struct test_pki {
 
 extern const char *const test_domains[];
 extern const size_t test_ndomains;
+extern const char *const test_ip_ranges[];	/* one IPv4, one IPv6 */
+extern const size_t test_nip_ranges;
 
 /*
  * root/inter: key kinds as for soft_key(); root_days/inter_days 0 for the
- * defaults; the policy: test_domains, org "Acme", country "DE", client
- * auth, CRL and AIA URLs.  `store` may be NULL.  Aborts on failure.
+ * defaults; the policy: test_domains, test_ip_ranges, org "Acme", country
+ * "DE", client auth, CRL and AIA URLs.  `store` may be NULL.  Aborts on failure.
  */
 void test_pki_init(struct test_pki *t, const char *root, const char *inter,
     int root_days, int inter_days, struct store *store);

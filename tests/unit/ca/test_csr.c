@@ -7,9 +7,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "ca/ca.h"
+#include "ca/ca_int.h"
 #include "common/util.h"
 #include "soft_signer.h"
 
@@ -193,6 +195,86 @@ test_malformed_and_oversized(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * What a certificate will carry is the canonical SubjectPublicKeyInfo,
+ * whatever equivalent encoding the request used: RSA with NULL parameters,
+ * EC with the uncompressed point.
+ */
+static void
+test_spki_written_canonically(void **state)
+{
+	static const struct { const char *kind, *form; } cases[] = {
+		{ "rsa2048", NULL }, { "rsa2048", "rsa-noparams" },
+		{ "p256", NULL }, { "p256", "compressed" }, { "p256", "hybrid" },
+		{ "p384", NULL }, { "p384", "compressed" }, { "p384", "hybrid" },
+	};
+	const unsigned char *spki, *bits;
+	unsigned char *der, *want;
+	size_t i, len, wlen, spki_len, bits_len;
+	struct ca_csr *req;
+	EVP_PKEY *k;
+	int is_rsa;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		k = soft_key(cases[i].kind, 0);
+		len = cases[i].form == NULL ? soft_csr_der(k, 0, &der) :
+		    soft_csr_der_spki(k, cases[i].form, &der);
+		req = expect_ok(der, len);
+		assert_int_equal(EVP_PKEY_eq(ca_csr_pubkey(req), k), 1);
+		assert_int_equal(ca_csr_spki(req, &spki, &spki_len, &bits,
+		    &bits_len, &is_rsa), 0);
+		wlen = soft_spki_canonical(k, &want);
+		if (spki_len != wlen || memcmp(spki, want, wlen) != 0)
+			fail_msg("%s %s: SPKI is not the canonical encoding",
+			    cases[i].kind, cases[i].form ? cases[i].form : "");
+		/* The key bits (hashed into the SKI) end the SPKI. */
+		assert_true(bits + bits_len == spki + spki_len);
+		if (!is_rsa)
+			assert_int_equal(bits[0], 0x04);
+		ca_csr_free(req);
+		OPENSSL_free(want);
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
+}
+
+/* What is not an equivalent encoding of an allowed key is refused. */
+static void
+test_spki_forms_refused(void **state)
+{
+	static const struct { const char *kind, *form, *why; } cases[] = {
+		{ "p256", "explicit", "explicit parameters" },
+		{ "p384", "explicit", "explicit parameters" },
+		{ "p256", "hybrid-badparity", "public key is invalid" },
+		{ "p256", "tag05", "not an uncompressed, compressed or hybrid" },
+	};
+	EVP_PKEY_CTX *ctx;
+	unsigned char *der;
+	size_t i, len;
+	EVP_PKEY *k;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		k = soft_key(cases[i].kind, 0);
+		len = soft_csr_der_spki(k, cases[i].form, &der);
+		expect_reject(der, len, cases[i].why);
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
+	/* RSA-PSS keys: a different algorithm, not another encoding. */
+	k = NULL;
+	assert_non_null(ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL));
+	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048), 1);
+	assert_int_equal(EVP_PKEY_keygen(ctx, &k), 1);
+	EVP_PKEY_CTX_free(ctx);
+	len = soft_csr_der(k, 0, &der);
+	expect_reject(der, len, "key type");
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -203,6 +285,8 @@ main(void)
 		cmocka_unit_test(test_bad_signature),
 		cmocka_unit_test(test_ca_true_rejected),
 		cmocka_unit_test(test_malformed_and_oversized),
+		cmocka_unit_test(test_spki_written_canonically),
+		cmocka_unit_test(test_spki_forms_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,12 @@
-/* FQDN rules of ca_fqdn_check(). */
+/* Policy rules: FQDNs (ca_fqdn_check()) and IP ranges (ca_ip_range_*()). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <arpa/inet.h>
 
 #include "ca/ca.h"
 
@@ -163,6 +165,126 @@ test_suffixes(void **state)
 	expect_reject("*.example.org", &p, AMTCA_E_POLICY, "not under");
 }
 
+static struct ca_ip_range
+range_ok(const char *in, const char *canonical)
+{
+	struct ca_ip_range r;
+	char buf[CA_IP_RANGE_STRLEN];
+	int rc = ca_ip_range_parse(in, &r);
+
+	if (rc != 0)
+		fail_msg("\"%s\" refused: %s", in, amtca_errmsg(rc));
+	ca_ip_range_format(&r, buf, sizeof(buf));
+	assert_string_equal(buf, canonical);
+	return r;
+}
+
+static void
+range_bad(const char *in, const char *why)
+{
+	struct ca_ip_range r;
+	int rc;
+
+	memset(&r, 0xa5, sizeof(r));
+	rc = ca_ip_range_parse(in, &r);
+	if (rc != AMTCA_E_USAGE)
+		fail_msg("\"%s\": got %d (%s), want AMTCA_E_USAGE", in ? in : "(null)",
+		    rc, amtca_errmsg(rc));
+	assert_int_equal(r.len, 0);	/* nothing half-written */
+	if (strstr(amtca_errmsg(rc), why) == NULL)
+		fail_msg("\"%s\": message \"%s\" lacks \"%s\"", in,
+		    amtca_errmsg(rc), why);
+}
+
+static int
+in_range(const struct ca_ip_range *r, const char *ip)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, ip, a) == 1)
+		return ca_ip_range_contains(r, a, 4);
+	assert_int_equal(inet_pton(AF_INET6, ip, a), 1);
+	return ca_ip_range_contains(r, a, 16);
+}
+
+static void
+test_ip_range_parse(void **state)
+{
+	(void)state;
+	range_ok("10.0.0.0/8", "10.0.0.0/8");
+	range_ok("0.0.0.0/0", "0.0.0.0/0");
+	range_ok("192.0.2.7/32", "192.0.2.7/32");
+	range_ok("::/0", "::/0");
+	range_ok("2001:DB8:0:0::/32", "2001:db8::/32");
+	range_ok("2001:db8::1/128", "2001:db8::1/128");
+	range_ok("2001:db8::/29", "2001:db8::/29");	/* not byte-aligned */
+	range_ok("::ffff:10.0.0.0/104", "::ffff:10.0.0.0/104");
+	/* Host bits set: refused, naming the network it would be. */
+	range_bad("10.0.0.1/8", "10.0.0.0/8");
+	range_bad("192.0.2.7/24", "192.0.2.0/24");
+	range_bad("2001:db8::/28", "2001:db0::/28");
+	range_bad("2001:db8::1/64", "2001:db8::/64");
+	range_bad("0.0.0.1/0", "0.0.0.0/0");
+	/* Syntax. */
+	range_bad(NULL, "ADDRESS/PREFIX");
+	range_bad("10.0.0.0", "ADDRESS/PREFIX");
+	range_bad("/8", "bad address");
+	range_bad("10.0.0/8", "neither IPv4 nor IPv6");
+	range_bad("010.0.0.0/8", "neither IPv4 nor IPv6");
+	range_bad("fe80::1%eth0/64", "neither IPv4 nor IPv6");
+	range_bad("host.example/8", "neither IPv4 nor IPv6");
+	range_bad("10.0.0.0/", "prefix must be 0-32");
+	range_bad("10.0.0.0/33", "prefix must be 0-32");
+	range_bad("10.0.0.0/08", "prefix must be 0-32");
+	range_bad("10.0.0.0/+8", "prefix must be 0-32");
+	range_bad("10.0.0.0/-1", "prefix must be 0-32");
+	range_bad("10.0.0.0/8/8", "prefix must be 0-32");
+	range_bad("10.0.0.0/8 ", "prefix must be 0-32");
+	range_bad("::/129", "prefix must be 0-128");
+	range_bad("::/1000", "prefix must be 0-128");
+}
+
+static void
+test_ip_range_contains(void **state)
+{
+	struct ca_ip_range r;
+
+	(void)state;
+	r = range_ok("10.0.0.0/8", "10.0.0.0/8");
+	assert_true(in_range(&r, "10.0.0.0"));
+	assert_true(in_range(&r, "10.255.255.255"));
+	assert_false(in_range(&r, "11.0.0.0"));
+	assert_false(in_range(&r, "9.255.255.255"));
+	/* Families never mix, as in RFC 5280 name constraints. */
+	assert_false(in_range(&r, "::ffff:10.0.0.1"));
+	assert_false(in_range(&r, "::a00:1"));
+	r = range_ok("0.0.0.0/0", "0.0.0.0/0");
+	assert_true(in_range(&r, "8.8.8.8"));
+	assert_true(in_range(&r, "0.0.0.0"));
+	assert_false(in_range(&r, "::"));
+	r = range_ok("192.0.2.7/32", "192.0.2.7/32");
+	assert_true(in_range(&r, "192.0.2.7"));
+	assert_false(in_range(&r, "192.0.2.6"));
+	assert_false(in_range(&r, "192.0.2.8"));
+	r = range_ok("::/0", "::/0");
+	assert_true(in_range(&r, "2001:db8::1"));
+	assert_true(in_range(&r, "::ffff:10.0.0.1"));
+	assert_false(in_range(&r, "10.0.0.1"));
+	r = range_ok("2001:db8::1/128", "2001:db8::1/128");
+	assert_true(in_range(&r, "2001:db8::1"));
+	assert_false(in_range(&r, "2001:db8::"));
+	assert_false(in_range(&r, "2001:db8::3"));
+	r = range_ok("2001:db8::/29", "2001:db8::/29");
+	assert_true(in_range(&r, "2001:db8::1"));
+	assert_true(in_range(&r, "2001:dbf:ffff::1"));
+	assert_false(in_range(&r, "2001:dc0::"));
+	assert_false(in_range(&r, "2001:db7:ffff::"));
+	r = range_ok("172.16.0.0/12", "172.16.0.0/12");
+	assert_true(in_range(&r, "172.31.255.255"));
+	assert_false(in_range(&r, "172.32.0.0"));
+	assert_false(in_range(&r, "172.15.255.255"));
+}
+
 int
 main(void)
 {
@@ -173,6 +295,8 @@ main(void)
 		cmocka_unit_test(test_label_and_name_lengths),
 		cmocka_unit_test(test_wildcard),
 		cmocka_unit_test(test_suffixes),
+		cmocka_unit_test(test_ip_range_parse),
+		cmocka_unit_test(test_ip_range_contains),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

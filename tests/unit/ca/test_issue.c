@@ -104,7 +104,8 @@ verify(struct test_pki *t, X509 *leaf, const char *host, int *err)
 	assert_true(X509_STORE_CTX_init(ctx, st, leaf, untrusted));
 	vp = X509_STORE_CTX_get0_param(ctx);
 	assert_true(X509_VERIFY_PARAM_set_purpose(vp, X509_PURPOSE_SSL_SERVER));
-	if (host != NULL && strspn(host, "0123456789.:") == strlen(host))
+	if (host != NULL && (strchr(host, ':') != NULL ||
+	    strspn(host, "0123456789.") == strlen(host)))
 		assert_true(X509_VERIFY_PARAM_set1_ip_asc(vp, host));
 	else if (host != NULL)
 		assert_true(X509_VERIFY_PARAM_set1_host(vp, host, 0));
@@ -203,6 +204,28 @@ test_root_profile(void **state)
 	test_pki_free(&t);
 }
 
+/* An iPAddress subtree holding exactly the network `cidr` (address || mask). */
+static void
+assert_ip_subtree(const GENERAL_SUBTREE *st, const char *cidr)
+{
+	unsigned char want[32];
+	struct ca_ip_range r;
+	unsigned bits, i;
+
+	assert_non_null(st);
+	assert_int_equal(ca_ip_range_parse(cidr, &r), 0);
+	memset(want, 0, sizeof(want));
+	memcpy(want, r.addr, r.len);
+	for (i = 0, bits = r.prefix; i < r.len; i++, bits = bits > 8 ? bits - 8 : 0)
+		want[r.len + i] = (unsigned char)(0xff00u >> (bits > 8 ? 8 : bits));
+	assert_int_equal(st->base->type, GEN_IPADD);
+	assert_int_equal(ASN1_STRING_length(st->base->d.iPAddress), 2 * r.len);
+	assert_memory_equal(ASN1_STRING_get0_data(st->base->d.iPAddress), want,
+	    2 * r.len);
+	assert_null(st->minimum);
+	assert_null(st->maximum);
+}
+
 static void
 test_intermediate_profile(void **state)
 {
@@ -235,19 +258,26 @@ test_intermediate_profile(void **state)
 	rski = X509_get0_subject_key_id(t.root_cert);
 	assert_int_equal(ASN1_OCTET_STRING_cmp(aki->keyid, rski), 0);
 	AUTHORITY_KEYID_free(aki);
-	/* Name constraints: critical, permitted = exactly the policy's domains. */
+	/*
+	 * Name constraints: critical, permitted = exactly the policy's domains
+	 * and IP ranges; both families have a range, so nothing is excluded.
+	 */
 	assert_int_equal(ext_crit(t.inter_cert, NID_name_constraints), 1);
 	nc = X509_get_ext_d2i(t.inter_cert, NID_name_constraints, NULL, NULL);
 	assert_non_null(nc);
 	assert_null(nc->excludedSubtrees);
 	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->permittedSubtrees),
-	    (int)test_ndomains);
+	    (int)(test_ndomains + test_nip_ranges));
 	for (i = 0; i < (int)test_ndomains; i++) {
 		st = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i);
 		assert_int_equal(st->base->type, GEN_DNS);
 		assert_string_equal((const char *)ASN1_STRING_get0_data(
 		    st->base->d.dNSName), test_domains[i]);
 	}
+	assert_ip_subtree(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i++),
+	    "192.0.2.0/24");
+	assert_ip_subtree(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i),
+	    "2001:db8::/32");
 	NAME_CONSTRAINTS_free(nc);
 	assert_int_equal(X509_get_ext_count(t.inter_cert), 5);
 	assert_true(X509_cmp_time(X509_get0_notAfter(t.inter_cert), NULL) > 0);
@@ -529,6 +559,268 @@ test_name_constraints_enforced(void **state)
 	ca_csr_free((struct ca_csr *)req.csr);
 	EVP_PKEY_free(k);
 	ca_free(ca2);
+	test_pki_free(&t);
+}
+
+/*
+ * A second intermediate under t's root for `pol`, and a CA over it whose
+ * own policy (`loose`) permits every address: what it issues shows what
+ * the intermediate's constraints alone let a verifier accept.
+ */
+static void
+constrained_pair(struct test_pki *t, const struct ca_policy *pol,
+    X509 **inter, struct ca **loose_ca, struct ca_policy *loose)
+{
+	static const char *const all[] = { "0.0.0.0/0", "::/0" };
+	EVP_PKEY *ipub = soft_pub(t->inter->key);
+
+	assert_int_equal(ca_intermediate_create(&t->root->s, t->root_cert, ipub,
+	    "Acme AMT/Issuing CA 2", "Acme", pol, 0, inter), 0);
+	EVP_PKEY_free(ipub);
+	ca_policy_init(loose);
+	loose->ip_ranges = all;
+	loose->nip_ranges = 2;
+	assert_int_equal(ca_new(&t->inter->s, *inter, loose, NULL, loose_ca), 0);
+}
+
+/* Build with `ca`, verify for `ip` under t's root and `inter`. */
+static int
+ip_verifies(struct test_pki *t, struct ca *ca, X509 *inter, const char *ip,
+    int *err)
+{
+	const char *const ips[] = { ip };
+	struct ca_request req = { 0 };
+	struct test_pki view = *t;
+	EVP_PKEY *k = soft_key("p256", 0);
+	X509 *x = NULL;
+	int ok;
+
+	req.fqdn = "amt-1.example.com";
+	req.csr = soft_ca_csr(k);
+	req.ips = ips;
+	req.nips = 1;
+	assert_int_equal(ca_leaf_build(ca, &req, &x), 0);
+	view.inter_cert = inter;
+	ok = verify(&view, x, ip, err);
+	X509_free(x);
+	ca_csr_free((struct ca_csr *)req.csr);
+	EVP_PKEY_free(k);
+	return ok;
+}
+
+static void
+test_ip_names_within_ranges(void **state)
+{
+	static const char *const out4[] = { "8.8.8.8" };
+	static const char *const zero[] = { "0.0.0.0" };
+	static const char *const any6[] = { "::" };
+	static const char *const mapped[] = { "::ffff:192.0.2.7" };
+	static const char *const in[] = { "192.0.2.255", "2001:db8:ffff::9" };
+	struct test_pki t;
+	struct ca_policy none;
+	struct ca *ca2 = NULL;
+	X509 *x;
+	int rc;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	x = build_ok(&t, "p256", "a.example.com", in, 2);
+	X509_free(x);
+	assert_null(build(&t, "p256", "a.example.com", out4, 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	/* One line naming the address and the ranges. */
+	assert_non_null(strstr(amtca_errmsg(rc), "8.8.8.8"));
+	assert_non_null(strstr(amtca_errmsg(rc), "192.0.2.0/24, 2001:db8::/32"));
+	assert_null(build(&t, "p256", "a.example.com", zero, 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	assert_null(build(&t, "p256", "a.example.com", any6, 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	/* An IPv4-mapped IPv6 address is IPv6: not inside 192.0.2.0/24. */
+	assert_null(build(&t, "p256", "a.example.com", mapped, 1, 0, &rc));
+	assert_int_equal(rc, AMTCA_E_POLICY);
+	/* No ranges: no IP names at all. */
+	none = t.pol;
+	none.ip_ranges = NULL;
+	none.nip_ranges = 0;
+	assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &none, NULL, &ca2), 0);
+	{
+		const char *const ips[] = { "192.0.2.7" };
+		struct ca_request req = { 0 };
+		EVP_PKEY *k = soft_key("p256", 0);
+
+		req.fqdn = "a.example.com";
+		req.csr = soft_ca_csr(k);
+		req.ips = ips;
+		req.nips = 1;
+		x = (X509 *)&x;
+		assert_int_equal(ca_leaf_build(ca2, &req, &x), AMTCA_E_POLICY);
+		assert_null(x);
+		assert_non_null(strstr(amtca_errmsg(AMTCA_E_POLICY), "no IP ranges"));
+		ca_csr_free((struct ca_csr *)req.csr);
+		EVP_PKEY_free(k);
+	}
+	ca_free(ca2);
+	test_pki_free(&t);
+}
+
+static void
+test_ip_name_constraints(void **state)
+{
+	static const char *const v4only[] = { "10.0.0.0/8" };
+	struct test_pki t;
+	struct ca_policy pol, loose;
+	NAME_CONSTRAINTS *nc;
+	struct ca *ca2 = NULL;
+	X509 *inter = NULL;
+	int err;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	/* Under t's own intermediate (192.0.2.0/24, 2001:db8::/32). */
+	ca_policy_init(&loose);
+	{
+		static const char *const all[] = { "0.0.0.0/0", "::/0" };
+
+		loose.ip_ranges = all;
+		loose.nip_ranges = 2;
+		assert_int_equal(ca_new(&t.inter->s, t.inter_cert, &loose, NULL,
+		    &ca2), 0);
+	}
+	assert_int_equal(ip_verifies(&t, ca2, t.inter_cert, "192.0.2.200", &err), 1);
+	assert_int_equal(ip_verifies(&t, ca2, t.inter_cert, "2001:db8::7", &err), 1);
+	assert_int_equal(ip_verifies(&t, ca2, t.inter_cert, "8.8.8.8", &err), 0);
+	assert_int_equal(err, X509_V_ERR_PERMITTED_VIOLATION);
+	assert_int_equal(ip_verifies(&t, ca2, t.inter_cert, "2001:db9::1", &err), 0);
+	assert_int_equal(err, X509_V_ERR_PERMITTED_VIOLATION);
+	ca_free(ca2);
+	ca2 = NULL;
+
+	/* IPv4 ranges only: ::/0 excluded, so no IPv6 name validates. */
+	pol = t.pol;
+	pol.ip_ranges = v4only;
+	pol.nip_ranges = 1;
+	constrained_pair(&t, &pol, &inter, &ca2, &loose);
+	nc = X509_get_ext_d2i(inter, NID_name_constraints, NULL, NULL);
+	assert_non_null(nc);
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->permittedSubtrees),
+	    (int)test_ndomains + 1);
+	assert_ip_subtree(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees,
+	    (int)test_ndomains), "10.0.0.0/8");
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->excludedSubtrees), 1);
+	assert_ip_subtree(sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, 0), "::/0");
+	NAME_CONSTRAINTS_free(nc);
+	assert_int_equal(ip_verifies(&t, ca2, inter, "10.1.2.3", &err), 1);
+	assert_int_equal(ip_verifies(&t, ca2, inter, "11.0.0.1", &err), 0);
+	assert_int_equal(err, X509_V_ERR_PERMITTED_VIOLATION);
+	/*
+	 * OpenSSL already refuses an IPv6 name once any iPAddress subtree is
+	 * permitted; the ::/0 exclusion checked above is for verifiers that
+	 * read permitted subtrees per address family.
+	 */
+	assert_int_equal(ip_verifies(&t, ca2, inter, "2001:db8::1", &err), 0);
+	assert_true(err == X509_V_ERR_PERMITTED_VIOLATION ||
+	    err == X509_V_ERR_EXCLUDED_VIOLATION);
+	ca_free(ca2);
+	X509_free(inter);
+
+	/* No ranges: both families excluded whole. */
+	pol.ip_ranges = NULL;
+	pol.nip_ranges = 0;
+	constrained_pair(&t, &pol, &inter, &ca2, &loose);
+	nc = X509_get_ext_d2i(inter, NID_name_constraints, NULL, NULL);
+	assert_non_null(nc);
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->permittedSubtrees),
+	    (int)test_ndomains);
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->excludedSubtrees), 2);
+	assert_ip_subtree(sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, 0),
+	    "0.0.0.0/0");
+	assert_ip_subtree(sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, 1), "::/0");
+	NAME_CONSTRAINTS_free(nc);
+	assert_int_equal(ip_verifies(&t, ca2, inter, "8.8.8.8", &err), 0);
+	assert_int_equal(err, X509_V_ERR_EXCLUDED_VIOLATION);
+	assert_int_equal(ip_verifies(&t, ca2, inter, "0.0.0.0", &err), 0);
+	assert_int_equal(ip_verifies(&t, ca2, inter, "::", &err), 0);
+	assert_int_equal(err, X509_V_ERR_EXCLUDED_VIOLATION);
+	ca_free(ca2);
+	X509_free(inter);
+
+	/* No domains and no ranges (an --any-domain CA): still no IP names. */
+	ca_policy_init(&pol);
+	constrained_pair(&t, &pol, &inter, &ca2, &loose);
+	nc = X509_get_ext_d2i(inter, NID_name_constraints, NULL, NULL);
+	assert_non_null(nc);
+	assert_null(nc->permittedSubtrees);
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->excludedSubtrees), 2);
+	NAME_CONSTRAINTS_free(nc);
+	assert_int_equal(ip_verifies(&t, ca2, inter, "8.8.8.8", &err), 0);
+	assert_int_equal(err, X509_V_ERR_EXCLUDED_VIOLATION);
+	ca_free(ca2);
+	X509_free(inter);
+	test_pki_free(&t);
+}
+
+/*
+ * The leaf's SubjectPublicKeyInfo is the canonical encoding of the key
+ * (OpenSSL's i2d_PUBKEY), not the request's bytes, and the SKI hashes it.
+ */
+static void
+test_leaf_spki_canonical(void **state)
+{
+	static const struct { const char *kind, *form; } cases[] = {
+		{ "rsa2048", "rsa-noparams" }, { "p256", "compressed" },
+		{ "p256", "hybrid" }, { "p384", "compressed" }, { "p384", "hybrid" },
+	};
+	struct test_pki t;
+	struct ca_request req = { 0 };
+	struct ca_csr *csr;
+	unsigned char *der, *want, *got, *leaf, md[20];
+	const unsigned char *bits;
+	const ASN1_OCTET_STRING *ski;
+	size_t i, len, wlen;
+	int glen, llen, bitslen;
+	EVP_PKEY *k;
+	X509 *x;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		k = soft_key(cases[i].kind, 0);
+		len = soft_csr_der_spki(k, cases[i].form, &der);
+		csr = NULL;
+		assert_int_equal(ca_csr_parse(der, len, &csr), 0);
+		req.fqdn = "amt-9.example.com";
+		req.csr = csr;
+		x = NULL;
+		assert_int_equal(ca_leaf_build(t.ca, &req, &x), 0);
+		wlen = soft_spki_canonical(k, &want);
+		got = NULL;
+		glen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &got);
+		if (glen != (int)wlen || memcmp(got, want, wlen) != 0)
+			fail_msg("%s %s: leaf SPKI is not canonical", cases[i].kind,
+			    cases[i].form);
+		/* Verbatim in the signed bytes, not only after re-encoding. */
+		leaf = NULL;
+		llen = i2d_X509(x, &leaf);
+		assert_non_null(memmem(leaf, (size_t)llen, want, wlen));
+		assert_null(memmem(der, len, want, wlen));	/* the CSR differed */
+		assert_true(X509_PUBKEY_get0_param(NULL, &bits, &bitslen, NULL,
+		    X509_get_X509_PUBKEY(x)));
+		assert_true(EVP_Digest(bits, (size_t)bitslen, md, NULL, EVP_sha1(),
+		    NULL));
+		ski = X509_get0_subject_key_id(x);
+		assert_non_null(ski);
+		assert_int_equal(ASN1_STRING_length(ski), 20);
+		assert_memory_equal(ASN1_STRING_get0_data(ski), md, 20);
+		assert_int_equal(X509_verify(x, t.inter->s.pub), 1);
+		assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(x), k), 1);
+		OPENSSL_free(leaf);
+		OPENSSL_free(got);
+		OPENSSL_free(want);
+		X509_free(x);
+		ca_csr_free(csr);
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
 	test_pki_free(&t);
 }
 
@@ -887,6 +1179,9 @@ main(void)
 		cmocka_unit_test(test_validity_clamp_and_days),
 		cmocka_unit_test(test_skew_from_policy),
 		cmocka_unit_test(test_name_constraints_enforced),
+		cmocka_unit_test(test_ip_names_within_ranges),
+		cmocka_unit_test(test_ip_name_constraints),
+		cmocka_unit_test(test_leaf_spki_canonical),
 		cmocka_unit_test(test_bad_ips_and_names),
 		cmocka_unit_test(test_long_fqdn_goes_to_san_only),
 		cmocka_unit_test(test_ca_new_checks),

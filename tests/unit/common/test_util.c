@@ -5,10 +5,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -172,6 +175,147 @@ test_file_write_exclusive_never_replaces(void **state)
 	assert_null(buf);
 }
 
+/* The whole content of `path` equals `want`. */
+static void
+assert_file_is(const char *path, const char *want)
+{
+	unsigned char *buf = NULL;
+	size_t len;
+
+	assert_int_equal(amtca_file_read(path, 4096, &buf, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(buf, want, len);
+	free(buf);
+}
+
+static void
+test_file_write_temp_name_is_not_guessable(void **state)
+{
+	char path[128], victim[128], guess[160];
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/cert.pem", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	write_raw(victim, "precious", 8);
+	/* What an attacker would plant: the old PATH.tmp.<pid> names. */
+	for (i = 0; i < 4; i++) {
+		snprintf(guess, sizeof(guess), "%s.tmp.%ld", path,
+		    (long)getpid() + i);
+		assert_int_equal(symlink(victim, guess), 0);
+	}
+	assert_int_equal(amtca_file_write(path, "cert", 4, 0644, 0), 0);
+	assert_int_equal(amtca_file_write(path, "cert", 4, 0644, 1), AMTCA_E_EXISTS);
+	assert_file_is(victim, "precious");
+	assert_file_is(path, "cert");
+	for (i = 0; i < 4; i++) {
+		snprintf(guess, sizeof(guess), "%s.tmp.%ld", path,
+		    (long)getpid() + i);
+		unlink(guess);
+	}
+	unlink(path);
+	unlink(victim);
+}
+
+static void
+test_file_write_follows_symlink_to_regular_file(void **state)
+{
+	char link[128], target[128];
+	struct stat sb;
+
+	(void)state;
+	snprintf(link, sizeof(link), "%s/link.pem", dir);
+	snprintf(target, sizeof(target), "%s/real.pem", dir);
+	write_raw(target, "old", 3);
+	assert_int_equal(symlink("real.pem", link), 0);
+	assert_int_equal(amtca_file_write(link, "new", 3, 0644, 0), 0);
+	assert_int_equal(lstat(link, &sb), 0);
+	assert_true(S_ISLNK(sb.st_mode));
+	assert_file_is(target, "new");
+	/* A dangling link is refused, and stays a link. */
+	unlink(target);
+	assert_int_equal(amtca_file_write(link, "new", 3, 0644, 0), AMTCA_E_IO);
+	assert_int_equal(lstat(link, &sb), 0);
+	assert_true(S_ISLNK(sb.st_mode));
+	unlink(link);
+}
+
+static void
+test_file_write_writes_through_fifo_and_device(void **state)
+{
+	char fifo[128], buf[16];
+	struct stat sb;
+	int rfd;
+
+	(void)state;
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	/* A reader first, so that opening for writing does not block. */
+	assert_true((rfd = open(fifo, O_RDONLY | O_NONBLOCK)) != -1);
+	assert_int_equal(amtca_file_write(fifo, "piped", 5, 0644, 0), 0);
+	assert_int_equal(read(rfd, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "piped", 5);
+	close(rfd);
+	assert_int_equal(lstat(fifo, &sb), 0);
+	assert_true(S_ISFIFO(sb.st_mode));
+	unlink(fifo);
+	/* A private null device: a broken build must not replace /dev/null. */
+	snprintf(fifo, sizeof(fifo), "%s/null", dir);
+	if (mknod(fifo, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+		assert_int_equal(amtca_file_write(fifo, "x", 1, 0644, 0), 0);
+		assert_int_equal(lstat(fifo, &sb), 0);
+		assert_true(S_ISCHR(sb.st_mode));
+		unlink(fifo);
+	}
+	/* A directory is neither replaced nor written into. */
+	assert_int_equal(amtca_file_write(dir, "x", 1, 0644, 0), AMTCA_E_IO);
+}
+
+static void
+test_path_check_secure_is_strict_modes(void **state)
+{
+	char d[128], f[128], sub[160], sticky[128], inner[160];
+
+	(void)state;
+	snprintf(d, sizeof(d), "%s/home", dir);
+	snprintf(f, sizeof(f), "%s/home/amtca.conf", dir);
+	assert_int_equal(mkdir(d, 0700), 0);
+	write_raw(f, "x", 1);
+	assert_int_equal(chmod(f, 0644), 0);
+	assert_int_equal(amtca_path_check_secure(d, "CA home"), 0);
+	assert_int_equal(amtca_path_check_secure(f, "CA configuration"), 0);
+	/* Writable by group or others: the file, or a directory above it. */
+	assert_int_equal(chmod(f, 0664), 0);
+	assert_int_equal(amtca_path_check_secure(f, "x"), AMTCA_E_CONFIG);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_CONFIG), f));
+	assert_int_equal(chmod(f, 0644), 0);
+	assert_int_equal(chmod(d, 0777), 0);
+	assert_int_equal(amtca_path_check_secure(d, "x"), AMTCA_E_CONFIG);
+	assert_int_equal(amtca_path_check_secure(f, "x"), AMTCA_E_CONFIG);
+	assert_int_equal(chmod(d, 0700), 0);
+	/* A sticky directory above (like /tmp) is fine; as the path, not. */
+	snprintf(sticky, sizeof(sticky), "%s/sticky", dir);
+	snprintf(inner, sizeof(inner), "%s/sticky/home", dir);
+	assert_int_equal(mkdir(sticky, 0700), 0);
+	assert_int_equal(chmod(sticky, 01777), 0);
+	assert_int_equal(mkdir(inner, 0700), 0);
+	assert_int_equal(amtca_path_check_secure(inner, "x"), 0);
+	assert_int_equal(amtca_path_check_secure(sticky, "x"), AMTCA_E_CONFIG);
+	/* Someone else's file (only root can make one to test with). */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(f, 65534, 65534), 0);
+		assert_int_equal(amtca_path_check_secure(f, "x"), AMTCA_E_CONFIG);
+		assert_non_null(strstr(amtca_errmsg(AMTCA_E_CONFIG), "uid 65534"));
+		assert_int_equal(chown(f, 0, 0), 0);
+	}
+	snprintf(sub, sizeof(sub), "%s/missing", d);
+	assert_int_equal(amtca_path_check_secure(sub, "x"), AMTCA_E_NOT_FOUND);
+	unlink(f);
+	rmdir(d);
+	rmdir(inner);
+	rmdir(sticky);
+}
+
 int
 main(void)
 {
@@ -183,6 +327,10 @@ main(void)
 		cmocka_unit_test(test_secret_read_strips_one_newline),
 		cmocka_unit_test(test_secret_read_rejects_empty_nul_and_oversized),
 		cmocka_unit_test(test_file_write_exclusive_never_replaces),
+		cmocka_unit_test(test_file_write_temp_name_is_not_guessable),
+		cmocka_unit_test(test_file_write_follows_symlink_to_regular_file),
+		cmocka_unit_test(test_file_write_writes_through_fifo_and_device),
+		cmocka_unit_test(test_path_check_secure_is_strict_modes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
