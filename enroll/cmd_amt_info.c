@@ -208,11 +208,6 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		}
 		o.ca_file = chain;
 	}
-	if ((r = amtca_secret_read(pwfile, &password)) != 0) {
-		ret = cli_fail(r);
-		goto out;
-	}
-	o.password = password;
 	if (o.tls) {
 		/* Verified leaf first; credentials only to one the rule allows,
 		 * and the session is pinned to it. */
@@ -229,6 +224,12 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		fprintf(stderr, "amtca: note: using plain HTTP to %s port %d (the "
 		    "records do not say it is enrolled); --tls for TLS\n",
 		    o.host, o.port ? o.port : 16992);
+	/* Read only once the rule said where it may go. */
+	if ((r = amtca_secret_read(pwfile, &password)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	o.password = password;
 	if ((r = amt_open(&o, &a)) != 0 || (r = amt_general_get(a, &g)) != 0 ||
 	    (r = amt_tls_settings_list(a, &ts, &nt)) != 0 ||
 	    (r = amt_tls_context_get(a, &bound)) != 0 ||
