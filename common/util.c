@@ -702,6 +702,20 @@ amtca_hex_encode(const unsigned char *in, size_t len, char **out)
 	return 0;
 }
 
+int
+amtca_parse_long(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
 long long
 amtca_now_ms(void)
 {

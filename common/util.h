@@ -85,6 +85,9 @@ int amtca_b64_decode(const char *in, size_t inlen, size_t max,
 /* Uppercase hex, no separators, into a malloc'd NUL-terminated string. */
 int amtca_hex_encode(const unsigned char *in, size_t len, char **out) AMTCA_WUR;
 
+/* A decimal integer in [lo, hi], nothing else; 0 or -1. */
+int amtca_parse_long(const char *s, long lo, long hi, long *out);
+
 /* Monotonic milliseconds. */
 long long amtca_now_ms(void);
 

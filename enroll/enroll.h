@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "common/err.h"
-#include "enroll/cli.h"
+#include "enroll/home.h"
 
 /* The seven steps, in order (1-based numbers are what users see). */
 enum enroll_step {

@@ -8,7 +8,7 @@
  * file and the SoftHSM configuration and token store must belong to root
  * or to us and be writable by nobody else.
  */
-#include "enroll/cli.h"
+#include "enroll/home.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -88,7 +88,7 @@ parse_int(const char *v, int lo, int hi, int *out)
 {
 	long n;
 
-	if (cli_parse_long(v, lo, hi, &n) != 0)
+	if (amtca_parse_long(v, lo, hi, &n) != 0)
 		return -1;
 	*out = (int)n;
 	return 0;

@@ -24,9 +24,9 @@
 #include "amt/amt.h"
 #include "common/limits.h"
 #include "common/util.h"
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 #include "enroll/enroll.h"
-#include "enroll/json.h"
+#include "common/json.h"
 
 #define DOCTOR_PROBE_MS 2000
 #define CHAIN_MAX 8

@@ -1,7 +1,7 @@
 /*
  * The CA commands: init, issue, chain, list, show, revoke, crl.
  */
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,7 +19,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
-#include "enroll/json.h"
+#include "common/json.h"
 
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 

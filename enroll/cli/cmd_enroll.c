@@ -13,9 +13,9 @@
 
 #include "common/limits.h"
 #include "common/util.h"
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 #include "enroll/enroll.h"
-#include "enroll/json.h"
+#include "common/json.h"
 
 static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls-port N] [--tls-pin SHA256]\n"
