@@ -78,7 +78,7 @@ enroll_result_clear(struct enroll_result *r)
 }
 
 struct eng {
-	struct home *h;
+	const struct enroll_ctx *c;	/* what the engine works with */
 	const struct enroll_opts *o;
 	struct enroll_result *res;
 	char fqdn[AMTCA_FQDN_MAX + 1];
@@ -243,15 +243,15 @@ leaf_good(struct eng *e, X509 *x, int window, const char **why)
 	int ok = 0;
 
 	*why = "cannot set up verification";
-	if (x == NULL || e->h->root == NULL) {
+	if (x == NULL || e->c->root == NULL) {
 		*why = "no certificate";
 		return 0;
 	}
-	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, e->h->root) != 1 ||
+	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, e->c->root) != 1 ||
 	    (ctx = X509_STORE_CTX_new()) == NULL ||
 	    (untrusted = sk_X509_new_null()) == NULL)
 		goto out;
-	if (e->h->inter != NULL && sk_X509_push(untrusted, e->h->inter) <= 0)
+	if (e->c->inter != NULL && sk_X509_push(untrusted, e->c->inter) <= 0)
 		goto out;
 	if (X509_STORE_CTX_init(ctx, st, x, untrusted) != 1)
 		goto out;
@@ -290,7 +290,7 @@ revoked_in_store(struct eng *e, X509 *x)
 	int revoked;
 
 	serial_of(x, serial, sizeof(serial));
-	if (store_cert_get(e->h->store, serial, &sc) != 0) {
+	if (store_cert_get(e->c->store, serial, &sc) != 0) {
 		amtca_err_clear();
 		return 0;
 	}
@@ -305,11 +305,11 @@ issued_by_us(struct eng *e, X509 *x)
 {
 	EVP_PKEY *ipub;
 
-	if (x == NULL || e->h->inter == NULL || X509_check_ca(x) != 0)
+	if (x == NULL || e->c->inter == NULL || X509_check_ca(x) != 0)
 		return 0;
-	if (X509_check_issued(e->h->inter, x) != X509_V_OK)
+	if (X509_check_issued(e->c->inter, x) != X509_V_OK)
 		return 0;
-	ipub = X509_get0_pubkey(e->h->inter);
+	ipub = X509_get0_pubkey(e->c->inter);
 	return ipub != NULL && X509_verify(x, ipub) == 1;
 }
 
@@ -424,7 +424,7 @@ amt_opts_fill(struct eng *e, struct amt_opts *ao, int tls)
 	ao->port = e->port;
 	ao->tls_port = e->tls_port;
 	ao->tls = tls;
-	ao->ca_file = e->h->chain_path;
+	ao->ca_file = e->c->chain_path;
 	ao->legacy_tls = e->o->legacy_tls;
 	ao->user = e->o->user;
 	ao->password = e->o->password;
@@ -475,7 +475,7 @@ record(struct eng *e, const char *state, const char *error)
 		}
 	d.error = (char *)error;
 	d.updated_at = time(NULL);
-	if ((r = store_device_put(e->h->store, &d)) != 0)
+	if ((r = store_device_put(e->c->store, &d)) != 0)
 		warn(e, "could not record the device in the store: %s",
 		    amtca_errmsg(r));
 }
@@ -754,7 +754,7 @@ step_preflight(struct eng *e, int *already)
 	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(&g, 0, sizeof(g));
-	if ((r = store_device_get(e->h->store, e->fqdn, &dev)) == 0) {
+	if ((r = store_device_get(e->c->store, e->fqdn, &dev)) == 0) {
 		e->rec_enrolled = !e->o->device_reset && dev->state != NULL &&
 		    strcmp(dev->state, "enrolled") == 0;
 		if (dev->cert_serial != NULL &&
@@ -768,7 +768,7 @@ step_preflight(struct eng *e, int *already)
 	}
 	amtca_err_clear();
 	cred_rule_clear(&e->rule);
-	if ((r = cred_rule_load(e->h->store, e->fqdn, e->o->tls_pin,
+	if ((r = cred_rule_load(e->c->store, e->fqdn, e->o->tls_pin,
 	    e->o->device_reset, &e->rule)) != 0) {
 		ret = amtca_fail(r, "reading the records for %s: %s", e->fqdn,
 		    errcopy(r));
@@ -1087,7 +1087,7 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 		ret = 0;
 		goto out;
 	}
-	if ((r = store_cert_list_device(e->h->store, e->fqdn, &sc, &nsc)) != 0) {
+	if ((r = store_cert_list_device(e->c->store, e->fqdn, &sc, &nsc)) != 0) {
 		ret = amtca_fail(r, "listing issued certificates: %s", errcopy(r));
 		goto out;
 	}
@@ -1241,7 +1241,7 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 	req.csr = csr;
 	req.requester = "enroll";
 	req.device = e->fqdn;
-	if ((r = ca_issue(e->h->ca, &req, &leaf)) != 0) {
+	if ((r = ca_issue(e->c->ca, &req, &leaf)) != 0) {
 		ret = amtca_fail(r, "issuing the certificate: %s", errcopy(r));
 		goto out;
 	}
@@ -1581,7 +1581,7 @@ supersede_others(struct eng *e)
 	int r;
 
 	serial_of(e->leaf, serial, sizeof(serial));
-	if ((r = store_cert_list_device(e->h->store, e->fqdn, &sc, &nsc)) != 0) {
+	if ((r = store_cert_list_device(e->c->store, e->fqdn, &sc, &nsc)) != 0) {
 		warn(e, "could not list this device's certificates to mark the "
 		    "replaced ones superseded: %s", amtca_errmsg(r));
 		return;
@@ -1590,7 +1590,7 @@ supersede_others(struct eng *e)
 		if (sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    strcasecmp(sc[i].serial, serial) == 0)
 			continue;
-		if ((r = store_cert_revoke(e->h->store, sc[i].serial, 4, now)) != 0)
+		if ((r = store_cert_revoke(e->c->store, sc[i].serial, 4, now)) != 0)
 			warn(e, "could not mark %s superseded: %s; run amtca "
 			    "revoke %s --reason superseded", sc[i].serial,
 			    amtca_errmsg(r), sc[i].serial);
@@ -1693,21 +1693,17 @@ out:
 
 /*
  * One enrollment per device at a time (two would race each other's
- * commit and cleanup): an flock on <home>/locks/<fqdn>.lock, released by
+ * commit and cleanup): an flock on <lock_dir>/<fqdn>.lock, released by
  * the kernel whatever way this process ends.
  */
 static int
 lock_device(struct eng *e, int *fdp)
 {
-	char *dir = NULL, *path = NULL;
+	const char *dir = e->c->lock_dir;
+	char *path = NULL;
 	int fd = -1, r, ret = AMTCA_E_INTERNAL;
 
 	*fdp = -1;
-	if (asprintf(&dir, "%s/locks", e->h->dir) == -1) {
-		dir = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
 	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
 		ret = r;
 		goto out;
@@ -1734,7 +1730,6 @@ out:
 	if (fd != -1)
 		close(fd);
 	free(path);
-	free(dir);
 	return ret;
 }
 
@@ -1842,7 +1837,8 @@ run_steps(struct eng *e)
 
 
 int
-enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *res)
+enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
+    struct enroll_result *res)
 {
 	struct eng e;
 	char line[1024];
@@ -1852,19 +1848,19 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 	e.rule.bound_reason = -1;
 	memset(res, 0, sizeof(*res));
 	res->failed_step = -1;
-	e.h = h;
+	e.c = c;
 	e.o = o;
 	e.res = res;
 	e.port = o->port ? o->port : 16992;
 	e.tls_port = o->tls_port ? o->tls_port : 16993;
 	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
 	e.cur = ENROLL_PREFLIGHT;
-	if (h->store == NULL || h->ca == NULL || h->root == NULL ||
-	    h->chain_path == NULL) {
+	if (c->store == NULL || c->ca == NULL || c->root == NULL ||
+	    c->chain_path == NULL || c->policy == NULL || c->lock_dir == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
 		goto fail_early;
 	}
-	if ((r = ca_fqdn_check(o->host, &h->policy, e.fqdn)) != 0) {
+	if ((r = ca_fqdn_check(o->host, c->policy, e.fqdn)) != 0) {
 		ret = r;
 		goto fail_early;
 	}
@@ -1876,8 +1872,8 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 		ret = r;
 		goto fail_early;
 	}
-	if ((e.root_len = i2d_X509(h->root, &e.root_der)) <= 0 ||
-	    (h->inter != NULL && (e.inter_len = i2d_X509(h->inter, &e.inter_der)) <= 0)) {
+	if ((e.root_len = i2d_X509(c->root, &e.root_der)) <= 0 ||
+	    (c->inter != NULL && (e.inter_len = i2d_X509(c->inter, &e.inter_der)) <= 0)) {
 		ret = amtca_fail_ssl(AMTCA_E_CERT, "encoding the CA certificates");
 		goto fail_early;
 	}

@@ -14,8 +14,11 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <openssl/x509.h>
+
+#include "ca/ca.h"
+#include "ca/store.h"
 #include "common/err.h"
-#include "enroll/home.h"
 
 /* The seven steps, in order (1-based numbers are what users see). */
 enum enroll_step {
@@ -83,15 +86,30 @@ struct enroll_result {
 void enroll_result_clear(struct enroll_result *r);
 
 /*
- * Run the enrollment of one device against the opened home (HOME_STORE |
- * HOME_SIGNER).  Records the device in the store after every step.
- * Several threads may run it at once on one home for different devices
- * (amtca fleet); runs for the same FQDN, in any process, are serialised by
- * <home>/locks/<fqdn>.lock: the second fails with AMTCA_E_EXISTS.
- * Returns 0 or a negative AMTCA_E_* code with an amtca_fail() detail that
- * says what failed, why, and what to do.
+ * What the engine works with: the CA's pieces, borrowed (nothing here is
+ * freed by the engine).  A front end gets one from the composition root,
+ * home_enroll_ctx() in enroll/home.h; a test or another front end may fill
+ * it by hand.  The engine never sees a front end's types.
  */
-int enroll_run(struct home *h, const struct enroll_opts *o,
+struct enroll_ctx {
+	struct store *store;		/* device records, issued certificates */
+	struct ca *ca;			/* issues the leaves */
+	const struct ca_policy *policy;	/* which FQDNs this CA may name */
+	X509 *root;			/* installed into AMT's store */
+	X509 *inter;			/* ditto; NULL when there is none */
+	const char *chain_path;		/* CA file for verifying AMT's TLS */
+	const char *lock_dir;		/* per-device locks: <lock_dir>/<fqdn>.lock */
+};
+
+/*
+ * Run the enrollment of one device.  Records the device in the store after
+ * every step.  Several threads may run it at once on one context for
+ * different devices (amtca fleet); runs for the same FQDN, in any process,
+ * are serialised by <lock_dir>/<fqdn>.lock: the second fails with
+ * AMTCA_E_EXISTS.  Returns 0 or a negative AMTCA_E_* code with an
+ * amtca_fail() detail that says what failed, why, and what to do.
+ */
+int enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
     struct enroll_result *res) AMTCA_WUR;
 
 /* --- credrule.c: where AMT credentials may go ------------------------- */

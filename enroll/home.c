@@ -489,7 +489,8 @@ home_open(const char *dir, int flags, struct home **out)
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL || (h->dir = strdup(real)) == NULL ||
 	    (conf = home_path(real, HOME_CONF)) == NULL ||
-	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL) {
+	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL ||
+	    (h->lock_dir = home_path(real, HOME_LOCK_DIR)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -559,6 +560,13 @@ home_open(const char *dir, int flags, struct home **out)
 			ret = r;
 			goto out;
 		}
+		h->engine.store = h->store;
+		h->engine.ca = h->ca;
+		h->engine.policy = &h->policy;
+		h->engine.root = h->root;
+		h->engine.inter = h->inter;
+		h->engine.chain_path = h->chain_path;
+		h->engine.lock_dir = h->lock_dir;
 	}
 	*out = h;
 	h = NULL;
@@ -582,6 +590,7 @@ home_free(struct home *h)
 	X509_free(h->inter);
 	conf_clear(&h->conf);
 	free(h->chain_path);
+	free(h->lock_dir);
 	free(h->dir);
 	free(h);
 }

@@ -15,6 +15,7 @@
 #include "ca/store.h"
 #include "common/err.h"
 #include "common/limits.h"
+#include "enroll/enroll.h"
 #include "hsm/hsm.h"
 
 /* File names inside the CA home. */
@@ -25,6 +26,7 @@
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
 #define HOME_HSM_DIR   "softhsm"
 #define HOME_PIN_FILE  "softhsm/user.pin"
+#define HOME_LOCK_DIR  "locks"		/* per-device enroll locks */
 #define KEY_LABEL_ROOT  "amtca-root"
 #define KEY_LABEL_INTER "amtca-intermediate"
 
@@ -60,11 +62,14 @@ struct home {
 	X509 *root;
 	X509 *inter;
 	char *chain_path;		/* absolute path of chain.pem */
+	char *lock_dir;			/* absolute path of locks/ */
 	struct store *store;		/* HOME_STORE */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
+	struct enroll_ctx engine;	/* HOME_SIGNER: what enroll_run() takes,
+					   views into the fields above */
 };
 
 #define HOME_STORE  0x1		/* open the database */

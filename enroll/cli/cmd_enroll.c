@@ -257,7 +257,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 		o.progress = tty_progress;
 		o.progress_ctx = &tty;
 	}
-	r = enroll_run(h, &o, &res);
+	r = enroll_run(&h->engine, &o, &res);
 	amtca_secret_free(password);
 	password = NULL;
 	o.password = NULL;
