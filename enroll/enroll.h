@@ -32,10 +32,32 @@ enum enroll_step {
 	ENROLL_NSTEPS
 };
 
-/* "preflight", "time", ... (stable: stored as last_step, printed in JSON). */
+/* One run's state inside the engine (opaque). */
+struct enroll_pass;
+
+/*
+ * The step table: the one description of an enrollment.  enroll_run()
+ * walks it in order; reports (TTY progress, --json "steps", the device
+ * record's last_step) and jobs name steps from it.  enroll_steps[s].id == s.
+ */
+struct enroll_step_def {
+	enum enroll_step id;
+	const char *name;		/* "preflight", ...: stable, stored as
+					   last_step, printed in JSON */
+	const char *title;		/* "pre-flight: ...": for humans */
+	/* The engine's: the step, and what runs instead when pre-flight
+	 * proved the device enrolled (NULL: skipped as "not needed"). */
+	int (*run)(struct enroll_pass *);
+	int (*run_enrolled)(struct enroll_pass *);
+};
+extern const struct enroll_step_def enroll_steps[ENROLL_NSTEPS];
+
+/* enroll_steps[s].name, or "none" out of range. */
 const char *enroll_step_name(enum enroll_step s);
-/* "pre-flight checks", ... (for humans). */
+/* enroll_steps[s].title, or "?". */
 const char *enroll_step_title(enum enroll_step s);
+/* The step named `name` (as stored in last_step), or -1. */
+int enroll_step_parse(const char *name);
 
 /* Progress events for the CLI (TTY output). */
 enum enroll_event { ENROLL_EV_BEGIN, ENROLL_EV_OK, ENROLL_EV_SKIP,
