@@ -716,6 +716,17 @@ amtca_parse_long(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+void
+amtca_fmt_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "?");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 long long
 amtca_now_ms(void)
 {

@@ -106,10 +106,5 @@ cli_parse_long(const char *s, long lo, long hi, long *out)
 void
 cli_fmt_time(time_t t, char *buf, size_t len)
 {
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "?");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	amtca_fmt_time(t, buf, len);
 }
