@@ -181,6 +181,16 @@ int cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
  */
 int cred_note_revocation(struct store *s, const struct store_cert *c) AMTCA_WUR;
 
+/*
+ * Revoke one serial with CRLReason `reason` at `now`, then
+ * cred_note_revocation().  *out is what the store then holds (a second
+ * revoke keeps the first reason and date, except a change to
+ * keyCompromise: see store_cert_revoke); *was says it was already
+ * revoked.  AMTCA_E_NOT_FOUND with a detail for an unknown serial.
+ */
+int cred_revoke(struct store *s, const char *serial, int reason, time_t now,
+    struct store_cert **out, int *was) AMTCA_WUR;
+
 /* keyCompromise, caCompromise, aACompromise. */
 int cred_reason_compromise(int reason);
 /* CRLReason names as RFC 5280 spells them ("superseded"); -1 when unknown. */

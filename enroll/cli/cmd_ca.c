@@ -1054,42 +1054,6 @@ out:
 
 /* ------------------------------------------------------------ revoke, crl */
 
-/*
- * Revoke one serial; *out is what the store then holds (a second revoke
- * keeps the first reason and date, except a change to keyCompromise: see
- * store_cert_revoke).  A keyCompromise of a device's bound certificate
- * marks the device compromised (credrule.c).
- */
-static int
-revoke_one(struct home *h, const char *serial, int reason, time_t now,
-    struct store_cert **out, int *was)
-{
-	struct store_cert *before = NULL, *c = NULL;
-	int r, ret = AMTCA_E_INTERNAL;
-
-	*out = NULL;
-	if ((r = store_cert_get(h->store, serial, &before)) != 0 ||
-	    (r = store_cert_revoke(h->store, serial, reason, now)) != 0 ||
-	    (r = store_cert_get(h->store, serial, &c)) != 0) {
-		if (r == AMTCA_E_NOT_FOUND)
-			amtca_fail(r, "no certificate with serial %s", serial);
-		ret = r;
-		goto out;
-	}
-	*was = strcmp(before->status, "revoked") == 0;
-	if ((r = cred_note_revocation(h->store, c)) != 0) {
-		ret = r;
-		goto out;
-	}
-	*out = c;
-	c = NULL;
-	ret = 0;
-out:
-	store_cert_free(before);
-	store_cert_free(c);
-	return ret;
-}
-
 int
 cmd_revoke(const char *homedir, int argc, char **argv)
 {
@@ -1154,7 +1118,8 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 		goto fail;
 	}
 	if (fqdn == NULL) {
-		if ((r = revoke_one(h, serial, reason, now, &got[0], &was[0])) != 0)
+		if ((r = cred_revoke(h->store, serial, reason, now, &got[0],
+		    &was[0])) != 0)
 			goto fail;
 		ngot = 1;
 	} else
@@ -1162,7 +1127,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 			/* Every valid one (not revoked, not expired). */
 			if (strcmp(cert_status(&c[i], now), "valid") != 0)
 				continue;
-			if ((r = revoke_one(h, c[i].serial, reason, now,
+			if ((r = cred_revoke(h->store, c[i].serial, reason, now,
 			    &got[ngot], &was[ngot])) != 0)
 				goto fail;
 			ngot++;
