@@ -1,6 +1,9 @@
 /*
- * enroll/: the enrollment engine (one device's steps) and the network
- * checks it shares with `amtca doctor`.
+ * enroll/: the core every front end (enroll/cli/, later the fleet
+ * scheduler and the service) shares.  This header: the enrollment engine
+ * (one device's steps, as a table), the credential rule, and the network
+ * probes it shares with the doctor.  The composition root that opens a CA
+ * home is enroll/home.h; the doctor's checks are enroll/doctor.h.
  *
  * The engine is a reconciler, not a script with a resume pointer: every
  * step looks at what AMT actually holds and does only what is missing, so
