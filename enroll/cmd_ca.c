@@ -18,6 +18,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 #include "enroll/enroll.h"
 #include "enroll/json.h"
 
