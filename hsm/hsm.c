@@ -1,6 +1,9 @@
 /*
  * hsm/: PKCS#11 through the module's CK_FUNCTION_LIST, loaded and
  * reference-counted by p11-kit (see docs/hsm.md for why not libp11).
+ * This file is the signing path (open, find, sign, public key) and the
+ * internals admin.c shares (hsm_int.h); provisioning and administration
+ * (token creation, key generation and removal) are in admin.c.
  *
  * Concurrency: one "admin" session (read-write, the one we logged in on)
  * serves key generation, lookup, destruction and attribute reads under
