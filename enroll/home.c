@@ -23,6 +23,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 
 const char *
 home_default_dir(const char *dir)

@@ -26,6 +26,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 
 #define BENCH_THREADS_MAX 64
 #define BENCH_ROUNDS 3

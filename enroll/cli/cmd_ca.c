@@ -18,6 +18,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 #include "enroll/enroll.h"
 #include "common/json.h"
 
@@ -256,7 +257,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	const char *module = NULL, *uri = NULL, *pin_file = NULL;
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
-	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX], *p;
+	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
 	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
 	char rtext[CA_IP_RANGE_STRLEN];
 	struct ca_ip_range rg;
@@ -515,17 +516,8 @@ fail:
 		unlink(f_root);
 		unlink(f_inter);
 		unlink(f_chain);
-		if (f_db != NULL) {
-			unlink(f_db);
-			if (asprintf(&p, "%s-wal", f_db) != -1) {
-				unlink(p);
-				free(p);
-			}
-			if (asprintf(&p, "%s-shm", f_db) != -1) {
-				unlink(p);
-				free(p);
-			}
-		}
+		if (f_db != NULL && (r = store_destroy(f_db)) != 0)
+			fprintf(stderr, "amtca: %s\n", amtca_errmsg(r));
 	}
 out:
 	store_close(st);
