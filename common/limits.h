@@ -47,6 +47,12 @@
 /* Fleet and service. */
 #define AMTCA_CSV_LINE_MAX      4096
 #define AMTCA_FLEET_HOSTS_MAX   100000
+#define AMTCA_LEASE_TTL_S       600             /* per-device lock lease */
+#define AMTCA_FLEET_CONCURRENCY 64              /* devices in flight (default) */
+#define AMTCA_FLEET_CONCURRENCY_MAX 4096
+#define AMTCA_FLEET_TRIES       4               /* enroll_run per device per run */
+#define AMTCA_FLEET_BACKOFF_MS  1000            /* first retry's base delay */
+#define AMTCA_FLEET_STACK       (256 * 1024)    /* worker thread stack */
 #define AMTCA_SIM_DEVICES_MAX   4096
 
 /* PKCS#11 (hsm/). */
