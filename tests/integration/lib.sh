@@ -89,6 +89,28 @@ start_sim() {
 	fail "amtsim not ready after 10 s: $(cat "$log")"
 }
 
+# The amtsim key pool the fleet tests share (--key-pool "$SIM_KEY_POOL"):
+# RSA keys generated once per build directory and reused by later runs.
+# Unique per device within one amtsim run only: a second amtsim started
+# without the first's --state hands out the same keys again, and two
+# running at once on one pool is refused (use a second pool file).
+SIM_KEY_POOL=${AMTSIM_KEY_POOL:-${BUILD:-$top/build}/amtsim-key-pool.pem}
+
+# sim_clock_set LOG CLOCKFILE SECONDS: move the simulated clock of the
+# amtsim started (start_sim LOG ...) with --clock-file CLOCKFILE to host
+# time + SECONDS, and wait until it says so.
+sim_clock_set() {
+	local log=$1 file=$2 secs=$3 n i
+	n=$(grep -c '^clock-offset ' "$log" || true)
+	printf '%s\n' "$secs" >"$file"
+	kill -HUP "$SIM_PID"
+	for i in $(seq 1 200); do
+		[ "$(grep -c '^clock-offset ' "$log" || true)" -gt "$n" ] && return 0
+		sleep 0.05
+	done
+	fail "amtsim did not take clock offset $secs: $(tail -n 3 "$log")"
+}
+
 stop_sim() {
 	kill -TERM "$SIM_PID" 2>/dev/null || true
 	wait "$SIM_PID" 2>/dev/null || true
