@@ -29,6 +29,7 @@ usage(FILE *fp)
 	    "       amtsim --devices N --address-base 127.x.y.z --fqdn-pattern PATTERN\n"
 	    "              [--http-port N] [--tls-port N] --user USER --password-file FILE\n"
 	    "              [options]\n"
+	    "       amtsim --key-pool FILE --key-pool-size N\n"
 	    "options: [--latency-ms N] [--keygen-ms N] [--keygen-busy K]\n"
 	    "         [--commit-delay-ms N] [--drop-at STEP[+]] [--state FILE]\n"
 	    "         [--key-pool FILE [--key-pool-size N]]\n"
@@ -323,6 +324,20 @@ main(int argc, char **argv)
 				goto usage;
 			}
 		}
+	}
+	if (pool_path != NULL && pool_size_given && listen_addr == NULL &&
+	    ndev == 0 && base == NULL && pattern == NULL && fqdn == NULL &&
+	    optind == argc) {
+		/*
+		 * No devices: only fill the pool, a set-up step for tests and
+		 * benchmarks that would otherwise wait for it before "ready".
+		 */
+		if ((r = sim_keypool_open(pool_path, pool_size, &pool)) != 0 ||
+		    (r = sim_keypool_close(pool, stdout)) != 0) {
+			fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
+			return 1;
+		}
+		return 0;
 	}
 	if (optind != argc || cfg.user == NULL || cfg.user[0] == '\0' ||
 	    strchr(cfg.user, '"') != NULL || pwfile == NULL ||

@@ -22,6 +22,9 @@ near() { # near VALUE WANT
 	[ "$1" -ge $(($2 - 5)) ] && [ "$1" -le $(($2 + 5)) ]
 }
 
+sim_key_pool_fill 4
+grep -q '^key-pool keys=[4-9]' "$T/key-pool.out" ||
+    fail "pool not filled: $(cat "$T/key-pool.out")"
 start_sim "$T/sim.log" --devices "$N" --address-base "$BASE" \
     --fqdn-pattern 'sf%02d.example.test' --user admin --password-file "$PW" \
     --key-pool "$SIM_KEY_POOL" --clock-offset 86400 --clock-file "$T/clock"
