@@ -61,6 +61,15 @@ struct amt_opts {
 
 struct amt;
 
+/*
+ * Initialise libcurl, with an allocator that wipes every block libcurl
+ * frees (its copies of the password among them).  Runs once per process;
+ * later calls return the first result.  It must come before any other
+ * curl_global_init() to take effect; amt_open() calls it too.  A program's
+ * main() pairs its call with one curl_global_cleanup().
+ */
+int amt_global_init(void) AMTCA_WUR;
+
 /* Copies what it needs from `o` (not the password pointer's lifetime). */
 int amt_open(const struct amt_opts *o, struct amt **out) AMTCA_WUR;
 void amt_free(struct amt *a);

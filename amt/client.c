@@ -7,6 +7,7 @@
 #include "amt/internal.h"
 
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +63,65 @@ struct amt {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
 
+/*
+ * libcurl's heap goes through these, so that whatever it frees is wiped
+ * first.  It keeps its own copies of the password (the option, the
+ * connection's credentials) and, for every Digest request, builds and
+ * frees a "user:realm:password" string to hash; with plain free() all of
+ * them stayed readable in freed memory until reused.  What libcurl still
+ * holds while a handle is open is documented in docs/architecture.md.
+ */
+static void
+wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* Never realloc in place: the old block would be freed unwiped. */
+static void *
+wipe_realloc(void *p, size_t n)
+{
+	void *q;
+	size_t old;
+
+	if (p == NULL)
+		return malloc(n);
+	if ((q = malloc(n != 0 ? n : 1)) == NULL)
+		return NULL;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	wipe_free(p);
+	return q;
+}
+
+static char *
+wipe_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d;
+
+	if ((d = malloc(n)) != NULL)
+		memcpy(d, s, n);
+	return d;
+}
+
 static void
 curl_init(void)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
+	    wipe_free, wipe_realloc, wipe_strdup, calloc) == CURLE_OK ? 0 : -1;
+}
+
+int
+amt_global_init(void)
+{
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != 0)
+		return amtca_fail(AMTCA_E_INTERNAL, "libcurl initialisation failed");
+	return 0;
 }
 
 /* ----------------------------------------------------------- callbacks */
@@ -270,11 +326,8 @@ amt_open(const struct amt_opts *o, struct amt **out)
 		    "a certificate pin", o->host);
 		goto out;
 	}
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != 0) {
-		ret = amtca_fail(AMTCA_E_INTERNAL, "libcurl initialisation failed");
+	if ((ret = amt_global_init()) != 0)
 		goto out;
-	}
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		ret = amtca_fail(AMTCA_E_NOMEM, "out of memory");
 		goto out;

@@ -708,6 +708,15 @@ store_cert_list_device(struct store *s, const char *device,
 }
 
 int
+store_cert_list_fqdn(struct store *s, const char *fqdn,
+    struct store_cert **out, size_t *n)
+{
+	if (fqdn == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_fqdn: no FQDN");
+	return list_certs(s, "WHERE fqdn = ? COLLATE NOCASE", fqdn, 1, out, n);
+}
+
+int
 store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 {
 	return list_certs(s, "WHERE status = 'revoked'", NULL, 0, out, n);
@@ -726,9 +735,16 @@ store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
 	pthread_mutex_lock(&s->dbmu);
+	/*
+	 * The first revocation fixes reason and date.  One change is allowed
+	 * later, as RFC 5280 5.3.1 practice has it: to keyCompromise, which
+	 * the next CRL then shows (the date stays the first one).
+	 */
 	if (sqlite3_prepare_v2(s->db, "UPDATE certificates SET status = "
-	    "'revoked', revoke_reason = ?, revoked_at = ? WHERE serial = ? AND "
-	    "status = 'valid'", -1, &st, NULL) != SQLITE_OK) {
+	    "'revoked', revoke_reason = ?1, revoked_at = CASE WHEN status = "
+	    "'revoked' THEN revoked_at ELSE ?2 END WHERE serial = ?3 AND "
+	    "(status = 'valid' OR (?1 = 1 AND revoke_reason IS NOT 1))", -1,
+	    &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "revoke");
 		goto out;
 	}

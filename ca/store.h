@@ -36,7 +36,8 @@ struct store_device {
 	char *address;
 	char *amt_version;
 	char *cert_serial;		/* serial of the certificate bound on AMT */
-	char *state;			/* "enrolling" | "enrolled" | "failed" */
+	char *state;			/* "enrolling" | "enrolled" | "failed" |
+					   "compromised" */
 	char *last_step;		/* last completed enrollment step */
 	char *error;			/* last error line or NULL */
 	time_t updated_at;
@@ -77,6 +78,11 @@ int store_cert_list(struct store *s, struct store_cert **out, size_t *n) AMTCA_W
 int store_cert_list_device(struct store *s, const char *device,
     struct store_cert **out, size_t *n) AMTCA_WUR;
 
+/* The certificates issued for one FQDN (case-insensitive), oldest first,
+ * with their DER. */
+int store_cert_list_fqdn(struct store *s, const char *fqdn,
+    struct store_cert **out, size_t *n) AMTCA_WUR;
+
 /*
  * Revoked certificates only (der left NULL, der_len 0), by serial: what a
  * CRL needs without loading every certificate.  Free with store_certs_free().
@@ -86,7 +92,8 @@ int store_cert_list_revoked(struct store *s, struct store_cert **out,
 
 /*
  * Mark revoked (idempotent for an already revoked serial: the first reason
- * and date are kept).  `reason` is a CRLReason 0-10 except 7;
+ * and date are kept, except that a later keyCompromise replaces the
+ * reason; the date stays).  Callers print what store_cert_get() then reads.  `reason` is a CRLReason 0-10 except 7;
  * AMTCA_E_USAGE otherwise, AMTCA_E_NOT_FOUND for an unknown serial.
  * Serials are matched case-insensitively.
  */

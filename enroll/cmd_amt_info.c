@@ -16,21 +16,26 @@
 
 #include "amt/amt.h"
 #include "common/util.h"
+#include "enroll/enroll.h"
 #include "enroll/json.h"
 
 static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls] [--tls-port N]\n"
-    "           --user USER --password-file FILE [--ca-file PEM] [--legacy-tls] [--json]";
+    "           --user USER --password-file FILE [--ca-file PEM] [--tls-pin SHA256]\n"
+    "           [--legacy-tls] [--json]";
 
 static const char options[] =
     "  --host FQDN            the device's FQDN\n"
     "  --address IP           talk to IP instead of resolving FQDN\n"
     "  --port N               plain WS-MAN port (16992)\n"
-    "  --tls                  use the TLS port, verified with --ca-file\n"
+    "  --tls                  use the TLS port, verified with --ca-file (always\n"
+    "                         when the records say the device is enrolled)\n"
     "  --tls-port N           TLS WS-MAN port (16993)\n"
     "  --user USER            AMT user\n"
     "  --password-file FILE   AMT password (first line)\n"
     "  --ca-file PEM          chain to verify TLS with (the home's chain.pem)\n"
+    "  --tls-pin SHA256       also accept this served leaf (SHA-256 of its DER,\n"
+    "                         hex) for credentials over TLS\n"
     "  --legacy-tls           AMT <= 12: legacy renegotiation, SECLEVEL 0\n"
     "  --json                 one JSON document on stdout, also on failure\n"
     "  --help                 this text\n";
@@ -103,6 +108,7 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		{ "password-file", required_argument, NULL, 'w' },
 		{ "ca-file", required_argument, NULL, 'c' },
 		{ "legacy-tls", no_argument, NULL, 'L' },
+		{ "tls-pin", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -117,11 +123,18 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 	struct amt_tls_setting *ts = NULL;
 	size_t nc = 0, nk = 0, nt = 0, i, k;
 	struct json j;
+	struct home *h = NULL;
+	struct cred_rule rule;
+	X509 *served = NULL;
+	unsigned char oppin[32], pin[32];
+	const unsigned char *oppin_p = NULL;
+	char *conf = NULL;
 	int ch, r, json = 0, ret = EXIT_FAIL;
 	char nb[32], na[32], kd[32], *serial;
 
 	memset(&o, 0, sizeof(o));
 	memset(&g, 0, sizeof(g));
+	memset(&rule, 0, sizeof(rule));
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': o.host = optarg; break;
@@ -132,6 +145,12 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		case 'c': o.ca_file = optarg; break;
 		case 'L': o.legacy_tls = 1; break;
 		case 'j': json = 1; break;
+		case 'T':
+			if (cred_pin_parse(optarg, oppin) != 0)
+				return usage_err("--tls-pin takes the SHA-256 of the "
+				    "leaf's DER as 64 hex digits");
+			oppin_p = oppin;
+			break;
 		case 'p':
 			if (parse_port(optarg, &o.port) != 0)
 				return usage_err("--port takes 1..65535");
@@ -148,17 +167,64 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc || o.host == NULL || o.user == NULL || pwfile == NULL)
 		return usage_err("--host, --user and --password-file are required");
+	/*
+	 * The records decide the transport (credrule.c): an enrolled device
+	 * is asked over TLS with its recorded leaf, never over plain HTTP.
+	 * Without a CA home there are no records to consult.
+	 */
+	if (asprintf(&conf, "%s/%s", home_default_dir(homedir), HOME_CONF) == -1) {
+		conf = NULL;
+		ret = cli_fail(AMTCA_E_NOMEM);
+		goto out;
+	}
+	if (access(conf, F_OK) == 0 &&
+	    (r = home_open(homedir, HOME_STORE, &h)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if ((r = cred_rule_load(h ? h->store : NULL, o.host, oppin_p, 0,
+	    &rule)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if (rule.compromised) {
+		ret = cli_fail(cred_rule_plain(&rule, o.host));
+		goto out;
+	}
+	if (rule.tls_only)
+		o.tls = 1;
 	if (o.tls && o.ca_file == NULL) {
 		/* Verify against this CA's chain when there is a CA home. */
 		if (asprintf(&chain, "%s/%s", home_default_dir(homedir),
-		    HOME_CHAIN_PEM) == -1)
-			return cli_fail(AMTCA_E_NOMEM);
+		    HOME_CHAIN_PEM) == -1) {
+			chain = NULL;
+			ret = cli_fail(AMTCA_E_NOMEM);
+			goto out;
+		}
 		if (access(chain, R_OK) != 0) {
-			free(chain);
-			return usage_err("--tls needs --ca-file (or a CA home with chain.pem)");
+			ret = usage_err("--tls needs --ca-file (or a CA home with "
+			    "chain.pem)");
+			goto out;
 		}
 		o.ca_file = chain;
 	}
+	if (o.tls) {
+		/* Verified leaf first; credentials only to one the rule allows,
+		 * and the session is pinned to it. */
+		if ((r = amt_tls_fetch_leaf(&o, &served)) != 0 ||
+		    (r = cred_rule_tls(&rule, o.host, served, pin)) != 0) {
+			ret = cli_fail(r);
+			goto out;
+		}
+		o.pin_sha256 = pin;
+	} else if ((r = cred_rule_plain(&rule, o.host)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	} else
+		fprintf(stderr, "amtca: note: using plain HTTP to %s port %d (the "
+		    "records do not say it is enrolled); --tls for TLS\n",
+		    o.host, o.port ? o.port : 16992);
+	/* Read only once the rule said where it may go. */
 	if ((r = amtca_secret_read(pwfile, &password)) != 0) {
 		ret = cli_fail(r);
 		goto out;
@@ -172,6 +238,12 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		ret = cli_fail(r);
 		goto out;
 	}
+	/* Done with the device: libcurl's copies and ours are wiped now. */
+	amt_free(a);
+	a = NULL;
+	amtca_secret_free(password);
+	password = NULL;
+	o.password = NULL;
 	if (json) {
 		json_init(&j, stdout);
 		json_obj_begin(&j, NULL);
@@ -282,5 +354,9 @@ out:
 	amt_tls_settings_free(ts, nt);
 	free(bound);
 	free(chain);
+	free(conf);
+	X509_free(served);
+	cred_rule_clear(&rule);
+	home_free(h);
 	return ret;
 }

@@ -18,6 +18,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "enroll/enroll.h"
 #include "enroll/json.h"
 
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -906,6 +907,8 @@ cmd_list(const char *homedir, int argc, char **argv)
 			json_time(&j, "not_before", c[i].not_before);
 			json_time(&j, "not_after", c[i].not_after);
 			json_str(&j, "status", cert_status(&c[i], now));
+			json_str(&j, "reason", strcmp(c[i].status, "revoked") == 0 ?
+			    cred_reason_name(c[i].revoke_reason) : NULL);
 			json_time(&j, "issued_at", c[i].issued_at);
 			json_str(&j, "requester", c[i].requester);
 			json_str(&j, "device", c[i].device);
@@ -1008,13 +1011,16 @@ cmd_show(const char *homedir, int argc, char **argv)
 		json_time(&j, "not_before", c->not_before);
 		json_time(&j, "not_after", c->not_after);
 		json_str(&j, "status", cert_status(c, time(NULL)));
+		json_str(&j, "reason", strcmp(c->status, "revoked") == 0 ?
+		    cred_reason_name(c->revoke_reason) : NULL);
 		json_time(&j, "issued_at", c->issued_at);
 		json_str(&j, "requester", c->requester);
 		json_str(&j, "device", c->device);
 		if (strcmp(c->status, "revoked") == 0) {
 			json_time(&j, "revoked_at", c->revoked_at);
 			json_int(&j, "revoke_reason", c->revoke_reason);
-		}
+		} else
+			json_str(&j, "revoked_at", NULL);
 		pem[plen - 1] = '\0';
 		json_str(&j, "pem", (char *)pem);
 		json_obj_end(&j);
@@ -1030,6 +1036,11 @@ cmd_show(const char *homedir, int argc, char **argv)
 		    "requester:  %s\ndevice:     %s\n", c->serial, c->fqdn,
 		    cert_status(c, time(NULL)), nb, na, ia,
 		    c->requester ? c->requester : "-", c->device ? c->device : "-");
+		if (strcmp(c->status, "revoked") == 0) {
+			cli_fmt_time(c->revoked_at, ia, sizeof(ia));
+			printf("revoked:    %s (%s)\n", ia,
+			    cred_reason_name(c->revoke_reason));
+		}
 		fwrite(pem, 1, plen, stdout);
 	}
 	ret = EXIT_OK;
@@ -1043,60 +1054,163 @@ out:
 
 /* ------------------------------------------------------------ revoke, crl */
 
-static const char *const reasons[] = {
-	"unspecified", "keyCompromise", "caCompromise", "affiliationChanged",
-	"superseded", "cessationOfOperation", "certificateHold", NULL,
-	"removeFromCRL", "privilegeWithdrawn", "aACompromise",
-};
+/*
+ * Revoke one serial; *out is what the store then holds (a second revoke
+ * keeps the first reason and date, except a change to keyCompromise: see
+ * store_cert_revoke).  A keyCompromise of a device's bound certificate
+ * marks the device compromised (credrule.c).
+ */
+static int
+revoke_one(struct home *h, const char *serial, int reason, time_t now,
+    struct store_cert **out, int *was)
+{
+	struct store_cert *before = NULL, *c = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((r = store_cert_get(h->store, serial, &before)) != 0 ||
+	    (r = store_cert_revoke(h->store, serial, reason, now)) != 0 ||
+	    (r = store_cert_get(h->store, serial, &c)) != 0) {
+		if (r == AMTCA_E_NOT_FOUND)
+			amtca_fail(r, "no certificate with serial %s", serial);
+		ret = r;
+		goto out;
+	}
+	*was = strcmp(before->status, "revoked") == 0;
+	if ((r = cred_note_revocation(h->store, c)) != 0) {
+		ret = r;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	store_cert_free(before);
+	store_cert_free(c);
+	return ret;
+}
 
 int
 cmd_revoke(const char *homedir, int argc, char **argv)
 {
-	static const char syn[] = "SERIAL [--reason unspecified|keyCompromise|"
-	    "affiliationChanged|superseded|cessationOfOperation|...]";
+	static const char syn[] = "(SERIAL | --fqdn FQDN) [--reason unspecified|"
+	    "keyCompromise|affiliationChanged|superseded|cessationOfOperation|"
+	    "...] [--json]";
 	static const struct option opts[] = {
 		{ "reason", required_argument, NULL, 'r' },
+		{ "fqdn", required_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct home *h = NULL;
-	struct store_cert *c = NULL;
-	char serial[64];
-	int ch, r, reason = 0, ret = EXIT_FAIL;
-	size_t i;
+	struct store_cert *c = NULL, **got = NULL;
+	struct json j;
+	const char *fqdn = NULL;
+	char serial[64], when[32];
+	size_t n = 0, i, ngot = 0;
+	time_t now = time(NULL);
+	int *was = NULL;
+	int ch, r = 0, json = 0, reason = 0, ret = EXIT_FAIL;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
-			for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-				if (reasons[i] != NULL && strcmp(reasons[i], optarg) == 0)
-					break;
-			if (i == sizeof(reasons) / sizeof(reasons[0]))
+			if ((reason = cred_reason_parse(optarg)) < 0)
 				return usage_error("revoke", "unknown --reason", syn);
-			reason = (int)i;
 			break;
+		case 'F': fqdn = optarg; break;
+		case 'j': json = 1; break;
 		case 'h':
-			return cli_help("revoke", syn, NULL, opts);
+			return cli_help("revoke", syn,
+			    "  --fqdn FQDN            every valid certificate of FQDN\n"
+			    "  --reason REASON        CRLReason name (unspecified)\n"
+			    "  --json                 {\"revoked\":[...]} as stored\n"
+			    "  --help                 this text\n", opts);
 		default:
 			return usage_error("revoke", "bad option", syn);
 		}
 	}
-	if (optind + 1 != argc)
-		return usage_error("revoke", "one SERIAL is required", syn);
-	if (normalize_serial(argv[optind], serial, sizeof(serial)) != 0)
+	if (fqdn != NULL ? optind != argc : optind + 1 != argc)
+		return usage_error("revoke", "one SERIAL or --fqdn FQDN is "
+		    "required", syn);
+	if (fqdn == NULL &&
+	    normalize_serial(argv[optind], serial, sizeof(serial)) != 0)
 		return usage_error("revoke", "SERIAL must be hex", syn);
-	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
-	    (r = store_cert_get(h->store, serial, &c)) != 0 ||
-	    (r = store_cert_revoke(h->store, serial, reason, time(NULL))) != 0) {
-		if (r == AMTCA_E_NOT_FOUND)
-			amtca_fail(r, "no certificate with serial %s", serial);
-		ret = cli_fail(r);
-		goto out;
+	if ((r = home_open(homedir, HOME_STORE, &h)) != 0)
+		goto fail;
+	if (fqdn != NULL) {
+		if ((r = store_cert_list_fqdn(h->store, fqdn, &c, &n)) != 0)
+			goto fail;
+		if (n == 0) {
+			r = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate was "
+			    "issued for %s", fqdn);
+			goto fail;
+		}
 	}
-	printf("revoked %s (%s, %s)\n", serial, c->fqdn, reasons[reason]);
+	if ((got = calloc(n ? n : 1, sizeof(*got))) == NULL ||
+	    (was = calloc(n ? n : 1, sizeof(*was))) == NULL) {
+		r = AMTCA_E_NOMEM;
+		goto fail;
+	}
+	if (fqdn == NULL) {
+		if ((r = revoke_one(h, serial, reason, now, &got[0], &was[0])) != 0)
+			goto fail;
+		ngot = 1;
+	} else
+		for (i = 0; i < n; i++) {
+			/* Every valid one (not revoked, not expired). */
+			if (strcmp(cert_status(&c[i], now), "valid") != 0)
+				continue;
+			if ((r = revoke_one(h, c[i].serial, reason, now,
+			    &got[ngot], &was[ngot])) != 0)
+				goto fail;
+			ngot++;
+		}
+	/* Print what is stored, not what was asked for. */
+	if (json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		json_arr_begin(&j, "revoked");
+	}
+	for (i = 0; i < ngot; i++) {
+		cli_fmt_time(got[i]->revoked_at, when, sizeof(when));
+		if (json) {
+			json_obj_begin(&j, NULL);
+			json_str(&j, "serial", got[i]->serial);
+			json_str(&j, "fqdn", got[i]->fqdn);
+			json_str(&j, "reason",
+			    cred_reason_name(got[i]->revoke_reason));
+			json_time(&j, "revoked_at", got[i]->revoked_at);
+			json_bool(&j, "already_revoked", was[i]);
+			json_obj_end(&j);
+		} else
+			printf("revoked %s (%s, %s, %s)\n", got[i]->serial,
+			    got[i]->fqdn, cred_reason_name(got[i]->revoke_reason),
+			    when);
+		if (was[i] && got[i]->revoke_reason != reason)
+			fprintf(stderr, "amtca: note: %s was already revoked (%s) "
+			    "on %s; the first reason stands (only a change to "
+			    "keyCompromise is recorded)\n", got[i]->serial,
+			    cred_reason_name(got[i]->revoke_reason), when);
+	}
+	if (json) {
+		json_arr_end(&j);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else if (fqdn != NULL && ngot == 0)
+		printf("no valid certificate of %s to revoke (%zu issued, all "
+		    "revoked or expired)\n", fqdn, n);
 	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
 out:
-	store_cert_free(c);
+	for (i = 0; got != NULL && i < ngot; i++)
+		store_cert_free(got[i]);
+	free(got);
+	free(was);
+	store_certs_free(c, n);
 	home_free(h);
 	return ret;
 }

@@ -33,7 +33,8 @@
 
 static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls-port N]\n"
-    "                    [--user USER --password-file FILE] [--redir-port N]\n"
+    "                    [--user USER --password-file FILE] [--tls-pin SHA256]\n"
+    "                    [--redir-port N]\n"
     "                    [--legacy-tls] [--skip ID]... [--json]";
 
 static const char options[] =
@@ -43,6 +44,8 @@ static const char options[] =
     "  --tls-port N           TLS WS-MAN port (16993)\n"
     "  --user USER            AMT user, for the login, identity and AMT-clock checks\n"
     "  --password-file FILE   AMT password (first line)\n"
+    "  --tls-pin SHA256       also accept this served leaf (SHA-256 of its DER,\n"
+    "                         hex) for credentials over TLS\n"
     "  --redir-port N         redirection TLS port (16995)\n"
     "  --legacy-tls           AMT <= 12: legacy renegotiation, SECLEVEL 0\n"
     "  --skip ID              do not run check ID (repeatable, or ID,ID): dns,\n"
@@ -289,6 +292,18 @@ out:
 }
 
 static void
+leaf_serial(X509 *x, char *buf, size_t len)
+{
+	char *s = NULL;
+
+	if (ca_serial_hex(X509_get0_serialNumber(x), &s) == 0)
+		snprintf(buf, len, "%s", s);
+	else
+		snprintf(buf, len, "?");
+	free(s);
+}
+
+static void
 print_json(const struct doc *d, const char *host, const char *addr)
 {
 	struct json j;
@@ -330,6 +345,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },
 		{ "password-file", required_argument, NULL, 'w' },
 		{ "legacy-tls", no_argument, NULL, 'L' },
+		{ "tls-pin", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "skip", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
@@ -346,6 +362,9 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	char *password = NULL, list[256], addrbuf[64], subj[256], iss[256];
 	char amtfqdn[2 * AMTCA_FQDN_MAX + 2];
 	X509 *leaf = NULL, *raw = NULL;
+	struct cred_rule rule;
+	unsigned char oppin[32], pin[32];
+	const unsigned char *oppin_p = NULL;
 	int ch, r, port = 16992, tls_port = 16993, redir_port = 16995, legacy = 0;
 	int plain_open, tls_open, tls_ok = 0, resolved = 0, ret = EXIT_FAIL;
 	size_t i;
@@ -353,6 +372,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	memset(&g, 0, sizeof(g));
+	memset(&rule, 0, sizeof(rule));
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': host = optarg; break;
@@ -361,6 +381,12 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		case 'w': pwfile = optarg; break;
 		case 'L': legacy = 1; break;
 		case 'j': d.json = 1; break;
+		case 'T':
+			if (cred_pin_parse(optarg, oppin) != 0)
+				return usage_err("--tls-pin takes the SHA-256 of the "
+				    "leaf's DER as 64 hex digits");
+			oppin_p = oppin;
+			break;
 		case 'S':
 			if (parse_skip(&d, optarg) != 0)
 				return usage_err("--skip takes check ids: dns, port_tls, "
@@ -409,6 +435,12 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	} else
 		chain = h->chain_path;
 	if (pwfile != NULL && (r = amtca_secret_read(pwfile, &password)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	/* Where credentials may go: the same rule as enroll (credrule.c). */
+	if ((r = cred_rule_load(h ? h->store : NULL, host, oppin_p, 0,
+	    &rule)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -492,11 +524,32 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		ao.ca_file = chain;
 		r = chain ? amt_tls_fetch_leaf(&ao, &leaf) : AMTCA_E_CONFIG;
 		if (r == 0) {
+			struct store_cert *sc = NULL;
+			char ser[80], when[32];
+
 			tls_ok = 1;
 			name_oneline(X509_get_issuer_name(leaf), iss, sizeof(iss));
-			add(&d, V_OK, "TLS handshake", NULL, "%s:%d chain verifies "
-			    "under %s, hostname %s matches (issuer %s)", addrbuf,
-			    tls_port, chain, host, iss);
+			leaf_serial(leaf, ser, sizeof(ser));
+			if (h != NULL && store_cert_get(h->store, ser, &sc) == 0 &&
+			    strcmp(sc->status, "revoked") == 0) {
+				/* A revoked leaf is not enrolled, whatever verifies. */
+				cli_fmt_time(sc->revoked_at, when, sizeof(when));
+				add(&d, V_FAIL, "TLS handshake",
+				    cred_reason_compromise(sc->revoke_reason) ?
+				    "its TLS key may be in other hands: reset AMT "
+				    "on the device itself, change the AMT admin "
+				    "password, then amtca enroll --device-reset" :
+				    "replace it: amtca enroll --host FQDN (talks "
+				    "over TLS pinned to this leaf)", "%s:%d serves "
+				    "serial %s, revoked (%s) on %s", addrbuf,
+				    tls_port, ser, cred_reason_name(
+				    sc->revoke_reason), when);
+			} else
+				add(&d, V_OK, "TLS handshake", NULL, "%s:%d chain "
+				    "verifies under %s, hostname %s matches (issuer "
+				    "%s)", addrbuf, tls_port, chain, host, iss);
+			store_cert_free(sc);
+			amtca_err_clear();
 		} else {
 			char why[300];
 
@@ -561,6 +614,22 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		add(&d, V_SKIP, "WS-MAN login", NULL, "%s", why);
 		add(&d, V_SKIP, "AMT identity", NULL, "%s", why);
 		add(&d, V_SKIP, "certificate validity (AMT clock)", NULL, "%s", why);
+	} else if (rule.compromised) {
+		r = cred_rule_plain(&rule, host);
+		add(&d, V_FAIL, "WS-MAN login", "see the revocation above: reset "
+		    "AMT on the device, then amtca enroll --device-reset",
+		    "credentials not sent: %s", amtca_errmsg(r));
+	} else if (tls_ok && (r = cred_rule_tls(&rule, host, leaf, pin)) != 0) {
+		add(&d, V_FAIL, "WS-MAN login", "check --address/DNS: something "
+		    "other than the enrolled device may answer; if you know the "
+		    "device serves that certificate, pass --tls-pin",
+		    "credentials not sent: %s", amtca_errmsg(r));
+	} else if (!tls_ok && plain_open && cred_rule_plain(&rule, host) != 0) {
+		add(&d, V_FAIL, "WS-MAN login", "fix the TLS failure above "
+		    "first (credentials go to an enrolled device only over TLS "
+		    "with its recorded certificate)", "credentials not sent over "
+		    "plain HTTP: %s is enrolled (TLS only) and TLS on %d does not "
+		    "verify", host, tls_port);
 	} else if (!tls_ok && !plain_open && tls_open) {
 		add(&d, V_FAIL, "WS-MAN login", "fix the TLS failure above first",
 		    "16992 is closed and TLS on %d does not verify for %s: "
@@ -573,6 +642,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 
 		ao.tls = tls_ok;
 		ao.ca_file = tls_ok ? chain : NULL;
+		ao.pin_sha256 = tls_ok ? pin : NULL;	/* the leaf just seen */
 		if ((r = amt_open(&ao, &a)) != 0 || (r = amt_general_get(a, &g)) != 0)
 			add(&d, V_FAIL, "WS-MAN login", r == AMTCA_E_AMT_AUTH ?
 			    "check --user and --password-file (tried once: "
@@ -611,6 +681,13 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		}
 	}
 
+	/* The checks below need no credentials: wipe libcurl's and ours. */
+	amt_free(a);
+	a = NULL;
+	amtca_secret_free(password);
+	password = NULL;
+	ao.password = NULL;
+
 	/* 8. Redirection over TLS (SOL/IDE-R/KVM consoles). */
 	{
 		X509 *rl = NULL;
@@ -618,6 +695,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 
 		ro.tls_port = redir_port;
 		ro.ca_file = chain;
+		ro.pin_sha256 = NULL;
 		if (skipped(&d, C_REDIR))
 			add(&d, V_SKIP, "redirection TLS", NULL, "skipped");
 		else if (net_tcp_probe(addrbuf, redir_port, DOCTOR_PROBE_MS) != 0)
@@ -657,6 +735,7 @@ out:
 	X509_free(leaf);
 	X509_free(raw);
 	net_addrs_clear(&na);
+	cred_rule_clear(&rule);
 	home_free(h);
 	return ret;
 }

@@ -18,8 +18,9 @@
 #include "enroll/json.h"
 
 static const char syn[] =
-    "--host FQDN [--address IP] [--port N] [--tls-port N]\n"
+    "--host FQDN [--address IP] [--port N] [--tls-port N] [--tls-pin SHA256]\n"
     "                    --user USER --password-file FILE [--force] [--json]\n"
+    "                    [--device-reset]\n"
     "                    [--accept-non-secure] [--allow-fqdn-mismatch]\n"
     "                    [--renew-days N] [--legacy-tls] [--tls-wait-ms N]";
 
@@ -41,8 +42,13 @@ help(const struct option *opts)
 	    "  --tls-port N            TLS WS-MAN port (16993)\n"
 	    "  --user USER             AMT admin user\n"
 	    "  --password-file FILE    AMT password (first line)\n"
+	    "  --tls-pin SHA256        also accept this served leaf (SHA-256 of its\n"
+	    "                          DER, hex) for credentials over TLS\n"
 	    "  --force                 issue and install a new certificate even\n"
 	    "                          when the current one is fine\n"
+	    "  --device-reset          AMT was reset or re-provisioned: do not hold\n"
+	    "                          the enrolled/compromised record against it\n"
+	    "                          (plain HTTP is allowed again)\n"
 	    "  --accept-non-secure     keep port 16992 open once TLS is on\n"
 	    "  --allow-fqdn-mismatch   enroll although AMT reports another FQDN\n"
 	    "  --renew-days N          renew when fewer than N days remain (%d)\n"
@@ -134,6 +140,7 @@ print_json(const struct enroll_result *res, const char *host,
 	json_bool(&j, "non_secure_port_open", res->non_secure_open);
 	json_int(&j, "removed_certificates", res->removed_certs);
 	json_int(&j, "removed_keys", res->removed_keys);
+	json_int(&j, "superseded_certificates", res->superseded);
 	json_str(&j, "failed_step", res->failed_step >= 0 ?
 	    enroll_step_name((enum enroll_step)res->failed_step) : NULL);
 	json_str(&j, "warning", res->warning);
@@ -165,6 +172,8 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 		{ "renew-days", required_argument, NULL, 'r' },
 		{ "legacy-tls", no_argument, NULL, 'L' },
 		{ "tls-wait-ms", required_argument, NULL, 'W' },
+		{ "tls-pin", required_argument, NULL, 'T' },
+		{ "device-reset", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -174,6 +183,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	const char *pwfile = NULL;
 	char *password = NULL, na[32];
+	unsigned char pin[32];
 	long n;
 	int ch, r, json = 0, ret = EXIT_FAIL;
 
@@ -192,6 +202,13 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 		case 'N': o.accept_non_secure = 1; break;
 		case 'M': o.allow_fqdn_mismatch = 1; break;
 		case 'L': o.legacy_tls = 1; break;
+		case 'D': o.device_reset = 1; break;
+		case 'T':
+			if (cred_pin_parse(optarg, pin) != 0)
+				return usage_err("--tls-pin takes the SHA-256 of the "
+				    "leaf's DER as 64 hex digits");
+			o.tls_pin = pin;
+			break;
 		case 'p':
 			if (cli_parse_long(optarg, 1, 65535, &n) != 0)
 				return usage_err("--port takes 1..65535");

@@ -98,6 +98,10 @@ struct eng {
 	int root_len, inter_len;
 	char *prev_serial;		/* from the device record */
 	int rec_enrolled;
+	struct cred_rule rule;		/* where credentials may go */
+	unsigned char pin[32];		/* SHA-256 of the leaf TLS may serve */
+	int have_pin;
+	int compromised;		/* record the device as compromised */
 	char bound_serial[80];		/* ours, bound on AMT, for the record */
 	int cur;			/* step being run */
 };
@@ -277,6 +281,24 @@ out:
 	return ok;
 }
 
+/* Does our store say `x` is revoked?  (Unknown serials are not.) */
+static int
+revoked_in_store(struct eng *e, X509 *x)
+{
+	struct store_cert *sc = NULL;
+	char serial[80];
+	int revoked;
+
+	serial_of(x, serial, sizeof(serial));
+	if (store_cert_get(e->h->store, serial, &sc) != 0) {
+		amtca_err_clear();
+		return 0;
+	}
+	revoked = sc->status != NULL && strcmp(sc->status, "revoked") == 0;
+	store_cert_free(sc);
+	return revoked;
+}
+
 /* Is `x` a non-CA certificate signed by our intermediate? */
 static int
 issued_by_us(struct eng *e, X509 *x)
@@ -418,6 +440,8 @@ connect_amt(struct eng *e, int tls)
 	amt_free(e->amt);
 	e->amt = NULL;
 	amt_opts_fill(e, &ao, tls);
+	if (tls && e->have_pin)
+		ao.pin_sha256 = e->pin;
 	if ((r = amt_open(&ao, &e->amt)) != 0)
 		return r;
 	e->use_tls = tls;
@@ -547,10 +571,12 @@ check_identity(struct eng *e, const struct amt_general *g)
 }
 
 /*
- * Decide the transport.  TLS with our chain whenever it verifies; never
- * fall back to plain HTTP when the device is supposed to be on TLS (the
- * record says enrolled, or 16992 is closed): that would hand the digest
- * exchange to whoever serves the wrong certificate.
+ * Decide the transport, by the credential rule (credrule.c): TLS when it
+ * verifies under our chain and the served leaf is one the records issued to
+ * this device (then pinned for the session); never plain HTTP for a device
+ * the records say is enrolled, whatever answers there, and never plain
+ * HTTP when 16992 is closed.  Either would hand the Digest exchange to
+ * whoever serves the wrong certificate, who can relay it.
  */
 static int
 choose_transport(struct eng *e)
@@ -567,29 +593,39 @@ choose_transport(struct eng *e)
 	if (e->tls_open) {
 		amt_opts_fill(e, &ao, 1);
 		r = amt_tls_fetch_leaf(&ao, &x);
-		if (r == 0) {
+		if (r == 0 && (r = cred_rule_tls(&e->rule, e->fqdn, x,
+		    e->pin)) == 0) {
 			e->served = x;
 			x = NULL;
+			e->have_pin = 1;
 			ret = connect_amt(e, 1);
 			goto out;
 		}
 		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
-		if (tls_handshake_failure(r, why) && !e->o->legacy_tls &&
-		    (!e->plain_open || e->rec_enrolled)) {
+		if (x != NULL) {
+			/* Verified, but not a leaf the records gave this device. */
+			if (!e->plain_open || e->rule.tls_only) {
+				ret = amtca_fail(AMTCA_E_AMT_TLS, "%s", why);
+				goto out;
+			}
+			warn(e, "port %d serves a certificate of this CA that the "
+			    "records did not issue to %s; enrolling over port %d "
+			    "replaces it", e->tls_port, e->fqdn, e->port);
+		} else if (tls_handshake_failure(r, why) && !e->o->legacy_tls &&
+		    (!e->plain_open || e->rule.tls_only)) {
 			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d: %s; AMT 12 and "
 			    "older need --legacy-tls", e->res->address, e->tls_port,
 			    why);
 			goto out;
-		}
-		if (r != AMTCA_E_AMT_TLS)
+		} else if (r != AMTCA_E_AMT_TLS)
 			e->tls_open = 0;	/* answers TCP but no TLS */
-		else if (!e->plain_open || (e->rec_enrolled && !e->o->force)) {
+		else if (!e->plain_open || e->rule.tls_only) {
 			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d serves a certificate "
 			    "that does not verify under this CA's chain for %s (%s); "
 			    "refusing to continue (fail closed): a different "
 			    "device or certificate answers there. Check --address/DNS; "
-			    "if the device was re-provisioned elsewhere, clear it and "
-			    "enroll again with --force", e->res->address,
+			    "if AMT was reset or re-provisioned elsewhere, enroll "
+			    "again with --device-reset", e->res->address,
 			    e->tls_port, e->fqdn, why);
 			goto out;
 		} else
@@ -605,11 +641,12 @@ choose_transport(struct eng *e)
 		    ", and --address");
 		goto out;
 	}
-	if (e->rec_enrolled && !e->o->force) {
+	if (cred_rule_plain(&e->rule, e->fqdn) != 0) {
 		ret = amtca_fail(AMTCA_E_AMT_TLS, "%s was enrolled (TLS on port %d), "
 		    "but TLS does not answer there now while plain port %d does%s%s;"
-		    " not downgrading to plain HTTP. If AMT was unprovisioned or "
-		    "reset, rerun with --force", e->fqdn, e->tls_port, e->port,
+		    " not downgrading to plain HTTP (credentials never go to an "
+		    "enrolled device in clear). If AMT was unprovisioned or reset, "
+		    "rerun with --device-reset", e->fqdn, e->tls_port, e->port,
 		    why[0] ? ": " : "", why);
 		goto out;
 	}
@@ -691,6 +728,13 @@ check_enrolled(struct eng *e, int *already)
 		ret = r;
 		goto out;
 	}
+	/* A revoked leaf is not enrolled: it is replaced (over TLS pinned to
+	 * it; a key-compromise revocation never gets this far). */
+	if (e->replaced != NULL && revoked_in_store(e, e->served)) {
+		warn(e, "the served certificate %s is revoked; replacing it",
+		    e->bound_serial);
+		ok = 0;
+	}
 	*already = e->replaced != NULL && bound_is_served && ok &&
 	    !e->o->force && leaf_good(e, e->served, 1, &why);
 	ret = 0;
@@ -711,7 +755,7 @@ step_preflight(struct eng *e, int *already)
 
 	memset(&g, 0, sizeof(g));
 	if ((r = store_device_get(e->h->store, e->fqdn, &dev)) == 0) {
-		e->rec_enrolled = dev->state != NULL &&
+		e->rec_enrolled = !e->o->device_reset && dev->state != NULL &&
 		    strcmp(dev->state, "enrolled") == 0;
 		if (dev->cert_serial != NULL &&
 		    (e->prev_serial = strdup(dev->cert_serial)) == NULL) {
@@ -723,6 +767,25 @@ step_preflight(struct eng *e, int *already)
 		goto out;
 	}
 	amtca_err_clear();
+	cred_rule_clear(&e->rule);
+	if ((r = cred_rule_load(e->h->store, e->fqdn, e->o->tls_pin,
+	    e->o->device_reset, &e->rule)) != 0) {
+		ret = amtca_fail(r, "reading the records for %s: %s", e->fqdn,
+		    errcopy(r));
+		goto out;
+	}
+	if (e->rule.compromised) {
+		/* Never re-enrolled automatically: nothing is sent.  The
+		 * record keeps its address. */
+		e->compromised = 1;
+		if (dev != NULL && (r = set_str(&e->res->address,
+		    dev->address)) != 0) {
+			ret = r;
+			goto out;
+		}
+		ret = cred_rule_plain(&e->rule, e->fqdn);
+		goto out;
+	}
 	if ((r = choose_address(e)) != 0) {
 		ret = r;
 		goto out;
@@ -985,6 +1048,7 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 		    (x = der_x509(c[i].der, c[i].der_len)) == NULL)
 			continue;
 		if (!issued_by_us(e, x) || !leaf_good(e, x, 1, &why) ||
+		    revoked_in_store(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
 			X509_free(x);
@@ -1500,6 +1564,42 @@ out:
 	return ret;
 }
 
+/*
+ * The proven leaf is the device's one valid certificate: every other one
+ * the records issued to the device (the replaced leaf of a renewal or
+ * --force, a leaf of an interrupted run) is revoked as superseded, so the
+ * CRL and `list` never show several valid serials for one device.  Only
+ * after proof: until then the old leaf is what serves.
+ */
+static void
+supersede_others(struct eng *e)
+{
+	struct store_cert *sc = NULL;
+	size_t nsc = 0, i;
+	char serial[80];
+	time_t now = time(NULL);
+	int r;
+
+	serial_of(e->leaf, serial, sizeof(serial));
+	if ((r = store_cert_list_device(e->h->store, e->fqdn, &sc, &nsc)) != 0) {
+		warn(e, "could not list this device's certificates to mark the "
+		    "replaced ones superseded: %s", amtca_errmsg(r));
+		return;
+	}
+	for (i = 0; i < nsc; i++) {
+		if (sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
+		    strcasecmp(sc[i].serial, serial) == 0)
+			continue;
+		if ((r = store_cert_revoke(e->h->store, sc[i].serial, 4, now)) != 0)
+			warn(e, "could not mark %s superseded: %s; run amtca "
+			    "revoke %s --reason superseded", sc[i].serial,
+			    amtca_errmsg(r), sc[i].serial);
+		else
+			e->res->superseded++;
+	}
+	store_certs_free(sc, nsc);
+}
+
 /* --- step 7: cleanup ----------------------------------------------------- */
 
 static int
@@ -1655,7 +1755,8 @@ reset_pass(struct eng *e)
 	free(e->prev_serial);
 	e->prev_serial = NULL;
 	e->bound_serial[0] = '\0';
-	e->use_tls = e->rec_enrolled = e->resolved = 0;
+	e->use_tls = e->rec_enrolled = e->resolved = e->have_pin = 0;
+	cred_rule_clear(&e->rule);
 	free(e->res->serial);
 	e->res->serial = NULL;
 	e->res->steps_done = 0;
@@ -1701,6 +1802,7 @@ run_steps(struct eng *e)
 			    "the renewal window; WS-MAN over TLS ok" : "not needed");
 		}
 		record(e, "enrolled", NULL);
+		supersede_others(e);
 		e->cur = ENROLL_CLEANUP;
 		progress(e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
 		if ((r = step_cleanup(e)) != 0)
@@ -1729,6 +1831,7 @@ run_steps(struct eng *e)
 	    "renewed" : "enrolled";
 	if ((r = step_verify(e, commit_lost)) != 0)
 		return r;
+	supersede_others(e);
 	e->cur = ENROLL_CLEANUP;
 	progress(e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
 	if ((r = step_cleanup(e)) != 0)
@@ -1746,6 +1849,7 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 	int r, pass, lockfd = -1, ret = AMTCA_E_INTERNAL;
 
 	memset(&e, 0, sizeof(e));
+	e.rule.bound_reason = -1;
 	memset(res, 0, sizeof(*res));
 	res->failed_step = -1;
 	e.h = h;
@@ -1804,7 +1908,8 @@ fail:
 	res->failed_step = e.cur;
 	res->status = "failed";
 	/* Nothing committed yet on a device we had enrolled: it still is. */
-	record(&e, (res->steps_done & (1u << ENROLL_VERIFY)) ||
+	record(&e, e.compromised ? "compromised" :
+	    (res->steps_done & (1u << ENROLL_VERIFY)) ||
 	    (e.rec_enrolled && e.cur < ENROLL_BIND) ? "enrolled" : "failed", line);
 	progress(&e, (enum enroll_step)e.cur, ENROLL_EV_FAIL, "%s", line);
 	ret = amtca_fail(r, "enroll %s: step %d/%d (%s) failed: %s", e.fqdn,
@@ -1826,5 +1931,7 @@ out:
 	OPENSSL_free(e.root_der);
 	OPENSSL_free(e.inter_der);
 	free(e.prev_serial);
+	cred_rule_clear(&e.rule);
+	OPENSSL_cleanse(e.pin, sizeof(e.pin));
 	return ret;
 }

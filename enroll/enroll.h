@@ -46,6 +46,9 @@ struct enroll_opts {
 	const char *user;
 	const char *password;		/* borrowed; the caller wipes it */
 	int force;			/* renew even when the leaf is fine */
+	const unsigned char *tls_pin;	/* operator's --tls-pin (32 bytes) */
+	int device_reset;		/* operator: AMT was reset; forget the
+					   enrolled/compromised record */
 	int accept_non_secure;		/* keep 16992 open after TLS is on */
 	int allow_fqdn_mismatch;
 	int renew_days;			/* renewal window */
@@ -72,6 +75,8 @@ struct enroll_result {
 	int non_secure_open;		/* 16992 left open */
 	unsigned removed_certs;		/* cleanup counts */
 	unsigned removed_keys;
+	unsigned superseded;		/* other leaves of the device revoked
+					   (superseded) after the proof */
 	char *warning;			/* one line or NULL */
 };
 
@@ -88,6 +93,61 @@ void enroll_result_clear(struct enroll_result *r);
  */
 int enroll_run(struct home *h, const struct enroll_opts *o,
     struct enroll_result *res) AMTCA_WUR;
+
+/* --- credrule.c: where AMT credentials may go ------------------------- */
+
+/*
+ * The one rule for every command that sends AMT credentials (enroll,
+ * doctor, amt-info, the fleet engine, the service).  Load it from the
+ * records before logging in, then ask it about the transport:
+ *   cred_rule_plain()  before any plain-HTTP login;
+ *   cred_rule_tls()    with the leaf a TLS handshake served (verified under
+ *                      this CA's chain and the hostname); on 0, `pin` is its
+ *                      SHA-256: open the WS-MAN session with
+ *                      amt_opts.pin_sha256 = pin so every later handshake
+ *                      of that session is held to the same leaf.
+ * Both return 0 or AMTCA_E_AMT_TLS with a one-line detail that says why no
+ * credentials are sent and what the operator can do.
+ */
+struct cred_rule {
+	int tls_only;			/* records: enrolled; never plain HTTP */
+	int compromised;		/* no credentials at all */
+	int no_records;			/* no CA home: only --ca-file/--tls-pin */
+	int op_pin;			/* the operator gave --tls-pin */
+	char *bound_serial;		/* recorded bound leaf, or NULL */
+	int bound_revoked;		/* ... and it is revoked */
+	int bound_reason;		/* its CRLReason, -1 when not revoked */
+	unsigned char (*pins)[32];	/* leaves credentials may go to */
+	size_t npins;
+};
+
+/*
+ * `s` may be NULL (no CA home).  `op_pin` (32 bytes) is the operator's
+ * --tls-pin or NULL.  `device_reset`: the operator says AMT was reset
+ * (enroll --device-reset): the enrolled/compromised record is not held
+ * against it.  Clear with cred_rule_clear().
+ */
+int cred_rule_load(struct store *s, const char *fqdn, const unsigned char *op_pin,
+    int device_reset, struct cred_rule *out) AMTCA_WUR;
+void cred_rule_clear(struct cred_rule *r);
+int cred_rule_plain(const struct cred_rule *r, const char *fqdn) AMTCA_WUR;
+int cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
+    unsigned char pin[32]) AMTCA_WUR;
+
+/*
+ * After a revocation: when `c` (as stored) is a device's bound certificate
+ * and its reason says the key may be known to others, mark the device
+ * `compromised` (never re-enrolled automatically).  0 when nothing to do.
+ */
+int cred_note_revocation(struct store *s, const struct store_cert *c) AMTCA_WUR;
+
+/* keyCompromise, caCompromise, aACompromise. */
+int cred_reason_compromise(int reason);
+/* CRLReason names as RFC 5280 spells them ("superseded"); -1 when unknown. */
+const char *cred_reason_name(int reason);
+int cred_reason_parse(const char *s);
+/* 64 hex digits (colons and a "sha256:" prefix allowed) into pin; 0 or -1. */
+int cred_pin_parse(const char *s, unsigned char pin[32]);
 
 /* --- netcheck.c: DNS and reachability -------------------------------- */
 

@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <libxml/parser.h>
 #include <openssl/crypto.h>
 
+#include "amt/amt.h"
 #include "enroll/cli.h"
 #include "enroll/json.h"
 
@@ -53,6 +56,22 @@ usage(FILE *f)
 	    "  -h, --help   this text;  --version  the version\n"
 	    "\nExit status: 0 success, 1 failure, 2 usage error.\n"
 	    "See amtca(1) and amtca.conf(5).\n");
+}
+
+/*
+ * amtca holds the PIN and AMT passwords: no core file, and no ptrace or
+ * /proc/PID/mem by other processes of the same user (root still can).
+ * Buffers that held a secret are wiped after use as well.
+ */
+static int
+no_core_dumps(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) != 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return -1;
+	return 0;
 }
 
 /* A usage error before any command runs. */
@@ -123,6 +142,13 @@ main(int argc, char **argv)
 	for (n = 1; n < argc && strcmp(argv[n], "--") != 0; n++)
 		if (strcmp(argv[n], "--json") == 0)
 			cli_set_json(1);
+	/* Before any command reads a PIN or a password. */
+	if (no_core_dumps() != 0) {
+		fprintf(stderr, "amtca: cannot disable core dumps\n");
+		cli_json_error(amtca_fail(AMTCA_E_INTERNAL,
+		    "cannot disable core dumps"));
+		return EXIT_FAIL;
+	}
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
@@ -179,7 +205,7 @@ main(int argc, char **argv)
 		memcpy(cargv, argv + i, (size_t)n * sizeof(*cargv));
 		cargv[n++] = "--json";
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+	if (amt_global_init() != 0) {
 		fprintf(stderr, "amtca: cannot initialise libcurl\n");
 		cli_json_error(amtca_fail(AMTCA_E_INTERNAL,
 		    "cannot initialise libcurl"));

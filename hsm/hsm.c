@@ -14,13 +14,16 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +72,7 @@ struct hsm {
 	size_t nopen;			/* signing sessions open: idle + busy */
 	size_t maxopen;
 	int locks;			/* mutexes/cond initialised */
+	int lockfd;			/* embedded token's amtca.lock, else -1 */
 };
 
 struct hsm_key {
@@ -440,6 +444,92 @@ softhsm_home(const char *conf)
 	return out;
 }
 
+/*
+ * One lock for the embedded token, shared by every amtca process on the
+ * home.  SoftHSM's own fcntl locks do not protect token.object: the writer
+ * opens it with O_TRUNC before it locks, and 2.6.1 flushes its stdio buffer
+ * only after unlocking, so a process starting up next to a login read an
+ * empty or half-written file ("no PKCS#11 token matches", CKR 0x5) and the
+ * restore below "repaired" files that were merely being written.  Every
+ * SoftHSM call that writes or re-reads the token store from amtca
+ * (C_Initialize, token lookup, C_Login, C_InitToken/C_InitPIN, object
+ * creation and destruction) runs with this flock held, and so does the
+ * restore check.  C_Logout, C_CloseSession, C_Finalize and signing write
+ * nothing there.  A vendor module needs none of this: lockfd stays -1.
+ */
+#define SOFTHSM_LOCK_FILE "amtca.lock"
+
+/* Open (creating it 0600) the lock file of the token store at `home`. */
+static int
+softhsm_lock_open(const char *home, int *fdp)
+{
+	char *path = NULL;
+	int fd, ret = AMTCA_E_INTERNAL;
+
+	*fdp = -1;
+	if (asprintf(&path, "%s/" SOFTHSM_LOCK_FILE, home) < 0) {
+		path = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1 && (errno == EACCES || errno == EROFS))
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot open the token lock %s: %s",
+		    path, strerror(errno));
+		goto out;
+	}
+	*fdp = fd;
+	ret = 0;
+out:
+	free(path);
+	return ret;
+}
+
+/* Take (lock) or drop (!lock) the token lock; no-op without one. */
+static int
+softhsm_lock(int fd, int lock)
+{
+	if (fd == -1)
+		return 0;
+	while (flock(fd, lock ? LOCK_EX : LOCK_UN) != 0) {
+		if (errno != EINTR)
+			return amtca_fail(AMTCA_E_IO, "cannot %s the SoftHSM "
+			    "token lock: %s", lock ? "take" : "release",
+			    strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * Does another process have `path` open for writing?  A read lease is
+ * granted only when no other open file description has the file open for
+ * writing (fcntl(2), F_SETLEASE); it is dropped at once.  1 yes, 0 no,
+ * -1 cannot tell (not the file's owner, or a file system without leases).
+ */
+static int
+open_for_writing_elsewhere(const char *path)
+{
+	int fd, r;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) == -1)
+		return errno == ENOENT ? 0 : (errno == EWOULDBLOCK ? 1 : -1);
+	/*
+	 * Should a writer open the file while we hold the lease, the kernel
+	 * signals the holder: SIGURG, ignored by default, not SIGIO, whose
+	 * default would end this process.
+	 */
+	if (fcntl(fd, F_SETSIG, SIGURG) == 0 &&
+	    fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+		(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+		r = 0;
+	} else
+		r = errno == EAGAIN ? 1 : -1;
+	close(fd);
+	return r;
+}
+
 /* Copy (backup) or restore (!backup) every token.object; 0 or an error. */
 static int
 softhsm_tokens_sync(const char *home, int backup)
@@ -488,10 +578,23 @@ softhsm_tokens_sync(const char *home, int backup)
 				goto out;
 			}
 		} else {
+			/*
+			 * Called with the token lock held: no amtca login is
+			 * writing.  An empty file that some other process still
+			 * holds open for writing is being written, not
+			 * interrupted; never put the backup over it.
+			 */
 			if (stat(obj, &sb) == 0 && sb.st_size > 0)
 				continue;
 			if (stat(bak, &sb) != 0)
 				continue;
+			if (open_for_writing_elsewhere(obj) == 1) {
+				ret = amtca_fail(AMTCA_E_HSM_TOKEN, "%s is empty "
+				    "and open in another process that is writing "
+				    "it; not restoring it from the backup: retry "
+				    "when that process has finished", obj);
+				goto out;
+			}
 			if ((r = amtca_file_read(bak, AMTCA_HSM_TOKEN_OBJECT_MAX,
 			    &buf, &len)) != 0 ||
 			    (r = amtca_file_write(obj, buf, len, 0600, 0)) != 0) {
@@ -571,6 +674,7 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
+	h->lockfd = -1;
 	if (pthread_mutex_init(&h->admin_lock, NULL) != 0) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -591,7 +695,12 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 	if (opts->softhsm_conf != NULL) {
 		char *home = softhsm_home(opts->softhsm_conf);
 
-		r = home == NULL ? AMTCA_E_NOMEM : softhsm_tokens_sync(home, 0);
+		/* Held from the restore check until C_Login has written. */
+		if (home == NULL)
+			r = AMTCA_E_NOMEM;
+		else if ((r = softhsm_lock_open(home, &h->lockfd)) == 0 &&
+		    (r = softhsm_lock(h->lockfd, 1)) == 0)
+			r = softhsm_tokens_sync(home, 0);
 		free(home);
 		if (r != 0) {
 			ret = r;
@@ -619,7 +728,8 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 		goto out;
 	}
 	h->have_admin = 1;
-	if ((r = login(h, pin_path)) != 0) {
+	if ((r = login(h, pin_path)) != 0 ||
+	    (r = softhsm_lock(h->lockfd, 0)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -664,6 +774,8 @@ hsm_free(struct hsm *h)
 			(void)h->p11->C_CloseSession(h->admin);
 		module_unload(h->p11);
 	}
+	if (h->lockfd != -1)
+		close(h->lockfd);	/* drops the flock if still held */
 	if (h->locks) {
 		pthread_mutex_destroy(&h->admin_lock);
 		pthread_mutex_destroy(&h->pool_lock);
@@ -1068,7 +1180,7 @@ hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
 	unsigned char id[KEY_ID_LEN], exp[] = { 0x01, 0x00, 0x01 };
 	struct hsm_key_protection prot;
-	int locked = 0, r, ret = AMTCA_E_INTERNAL;
+	int locked = 0, tlocked = 0, r, ret = AMTCA_E_INTERNAL;
 	CK_RV rv;
 	CK_ATTRIBUTE pubt[10], privt[] = {
 		{ CKA_TOKEN, &t, sizeof(t) },
@@ -1123,6 +1235,12 @@ hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
 
 	pthread_mutex_lock(&h->admin_lock);
 	locked = 1;
+	/* Object creation writes the token store: under the token lock. */
+	if ((r = softhsm_lock(h->lockfd, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	tlocked = 1;
 	if ((r = find_objects(h, CKO_PRIVATE_KEY, label, NULL, 0, found, 1, &n)) != 0 ||
 	    (n == 0 && (r = find_objects(h, CKO_PUBLIC_KEY, label, NULL, 0,
 	    found, 1, &n)) != 0)) {
@@ -1144,6 +1262,11 @@ hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
 		goto out;
 	}
 	if ((r = key_build(h, label, priv, pub, out)) != 0) {
+		ret = r;
+		goto out;
+	}
+	tlocked = 0;
+	if ((r = softhsm_lock(h->lockfd, 0)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -1171,11 +1294,15 @@ out:
 		if (!locked)
 			pthread_mutex_lock(&h->admin_lock);
 		locked = 1;
+		if (!tlocked && softhsm_lock(h->lockfd, 1) == 0)
+			tlocked = 1;
 		if (pub != CK_INVALID_HANDLE)
 			(void)h->p11->C_DestroyObject(h->admin, pub);
 		if (priv != CK_INVALID_HANDLE)
 			(void)h->p11->C_DestroyObject(h->admin, priv);
 	}
+	if (tlocked)
+		(void)softhsm_lock(h->lockfd, 0);
 	if (locked)
 		pthread_mutex_unlock(&h->admin_lock);
 	return ret;
@@ -1193,11 +1320,17 @@ hsm_key_destroy(struct hsm *h, struct hsm_key *k)
 		goto out;
 	}
 	pthread_mutex_lock(&h->admin_lock);
+	if ((ret = softhsm_lock(h->lockfd, 1)) != 0) {
+		pthread_mutex_unlock(&h->admin_lock);
+		goto out;
+	}
 	if (k->priv != CK_INVALID_HANDLE)
 		rv1 = h->p11->C_DestroyObject(h->admin, k->priv);
 	if (k->pub != CK_INVALID_HANDLE)
 		rv2 = h->p11->C_DestroyObject(h->admin, k->pub);
+	(void)softhsm_lock(h->lockfd, 0);
 	pthread_mutex_unlock(&h->admin_lock);
+	ret = AMTCA_E_INTERNAL;
 	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
 		k->priv = CK_INVALID_HANDLE;
 	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)
@@ -1588,7 +1721,7 @@ hsm_softhsm_create(const char *dir, const char *label, const char *pin_path,
 	CK_FUNCTION_LIST *p = NULL;
 	P11KitUri *uri = NULL;
 	CK_TOKEN_INFO *uti;
-	int pin_written = 0, tlen, r, ret = AMTCA_E_INTERNAL;
+	int pin_written = 0, lockfd = -1, tlen, r, ret = AMTCA_E_INTERNAL;
 	CK_C_INITIALIZE_ARGS args;
 	CK_RV rv;
 
@@ -1612,6 +1745,12 @@ hsm_softhsm_create(const char *dir, const char *label, const char *pin_path,
 	if ((absdir = realpath(dir, NULL)) == NULL) {
 		ret = amtca_fail(AMTCA_E_IO, "cannot resolve %s: %s", dir,
 		    strerror(errno));
+		goto out;
+	}
+	/* Held until the backup of the new token.object is taken. */
+	if ((r = softhsm_lock_open(absdir, &lockfd)) != 0 ||
+	    (r = softhsm_lock(lockfd, 1)) != 0) {
+		ret = r;
 		goto out;
 	}
 	if (asprintf(&tokens, "%s/tokens", absdir) < 0) {
@@ -1710,6 +1849,8 @@ out:
 		free(*conf_out);
 		*module_out = *uri_out = *conf_out = NULL;
 	}
+	if (lockfd != -1)
+		close(lockfd);
 	if (ret != 0 && pin_written)
 		(void)unlink(pin_path);
 	OPENSSL_cleanse(pin, sizeof(pin));

@@ -67,7 +67,9 @@ ok "--allow-fqdn-mismatch enrolls for --host and warns"
 stop_sim
 
 # No silent downgrade: a device we enrolled that now answers only on plain
-# HTTP (reset, or 16993 blocked by someone) is refused; --force accepts it.
+# HTTP (reset, or 16993 blocked by someone) is refused, also with --force
+# (credentials never go to an enrolled device in clear); only the explicit
+# --device-reset accepts it.
 ADDR=127.0.14.3
 FQDN=amt-p5.example.test
 sim_up "$T/sim3.log" "$ADDR" "$FQDN" --commit-delay-ms 100
@@ -75,13 +77,14 @@ enroll "$ADDR" "$FQDN" >/dev/null || fail "enrollment failed"
 stop_sim
 sim_up "$T/sim4.log" "$ADDR" "$FQDN" --commit-delay-ms 100	# factory state
 expect_fail 1 "not downgrading to plain HTTP" enroll "$ADDR" "$FQDN"
-grep -q -- "--force" "$T/err" || fail "downgrade refusal does not mention --force: $(cat "$T/err")"
+grep -q -- "--device-reset" "$T/err" || fail "downgrade refusal does not mention --device-reset: $(cat "$T/err")"
 # A failed pre-flight keeps the device's "enrolled" state: still refused.
 expect_fail 1 "not downgrading to plain HTTP" enroll "$ADDR" "$FQDN"
-enroll "$ADDR" "$FQDN" --force >"$T/f.out" 2>"$T/f.err" || fail "--force after reset: $(cat "$T/f.err")"
+expect_fail 1 "not downgrading to plain HTTP" enroll "$ADDR" "$FQDN" --force
+enroll "$ADDR" "$FQDN" --device-reset >"$T/f.out" 2>"$T/f.err" || fail "--device-reset after reset: $(cat "$T/f.err")"
 s_client_ok "$ADDR" "$FQDN"
 assert_clean "$ADDR" "$FQDN"
-ok "enrolled device back on plain HTTP only: refused (no downgrade), --force re-enrolls"
+ok "enrolled device back on plain HTTP only: refused (no downgrade, also with --force), --device-reset re-enrolls"
 stop_sim
 
 # AMT 12 and older (no RFC 5746 renegotiation): refused before TLS is turned

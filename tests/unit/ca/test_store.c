@@ -133,6 +133,58 @@ test_cert_round_trip(void **state)
 	store_certs_free(v, n);
 }
 
+/*
+ * A second revocation keeps the stored reason and date, except a later
+ * keyCompromise, which replaces the reason (the CRL lists it) and keeps the
+ * first date; nothing changes it back.
+ */
+static void
+test_revoke_reason_rules(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der1[] = { 0x30, 0x01, 0x01 };
+	struct store_cert c, *got = NULL, *v = NULL;
+	size_t n = 0;
+
+	rec(&c, "0A11", "a.example.com", der1, sizeof(der1));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0B22", "A.example.com", der1, sizeof(der1));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0C33", "b.example.com", der1, sizeof(der1));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 4, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 5, 1800), 0);
+	assert_int_equal(store_cert_get(f->s, "0A11", &got), 0);
+	assert_int_equal(got->revoke_reason, 4);	/* superseded kept */
+	assert_int_equal(got->revoked_at, 1700);
+	store_cert_free(got);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 1, 1900), 0);
+	assert_int_equal(store_cert_get(f->s, "0A11", &got), 0);
+	assert_int_equal(got->revoke_reason, 1);	/* to keyCompromise */
+	assert_int_equal(got->revoked_at, 1700);
+	store_cert_free(got);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 4, 2000), 0);
+	assert_int_equal(store_cert_get(f->s, "0A11", &got), 0);
+	assert_int_equal(got->revoke_reason, 1);	/* never back */
+	store_cert_free(got);
+	assert_int_equal(store_cert_list_revoked(f->s, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].revoke_reason, 1);
+	store_certs_free(v, n);
+
+	/* By FQDN, case-insensitively, oldest first. */
+	assert_int_equal(store_cert_list_fqdn(f->s, "a.EXAMPLE.com", &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].serial, "0A11");
+	assert_string_equal(v[1].serial, "0B22");
+	assert_non_null(v[1].der);
+	store_certs_free(v, n);
+	assert_int_equal(store_cert_list_fqdn(f->s, "c.example.com", &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_certs_free(v, n);
+}
+
 static void
 test_duplicate_serial(void **state)
 {
@@ -450,6 +502,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cert_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_serial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revoke_reason_rules, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_visible_to_second_connection,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_adders_survive_reopen,
