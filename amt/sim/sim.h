@@ -360,6 +360,6 @@ int sim_keypool_take(struct sim_keypool *p, EVP_PKEY **out) AMTCA_WUR;
  * "key-pool keys=N used=U generated=G on_the_fly=F" on `report` (may be
  * NULL), release the lock and free.  Returns the save's result; NULL ok.
  */
-int sim_keypool_close(struct sim_keypool *p, FILE *report);
+int sim_keypool_close(struct sim_keypool *p, FILE *report) AMTCA_WUR;
 
 #endif
