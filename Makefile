@@ -23,8 +23,10 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -I. $(WARN) $(PKG_CFLAGS) $(CFLAGS) $(SAN)
 LDLIBS  := $(PKG_LIBS) -lpthread -ldl
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
 
-LIB_SRC  := $(wildcard common/*.c hsm/*.c ca/*.c amt/*.c)
-CLI_SRC  := $(wildcard enroll/*.c)
+# The core (enroll/: composition root, engine, doctor checks, credential
+# rule) is in the library with the modules; front ends link it.
+LIB_SRC  := $(wildcard common/*.c hsm/*.c ca/*.c amt/*.c enroll/*.c)
+CLI_SRC  := $(wildcard enroll/cli/*.c)
 SIM_SRC  := $(wildcard amt/sim/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

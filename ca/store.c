@@ -1,64 +1,59 @@
 /*
- * The issuance store on SQLite: the only file in amtca that speaks SQL.
+ * The issuance store's backend-neutral front: the public store_* functions
+ * (ca/store.h) check their arguments, pick a backend by URI and dispatch to
+ * its `struct store_ops` (ca/store_backend.h).  No SQL here: SQLite is in
+ * ca/store_sqlite.c.
  *
- * Durability: WAL with synchronous=FULL, so COMMIT returns after the WAL is
- * fsync'ed.  store_cert_add() returns only after its record's COMMIT.
- *
- * Group commit: adders queue a `pending` on the stack and wait.  The first
- * one to find no leader becomes leader, takes up to AMTCA_STORE_BATCH_MAX
- * queued records, runs BEGIN IMMEDIATE; INSERT...; COMMIT for all of them
- * (one fsync), hands each waiter its own result and wakes them; the next
- * waiter with a record still queued leads the next batch.  A duplicate
- * serial fails only its own INSERT: SQLite's default ABORT resolution rolls
- * back just that statement and keeps the transaction.  Signing happens
- * before store_cert_add(), so only the commit is serialised.
+ * Group commit, the same for every backend: adders queue a `pending` on the
+ * stack and wait.  The first one to find no leader becomes leader, takes up
+ * to AMTCA_STORE_BATCH_MAX queued records and hands them to the backend's
+ * insert_batch, which makes them durable in one transaction (one fsync) and
+ * gives each its own result; the leader then wakes the waiters, and the
+ * next waiter with a record still queued leads the next batch.  Signing
+ * happens before store_cert_add(), so only the commit is serialised.
  *
  * Pipelined adders (store_cert_add_async) queue a heap `pending` with a
  * completion callback and return at once.  A committer thread, started on
  * the first such add, leads a batch whenever records are queued and no
- * other leader is at work, and runs the callbacks after the COMMIT: so a
- * single issuing thread can sign the next certificate while the previous
- * ones are being made durable, and nothing is released before its fsync.
- * Like PostgreSQL's commit_delay, the committer lingers up to
+ * other leader is at work, and runs the callbacks after the batch returned:
+ * so a single issuing thread can sign the next certificate while the
+ * previous ones are being made durable, and nothing is released before its
+ * commit.  Like PostgreSQL's commit_delay, the committer lingers up to
  * AMTCA_STORE_LINGER_US for more records before leading a short batch:
  * an fsync costs CPU as well as time, and on a machine whose cores are all
  * signing, one fsync per record was measured at ~15% of issuance cost.
  *
- * One connection, guarded by `dbmu` for every use (transactions must not
- * interleave); the queue has its own mutex so enqueuing never waits on I/O.
+ * The queue has its own mutex so enqueuing never waits on I/O; only one
+ * leader at a time calls insert_batch on a store.
  */
 #include "ca/store.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <strings.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
+#include "ca/store_backend.h"
 #include "common/limits.h"
 
-#define SCHEMA_VERSION 1
-
-/* Longest SQLite message copied into a waiter's result. */
-#define STORE_MSG_MAX 200
+/* The backends this amtca knows; the first is the default for plain paths. */
+static const struct store_ops *const backends[] = {
+	&store_sqlite_ops,
+};
 
 struct pending {
-	const struct store_cert *c;
-	int result;
+	struct store_rec rec;
 	int done;
-	char msg[STORE_MSG_MAX];
 	struct pending *next;
 	store_done_fn cb;		/* async: heap pending, callback on commit */
 	void *arg;
 };
 
 struct store {
-	sqlite3 *db;
-	pthread_mutex_t dbmu;
+	const struct store_ops *ops;
+	void *be;			/* the backend's handle */
 	pthread_mutex_t qmu;
 	pthread_cond_t qcv;		/* batch finished: waiters look again */
 	pthread_cond_t ccv;		/* work for the committer thread */
@@ -68,179 +63,77 @@ struct store {
 	pthread_t committer;		/* started by the first async add */
 	int committer_running;
 	int stopping;
-	sqlite3_stmt *ins;		/* prepared once; used under dbmu */
-	char *path;
 };
 
-static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS certificates ("
-    " serial TEXT PRIMARY KEY NOT NULL,"
-    " fqdn TEXT NOT NULL,"
-    " not_before INTEGER NOT NULL,"
-    " not_after INTEGER NOT NULL,"
-    " issued_at INTEGER NOT NULL,"
-    " status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','revoked')),"
-    " revoke_reason INTEGER,"
-    " revoked_at INTEGER,"
-    " requester TEXT,"
-    " device TEXT,"
-    " der BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS certificates_fqdn ON certificates(fqdn);"
-    "CREATE INDEX IF NOT EXISTS certificates_device ON certificates(device"
-    " COLLATE NOCASE) WHERE device IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates(serial)"
-    " WHERE status = 'revoked';"
-    "CREATE TABLE IF NOT EXISTS devices ("
-    " fqdn TEXT PRIMARY KEY NOT NULL,"
-    " address TEXT,"
-    " amt_version TEXT,"
-    " cert_serial TEXT,"
-    " state TEXT NOT NULL,"
-    " last_step TEXT,"
-    " error TEXT,"
-    " updated_at INTEGER NOT NULL);"
-    "PRAGMA user_version = 1;";
-
-static const char cert_cols[] =
-    "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
-    " revoked_at, requester, device";
-
+/*
+ * "scheme:rest" names a backend by scheme; anything without a scheme (a
+ * path) is the default backend's location.  A scheme is a letter, then
+ * letters, digits, '+', '-' or '.', then ':'.
+ */
 static int
-db_fail(struct store *s, const char *what)
+locate(const char *uri, const struct store_ops **ops, const char **loc)
 {
-	return amtca_fail(AMTCA_E_STORE, "issuance database %s: %s", what,
-	    sqlite3_errmsg(s->db));
-}
+	size_t i, n;
 
-static int
-exec(struct store *s, const char *sql, const char *what)
-{
-	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, what);
-	return 0;
-}
-
-static int
-pragma_int(struct store *s, const char *sql, int *out)
-{
-	sqlite3_stmt *st = NULL;
-	int ret;
-
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		ret = db_fail(s, "query");
-		goto out;
+	*ops = NULL;
+	*loc = NULL;
+	if (uri == NULL || uri[0] == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "no database path");
+	n = strspn(uri, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789+-.");
+	if (n == 0 || uri[n] != ':' || !((uri[0] >= 'a' && uri[0] <= 'z') ||
+	    (uri[0] >= 'A' && uri[0] <= 'Z'))) {
+		*ops = backends[0];
+		*loc = uri;
+		return 0;
 	}
-	*out = sqlite3_column_int(st, 0);
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	return ret;
-}
-
-static int
-schema(struct store *s, int create)
-{
-	int v = 0, r, ret = AMTCA_E_INTERNAL;
-
-	/* IMMEDIATE: two processes creating at once do it one after the other. */
-	if ((r = exec(s, "BEGIN IMMEDIATE", "lock")) != 0)
-		return r;
-	if ((r = pragma_int(s, "PRAGMA user_version", &v)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (v == 0 && create) {
-		if ((r = exec(s, schema_sql, "schema creation")) != 0) {
-			ret = r;
-			goto out;
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strlen(backends[i]->scheme) == n &&
+		    strncasecmp(uri, backends[i]->scheme, n) == 0) {
+			if (uri[n + 1] == '\0')
+				return amtca_fail(AMTCA_E_USAGE, "issuance database "
+				    "\"%.64s\" names no location after the "
+				    "scheme", uri);
+			*ops = backends[i];
+			*loc = uri + n + 1;
+			return 0;
 		}
-	} else if (v == 0) {
-		ret = amtca_fail(AMTCA_E_STORE, "%s is not an amtca issuance "
-		    "database (no schema)", s->path);
-		goto out;
-	} else if (v > SCHEMA_VERSION) {
-		ret = amtca_fail(AMTCA_E_STORE, "%s has schema version %d, newer "
-		    "than this amtca (%d): upgrade amtca", s->path, v,
-		    SCHEMA_VERSION);
-		goto out;
-	}
-	if ((r = exec(s, "COMMIT", "commit")) != 0) {
-		ret = r;
-		goto out;
-	}
-	return 0;
-out:
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return ret;
+	return amtca_fail(AMTCA_E_USAGE, "issuance database \"%.200s\": unknown "
+	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH; for a file "
+	    "name with a colon, write sqlite:NAME or ./NAME)", uri,
+	    (int)(n > 32 ? 32 : n), uri);
 }
 
 int
-store_open(const char *path, int create, struct store **out)
+store_open(const char *uri, int create, struct store **out)
 {
+	const struct store_ops *ops;
+	const char *loc;
 	struct store *s = NULL;
-	struct stat sb;
-	sqlite3_stmt *st = NULL;
-	int r, flags, ret = AMTCA_E_INTERNAL;
+	int r, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
-	if (path == NULL) {
-		ret = amtca_fail(AMTCA_E_USAGE, "no database path");
+	if ((r = locate(uri, &ops, &loc)) != 0) {
+		ret = r;
 		goto out;
 	}
-	if (!create && stat(path, &sb) == -1) {
-		ret = amtca_fail(errno == ENOENT ? AMTCA_E_NOT_FOUND : AMTCA_E_STORE,
-		    "issuance database %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->path = strdup(path)) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	pthread_mutex_init(&s->dbmu, NULL);
+	s->ops = ops;
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->ccv, NULL);
 	s->tail = &s->head;
-	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
-	    (create ? SQLITE_OPEN_CREATE : 0);
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-		ret = s->db != NULL ? db_fail(s, "open") :
-		    amtca_fail(AMTCA_E_NOMEM, "cannot open %s", path);
-		goto out;
-	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, AMTCA_STORE_BUSY_MS);
-	/* WAL is persistent in the file; check we really got it. */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st,
-	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
-	    sqlite3_column_text(st, 0) == NULL ||
-	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-		ret = amtca_fail(AMTCA_E_STORE, "issuance database %s: cannot "
-		    "switch to WAL mode", path);
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((r = exec(s, "PRAGMA synchronous=FULL", "setup")) != 0 ||
-	    (r = exec(s, "PRAGMA cache_size=-16384", "setup")) != 0 ||
-	    (r = schema(s, create)) != 0) {
+	if ((r = ops->open(loc, create, &s->be)) != 0) {
 		ret = r;
-		goto out;
-	}
-	if (sqlite3_prepare_v3(s->db, "INSERT INTO certificates (serial, fqdn,"
-	    " not_before, not_after, issued_at, status, requester, device, der)"
-	    " VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?)", -1,
-	    SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK) {
-		ret = db_fail(s, "prepare");
 		goto out;
 	}
 	*out = s;
 	s = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
 	store_close(s);
 	return ret;
 }
@@ -258,87 +151,39 @@ store_close(struct store *s)
 	pthread_mutex_unlock(&s->qmu);
 	if (s->committer_running)
 		pthread_join(s->committer, NULL);
-	sqlite3_finalize(s->ins);
-	if (s->db != NULL)
-		sqlite3_close(s->db);
-	pthread_mutex_destroy(&s->dbmu);
+	s->ops->close(s->be);
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->ccv);
-	free(s->path);
 	free(s);
 }
 
-static void
-set_msg(struct pending *p, int code, const char *fmt, const char *detail)
+int
+store_destroy(const char *uri)
 {
-	p->result = code;
-	snprintf(p->msg, sizeof(p->msg), fmt, detail);
+	const struct store_ops *ops;
+	const char *loc;
+	int r;
+
+	if ((r = locate(uri, &ops, &loc)) != 0)
+		return r;
+	return ops->destroy(loc);
 }
 
-/* One batch under dbmu.  Every pending gets a result. */
+/* One batch of n records through the backend.  Every pending gets a result. */
 static void
-run_batch(struct store *s, struct pending *batch)
+run_batch(struct store *s, struct pending *batch, size_t n)
 {
+	struct store_rec *recs[AMTCA_STORE_BATCH_MAX];
 	struct pending *p;
-	const struct store_cert *c;
-	int rc, failed = 0;
+	size_t i;
 
-	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		for (p = batch; p != NULL; p = p->next)
-			set_msg(p, AMTCA_E_STORE, "issuance database lock: %s",
-			    sqlite3_errmsg(s->db));
-		goto out;
+	for (i = 0, p = batch; p != NULL && i < n; p = p->next, i++) {
+		p->rec.result = 0;
+		p->rec.msg[0] = '\0';
+		recs[i] = &p->rec;
 	}
-	for (p = batch; p != NULL; p = p->next) {
-		c = p->c;
-		p->result = 0;
-		if (failed) {
-			p->result = AMTCA_E_STORE;
-			continue;
-		}
-		sqlite3_reset(s->ins);
-		sqlite3_clear_bindings(s->ins);
-		sqlite3_bind_text(s->ins, 1, c->serial, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->ins, 2, c->fqdn, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s->ins, 3, (sqlite3_int64)c->not_before);
-		sqlite3_bind_int64(s->ins, 4, (sqlite3_int64)c->not_after);
-		sqlite3_bind_int64(s->ins, 5, (sqlite3_int64)c->issued_at);
-		sqlite3_bind_text(s->ins, 6, c->requester, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->ins, 7, c->device, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(s->ins, 8, c->der, (int)c->der_len, SQLITE_STATIC);
-		rc = sqlite3_step(s->ins);
-		if (rc == SQLITE_DONE)
-			continue;
-		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-			set_msg(p, AMTCA_E_EXISTS, "serial %s is already recorded",
-			    c->serial);
-			continue;
-		}
-		/* Anything else may have ended the transaction: fail the rest. */
-		set_msg(p, AMTCA_E_STORE, "issuance database insert: %s",
-		    sqlite3_errmsg(s->db));
-		failed = 1;
-	}
-	sqlite3_reset(s->ins);
-	sqlite3_clear_bindings(s->ins);
-	if (!failed && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-		goto out;
-	if (!failed)
-		set_msg(batch, AMTCA_E_STORE, "issuance database commit: %s",
-		    sqlite3_errmsg(s->db));
-	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	/* Nothing of this batch is on disk: nobody may report success. */
-	for (p = batch; p != NULL; p = p->next)
-		if (p->result == 0) {
-			p->result = AMTCA_E_STORE;
-			snprintf(p->msg, sizeof(p->msg), "%s", batch->msg[0] ?
-			    batch->msg : "issuance database transaction failed");
-		}
-out:
-	pthread_mutex_unlock(&s->dbmu);
+	s->ops->insert_batch(s->be, recs, i);
 }
 
 static int
@@ -364,19 +209,19 @@ static void
 lead_batch(struct store *s)
 {
 	struct pending *batch, *p, *next, *async = NULL, **pp;
-	int n;
+	size_t n;
 
 	s->leader = 1;
 	batch = s->head;
 	for (n = 1, pp = &batch->next; *pp != NULL && n < AMTCA_STORE_BATCH_MAX; n++)
 		pp = &(*pp)->next;
-	s->qlen -= (size_t)n;
+	s->qlen -= n;
 	s->head = *pp;
 	*pp = NULL;
 	if (s->head == NULL)
 		s->tail = &s->head;
 	pthread_mutex_unlock(&s->qmu);
-	run_batch(s, batch);
+	run_batch(s, batch, n);
 	pthread_mutex_lock(&s->qmu);
 	for (p = batch; p != NULL; p = next) {
 		next = p->next;
@@ -393,7 +238,7 @@ lead_batch(struct store *s)
 	pthread_mutex_unlock(&s->qmu);
 	for (p = async; p != NULL; p = next) {
 		next = p->next;
-		p->cb(p->arg, p->result, p->msg);
+		p->cb(p->arg, p->rec.result, p->rec.msg);
 		free(p);
 	}
 	pthread_mutex_lock(&s->qmu);
@@ -410,7 +255,7 @@ store_cert_add(struct store *s, const struct store_cert *c)
 	if ((r = check_record(c)) != 0)
 		return r;
 	memset(&me, 0, sizeof(me));
-	me.c = c;
+	me.rec.c = c;
 	pthread_mutex_lock(&s->qmu);
 	*s->tail = &me;
 	s->tail = &me.next;
@@ -423,9 +268,9 @@ store_cert_add(struct store *s, const struct store_cert *c)
 		lead_batch(s);
 	}
 	pthread_mutex_unlock(&s->qmu);
-	if (me.result != 0 && me.msg[0] != '\0')
-		return amtca_fail(me.result, "%s", me.msg);
-	return me.result;
+	if (me.rec.result != 0 && me.rec.msg[0] != '\0')
+		return amtca_fail(me.rec.result, "%s", me.rec.msg);
+	return me.rec.result;
 }
 
 /* Wait up to the linger time for the queue to fill, unless stopping. */
@@ -481,7 +326,7 @@ store_cert_add_async(struct store *s, const struct store_cert *c,
 		return r;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return AMTCA_E_NOMEM;
-	p->c = c;
+	p->rec.c = c;
 	p->cb = done;
 	p->arg = arg;
 	pthread_mutex_lock(&s->qmu);
@@ -509,62 +354,6 @@ out:
 	return ret;
 }
 
-static int
-dup_text(sqlite3_stmt *st, int col, char **out)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	*out = NULL;
-	if (t == NULL)
-		return 0;
-	return (*out = strdup((const char *)t)) == NULL ? AMTCA_E_NOMEM : 0;
-}
-
-static void
-cert_clear(struct store_cert *c)
-{
-	free(c->serial);
-	free(c->fqdn);
-	free(c->status);
-	free(c->requester);
-	free(c->device);
-	free(c->der);
-	memset(c, 0, sizeof(*c));
-}
-
-/* Columns in cert_cols order, then optionally der. */
-static int
-row_cert(sqlite3_stmt *st, int with_der, struct store_cert *c)
-{
-	const void *b;
-	int n;
-
-	memset(c, 0, sizeof(*c));
-	if (dup_text(st, 0, &c->serial) != 0 || dup_text(st, 1, &c->fqdn) != 0 ||
-	    dup_text(st, 5, &c->status) != 0 ||
-	    dup_text(st, 8, &c->requester) != 0 ||
-	    dup_text(st, 9, &c->device) != 0)
-		goto nomem;
-	c->not_before = (time_t)sqlite3_column_int64(st, 2);
-	c->not_after = (time_t)sqlite3_column_int64(st, 3);
-	c->issued_at = (time_t)sqlite3_column_int64(st, 4);
-	c->revoke_reason = sqlite3_column_int(st, 6);
-	c->revoked_at = (time_t)sqlite3_column_int64(st, 7);
-	if (with_der) {
-		b = sqlite3_column_blob(st, 10);
-		n = sqlite3_column_bytes(st, 10);
-		if (b != NULL && n > 0) {
-			if ((c->der = malloc((size_t)n)) == NULL)
-				goto nomem;
-			memcpy(c->der, b, (size_t)n);
-			c->der_len = (size_t)n;
-		}
-	}
-	return 0;
-nomem:
-	cert_clear(c);
-	return AMTCA_E_NOMEM;
-}
 
 /* Uppercase copy of a hex serial; AMTCA_E_USAGE if not hex. */
 static int
@@ -597,191 +386,89 @@ norm_serial(const char *in, char **out)
 int
 store_cert_get(struct store *s, const char *serial, struct store_cert **out)
 {
-	sqlite3_stmt *st = NULL;
-	struct store_cert *c = NULL;
-	char sql[256], *key = NULL;
-	int r, rc, ret = AMTCA_E_INTERNAL;
+	char *key = NULL;
+	int r;
 
 	*out = NULL;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_get: no store");
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
-	snprintf(sql, sizeof(sql), "SELECT %s, der FROM certificates WHERE "
-	    "serial = ?", cert_cols);
-	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with serial %s",
-		    key);
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (r = row_cert(st, 1, c)) != 0) {
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	*out = c;
-	c = NULL;
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->dbmu);
-	free(c);
+	r = s->ops->cert_get(s->be, key, out);
 	free(key);
-	return ret;
-}
-
-/* `where` may hold one '?', bound to `arg`. */
-static int
-list_certs(struct store *s, const char *where, const char *arg, int with_der,
-    struct store_cert **out, size_t *n)
-{
-	sqlite3_stmt *st = NULL;
-	struct store_cert *v = NULL, *nv;
-	size_t cnt = 0, cap = 0;
-	char sql[512];
-	int rc, ret = AMTCA_E_INTERNAL;
-
-	*out = NULL;
-	*n = 0;
-	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
-	    "issued_at, rowid", cert_cols, with_der ? ", der" : "", where);
-	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	if (arg != NULL)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				ret = AMTCA_E_NOMEM;
-				goto out;
-			}
-			v = nv;
-		}
-		if (row_cert(st, with_der, &v[cnt]) != 0) {
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-		cnt++;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	*out = v;
-	*n = cnt;
-	v = NULL;
-	cnt = 0;
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->dbmu);
-	store_certs_free(v, cnt);
-	return ret;
+	return r;
 }
 
 int
 store_cert_list(struct store *s, struct store_cert **out, size_t *n)
 {
-	return list_certs(s, "", NULL, 1, out, n);
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list: no store");
+	return s->ops->cert_list(s->be, STORE_CERTS_ALL, NULL, out, n);
 }
 
 int
 store_cert_list_device(struct store *s, const char *device,
     struct store_cert **out, size_t *n)
 {
-	if (device == NULL)
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || device == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_device: no device");
-	return list_certs(s, "WHERE device = ? COLLATE NOCASE", device, 1, out, n);
+	return s->ops->cert_list(s->be, STORE_CERTS_DEVICE, device, out, n);
 }
 
 int
 store_cert_list_fqdn(struct store *s, const char *fqdn,
     struct store_cert **out, size_t *n)
 {
-	if (fqdn == NULL)
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_fqdn: no FQDN");
-	return list_certs(s, "WHERE fqdn = ? COLLATE NOCASE", fqdn, 1, out, n);
+	return s->ops->cert_list(s->be, STORE_CERTS_FQDN, fqdn, out, n);
 }
 
 int
 store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 {
-	return list_certs(s, "WHERE status = 'revoked'", NULL, 0, out, n);
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_revoked: no store");
+	return s->ops->cert_list(s->be, STORE_CERTS_REVOKED, NULL, out, n);
 }
 
 int
 store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 {
-	sqlite3_stmt *st = NULL;
 	char *key = NULL;
-	int r, rc, ret = AMTCA_E_INTERNAL;
+	int r;
 
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: no store");
 	if (reason < 0 || reason > 10 || reason == 7)
 		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
 		    "CRLReason (0-10 except 7)", reason);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
-	pthread_mutex_lock(&s->dbmu);
-	/*
-	 * The first revocation fixes reason and date.  One change is allowed
-	 * later, as RFC 5280 5.3.1 practice has it: to keyCompromise, which
-	 * the next CRL then shows (the date stays the first one).
-	 */
-	if (sqlite3_prepare_v2(s->db, "UPDATE certificates SET status = "
-	    "'revoked', revoke_reason = ?1, revoked_at = CASE WHEN status = "
-	    "'revoked' THEN revoked_at ELSE ?2 END WHERE serial = ?3 AND "
-	    "(status = 'valid' OR (?1 = 1 AND revoke_reason IS NOT 1))", -1,
-	    &st, NULL) != SQLITE_OK) {
-		ret = db_fail(s, "revoke");
-		goto out;
-	}
-	sqlite3_bind_int(st, 1, reason);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
-	sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		ret = db_fail(s, "revoke");
-		goto out;
-	}
-	if (sqlite3_changes(s->db) == 0) {
-		/* Already revoked (fine) or unknown. */
-		sqlite3_finalize(st);
-		st = NULL;
-		if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM certificates WHERE "
-		    "serial = ?", -1, &st, NULL) != SQLITE_OK) {
-			ret = db_fail(s, "query");
-			goto out;
-		}
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			ret = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with "
-			    "serial %s", key);
-			goto out;
-		}
-		if (rc != SQLITE_ROW) {
-			ret = db_fail(s, "query");
-			goto out;
-		}
-	}
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->dbmu);
+	r = s->ops->cert_revoke(s->be, key, reason, when);
 	free(key);
-	return ret;
+	return r;
+}
+
+void
+store_cert_clear(struct store_cert *c)
+{
+	free(c->serial);
+	free(c->fqdn);
+	free(c->status);
+	free(c->requester);
+	free(c->device);
+	free(c->der);
+	memset(c, 0, sizeof(*c));
 }
 
 void
@@ -789,7 +476,7 @@ store_cert_free(struct store_cert *c)
 {
 	if (c == NULL)
 		return;
-	cert_clear(c);
+	store_cert_clear(c);
 	free(c);
 }
 
@@ -801,49 +488,45 @@ store_certs_free(struct store_cert *c, size_t n)
 	if (c == NULL)
 		return;
 	for (i = 0; i < n; i++)
-		cert_clear(&c[i]);
+		store_cert_clear(&c[i]);
 	free(c);
 }
 
 int
 store_device_put(struct store *s, const struct store_device *d)
 {
-	sqlite3_stmt *st = NULL;
-	int ret = AMTCA_E_INTERNAL;
+	struct store_device row;
 
 	if (s == NULL || d == NULL || d->fqdn == NULL || d->state == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_device_put: device needs "
 		    "an FQDN and a state");
-	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO devices (fqdn, "
-	    "address, amt_version, cert_serial, state, last_step, error, "
-	    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st,
-	    NULL) != SQLITE_OK) {
-		ret = db_fail(s, "device update");
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, d->fqdn, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, d->address, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, d->amt_version, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, d->cert_serial, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, d->state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, d->last_step, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, d->error, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)(d->updated_at != 0 ?
-	    d->updated_at : time(NULL)));
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		ret = db_fail(s, "device update");
-		goto out;
-	}
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->dbmu);
-	return ret;
+	row = *d;
+	if (row.updated_at == 0)
+		row.updated_at = time(NULL);
+	return s->ops->device_put(s->be, &row);
 }
 
-static void
-device_clear(struct store_device *d)
+int
+store_device_get(struct store *s, const char *fqdn, struct store_device **out)
+{
+	*out = NULL;
+	if (s == NULL || fqdn == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "no device FQDN");
+	return s->ops->device_get(s->be, fqdn, out);
+}
+
+int
+store_device_list(struct store *s, struct store_device **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_device_list: no store");
+	return s->ops->device_list(s->be, out, n);
+}
+
+void
+store_device_clear(struct store_device *d)
 {
 	free(d->fqdn);
 	free(d->address);
@@ -855,119 +538,12 @@ device_clear(struct store_device *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static int
-row_device(sqlite3_stmt *st, struct store_device *d)
-{
-	memset(d, 0, sizeof(*d));
-	if (dup_text(st, 0, &d->fqdn) != 0 || dup_text(st, 1, &d->address) != 0 ||
-	    dup_text(st, 2, &d->amt_version) != 0 ||
-	    dup_text(st, 3, &d->cert_serial) != 0 ||
-	    dup_text(st, 4, &d->state) != 0 ||
-	    dup_text(st, 5, &d->last_step) != 0 ||
-	    dup_text(st, 6, &d->error) != 0) {
-		device_clear(d);
-		return AMTCA_E_NOMEM;
-	}
-	d->updated_at = (time_t)sqlite3_column_int64(st, 7);
-	return 0;
-}
-
-#define DEVICE_SELECT "SELECT fqdn, address, amt_version, cert_serial, state, " \
-	"last_step, error, updated_at FROM devices "
-
-int
-store_device_get(struct store *s, const char *fqdn, struct store_device **out)
-{
-	sqlite3_stmt *st = NULL;
-	struct store_device *d = NULL;
-	int rc, ret = AMTCA_E_INTERNAL;
-
-	*out = NULL;
-	if (fqdn == NULL)
-		return amtca_fail(AMTCA_E_USAGE, "no device FQDN");
-	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, DEVICE_SELECT "WHERE fqdn = ?", -1, &st,
-	    NULL) != SQLITE_OK) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, fqdn, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no device %.253s", fqdn);
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	if ((d = calloc(1, sizeof(*d))) == NULL || row_device(st, d) != 0) {
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	*out = d;
-	d = NULL;
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->dbmu);
-	free(d);
-	return ret;
-}
-
-int
-store_device_list(struct store *s, struct store_device **out, size_t *n)
-{
-	sqlite3_stmt *st = NULL;
-	struct store_device *v = NULL, *nv;
-	size_t cnt = 0, cap = 0;
-	int rc, ret = AMTCA_E_INTERNAL;
-
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, DEVICE_SELECT "ORDER BY fqdn", -1, &st,
-	    NULL) != SQLITE_OK) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				ret = AMTCA_E_NOMEM;
-				goto out;
-			}
-			v = nv;
-		}
-		if (row_device(st, &v[cnt]) != 0) {
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-		cnt++;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = db_fail(s, "query");
-		goto out;
-	}
-	*out = v;
-	*n = cnt;
-	v = NULL;
-	cnt = 0;
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->dbmu);
-	store_devices_free(v, cnt);
-	return ret;
-}
-
 void
 store_device_free(struct store_device *d)
 {
 	if (d == NULL)
 		return;
-	device_clear(d);
+	store_device_clear(d);
 	free(d);
 }
 
@@ -979,6 +555,6 @@ store_devices_free(struct store_device *d, size_t n)
 	if (d == NULL)
 		return;
 	for (i = 0; i < n; i++)
-		device_clear(&d[i]);
+		store_device_clear(&d[i]);
 	free(d);
 }

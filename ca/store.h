@@ -1,10 +1,31 @@
 /*
- * The issuance store: the only code that speaks SQL.
+ * The issuance store: certificates issued and the devices enrolled.
  *
- * SQLite in WAL mode with synchronous=FULL: when store_cert_add() returns 0
- * the record is on disk.  Concurrent adders are batched into one
- * transaction (group commit), so durability does not serialise issuance.
- * All functions are safe to call from several threads on one store.
+ * This header is the whole interface; callers never see the backend.  A
+ * store is named by a URI: "sqlite:PATH", or a plain PATH, is the embedded
+ * SQLite backend (ca/store_sqlite.c: WAL mode, synchronous=FULL), the only
+ * one today.  Whatever the backend, when store_cert_add() returns 0 the
+ * record is durable; concurrent adders are batched into one transaction
+ * (group commit, backend-neutral, in ca/store.c), so durability does not
+ * serialise issuance.  All functions are safe to call from several threads
+ * on one store.  No SQL outside the backend files.
+ *
+ * tests/unit/ca/test_store.c is a conformance suite over this interface,
+ * run once per backend in its table: a new backend adds a row and passes it.
+ *
+ * Adding a backend: a ca/store_<name>.c defining a `struct store_ops`
+ * (ca/store_backend.h) with its scheme, listed in store.c's backends[].
+ *
+ * Adding a table (say, fleet jobs):
+ *   1. a record struct here with its _free functions, and the store_*
+ *      functions callers need (AMTCA_WUR, int return, *out = NULL first);
+ *   2. matching function pointers in struct store_ops;
+ *   3. in store.c, a dispatcher per function that checks arguments the
+ *      same way for every backend, then calls the op;
+ *   4. in each backend, the schema (for SQLite: CREATE TABLE IF NOT EXISTS
+ *      in schema_sql, bump SCHEMA_VERSION and upgrade older files in
+ *      schema()), and the ops;
+ *   5. cases in tests/unit/ca/test_store.c, which every backend runs.
  */
 #ifndef AMTCA_CA_STORE_H
 #define AMTCA_CA_STORE_H
@@ -43,9 +64,21 @@ struct store_device {
 	time_t updated_at;
 };
 
-/* Open (creating the schema when `create`) the database at `path`. */
-int store_open(const char *path, int create, struct store **out) AMTCA_WUR;
+/*
+ * Open (creating the schema when `create`) the store named by `uri` (see
+ * above).  AMTCA_E_NOT_FOUND when it does not exist and !create;
+ * AMTCA_E_USAGE for an unknown scheme; AMTCA_E_STORE for anything that is
+ * not an amtca store.
+ */
+int store_open(const char *uri, int create, struct store **out) AMTCA_WUR;
 void store_close(struct store *s);
+
+/*
+ * Remove the store named by `uri` and whatever its backend keeps beside it
+ * (SQLite: the -wal, -shm and -journal files).  0 when it did not exist.
+ * Nothing may have it open.
+ */
+int store_destroy(const char *uri) AMTCA_WUR;
 
 /*
  * Durably record a freshly issued certificate (status "valid").

@@ -702,6 +702,31 @@ amtca_hex_encode(const unsigned char *in, size_t len, char **out)
 	return 0;
 }
 
+int
+amtca_parse_long(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+void
+amtca_fmt_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "?");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 long long
 amtca_now_ms(void)
 {

@@ -6,6 +6,7 @@
 #define AMTCA_COMMON_UTIL_H
 
 #include <stddef.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -84,6 +85,12 @@ int amtca_b64_decode(const char *in, size_t inlen, size_t max,
 
 /* Uppercase hex, no separators, into a malloc'd NUL-terminated string. */
 int amtca_hex_encode(const unsigned char *in, size_t len, char **out) AMTCA_WUR;
+
+/* A decimal integer in [lo, hi], nothing else; 0 or -1. */
+int amtca_parse_long(const char *s, long lo, long hi, long *out);
+
+/* RFC 3339 UTC ("2026-11-27T12:00:00Z") into buf; "?" for 0. */
+void amtca_fmt_time(time_t t, char *buf, size_t len);
 
 /* Monotonic milliseconds. */
 long long amtca_now_ms(void);

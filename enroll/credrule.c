@@ -229,6 +229,36 @@ out:
 	return ret;
 }
 
+int
+cred_revoke(struct store *s, const char *serial, int reason, time_t now,
+    struct store_cert **out, int *was)
+{
+	struct store_cert *before = NULL, *c = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((r = store_cert_get(s, serial, &before)) != 0 ||
+	    (r = store_cert_revoke(s, serial, reason, now)) != 0 ||
+	    (r = store_cert_get(s, serial, &c)) != 0) {
+		if (r == AMTCA_E_NOT_FOUND)
+			amtca_fail(r, "no certificate with serial %s", serial);
+		ret = r;
+		goto out;
+	}
+	*was = strcmp(before->status, "revoked") == 0;
+	if ((r = cred_note_revocation(s, c)) != 0) {
+		ret = r;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	store_cert_free(before);
+	store_cert_free(c);
+	return ret;
+}
+
 static int
 compromised_fail(const struct cred_rule *r, const char *fqdn)
 {

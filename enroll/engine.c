@@ -38,31 +38,6 @@
 #define MISMATCH_GRACE_MS 5000	/* a wrong certificate may be the old one
 				   still being served while AMT restarts */
 
-static const struct {
-	const char *name;
-	const char *title;
-} steps[ENROLL_NSTEPS] = {
-	{ "preflight", "pre-flight: authenticate, FQDN, DNS, transport" },
-	{ "time",      "setting AMT's clock" },
-	{ "chain",     "installing root and intermediate" },
-	{ "leaf",      "key pair in AMT, CSR, certificate" },
-	{ "bind",      "binding the certificate, TLS on, commit" },
-	{ "verify",    "proving TLS on the TLS port" },
-	{ "cleanup",   "removing old certificates and keys" },
-};
-
-const char *
-enroll_step_name(enum enroll_step s)
-{
-	return (unsigned)s < ENROLL_NSTEPS ? steps[s].name : "none";
-}
-
-const char *
-enroll_step_title(enum enroll_step s)
-{
-	return (unsigned)s < ENROLL_NSTEPS ? steps[s].title : "?";
-}
-
 void
 enroll_result_clear(struct enroll_result *r)
 {
@@ -77,8 +52,8 @@ enroll_result_clear(struct enroll_result *r)
 	r->failed_step = -1;
 }
 
-struct eng {
-	struct home *h;
+struct enroll_pass {
+	const struct enroll_ctx *c;	/* what the engine works with */
 	const struct enroll_opts *o;
 	struct enroll_result *res;
 	char fqdn[AMTCA_FQDN_MAX + 1];
@@ -104,16 +79,18 @@ struct eng {
 	int compromised;		/* record the device as compromised */
 	char bound_serial[80];		/* ours, bound on AMT, for the record */
 	int cur;			/* step being run */
+	int already;			/* pre-flight proved the device enrolled */
+	int commit_lost;		/* bind: the commit's reply was lost */
 };
 
 /* --- small helpers ------------------------------------------------------ */
 
 static void
-progress(struct eng *e, enum enroll_step s, enum enroll_event ev,
+progress(struct enroll_pass *e, enum enroll_step s, enum enroll_event ev,
     const char *fmt, ...) AMTCA_PRINTF(4, 5);
 
 static void
-progress(struct eng *e, enum enroll_step s, enum enroll_event ev,
+progress(struct enroll_pass *e, enum enroll_step s, enum enroll_event ev,
     const char *fmt, ...)
 {
 	char buf[512];
@@ -130,10 +107,10 @@ progress(struct eng *e, enum enroll_step s, enum enroll_event ev,
 }
 
 static void
-warn(struct eng *e, const char *fmt, ...) AMTCA_PRINTF(2, 3);
+warn(struct enroll_pass *e, const char *fmt, ...) AMTCA_PRINTF(2, 3);
 
 static void
-warn(struct eng *e, const char *fmt, ...)
+warn(struct enroll_pass *e, const char *fmt, ...)
 {
 	char buf[512], *n;
 	va_list ap;
@@ -233,7 +210,7 @@ serial_of(X509 *x, char *buf, size_t len)
  * static reason when it does not.
  */
 static int
-leaf_good(struct eng *e, X509 *x, int window, const char **why)
+leaf_good(struct enroll_pass *e, X509 *x, int window, const char **why)
 {
 	X509_STORE *st = NULL;
 	X509_STORE_CTX *ctx = NULL;
@@ -243,15 +220,15 @@ leaf_good(struct eng *e, X509 *x, int window, const char **why)
 	int ok = 0;
 
 	*why = "cannot set up verification";
-	if (x == NULL || e->h->root == NULL) {
+	if (x == NULL || e->c->root == NULL) {
 		*why = "no certificate";
 		return 0;
 	}
-	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, e->h->root) != 1 ||
+	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, e->c->root) != 1 ||
 	    (ctx = X509_STORE_CTX_new()) == NULL ||
 	    (untrusted = sk_X509_new_null()) == NULL)
 		goto out;
-	if (e->h->inter != NULL && sk_X509_push(untrusted, e->h->inter) <= 0)
+	if (e->c->inter != NULL && sk_X509_push(untrusted, e->c->inter) <= 0)
 		goto out;
 	if (X509_STORE_CTX_init(ctx, st, x, untrusted) != 1)
 		goto out;
@@ -283,14 +260,14 @@ out:
 
 /* Does our store say `x` is revoked?  (Unknown serials are not.) */
 static int
-revoked_in_store(struct eng *e, X509 *x)
+revoked_in_store(struct enroll_pass *e, X509 *x)
 {
 	struct store_cert *sc = NULL;
 	char serial[80];
 	int revoked;
 
 	serial_of(x, serial, sizeof(serial));
-	if (store_cert_get(e->h->store, serial, &sc) != 0) {
+	if (store_cert_get(e->c->store, serial, &sc) != 0) {
 		amtca_err_clear();
 		return 0;
 	}
@@ -301,15 +278,15 @@ revoked_in_store(struct eng *e, X509 *x)
 
 /* Is `x` a non-CA certificate signed by our intermediate? */
 static int
-issued_by_us(struct eng *e, X509 *x)
+issued_by_us(struct enroll_pass *e, X509 *x)
 {
 	EVP_PKEY *ipub;
 
-	if (x == NULL || e->h->inter == NULL || X509_check_ca(x) != 0)
+	if (x == NULL || e->c->inter == NULL || X509_check_ca(x) != 0)
 		return 0;
-	if (X509_check_issued(e->h->inter, x) != X509_V_OK)
+	if (X509_check_issued(e->c->inter, x) != X509_V_OK)
 		return 0;
-	ipub = X509_get0_pubkey(e->h->inter);
+	ipub = X509_get0_pubkey(e->c->inter);
 	return ipub != NULL && X509_verify(x, ipub) == 1;
 }
 
@@ -366,7 +343,7 @@ key_has_cert(const struct amt_cert *c, size_t nc, const struct amt_key *k)
 
 /* One line about an AMT call failure, with what AMT said. */
 static int
-amt_err(struct eng *e, int code, const char *what)
+amt_err(struct enroll_pass *e, int code, const char *what)
 {
 	const struct amt_error *ae = e->amt ? amt_last_error(e->amt) : NULL;
 	char detail[512];
@@ -386,7 +363,7 @@ amt_err(struct eng *e, int code, const char *what)
 }
 
 static int
-is_status(struct eng *e, int code, int pt)
+is_status(struct enroll_pass *e, int code, int pt)
 {
 	const struct amt_error *ae;
 
@@ -397,7 +374,7 @@ is_status(struct eng *e, int code, int pt)
 }
 
 static int
-is_fault(struct eng *e, int code, const char *sub)
+is_fault(struct enroll_pass *e, int code, const char *sub)
 {
 	const struct amt_error *ae;
 
@@ -416,7 +393,7 @@ tls_handshake_failure(int code, const char *msg)
 }
 
 static void
-amt_opts_fill(struct eng *e, struct amt_opts *ao, int tls)
+amt_opts_fill(struct enroll_pass *e, struct amt_opts *ao, int tls)
 {
 	memset(ao, 0, sizeof(*ao));
 	ao->host = e->fqdn;
@@ -424,7 +401,7 @@ amt_opts_fill(struct eng *e, struct amt_opts *ao, int tls)
 	ao->port = e->port;
 	ao->tls_port = e->tls_port;
 	ao->tls = tls;
-	ao->ca_file = e->h->chain_path;
+	ao->ca_file = e->c->chain_path;
 	ao->legacy_tls = e->o->legacy_tls;
 	ao->user = e->o->user;
 	ao->password = e->o->password;
@@ -432,7 +409,7 @@ amt_opts_fill(struct eng *e, struct amt_opts *ao, int tls)
 
 /* (Re)connect: TLS verified by our chain, or plain HTTP. */
 static int
-connect_amt(struct eng *e, int tls)
+connect_amt(struct enroll_pass *e, int tls)
 {
 	struct amt_opts ao;
 	int r;
@@ -450,7 +427,7 @@ connect_amt(struct eng *e, int tls)
 
 /* The device row, written after every step. */
 static void
-record(struct eng *e, const char *state, const char *error)
+record(struct enroll_pass *e, const char *state, const char *error)
 {
 	struct store_device d;
 	int i, r;
@@ -475,13 +452,13 @@ record(struct eng *e, const char *state, const char *error)
 		}
 	d.error = (char *)error;
 	d.updated_at = time(NULL);
-	if ((r = store_device_put(e->h->store, &d)) != 0)
+	if ((r = store_device_put(e->c->store, &d)) != 0)
 		warn(e, "could not record the device in the store: %s",
 		    amtca_errmsg(r));
 }
 
 static void
-step_done(struct eng *e, enum enroll_step s, int skipped, const char *detail)
+step_done(struct enroll_pass *e, enum enroll_step s, int skipped, const char *detail)
 {
 	e->res->steps_done |= 1u << s;
 	if (s == ENROLL_BIND || s == ENROLL_VERIFY)
@@ -496,7 +473,7 @@ step_done(struct eng *e, enum enroll_step s, int skipped, const char *detail)
 
 /* Pick the address to talk to: --address, else each resolved address. */
 static int
-choose_address(struct eng *e)
+choose_address(struct enroll_pass *e)
 {
 	struct net_addrs na = { NULL, 0 };
 	size_t i;
@@ -540,7 +517,7 @@ out:
 
 /* Compare the FQDN AMT reports with --host. */
 static int
-check_identity(struct eng *e, const struct amt_general *g)
+check_identity(struct enroll_pass *e, const struct amt_general *g)
 {
 	char amtfqdn[AMTCA_FQDN_MAX * 2 + 2];
 	int ret = 0;
@@ -579,7 +556,7 @@ check_identity(struct eng *e, const struct amt_general *g)
  * whoever serves the wrong certificate, who can relay it.
  */
 static int
-choose_transport(struct eng *e)
+choose_transport(struct enroll_pass *e)
 {
 	struct amt_opts ao;
 	X509 *x = NULL;
@@ -658,7 +635,7 @@ out:
 
 /* TLS settings and binding as we want them?  (already-enrolled test) */
 static int
-settings_ok(struct eng *e, int *ok)
+settings_ok(struct enroll_pass *e, int *ok)
 {
 	struct amt_tls_setting *ts = NULL;
 	size_t nt = 0, i;
@@ -692,7 +669,7 @@ out:
  * leaf is the bound one and outside the renewal window, settings as wanted.
  */
 static int
-check_enrolled(struct eng *e, int *already)
+check_enrolled(struct enroll_pass *e, int *already)
 {
 	struct amt_cert *c = NULL;
 	size_t nc = 0;
@@ -745,7 +722,7 @@ out:
 }
 
 static int
-step_preflight(struct eng *e, int *already)
+step_preflight(struct enroll_pass *e)
 {
 	struct amt_general g;
 	struct store_device *dev = NULL;
@@ -754,7 +731,7 @@ step_preflight(struct eng *e, int *already)
 	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(&g, 0, sizeof(g));
-	if ((r = store_device_get(e->h->store, e->fqdn, &dev)) == 0) {
+	if ((r = store_device_get(e->c->store, e->fqdn, &dev)) == 0) {
 		e->rec_enrolled = !e->o->device_reset && dev->state != NULL &&
 		    strcmp(dev->state, "enrolled") == 0;
 		if (dev->cert_serial != NULL &&
@@ -768,7 +745,7 @@ step_preflight(struct eng *e, int *already)
 	}
 	amtca_err_clear();
 	cred_rule_clear(&e->rule);
-	if ((r = cred_rule_load(e->h->store, e->fqdn, e->o->tls_pin,
+	if ((r = cred_rule_load(e->c->store, e->fqdn, e->o->tls_pin,
 	    e->o->device_reset, &e->rule)) != 0) {
 		ret = amtca_fail(r, "reading the records for %s: %s", e->fqdn,
 		    errcopy(r));
@@ -825,14 +802,32 @@ step_preflight(struct eng *e, int *already)
 	}
 	if ((r = set_str(&e->res->amt_version, g.version)) != 0 ||
 	    (r = check_identity(e, &g)) != 0 ||
-	    (r = check_enrolled(e, already)) != 0) {
+	    (r = check_enrolled(e, &e->already)) != 0) {
 		ret = r;
 		goto out;
 	}
 	snprintf(detail, sizeof(detail), "AMT %s at %s over %s%s",
 	    g.version ? g.version : "?", e->res->address,
-	    e->use_tls ? "TLS" : "HTTP", *already ? ", already enrolled" : "");
+	    e->use_tls ? "TLS" : "HTTP", e->already ? ", already enrolled" : "");
 	step_done(e, ENROLL_PREFLIGHT, 0, detail);
+	if (e->already) {
+		/* Verified here: TLS under our chain, bound leaf, WS-MAN over
+		 * TLS.  That leaf is the result. */
+		char serial[80];
+
+		if ((e->leaf = X509_dup(e->served)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		serial_of(e->leaf, serial, sizeof(serial));
+		if ((r = set_str(&e->res->serial, serial)) != 0) {
+			ret = r;
+			goto out;
+		}
+		e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
+		e->res->non_secure_open = e->plain_open;
+		e->res->status = "already enrolled";
+	}
 	ret = 0;
 out:
 	amt_general_clear(&g);
@@ -843,7 +838,7 @@ out:
 /* --- step 2: clock ------------------------------------------------------ */
 
 static int
-step_time(struct eng *e)
+step_time(struct enroll_pass *e)
 {
 	uint32_t ta0 = 0, now;
 	char detail[96];
@@ -869,7 +864,7 @@ out:
 /* --- step 3: root and intermediate -------------------------------------- */
 
 static int
-add_ca_cert(struct eng *e, const unsigned char *der, int len, int root,
+add_ca_cert(struct enroll_pass *e, const unsigned char *der, int len, int root,
     const struct amt_cert *c, size_t nc, int *added)
 {
 	char *handle = NULL;
@@ -895,7 +890,7 @@ out:
 }
 
 static int
-step_chain(struct eng *e)
+step_chain(struct enroll_pass *e)
 {
 	struct amt_cert *c = NULL;
 	size_t nc = 0;
@@ -922,7 +917,7 @@ out:
 
 /* DER of a PKCS#10 request for CN=fqdn over `pub`, "signed" with zeros. */
 static int
-null_csr(struct eng *e, EVP_PKEY *pub, unsigned char **out, size_t *outlen)
+null_csr(struct enroll_pass *e, EVP_PKEY *pub, unsigned char **out, size_t *outlen)
 {
 	X509_REQ *req = NULL;
 	X509_NAME *nm = NULL;
@@ -993,7 +988,7 @@ out:
 
 /* The handle of a certificate AMT called a duplicate. */
 static int
-handle_by_der(struct eng *e, const unsigned char *der, size_t len, char **handle)
+handle_by_der(struct enroll_pass *e, const unsigned char *der, size_t len, char **handle)
 {
 	struct amt_cert *c = NULL;
 	size_t nc = 0;
@@ -1017,7 +1012,7 @@ out:
 
 /* Newer than the certificate --force replaces? (see docs/enroll.md) */
 static int
-newer_than_replaced(struct eng *e, X509 *x)
+newer_than_replaced(struct enroll_pass *e, X509 *x)
 {
 	if (e->replaced == NULL)
 		return 1;
@@ -1033,7 +1028,7 @@ newer_than_replaced(struct eng *e, X509 *x)
  * or a certificate we issued to this device whose key is in AMT.
  */
 static int
-find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
+find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
     const struct amt_key *k, size_t nk, const char *bound)
 {
 	struct store_cert *sc = NULL;
@@ -1087,7 +1082,7 @@ find_reusable(struct eng *e, const struct amt_cert *c, size_t nc,
 		ret = 0;
 		goto out;
 	}
-	if ((r = store_cert_list_device(e->h->store, e->fqdn, &sc, &nsc)) != 0) {
+	if ((r = store_cert_list_device(e->c->store, e->fqdn, &sc, &nsc)) != 0) {
 		ret = amtca_fail(r, "listing issued certificates: %s", errcopy(r));
 		goto out;
 	}
@@ -1130,7 +1125,7 @@ out:
 
 /* GenerateKeyPair, retrying while AMT says it is busy generating keys. */
 static int
-generate_key(struct eng *e, char **handle)
+generate_key(struct enroll_pass *e, char **handle)
 {
 	long backoff = AMTCA_AMT_KEYGEN_BACKOFF_MS;
 	int r, tries, ret = AMTCA_E_INTERNAL;
@@ -1159,7 +1154,7 @@ out:
 
 /* Delete keys with no certificate in AMT (crash after GenerateKeyPair). */
 static int
-delete_orphan_keys(struct eng *e, const struct amt_cert *c, size_t nc,
+delete_orphan_keys(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
     const struct amt_key *k, size_t nk)
 {
 	size_t i;
@@ -1177,7 +1172,7 @@ delete_orphan_keys(struct eng *e, const struct amt_cert *c, size_t nc,
 }
 
 static int
-new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
+new_leaf(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
     const struct amt_key *k, size_t nk)
 {
 	struct amt_key *k2 = NULL;
@@ -1241,7 +1236,7 @@ new_leaf(struct eng *e, const struct amt_cert *c, size_t nc,
 	req.csr = csr;
 	req.requester = "enroll";
 	req.device = e->fqdn;
-	if ((r = ca_issue(e->h->ca, &req, &leaf)) != 0) {
+	if ((r = ca_issue(e->c->ca, &req, &leaf)) != 0) {
 		ret = amtca_fail(r, "issuing the certificate: %s", errcopy(r));
 		goto out;
 	}
@@ -1290,7 +1285,7 @@ out:
 }
 
 static int
-step_leaf(struct eng *e)
+step_leaf(struct enroll_pass *e)
 {
 	struct amt_cert *c = NULL;
 	struct amt_key *k = NULL;
@@ -1342,14 +1337,14 @@ out:
 /* --- step 5: bind, settings, commit -------------------------------------- */
 
 static int
-step_bind(struct eng *e, int *commit_lost)
+step_bind(struct enroll_pass *e)
 {
 	struct amt_tls_setting *ts = NULL;
 	size_t nt = 0, i;
 	char *bound = NULL;
 	int r, remote = 0, ret = AMTCA_E_INTERNAL;
 
-	*commit_lost = 0;
+	e->commit_lost = 0;
 	if ((r = amt_tls_context_get(e->amt, &bound)) != 0) {
 		ret = amt_err(e, r, "reading the TLS credential context");
 		goto out;
@@ -1426,9 +1421,9 @@ step_bind(struct eng *e, int *commit_lost)
 			goto out;
 		}
 		/* AMT restarts its network stack: the reply may be lost. */
-		*commit_lost = 1;
+		e->commit_lost = 1;
 	}
-	step_done(e, ENROLL_BIND, 0, *commit_lost ? "committed (reply lost "
+	step_done(e, ENROLL_BIND, 0, e->commit_lost ? "committed (reply lost "
 	    "while AMT restarted its network; verifying)" : "committed");
 	ret = 0;
 out:
@@ -1440,7 +1435,7 @@ out:
 /* --- step 6: prove it ----------------------------------------------------- */
 
 static int
-step_verify(struct eng *e, int commit_lost)
+step_verify(struct enroll_pass *e)
 {
 	struct amt_opts ao;
 	struct amt_general g;
@@ -1514,7 +1509,7 @@ step_verify(struct eng *e, int commit_lost)
 			ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "TLS did not come "
 			    "up on %s:%d within %ld ms (%s)%s; rerun to resume",
 			    e->res->address, e->tls_port, e->tls_wait_ms, why,
-			    commit_lost ? "; the commit reply was lost, the "
+			    e->commit_lost ? "; the commit reply was lost, the "
 			    "commit may not have happened" : "");
 			goto out;
 		}
@@ -1572,7 +1567,7 @@ out:
  * after proof: until then the old leaf is what serves.
  */
 static void
-supersede_others(struct eng *e)
+supersede_others(struct enroll_pass *e)
 {
 	struct store_cert *sc = NULL;
 	size_t nsc = 0, i;
@@ -1581,7 +1576,7 @@ supersede_others(struct eng *e)
 	int r;
 
 	serial_of(e->leaf, serial, sizeof(serial));
-	if ((r = store_cert_list_device(e->h->store, e->fqdn, &sc, &nsc)) != 0) {
+	if ((r = store_cert_list_device(e->c->store, e->fqdn, &sc, &nsc)) != 0) {
 		warn(e, "could not list this device's certificates to mark the "
 		    "replaced ones superseded: %s", amtca_errmsg(r));
 		return;
@@ -1590,7 +1585,7 @@ supersede_others(struct eng *e)
 		if (sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    strcasecmp(sc[i].serial, serial) == 0)
 			continue;
-		if ((r = store_cert_revoke(e->h->store, sc[i].serial, 4, now)) != 0)
+		if ((r = store_cert_revoke(e->c->store, sc[i].serial, 4, now)) != 0)
 			warn(e, "could not mark %s superseded: %s; run amtca "
 			    "revoke %s --reason superseded", sc[i].serial,
 			    amtca_errmsg(r), sc[i].serial);
@@ -1603,7 +1598,7 @@ supersede_others(struct eng *e)
 /* --- step 7: cleanup ----------------------------------------------------- */
 
 static int
-step_cleanup(struct eng *e)
+step_cleanup(struct enroll_pass *e)
 {
 	struct amt_cert *c = NULL;
 	struct amt_key *k = NULL;
@@ -1693,21 +1688,17 @@ out:
 
 /*
  * One enrollment per device at a time (two would race each other's
- * commit and cleanup): an flock on <home>/locks/<fqdn>.lock, released by
+ * commit and cleanup): an flock on <lock_dir>/<fqdn>.lock, released by
  * the kernel whatever way this process ends.
  */
 static int
-lock_device(struct eng *e, int *fdp)
+lock_device(struct enroll_pass *e, int *fdp)
 {
-	char *dir = NULL, *path = NULL;
+	const char *dir = e->c->lock_dir;
+	char *path = NULL;
 	int fd = -1, r, ret = AMTCA_E_INTERNAL;
 
 	*fdp = -1;
-	if (asprintf(&dir, "%s/locks", e->h->dir) == -1) {
-		dir = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
 	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
 		ret = r;
 		goto out;
@@ -1734,7 +1725,6 @@ out:
 	if (fd != -1)
 		close(fd);
 	free(path);
-	free(dir);
 	return ret;
 }
 
@@ -1742,7 +1732,7 @@ out:
 
 /* Forget what one pass learnt, for a fresh pass (see enroll_run). */
 static void
-reset_pass(struct eng *e)
+reset_pass(struct enroll_pass *e)
 {
 	amt_free(e->amt);
 	e->amt = NULL;
@@ -1765,86 +1755,109 @@ reset_pass(struct eng *e)
 	e->res->status = NULL;
 }
 
-/* One pass of the seven steps; e->cur says where it stopped. */
+/* --- the step table ------------------------------------------------------ */
+
+/* Step 6 as a step: it decides "enrolled" or "renewed", proves, supersedes. */
 static int
-run_steps(struct eng *e)
+verify_run(struct enroll_pass *e)
 {
-	int r, already = 0, commit_lost = 0;
+	int r;
 
-	e->cur = ENROLL_PREFLIGHT;
-	progress(e, ENROLL_PREFLIGHT, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_preflight(e, &already)) != 0)
-		return r;
-	if (already) {
-		/* Verified in pre-flight: TLS under our chain, bound leaf, WS-MAN
-		 * over TLS.  Finish a cleanup an earlier run may not have. */
-		int s;
-
-		if ((e->leaf = X509_dup(e->served)) == NULL)
-			return AMTCA_E_NOMEM;
-		{
-			char serial[80];
-
-			serial_of(e->leaf, serial, sizeof(serial));
-			if ((r = set_str(&e->res->serial, serial)) != 0)
-				return r;
-		}
-		e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
-		e->res->non_secure_open = e->plain_open;
-		e->res->status = "already enrolled";
-		for (s = ENROLL_TIME; s <= ENROLL_VERIFY; s++) {
-			e->cur = s;
-			if (s == ENROLL_VERIFY)		/* done in pre-flight */
-				e->res->steps_done |= 1u << s;
-			progress(e, (enum enroll_step)s, s == ENROLL_VERIFY ?
-			    ENROLL_EV_OK : ENROLL_EV_SKIP, s == ENROLL_VERIFY ?
-			    "served leaf verified under our chain, bound, outside "
-			    "the renewal window; WS-MAN over TLS ok" : "not needed");
-		}
-		record(e, "enrolled", NULL);
-		supersede_others(e);
-		e->cur = ENROLL_CLEANUP;
-		progress(e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
-		if ((r = step_cleanup(e)) != 0)
-			return r;
-		return 0;
-	}
-	e->cur = ENROLL_TIME;
-	progress(e, ENROLL_TIME, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_time(e)) != 0)
-		return r;
-	e->cur = ENROLL_CHAIN;
-	progress(e, ENROLL_CHAIN, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_chain(e)) != 0)
-		return r;
-	e->cur = ENROLL_LEAF;
-	progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_leaf(e)) != 0)
-		return r;
-	e->cur = ENROLL_BIND;
-	progress(e, ENROLL_BIND, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_bind(e, &commit_lost)) != 0)
-		return r;
-	e->cur = ENROLL_VERIFY;
-	progress(e, ENROLL_VERIFY, ENROLL_EV_BEGIN, NULL);
 	e->res->status = e->replaced != NULL && !x509_eq(e->replaced, e->leaf) ?
 	    "renewed" : "enrolled";
-	if ((r = step_verify(e, commit_lost)) != 0)
+	if ((r = step_verify(e)) != 0)
 		return r;
 	supersede_others(e);
-	e->cur = ENROLL_CLEANUP;
-	progress(e, ENROLL_CLEANUP, ENROLL_EV_BEGIN, NULL);
-	if ((r = step_cleanup(e)) != 0)
-		return r;
 	return 0;
 }
 
+/* Step 6 when pre-flight already proved TLS, the bound leaf and WS-MAN. */
+static int
+verify_enrolled(struct enroll_pass *e)
+{
+	e->res->steps_done |= 1u << ENROLL_VERIFY;
+	progress(e, ENROLL_VERIFY, ENROLL_EV_OK, "served leaf verified under our "
+	    "chain, bound, outside the renewal window; WS-MAN over TLS ok");
+	record(e, "enrolled", NULL);
+	supersede_others(e);
+	return 0;
+}
 
+/*
+ * The one description of an enrollment: the engine walks it, reports name
+ * steps from it, records store its names.  Order is execution order and
+ * enum enroll_step indexes it.
+ */
+const struct enroll_step_def enroll_steps[ENROLL_NSTEPS] = {
+	{ ENROLL_PREFLIGHT, "preflight",
+	  "pre-flight: authenticate, FQDN, DNS, transport",
+	  step_preflight, NULL },
+	{ ENROLL_TIME, "time", "setting AMT's clock", step_time, NULL },
+	{ ENROLL_CHAIN, "chain", "installing root and intermediate",
+	  step_chain, NULL },
+	{ ENROLL_LEAF, "leaf", "key pair in AMT, CSR, certificate",
+	  step_leaf, NULL },
+	{ ENROLL_BIND, "bind", "binding the certificate, TLS on, commit",
+	  step_bind, NULL },
+	{ ENROLL_VERIFY, "verify", "proving TLS on the TLS port",
+	  verify_run, verify_enrolled },
+	/* An earlier run may not have finished its cleanup. */
+	{ ENROLL_CLEANUP, "cleanup", "removing old certificates and keys",
+	  step_cleanup, step_cleanup },
+};
+
+const char *
+enroll_step_name(enum enroll_step s)
+{
+	return (unsigned)s < ENROLL_NSTEPS ? enroll_steps[s].name : "none";
+}
+
+const char *
+enroll_step_title(enum enroll_step s)
+{
+	return (unsigned)s < ENROLL_NSTEPS ? enroll_steps[s].title : "?";
+}
 
 int
-enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *res)
+enroll_step_parse(const char *name)
 {
-	struct eng e;
+	int i;
+
+	for (i = 0; name != NULL && i < ENROLL_NSTEPS; i++)
+		if (strcmp(name, enroll_steps[i].name) == 0)
+			return i;
+	return -1;
+}
+
+/* One pass over the table; e->cur says where it stopped. */
+static int
+run_steps(struct enroll_pass *e)
+{
+	const struct enroll_step_def *st;
+	int (*fn)(struct enroll_pass *);
+	int i, r;
+
+	e->already = e->commit_lost = 0;
+	for (i = 0; i < ENROLL_NSTEPS; i++) {
+		st = &enroll_steps[i];
+		e->cur = st->id;
+		fn = e->already ? st->run_enrolled : st->run;
+		if (fn == NULL) {
+			progress(e, st->id, ENROLL_EV_SKIP, "not needed");
+			continue;
+		}
+		progress(e, st->id, ENROLL_EV_BEGIN, NULL);
+		if ((r = fn(e)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
+    struct enroll_result *res)
+{
+	struct enroll_pass e;
 	char line[1024];
 	int r, pass, lockfd = -1, ret = AMTCA_E_INTERNAL;
 
@@ -1852,19 +1865,19 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 	e.rule.bound_reason = -1;
 	memset(res, 0, sizeof(*res));
 	res->failed_step = -1;
-	e.h = h;
+	e.c = c;
 	e.o = o;
 	e.res = res;
 	e.port = o->port ? o->port : 16992;
 	e.tls_port = o->tls_port ? o->tls_port : 16993;
 	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
 	e.cur = ENROLL_PREFLIGHT;
-	if (h->store == NULL || h->ca == NULL || h->root == NULL ||
-	    h->chain_path == NULL) {
+	if (c->store == NULL || c->ca == NULL || c->root == NULL ||
+	    c->chain_path == NULL || c->policy == NULL || c->lock_dir == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
 		goto fail_early;
 	}
-	if ((r = ca_fqdn_check(o->host, &h->policy, e.fqdn)) != 0) {
+	if ((r = ca_fqdn_check(o->host, c->policy, e.fqdn)) != 0) {
 		ret = r;
 		goto fail_early;
 	}
@@ -1876,8 +1889,8 @@ enroll_run(struct home *h, const struct enroll_opts *o, struct enroll_result *re
 		ret = r;
 		goto fail_early;
 	}
-	if ((e.root_len = i2d_X509(h->root, &e.root_der)) <= 0 ||
-	    (h->inter != NULL && (e.inter_len = i2d_X509(h->inter, &e.inter_der)) <= 0)) {
+	if ((e.root_len = i2d_X509(c->root, &e.root_der)) <= 0 ||
+	    (c->inter != NULL && (e.inter_len = i2d_X509(c->inter, &e.inter_der)) <= 0)) {
 		ret = amtca_fail_ssl(AMTCA_E_CERT, "encoding the CA certificates");
 		goto fail_early;
 	}

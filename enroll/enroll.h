@@ -1,6 +1,9 @@
 /*
- * enroll/: the enrollment engine (one device's steps) and the network
- * checks it shares with `amtca doctor`.
+ * enroll/: the core every front end (enroll/cli/, later the fleet
+ * scheduler and the service) shares.  This header: the enrollment engine
+ * (one device's steps, as a table), the credential rule, and the network
+ * probes it shares with the doctor.  The composition root that opens a CA
+ * home is enroll/home.h; the doctor's checks are enroll/doctor.h.
  *
  * The engine is a reconciler, not a script with a resume pointer: every
  * step looks at what AMT actually holds and does only what is missing, so
@@ -14,8 +17,11 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <openssl/x509.h>
+
+#include "ca/ca.h"
+#include "ca/store.h"
 #include "common/err.h"
-#include "enroll/cli.h"
 
 /* The seven steps, in order (1-based numbers are what users see). */
 enum enroll_step {
@@ -29,10 +35,32 @@ enum enroll_step {
 	ENROLL_NSTEPS
 };
 
-/* "preflight", "time", ... (stable: stored as last_step, printed in JSON). */
+/* One run's state inside the engine (opaque). */
+struct enroll_pass;
+
+/*
+ * The step table: the one description of an enrollment.  enroll_run()
+ * walks it in order; reports (TTY progress, --json "steps", the device
+ * record's last_step) and jobs name steps from it.  enroll_steps[s].id == s.
+ */
+struct enroll_step_def {
+	enum enroll_step id;
+	const char *name;		/* "preflight", ...: stable, stored as
+					   last_step, printed in JSON */
+	const char *title;		/* "pre-flight: ...": for humans */
+	/* The engine's: the step, and what runs instead when pre-flight
+	 * proved the device enrolled (NULL: skipped as "not needed"). */
+	int (*run)(struct enroll_pass *);
+	int (*run_enrolled)(struct enroll_pass *);
+};
+extern const struct enroll_step_def enroll_steps[ENROLL_NSTEPS];
+
+/* enroll_steps[s].name, or "none" out of range. */
 const char *enroll_step_name(enum enroll_step s);
-/* "pre-flight checks", ... (for humans). */
+/* enroll_steps[s].title, or "?". */
 const char *enroll_step_title(enum enroll_step s);
+/* The step named `name` (as stored in last_step), or -1. */
+int enroll_step_parse(const char *name);
 
 /* Progress events for the CLI (TTY output). */
 enum enroll_event { ENROLL_EV_BEGIN, ENROLL_EV_OK, ENROLL_EV_SKIP,
@@ -83,15 +111,30 @@ struct enroll_result {
 void enroll_result_clear(struct enroll_result *r);
 
 /*
- * Run the enrollment of one device against the opened home (HOME_STORE |
- * HOME_SIGNER).  Records the device in the store after every step.
- * Several threads may run it at once on one home for different devices
- * (amtca fleet); runs for the same FQDN, in any process, are serialised by
- * <home>/locks/<fqdn>.lock: the second fails with AMTCA_E_EXISTS.
- * Returns 0 or a negative AMTCA_E_* code with an amtca_fail() detail that
- * says what failed, why, and what to do.
+ * What the engine works with: the CA's pieces, borrowed (nothing here is
+ * freed by the engine).  A front end gets one from the composition root,
+ * home_enroll_ctx() in enroll/home.h; a test or another front end may fill
+ * it by hand.  The engine never sees a front end's types.
  */
-int enroll_run(struct home *h, const struct enroll_opts *o,
+struct enroll_ctx {
+	struct store *store;		/* device records, issued certificates */
+	struct ca *ca;			/* issues the leaves */
+	const struct ca_policy *policy;	/* which FQDNs this CA may name */
+	X509 *root;			/* installed into AMT's store */
+	X509 *inter;			/* ditto; NULL when there is none */
+	const char *chain_path;		/* CA file for verifying AMT's TLS */
+	const char *lock_dir;		/* per-device locks: <lock_dir>/<fqdn>.lock */
+};
+
+/*
+ * Run the enrollment of one device.  Records the device in the store after
+ * every step.  Several threads may run it at once on one context for
+ * different devices (amtca fleet); runs for the same FQDN, in any process,
+ * are serialised by <lock_dir>/<fqdn>.lock: the second fails with
+ * AMTCA_E_EXISTS.  Returns 0 or a negative AMTCA_E_* code with an
+ * amtca_fail() detail that says what failed, why, and what to do.
+ */
+int enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
     struct enroll_result *res) AMTCA_WUR;
 
 /* --- credrule.c: where AMT credentials may go ------------------------- */
@@ -140,6 +183,16 @@ int cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
  * `compromised` (never re-enrolled automatically).  0 when nothing to do.
  */
 int cred_note_revocation(struct store *s, const struct store_cert *c) AMTCA_WUR;
+
+/*
+ * Revoke one serial with CRLReason `reason` at `now`, then
+ * cred_note_revocation().  *out is what the store then holds (a second
+ * revoke keeps the first reason and date, except a change to
+ * keyCompromise: see store_cert_revoke); *was says it was already
+ * revoked.  AMTCA_E_NOT_FOUND with a detail for an unknown serial.
+ */
+int cred_revoke(struct store *s, const char *serial, int reason, time_t now,
+    struct store_cert **out, int *was) AMTCA_WUR;
 
 /* keyCompromise, caCompromise, aACompromise. */
 int cred_reason_compromise(int reason);

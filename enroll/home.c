@@ -8,7 +8,7 @@
  * file and the SoftHSM configuration and token store must belong to root
  * or to us and be writable by nobody else.
  */
-#include "enroll/cli.h"
+#include "enroll/home.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -23,6 +23,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 
 const char *
 home_default_dir(const char *dir)
@@ -88,7 +89,7 @@ parse_int(const char *v, int lo, int hi, int *out)
 {
 	long n;
 
-	if (cli_parse_long(v, lo, hi, &n) != 0)
+	if (amtca_parse_long(v, lo, hi, &n) != 0)
 		return -1;
 	*out = (int)n;
 	return 0;
@@ -489,7 +490,8 @@ home_open(const char *dir, int flags, struct home **out)
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL || (h->dir = strdup(real)) == NULL ||
 	    (conf = home_path(real, HOME_CONF)) == NULL ||
-	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL) {
+	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL ||
+	    (h->lock_dir = home_path(real, HOME_LOCK_DIR)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -559,6 +561,13 @@ home_open(const char *dir, int flags, struct home **out)
 			ret = r;
 			goto out;
 		}
+		h->engine.store = h->store;
+		h->engine.ca = h->ca;
+		h->engine.policy = &h->policy;
+		h->engine.root = h->root;
+		h->engine.inter = h->inter;
+		h->engine.chain_path = h->chain_path;
+		h->engine.lock_dir = h->lock_dir;
 	}
 	*out = h;
 	h = NULL;
@@ -582,6 +591,7 @@ home_free(struct home *h)
 	X509_free(h->inter);
 	conf_clear(&h->conf);
 	free(h->chain_path);
+	free(h->lock_dir);
 	free(h->dir);
 	free(h);
 }

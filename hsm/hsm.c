@@ -1,6 +1,9 @@
 /*
  * hsm/: PKCS#11 through the module's CK_FUNCTION_LIST, loaded and
  * reference-counted by p11-kit (see docs/hsm.md for why not libp11).
+ * This file is the signing path (open, find, sign, public key) and the
+ * internals admin.c shares (hsm_int.h); provisioning and administration
+ * (token creation, key generation and removal) are in admin.c.
  *
  * Concurrency: one "admin" session (read-write, the one we logged in on)
  * serves key generation, lookup, destruction and attribute reads under
@@ -11,6 +14,7 @@
  * the life of the handle so the login never lapses.
  */
 #include "hsm/hsm.h"
+#include "hsm/hsm_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,45 +48,15 @@
 
 /* Largest public-key attribute we accept from a token (RSA-16384 modulus). */
 #define ATTR_MAX	2048
-#define KEY_ID_LEN	16
-#define PIN_HEX_LEN	32
-#define TOKEN_LABEL_LEN	32
-
-static const char *const softhsm_modules[] = {
+/* The SoftHSM 2 module's usual places, most likely first. */
+const char *const hsm_softhsm_modules[] = {
 	"/usr/lib/softhsm/libsofthsm2.so",
 	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
 	"/usr/lib64/pkcs11/libsofthsm2.so",
 	"/usr/local/lib/softhsm/libsofthsm2.so",
 };
-
-struct hsm {
-	CK_FUNCTION_LIST *p11;		/* managed by p11-kit */
-	CK_SLOT_ID slot;
-	char token[TOKEN_LABEL_LEN + 1];	/* label, for messages */
-	int rsa_in_token_hash;		/* CKM_SHA*_RSA_PKCS, else CKM_RSA_PKCS */
-
-	pthread_mutex_t admin_lock;
-	CK_SESSION_HANDLE admin;
-	int have_admin;
-
-	pthread_mutex_t pool_lock;
-	pthread_cond_t pool_cond;
-	CK_SESSION_HANDLE idle[AMTCA_HSM_SESSIONS_MAX];
-	size_t nidle;
-	size_t nopen;			/* signing sessions open: idle + busy */
-	size_t maxopen;
-	int locks;			/* mutexes/cond initialised */
-	int lockfd;			/* embedded token's amtca.lock, else -1 */
-};
-
-struct hsm_key {
-	struct hsm *h;
-	enum hsm_keytype type;
-	CK_OBJECT_HANDLE priv, pub;
-	EVP_PKEY *pkey;
-	size_t nbytes;			/* RSA: modulus; EC: one of r, s */
-	char *label;
-};
+const size_t hsm_softhsm_nmodules =
+    sizeof(hsm_softhsm_modules) / sizeof(hsm_softhsm_modules[0]);
 
 static const struct {
 	const char *name;
@@ -93,14 +67,6 @@ static const struct {
 	{ "rsa4096", HSM_KEY_RSA4096 },
 	{ "p256", HSM_KEY_P256 },
 	{ "p384", HSM_KEY_P384 },
-};
-
-/* DER namedCurve OIDs, the CKA_EC_PARAMS of our two curves. */
-static const unsigned char oid_p256[] = {
-	0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07
-};
-static const unsigned char oid_p384[] = {
-	0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22
 };
 
 /* DigestInfo prefixes (RFC 8017 9.2 note 1) for hashing in software. */
@@ -145,8 +111,8 @@ hsm_keytype_name(enum hsm_keytype t)
 
 /* amtca_fail() with p11-kit's text for `rv` appended. */
 AMTCA_PRINTF(3, 4)
-static int
-p11_fail(int code, CK_RV rv, const char *fmt, ...)
+int
+hsm_p11_fail(int code, CK_RV rv, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -168,8 +134,8 @@ unpad(char *dst, const unsigned char *src, size_t n)
 	dst[n] = '\0';
 }
 
-static int
-module_load(const char *path, int flags, CK_FUNCTION_LIST **out)
+int
+hsm_module_load(const char *path, int flags, CK_FUNCTION_LIST **out)
 {
 	CK_FUNCTION_LIST *p = NULL;
 	const char *why;
@@ -179,7 +145,7 @@ module_load(const char *path, int flags, CK_FUNCTION_LIST **out)
 	*out = NULL;
 	if (path == NULL || *path == '\0') {
 		ret = amtca_fail(AMTCA_E_HSM_MODULE, "no PKCS#11 module configured: "
-		    "set the module path (e.g. %s)", softhsm_modules[0]);
+		    "set the module path (e.g. %s)", hsm_softhsm_modules[0]);
 		goto out;
 	}
 	if ((p = p11_kit_module_load(path, flags)) == NULL) {
@@ -190,7 +156,7 @@ module_load(const char *path, int flags, CK_FUNCTION_LIST **out)
 		goto out;
 	}
 	if ((rv = p11_kit_module_initialize(p)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM_MODULE, rv, "PKCS#11 module %s failed "
+		ret = hsm_p11_fail(AMTCA_E_HSM_MODULE, rv, "PKCS#11 module %s failed "
 		    "to initialise (for SoftHSM check SOFTHSM2_CONF)", path);
 		goto out;
 	}
@@ -203,8 +169,8 @@ out:
 	return ret;
 }
 
-static void
-module_unload(CK_FUNCTION_LIST *p)
+void
+hsm_module_unload(CK_FUNCTION_LIST *p)
 {
 	if (p == NULL)
 		return;
@@ -213,8 +179,8 @@ module_unload(CK_FUNCTION_LIST *p)
 }
 
 /* Slots with a token present; *out freed with free(). */
-static int
-slot_list(CK_FUNCTION_LIST *p, CK_SLOT_ID **out, CK_ULONG *n)
+int
+hsm_slot_list(CK_FUNCTION_LIST *p, CK_SLOT_ID **out, CK_ULONG *n)
 {
 	CK_SLOT_ID *slots = NULL;
 	CK_ULONG cnt = 0;
@@ -225,7 +191,7 @@ slot_list(CK_FUNCTION_LIST *p, CK_SLOT_ID **out, CK_ULONG *n)
 	*n = 0;
 	for (tries = 0; tries < 4; tries++) {
 		if ((rv = p->C_GetSlotList(CK_TRUE, NULL, &cnt)) != CKR_OK) {
-			ret = p11_fail(AMTCA_E_HSM, rv, "cannot list PKCS#11 slots");
+			ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot list PKCS#11 slots");
 			goto out;
 		}
 		free(slots);
@@ -237,7 +203,7 @@ slot_list(CK_FUNCTION_LIST *p, CK_SLOT_ID **out, CK_ULONG *n)
 		if (rv == CKR_BUFFER_TOO_SMALL)
 			continue;	/* a token appeared in between */
 		if (rv != CKR_OK) {
-			ret = p11_fail(AMTCA_E_HSM, rv, "cannot list PKCS#11 slots");
+			ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot list PKCS#11 slots");
 			goto out;
 		}
 		*out = slots;
@@ -269,7 +235,7 @@ token_select(CK_FUNCTION_LIST *p, P11KitUri *uri, const char *uristr,
 	int r, ret = AMTCA_E_INTERNAL;
 
 	if ((rv = p->C_GetInfo(&minfo)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read PKCS#11 module info");
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read PKCS#11 module info");
 		goto out;
 	}
 	if (!p11_kit_uri_match_module_info(uri, &minfo)) {
@@ -277,7 +243,7 @@ token_select(CK_FUNCTION_LIST *p, P11KitUri *uri, const char *uristr,
 		    "library attributes of token URI %s; fix the URI or the module", uristr);
 		goto out;
 	}
-	if ((r = slot_list(p, &slots, &n)) != 0) {
+	if ((r = hsm_slot_list(p, &slots, &n)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -350,7 +316,7 @@ login(struct hsm *h, const char *pin_path)
 	int r, ret = AMTCA_E_INTERNAL;
 
 	if ((rv = h->p11->C_GetTokenInfo(h->slot, &ti)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read info of token %s", h->token);
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read info of token %s", h->token);
 		goto out;
 	}
 	if (!(ti.flags & CKF_LOGIN_REQUIRED)) {
@@ -400,7 +366,7 @@ login(struct hsm *h, const char *pin_path)
 		    "or re-create the token", h->token);
 		break;
 	default:
-		ret = p11_fail(AMTCA_E_HSM, rv, "login to token %s failed", h->token);
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "login to token %s failed", h->token);
 		break;
 	}
 out:
@@ -431,8 +397,8 @@ mech_can_sign(struct hsm *h, CK_MECHANISM_TYPE m)
 #define SOFTHSM_BACKUP_DIR "token-backup"
 
 /* The directory holding softhsm2.conf, tokens/ and token-backup/. */
-static char *
-softhsm_home(const char *conf)
+char *
+hsm_softhsm_home(const char *conf)
 {
 	char *copy = strdup(conf), *d, *out = NULL;
 
@@ -460,8 +426,8 @@ softhsm_home(const char *conf)
 #define SOFTHSM_LOCK_FILE "amtca.lock"
 
 /* Open (creating it 0600) the lock file of the token store at `home`. */
-static int
-softhsm_lock_open(const char *home, int *fdp)
+int
+hsm_softhsm_lock_open(const char *home, int *fdp)
 {
 	char *path = NULL;
 	int fd, ret = AMTCA_E_INTERNAL;
@@ -488,8 +454,8 @@ out:
 }
 
 /* Take (lock) or drop (!lock) the token lock; no-op without one. */
-static int
-softhsm_lock(int fd, int lock)
+int
+hsm_softhsm_lock(int fd, int lock)
 {
 	if (fd == -1)
 		return 0;
@@ -531,8 +497,8 @@ open_for_writing_elsewhere(const char *path)
 }
 
 /* Copy (backup) or restore (!backup) every token.object; 0 or an error. */
-static int
-softhsm_tokens_sync(const char *home, int backup)
+int
+hsm_softhsm_tokens_sync(const char *home, int backup)
 {
 	char *tokens = NULL, *bdir = NULL, *obj = NULL, *bak = NULL;
 	unsigned char *buf = NULL;
@@ -693,14 +659,14 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 	h->locks = 1;
 
 	if (opts->softhsm_conf != NULL) {
-		char *home = softhsm_home(opts->softhsm_conf);
+		char *home = hsm_softhsm_home(opts->softhsm_conf);
 
 		/* Held from the restore check until C_Login has written. */
 		if (home == NULL)
 			r = AMTCA_E_NOMEM;
-		else if ((r = softhsm_lock_open(home, &h->lockfd)) == 0 &&
-		    (r = softhsm_lock(h->lockfd, 1)) == 0)
-			r = softhsm_tokens_sync(home, 0);
+		else if ((r = hsm_softhsm_lock_open(home, &h->lockfd)) == 0 &&
+		    (r = hsm_softhsm_lock(h->lockfd, 1)) == 0)
+			r = hsm_softhsm_tokens_sync(home, 0);
 		free(home);
 		if (r != 0) {
 			ret = r;
@@ -711,7 +677,7 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 			goto out;
 		}
 	}
-	if ((r = module_load(opts->module, 0, &h->p11)) != 0) {
+	if ((r = hsm_module_load(opts->module, 0, &h->p11)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -723,13 +689,13 @@ hsm_open(const struct hsm_open_opts *opts, struct hsm **out)
 	/* Read-write: key generation and destruction happen here too. */
 	if ((rv = h->p11->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
 	    NULL, NULL, &h->admin)) != CKR_OK) {
-		ret = p11_fail(rv == CKR_TOKEN_WRITE_PROTECTED ? AMTCA_E_HSM_TOKEN :
+		ret = hsm_p11_fail(rv == CKR_TOKEN_WRITE_PROTECTED ? AMTCA_E_HSM_TOKEN :
 		    AMTCA_E_HSM, rv, "cannot open a session on token %s", h->token);
 		goto out;
 	}
 	h->have_admin = 1;
 	if ((r = login(h, pin_path)) != 0 ||
-	    (r = softhsm_lock(h->lockfd, 0)) != 0) {
+	    (r = hsm_softhsm_lock(h->lockfd, 0)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -772,7 +738,7 @@ hsm_free(struct hsm *h)
 		 */
 		if (h->have_admin)
 			(void)h->p11->C_CloseSession(h->admin);
-		module_unload(h->p11);
+		hsm_module_unload(h->p11);
 	}
 	if (h->lockfd != -1)
 		close(h->lockfd);	/* drops the flock if still held */
@@ -816,7 +782,7 @@ session_get(struct hsm *h, CK_SESSION_HANDLE *out)
 				h->maxopen = h->nopen;	/* the token's real limit */
 				continue;
 			}
-			ret = p11_fail(AMTCA_E_HSM, rv, "cannot open a signing "
+			ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot open a signing "
 			    "session on token %s", h->token);
 			break;
 		}
@@ -843,8 +809,8 @@ session_put(struct hsm *h, CK_SESSION_HANDLE s, int failed)
 
 /* ---- objects (admin session, admin_lock held) ---- */
 
-static int
-find_objects(struct hsm *h, CK_OBJECT_CLASS cls, const char *label,
+int
+hsm_find_objects(struct hsm *h, CK_OBJECT_CLASS cls, const char *label,
     const unsigned char *id, size_t idlen, CK_OBJECT_HANDLE *found,
     CK_ULONG max, CK_ULONG *n)
 {
@@ -867,11 +833,11 @@ find_objects(struct hsm *h, CK_OBJECT_CLASS cls, const char *label,
 		t[nt++].ulValueLen = idlen;
 	}
 	if ((rv = h->p11->C_FindObjectsInit(h->admin, t, nt)) != CKR_OK)
-		return p11_fail(AMTCA_E_HSM, rv, "cannot search token %s", h->token);
+		return hsm_p11_fail(AMTCA_E_HSM, rv, "cannot search token %s", h->token);
 	rv = h->p11->C_FindObjects(h->admin, found, max, n);
 	(void)h->p11->C_FindObjectsFinal(h->admin);
 	if (rv != CKR_OK)
-		return p11_fail(AMTCA_E_HSM, rv, "cannot search token %s", h->token);
+		return hsm_p11_fail(AMTCA_E_HSM, rv, "cannot search token %s", h->token);
 	return 0;
 }
 
@@ -888,7 +854,7 @@ get_attr(struct hsm *h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 	*out = NULL;
 	*len = 0;
 	if ((rv = h->p11->C_GetAttributeValue(h->admin, o, &a, 1)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of a "
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of a "
 		    "key in token %s", (unsigned long)type, h->token);
 		goto out;
 	}
@@ -903,7 +869,7 @@ get_attr(struct hsm *h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 	}
 	a.pValue = buf;
 	if ((rv = h->p11->C_GetAttributeValue(h->admin, o, &a, 1)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of a "
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of a "
 		    "key in token %s", (unsigned long)type, h->token);
 		goto out;
 	}
@@ -924,7 +890,7 @@ get_ulong(struct hsm *h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 	CK_RV rv;
 
 	if ((rv = h->p11->C_GetAttributeValue(h->admin, o, &a, 1)) != CKR_OK)
-		return p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of "
+		return hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read attribute 0x%lx of "
 		    "a key in token %s", (unsigned long)type, h->token);
 	return 0;
 }
@@ -1032,8 +998,8 @@ out:
 }
 
 /* Build the handle for a key pair whose objects are known. */
-static int
-key_build(struct hsm *h, const char *label, CK_OBJECT_HANDLE priv,
+int
+hsm_key_build(struct hsm *h, const char *label, CK_OBJECT_HANDLE priv,
     CK_OBJECT_HANDLE pub, struct hsm_key **out)
 {
 	struct hsm_key *k = NULL;
@@ -1113,7 +1079,7 @@ key_find_locked(struct hsm *h, const char *label, struct hsm_key **out)
 	size_t idlen = 0;
 	int r, ret = AMTCA_E_INTERNAL;
 
-	if ((r = find_objects(h, CKO_PRIVATE_KEY, label, NULL, 0, priv, 2,
+	if ((r = hsm_find_objects(h, CKO_PRIVATE_KEY, label, NULL, 0, priv, 2,
 	    &npriv)) != 0) {
 		ret = r;
 		goto out;
@@ -1134,12 +1100,12 @@ key_find_locked(struct hsm *h, const char *label, struct hsm_key **out)
 		ret = r;
 		goto out;
 	}
-	if (idlen > 0 && (r = find_objects(h, CKO_PUBLIC_KEY, NULL, id, idlen,
+	if (idlen > 0 && (r = hsm_find_objects(h, CKO_PUBLIC_KEY, NULL, id, idlen,
 	    pub, 2, &npub)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if (npub != 1 && (r = find_objects(h, CKO_PUBLIC_KEY, label, NULL, 0,
+	if (npub != 1 && (r = hsm_find_objects(h, CKO_PUBLIC_KEY, label, NULL, 0,
 	    pub, 2, &npub)) != 0) {
 		ret = r;
 		goto out;
@@ -1150,7 +1116,7 @@ key_find_locked(struct hsm *h, const char *label, struct hsm_key **out)
 		    npub == 0 ? "missing" : "ambiguous");
 		goto out;
 	}
-	ret = key_build(h, label, priv[0], pub[0], out);
+	ret = hsm_key_build(h, label, priv[0], pub[0], out);
 out:
 	free(id);
 	return ret;
@@ -1167,181 +1133,6 @@ hsm_key_find(struct hsm *h, const char *label, struct hsm_key **out)
 	pthread_mutex_lock(&h->admin_lock);
 	ret = key_find_locked(h, label, out);
 	pthread_mutex_unlock(&h->admin_lock);
-	return ret;
-}
-
-int
-hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
-    struct hsm_key **out)
-{
-	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
-	CK_OBJECT_HANDLE found[1], pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-	CK_ULONG n = 0, bits = 0, npubt = 0;
-	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
-	unsigned char id[KEY_ID_LEN], exp[] = { 0x01, 0x00, 0x01 };
-	struct hsm_key_protection prot;
-	int locked = 0, tlocked = 0, r, ret = AMTCA_E_INTERNAL;
-	CK_RV rv;
-	CK_ATTRIBUTE pubt[10], privt[] = {
-		{ CKA_TOKEN, &t, sizeof(t) },
-		{ CKA_PRIVATE, &t, sizeof(t) },
-		{ CKA_SENSITIVE, &t, sizeof(t) },
-		{ CKA_EXTRACTABLE, &f, sizeof(f) },
-		{ CKA_SIGN, &t, sizeof(t) },
-		/* A CA key signs and does nothing else. */
-		{ CKA_DECRYPT, &f, sizeof(f) },
-		{ CKA_UNWRAP, &f, sizeof(f) },
-		{ CKA_DERIVE, &f, sizeof(f) },
-		{ CKA_LABEL, (void *)label, label != NULL ? strlen(label) : 0 },
-		{ CKA_ID, id, sizeof(id) },
-	};
-
-	*out = NULL;
-	if (h == NULL || label == NULL || *label == '\0') {
-		ret = amtca_fail(AMTCA_E_USAGE, "hsm_keygen: no key label");
-		goto out;
-	}
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_TOKEN, &t, sizeof(t) };
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &f, sizeof(f) };
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_VERIFY, &t, sizeof(t) };
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &f, sizeof(f) };
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_WRAP, &f, sizeof(f) };
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
-	pubt[npubt++] = (CK_ATTRIBUTE){ CKA_ID, id, sizeof(id) };
-	switch (type) {
-	case HSM_KEY_RSA2048:
-	case HSM_KEY_RSA3072:
-	case HSM_KEY_RSA4096:
-		bits = type == HSM_KEY_RSA2048 ? 2048 :
-		    type == HSM_KEY_RSA3072 ? 3072 : 4096;
-		pubt[npubt++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
-		pubt[npubt++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) };
-		break;
-	case HSM_KEY_P256:
-	case HSM_KEY_P384:
-		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		pubt[npubt++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS,
-		    (void *)(type == HSM_KEY_P256 ? oid_p256 : oid_p384),
-		    type == HSM_KEY_P256 ? sizeof(oid_p256) : sizeof(oid_p384) };
-		break;
-	default:
-		ret = amtca_fail(AMTCA_E_USAGE, "hsm_keygen: unknown key type");
-		goto out;
-	}
-	if ((r = amtca_random(id, sizeof(id))) != 0) {
-		ret = r;
-		goto out;
-	}
-
-	pthread_mutex_lock(&h->admin_lock);
-	locked = 1;
-	/* Object creation writes the token store: under the token lock. */
-	if ((r = softhsm_lock(h->lockfd, 1)) != 0) {
-		ret = r;
-		goto out;
-	}
-	tlocked = 1;
-	if ((r = find_objects(h, CKO_PRIVATE_KEY, label, NULL, 0, found, 1, &n)) != 0 ||
-	    (n == 0 && (r = find_objects(h, CKO_PUBLIC_KEY, label, NULL, 0,
-	    found, 1, &n)) != 0)) {
-		ret = r;
-		goto out;
-	}
-	if (n > 0) {
-		ret = amtca_fail(AMTCA_E_EXISTS, "a key labelled %s already exists "
-		    "in token %s; choose another label or use that key", label,
-		    h->token);
-		goto out;
-	}
-	rv = h->p11->C_GenerateKeyPair(h->admin, &mech, pubt, npubt, privt,
-	    sizeof(privt) / sizeof(privt[0]), &pub, &priv);
-	if (rv != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "token %s cannot generate a %s key",
-		    h->token, hsm_keytype_name(type));
-		pub = priv = CK_INVALID_HANDLE;
-		goto out;
-	}
-	if ((r = key_build(h, label, priv, pub, out)) != 0) {
-		ret = r;
-		goto out;
-	}
-	tlocked = 0;
-	if ((r = softhsm_lock(h->lockfd, 0)) != 0) {
-		ret = r;
-		goto out;
-	}
-	pthread_mutex_unlock(&h->admin_lock);
-	locked = 0;
-	/* Trust, but verify: a token that ignores CKA_SENSITIVE is no HSM. */
-	if ((r = hsm_key_protection(*out, &prot)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (!prot.sensitive || prot.extractable || !prot.is_private || !prot.token) {
-		ret = amtca_fail(AMTCA_E_HSM, "token %s did not keep the new key "
-		    "sensitive and non-extractable; use another token", h->token);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (ret != 0 && *out != NULL) {
-		hsm_key_free(*out);
-		*out = NULL;
-	}
-	/* Never leave a half-made key behind: it would block the label. */
-	if (ret != 0 && h != NULL && (pub != CK_INVALID_HANDLE ||
-	    priv != CK_INVALID_HANDLE)) {
-		if (!locked)
-			pthread_mutex_lock(&h->admin_lock);
-		locked = 1;
-		if (!tlocked && softhsm_lock(h->lockfd, 1) == 0)
-			tlocked = 1;
-		if (pub != CK_INVALID_HANDLE)
-			(void)h->p11->C_DestroyObject(h->admin, pub);
-		if (priv != CK_INVALID_HANDLE)
-			(void)h->p11->C_DestroyObject(h->admin, priv);
-	}
-	if (tlocked)
-		(void)softhsm_lock(h->lockfd, 0);
-	if (locked)
-		pthread_mutex_unlock(&h->admin_lock);
-	return ret;
-}
-
-int
-hsm_key_destroy(struct hsm *h, struct hsm_key *k)
-{
-	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
-	int ret = AMTCA_E_INTERNAL;
-
-	if (h == NULL || k == NULL || k->h != h) {
-		ret = amtca_fail(AMTCA_E_USAGE, "hsm_key_destroy: key is not from "
-		    "this token");
-		goto out;
-	}
-	pthread_mutex_lock(&h->admin_lock);
-	if ((ret = softhsm_lock(h->lockfd, 1)) != 0) {
-		pthread_mutex_unlock(&h->admin_lock);
-		goto out;
-	}
-	if (k->priv != CK_INVALID_HANDLE)
-		rv1 = h->p11->C_DestroyObject(h->admin, k->priv);
-	if (k->pub != CK_INVALID_HANDLE)
-		rv2 = h->p11->C_DestroyObject(h->admin, k->pub);
-	(void)softhsm_lock(h->lockfd, 0);
-	pthread_mutex_unlock(&h->admin_lock);
-	ret = AMTCA_E_INTERNAL;
-	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
-		k->priv = CK_INVALID_HANDLE;
-	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)
-		k->pub = CK_INVALID_HANDLE;
-	if (rv1 != CKR_OK || rv2 != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv1 != CKR_OK ? rv1 : rv2, "cannot "
-		    "remove key %s from token %s", k->label, h->token);
-		goto out;
-	}
-	ret = 0;
-out:
 	return ret;
 }
 
@@ -1365,41 +1156,6 @@ enum hsm_keytype
 hsm_key_type(const struct hsm_key *k)
 {
 	return k->type;
-}
-
-int
-hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out)
-{
-	CK_BBOOL v[6] = { 0 };
-	CK_ATTRIBUTE a[] = {
-		{ CKA_TOKEN, &v[0], sizeof(v[0]) },
-		{ CKA_PRIVATE, &v[1], sizeof(v[1]) },
-		{ CKA_SENSITIVE, &v[2], sizeof(v[2]) },
-		{ CKA_EXTRACTABLE, &v[3], sizeof(v[3]) },
-		{ CKA_ALWAYS_SENSITIVE, &v[4], sizeof(v[4]) },
-		{ CKA_NEVER_EXTRACTABLE, &v[5], sizeof(v[5]) },
-	};
-	struct hsm *h;
-	CK_RV rv;
-
-	memset(out, 0, sizeof(*out));
-	if (k == NULL || k->priv == CK_INVALID_HANDLE)
-		return amtca_fail(AMTCA_E_HSM_KEY, "key was removed from the token");
-	h = k->h;
-	pthread_mutex_lock(&h->admin_lock);
-	rv = h->p11->C_GetAttributeValue(h->admin, k->priv, a,
-	    sizeof(a) / sizeof(a[0]));
-	pthread_mutex_unlock(&h->admin_lock);
-	if (rv != CKR_OK)
-		return p11_fail(AMTCA_E_HSM, rv, "cannot read the attributes of "
-		    "key %s in token %s", k->label, h->token);
-	out->token = v[0] == CK_TRUE;
-	out->is_private = v[1] == CK_TRUE;
-	out->sensitive = v[2] == CK_TRUE;
-	out->extractable = v[3] == CK_TRUE;
-	out->always_sensitive = v[4] == CK_TRUE;
-	out->never_extractable = v[5] == CK_TRUE;
-	return 0;
 }
 
 /* ---- signing ---- */
@@ -1526,12 +1282,12 @@ hsm_sign(struct hsm_key *k, const EVP_MD *md, const unsigned char *tbs,
 		rv = h->p11->C_Sign(s, (CK_BYTE *)data, inlen, outp, &outlen);
 	session_put(h, s, rv != CKR_OK);
 	if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-		ret = p11_fail(AMTCA_E_HSM_KEY, rv, "key %s is no longer in token "
+		ret = hsm_p11_fail(AMTCA_E_HSM_KEY, rv, "key %s is no longer in token "
 		    "%s; find or generate it again", k->label, h->token);
 		goto out;
 	}
 	if (rv != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "token %s failed to sign with %s",
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "token %s failed to sign with %s",
 		    h->token, k->label);
 		goto out;
 	}
@@ -1567,304 +1323,6 @@ hsm_key_signer(struct hsm_key *k, struct ca_signer *out)
 	out->sign = signer_sign;
 }
 
-/* ---- the embedded SoftHSM default ---- */
-
-static const char *
-softhsm_module(void)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(softhsm_modules) / sizeof(softhsm_modules[0]); i++)
-		if (access(softhsm_modules[i], R_OK) == 0)
-			return softhsm_modules[i];
-	return NULL;
-}
-
-static int
-random_pin(char pin[PIN_HEX_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[PIN_HEX_LEN / 2];
-	size_t i;
-	int r;
-
-	if ((r = amtca_random(b, sizeof(b))) != 0)
-		return r;
-	for (i = 0; i < sizeof(b); i++) {
-		pin[2 * i] = hex[b[i] >> 4];
-		pin[2 * i + 1] = hex[b[i] & 15];
-	}
-	pin[PIN_HEX_LEN] = '\0';
-	OPENSSL_cleanse(b, sizeof(b));
-	return 0;
-}
-
-/* The slot holding the initialised token labelled `padded`. */
-static int
-slot_by_label(CK_FUNCTION_LIST *p, const unsigned char *padded,
-    CK_SLOT_ID *slot)
-{
-	CK_SLOT_ID *slots = NULL;
-	CK_ULONG n = 0, i;
-	CK_TOKEN_INFO ti;
-	int r, ret = AMTCA_E_INTERNAL;
-
-	if ((r = slot_list(p, &slots, &n)) != 0) {
-		ret = r;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		if (p->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
-		    (ti.flags & CKF_TOKEN_INITIALIZED) &&
-		    memcmp(ti.label, padded, TOKEN_LABEL_LEN) == 0) {
-			*slot = slots[i];
-			ret = 0;
-			goto out;
-		}
-	}
-	ret = amtca_fail(AMTCA_E_HSM_TOKEN, "the new SoftHSM token vanished "
-	    "after initialisation");
-out:
-	free(slots);
-	return ret;
-}
-
-static int
-softhsm_init_token(CK_FUNCTION_LIST *p, const char *label, const char *pin)
-{
-	unsigned char padded[TOKEN_LABEL_LEN];
-	char so[PIN_HEX_LEN + 1] = "";
-	CK_SLOT_ID *slots = NULL, slot = 0;
-	CK_ULONG n = 0, i;
-	CK_TOKEN_INFO ti;
-	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-	int have_slot = 0, logged_in = 0, r, ret = AMTCA_E_INTERNAL;
-	CK_RV rv;
-
-	memset(padded, ' ', sizeof(padded));
-	memcpy(padded, label, strlen(label));
-	if ((r = slot_list(p, &slots, &n)) != 0) {
-		ret = r;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		if (p->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
-			continue;
-		if ((ti.flags & CKF_TOKEN_INITIALIZED) &&
-		    memcmp(ti.label, padded, sizeof(padded)) == 0) {
-			ret = amtca_fail(AMTCA_E_EXISTS, "a SoftHSM token labelled "
-			    "%s already exists", label);
-			goto out;
-		}
-		if (!have_slot && !(ti.flags & CKF_TOKEN_INITIALIZED)) {
-			slot = slots[i];
-			have_slot = 1;
-		}
-	}
-	if (!have_slot) {
-		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "SoftHSM offers no free slot");
-		goto out;
-	}
-	/* The SO PIN is used once and forgotten: the CA is not reset. */
-	if ((r = random_pin(so)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if ((rv = p->C_InitToken(slot, (CK_UTF8CHAR *)so, strlen(so),
-	    padded)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot initialise SoftHSM token %s",
-		    label);
-		goto out;
-	}
-	/* SoftHSM renumbers its slots after C_InitToken. */
-	if ((r = slot_by_label(p, padded, &slot)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if ((rv = p->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-	    NULL, NULL, &s)) != CKR_OK) {
-		s = CK_INVALID_HANDLE;
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot open a session on the new "
-		    "token %s", label);
-		goto out;
-	}
-	if ((rv = p->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so, strlen(so))) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot log in as SO on the new "
-		    "token %s", label);
-		goto out;
-	}
-	logged_in = 1;
-	if ((rv = p->C_InitPIN(s, (CK_UTF8CHAR *)pin, strlen(pin))) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM, rv, "cannot set the user PIN of the new "
-		    "token %s", label);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (logged_in)
-		(void)p->C_Logout(s);
-	if (s != CK_INVALID_HANDLE)
-		(void)p->C_CloseSession(s);
-	OPENSSL_cleanse(so, sizeof(so));
-	free(slots);
-	return ret;
-}
-
-int
-hsm_softhsm_create(const char *dir, const char *label, const char *pin_path,
-    char **module_out, char **uri_out, char **conf_out)
-{
-	char *absdir = NULL, *tokens = NULL, *conf = NULL, *text = NULL;
-	char *module = NULL, *uristr = NULL;
-	char pin[PIN_HEX_LEN + 1] = "";
-	const char *mpath;
-	CK_FUNCTION_LIST *p = NULL;
-	P11KitUri *uri = NULL;
-	CK_TOKEN_INFO *uti;
-	int pin_written = 0, lockfd = -1, tlen, r, ret = AMTCA_E_INTERNAL;
-	CK_C_INITIALIZE_ARGS args;
-	CK_RV rv;
-
-	*module_out = *uri_out = *conf_out = NULL;
-	if (dir == NULL || label == NULL || pin_path == NULL || *label == '\0' ||
-	    strlen(label) > TOKEN_LABEL_LEN) {
-		ret = amtca_fail(AMTCA_E_USAGE, "SoftHSM token label must be 1 to "
-		    "%d bytes", TOKEN_LABEL_LEN);
-		goto out;
-	}
-	if ((mpath = softhsm_module()) == NULL) {
-		ret = amtca_fail(AMTCA_E_HSM_MODULE, "SoftHSM is not installed "
-		    "(no %s); install softhsm2 or configure another PKCS#11 "
-		    "module", softhsm_modules[0]);
-		goto out;
-	}
-	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if ((absdir = realpath(dir, NULL)) == NULL) {
-		ret = amtca_fail(AMTCA_E_IO, "cannot resolve %s: %s", dir,
-		    strerror(errno));
-		goto out;
-	}
-	/* Held until the backup of the new token.object is taken. */
-	if ((r = softhsm_lock_open(absdir, &lockfd)) != 0 ||
-	    (r = softhsm_lock(lockfd, 1)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (asprintf(&tokens, "%s/tokens", absdir) < 0) {
-		tokens = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if (asprintf(&conf, "%s/softhsm2.conf", absdir) < 0) {
-		conf = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((tlen = asprintf(&text, "# written by amtca: SoftHSM token store\n"
-	    "directories.tokendir = %s\nobjectstore.backend = file\n"
-	    "log.level = ERROR\nslots.removable = false\n", tokens)) < 0) {
-		text = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if (mkdir(tokens, 0700) != 0) {
-		ret = amtca_fail(errno == EEXIST ? AMTCA_E_EXISTS : AMTCA_E_IO,
-		    "cannot create %s: %s; use an empty directory", tokens,
-		    strerror(errno));
-		goto out;
-	}
-	if ((r = amtca_file_write(conf, text, (size_t)tlen, 0600, 1)) != 0) {
-		ret = r;
-		goto out;
-	}
-	/* Written first and exclusively: never leave a token nobody can open. */
-	if ((r = random_pin(pin)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if ((r = amtca_file_write(pin_path, pin, strlen(pin), 0600, 1)) != 0) {
-		ret = r;
-		goto out;
-	}
-	pin_written = 1;
-	if (setenv("SOFTHSM2_CONF", conf, 1) != 0) {
-		ret = amtca_fail(AMTCA_E_NOMEM, "cannot set SOFTHSM2_CONF");
-		goto out;
-	}
-	/*
-	 * Unmanaged and initialised by us, so that a SoftHSM already running
-	 * in this process on another configuration is detected (it would
-	 * ignore SOFTHSM2_CONF) instead of silently getting the new token.
-	 */
-	if ((p = p11_kit_module_load(mpath, P11_KIT_MODULE_UNMANAGED)) == NULL) {
-		ret = amtca_fail(AMTCA_E_HSM_MODULE, "cannot load %s: %s", mpath,
-		    p11_kit_message() != NULL ? p11_kit_message() : "unknown error");
-		goto out;
-	}
-	memset(&args, 0, sizeof(args));
-	args.flags = CKF_OS_LOCKING_OK;
-	if ((rv = p->C_Initialize(&args)) != CKR_OK) {
-		ret = p11_fail(AMTCA_E_HSM_MODULE, rv, rv ==
-		    CKR_CRYPTOKI_ALREADY_INITIALIZED ? "SoftHSM is already in use "
-		    "in this process; create the token before opening one" :
-		    "SoftHSM failed to initialise with %s", conf);
-		p11_kit_module_release(p);
-		p = NULL;
-		goto out;
-	}
-	if ((r = softhsm_init_token(p, label, pin)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if ((uri = p11_kit_uri_new()) == NULL) {
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	uti = p11_kit_uri_get_token_info(uri);
-	memset(uti->label, ' ', sizeof(uti->label));
-	memcpy(uti->label, label, strlen(label));
-	if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_TOKEN, &uristr) !=
-	    P11_KIT_URI_OK || (module = strdup(mpath)) == NULL) {
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	*module_out = module;
-	*uri_out = uristr;
-	*conf_out = conf;
-	module = uristr = conf = NULL;
-	ret = 0;
-out:
-	if (p != NULL) {
-		(void)p->C_Finalize(NULL);
-		p11_kit_module_release(p);
-	}
-	/* After C_Finalize: SoftHSM has written the token for good. */
-	if (ret == 0 && (r = softhsm_tokens_sync(absdir, 1)) != 0) {
-		ret = r;
-		free(*module_out);
-		free(*uri_out);
-		free(*conf_out);
-		*module_out = *uri_out = *conf_out = NULL;
-	}
-	if (lockfd != -1)
-		close(lockfd);
-	if (ret != 0 && pin_written)
-		(void)unlink(pin_path);
-	OPENSSL_cleanse(pin, sizeof(pin));
-	if (uri != NULL)
-		p11_kit_uri_free(uri);
-	free(uristr);
-	free(module);
-	free(absdir);
-	free(tokens);
-	free(conf);
-	free(text);
-	return ret;
-}
-
 /* ---- paths behind a configuration, for the caller's checks ---- */
 
 int
@@ -1896,128 +1354,5 @@ hsm_uri_pin_path(const char *token_uri, char **out)
 	ret = 0;
 out:
 	p11_kit_uri_free(uri);
-	return ret;
-}
-
-#define TOKENDIR_KEY "directories.tokendir"
-
-/*
- * Read a softhsm2.conf; *tokendir (malloc'd) is the value of
- * directories.tokendir, NULL when absent.  *text (malloc'd) is the file.
- */
-static int
-softhsm_conf_read(const char *conf, char **text, char **tokendir)
-{
-	unsigned char *buf = NULL;
-	size_t len;
-	char *line, *v, *e;
-	int r;
-
-	*text = *tokendir = NULL;
-	if ((r = amtca_file_read(conf, AMTCA_SOFTHSM_CONF_MAX, &buf, &len)) != 0)
-		return r;
-	for (line = (char *)buf; line != NULL && *line != '\0';
-	    line = (e = strchr(line, '\n')) != NULL ? e + 1 : NULL) {
-		while (*line == ' ' || *line == '\t')
-			line++;
-		if (strncmp(line, TOKENDIR_KEY, strlen(TOKENDIR_KEY)) != 0)
-			continue;
-		v = line + strlen(TOKENDIR_KEY);
-		while (*v == ' ' || *v == '\t')
-			v++;
-		if (*v++ != '=')
-			continue;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		e = v + strcspn(v, "\r\n");
-		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		free(*tokendir);
-		if ((*tokendir = strndup(v, (size_t)(e - v))) == NULL) {
-			free(buf);
-			return AMTCA_E_NOMEM;
-		}
-	}
-	*text = (char *)buf;
-	return 0;
-}
-
-int
-hsm_softhsm_tokendir(const char *conf, char **out)
-{
-	char *text = NULL;
-	int r;
-
-	*out = NULL;
-	if ((r = softhsm_conf_read(conf, &text, out)) != 0)
-		return r;
-	free(text);
-	if (*out == NULL)
-		return amtca_fail(AMTCA_E_CONFIG, "%s names no %s", conf,
-		    TOKENDIR_KEY);
-	return 0;
-}
-
-int
-hsm_softhsm_relocate(const char *conf)
-{
-	char *text = NULL, *tokendir = NULL, *home = NULL, *want = NULL;
-	char *head = NULL, *nt = NULL, *at;
-	struct stat sb;
-	int r, ret = AMTCA_E_INTERNAL;
-
-	if ((r = softhsm_conf_read(conf, &text, &tokendir)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if ((home = softhsm_home(conf)) == NULL ||
-	    asprintf(&want, "%s/tokens", home) < 0) {
-		want = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if (tokendir != NULL && strcmp(tokendir, want) == 0) {
-		ret = 0;
-		goto out;
-	}
-	/*
-	 * The home was moved or copied (cp -a): the conf still names the
-	 * original's token store.  Use the one that came along, never the
-	 * original's.
-	 */
-	if (stat(want, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "%s names the token store %s, "
-		    "but this CA home's own store %s is missing; copy the whole "
-		    "home (softhsm/tokens included)", conf,
-		    tokendir != NULL ? tokendir : "(none)", want);
-		goto out;
-	}
-	if (tokendir == NULL) {
-		ret = amtca_fail(AMTCA_E_CONFIG, "%s names no %s", conf, TOKENDIR_KEY);
-		goto out;
-	}
-	/* Replace the value of the (last) tokendir line, keep the rest. */
-	at = strstr(text, tokendir);
-	while (at != NULL && strstr(at + 1, tokendir) != NULL)
-		at = strstr(at + 1, tokendir);
-	if (at == NULL || (head = strndup(text, (size_t)(at - text))) == NULL ||
-	    asprintf(&nt, "%s%s%s", head, want, at + strlen(tokendir)) < 0) {
-		nt = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((r = amtca_file_write(conf, nt, strlen(nt), 0600, 0)) != 0) {
-		ret = amtca_fail(r, "this CA home was moved or copied and %s must "
-		    "now name %s, but it cannot be rewritten", conf, want);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(text);
-	free(tokendir);
-	free(home);
-	free(want);
-	free(head);
-	free(nt);
 	return ret;
 }

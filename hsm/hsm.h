@@ -1,10 +1,15 @@
 /*
- * hsm/: the only code that touches PKCS#11.
+ * hsm/: the only code that touches PKCS#11.  This header is the signing
+ * path (hsm.c): load a PKCS#11 module, select a token by RFC 7512 URI
+ * (parsed by p11-kit), log in with a PIN read from a file (or the URI's
+ * pin-source), find CA key pairs by label and sign with them from any
+ * number of threads.  Provisioning and administration (creating the
+ * embedded SoftHSM token, generating and removing keys, reading their
+ * protection back, relocating a moved token) are in hsm/admin.h (admin.c).
  *
- * Loads a PKCS#11 module, selects a token by RFC 7512 URI (parsed by
- * p11-kit), logs in with a PIN read from a file (or the URI's pin-source),
- * generates CA key pairs inside the token (CKA_SENSITIVE, never
- * CKA_EXTRACTABLE) and signs with them from any number of threads.
+ * Who links what: a signer process needs only this header and hsm.o; the
+ * CLI, the composition root and the tests also link admin.o.  admin.o
+ * depends on hsm.o, never the other way round.
  *
  * Errors: AMTCA_E_HSM_MODULE (module not loadable), AMTCA_E_HSM_TOKEN (no
  * token matches the URI), AMTCA_E_HSM_PIN (wrong PIN: never retried, tokens
@@ -52,46 +57,8 @@ int hsm_open(const struct hsm_open_opts *opts, struct hsm **out) AMTCA_WUR;
 /* Log out, close sessions, unload.  Keys from this hsm must be freed first. */
 void hsm_free(struct hsm *h);
 
-/*
- * The embedded default: create `dir` (0700) with a softhsm2.conf and a
- * token directory, initialise a fresh token labelled `label` with random SO
- * and user PINs, and write the user PIN to `pin_path` (0600).  The SO PIN is
- * discarded (the token is re-creatable, the CA is not meant to be reset).
- * Returns the module path, the token URI and the conf path (malloc'd).
- */
-int hsm_softhsm_create(const char *dir, const char *label,
-    const char *pin_path, char **module_out, char **uri_out,
-    char **conf_out) AMTCA_WUR;
-
-/*
- * Generate a key pair of `type` inside the token: private key CKA_TOKEN,
- * CKA_PRIVATE, CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_SIGN; public key
- * CKA_TOKEN, CKA_VERIFY; both labelled `label` with one fresh random
- * CKA_ID.  AMTCA_E_EXISTS if a key with that label exists.
- */
-int hsm_keygen(struct hsm *h, enum hsm_keytype type, const char *label,
-    struct hsm_key **out) AMTCA_WUR;
-
 /* Find the key pair labelled `label` once; AMTCA_E_HSM_KEY if missing. */
 int hsm_key_find(struct hsm *h, const char *label, struct hsm_key **out) AMTCA_WUR;
-
-/*
- * Remove both halves of the key pair from the token (benchmark keys).  No
- * hsm_sign() on `k` may be running; afterwards it fails with HSM_KEY.  `k`
- * is still released with hsm_key_free().
- */
-int hsm_key_destroy(struct hsm *h, struct hsm_key *k) AMTCA_WUR;
-
-/*
- * Protection attributes of the private half as the token reports them
- * (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE,
- * CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE), for tests and status output.
- */
-struct hsm_key_protection {
-	int token, is_private, sensitive, extractable;
-	int always_sensitive, never_extractable;
-};
-int hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out) AMTCA_WUR;
 
 /* Release the handle (the key stays in the token).  NULL is fine. */
 void hsm_key_free(struct hsm_key *k);
@@ -117,15 +84,5 @@ void hsm_key_signer(struct hsm_key *k, struct ca_signer *out);
  */
 int hsm_uri_pin_path(const char *token_uri, char **out) AMTCA_WUR;
 
-/* The token directory a softhsm2.conf names (malloc'd); AMTCA_E_CONFIG if none. */
-int hsm_softhsm_tokendir(const char *conf, char **out) AMTCA_WUR;
-
-/*
- * For the embedded token (hsm_softhsm_create's layout) after its directory
- * was moved or copied: make `conf` name the tokens/ directory beside it,
- * rewriting it atomically when it names another.  AMTCA_E_HSM_TOKEN when
- * there is no tokens/ beside it.  Never leaves a copy using the original.
- */
-int hsm_softhsm_relocate(const char *conf) AMTCA_WUR;
 
 #endif

@@ -21,7 +21,7 @@
 #include <openssl/evp.h>
 
 #include "common/util.h"
-#include "hsm/hsm.h"
+#include "hsm/admin.h"
 
 #define TOKEN_LABEL	"amtca-test"
 #define THREADS		4

@@ -1,4 +1,10 @@
-/* The issuance store on a real SQLite file in a temp directory. */
+/*
+ * Conformance suite for the issuance store interface (ca/store.h).  Every
+ * case runs once per backend in backends[] below, each store opened by URI;
+ * a new backend (PostgreSQL) adds a row with its hooks and must pass all of
+ * them.  The URI selection tests at the end are about the front, not a
+ * backend, and run once.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,9 +20,98 @@
 #include "ca/store.h"
 #include "soft_signer.h"
 
+/* What the suite needs to know about a backend beyond the interface. */
+struct backend {
+	const char *name;
+	/* The URI of a fresh store called `name` for a test using `dir`. */
+	void (*uri)(const char *dir, const char *name, char *out, size_t len);
+	/* Assert the backend's own evidence that committed records are durable. */
+	void (*check_durable)(const char *uri);
+	/* Make `uri` name something that exists but is not an amtca store. */
+	void (*make_foreign)(const char *uri);
+	/* Leave what a crashed writer leaves beside the store (may be a no-op). */
+	void (*litter)(const char *uri);
+	/* Assert that nothing of the store at `uri` is left. */
+	void (*check_gone)(const char *uri);
+};
+
+/* SQLite: "sqlite:PATH". */
+static const char *
+sqlite_path(const char *uri)
+{
+	assert_int_equal(strncmp(uri, "sqlite:", 7), 0);
+	return uri + 7;
+}
+
+static void
+sqlite_uri(const char *dir, const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "sqlite:%s/%s.db", dir, name);
+}
+
+static void
+sqlite_check_durable(const char *uri)
+{
+	struct stat sb;
+	char wal[600];
+
+	/* WAL mode: the log exists beside the database. */
+	snprintf(wal, sizeof(wal), "%s-wal", sqlite_path(uri));
+	assert_int_equal(stat(wal, &sb), 0);
+}
+
+static void
+sqlite_make_foreign(const char *uri)
+{
+	FILE *fp = fopen(sqlite_path(uri), "w");
+
+	assert_non_null(fp);
+	fclose(fp);
+}
+
+static const char *const sqlite_companions[] = { "-wal", "-shm", "-journal" };
+
+static void
+sqlite_litter(const char *uri)
+{
+	char p[600];
+	FILE *fp;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {	/* a crashed WAL writer's leftovers */
+		snprintf(p, sizeof(p), "%s%s", sqlite_path(uri),
+		    sqlite_companions[i]);
+		fp = fopen(p, "w");
+		assert_non_null(fp);
+		fclose(fp);
+	}
+}
+
+static void
+sqlite_check_gone(const char *uri)
+{
+	char p[600];
+	size_t i;
+
+	assert_int_equal(access(sqlite_path(uri), F_OK), -1);
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", sqlite_path(uri),
+		    sqlite_companions[i]);
+		assert_int_equal(access(p, F_OK), -1);
+	}
+}
+
+static const struct backend backends[] = {
+	{ "sqlite", sqlite_uri, sqlite_check_durable, sqlite_make_foreign,
+	    sqlite_litter, sqlite_check_gone },
+};
+
+/* The backend the current group runs on. */
+static const struct backend *be;
+
 struct fx {
 	char *dir;
-	char path[512];
+	char uri[512];
 	struct store *s;
 };
 
@@ -26,8 +121,8 @@ setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 
 	f->dir = test_tmpdir();
-	snprintf(f->path, sizeof(f->path), "%s/amtca.db", f->dir);
-	if (store_open(f->path, 1, &f->s) != 0)
+	be->uri(f->dir, "amtca", f->uri, sizeof(f->uri));
+	if (store_open(f->uri, 1, &f->s) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -78,8 +173,6 @@ test_cert_round_trip(void **state)
 	unsigned char der1[] = { 0x30, 0x03, 0x01, 0x02, 0x03 };
 	unsigned char der2[] = { 0x30, 0x01, 0x00 };
 	struct store_cert c, *got = (struct store_cert *)&got, *v = NULL;
-	struct stat sb;
-	char wal[600];
 	size_t n = 0;
 
 	rec(&c, "0A11", "a.example.com", der1, sizeof(der1));
@@ -88,9 +181,7 @@ test_cert_round_trip(void **state)
 	rec(&c, "0B22", "b.example.com", der2, sizeof(der2));
 	c.issued_at = 1600;
 	assert_int_equal(store_cert_add(f->s, &c), 0);
-	/* WAL mode: the log exists beside the database. */
-	snprintf(wal, sizeof(wal), "%s-wal", f->path);
-	assert_int_equal(stat(wal, &sb), 0);
+	be->check_durable(f->uri);
 
 	assert_int_equal(store_cert_get(f->s, "0a11", &got), 0);	/* any case */
 	assert_string_equal(got->serial, "0A11");
@@ -219,7 +310,7 @@ test_visible_to_second_connection(void **state)
 	struct store *s2 = NULL;
 	struct store_cert c, *got = NULL;
 
-	assert_int_equal(store_open(f->path, 0, &s2), 0);
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
 	assert_int_equal(store_cert_get(s2, "0123", &got), AMTCA_E_NOT_FOUND);
 	rec(&c, "0123", "v.example.com", der, sizeof(der));
 	assert_int_equal(store_cert_add(f->s, &c), 0);
@@ -290,7 +381,7 @@ test_concurrent_adders_survive_reopen(void **state)
 	}
 	store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(store_open(f->path, 0, &f->s), 0);
+	assert_int_equal(store_open(f->uri, 0, &f->s), 0);
 	assert_int_equal(count(f->s), THREADS * PER_THREAD);
 	for (i = 0; i < THREADS; i++)
 		for (j = 0; j < PER_THREAD; j += 7) {
@@ -379,23 +470,49 @@ test_open_rules(void **state)
 {
 	struct fx *f = *state;
 	struct store *s2 = (struct store *)&s2;
-	char path[600];
-	FILE *fp;
+	char uri[600];
 
-	snprintf(path, sizeof(path), "%s/missing.db", f->dir);
-	assert_int_equal(store_open(path, 0, &s2), AMTCA_E_NOT_FOUND);
+	be->uri(f->dir, "missing", uri, sizeof(uri));
+	assert_int_equal(store_open(uri, 0, &s2), AMTCA_E_NOT_FOUND);
 	assert_null(s2);
-	assert_int_equal(access(path, F_OK), -1);	/* not created */
-	/* An existing file that is not an amtca database. */
-	snprintf(path, sizeof(path), "%s/empty.db", f->dir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fclose(fp);
-	assert_int_equal(store_open(path, 0, &s2), AMTCA_E_STORE);
+	/* ... and not created by asking. */
+	assert_int_equal(store_open(uri, 0, &s2), AMTCA_E_NOT_FOUND);
+	/* Something that exists but is not an amtca store. */
+	be->uri(f->dir, "empty", uri, sizeof(uri));
+	be->make_foreign(uri);
+	assert_int_equal(store_open(uri, 0, &s2), AMTCA_E_STORE);
 	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE), "not an amtca"));
 	/* Reopening an existing database with create is harmless. */
-	assert_int_equal(store_open(f->path, 1, &s2), 0);
+	assert_int_equal(store_open(f->uri, 1, &s2), 0);
 	store_close(s2);
+}
+
+/* store_destroy removes the store and what its backend keeps beside it. */
+static void
+test_destroy(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c;
+	struct store *s2 = (struct store *)&s2;
+	char uri[600];
+
+	rec(&c, "0A11", "a.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	store_close(f->s);
+	f->s = NULL;
+	be->litter(f->uri);
+	assert_int_equal(store_destroy(f->uri), 0);
+	be->check_gone(f->uri);
+	assert_int_equal(store_open(f->uri, 0, &s2), AMTCA_E_NOT_FOUND);
+	assert_null(s2);
+	/* Destroying what does not exist is not an error. */
+	assert_int_equal(store_destroy(f->uri), 0);
+	be->uri(f->dir, "never", uri, sizeof(uri));
+	assert_int_equal(store_destroy(uri), 0);
+	/* A fresh store at the same place starts empty. */
+	assert_int_equal(store_open(f->uri, 1, &f->s), 0);
+	assert_int_equal(count(f->s), 0);
 }
 
 static void
@@ -427,7 +544,7 @@ test_list_by_device(void **state)
 
 /* Async adds: the callback runs only once the record is durable. */
 struct async_ctx {
-	const char *path;
+	const char *uri;
 	pthread_mutex_t mu;
 	int calls;
 	int ok;
@@ -444,7 +561,7 @@ async_done(void *arg, int result, const char *msg)
 
 	(void)msg;
 	/* A second connection must already see everything reported durable. */
-	if (result == 0 && store_open(a->path, 0, &other) == 0) {
+	if (result == 0 && store_open(a->uri, 0, &other) == 0) {
 		n = count(other);
 		pthread_mutex_lock(&a->mu);
 		if (n >= (size_t)a->ok + 1)
@@ -468,7 +585,7 @@ test_async_add_calls_back_after_commit(void **state)
 	unsigned char der[] = { 0x30, 0x01, 0x00 };
 	struct store_cert c[21];
 	char serials[21][16];
-	struct async_ctx a = { .path = f->path };
+	struct async_ctx a = { .uri = f->uri };
 	int i;
 
 	pthread_mutex_init(&a.mu, NULL);
@@ -491,9 +608,56 @@ test_async_add_calls_back_after_commit(void **state)
 	assert_int_equal(a.ok, 20);
 	assert_int_equal(a.dup_errors, 1);
 	assert_int_equal(a.visible_at_callback, 20);
-	assert_int_equal(store_open(f->path, 0, &f->s), 0);
+	assert_int_equal(store_open(f->uri, 0, &f->s), 0);
 	assert_int_equal(count(f->s), 20);
 	pthread_mutex_destroy(&a.mu);
+}
+
+/*
+ * Not per backend: how a URI picks one.  A plain path and "sqlite:PATH"
+ * name the same SQLite store; an unknown scheme is refused, never taken
+ * for a file name.
+ */
+static void
+test_uri_selection(void **state)
+{
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store *a = NULL, *b = (struct store *)&b;
+	struct store_cert c, *got = NULL;
+	char *dir = test_tmpdir(), plain[512], uri[600], colon[600];
+
+	(void)state;
+	snprintf(plain, sizeof(plain), "%s/plain.db", dir);
+	snprintf(uri, sizeof(uri), "sqlite:%s", plain);
+	assert_int_equal(store_open(plain, 1, &a), 0);
+	rec(&c, "0A11", "a.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(a, &c), 0);
+	assert_int_equal(store_open(uri, 0, &b), 0);
+	assert_int_equal(store_cert_get(b, "0A11", &got), 0);
+	store_cert_free(got);
+	store_close(b);
+	store_close(a);
+	/* An absolute path with a colon in it is still a path. */
+	snprintf(colon, sizeof(colon), "%s/a:b.db", dir);
+	assert_int_equal(store_open(colon, 1, &a), 0);
+	store_close(a);
+	assert_int_equal(access(colon, F_OK), 0);
+
+	b = (struct store *)&b;
+	assert_int_equal(store_open("postgresql://db.example.com/amtca", 1, &b),
+	    AMTCA_E_USAGE);
+	assert_null(b);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_USAGE),
+	    "unknown store scheme \"postgresql\""));
+	assert_int_equal(store_open("sqlite:", 1, &b), AMTCA_E_USAGE);
+	assert_int_equal(store_open(NULL, 1, &b), AMTCA_E_USAGE);
+	assert_int_equal(store_destroy("nosuch:thing"), AMTCA_E_USAGE);
+	/* Nothing was created for the refused names. */
+	assert_int_equal(access("postgresql:", F_OK), -1);
+	assert_int_equal(store_destroy(uri), 0);
+	assert_int_equal(access(plain, F_OK), -1);
+	test_rmrf(dir);
+	free(dir);
 }
 
 int
@@ -512,10 +676,25 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_devices_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_by_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_add_calls_back_after_commit,
 		    setup, teardown),
 	};
+	const struct CMUnitTest front[] = {
+		cmocka_unit_test(test_uri_selection),
+	};
+	char name[64];
+	size_t i;
+	int failed = 0;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		be = &backends[i];
+		snprintf(name, sizeof(name), "store conformance: %s", be->name);
+		failed += _cmocka_run_group_tests(name, tests,
+		    sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+	}
+	failed += cmocka_run_group_tests_name("store URI selection", front,
+	    NULL, NULL);
+	return failed;
 }

@@ -1,7 +1,7 @@
 /*
  * The credential rule (enroll/credrule.c) as a table: records in a real
- * store in, decisions out.  The rule is compiled in here (enroll/ is not in
- * the library the unit tests link); it uses only the store and OpenSSL.
+ * store in, decisions out.  The rule is in the core (enroll/, linked from
+ * libamtca.a); it uses only the store and OpenSSL.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "enroll/credrule.c"
+#include "ca/store.h"
+#include "common/err.h"
+#include "enroll/enroll.h"
 
 #define FQDN "amt-1.example.test"
 

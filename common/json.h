@@ -5,8 +5,8 @@
  * fails half-way never leaves a partial document on stdout (see cli_fail()).
  * One document is built at a time: json_init() discards an unfinished one.
  */
-#ifndef AMTCA_ENROLL_JSON_H
-#define AMTCA_ENROLL_JSON_H
+#ifndef AMTCA_COMMON_JSON_H
+#define AMTCA_COMMON_JSON_H
 
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-#include "enroll/json.h"
+#include "common/json.h"
 
 #include <stdlib.h>
 #include <time.h>

@@ -1,24 +1,22 @@
 /*
- * enroll/: the CLI and orchestration.  Shared pieces of the command
- * implementations: the CA home and the command entry points.
+ * enroll/home.h: the composition root.  One call opens a CA home (its
+ * configuration, the store, the token and signer, the CA, the chain) for
+ * any front end: the command line, the fleet engine, the service.  Nothing
+ * here prints; failures carry an amtca_fail() detail.
  */
-#ifndef AMTCA_ENROLL_CLI_H
-#define AMTCA_ENROLL_CLI_H
+#ifndef AMTCA_ENROLL_HOME_H
+#define AMTCA_ENROLL_HOME_H
 
-#include <stdio.h>
-#include <time.h>
+#include <stddef.h>
 
 #include <openssl/x509.h>
 
 #include "ca/ca.h"
 #include "ca/store.h"
 #include "common/err.h"
+#include "common/limits.h"
+#include "enroll/enroll.h"
 #include "hsm/hsm.h"
-
-/* Exit statuses of the CLI contract. */
-#define EXIT_OK    0
-#define EXIT_FAIL  1
-#define EXIT_USAGE 2
 
 /* File names inside the CA home. */
 #define HOME_CONF      "amtca.conf"
@@ -28,6 +26,7 @@
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
 #define HOME_HSM_DIR   "softhsm"
 #define HOME_PIN_FILE  "softhsm/user.pin"
+#define HOME_LOCK_DIR  "locks"		/* per-device enroll locks */
 #define KEY_LABEL_ROOT  "amtca-root"
 #define KEY_LABEL_INTER "amtca-intermediate"
 
@@ -63,11 +62,14 @@ struct home {
 	X509 *root;
 	X509 *inter;
 	char *chain_path;		/* absolute path of chain.pem */
+	char *lock_dir;			/* absolute path of locks/ */
 	struct store *store;		/* HOME_STORE */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
+	struct enroll_ctx engine;	/* HOME_SIGNER: what enroll_run() takes,
+					   views into the fields above */
 };
 
 #define HOME_STORE  0x1		/* open the database */
@@ -109,62 +111,5 @@ int home_token_check(const char *module, const char *token_uri,
 int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
-
-/*
- * JSON mode.  main() turns it on when --json is among the command's
- * arguments, before dispatch, so every failure path of every command gets
- * the contract's failure document without code of its own: cli_fail() and
- * cli_usage() then also print, on stdout,
- *     {"error":{"code":"<amtca_errname()>","message":"<detail>"}}
- * unless the command already printed its one document (json_finish()), and
- * throw away a document that was begun but not finished, so stdout never
- * holds a partial or a second document.  main() prints the error document
- * itself when a command failed in JSON mode and printed nothing.
- */
-void cli_set_json(int on);
-int cli_json(void);
-/* The error document for code (when JSON mode is on and none was printed). */
-void cli_json_error(int code);
-
-/*
- * Print "amtca: <detail>" for code on stderr (and the JSON error document,
- * see above); returns EXIT_FAIL.
- */
-int cli_fail(int code);
-
-/*
- * A usage error of command cmd: "amtca CMD: MSG" and the synopsis on
- * stderr (and the JSON error document, code "USAGE"); returns EXIT_USAGE.
- */
-int cli_usage(const char *cmd, const char *msg, const char *synopsis);
-
-/*
- * `amtca CMD --help`: the synopsis, then `options` (lines
- * "  --name ARG   what it does"), then a bare line for any long option of
- * the getopt table `opts` that `options` does not mention, so a new
- * option is never missing from the help.  On stdout; returns EXIT_OK.
- */
-struct option;
-int cli_help(const char *cmd, const char *synopsis, const char *options,
-    const struct option *opts);
-
-/* A decimal integer in [lo, hi], nothing else; 0 or -1. */
-int cli_parse_long(const char *s, long lo, long hi, long *out);
-
-/* RFC 3339 UTC ("2026-11-27T12:00:00Z"); "?" for 0. */
-void cli_fmt_time(time_t t, char *buf, size_t len);
-
-/* Command entry points: argv[0] is the command name; return an exit status. */
-int cmd_init(const char *home, int argc, char **argv);
-int cmd_issue(const char *home, int argc, char **argv);
-int cmd_chain(const char *home, int argc, char **argv);
-int cmd_list(const char *home, int argc, char **argv);
-int cmd_show(const char *home, int argc, char **argv);
-int cmd_revoke(const char *home, int argc, char **argv);
-int cmd_crl(const char *home, int argc, char **argv);
-int cmd_bench(const char *home, int argc, char **argv);
-int cmd_amt_info(const char *home, int argc, char **argv);
-int cmd_enroll(const char *home, int argc, char **argv);
-int cmd_doctor(const char *home, int argc, char **argv);
 
 #endif

@@ -10,7 +10,7 @@
  * throwaway SoftHSM token for the embedded default, else in the CA's token)
  * and a scratch database, and removes both afterwards.
  */
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +26,7 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 
 #define BENCH_THREADS_MAX 64
 #define BENCH_ROUNDS 3

@@ -14,8 +14,8 @@
 #include <openssl/crypto.h>
 
 #include "amt/amt.h"
-#include "enroll/cli.h"
-#include "enroll/json.h"
+#include "enroll/cli/cli.h"
+#include "common/json.h"
 
 #define AMTCA_VERSION "0.1.0"
 

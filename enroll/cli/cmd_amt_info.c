@@ -4,7 +4,7 @@
  * interfaces, the certificate store (and which certificate is bound to
  * TLS) and the key pairs.
  */
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@
 #include "amt/amt.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
-#include "enroll/json.h"
+#include "common/json.h"
 
 static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls] [--tls-port N]\n"

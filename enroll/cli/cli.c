@@ -1,5 +1,5 @@
 /* Helpers shared by the command implementations (see enroll/cli.h). */
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -7,7 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "enroll/json.h"
+#include "common/json.h"
+#include "common/util.h"
 
 static int json_mode;
 
@@ -99,24 +100,11 @@ cli_help(const char *cmd, const char *synopsis, const char *options,
 int
 cli_parse_long(const char *s, long lo, long hi, long *out)
 {
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || n < lo || n > hi)
-		return -1;
-	*out = n;
-	return 0;
+	return amtca_parse_long(s, lo, hi, out);
 }
 
 void
 cli_fmt_time(time_t t, char *buf, size_t len)
 {
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "?");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	amtca_fmt_time(t, buf, len);
 }

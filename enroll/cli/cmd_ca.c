@@ -1,7 +1,7 @@
 /*
  * The CA commands: init, issue, chain, list, show, revoke, crl.
  */
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -18,8 +18,9 @@
 
 #include "common/limits.h"
 #include "common/util.h"
+#include "hsm/admin.h"
 #include "enroll/enroll.h"
-#include "enroll/json.h"
+#include "common/json.h"
 
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -256,7 +257,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	const char *module = NULL, *uri = NULL, *pin_file = NULL;
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
-	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX], *p;
+	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
 	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
 	char rtext[CA_IP_RANGE_STRLEN];
 	struct ca_ip_range rg;
@@ -515,17 +516,8 @@ fail:
 		unlink(f_root);
 		unlink(f_inter);
 		unlink(f_chain);
-		if (f_db != NULL) {
-			unlink(f_db);
-			if (asprintf(&p, "%s-wal", f_db) != -1) {
-				unlink(p);
-				free(p);
-			}
-			if (asprintf(&p, "%s-shm", f_db) != -1) {
-				unlink(p);
-				free(p);
-			}
-		}
+		if (f_db != NULL && (r = store_destroy(f_db)) != 0)
+			fprintf(stderr, "amtca: %s\n", amtca_errmsg(r));
 	}
 out:
 	store_close(st);
@@ -1054,42 +1046,6 @@ out:
 
 /* ------------------------------------------------------------ revoke, crl */
 
-/*
- * Revoke one serial; *out is what the store then holds (a second revoke
- * keeps the first reason and date, except a change to keyCompromise: see
- * store_cert_revoke).  A keyCompromise of a device's bound certificate
- * marks the device compromised (credrule.c).
- */
-static int
-revoke_one(struct home *h, const char *serial, int reason, time_t now,
-    struct store_cert **out, int *was)
-{
-	struct store_cert *before = NULL, *c = NULL;
-	int r, ret = AMTCA_E_INTERNAL;
-
-	*out = NULL;
-	if ((r = store_cert_get(h->store, serial, &before)) != 0 ||
-	    (r = store_cert_revoke(h->store, serial, reason, now)) != 0 ||
-	    (r = store_cert_get(h->store, serial, &c)) != 0) {
-		if (r == AMTCA_E_NOT_FOUND)
-			amtca_fail(r, "no certificate with serial %s", serial);
-		ret = r;
-		goto out;
-	}
-	*was = strcmp(before->status, "revoked") == 0;
-	if ((r = cred_note_revocation(h->store, c)) != 0) {
-		ret = r;
-		goto out;
-	}
-	*out = c;
-	c = NULL;
-	ret = 0;
-out:
-	store_cert_free(before);
-	store_cert_free(c);
-	return ret;
-}
-
 int
 cmd_revoke(const char *homedir, int argc, char **argv)
 {
@@ -1154,7 +1110,8 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 		goto fail;
 	}
 	if (fqdn == NULL) {
-		if ((r = revoke_one(h, serial, reason, now, &got[0], &was[0])) != 0)
+		if ((r = cred_revoke(h->store, serial, reason, now, &got[0],
+		    &was[0])) != 0)
 			goto fail;
 		ngot = 1;
 	} else
@@ -1162,7 +1119,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 			/* Every valid one (not revoked, not expired). */
 			if (strcmp(cert_status(&c[i], now), "valid") != 0)
 				continue;
-			if ((r = revoke_one(h, c[i].serial, reason, now,
+			if ((r = cred_revoke(h->store, c[i].serial, reason, now,
 			    &got[ngot], &was[ngot])) != 0)
 				goto fail;
 			ngot++;

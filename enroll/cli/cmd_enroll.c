@@ -13,9 +13,9 @@
 
 #include "common/limits.h"
 #include "common/util.h"
-#include "enroll/cli.h"
+#include "enroll/cli/cli.h"
 #include "enroll/enroll.h"
-#include "enroll/json.h"
+#include "common/json.h"
 
 static const char syn[] =
     "--host FQDN [--address IP] [--port N] [--tls-port N] [--tls-pin SHA256]\n"
@@ -257,7 +257,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 		o.progress = tty_progress;
 		o.progress_ctx = &tty;
 	}
-	r = enroll_run(h, &o, &res);
+	r = enroll_run(&h->engine, &o, &res);
 	amtca_secret_free(password);
 	password = NULL;
 	o.password = NULL;

@@ -1,0 +1,77 @@
+/*
+ * The store's backend interface: between the backend-neutral front
+ * (ca/store.c: argument checks, URI selection, the group commit) and one
+ * storage engine (ca/store_sqlite.c).  Only ca/store*.c include this file;
+ * everyone else uses ca/store.h.
+ *
+ * A backend is a `struct store_ops` table.  Its functions get the handle its
+ * open() made, arguments the front has already checked (serials normalised
+ * to uppercase hex, revocation reasons valid, records complete), and must be
+ * safe to call from several threads on one handle; they report errors as
+ * the public store_* functions document (amtca_fail() for the message).
+ * All SQL lives in backends.
+ */
+#ifndef AMTCA_CA_STORE_BACKEND_H
+#define AMTCA_CA_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "ca/store.h"
+
+/* Longest backend message copied into a queued record's result. */
+#define STORE_MSG_MAX 200
+
+/* One record of a group commit, with its own outcome. */
+struct store_rec {
+	const struct store_cert *c;
+	int result;			/* set by insert_batch */
+	char msg[STORE_MSG_MAX];	/* one-line detail when result != 0 */
+};
+
+/* Which certificates cert_list returns (all oldest first). */
+enum store_cert_filter {
+	STORE_CERTS_ALL,		/* with DER */
+	STORE_CERTS_FQDN,		/* arg: FQDN, case-insensitive; with DER */
+	STORE_CERTS_DEVICE,		/* arg: device, case-insensitive; with DER */
+	STORE_CERTS_REVOKED,		/* without DER */
+};
+
+struct store_ops {
+	const char *scheme;		/* "sqlite" for "sqlite:PATH" */
+
+	/* Open `location` (the URI after "scheme:"), creating the schema
+	 * when `create`; AMTCA_E_NOT_FOUND if absent and !create. */
+	int (*open)(const char *location, int create, void **out);
+	void (*close)(void *be);	/* NULL is fine */
+	/* Remove the database at `location` and its companions; 0 if absent. */
+	int (*destroy)(const char *location);
+
+	/*
+	 * Insert recs[0..n) (1 <= n <= AMTCA_STORE_BATCH_MAX) in ONE
+	 * transaction and give each its result: 0 means durable once this
+	 * returns; AMTCA_E_EXISTS means that serial was already recorded and
+	 * only that record was left out; any other failure means nothing of
+	 * the batch is durable and no record may report 0.  Called by one
+	 * thread at a time per handle (the front's leader).
+	 */
+	void (*insert_batch)(void *be, struct store_rec **recs, size_t n);
+
+	int (*cert_get)(void *be, const char *serial, struct store_cert **out);
+	int (*cert_list)(void *be, enum store_cert_filter f, const char *arg,
+	    struct store_cert **out, size_t *n);
+	int (*cert_revoke)(void *be, const char *serial, int reason,
+	    time_t when);
+	int (*device_put)(void *be, const struct store_device *d);
+	int (*device_get)(void *be, const char *fqdn,
+	    struct store_device **out);
+	int (*device_list)(void *be, struct store_device **out, size_t *n);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+/* Free what a record owns and zero it (for backends building arrays). */
+void store_cert_clear(struct store_cert *c);
+void store_device_clear(struct store_device *d);
+
+#endif

@@ -1,0 +1,696 @@
+/*
+ * The store's SQLite backend: with any other backend's file, the only code
+ * in amtca that speaks SQL.  Selected by "sqlite:PATH" or a plain path.
+ *
+ * Durability: WAL with synchronous=FULL, so COMMIT returns after the WAL is
+ * fsync'ed; insert_batch returns only after its batch's COMMIT.  A batch is
+ * BEGIN IMMEDIATE; INSERT...; COMMIT (one fsync).  A duplicate serial fails
+ * only its own INSERT: SQLite's default ABORT resolution rolls back just
+ * that statement and keeps the transaction.  The batching itself (who
+ * leads, lingering, callbacks after COMMIT) is backend-neutral, in store.c.
+ *
+ * One connection, guarded by `dbmu` for every use (transactions must not
+ * interleave).
+ */
+#include "ca/store_backend.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/limits.h"
+
+#define SCHEMA_VERSION 1
+
+struct sq {
+	sqlite3 *db;
+	pthread_mutex_t dbmu;
+	sqlite3_stmt *ins;		/* prepared once; used under dbmu */
+	char *path;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS certificates ("
+    " serial TEXT PRIMARY KEY NOT NULL,"
+    " fqdn TEXT NOT NULL,"
+    " not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " issued_at INTEGER NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','revoked')),"
+    " revoke_reason INTEGER,"
+    " revoked_at INTEGER,"
+    " requester TEXT,"
+    " device TEXT,"
+    " der BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS certificates_fqdn ON certificates(fqdn);"
+    "CREATE INDEX IF NOT EXISTS certificates_device ON certificates(device"
+    " COLLATE NOCASE) WHERE device IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates(serial)"
+    " WHERE status = 'revoked';"
+    "CREATE TABLE IF NOT EXISTS devices ("
+    " fqdn TEXT PRIMARY KEY NOT NULL,"
+    " address TEXT,"
+    " amt_version TEXT,"
+    " cert_serial TEXT,"
+    " state TEXT NOT NULL,"
+    " last_step TEXT,"
+    " error TEXT,"
+    " updated_at INTEGER NOT NULL);"
+    "PRAGMA user_version = 1;";
+
+static const char cert_cols[] =
+    "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
+    " revoked_at, requester, device";
+
+/* The files SQLite keeps beside a database in WAL (or rollback) mode. */
+static const char *const companions[] = { "-wal", "-shm", "-journal" };
+
+static int
+db_fail(struct sq *s, const char *what)
+{
+	return amtca_fail(AMTCA_E_STORE, "issuance database %s: %s", what,
+	    sqlite3_errmsg(s->db));
+}
+
+static int
+exec(struct sq *s, const char *sql, const char *what)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, what);
+	return 0;
+}
+
+static int
+pragma_int(struct sq *s, const char *sql, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*out = sqlite3_column_int(st, 0);
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int
+schema(struct sq *s, int create)
+{
+	int v = 0, r, ret = AMTCA_E_INTERNAL;
+
+	/* IMMEDIATE: two processes creating at once do it one after the other. */
+	if ((r = exec(s, "BEGIN IMMEDIATE", "lock")) != 0)
+		return r;
+	if ((r = pragma_int(s, "PRAGMA user_version", &v)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (v == 0 && create) {
+		if ((r = exec(s, schema_sql, "schema creation")) != 0) {
+			ret = r;
+			goto out;
+		}
+	} else if (v == 0) {
+		ret = amtca_fail(AMTCA_E_STORE, "%s is not an amtca issuance "
+		    "database (no schema)", s->path);
+		goto out;
+	} else if (v > SCHEMA_VERSION) {
+		ret = amtca_fail(AMTCA_E_STORE, "%s has schema version %d, newer "
+		    "than this amtca (%d): upgrade amtca", s->path, v,
+		    SCHEMA_VERSION);
+		goto out;
+	}
+	if ((r = exec(s, "COMMIT", "commit")) != 0) {
+		ret = r;
+		goto out;
+	}
+	return 0;
+out:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static void
+sq_close(void *be)
+{
+	struct sq *s = be;
+
+	if (s == NULL)
+		return;
+	sqlite3_finalize(s->ins);
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->dbmu);
+	free(s->path);
+	free(s);
+}
+
+static int
+sq_open(const char *path, int create, void **out)
+{
+	struct sq *s = NULL;
+	struct stat sb;
+	sqlite3_stmt *st = NULL;
+	int r, flags, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if (!create && stat(path, &sb) == -1) {
+		ret = amtca_fail(errno == ENOENT ? AMTCA_E_NOT_FOUND : AMTCA_E_STORE,
+		    "issuance database %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return AMTCA_E_NOMEM;
+	pthread_mutex_init(&s->dbmu, NULL);
+	if ((s->path = strdup(path)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
+	    (create ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+		ret = s->db != NULL ? db_fail(s, "open") :
+		    amtca_fail(AMTCA_E_NOMEM, "cannot open %s", path);
+		goto out;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, AMTCA_STORE_BUSY_MS);
+	/* WAL is persistent in the file; check we really got it. */
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st,
+	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_text(st, 0) == NULL ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		ret = amtca_fail(AMTCA_E_STORE, "issuance database %s: cannot "
+		    "switch to WAL mode", path);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((r = exec(s, "PRAGMA synchronous=FULL", "setup")) != 0 ||
+	    (r = exec(s, "PRAGMA cache_size=-16384", "setup")) != 0 ||
+	    (r = schema(s, create)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (sqlite3_prepare_v3(s->db, "INSERT INTO certificates (serial, fqdn,"
+	    " not_before, not_after, issued_at, status, requester, device, der)"
+	    " VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?)", -1,
+	    SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "prepare");
+		goto out;
+	}
+	*out = s;
+	s = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	sq_close(s);
+	return ret;
+}
+
+static int
+sq_destroy(const char *path)
+{
+	char *p = NULL;
+	size_t i;
+	int ret = AMTCA_E_INTERNAL;
+
+	if (unlink(path) == -1 && errno != ENOENT) {
+		ret = amtca_fail(AMTCA_E_STORE, "cannot remove issuance database "
+		    "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < sizeof(companions) / sizeof(companions[0]); i++) {
+		free(p);
+		if (asprintf(&p, "%s%s", path, companions[i]) == -1) {
+			p = NULL;
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if (unlink(p) == -1 && errno != ENOENT) {
+			ret = amtca_fail(AMTCA_E_STORE, "cannot remove %s: %s", p,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(p);
+	return ret;
+}
+
+static void
+set_msg(struct store_rec *p, int code, const char *fmt, const char *detail)
+{
+	p->result = code;
+	snprintf(p->msg, sizeof(p->msg), fmt, detail);
+}
+
+/* One transaction under dbmu.  Every record gets a result. */
+static void
+sq_insert_batch(void *be, struct store_rec **recs, size_t n)
+{
+	struct sq *s = be;
+	struct store_rec *p;
+	const struct store_cert *c;
+	size_t i;
+	int rc, failed = 0;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		for (i = 0; i < n; i++)
+			set_msg(recs[i], AMTCA_E_STORE, "issuance database lock: %s",
+			    sqlite3_errmsg(s->db));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		p = recs[i];
+		c = p->c;
+		p->result = 0;
+		if (failed) {
+			p->result = AMTCA_E_STORE;
+			continue;
+		}
+		sqlite3_reset(s->ins);
+		sqlite3_clear_bindings(s->ins);
+		sqlite3_bind_text(s->ins, 1, c->serial, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->ins, 2, c->fqdn, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->ins, 3, (sqlite3_int64)c->not_before);
+		sqlite3_bind_int64(s->ins, 4, (sqlite3_int64)c->not_after);
+		sqlite3_bind_int64(s->ins, 5, (sqlite3_int64)c->issued_at);
+		sqlite3_bind_text(s->ins, 6, c->requester, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->ins, 7, c->device, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(s->ins, 8, c->der, (int)c->der_len, SQLITE_STATIC);
+		rc = sqlite3_step(s->ins);
+		if (rc == SQLITE_DONE)
+			continue;
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+			set_msg(p, AMTCA_E_EXISTS, "serial %s is already recorded",
+			    c->serial);
+			continue;
+		}
+		/* Anything else may have ended the transaction: fail the rest. */
+		set_msg(p, AMTCA_E_STORE, "issuance database insert: %s",
+		    sqlite3_errmsg(s->db));
+		failed = 1;
+	}
+	sqlite3_reset(s->ins);
+	sqlite3_clear_bindings(s->ins);
+	if (!failed && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		goto out;
+	if (!failed)
+		set_msg(recs[0], AMTCA_E_STORE, "issuance database commit: %s",
+		    sqlite3_errmsg(s->db));
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/* Nothing of this batch is on disk: nobody may report success. */
+	for (i = 0; i < n; i++)
+		if (recs[i]->result == 0) {
+			recs[i]->result = AMTCA_E_STORE;
+			snprintf(recs[i]->msg, sizeof(recs[i]->msg), "%s",
+			    recs[0]->msg[0] ? recs[0]->msg :
+			    "issuance database transaction failed");
+		}
+out:
+	pthread_mutex_unlock(&s->dbmu);
+}
+
+static int
+dup_text(sqlite3_stmt *st, int col, char **out)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	*out = NULL;
+	if (t == NULL)
+		return 0;
+	return (*out = strdup((const char *)t)) == NULL ? AMTCA_E_NOMEM : 0;
+}
+
+/* Columns in cert_cols order, then optionally der. */
+static int
+row_cert(sqlite3_stmt *st, int with_der, struct store_cert *c)
+{
+	const void *b;
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	if (dup_text(st, 0, &c->serial) != 0 || dup_text(st, 1, &c->fqdn) != 0 ||
+	    dup_text(st, 5, &c->status) != 0 ||
+	    dup_text(st, 8, &c->requester) != 0 ||
+	    dup_text(st, 9, &c->device) != 0)
+		goto nomem;
+	c->not_before = (time_t)sqlite3_column_int64(st, 2);
+	c->not_after = (time_t)sqlite3_column_int64(st, 3);
+	c->issued_at = (time_t)sqlite3_column_int64(st, 4);
+	c->revoke_reason = sqlite3_column_int(st, 6);
+	c->revoked_at = (time_t)sqlite3_column_int64(st, 7);
+	if (with_der) {
+		b = sqlite3_column_blob(st, 10);
+		n = sqlite3_column_bytes(st, 10);
+		if (b != NULL && n > 0) {
+			if ((c->der = malloc((size_t)n)) == NULL)
+				goto nomem;
+			memcpy(c->der, b, (size_t)n);
+			c->der_len = (size_t)n;
+		}
+	}
+	return 0;
+nomem:
+	store_cert_clear(c);
+	return AMTCA_E_NOMEM;
+}
+
+static int
+sq_cert_get(void *be, const char *key, struct store_cert **out)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_cert *c = NULL;
+	char sql[256];
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	snprintf(sql, sizeof(sql), "SELECT %s, der FROM certificates WHERE "
+	    "serial = ?", cert_cols);
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with serial %s",
+		    key);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || row_cert(st, 1, c) != 0) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	free(c);
+	return ret;
+}
+
+static int
+sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
+    struct store_cert **out, size_t *n)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_cert *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	const char *where = "";
+	int with_der = 1, rc, ret = AMTCA_E_INTERNAL;
+	char sql[512];
+
+	*out = NULL;
+	*n = 0;
+	switch (f) {
+	case STORE_CERTS_ALL:
+		arg = NULL;
+		break;
+	case STORE_CERTS_FQDN:
+		where = "WHERE fqdn = ? COLLATE NOCASE";
+		break;
+	case STORE_CERTS_DEVICE:
+		where = "WHERE device = ? COLLATE NOCASE";
+		break;
+	case STORE_CERTS_REVOKED:
+		where = "WHERE status = 'revoked'";
+		with_der = 0;
+		arg = NULL;
+		break;
+	}
+	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
+	    "issued_at, rowid", cert_cols, with_der ? ", der" : "", where);
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	if (arg != NULL)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		if (row_cert(st, with_der, &v[cnt]) != 0) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	store_certs_free(v, cnt);
+	return ret;
+}
+
+static int
+sq_cert_revoke(void *be, const char *key, int reason, time_t when)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	/*
+	 * The first revocation fixes reason and date.  One change is allowed
+	 * later, as RFC 5280 5.3.1 practice has it: to keyCompromise, which
+	 * the next CRL then shows (the date stays the first one).
+	 */
+	if (sqlite3_prepare_v2(s->db, "UPDATE certificates SET status = "
+	    "'revoked', revoke_reason = ?1, revoked_at = CASE WHEN status = "
+	    "'revoked' THEN revoked_at ELSE ?2 END WHERE serial = ?3 AND "
+	    "(status = 'valid' OR (?1 = 1 AND revoke_reason IS NOT 1))", -1,
+	    &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "revoke");
+		goto out;
+	}
+	sqlite3_bind_int(st, 1, reason);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+	sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "revoke");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		/* Already revoked (fine) or unknown. */
+		sqlite3_finalize(st);
+		st = NULL;
+		if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM certificates WHERE "
+		    "serial = ?", -1, &st, NULL) != SQLITE_OK) {
+			ret = db_fail(s, "query");
+			goto out;
+		}
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			ret = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with "
+			    "serial %s", key);
+			goto out;
+		}
+		if (rc != SQLITE_ROW) {
+			ret = db_fail(s, "query");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_device_put(void *be, const struct store_device *d)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO devices (fqdn, "
+	    "address, amt_version, cert_serial, state, last_step, error, "
+	    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st,
+	    NULL) != SQLITE_OK) {
+		ret = db_fail(s, "device update");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, d->fqdn, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, d->address, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->amt_version, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, d->cert_serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, d->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, d->last_step, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, d->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)d->updated_at);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "device update");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+row_device(sqlite3_stmt *st, struct store_device *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (dup_text(st, 0, &d->fqdn) != 0 || dup_text(st, 1, &d->address) != 0 ||
+	    dup_text(st, 2, &d->amt_version) != 0 ||
+	    dup_text(st, 3, &d->cert_serial) != 0 ||
+	    dup_text(st, 4, &d->state) != 0 ||
+	    dup_text(st, 5, &d->last_step) != 0 ||
+	    dup_text(st, 6, &d->error) != 0) {
+		store_device_clear(d);
+		return AMTCA_E_NOMEM;
+	}
+	d->updated_at = (time_t)sqlite3_column_int64(st, 7);
+	return 0;
+}
+
+#define DEVICE_SELECT "SELECT fqdn, address, amt_version, cert_serial, state, " \
+	"last_step, error, updated_at FROM devices "
+
+static int
+sq_device_get(void *be, const char *fqdn, struct store_device **out)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_device *d = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, DEVICE_SELECT "WHERE fqdn = ?", -1, &st,
+	    NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, fqdn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no device %.253s", fqdn);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL || row_device(st, d) != 0) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	*out = d;
+	d = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	free(d);
+	return ret;
+}
+
+static int
+sq_device_list(void *be, struct store_device **out, size_t *n)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_device *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, DEVICE_SELECT "ORDER BY fqdn", -1, &st,
+	    NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		if (row_device(st, &v[cnt]) != 0) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	store_devices_free(v, cnt);
+	return ret;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.scheme = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.destroy = sq_destroy,
+	.insert_batch = sq_insert_batch,
+	.cert_get = sq_cert_get,
+	.cert_list = sq_cert_list,
+	.cert_revoke = sq_cert_revoke,
+	.device_put = sq_device_put,
+	.device_get = sq_device_get,
+	.device_list = sq_device_list,
+};

@@ -1,0 +1,64 @@
+/*
+ * enroll/hosts.c: the fleet's hosts file (amtca fleet --hosts FILE).
+ *
+ * CSV with a header line naming the columns, in any order:
+ *   required: fqdn, address, user, password_file
+ *   optional: port, tls_port, tls_pin_sha256
+ * `address` may be empty (DNS is used); `user` and `password_file` may be
+ * empty (the command line's defaults are used).  A row that ends up with no
+ * user or no password file, an FQDN outside the CA's policy, a duplicate
+ * FQDN, a bad port, a pin that is not 64 hex digits, or a password file
+ * that cannot be read is an error naming the line; nothing runs until the
+ * whole file is valid.
+ *
+ * Outside input: hosts_parse() is fuzzed (tests/fuzz/fuzz_hosts.c); sizes
+ * are bounded by common/limits.h.
+ */
+#ifndef AMTCA_ENROLL_HOSTS_H
+#define AMTCA_ENROLL_HOSTS_H
+
+#include <stddef.h>
+
+#include "ca/ca.h"
+#include "common/err.h"
+
+struct fleet_host {
+	char *fqdn;			/* normalised: lower case, no root dot */
+	char *address;			/* IP pin, or NULL: DNS */
+	char *user;			/* the row's, else the default */
+	char *password_file;		/* absolute path; the row's, else the
+					   default; read only at the device's
+					   turn (never here) */
+	int port;			/* 0: 16992 */
+	int tls_port;			/* 0: 16993 */
+	int has_pin;
+	unsigned char tls_pin[32];	/* tls_pin_sha256, when has_pin */
+	unsigned line;			/* 1-based line in the file */
+};
+
+struct hosts_defaults {
+	const char *user;		/* --user, or NULL */
+	const char *password_file;	/* --password-file, or NULL */
+	const struct ca_policy *policy;	/* FQDNs must be issuable; NULL: only
+					   syntax is checked */
+	int check_files;		/* password files must exist and be
+					   readable (hosts_load sets it) */
+};
+
+/*
+ * Parse `len` bytes of CSV.  On error returns AMTCA_E_USAGE (or
+ * AMTCA_E_NOMEM) with an amtca_fail() detail "hosts file line N: ...".
+ * *out is an array of *n hosts, released with hosts_free().
+ */
+int hosts_parse(const char *buf, size_t len, const struct hosts_defaults *d,
+    struct fleet_host **out, size_t *n) AMTCA_WUR;
+
+/* Read `path` (bounded by AMTCA_HOSTS_FILE_MAX) and hosts_parse() it with
+ * check_files on.  Relative password_file paths are relative to the hosts
+ * file's directory. */
+int hosts_load(const char *path, const struct hosts_defaults *d,
+    struct fleet_host **out, size_t *n) AMTCA_WUR;
+
+void hosts_free(struct fleet_host *h, size_t n);
+
+#endif
