@@ -23,8 +23,8 @@ near() { # near VALUE WANT
 }
 
 sim_key_pool_fill 4
-grep -q '^key-pool keys=[4-9]' "$T/key-pool.out" ||
-    fail "pool not filled: $(cat "$T/key-pool.out")"
+have=$(sed -n 's/^key-pool keys=\([0-9]*\) .*/\1/p' "$T/key-pool.out")
+[ "${have:-0}" -ge 4 ] || fail "pool not filled: $(cat "$T/key-pool.out")"
 start_sim "$T/sim.log" --devices "$N" --address-base "$BASE" \
     --fqdn-pattern 'sf%02d.example.test' --user admin --password-file "$PW" \
     --key-pool "$SIM_KEY_POOL" --clock-offset 86400 --clock-file "$T/clock"
