@@ -45,8 +45,11 @@
 #define AMTCA_AMT_KEYGEN_BACKOFF_MS 500
 
 /* Fleet and service. */
-#define AMTCA_CSV_LINE_MAX      4096
-#define AMTCA_FLEET_HOSTS_MAX   100000
+#define AMTCA_CSV_LINE_MAX      4096            /* one line of a hosts file */
+#define AMTCA_CSV_FIELDS_MAX    16              /* fields in one CSV record */
+#define AMTCA_HOSTS_FILE_MAX    (32 * 1024 * 1024) /* a whole hosts file */
+#define AMTCA_FLEET_HOSTS_MAX   100000          /* rows in a hosts file */
+#define AMTCA_AMT_USER_MAX      64              /* an AMT user name */
 #define AMTCA_LEASE_TTL_S       600             /* per-device lock lease */
 #define AMTCA_FLEET_CONCURRENCY 64              /* devices in flight (default) */
 #define AMTCA_FLEET_CONCURRENCY_MAX 4096

@@ -77,6 +77,7 @@ struct enroll_pass {
 	unsigned char pin[32];		/* SHA-256 of the leaf TLS may serve */
 	int have_pin;
 	int compromised;		/* record the device as compromised */
+	int retired;			/* ... or keep it retired */
 	char bound_serial[80];		/* ours, bound on AMT, for the record */
 	int cur;			/* step being run */
 	int already;			/* pre-flight proved the device enrolled */
@@ -754,10 +755,11 @@ step_preflight(struct enroll_pass *e)
 		    errcopy(r));
 		goto out;
 	}
-	if (e->rule.compromised) {
+	if (e->rule.compromised || e->rule.retired) {
 		/* Never re-enrolled automatically: nothing is sent.  The
-		 * record keeps its address. */
-		e->compromised = 1;
+		 * record keeps its address (and its state). */
+		e->compromised = e->rule.compromised;
+		e->retired = e->rule.retired;
 		if (dev != NULL && (r = set_str(&e->res->address,
 		    dev->address)) != 0) {
 			ret = r;
@@ -1887,7 +1889,7 @@ fail:
 	res->failed_step = e.cur;
 	res->status = "failed";
 	/* Nothing committed yet on a device we had enrolled: it still is. */
-	record(&e, e.compromised ? "compromised" :
+	record(&e, e.compromised ? "compromised" : e.retired ? "retired" :
 	    (res->steps_done & (1u << ENROLL_VERIFY)) ||
 	    (e.rec_enrolled && e.cur < ENROLL_BIND) ? "enrolled" : "failed", line);
 	progress(&e, (enum enroll_step)e.cur, ENROLL_EV_FAIL, "%s", line);

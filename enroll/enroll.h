@@ -154,6 +154,9 @@ int enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 struct cred_rule {
 	int tls_only;			/* records: enrolled; never plain HTTP */
 	int compromised;		/* no credentials at all */
+	int retired;			/* records: retired (devices retire);
+					   nothing is sent until enroll
+					   --device-reset */
 	int no_records;			/* no CA home: only --ca-file/--tls-pin */
 	int op_pin;			/* the operator gave --tls-pin */
 	char *bound_serial;		/* recorded bound leaf, or NULL */
