@@ -48,6 +48,15 @@
 #define AMTCA_CSV_LINE_MAX      4096
 #define AMTCA_FLEET_HOSTS_MAX   100000
 #define AMTCA_SIM_DEVICES_MAX   4096
+/*
+ * Open files for N devices in flight: a device holds at most its plain and
+ * its TLS connection, and each may briefly overlap a closing one; the base
+ * covers the store, the token, stdio, logs and libraries.
+ */
+#define AMTCA_NOFILE_PER_DEVICE 4
+#define AMTCA_NOFILE_BASE       64
+#define AMTCA_NOFILE_NEED(n)    (AMTCA_NOFILE_BASE + \
+				    (unsigned long)(n) * AMTCA_NOFILE_PER_DEVICE)
 
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
