@@ -43,6 +43,16 @@
 #define AMTCA_AMT_TLS_WAIT_MS   60000           /* wait for 16993 after commit */
 #define AMTCA_AMT_KEYGEN_TRIES  20
 #define AMTCA_AMT_KEYGEN_BACKOFF_MS 500
+/*
+ * Response DOMs alive at once in one process (amt/client.c's parse gate):
+ * CPUs x PER_CPU, within [MIN, MAX].  Parsing is CPU work, so more than a
+ * few per CPU only adds memory, not speed.
+ */
+#define AMTCA_AMT_PARSES_PER_CPU 2
+#define AMTCA_AMT_PARSES_MIN    4
+#define AMTCA_AMT_PARSES_MAX    64
+/* A handle keeps at most this much response buffer between calls. */
+#define AMTCA_AMT_RESP_KEEP     (64 * 1024)
 
 /* Fleet and service. */
 #define AMTCA_CSV_LINE_MAX      4096
