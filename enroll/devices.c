@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -18,6 +17,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/devices.h"
+#include "enroll/lease.h"
 
 #define CRL_CESSATION 5		/* CRLReason cessationOfOperation */
 
@@ -139,43 +139,6 @@ retire_result_clear(struct retire_result *r)
 	free(r->fqdn);
 	free(r->serial);
 	memset(r, 0, sizeof(*r));
-}
-
-/* The per-device lock enroll_run() takes: <lock_dir>/<fqdn>.lock. */
-static int
-lock_device(const char *dir, const char *fqdn, int *fdp)
-{
-	char *path = NULL;
-	int fd = -1, r, ret = AMTCA_E_INTERNAL;
-
-	*fdp = -1;
-	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (asprintf(&path, "%s/%s.lock", dir, fqdn) == -1) {
-		path = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		ret = amtca_fail(AMTCA_E_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		ret = amtca_fail(errno == EWOULDBLOCK ? AMTCA_E_EXISTS : AMTCA_E_IO,
-		    "another amtca run for %s holds its lock (%s); wait for it, "
-		    "then rerun", fqdn, path);
-		goto out;
-	}
-	*fdp = fd;
-	fd = -1;
-	ret = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	free(path);
-	return ret;
 }
 
 /* Copy of the current detail, so a wrapper can quote it. */
@@ -401,12 +364,13 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	size_t nmine = 0;
 	long long deadline;
 	time_t now = o->now != 0 ? o->now : time(NULL);
-	int r, tls = 0, changed = 0, lockfd = -1, ret = AMTCA_E_INTERNAL;
+	struct devlock *lock = NULL;
+	int r, tls = 0, changed = 0, ret = AMTCA_E_INTERNAL;
 
 	memset(res, 0, sizeof(*res));
 	memset(&rule, 0, sizeof(rule));
 	memset(&ao, 0, sizeof(ao));
-	if (c->store == NULL || c->policy == NULL || c->lock_dir == NULL ||
+	if (c->store == NULL || c->policy == NULL ||
 	    (o->remove_from_device && (c->chain_path == NULL ||
 	    o->user == NULL || o->password == NULL))) {
 		ret = amtca_fail(AMTCA_E_USAGE, "retire: the CA home is not open "
@@ -421,7 +385,8 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	if ((r = lock_device(c->lock_dir, fq, &lockfd)) != 0) {
+	/* The lease enroll_run() takes: never beside a fleet or an enroll. */
+	if ((r = devlock_take(c->store, fq, &lock)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -515,8 +480,7 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	}
 	ret = 0;
 out:
-	if (lockfd != -1)
-		close(lockfd);
+	devlock_release(lock);
 	amt_free(a);
 	cred_rule_clear(&rule);
 	store_certs_free(mine, nmine);

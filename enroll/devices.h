@@ -88,7 +88,7 @@ void retire_result_clear(struct retire_result *r);
  * Rerunning completes an interrupted retire.  A compromised device is
  * retired in the records only: with remove_from_device nothing is sent
  * (AMTCA_E_AMT_TLS).  Uses c->store, c->policy, c->chain_path and
- * c->lock_dir (the same per-device lock as enroll_run()).
+ * the device's lease in the store (enroll/lease.h, as enroll_run()).
  */
 int device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
     struct retire_result *res) AMTCA_WUR;

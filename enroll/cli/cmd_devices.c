@@ -113,7 +113,6 @@ retire(const char *homedir, int argc, char **argv)
 	c.root = h->root;
 	c.inter = h->inter;
 	c.chain_path = h->chain_path;
-	c.lock_dir = h->lock_dir;
 	r = device_retire(&c, &o, &res);
 	amtca_secret_free(password);
 	password = NULL;
