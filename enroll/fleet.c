@@ -263,7 +263,11 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 				clear_stamp(f, h->fqdn);
 			break;
 		}
-		snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
+		/* The fleet's way to give --tls-pin is the hosts file's column. */
+		snprintf(line, sizeof(line), "%s%s", amtca_errmsg(r),
+		    r == AMTCA_E_AMT_TLS && strstr(amtca_errmsg(r), "--tls-pin") ?
+		    " (for amtca fleet: the hosts file's tls_pin_sha256 column)" :
+		    "");
 		enroll_result_clear(&res);
 		if (r == AMTCA_E_AMT_AUTH) {
 			record_auth_failed(f, h->fqdn, stamp, line);
