@@ -76,6 +76,9 @@ struct enroll_pass {
 	struct cred_rule rule;		/* where credentials may go */
 	unsigned char pin[32];		/* SHA-256 of the leaf TLS may serve */
 	int have_pin;
+	int foreign_pin;		/* the pin is the operator's, for a leaf
+					   outside our chain: TLS is held to it
+					   alone until our leaf is bound */
 	int compromised;		/* record the device as compromised */
 	int retired;			/* ... or keep it retired */
 	char bound_serial[80];		/* ours, bound on AMT, for the record */
@@ -421,8 +424,11 @@ connect_amt(struct enroll_pass *e, int tls)
 	amt_free(e->amt);
 	e->amt = NULL;
 	amt_opts_fill(e, &ao, tls);
-	if (tls && e->have_pin)
+	if (tls && e->have_pin) {
 		ao.pin_sha256 = e->pin;
+		if (e->foreign_pin)
+			ao.ca_file = NULL;	/* the exact leaf, not a chain */
+	}
 	if ((r = amt_open(&ao, &e->amt)) != 0)
 		return r;
 	e->use_tls = tls;
@@ -552,6 +558,38 @@ check_identity(struct enroll_pass *e, const struct amt_general *g)
 }
 
 /*
+ * "(issuer CN=..., SHA-256 ...) " of whatever leaf the TLS port serves,
+ * fetched without verification, for a fail-closed message: what the
+ * operator must check before pinning it.  Empty when none is seen.
+ */
+static void
+served_describe(struct enroll_pass *e, char *buf, size_t len)
+{
+	struct amt_opts ao;
+	X509 *x = NULL;
+	unsigned char *der = NULL, md[32];
+	unsigned int mdlen = 0;
+	char hex[65], issuer[160];
+	int n, i;
+
+	buf[0] = '\0';
+	amt_opts_fill(e, &ao, 1);
+	ao.ca_file = NULL;
+	if (amt_tls_fetch_leaf(&ao, &x) != 0 || (n = i2d_X509(x, &der)) <= 0 ||
+	    EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		goto out;
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	X509_NAME_oneline(X509_get_issuer_name(x), issuer, sizeof(issuer));
+	snprintf(buf, len, "(issuer %s, SHA-256 %s) ", issuer, hex);
+out:
+	amtca_err_clear();
+	OPENSSL_free(der);
+	X509_free(x);
+}
+
+/*
  * Decide the transport, by the credential rule (credrule.c): TLS when it
  * verifies under our chain and the served leaf is one the records issued to
  * this device (then pinned for the session); never plain HTTP for a device
@@ -583,6 +621,30 @@ choose_transport(struct enroll_pass *e)
 			goto out;
 		}
 		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		/*
+		 * Outside our chain (a factory self-signed certificate, another
+		 * CA's): only the operator's pin, checked against the exact
+		 * leaf, lets credentials go there.
+		 */
+		if (x == NULL && r == AMTCA_E_AMT_TLS && e->o->tls_pin != NULL &&
+		    !tls_handshake_failure(r, why)) {
+			ao.ca_file = NULL;
+			ao.pin_sha256 = e->o->tls_pin;
+			if (amt_tls_fetch_leaf(&ao, &x) == 0 &&
+			    (r = cred_rule_tls(&e->rule, e->fqdn, x, e->pin)) == 0) {
+				warn(e, "port %d serves a certificate outside this "
+				    "CA's chain that matches --tls-pin; replacing "
+				    "it over TLS pinned to it", e->tls_port);
+				e->served = x;
+				x = NULL;
+				e->have_pin = e->foreign_pin = 1;
+				ret = connect_amt(e, 1);
+				goto out;
+			}
+			X509_free(x);
+			x = NULL;
+			amtca_err_clear();
+		}
 		if (x != NULL) {
 			/* Verified, but not a leaf the records gave this device. */
 			if (!e->plain_open || e->rule.tls_only) {
@@ -601,13 +663,15 @@ choose_transport(struct enroll_pass *e)
 		} else if (r != AMTCA_E_AMT_TLS)
 			e->tls_open = 0;	/* answers TCP but no TLS */
 		else if (!e->plain_open || e->rule.tls_only) {
+			char seen[300];
+
+			served_describe(e, seen, sizeof(seen));
 			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d serves a certificate "
-			    "that does not verify under this CA's chain for %s (%s); "
-			    "refusing to continue (fail closed): a different "
-			    "device or certificate answers there. Check --address/DNS; "
-			    "if AMT was reset or re-provisioned elsewhere, enroll "
-			    "again with --device-reset", e->res->address,
-			    e->tls_port, e->fqdn, why);
+			    "%soutside this CA's chain for %s: no credentials "
+			    "sent (fail closed). Check --address/DNS and that "
+			    "certificate; if it is the device's, pass --tls-pin "
+			    "with its SHA-256; if AMT was reset, --device-reset",
+			    e->res->address, e->tls_port, seen, e->fqdn);
 			goto out;
 		} else
 			warn(e, "port %d serves a certificate not from this CA (%s); "
@@ -1626,7 +1690,8 @@ step_cleanup(struct enroll_pass *e)
 		goto out;
 	}
 	/* Certificates first: our unbound leaves (never CA certs, roots,
-	 * read-only ones, or anything not issued by our intermediate). */
+	 * read-only ones, or anything not issued by our intermediate, except
+	 * the pinned leaf we replaced). */
 	for (i = 0; i < nc; i++) {
 		if (&c[i] == b || c[i].trusted_root || c[i].read_only ||
 		    cert_by_der(&c[i], 1, e->root_der, (size_t)e->root_len) ||
@@ -1635,7 +1700,9 @@ step_cleanup(struct enroll_pass *e)
 			continue;
 		if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
 			continue;
-		r = issued_by_us(e, x) && !x509_eq(x, e->leaf);
+		/* ... and the foreign leaf the operator's pin let us replace. */
+		r = (issued_by_us(e, x) || (e->foreign_pin && e->served != NULL &&
+		    x509_eq(x, e->served))) && !x509_eq(x, e->leaf);
 		X509_free(x);
 		if (!r)
 			continue;
@@ -1709,6 +1776,7 @@ reset_pass(struct enroll_pass *e)
 	e->prev_serial = NULL;
 	e->bound_serial[0] = '\0';
 	e->use_tls = e->rec_enrolled = e->resolved = e->have_pin = 0;
+	e->foreign_pin = 0;
 	cred_rule_clear(&e->rule);
 	free(e->res->serial);
 	e->res->serial = NULL;
