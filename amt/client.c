@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -445,6 +446,86 @@ amt_request_count(const struct amt *a)
 	return a->nreq;
 }
 
+/* ---------------------------------------------------------- parse gate */
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static struct amt_parse_gate gate;	/* limit 0: not yet sized */
+
+static unsigned
+gate_default(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned long v;
+
+	v = (n > 0 ? (unsigned long)n : 1) * AMTCA_AMT_PARSES_PER_CPU;
+	if (v < AMTCA_AMT_PARSES_MIN)
+		v = AMTCA_AMT_PARSES_MIN;
+	if (v > AMTCA_AMT_PARSES_MAX)
+		v = AMTCA_AMT_PARSES_MAX;
+	return (unsigned)v;
+}
+
+void
+amt_parse_gate_set(unsigned limit)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate.limit = limit != 0 ? limit : gate_default();
+	gate.peak = gate.used;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+void
+amt_parse_gate_get(struct amt_parse_gate *out)
+{
+	pthread_mutex_lock(&gate_mu);
+	if (gate.limit == 0)
+		gate.limit = gate_default();
+	*out = gate;
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+gate_acquire(void)
+{
+	pthread_mutex_lock(&gate_mu);
+	if (gate.limit == 0)
+		gate.limit = gate_default();
+	gate.waiting++;
+	while (gate.used >= gate.limit)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	gate.waiting--;
+	if (++gate.used > gate.peak)
+		gate.peak = gate.used;
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+gate_release(void)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate.used--;
+	pthread_cond_signal(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+int
+amt_call_check(long http_status, const char *buf, size_t len,
+    const char *what, struct amt_error *err, struct wsman_msg **out)
+{
+	int ret;
+
+	gate_acquire();
+	if ((ret = amt_response_check(http_status, buf, len, what, err,
+	    out)) != 0) {
+		gate_release();
+		return ret;
+	}
+	(*out)->on_free = gate_release;
+	return 0;
+}
+
 /* ------------------------------------------------------------ transport */
 
 static void
@@ -589,10 +670,16 @@ wsman_call(struct amt *a, const char *what, const char *action,
 	    body)) != 0 ||
 	    (ret = http_post(a, what, req.data, req.len, &status)) != 0)
 		goto out;
-	ret = amt_response_check(status, a->resp.data, a->resp.len, what,
+	ret = amt_call_check(status, a->resp.data, a->resp.len, what,
 	    &a->cur, out);
 	a->cur.http_status = (int)status;
 out:
+	/* Between calls a handle keeps a small response buffer only. */
+	if (a->resp.cap > AMTCA_AMT_RESP_KEEP) {
+		OPENSSL_cleanse(a->resp.data, a->resp.len);
+		wsman_buf_free(&a->resp);
+		wsman_buf_init(&a->resp, AMTCA_WSMAN_BODY_MAX);
+	}
 	if (req.data != NULL)
 		OPENSSL_cleanse(req.data, req.len);	/* may hold AddKey */
 	wsman_buf_free(&req);

@@ -22,4 +22,25 @@ int amt_msg_tls_setting(struct wsman_msg *m, struct amt_tls_setting *out) AMTCA_
 int amt_msg_output(struct wsman_msg *m, const char *cls, const char *method,
     const char *field, char **value, int *return_value) AMTCA_WUR;
 
+/*
+ * The parse gate: a counting semaphore over every response DOM the client
+ * holds, so that 1000 devices in flight never hold 1000 parsed documents
+ * at once.  amt_call_check() is amt_response_check() taking a permit
+ * first; a message it returns keeps the permit until wsman_msg_free().
+ * A thread never holds a message across a network call, so waiting for a
+ * permit cannot deadlock.
+ */
+int amt_call_check(long http_status, const char *buf, size_t len,
+    const char *what, struct amt_error *err, struct wsman_msg **out) AMTCA_WUR;
+
+struct amt_parse_gate {
+	unsigned limit;			/* permits */
+	unsigned used;			/* held now */
+	unsigned waiting;		/* threads waiting for one */
+	unsigned peak;			/* most held at once since reset */
+};
+/* Set the number of permits (0: the default from the CPU count), reset peak. */
+void amt_parse_gate_set(unsigned limit);
+void amt_parse_gate_get(struct amt_parse_gate *out);
+
 #endif

@@ -553,6 +553,8 @@ wsman_msg_free(struct wsman_msg *m)
 	free(m->relates_to);
 	free(m->fault_subcode);
 	free(m->fault_reason);
+	if (m->on_free != NULL)
+		m->on_free();
 	free(m);
 }
 

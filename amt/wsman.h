@@ -102,6 +102,11 @@ struct wsman_msg {
 	char *fault_subcode;		/* local part of Subcode/Value, e.g. "AlreadyExists" */
 	char *fault_reason;
 	void *priv_;			/* private: strings lent by wsman_msg_selector */
+	/*
+	 * Called once by wsman_msg_free() after the DOM is freed, when set:
+	 * the client returns its parse permit here (amt/client.c).
+	 */
+	void (*on_free)(void);
 };
 
 /*

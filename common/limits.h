@@ -43,6 +43,16 @@
 #define AMTCA_AMT_TLS_WAIT_MS   60000           /* wait for 16993 after commit */
 #define AMTCA_AMT_KEYGEN_TRIES  20
 #define AMTCA_AMT_KEYGEN_BACKOFF_MS 500
+/*
+ * Response DOMs alive at once in one process (amt/client.c's parse gate):
+ * CPUs x PER_CPU, within [MIN, MAX].  Parsing is CPU work, so more than a
+ * few per CPU only adds memory, not speed.
+ */
+#define AMTCA_AMT_PARSES_PER_CPU 2
+#define AMTCA_AMT_PARSES_MIN    4
+#define AMTCA_AMT_PARSES_MAX    64
+/* A handle keeps at most this much response buffer between calls. */
+#define AMTCA_AMT_RESP_KEEP     (64 * 1024)
 
 /* Fleet and service. */
 #define AMTCA_CSV_LINE_MAX      4096            /* one line of a hosts file */
@@ -50,7 +60,22 @@
 #define AMTCA_HOSTS_FILE_MAX    (32 * 1024 * 1024) /* a whole hosts file */
 #define AMTCA_FLEET_HOSTS_MAX   100000          /* rows in a hosts file */
 #define AMTCA_AMT_USER_MAX      64              /* an AMT user name */
+#define AMTCA_LEASE_TTL_S       600             /* per-device lock lease */
+#define AMTCA_FLEET_CONCURRENCY 64              /* devices in flight (default) */
+#define AMTCA_FLEET_CONCURRENCY_MAX 4096
+#define AMTCA_FLEET_TRIES       4               /* enroll_run per device per run */
+#define AMTCA_FLEET_BACKOFF_MS  1000            /* first retry's base delay */
+#define AMTCA_FLEET_STACK       (256 * 1024)    /* worker thread stack */
 #define AMTCA_SIM_DEVICES_MAX   4096
+/*
+ * Open files for N devices in flight: a device holds at most its plain and
+ * its TLS connection, and each may briefly overlap a closing one; the base
+ * covers the store, the token, stdio, logs and libraries.
+ */
+#define AMTCA_NOFILE_PER_DEVICE 4
+#define AMTCA_NOFILE_BASE       64
+#define AMTCA_NOFILE_NEED(n)    (AMTCA_NOFILE_BASE + \
+				    (unsigned long)(n) * AMTCA_NOFILE_PER_DEVICE)
 
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */

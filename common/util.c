@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -761,6 +762,31 @@ amtca_random(void *buf, size_t len)
 		}
 		p += r;
 		len -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+amtca_nofile_ensure(unsigned long need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return amtca_fail(AMTCA_E_INTERNAL, "getrlimit(RLIMIT_NOFILE): %s",
+		    strerror(errno));
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)need)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)need)
+		return amtca_fail(AMTCA_E_LIMIT, "%lu open files needed, but the "
+		    "hard limit is %llu (raise it: ulimit -Hn, or LimitNOFILE= "
+		    "in the unit)", need, (unsigned long long)rl.rlim_max);
+	/* Soft to hard, or (past the kernel's nr_open cap) just to `need`. */
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		rl.rlim_cur = (rlim_t)need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return amtca_fail(AMTCA_E_LIMIT, "cannot raise the open file "
+			    "limit to %lu: %s", need, strerror(errno));
 	}
 	return 0;
 }

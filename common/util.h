@@ -101,4 +101,14 @@ void amtca_sleep_ms(long ms);
 /* Fill buf from the OS CSPRNG (getrandom). */
 int amtca_random(void *buf, size_t len) AMTCA_WUR;
 
+/*
+ * Make sure this process may hold `need` open descriptors: when the soft
+ * RLIMIT_NOFILE is lower, raise it to the hard limit (as far as the kernel
+ * allows).  AMTCA_E_LIMIT, with a one-line detail naming both numbers and
+ * the way out (ulimit -Hn, LimitNOFILE=), when the hard limit is below
+ * `need`; the limits are then left as they were.  For N devices in flight,
+ * need is AMTCA_NOFILE_NEED(N) (common/limits.h).
+ */
+int amtca_nofile_ensure(unsigned long need) AMTCA_WUR;
+
 #endif

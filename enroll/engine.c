@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
+#include "enroll/lease.h"
 
 #define PROBE_MS        2000	/* TCP reachability probe */
 #define POLL_MS         250	/* between TLS-port polls */
@@ -82,6 +82,7 @@ struct enroll_pass {
 	int cur;			/* step being run */
 	int already;			/* pre-flight proved the device enrolled */
 	int commit_lost;		/* bind: the commit's reply was lost */
+	struct devlock *lock;		/* the device's lease in the store */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -97,6 +98,8 @@ progress(struct enroll_pass *e, enum enroll_step s, enum enroll_event ev,
 	char buf[512];
 	va_list ap;
 
+	/* Every step event shows we are alive: keep the device's lease. */
+	devlock_renew(e->lock);
 	if (e->o->progress == NULL)
 		return;
 	if (fmt != NULL) {
@@ -1688,48 +1691,6 @@ out:
 	return ret;
 }
 
-/*
- * One enrollment per device at a time (two would race each other's
- * commit and cleanup): an flock on <lock_dir>/<fqdn>.lock, released by
- * the kernel whatever way this process ends.
- */
-static int
-lock_device(struct enroll_pass *e, int *fdp)
-{
-	const char *dir = e->c->lock_dir;
-	char *path = NULL;
-	int fd = -1, r, ret = AMTCA_E_INTERNAL;
-
-	*fdp = -1;
-	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (asprintf(&path, "%s/%s.lock", dir, e->fqdn) == -1) {
-		path = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		ret = amtca_fail(AMTCA_E_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		ret = amtca_fail(errno == EWOULDBLOCK ? AMTCA_E_EXISTS : AMTCA_E_IO,
-		    "another amtca enroll for %s is running (lock %s); wait for "
-		    "it, then rerun", e->fqdn, path);
-		goto out;
-	}
-	*fdp = fd;
-	fd = -1;
-	ret = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	free(path);
-	return ret;
-}
-
 /* --- the run ------------------------------------------------------------- */
 
 /* Forget what one pass learnt, for a fresh pass (see enroll_run). */
@@ -1843,6 +1804,11 @@ run_steps(struct enroll_pass *e)
 	for (i = 0; i < ENROLL_NSTEPS; i++) {
 		st = &enroll_steps[i];
 		e->cur = st->id;
+		if (devlock_lost(e->lock))
+			return amtca_fail(AMTCA_E_EXISTS, "the lock on %s was "
+			    "taken over by another amtca (this run could not "
+			    "renew it in time); rerun when that one is done",
+			    e->fqdn);
 		fn = e->already ? st->run_enrolled : st->run;
 		if (fn == NULL) {
 			progress(e, st->id, ENROLL_EV_SKIP, "not needed");
@@ -1861,7 +1827,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 {
 	struct enroll_pass e;
 	char line[1024];
-	int r, pass, lockfd = -1, ret = AMTCA_E_INTERNAL;
+	int r, pass, ret = AMTCA_E_INTERNAL;
 
 	memset(&e, 0, sizeof(e));
 	e.rule.bound_reason = -1;
@@ -1875,7 +1841,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
 	e.cur = ENROLL_PREFLIGHT;
 	if (c->store == NULL || c->ca == NULL || c->root == NULL ||
-	    c->chain_path == NULL || c->policy == NULL || c->lock_dir == NULL) {
+	    c->chain_path == NULL || c->policy == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
 		goto fail_early;
 	}
@@ -1887,7 +1853,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto fail_early;
 	}
-	if ((r = lock_device(&e, &lockfd)) != 0) {
+	if ((r = devlock_take(c->store, e.fqdn, &e.lock)) != 0) {
 		ret = r;
 		goto fail_early;
 	}
@@ -1936,8 +1902,7 @@ fail_early:
 	res->status = "failed";
 	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_FAIL, "%s", amtca_errmsg(ret));
 out:
-	if (lockfd != -1)
-		close(lockfd);
+	devlock_release(e.lock);
 	amt_free(e.amt);
 	X509_free(e.served);
 	X509_free(e.replaced);

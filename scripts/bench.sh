@@ -5,6 +5,7 @@
 # certificate out), and their ratio; then the per-certificate rate of
 # `openssl x509 -req` through the pkcs11 engine (what an admin does by hand).
 # Everything runs in throwaway SoftHSM tokens and scratch databases.
+# Then the fleet benchmark, scripts/bench-fleet.sh.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -55,3 +56,9 @@ for key in rsa2048 p256; do
 	unset SOFTHSM2_CONF
 	python3 -c "import sys; n=$OPENSSL_N; s=$end-$start; print(f'  {sys.argv[1]:8s} openssl_per_s={n/s:.1f}')" "$key"
 done
+
+# The fleet benchmark: amtca fleet against amtsim (its own summary line last).
+# BENCH_FLEET_ARGS passes options, e.g. "--devices 100" for a quick run.
+echo
+# shellcheck disable=SC2086
+BUILD="$BUILD" bash "$top/scripts/bench-fleet.sh" ${BENCH_FLEET_ARGS:-}

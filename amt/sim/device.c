@@ -187,9 +187,18 @@ sim_device_reset(struct sim_device *d)
 }
 
 time_t
+sim_world_clock(const struct sim_config *cfg)
+{
+	long long off = cfg->clock_offset_s != NULL ?
+	    atomic_load(cfg->clock_offset_s) : 0;
+
+	return (time_t)((long long)time(NULL) + off);
+}
+
+time_t
 sim_device_clock(const struct sim_device *d)
 {
-	return (time_t)((long long)time(NULL) + d->clock_offset_s);
+	return (time_t)((long long)sim_world_clock(d->cfg) + d->clock_offset_s);
 }
 
 void
@@ -351,7 +360,11 @@ sim_key_generate(struct sim_device *d, int alg, int bits, int *handle)
 	}
 	if (d->nkeys >= d->cfg->store_max)
 		return AMT_PT_MAX_LIMIT_REACHED;
-	if ((pkey = EVP_RSA_gen(2048)) == NULL)
+	if (d->cfg->key_pool != NULL) {
+		/* Pre-generated: no host CPU, as on real firmware. */
+		if ((r = sim_keypool_take(d->cfg->key_pool, &pkey)) != 0)
+			return r;
+	} else if ((pkey = EVP_RSA_gen(2048)) == NULL)
 		return amtca_fail_ssl(AMTCA_E_INTERNAL, "RSA key generation");
 	if ((r = key_insert(d, pkey, d->key_next)) != 0)
 		return r;

@@ -1195,7 +1195,9 @@ m_time_set(struct sim_device *d, struct req *q, struct xw *w)
 		/* Ta0 must echo GetLowAccuracyTimeSynch's answer. */
 		rv = AMT_PT_INVALID_PARAMETER;
 	} else {
-		d->clock_offset_s = tm2 - (long long)time(NULL);
+		/* The device's drift from simulated time: --clock-offset
+		 * moves this device's clock along with the rest. */
+		d->clock_offset_s = tm2 - (long long)sim_world_clock(d->cfg);
 		sim_device_changed(d);
 	}
 	out_begin(w, d, q);

@@ -101,11 +101,18 @@ stream_free(void *cls)
 static int
 add_common(struct MHD_Response *r, const struct sim_device *d)
 {
-	char server[96];
+	char server[96], date[64];
+	time_t now = sim_device_clock(d);
+	struct tm tm;
 
 	snprintf(server, sizeof(server),
 	    "Intel(R) Active Management Technology %s", d->cfg->amt_version);
-	return MHD_add_response_header(r, "Server", server) == MHD_YES ? 0 : -1;
+	/* Date from the AMT clock, not the host's (MHD's own is suppressed). */
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		return -1;
+	return MHD_add_response_header(r, "Server", server) == MHD_YES &&
+	    MHD_add_response_header(r, "Date", date) == MHD_YES ? 0 : -1;
 }
 
 static enum MHD_Result
@@ -315,7 +322,8 @@ listener_start(struct sim_fleet *f, struct sim_device *d,
 	struct sim_listener *l;
 	struct sockaddr_in sa;
 	struct MHD_OptionItem opts[12];
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_USE_SUPPRESS_DATE_NO_CLOCK;
 	int n = 0, tls = kind != L_HTTP;
 	int port = kind == L_HTTP ? f->cfg->http_port :
 	    kind == L_TLS ? f->cfg->tls_port : f->cfg->redir_port;
@@ -438,6 +446,22 @@ sim_fleet_changed(void *arg)
 	struct sim_fleet *f = arg;
 
 	pthread_mutex_lock(&f->ctl_lock);
+	f->state_dirty = 1;
+	pthread_cond_signal(&f->ctl_cond);
+	pthread_mutex_unlock(&f->ctl_lock);
+}
+
+void
+sim_fleet_clock_moved(struct sim_fleet *f)
+{
+	long long now = amtca_now_ms();
+	size_t i;
+
+	pthread_mutex_lock(&f->ctl_lock);
+	/* A commit still in its --commit-delay-ms re-checks when it lands. */
+	for (i = 0; i < f->n; i++)
+		if (f->dev[i]->apply_at_ms == 0)
+			f->dev[i]->apply_at_ms = now > 0 ? now : 1;
 	f->state_dirty = 1;
 	pthread_cond_signal(&f->ctl_cond);
 	pthread_mutex_unlock(&f->ctl_lock);

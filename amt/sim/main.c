@@ -29,8 +29,11 @@ usage(FILE *fp)
 	    "       amtsim --devices N --address-base 127.x.y.z --fqdn-pattern PATTERN\n"
 	    "              [--http-port N] [--tls-port N] --user USER --password-file FILE\n"
 	    "              [options]\n"
+	    "       amtsim --key-pool FILE --key-pool-size N\n"
 	    "options: [--latency-ms N] [--keygen-ms N] [--keygen-busy K]\n"
 	    "         [--commit-delay-ms N] [--drop-at STEP[+]] [--state FILE]\n"
+	    "         [--key-pool FILE [--key-pool-size N]]\n"
+	    "         [--clock-offset SECONDS] [--clock-file FILE]\n"
 	    "         [--lockout N] [--lockout-s S] [--nonce-ttl S] [--clock-skew S]\n"
 	    "         [--store-max N] [--amt-version X.Y.Z.B]\n"
 	    "         [--serve-cert PEM --serve-key PEM] [--non-secure-unsupported]\n"
@@ -51,6 +54,56 @@ parse_uint(const char *s, unsigned long max, unsigned long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* A signed number of seconds within +-max. */
+static int
+parse_seconds(const char *s, long long max, long long *out)
+{
+	char *end = NULL;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v > max || v < -max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * --clock-file: one signed number of seconds (surrounding white space
+ * allowed).  Sets the fleet's clock offset.
+ */
+static int
+read_clock_file(const char *path, struct sim_fleet *f)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	char *p, *e;
+	long long v;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = amtca_file_read(path, SIM_CLOCK_FILE_MAX, &buf, &len)) != 0) {
+		ret = amtca_fail(r, "cannot read clock file %s", path);
+		goto out;
+	}
+	for (p = (char *)buf; *p == ' ' || *p == '\t' || *p == '\n'; p++)
+		;
+	for (e = p + strlen(p); e > p && (e[-1] == ' ' || e[-1] == '\t' ||
+	    e[-1] == '\n' || e[-1] == '\r'); e--)
+		;
+	*e = '\0';
+	if (parse_seconds(p, SIM_CLOCK_OFFSET_MAX, &v) != 0) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "clock file %s does not hold a "
+		    "number of seconds", path);
+		goto out;
+	}
+	atomic_store(&f->clock_offset_s, v);
+	ret = 0;
+out:
+	free(buf);
+	return ret;
 }
 
 /* Exactly one integer conversion (%d, %05d, %u, %x...) and literal %%. */
@@ -102,7 +155,8 @@ enum {
 	O_KEYGEN_MS, O_KEYGEN_BUSY, O_COMMIT_DELAY, O_DROP_AT, O_STATE,
 	O_LOCKOUT, O_LOCKOUT_S, O_NONCE_TTL, O_CLOCK_SKEW, O_STORE_MAX,
 	O_AMT_VERSION, O_SERVE_CERT, O_SERVE_KEY, O_NON_SECURE_UNSUPPORTED,
-	O_OLD_TLS, O_VERBOSE, O_HELP, O_VERSION, O_REDIR_PORT,
+	O_OLD_TLS, O_VERBOSE, O_HELP, O_VERSION, O_REDIR_PORT, O_KEY_POOL,
+	O_KEY_POOL_SIZE, O_CLOCK_OFFSET, O_CLOCK_FILE,
 };
 
 static const struct option longopts[] = {
@@ -132,6 +186,10 @@ static const struct option longopts[] = {
 	{ "non-secure-unsupported", no_argument, NULL, O_NON_SECURE_UNSUPPORTED },
 	{ "old-tls", no_argument, NULL, O_OLD_TLS },
 	{ "redir-port", required_argument, NULL, O_REDIR_PORT },
+	{ "key-pool", required_argument, NULL, O_KEY_POOL },
+	{ "key-pool-size", required_argument, NULL, O_KEY_POOL_SIZE },
+	{ "clock-offset", required_argument, NULL, O_CLOCK_OFFSET },
+	{ "clock-file", required_argument, NULL, O_CLOCK_FILE },
 	{ "verbose", no_argument, NULL, O_VERBOSE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "version", no_argument, NULL, O_VERSION },
@@ -145,7 +203,11 @@ main(int argc, char **argv)
 	struct sim_fleet fleet;
 	const char *listen_addr = NULL, *fqdn = NULL, *pattern = NULL;
 	const char *base = NULL, *pwfile = NULL, *serve_cert = NULL;
-	const char *serve_key = NULL;
+	const char *serve_key = NULL, *pool_path = NULL, *clock_file = NULL;
+	struct sim_keypool *pool = NULL;
+	unsigned long pool_size = 0;
+	int pool_size_given = 0;
+	long long off;
 	char *password = NULL, name[AMTCA_FQDN_MAX + 2];
 	unsigned long v, ndev = 0;
 	struct in_addr a0;
@@ -174,6 +236,19 @@ main(int argc, char **argv)
 		case O_ADDRESS_BASE: base = optarg; break;
 		case O_FQDN_PATTERN: pattern = optarg; break;
 		case O_STATE: fleet.state_path = optarg; break;
+		case O_KEY_POOL: pool_path = optarg; break;
+		case O_CLOCK_FILE: clock_file = optarg; break;
+		case O_CLOCK_OFFSET:
+			if (parse_seconds(optarg, SIM_CLOCK_OFFSET_MAX, &off) != 0)
+				goto usage;
+			atomic_store(&fleet.clock_offset_s, off);
+			fleet.clock_offset_given = 1;
+			break;
+		case O_KEY_POOL_SIZE:
+			if (parse_uint(optarg, SIM_POOL_KEYS_MAX, &pool_size) != 0)
+				goto usage;
+			pool_size_given = 1;
+			break;
 		case O_SERVE_CERT: serve_cert = optarg; break;
 		case O_SERVE_KEY: serve_key = optarg; break;
 		case O_NON_SECURE_UNSUPPORTED: cfg.non_secure_unsupported = 1; break;
@@ -202,18 +277,11 @@ main(int argc, char **argv)
 			    optarg);
 			break;
 		}
-		case O_CLOCK_SKEW: {
-			char *end = NULL;
-			long s;
-
-			errno = 0;
-			s = strtol(optarg, &end, 10);
-			if (errno != 0 || *end != '\0' || end == optarg ||
-			    s > 100L * 365 * 86400 || s < -100L * 365 * 86400)
+		case O_CLOCK_SKEW:
+			if (parse_seconds(optarg, 100LL * 365 * 86400, &off) != 0)
 				goto usage;
-			cfg.clock_skew_s = s;
+			cfg.clock_skew_s = (long)off;
 			break;
-		}
 		default:
 			if (c < O_LISTEN || optarg == NULL ||
 			    parse_uint(optarg, UINT_MAX, &v) != 0)
@@ -257,11 +325,26 @@ main(int argc, char **argv)
 			}
 		}
 	}
+	if (pool_path != NULL && pool_size_given && listen_addr == NULL &&
+	    ndev == 0 && base == NULL && pattern == NULL && fqdn == NULL &&
+	    optind == argc) {
+		/*
+		 * No devices: only fill the pool, a set-up step for tests and
+		 * benchmarks that would otherwise wait for it before "ready".
+		 */
+		if ((r = sim_keypool_open(pool_path, pool_size, &pool)) != 0 ||
+		    (r = sim_keypool_close(pool, stdout)) != 0) {
+			fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
+			return 1;
+		}
+		return 0;
+	}
 	if (optind != argc || cfg.user == NULL || cfg.user[0] == '\0' ||
 	    strchr(cfg.user, '"') != NULL || pwfile == NULL ||
 	    cfg.http_port == cfg.tls_port || cfg.redir_port == cfg.http_port ||
 	    cfg.redir_port == cfg.tls_port ||
-	    (serve_cert == NULL) != (serve_key == NULL))
+	    (serve_cert == NULL) != (serve_key == NULL) ||
+	    (pool_size_given && pool_path == NULL))
 		goto usage;
 	if (listen_addr != NULL) {
 		if (ndev != 0 || base != NULL || pattern != NULL || fqdn == NULL ||
@@ -299,6 +382,7 @@ main(int argc, char **argv)
 	}
 
 	fleet.cfg = &cfg;
+	cfg.clock_offset_s = &fleet.clock_offset_s;
 	if ((fleet.dev = calloc(ndev, sizeof(*fleet.dev))) == NULL)
 		goto nomem;
 	h0 = ntohl(a0.s_addr);
@@ -329,6 +413,28 @@ main(int argc, char **argv)
 		fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
 		goto out;
 	}
+	/* The clock file, when there is one, is the latest word. */
+	if (clock_file != NULL && access(clock_file, F_OK) == 0 &&
+	    (r = read_clock_file(clock_file, &fleet)) != 0) {
+		fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
+		goto out;
+	}
+	if (pool_path != NULL) {
+		if ((r = sim_keypool_open(pool_path, pool_size_given ? pool_size :
+		    ndev, &pool)) != 0) {
+			fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
+			goto out;
+		}
+		/* Keys restored from --state are taken already. */
+		for (i = 0; i < fleet.n; i++) {
+			size_t k;
+
+			for (k = 0; k < fleet.dev[i]->nkeys; k++)
+				sim_keypool_skip(pool, fleet.dev[i]->keys[k].pub,
+				    fleet.dev[i]->keys[k].pub_len);
+		}
+		cfg.key_pool = pool;
+	}
 
 	/* Every thread inherits this mask; main takes the signals below. */
 	sigemptyset(&sigs);
@@ -347,10 +453,23 @@ main(int argc, char **argv)
 	fflush(stdout);
 	if (cfg.verbose)
 		fprintf(stderr, "amtsim: %zu device(s) ready\n", fleet.n);
-	do {
-		if (sigwait(&sigs, &sig) != 0)
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0 || sig != SIGHUP)
 			break;
-	} while (sig == SIGHUP);
+		/* SIGHUP: move the simulated clock to what --clock-file says. */
+		if (clock_file == NULL)
+			continue;
+		if ((r = read_clock_file(clock_file, &fleet)) != 0) {
+			fprintf(stderr, "amtsim: %s; clock unchanged\n",
+			    amtca_errmsg(r));
+			continue;
+		}
+		sim_fleet_clock_moved(&fleet);
+		/* The acknowledgement tests wait for. */
+		printf("clock-offset %lld\n",
+		    (long long)atomic_load(&fleet.clock_offset_s));
+		fflush(stdout);
+	}
 	rc = 0;
 	goto out;
 nomem:
@@ -359,6 +478,13 @@ out:
 	if (started) {
 		sim_fleet_stop(&fleet);
 		if ((r = sim_state_save(&fleet)) != 0) {
+			fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
+			rc = 1;
+		}
+	}
+	if (pool != NULL) {
+		cfg.key_pool = NULL;
+		if ((r = sim_keypool_close(pool, started ? stdout : NULL)) != 0) {
 			fprintf(stderr, "amtsim: %s\n", amtca_errmsg(r));
 			rc = 1;
 		}

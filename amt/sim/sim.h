@@ -13,6 +13,7 @@
  *                   irregular chunking, the control thread that restarts
  *                   listeners after CommitChanges.
  *   state.c         the --state file (load at start, rewrite on change).
+ *   keypool.c       the --key-pool cache of pre-generated RSA keys.
  *   main.c          command line, fleet set-up, signals.
  *
  * Locking: every struct sim_device has one mutex that guards all of its
@@ -23,8 +24,10 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -51,13 +54,23 @@
 #define SIM_CSR_MAX            (16 * 1024)	/* NullSignedCertificateRequest */
 #define SIM_KEY_DER_MAX        4096	/* AddKey KeyBlob */
 #define SIM_STATE_MAX          (256 * 1024 * 1024)
+#define SIM_POOL_KEYS_MAX      65536	/* keys in a --key-pool file */
+#define SIM_POOL_FILE_MAX      ((size_t)SIM_POOL_KEYS_MAX * 2048)
+#define SIM_POOL_THREADS_MAX   16	/* key generation threads at start */
+#define SIM_CLOCK_OFFSET_MAX   (100LL * 366 * 86400)	/* |--clock-offset| */
+#define SIM_CLOCK_FILE_MAX     64
 
 /* TLS setting instances. */
 #define SIM_TLS_REMOTE 0
 #define SIM_TLS_LMS    1
 #define SIM_TLS_N      2
 
-/* Options shared by every device (read-only once the fleet runs). */
+struct sim_keypool;
+
+/*
+ * Options shared by every device (read-only once the fleet runs; what the
+ * two pointers point to has its own synchronisation).
+ */
 struct sim_config {
 	const char *user;
 	int http_port;
@@ -79,6 +92,12 @@ struct sim_config {
 	char *serve_cert_pem;		/* --serve-cert contents, or NULL */
 	char *serve_key_pem;
 	int verbose;
+	/*
+	 * Simulated wall time = host time + *clock_offset_s (--clock-offset,
+	 * moved at run time on SIGHUP).  NULL (the fuzzer): no offset.
+	 */
+	_Atomic long long *clock_offset_s;
+	struct sim_keypool *key_pool;	/* --key-pool, or NULL */
 };
 
 struct sim_key {
@@ -137,7 +156,7 @@ struct sim_device {
 	struct sim_tls pending[SIM_TLS_N];
 	struct sim_tls committed[SIM_TLS_N];
 
-	long long clock_offset_s;	/* AMT clock = time(NULL) + offset */
+	long long clock_offset_s;	/* AMT clock = simulated time + this */
 	uint32_t last_ta0;
 
 	unsigned long long msg_seq;	/* response MessageID counter */
@@ -178,7 +197,14 @@ void sim_device_free(struct sim_device *d);
 /* Back to factory state (the fuzzer reuses one device). */
 void sim_device_reset(struct sim_device *d);
 
-/* AMT clock in Unix seconds (caller holds d->lock or does not care). */
+/* Simulated wall time: host time + --clock-offset (fleet-wide). */
+time_t sim_world_clock(const struct sim_config *cfg);
+
+/*
+ * AMT clock in Unix seconds: simulated wall time + the device's own drift
+ * (--clock-skew, then whatever SetHighAccuracyTimeSynch set).  Caller holds
+ * d->lock or does not care.
+ */
 time_t sim_device_clock(const struct sim_device *d);
 
 struct sim_key *sim_key_by_handle(struct sim_device *d, int handle);
@@ -273,6 +299,8 @@ struct sim_fleet {
 	struct sim_device **dev;
 	size_t n;
 	const char *state_path;
+	_Atomic long long clock_offset_s;	/* cfg->clock_offset_s points here */
+	int clock_offset_given;		/* on the command line: beats --state */
 	pthread_mutex_t ctl_lock;
 	pthread_cond_t ctl_cond;
 	pthread_t ctl_thread;
@@ -287,6 +315,11 @@ int sim_fleet_start(struct sim_fleet *f) AMTCA_WUR;
 void sim_fleet_stop(struct sim_fleet *f);
 /* Device state changed: schedule a state write (on_change hook). */
 void sim_fleet_changed(void *arg);
+/*
+ * The simulated clock moved: re-check every device's listeners (a
+ * certificate may have become valid or expired) and write the state.
+ */
+void sim_fleet_clock_moved(struct sim_fleet *f);
 
 /* ---- state.c ---- */
 
@@ -294,5 +327,39 @@ void sim_fleet_changed(void *arg);
 int sim_state_save(struct sim_fleet *f) AMTCA_WUR;
 /* Load a state file into fresh devices; a missing file is not an error. */
 int sim_state_load(struct sim_fleet *f) AMTCA_WUR;
+
+/* ---- keypool.c ---- */
+
+/*
+ * Open the key pool cache at `path`: take its lock (FILE.lock, so two
+ * running simulators never hand out the same keys), load the RSA-2048 keys
+ * it holds and, when there are fewer than `want`, generate the missing ones
+ * on up to SIM_POOL_THREADS_MAX threads and rewrite the file (mode 0600,
+ * atomically).  A missing file is an empty pool.  Free with
+ * sim_keypool_close().
+ */
+int sim_keypool_open(const char *path, size_t want,
+    struct sim_keypool **out) AMTCA_WUR;
+
+/*
+ * Mark the pool key whose PKCS#1 public key is `pub` as used (a device
+ * restored from --state holds it already).  No-op when not in the pool.
+ */
+void sim_keypool_skip(struct sim_keypool *p, const unsigned char *pub,
+    size_t len);
+
+/*
+ * The next unused key, in file order, each at most once per run; when the
+ * pool is exhausted, a freshly generated one (said once on stderr, and kept
+ * for the next run).  *out holds its own reference.  Thread-safe.
+ */
+int sim_keypool_take(struct sim_keypool *p, EVP_PKEY **out) AMTCA_WUR;
+
+/*
+ * Save keys generated on the fly into the file (when there were any), print
+ * "key-pool keys=N used=U generated=G on_the_fly=F" on `report` (may be
+ * NULL), release the lock and free.  Returns the save's result; NULL ok.
+ */
+int sim_keypool_close(struct sim_keypool *p, FILE *report) AMTCA_WUR;
 
 #endif

@@ -5,8 +5,9 @@
  * line, fields separated by one space:
  *
  *   amtsim-state 1
+ *   clock-offset S                      simulated time = host time + S
  *   device INDEX FQDN
- *   clock OFFSET_S                      AMT clock = now + OFFSET_S
+ *   clock OFFSET_S                      AMT clock = simulated time + OFFSET_S
  *   next CERT_NEXT KEY_NEXT             handle counters
  *   key HANDLE BASE64(PKCS#1 RSAPrivateKey DER)
  *   cert HANDLE TRUSTED BASE64(DER)
@@ -14,7 +15,8 @@
  *   tls I P_EN P_MUTUAL P_ACCEPT C_EN C_MUTUAL C_ACCEPT   (P pending, C committed)
  *   end
  *
- * The file holds private keys: mode 0600.
+ * The file holds private keys: mode 0600.  An amtsim that predates
+ * clock-offset skips that line (it comes before any device).
  */
 #include "amt/sim/sim.h"
 
@@ -88,7 +90,8 @@ sim_state_save(struct sim_fleet *f)
 	if (f->state_path == NULL)
 		return 0;
 	wsman_buf_init(&b, SIM_STATE_MAX);
-	if ((r = wsman_buf_addf(&b, "amtsim-state 1\n")) != 0) {
+	if ((r = wsman_buf_addf(&b, "amtsim-state 1\nclock-offset %lld\n",
+	    (long long)atomic_load(&f->clock_offset_s))) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -171,6 +174,22 @@ sim_state_load(struct sim_fleet *f)
 				    idx, tok[2], d->fqdn);
 				goto out;
 			}
+			continue;
+		}
+		if (strcmp(tok[0], "clock-offset") == 0 && nt == 2 && d == NULL) {
+			char *end = NULL;
+			long long off;
+
+			errno = 0;
+			off = strtoll(tok[1], &end, 10);
+			if (errno != 0 || *end != '\0' ||
+			    off > SIM_CLOCK_OFFSET_MAX || off < -SIM_CLOCK_OFFSET_MAX) {
+				ret = bad(f->state_path, lineno);
+				goto out;
+			}
+			/* --clock-offset on the command line wins. */
+			if (!f->clock_offset_given)
+				atomic_store(&f->clock_offset_s, off);
 			continue;
 		}
 		if (d == NULL)

@@ -1224,13 +1224,29 @@ out:
 	return ret;
 }
 
+/* 1 PEM, 0 DER, -1 the name says nothing (by extension, any case). */
+static int
+crl_format_of(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	if (dot == NULL || strchr(dot, '/') != NULL)
+		return -1;
+	if (strcasecmp(dot, ".pem") == 0)
+		return 1;
+	if (strcasecmp(dot, ".crl") == 0 || strcasecmp(dot, ".der") == 0)
+		return 0;
+	return -1;
+}
+
 int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] =
 	    "[--format pem|der] [--out FILE] [--days N] [--json]";
 	static const char options[] =
-	    "  --format pem|der       encoding (pem); der needs --out\n"
+	    "  --format pem|der       encoding; default from the --out name\n"
+	    "                         (.crl/.der DER, else PEM); der needs --out\n"
 	    "  --out FILE             write there, not to stdout\n"
 	    "  --days N               nextUpdate in days (7)\n"
 	    "  --json                 one JSON document: numbers, dates, pem\n"
@@ -1247,7 +1263,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	unsigned char *crl = NULL;
 	size_t len = 0;
-	int ch, r, pem = 1, days = 7, json = 0, ret = EXIT_FAIL;
+	int ch, r, pem = 1, days = 7, json = 0, fmt_given = 0, ret = EXIT_FAIL;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -1258,6 +1274,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 				pem = 0;
 			else
 				return usage_error("crl", "--format is pem or der", syn);
+			fmt_given = 1;
 			break;
 		case 'o': outpath = optarg; break;
 		case 'j': json = 1; break;
@@ -1273,6 +1290,14 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("crl", "unexpected argument", syn);
+	/* The --out name says the encoding, as for chain: never a PEM file
+	 * named .crl/.der that a Windows CDP client cannot read. */
+	if (outpath != NULL && (r = crl_format_of(outpath)) >= 0) {
+		if (fmt_given && r != pem)
+			return usage_error("crl", "--format contradicts the --out "
+			    "name (.pem is PEM; .crl and .der are DER)", syn);
+		pem = r;
+	}
 	/* With --json, stdout carries the JSON document (the CRL is in it). */
 	if (json && outpath != NULL && strcmp(outpath, "-") == 0)
 		outpath = NULL;

@@ -81,12 +81,44 @@ start_sim() {
 	"$AMTSIM" "$@" >"$log" 2>&1 &
 	SIM_PID=$!
 	on_exit "kill -TERM $SIM_PID 2>/dev/null; wait $SIM_PID 2>/dev/null"
-	for i in $(seq 1 200); do
+	local max=200
+	for ((i = 0; i < max; i++)); do
 		grep -q '^ready' "$log" 2>/dev/null && return 0
 		kill -0 "$SIM_PID" 2>/dev/null || fail "amtsim exited: $(cat "$log")"
+		# Filling a --key-pool the first time takes minutes, not seconds.
+		grep -q '^amtsim: key pool .*: generating' "$log" 2>/dev/null && max=12000
 		sleep 0.05
 	done
-	fail "amtsim not ready after 10 s: $(cat "$log")"
+	fail "amtsim not ready after $((max / 20)) s: $(cat "$log")"
+}
+
+# The amtsim key pool the fleet tests share (--key-pool "$SIM_KEY_POOL"):
+# RSA keys generated once per build directory and reused by later runs.
+# Unique per device within one amtsim run only: a second amtsim started
+# without the first's --state hands out the same keys again, and two
+# running at once on one pool is refused (use a second pool file).
+SIM_KEY_POOL=${AMTSIM_KEY_POOL:-${BUILD:-$top/build}/amtsim-key-pool.pem}
+
+# sim_key_pool_fill N: make $SIM_KEY_POOL hold at least N keys (only the
+# first run of a build directory generates them).
+sim_key_pool_fill() {
+	"$AMTSIM" --key-pool "$SIM_KEY_POOL" --key-pool-size "$1" >"$T/key-pool.out" ||
+	    fail "cannot fill the key pool $SIM_KEY_POOL"
+}
+
+# sim_clock_set LOG CLOCKFILE SECONDS: move the simulated clock of the
+# amtsim started (start_sim LOG ...) with --clock-file CLOCKFILE to host
+# time + SECONDS, and wait until it says so.
+sim_clock_set() {
+	local log=$1 file=$2 secs=$3 n i
+	n=$(grep -c '^clock-offset ' "$log" || true)
+	printf '%s\n' "$secs" >"$file"
+	kill -HUP "$SIM_PID"
+	for i in $(seq 1 200); do
+		[ "$(grep -c '^clock-offset ' "$log" || true)" -gt "$n" ] && return 0
+		sleep 0.05
+	done
+	fail "amtsim did not take clock offset $secs: $(tail -n 3 "$log")"
 }
 
 stop_sim() {

@@ -124,6 +124,15 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=
 openssl crl -inform DER -in "$T/crl.der" -noout || fail "crl --out with --json did not write the DER CRL"
 ok "issue --json and crl --json print one document"
 
+# --- crl: the format follows the --out name too -----------------------------
+"$AMTCA" --home "$H" crl --out "$T/pub.crl"
+openssl crl -inform DER -in "$T/pub.crl" -noout || fail "crl --out x.crl is not DER"
+"$AMTCA" --home "$H" crl --out "$T/pub2.pem"
+openssl crl -in "$T/pub2.pem" -noout || fail "crl --out x.pem is not PEM"
+expect_fail 2 "contradicts" "$AMTCA" --home "$H" crl --format pem --out "$T/pub3.crl"
+[ ! -e "$T/pub3.crl" ] || fail "a refused crl --out wrote a file"
+ok "crl: .crl/.der are DER, .pem PEM, a contradicting --format refused"
+
 # --- chain: the format follows the --out name --------------------------------
 "$AMTCA" --home "$H" chain --out "$T/x.p7b"
 openssl pkcs7 -inform DER -in "$T/x.p7b" -print_certs -noout >"$T/p7" || fail "chain --out x.p7b is not DER PKCS#7"

@@ -60,9 +60,11 @@ ok "$P processes x $N issues on one home: 0 failures, $recorded recorded"
 # --- 2. 20 parallel enrollments against a fleet -----------------------------
 D=20
 BASE=127.0.73
+# Device keys from the shared pool: the race is in the token, not amtsim's CPU.
+sim_key_pool_fill "$D"
 start_sim "$T/fleet.log" --devices "$D" --address-base "$BASE.1" \
     --fqdn-pattern 'race%02d.example.test' --user admin --password-file "$PW" \
-    --commit-delay-ms 100
+    --commit-delay-ms 100 --key-pool "$SIM_KEY_POOL"
 for i in $(seq 0 $((D - 1))); do
 	fq=$(printf 'race%02d.example.test' "$i")
 	enroll "$BASE.$((i + 1))" "$fq" >"$T/en-$i.out" 2>"$T/en-$i.err" &

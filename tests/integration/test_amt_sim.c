@@ -12,17 +12,22 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/err.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -793,8 +798,10 @@ test_fleet_1000(void **state)
 	struct simh sim;
 	char base[32], addr[INET_ADDRSTRLEN], fqdn[64], n[8];
 	static char realms[FLEET_N][48];
+	static unsigned char keyids[FLEET_N][SHA256_DIGEST_LENGTH];
+	const char *pool = getenv("AMTSIM_KEY_POOL");
 	const char *args[] = { "--devices", n, "--address-base", base,
-	    "--fqdn-pattern", "dev%05d.example.test", NULL };
+	    "--fqdn-pattern", "dev%05d.example.test", "--key-pool", pool, NULL };
 	struct amt_opts o;
 	struct amt_general g;
 	struct in_addr a0, ai;
@@ -803,6 +810,13 @@ test_fleet_1000(void **state)
 	int r;
 
 	(void)state;
+	/*
+	 * With a key pool (AMTSIM_KEY_POOL=FILE; the first run fills it, which
+	 * takes minutes) every device also generates a key, and no two get the
+	 * same one.  Without, GenerateKeyPair would cost 1000 RSA generations.
+	 */
+	if (pool == NULL)
+		args[6] = NULL;
 	snprintf(n, sizeof(n), "%d", FLEET_N);
 	/* x.y.200.1: the fleet runs on into the next third octet. */
 	simh_addr(base, sizeof(base), 0);
@@ -829,8 +843,27 @@ test_fleet_1000(void **state)
 		assert_string_equal(g.hostname, fqdn);
 		snprintf(realms[i], sizeof(realms[i]), "%s", g.realm);
 		amt_general_clear(&g);
+		if (pool != NULL) {
+			char *h = gen_key(a);
+			EVP_PKEY *pub = key_pub(a, h);
+			unsigned char *der = NULL;
+			int dl = i2d_PublicKey(pub, &der);
+
+			assert_true(dl > 0);
+			SHA256(der, (size_t)dl, keyids[i]);
+			OPENSSL_free(der);
+			EVP_PKEY_free(pub);
+			free(h);
+		}
 		amt_free(a);
 	}
+	if (pool != NULL)
+		for (i = 0; i < FLEET_N; i++)
+			for (j = 0; j < i; j++)
+				if (memcmp(keyids[i], keyids[j],
+				    sizeof(keyids[i])) == 0)
+					fail_msg("devices %u and %u got the same "
+					    "key", j, i);
 	/* Every device has a realm of its own. */
 	for (i = 0; i < FLEET_N; i++)
 		for (j = 0; j < i; j++)
@@ -1213,6 +1246,380 @@ test_old_tls_flow_b(void **state)
 	dev_stop(&d);
 }
 
+/* ---- key pool and simulated clock ---- */
+
+/* SIGTERM, then what amtsim prints on stdout after "ready" until it exits. */
+static void
+sim_stop_output(struct simh *s, char *out, size_t outlen)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	assert_int_equal(kill(s->pid, SIGTERM), 0);
+	while (got < outlen - 1) {
+		struct pollfd p = { s->out_fd, POLLIN, 0 };
+
+		if (poll(&p, 1, 15000) <= 0)
+			break;
+		if ((r = read(s->out_fd, out + got, outlen - 1 - got)) <= 0)
+			break;
+		got += (size_t)r;
+	}
+	out[got] = '\0';
+	assert_int_equal(simh_stop(s), 0);
+}
+
+/* The private keys in a key pool file, in file order. */
+static size_t
+pool_keys(const char *path, EVP_PKEY **keys, size_t max)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n = 0;
+
+	assert_non_null(fp);
+	while (n < max && (keys[n] = PEM_read_PrivateKey(fp, NULL, NULL,
+	    NULL)) != NULL)
+		n++;
+	ERR_clear_error();
+	fclose(fp);
+	return n;
+}
+
+static void
+keys_free(EVP_PKEY **k, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		EVP_PKEY_free(k[i]);
+}
+
+/* Device i of a "pool%02d.example.test" fleet at base: GenerateKeyPair. */
+static EVP_PKEY *
+fleet_keygen(const char *base, unsigned i)
+{
+	struct in_addr a0;
+	struct amt_opts o;
+	struct amt *a = NULL;
+	char addr[INET_ADDRSTRLEN], fqdn[64], *h;
+	EVP_PKEY *pub;
+
+	assert_int_equal(inet_pton(AF_INET, base, &a0), 1);
+	a0.s_addr = htonl(ntohl(a0.s_addr) + i);
+	assert_non_null(inet_ntop(AF_INET, &a0, addr, sizeof(addr)));
+	snprintf(fqdn, sizeof(fqdn), "pool%02u.example.test", i);
+	memset(&o, 0, sizeof(o));
+	o.host = fqdn;
+	o.address = addr;
+	o.user = "admin";
+	o.password = PW;
+	o.timeout_ms = 15000;
+	assert_int_equal(amt_open(&o, &a), 0);
+	h = gen_key(a);
+	pub = key_pub(a, h);
+	free(h);
+	amt_free(a);
+	return pub;
+}
+
+/*
+ * --key-pool: devices of one run never share a key; keys come from the
+ * file in order; a dry pool generates on the fly and keeps those keys; a
+ * second run reuses the file without generating or rewriting it; keys that
+ * devices restored from --state hold are not handed out again; two
+ * running simulators cannot share a pool.
+ */
+static void
+test_key_pool(void **state)
+{
+	char dir[] = "/tmp/amtsim-pool.XXXXXX", pool[96], lock[96], st[96];
+	char base[32], base2[32], out[512];
+	const char *args[] = { "--devices", "3", "--address-base", base,
+	    "--fqdn-pattern", "pool%02d.example.test", "--key-pool", pool,
+	    "--key-pool-size", "2", NULL, NULL, NULL };
+	const char *args2[] = { "--devices", "1", "--address-base", base2,
+	    "--fqdn-pattern", "pool%02d.example.test", "--key-pool", pool, NULL };
+	EVP_PKEY *got[4], *fk[8];
+	unsigned char *before = NULL, *after = NULL;
+	size_t blen = 0, alen = 0, nf, i, j;
+	struct stat sb, sa;
+	struct simh sim, other;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pool, sizeof(pool), "%s/pool.pem", dir);
+	snprintf(lock, sizeof(lock), "%s/pool.pem.lock", dir);
+	snprintf(st, sizeof(st), "%s/state", dir);
+	simh_addr(base, sizeof(base), 30);
+	simh_addr(base2, sizeof(base2), 35);
+
+	/* Run 1: two keys made at start-up; the fourth call runs the pool dry. */
+	assert_int_equal(simh_start(&sim, PW, args), 0);
+	nf = pool_keys(pool, fk, 8);
+	assert_int_equal(nf, 2);
+	for (i = 0; i < 3; i++)
+		got[i] = fleet_keygen(base, i);
+	got[3] = fleet_keygen(base, 0);
+	assert_int_equal(EVP_PKEY_eq(got[0], fk[0]), 1);
+	assert_int_equal(EVP_PKEY_eq(got[1], fk[1]), 1);
+	for (i = 0; i < 4; i++)
+		for (j = 0; j < i; j++)
+			if (EVP_PKEY_eq(got[i], got[j]) == 1)
+				fail_msg("calls %zu and %zu got the same key", j, i);
+	sim_stop_output(&sim, out, sizeof(out));
+	simh_cleanup(&sim);
+	assert_non_null(strstr(out, "key-pool keys=4 used=4 skipped=0 "
+	    "generated=2 on_the_fly=2\n"));
+	keys_free(fk, nf);
+	/* The keys made on the fly joined the file, in the order handed out. */
+	nf = pool_keys(pool, fk, 8);
+	assert_int_equal(nf, 4);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(EVP_PKEY_eq(got[i], fk[i]), 1);
+	keys_free(got, 4);
+	assert_int_equal(stat(pool, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(amtca_file_read(pool, 1 << 20, &before, &blen), 0);
+
+	/* Run 2: the same work reuses the pool: nothing generated or written. */
+	assert_int_equal(simh_start(&sim, PW, args), 0);
+	/* A second simulator on the same pool would hand out the same keys. */
+	assert_int_equal(simh_start(&other, PW, args2), -1);
+	simh_cleanup(&other);
+	for (i = 0; i < 3; i++)
+		got[i] = fleet_keygen(base, i);
+	got[3] = fleet_keygen(base, 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(EVP_PKEY_eq(got[i], fk[i]), 1);
+	keys_free(got, 4);
+	sim_stop_output(&sim, out, sizeof(out));
+	simh_cleanup(&sim);
+	assert_non_null(strstr(out, "key-pool keys=4 used=4 skipped=0 "
+	    "generated=0 on_the_fly=0\n"));
+	assert_int_equal(stat(pool, &sa), 0);
+	assert_true(sa.st_ino == sb.st_ino);
+	assert_true(sa.st_mtim.tv_sec == sb.st_mtim.tv_sec &&
+	    sa.st_mtim.tv_nsec == sb.st_mtim.tv_nsec);
+	assert_int_equal(amtca_file_read(pool, 1 << 20, &after, &alen), 0);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+
+	/* Runs 3 and 4: a restart from --state skips the keys devices hold. */
+	args[10] = "--state";
+	args[11] = st;
+	assert_int_equal(simh_start(&sim, PW, args), 0);
+	got[0] = fleet_keygen(base, 0);
+	assert_int_equal(EVP_PKEY_eq(got[0], fk[0]), 1);
+	sim_stop_output(&sim, out, sizeof(out));
+	assert_int_equal(simh_restart(&sim, args), 0);
+	got[1] = fleet_keygen(base, 1);
+	assert_int_equal(EVP_PKEY_eq(got[1], fk[1]), 1);
+	sim_stop_output(&sim, out, sizeof(out));
+	simh_cleanup(&sim);
+	assert_non_null(strstr(out, "key-pool keys=4 used=1 skipped=1 "));
+	keys_free(got, 2);
+
+	keys_free(fk, nf);
+	free(before);
+	free(after);
+	unlink(pool);
+	unlink(lock);
+	unlink(st);
+	rmdir(dir);
+}
+
+/* AMT clock minus host clock, in seconds. */
+static long long
+amt_clock_ahead(struct amt *a)
+{
+	uint32_t ta0 = 0;
+
+	assert_int_equal(amt_time_get(a, &ta0), 0);
+	return (long long)ta0 - (long long)time(NULL);
+}
+
+#define assert_near(x, want) do {					\
+	long long x_ = (x), w_ = (want);				\
+	if (llabs(x_ - w_) > 5)						\
+		fail_msg("%s = %lld, want %lld", #x, x_, w_);		\
+} while (0)
+
+/* Write the --clock-file, SIGHUP, wait for amtsim's acknowledgement. */
+static void
+sim_set_clock(struct simh *s, const char *path, long long off)
+{
+	char want[64], buf[512];
+	size_t got = 0;
+	ssize_t r;
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fprintf(fp, "%lld\n", off);
+	assert_int_equal(fclose(fp), 0);
+	snprintf(want, sizeof(want), "clock-offset %lld\n", off);
+	buf[0] = '\0';
+	assert_int_equal(kill(s->pid, SIGHUP), 0);
+	while (strstr(buf, want) == NULL && got < sizeof(buf) - 1) {
+		struct pollfd p = { s->out_fd, POLLIN, 0 };
+
+		if (poll(&p, 1, 15000) <= 0)
+			fail_msg("amtsim did not acknowledge %s", want);
+		if ((r = read(s->out_fd, buf + got, sizeof(buf) - 1 - got)) <= 0)
+			fail_msg("amtsim closed stdout");
+		got += (size_t)r;
+		buf[got] = '\0';
+	}
+	assert_non_null(strstr(buf, want));
+}
+
+/* The Date header of a 401, against the host clock. */
+static long long
+date_ahead(const char *addr)
+{
+	struct simh_resp r;
+	struct tm tm;
+	char *date;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(simh_http(addr, 16992, "POST", "/wsman", NULL, "", &r), 0);
+	assert_int_equal(r.status, 401);
+	date = simh_header(&r, "Date");
+	assert_non_null(date);
+	memset(&tm, 0, sizeof(tm));
+	assert_non_null(strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm));
+	free(date);
+	simh_resp_free(&r);
+	return (long long)timegm(&tm) - (long long)time(NULL);
+}
+
+/* Poll (up to 10 s) until the TLS port serves (want=1) or not (want=0). */
+static void
+wait_tls(struct dev *d, int want)
+{
+	X509 *served = NULL;
+	int tries, up = !want;
+
+	for (tries = 0; tries < 100; tries++) {
+		up = amt_tls_fetch_leaf(&d->o, &served) == 0;
+		X509_free(served);
+		served = NULL;
+		if (up == want)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(up, want);
+}
+
+/*
+ * --clock-offset: the simulated clock drives the AMT clock (time calls and
+ * the Date header) and the validity check of the served certificate; it
+ * moves at run time (--clock-file + SIGHUP) and survives in --state.
+ */
+static void
+test_clock_offset(void **state)
+{
+	char dir[] = "/tmp/amtsim-clock.XXXXXX", clk[96], st[96], ca_path[128];
+	const char *extra[] = { "--clock-offset", "2592000", "--clock-file", clk,
+	    "--state", st, "--commit-delay-ms", "50", NULL };
+	const char *args[10];
+	struct dev d;
+	EVP_PKEY *ca_key, *pub;
+	X509 *ca, *leaf;
+	unsigned char *der;
+	size_t len;
+	char *kh, *ch = NULL;
+	struct amt_tls_setting s;
+	uint32_t ta0 = 0, now;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(clk, sizeof(clk), "%s/clock", dir);
+	snprintf(st, sizeof(st), "%s/state", dir);
+	dev_start(&d, 40, extra);
+	assert_near(amt_clock_ahead(d.a), 2592000);
+	assert_near(date_ahead(d.addr), 2592000);
+
+	/* Moved at run time, backwards too. */
+	sim_set_clock(&d.sim, clk, -3600);
+	assert_near(amt_clock_ahead(d.a), -3600);
+	assert_near(date_ahead(d.addr), -3600);
+
+	/* Time sync sets the device's own drift; the simulated clock still
+	 * carries the device along. */
+	assert_int_equal(amt_time_get(d.a, &ta0), 0);
+	now = (uint32_t)time(NULL);
+	assert_int_equal(amt_time_set(d.a, ta0, now, now), 0);
+	assert_near(amt_clock_ahead(d.a), 0);
+	sim_set_clock(&d.sim, clk, 1000);
+	assert_near(amt_clock_ahead(d.a), 4600);
+
+	/* A certificate valid for a year is served ... */
+	ca_key = rsa_key();
+	ca = make_cert("clock root", ca_key, NULL, NULL, 1, -3600);
+	kh = gen_key(d.a);
+	pub = key_pub(d.a, kh);
+	leaf = make_cert(FQDN, pub, ca, ca_key, 0, -3600);
+	der = cert_der(leaf, &len);
+	assert_int_equal(amt_add_cert(d.a, der, len, &ch), 0);
+	assert_int_equal(amt_tls_context_create(d.a, ch), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(amt_tls_setting_get(d.a, AMT_TLS_REMOTE, &s), 0);
+	s.enabled = 1;
+	s.accept_non_secure = 1;
+	assert_int_equal(amt_tls_setting_put(d.a, &s), 0);
+	amt_tls_setting_clear(&s);
+	assert_int_equal(amt_commit(d.a), 0);
+	snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
+	write_pem(ca_path, ca, NULL);
+	d.o.ca_file = ca_path;
+	wait_tls(&d, 1);
+	/* ... not once the simulated clock is past its notAfter ... */
+	sim_set_clock(&d.sim, clk, 2L * 365 * 86400);
+	wait_tls(&d, 0);
+	/* ... and again when the clock comes back. */
+	sim_set_clock(&d.sim, clk, 7200);
+	wait_tls(&d, 1);
+	d.o.ca_file = NULL;
+
+	/* A restart with --state keeps the offset (and the drift) ... */
+	amt_free(d.a);
+	d.a = NULL;
+	assert_int_equal(simh_stop(&d.sim), 0);
+	unlink(clk);
+	args[0] = "--listen";
+	args[1] = d.addr;
+	args[2] = "--fqdn";
+	args[3] = FQDN;
+	args[4] = "--state";
+	args[5] = st;
+	args[6] = NULL;
+	assert_int_equal(simh_restart(&d.sim, args), 0);
+	assert_int_equal(amt_open(&d.o, &d.a), 0);
+	assert_near(amt_clock_ahead(d.a), 7200 + 3600);
+	/* ... and --clock-offset given again takes precedence. */
+	amt_free(d.a);
+	d.a = NULL;
+	assert_int_equal(simh_stop(&d.sim), 0);
+	args[6] = "--clock-offset";
+	args[7] = "0";
+	args[8] = NULL;
+	assert_int_equal(simh_restart(&d.sim, args), 0);
+	assert_int_equal(amt_open(&d.o, &d.a), 0);
+	assert_near(amt_clock_ahead(d.a), 3600);
+
+	OPENSSL_free(der);
+	X509_free(leaf);
+	X509_free(ca);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(ca_key);
+	free(kh);
+	free(ch);
+	dev_stop(&d);
+	unlink(st);
+	unlink(ca_path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1232,6 +1639,8 @@ main(void)
 		cmocka_unit_test(test_non_secure_unsupported),
 		cmocka_unit_test(test_clock_skew),
 		cmocka_unit_test(test_old_tls_flow_b),
+		cmocka_unit_test(test_key_pool),
+		cmocka_unit_test(test_clock_offset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

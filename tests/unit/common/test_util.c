@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -316,6 +318,60 @@ test_path_check_secure_is_strict_modes(void **state)
 	rmdir(sticky);
 }
 
+/*
+ * RLIMIT_NOFILE: raised soft -> hard when the soft limit is short, refused
+ * with both numbers when even the hard limit is short.  Runs in a child,
+ * since lowering the hard limit cannot be undone without privilege.
+ */
+static int
+nofile_child(void)
+{
+	struct rlimit rl = { 64, 256 };
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 10;
+	/* Enough already: nothing changes. */
+	if (amtca_nofile_ensure(50) != 0 ||
+	    getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 64)
+		return 11;
+	/* Short, but the hard limit allows it: soft goes to hard. */
+	if (amtca_nofile_ensure(200) != 0 ||
+	    getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 256 ||
+	    rl.rlim_max != 256)
+		return 12;
+	/* Beyond the hard limit: a clear refusal, limits untouched. */
+	rl.rlim_cur = 64;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 13;
+	if (amtca_nofile_ensure(AMTCA_NOFILE_NEED(1000)) != AMTCA_E_LIMIT)
+		return 14;
+	if (strstr(amtca_errmsg(AMTCA_E_LIMIT), "4064 open files needed") ==
+	    NULL || strstr(amtca_errmsg(AMTCA_E_LIMIT), "hard limit is 256") ==
+	    NULL)
+		return 15;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 64 ||
+	    rl.rlim_max != 256)
+		return 16;
+	return 0;
+}
+
+static void
+test_nofile_ensure_raises_soft_to_hard_or_refuses(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	assert_int_equal(AMTCA_NOFILE_NEED(1000), 4064);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(nofile_child());
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int
 main(void)
 {
@@ -331,6 +387,7 @@ main(void)
 		cmocka_unit_test(test_file_write_follows_symlink_to_regular_file),
 		cmocka_unit_test(test_file_write_writes_through_fifo_and_device),
 		cmocka_unit_test(test_path_check_secure_is_strict_modes),
+		cmocka_unit_test(test_nofile_ensure_raises_soft_to_hard_or_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
