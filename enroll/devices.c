@@ -1,13 +1,10 @@
 /*
  * The device inventory and decommissioning (enroll/devices.h).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -18,6 +15,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/devices.h"
+#include "enroll/lease.h"
 
 #define CRL_CESSATION 5		/* CRLReason cessationOfOperation */
 
@@ -29,12 +27,9 @@ const char *const device_states[] = {
 int
 device_state_valid(const char *s)
 {
-	size_t i;
-
-	for (i = 0; s != NULL && device_states[i] != NULL; i++)
-		if (strcmp(s, device_states[i]) == 0)
-			return 1;
-	return 0;
+	/* The store is where the states are defined; this list mirrors it
+	 * for help texts (test_devices checks both agree). */
+	return s != NULL && store_device_state_valid(s);
 }
 
 void
@@ -139,43 +134,6 @@ retire_result_clear(struct retire_result *r)
 	free(r->fqdn);
 	free(r->serial);
 	memset(r, 0, sizeof(*r));
-}
-
-/* The per-device lock enroll_run() takes: <lock_dir>/<fqdn>.lock. */
-static int
-lock_device(const char *dir, const char *fqdn, int *fdp)
-{
-	char *path = NULL;
-	int fd = -1, r, ret = AMTCA_E_INTERNAL;
-
-	*fdp = -1;
-	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (asprintf(&path, "%s/%s.lock", dir, fqdn) == -1) {
-		path = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		ret = amtca_fail(AMTCA_E_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		ret = amtca_fail(errno == EWOULDBLOCK ? AMTCA_E_EXISTS : AMTCA_E_IO,
-		    "another amtca run for %s holds its lock (%s); wait for it, "
-		    "then rerun", fqdn, path);
-		goto out;
-	}
-	*fdp = fd;
-	fd = -1;
-	ret = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	free(path);
-	return ret;
 }
 
 /* Copy of the current detail, so a wrapper can quote it. */
@@ -401,16 +359,17 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	size_t nmine = 0;
 	long long deadline;
 	time_t now = o->now != 0 ? o->now : time(NULL);
-	int r, tls = 0, changed = 0, lockfd = -1, ret = AMTCA_E_INTERNAL;
+	struct devlock *lock = NULL;
+	const char *user, *pwfile;
+	char *password = NULL;
+	int r, tls = 0, changed = 0, ret = AMTCA_E_INTERNAL;
 
 	memset(res, 0, sizeof(*res));
 	memset(&rule, 0, sizeof(rule));
 	memset(&ao, 0, sizeof(ao));
-	if (c->store == NULL || c->policy == NULL || c->lock_dir == NULL ||
-	    (o->remove_from_device && (c->chain_path == NULL ||
-	    o->user == NULL || o->password == NULL))) {
-		ret = amtca_fail(AMTCA_E_USAGE, "retire: the CA home is not open "
-		    "or credentials are missing");
+	if (c->store == NULL || c->policy == NULL ||
+	    (o->remove_from_device && c->chain_path == NULL)) {
+		ret = amtca_fail(AMTCA_E_USAGE, "retire: the CA home is not open");
 		goto out;
 	}
 	if ((r = ca_fqdn_check(o->fqdn, c->policy, fq)) != 0) {
@@ -421,7 +380,7 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	if ((r = lock_device(c->lock_dir, fq, &lockfd)) != 0) {
+	if ((r = devlock_take(c->store, fq, &lock)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -445,13 +404,27 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		/* This is the one caller that may talk to a retired device:
 		 * to finish its own earlier, interrupted work. */
 		rule.retired = 0;
+		/* The operator's credential, else the one the record names. */
+		user = o->user != NULL ? o->user : d->user;
+		pwfile = o->password_file != NULL ? o->password_file : d->cred_ref;
+		if (user == NULL || *user == '\0' || pwfile == NULL ||
+		    *pwfile == '\0') {
+			ret = amtca_fail(AMTCA_E_USAGE, "retire %s: the record names "
+			    "no AMT credential; give --user and --password-file",
+			    fq);
+			goto out;
+		}
 		ao.host = fq;
 		ao.address = o->address != NULL ? o->address : d->address;
-		ao.port = o->port;
-		ao.tls_port = o->tls_port;
+		ao.port = o->port != 0 ? o->port : d->port;
+		ao.tls_port = o->tls_port != 0 ? o->tls_port : d->tls_port;
 		ao.ca_file = c->chain_path;
-		ao.user = o->user;
-		ao.password = o->password;
+		ao.user = user;
+		if ((r = amtca_secret_read(pwfile, &password)) != 0) {
+			ret = r;
+			goto out;
+		}
+		ao.password = password;
 		if ((r = open_session(&rule, &ao, pin, &a, &tls)) != 0) {
 			ret = amtca_fail(r, "retire %s: %s", fq,
 			    errcopy(r, why, sizeof(why)));
@@ -515,9 +488,9 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	}
 	ret = 0;
 out:
-	if (lockfd != -1)
-		close(lockfd);
 	amt_free(a);
+	amtca_secret_free(password);
+	devlock_release(lock);
 	cred_rule_clear(&rule);
 	store_certs_free(mine, nmine);
 	store_device_free(d);

@@ -51,10 +51,11 @@ struct retire_opts {
 	int remove_from_device;		/* also take the leaf and key out of AMT */
 	/* Only with remove_from_device: */
 	const char *address;		/* NULL: the record's, else DNS */
-	int port;			/* 0 = 16992 */
-	int tls_port;			/* 0 = 16993 */
-	const char *user;
-	const char *password;		/* borrowed; the caller wipes it */
+	int port;			/* 0: the record's, else 16992 */
+	int tls_port;			/* 0: the record's, else 16993 */
+	const char *user;		/* NULL: the record's */
+	const char *password_file;	/* NULL: the record's cred_ref; read
+					   only here, wiped before returning */
 	long tls_wait_ms;		/* 0 = AMTCA_AMT_TLS_WAIT_MS: for the
 					   plain port after TLS is turned off */
 	time_t now;			/* 0: time(NULL) */
@@ -87,8 +88,10 @@ void retire_result_clear(struct retire_result *r);
  *     step 1 turned TLS off: the record says retired by then).
  * Rerunning completes an interrupted retire.  A compromised device is
  * retired in the records only: with remove_from_device nothing is sent
- * (AMTCA_E_AMT_TLS).  Uses c->store, c->policy, c->chain_path and
- * c->lock_dir (the same per-device lock as enroll_run()).
+ * (AMTCA_E_AMT_TLS).  Uses c->store, c->policy and c->chain_path, and
+ * holds the device's lease (enroll/lease.h) as enroll_run() does.  The
+ * credential is the operator's, else the one the record names (user,
+ * cred_ref); without either, AMTCA_E_USAGE.
  */
 int device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
     struct retire_result *res) AMTCA_WUR;

@@ -98,7 +98,8 @@ dev retire "$F1" >"$T/r1.out" 2>&1 || fail "retire $F1: $(cat "$T/r1.out")"
 dev retire "$F1" >"$T/r1b.out" 2>&1 || fail "a second retire fails: $(cat "$T/r1b.out")"
 grep -q "already revoked" "$T/r1b.out" || fail "second retire: $(cat "$T/r1b.out")"
 expect_fail 1 "no device" dev retire nosuch.example.test
-expect_fail 2 "password-file" dev retire "$F1" --remove-from-device
+expect_fail 1 "password-file" dev retire "$F1" --remove-from-device
+expect_fail 2 "go together" dev retire "$F1" --remove-from-device --user admin
 ok "retire without removal, twice; unknown devices and missing credentials refused"
 
 # The documented way back.

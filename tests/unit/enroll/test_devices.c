@@ -174,6 +174,7 @@ test_states(void **state)
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		assert_string_equal(device_states[i], want[i]);
 		assert_true(device_state_valid(want[i]));
+		assert_true(store_device_state_valid(device_states[i]));
 	}
 	assert_null(device_states[i]);
 	assert_false(device_state_valid("Enrolled"));
