@@ -430,20 +430,29 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 			    errcopy(r, why, sizeof(why)));
 			goto out;
 		}
-		if ((r = tls_off(a, &changed)) != 0) {
-			ret = amtca_fail(r, "retire %s: %s", fq,
-			    errcopy(r, why, sizeof(why)));
-			goto out;
-		}
-		res->tls_disabled = changed;
 	}
 
+	/*
+	 * Retired in the records before AMT changes: from here on a rerun
+	 * may talk to the device over whatever it serves (TLS pinned to the
+	 * revoked leaf, or plain once TLS is off), so an interruption at any
+	 * point is finished by running retire again.  With removal, only
+	 * after the session above proved (TLS pinned) or the rule allowed
+	 * (plain) the device.
+	 */
 	if ((r = retire_record(c->store, d, now, res)) != 0) {
 		ret = r;
 		goto out;
 	}
 
 	if (o->remove_from_device) {
+		if ((r = tls_off(a, &changed)) != 0) {
+			ret = amtca_fail(r, "retire %s: %s; it is retired in the "
+			    "records, rerun to finish", fq,
+			    errcopy(r, why, sizeof(why)));
+			goto out;
+		}
+		res->tls_disabled = changed;
 		if (tls && changed) {
 			/*
 			 * AMT serves plain HTTP again once the commit applies;
