@@ -402,8 +402,12 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 			goto out;
 		}
 		/* This is the one caller that may talk to a retired device:
-		 * to finish its own earlier, interrupted work. */
+		 * to finish its own earlier, interrupted work.  While the
+		 * record still names a bound leaf, TLS may still be on with
+		 * it: then TLS only, as for an enrolled device. */
 		rule.retired = 0;
+		if (res->was_retired && d->cert_serial != NULL)
+			rule.tls_only = 1;
 		/* The operator's credential, else the one the record names. */
 		user = o->user != NULL ? o->user : d->user;
 		pwfile = o->password_file != NULL ? o->password_file : d->cred_ref;
@@ -453,6 +457,17 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 			goto out;
 		}
 		res->tls_disabled = changed;
+		/* TLS is off: no leaf serves.  The record says so (no bound
+		 * serial), which lets a rerun use the plain port. */
+		if (d->cert_serial != NULL) {
+			free(d->cert_serial);
+			d->cert_serial = NULL;
+			d->updated_at = time(NULL);
+			if ((r = store_device_put(c->store, d)) != 0) {
+				ret = r;
+				goto out;
+			}
+		}
 		if (tls && changed) {
 			/*
 			 * AMT serves plain HTTP again once the commit applies;

@@ -82,6 +82,8 @@ PY
 if openssl s_client -connect "$A2:16993" -servername "$F2" </dev/null >/dev/null 2>&1; then
 	fail "16993 still serves TLS after retire --remove-from-device"
 fi
+[ "$(dev --json --state retired | python3 -c 'import json,sys; print(json.load(sys.stdin)["devices"][0]["serial"])')" = None ] ||
+    fail "a device with TLS off and its leaf removed still lists a bound serial"
 ok "retire --remove-from-device removed the leaf and key and turned TLS off"
 
 # A retired device is skipped by enroll, and the records do not change.
@@ -95,6 +97,11 @@ ok "enroll skips a retired device without --device-reset"
 dev retire "$F1" >"$T/r1.out" 2>&1 || fail "retire $F1: $(cat "$T/r1.out")"
 [ "$(served_serial "$A1" "$F1")" = "$S1" ] || fail "retire without --remove-from-device touched AMT"
 [ "$(count --state retired)" = 2 ] || fail "dev1 not retired"
+dev --json --state retired | python3 -c '
+import json, sys
+d = {x["fqdn"]: x for x in json.load(sys.stdin)["devices"]}[sys.argv[1]]
+assert d["serial"].upper() == sys.argv[2].upper(), d
+' "$F1" "$S1" || fail "retire without removal dropped the serial AMT still serves"
 dev retire "$F1" >"$T/r1b.out" 2>&1 || fail "a second retire fails: $(cat "$T/r1b.out")"
 grep -q "already revoked" "$T/r1b.out" || fail "second retire: $(cat "$T/r1b.out")"
 expect_fail 1 "no device" dev retire nosuch.example.test
