@@ -10,6 +10,7 @@
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 CC      ?= cc
 
@@ -124,6 +125,11 @@ install: all
 	install -m 0755 $(BUILD)/amtca $(BUILD)/amtsim $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/amtca-fleet.service \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/amtca-fleet.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/amtca-fleet.service
+	install -m 0644 scripts/amtca-fleet.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
 
 clean:
 	rm -rf build build-asan build-fuzz

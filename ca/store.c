@@ -492,6 +492,23 @@ store_certs_free(struct store_cert *c, size_t n)
 	free(c);
 }
 
+static const char *const device_states[] = {
+	"pending", "enrolling", "enrolled", "failed", "auth_failed",
+	"compromised", "retired",
+};
+
+int
+store_device_state_valid(const char *state)
+{
+	size_t i;
+
+	for (i = 0; state != NULL &&
+	    i < sizeof(device_states) / sizeof(device_states[0]); i++)
+		if (strcmp(state, device_states[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int
 store_device_put(struct store *s, const struct store_device *d)
 {
@@ -500,6 +517,12 @@ store_device_put(struct store *s, const struct store_device *d)
 	if (s == NULL || d == NULL || d->fqdn == NULL || d->state == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_device_put: device needs "
 		    "an FQDN and a state");
+	if (!store_device_state_valid(d->state))
+		return amtca_fail(AMTCA_E_USAGE, "store_device_put: unknown "
+		    "device state %.40s", d->state);
+	if (d->port < 0 || d->port > 65535 || d->tls_port < 0 ||
+	    d->tls_port > 65535)
+		return amtca_fail(AMTCA_E_USAGE, "store_device_put: bad port");
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
@@ -535,6 +558,10 @@ store_device_clear(struct store_device *d)
 	free(d->state);
 	free(d->last_step);
 	free(d->error);
+	free(d->user);
+	free(d->cred_ref);
+	free(d->cred_stamp);
+	free(d->tls_pin);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -557,4 +584,175 @@ store_devices_free(struct store_device *d, size_t n)
 	for (i = 0; i < n; i++)
 		store_device_clear(&d[i]);
 	free(d);
+}
+
+/* --- jobs ----------------------------------------------------------------- */
+
+static int
+job_state_valid(const char *st)
+{
+	return st != NULL && (strcmp(st, "running") == 0 ||
+	    strcmp(st, "done") == 0 || strcmp(st, "cancelled") == 0);
+}
+
+static int
+job_result_valid(const char *r)
+{
+	static const char *const results[] = { "pending", "enrolled",
+	    "renewed", "unchanged", "failed" };
+	size_t i;
+
+	for (i = 0; r != NULL && i < sizeof(results) / sizeof(results[0]); i++)
+		if (strcmp(r, results[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+store_job_put(struct store *s, const struct store_job *j)
+{
+	struct store_job row;
+
+	if (s == NULL || j == NULL || j->id == NULL || *j->id == '\0' ||
+	    !job_state_valid(j->state))
+		return amtca_fail(AMTCA_E_USAGE, "store_job_put: a job needs an "
+		    "id and a state (running, done, cancelled)");
+	row = *j;
+	if (row.created_at == 0)
+		row.created_at = time(NULL);
+	return s->ops->job_put(s->be, &row);
+}
+
+int
+store_job_get(struct store *s, const char *id, struct store_job **out)
+{
+	*out = NULL;
+	if (s == NULL || id == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_get: no job id");
+	return s->ops->job_get(s->be, id, out);
+}
+
+int
+store_job_list(struct store *s, struct store_job **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_list: no store");
+	return s->ops->job_list(s->be, out, n);
+}
+
+int
+store_job_device_put(struct store *s, const struct store_job_device *d)
+{
+	struct store_job_device row;
+
+	if (s == NULL || d == NULL || d->job_id == NULL || d->fqdn == NULL ||
+	    !job_result_valid(d->result) || d->attempts < 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_device_put: needs a "
+		    "job id, an FQDN and a known result");
+	row = *d;
+	if (row.updated_at == 0)
+		row.updated_at = time(NULL);
+	return s->ops->job_device_put(s->be, &row);
+}
+
+int
+store_job_device_list(struct store *s, const char *job_id,
+    struct store_job_device **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || job_id == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_device_list: no job id");
+	return s->ops->job_device_list(s->be, job_id, out, n);
+}
+
+void
+store_job_clear(struct store_job *j)
+{
+	free(j->id);
+	free(j->state);
+	free(j->hosts_digest);
+	memset(j, 0, sizeof(*j));
+}
+
+void
+store_job_free(struct store_job *j)
+{
+	if (j == NULL)
+		return;
+	store_job_clear(j);
+	free(j);
+}
+
+void
+store_jobs_free(struct store_job *j, size_t n)
+{
+	size_t i;
+
+	if (j == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_job_clear(&j[i]);
+	free(j);
+}
+
+void
+store_job_device_clear(struct store_job_device *d)
+{
+	free(d->job_id);
+	free(d->fqdn);
+	free(d->result);
+	free(d->serial);
+	free(d->error);
+	memset(d, 0, sizeof(*d));
+}
+
+void
+store_job_devices_free(struct store_job_device *d, size_t n)
+{
+	size_t i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_job_device_clear(&d[i]);
+	free(d);
+}
+
+/* --- leases --------------------------------------------------------------- */
+
+int
+store_lease_take(struct store *s, const char *name, const char *owner,
+    time_t now, int ttl_s, const char *takeover, char **holder,
+    time_t *expires)
+{
+	if (holder != NULL)
+		*holder = NULL;
+	if (expires != NULL)
+		*expires = 0;
+	if (s == NULL || name == NULL || *name == '\0' || owner == NULL ||
+	    *owner == '\0' || ttl_s <= 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_lease_take: needs a name, "
+		    "an owner and a positive lifetime");
+	return s->ops->lease_take(s->be, name, owner, now, ttl_s, takeover,
+	    holder, expires);
+}
+
+int
+store_lease_renew(struct store *s, const char *name, const char *owner,
+    time_t now, int ttl_s)
+{
+	if (s == NULL || name == NULL || owner == NULL || ttl_s <= 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_lease_renew: bad arguments");
+	return s->ops->lease_renew(s->be, name, owner, now, ttl_s);
+}
+
+int
+store_lease_release(struct store *s, const char *name, const char *owner)
+{
+	if (s == NULL || name == NULL || owner == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_lease_release: bad arguments");
+	return s->ops->lease_release(s->be, name, owner);
 }

@@ -52,15 +52,64 @@ struct store_cert {
 	size_t der_len;
 };
 
+/*
+ * A device's record.  States: "pending" (listed, never tried), "enrolling",
+ * "enrolled" (bound certificate ours, valid, proven), "failed",
+ * "auth_failed" (AMT refused the credential: not retried until the
+ * credential changes, see cred_stamp), "compromised" (left alone),
+ * "retired" (out of every reconcile).
+ *
+ * store_device_put() replaces the engine's fields (address to updated_at)
+ * but keeps the stored value of each descriptive field the caller leaves
+ * unset (port/tls_port 0, user/cred_ref/cred_stamp/tls_pin NULL), so the
+ * engine's per-step records never erase what a hosts file told us; an
+ * empty string clears one.
+ */
 struct store_device {
 	char *fqdn;
 	char *address;
 	char *amt_version;
 	char *cert_serial;		/* serial of the certificate bound on AMT */
-	char *state;			/* "enrolling" | "enrolled" | "failed" |
-					   "compromised" */
+	char *state;			/* one of the states above */
 	char *last_step;		/* last completed enrollment step */
 	char *error;			/* last error line or NULL */
+	time_t updated_at;
+	int port;			/* 0: unknown (16992) */
+	int tls_port;			/* 0: unknown (16993) */
+	char *user;			/* AMT user name */
+	char *cred_ref;			/* where the password came from (its
+					   file's path); never the password */
+	char *cred_stamp;		/* the credential an auth_failed was
+					   seen with: "dev:ino:size:mtime" of
+					   the password file, never a hash */
+	char *tls_pin;			/* operator's pin, 64 hex digits */
+};
+
+/* Is `state` one of the device states above? */
+int store_device_state_valid(const char *state);
+
+/*
+ * A fleet job and each device's progress in it.  A job is identified by a
+ * random id; hosts_digest (SHA-256 hex of the hosts list) lets a rerun of
+ * the same command find the unfinished job it continues.
+ */
+struct store_job {
+	char *id;
+	time_t created_at;
+	time_t finished_at;		/* 0 while running */
+	char *state;			/* "running" | "done" | "cancelled" */
+	char *hosts_digest;
+	unsigned total;			/* devices in the job */
+};
+
+struct store_job_device {
+	char *job_id;
+	char *fqdn;
+	char *result;			/* "pending" | "enrolled" | "renewed" |
+					   "unchanged" | "failed" */
+	char *serial;			/* bound leaf after the run, or NULL */
+	char *error;			/* one line or NULL */
+	int attempts;
 	time_t updated_at;
 };
 
@@ -143,5 +192,47 @@ int store_device_get(struct store *s, const char *fqdn,
 int store_device_list(struct store *s, struct store_device **out, size_t *n) AMTCA_WUR;
 void store_device_free(struct store_device *d);
 void store_devices_free(struct store_device *d, size_t n);
+
+/* Insert or replace a job (by id); AMTCA_E_USAGE without id, state or a
+ * known state.  Durable on return. */
+int store_job_put(struct store *s, const struct store_job *j) AMTCA_WUR;
+/* AMTCA_E_NOT_FOUND when unknown. */
+int store_job_get(struct store *s, const char *id, struct store_job **out) AMTCA_WUR;
+/* All jobs, newest first. */
+int store_job_list(struct store *s, struct store_job **out, size_t *n) AMTCA_WUR;
+void store_job_free(struct store_job *j);
+void store_jobs_free(struct store_job *j, size_t n);
+
+/* Insert or replace one device's progress in a job (by job id and FQDN);
+ * the job must exist (AMTCA_E_NOT_FOUND otherwise). */
+int store_job_device_put(struct store *s, const struct store_job_device *d) AMTCA_WUR;
+/* A job's devices, by FQDN. */
+int store_job_device_list(struct store *s, const char *job_id,
+    struct store_job_device **out, size_t *n) AMTCA_WUR;
+void store_job_devices_free(struct store_job_device *d, size_t n);
+
+/*
+ * Leases: named locks kept in the store, so that processes (enroll, fleet,
+ * the service, on one host or several sharing a store) never work on the
+ * same device at once.  An owner is an opaque string; the caller decides
+ * what it means (enroll/engine.c: "host:pid:start-time:random").
+ *
+ * store_lease_take(): take `name` for `owner` until now + ttl_s.  It is
+ * taken when nobody holds it, the holder's lease expired (expires_at <=
+ * now), the holder is `owner` itself (a renewal), or the holder is exactly
+ * `takeover` (the caller proved that owner dead; compare-and-swap, so two
+ * takers of a dead owner's lease cannot both win).  Otherwise
+ * AMTCA_E_EXISTS, with *holder (if not NULL) set to the holder's owner
+ * string (free it) and *expires to its expiry.
+ */
+int store_lease_take(struct store *s, const char *name, const char *owner,
+    time_t now, int ttl_s, const char *takeover, char **holder,
+    time_t *expires) AMTCA_WUR;
+/* Extend a lease `owner` holds; AMTCA_E_NOT_FOUND when it no longer does. */
+int store_lease_renew(struct store *s, const char *name, const char *owner,
+    time_t now, int ttl_s) AMTCA_WUR;
+/* Drop the lease if `owner` holds it (0 either way). */
+int store_lease_release(struct store *s, const char *name,
+    const char *owner) AMTCA_WUR;
 
 #endif

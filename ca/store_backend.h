@@ -66,6 +66,21 @@ struct store_ops {
 	int (*device_get)(void *be, const char *fqdn,
 	    struct store_device **out);
 	int (*device_list)(void *be, struct store_device **out, size_t *n);
+
+	int (*job_put)(void *be, const struct store_job *j);
+	int (*job_get)(void *be, const char *id, struct store_job **out);
+	int (*job_list)(void *be, struct store_job **out, size_t *n);
+	int (*job_device_put)(void *be, const struct store_job_device *d);
+	int (*job_device_list)(void *be, const char *job_id,
+	    struct store_job_device **out, size_t *n);
+
+	/* As store_lease_*; atomic against other processes on the store. */
+	int (*lease_take)(void *be, const char *name, const char *owner,
+	    time_t now, int ttl_s, const char *takeover, char **holder,
+	    time_t *expires);
+	int (*lease_renew)(void *be, const char *name, const char *owner,
+	    time_t now, int ttl_s);
+	int (*lease_release)(void *be, const char *name, const char *owner);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -73,5 +88,7 @@ extern const struct store_ops store_sqlite_ops;
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);
 void store_device_clear(struct store_device *d);
+void store_job_clear(struct store_job *j);
+void store_job_device_clear(struct store_job_device *d);
 
 #endif

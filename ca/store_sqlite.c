@@ -27,7 +27,7 @@
 
 #include "common/limits.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct sq {
 	sqlite3 *db;
@@ -64,6 +64,42 @@ static const char schema_sql[] =
     " error TEXT,"
     " updated_at INTEGER NOT NULL);"
     "PRAGMA user_version = 1;";
+
+/*
+ * Version 2 (fleet enrollment): the device record's descriptive fields,
+ * jobs with each device's progress, and leases (the per-device lock).  A
+ * new file gets version 1 and then this, so the upgrade of an existing
+ * home and a fresh one run the same statements.
+ */
+static const char upgrade_v2_sql[] =
+    "ALTER TABLE devices ADD COLUMN port INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN tls_port INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN amt_user TEXT;"
+    "ALTER TABLE devices ADD COLUMN cred_ref TEXT;"
+    "ALTER TABLE devices ADD COLUMN cred_stamp TEXT;"
+    "ALTER TABLE devices ADD COLUMN tls_pin TEXT;"
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " finished_at INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL,"
+    " hosts_digest TEXT,"
+    " total INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS jobs_digest ON jobs(hosts_digest, state);"
+    "CREATE TABLE IF NOT EXISTS job_devices ("
+    " job_id TEXT NOT NULL,"
+    " fqdn TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " serial TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (job_id, fqdn));"
+    "CREATE TABLE IF NOT EXISTS leases ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL);"
+    "PRAGMA user_version = 2;";
 
 static const char cert_cols[] =
     "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
@@ -122,6 +158,7 @@ schema(struct sq *s, int create)
 			ret = r;
 			goto out;
 		}
+		v = 1;
 	} else if (v == 0) {
 		ret = amtca_fail(AMTCA_E_STORE, "%s is not an amtca issuance "
 		    "database (no schema)", s->path);
@@ -130,6 +167,12 @@ schema(struct sq *s, int create)
 		ret = amtca_fail(AMTCA_E_STORE, "%s has schema version %d, newer "
 		    "than this amtca (%d): upgrade amtca", s->path, v,
 		    SCHEMA_VERSION);
+		goto out;
+	}
+	/* Older files are upgraded in the same transaction. */
+	if (v == 1 && (r = exec(s, upgrade_v2_sql, "schema upgrade to "
+	    "version 2")) != 0) {
+		ret = r;
 		goto out;
 	}
 	if ((r = exec(s, "COMMIT", "commit")) != 0) {
@@ -540,6 +583,25 @@ out:
 	return ret;
 }
 
+/* Bind text, "" as itself (the upsert below reads "" as "clear"). */
+static void
+bind_text(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+}
+
+/*
+ * The engine's fields are replaced; a descriptive field left unset (0 or
+ * NULL) keeps its stored value and "" clears it (see store.h).
+ */
+#define KEEP(c) " " c " = CASE WHEN excluded." c " IS NULL THEN " c \
+	" WHEN excluded." c " = '' THEN NULL ELSE excluded." c " END"
+#define KEEP_INT(c) " " c " = CASE WHEN excluded." c " = 0 THEN " c \
+	" ELSE excluded." c " END"
+
 static int
 sq_device_put(void *be, const struct store_device *d)
 {
@@ -548,21 +610,34 @@ sq_device_put(void *be, const struct store_device *d)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO devices (fqdn, "
-	    "address, amt_version, cert_serial, state, last_step, error, "
-	    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st,
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO devices (fqdn, address, "
+	    "amt_version, cert_serial, state, last_step, error, updated_at, "
+	    "port, tls_port, amt_user, cred_ref, cred_stamp, tls_pin) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fqdn) DO UPDATE SET "
+	    "address = excluded.address, amt_version = excluded.amt_version, "
+	    "cert_serial = excluded.cert_serial, state = excluded.state, "
+	    "last_step = excluded.last_step, error = excluded.error, "
+	    "updated_at = excluded.updated_at," KEEP_INT("port") ","
+	    KEEP_INT("tls_port") "," KEEP("amt_user") "," KEEP("cred_ref") ","
+	    KEEP("cred_stamp") "," KEEP("tls_pin"), -1, &st,
 	    NULL) != SQLITE_OK) {
 		ret = db_fail(s, "device update");
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, d->fqdn, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, d->address, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, d->amt_version, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, d->cert_serial, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, d->state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, d->last_step, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, d->error, -1, SQLITE_STATIC);
+	bind_text(st, 1, d->fqdn);
+	bind_text(st, 2, d->address);
+	bind_text(st, 3, d->amt_version);
+	bind_text(st, 4, d->cert_serial);
+	bind_text(st, 5, d->state);
+	bind_text(st, 6, d->last_step);
+	bind_text(st, 7, d->error);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)d->updated_at);
+	sqlite3_bind_int(st, 9, d->port);
+	sqlite3_bind_int(st, 10, d->tls_port);
+	bind_text(st, 11, d->user);
+	bind_text(st, 12, d->cred_ref);
+	bind_text(st, 13, d->cred_stamp);
+	bind_text(st, 14, d->tls_pin);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		ret = db_fail(s, "device update");
 		goto out;
@@ -583,16 +658,24 @@ row_device(sqlite3_stmt *st, struct store_device *d)
 	    dup_text(st, 3, &d->cert_serial) != 0 ||
 	    dup_text(st, 4, &d->state) != 0 ||
 	    dup_text(st, 5, &d->last_step) != 0 ||
-	    dup_text(st, 6, &d->error) != 0) {
+	    dup_text(st, 6, &d->error) != 0 ||
+	    dup_text(st, 10, &d->user) != 0 ||
+	    dup_text(st, 11, &d->cred_ref) != 0 ||
+	    dup_text(st, 12, &d->cred_stamp) != 0 ||
+	    dup_text(st, 13, &d->tls_pin) != 0) {
 		store_device_clear(d);
 		return AMTCA_E_NOMEM;
 	}
 	d->updated_at = (time_t)sqlite3_column_int64(st, 7);
+	d->port = sqlite3_column_int(st, 8);
+	d->tls_port = sqlite3_column_int(st, 9);
 	return 0;
 }
 
 #define DEVICE_SELECT "SELECT fqdn, address, amt_version, cert_serial, state, " \
-	"last_step, error, updated_at FROM devices "
+	"last_step, error, updated_at, port, tls_port, NULLIF(amt_user, ''), " \
+	"NULLIF(cred_ref, ''), NULLIF(cred_stamp, ''), NULLIF(tls_pin, '') " \
+	"FROM devices "
 
 static int
 sq_device_get(void *be, const char *fqdn, struct store_device **out)
@@ -633,33 +716,39 @@ out:
 	return ret;
 }
 
+/*
+ * Rows of `sql` (with `arg` bound to ?1 when not NULL) into an array of
+ * `size`-byte records filled by `row`, released with `clear` on failure.
+ */
 static int
-sq_device_list(void *be, struct store_device **out, size_t *n)
+list_rows(struct sq *s, const char *sql, const char *arg, size_t size,
+    int (*row)(sqlite3_stmt *, void *), void (*clear)(void *),
+    void **out, size_t *n)
 {
-	struct sq *s = be;
 	sqlite3_stmt *st = NULL;
-	struct store_device *v = NULL, *nv;
-	size_t cnt = 0, cap = 0;
+	unsigned char *v = NULL, *nv;
+	size_t cnt = 0, cap = 0, i;
 	int rc, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, DEVICE_SELECT "ORDER BY fqdn", -1, &st,
-	    NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
+	if (arg != NULL)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+			if ((nv = realloc(v, cap * size)) == NULL) {
 				ret = AMTCA_E_NOMEM;
 				goto out;
 			}
 			v = nv;
 		}
-		if (row_device(st, &v[cnt]) != 0) {
+		if (row(st, v + cnt * size) != 0) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -677,8 +766,315 @@ sq_device_list(void *be, struct store_device **out, size_t *n)
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->dbmu);
-	store_devices_free(v, cnt);
+	for (i = 0; i < cnt; i++)
+		clear(v + i * size);
+	free(v);
 	return ret;
+}
+
+static int
+row_device_v(sqlite3_stmt *st, void *d)
+{
+	return row_device(st, d);
+}
+
+static void
+clear_device_v(void *d)
+{
+	store_device_clear(d);
+}
+
+static int
+sq_device_list(void *be, struct store_device **out, size_t *n)
+{
+	return list_rows(be, DEVICE_SELECT "ORDER BY fqdn", NULL,
+	    sizeof(**out), row_device_v, clear_device_v, (void **)out, n);
+}
+
+/* --- jobs ----------------------------------------------------------------- */
+
+#define JOB_SELECT "SELECT id, created_at, finished_at, state, hosts_digest, " \
+	"total FROM jobs "
+
+static int
+row_job(sqlite3_stmt *st, void *p)
+{
+	struct store_job *j = p;
+
+	memset(j, 0, sizeof(*j));
+	if (dup_text(st, 0, &j->id) != 0 || dup_text(st, 3, &j->state) != 0 ||
+	    dup_text(st, 4, &j->hosts_digest) != 0) {
+		store_job_clear(j);
+		return AMTCA_E_NOMEM;
+	}
+	j->created_at = (time_t)sqlite3_column_int64(st, 1);
+	j->finished_at = (time_t)sqlite3_column_int64(st, 2);
+	j->total = (unsigned)sqlite3_column_int64(st, 5);
+	return 0;
+}
+
+static void
+clear_job_v(void *j)
+{
+	store_job_clear(j);
+}
+
+static int
+sq_job_put(void *be, const struct store_job *j)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO jobs (id, "
+	    "created_at, finished_at, state, hosts_digest, total) VALUES "
+	    "(?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "job update");
+		goto out;
+	}
+	bind_text(st, 1, j->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->created_at);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)j->finished_at);
+	bind_text(st, 4, j->state);
+	bind_text(st, 5, j->hosts_digest);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)j->total);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "job update");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_job_get(void *be, const char *id, struct store_job **out)
+{
+	struct store_job *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list_rows(be, JOB_SELECT "WHERE id = ?1", id, sizeof(*v),
+	    row_job, clear_job_v, (void **)&v, &n)) != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no job %.64s", id);
+	}
+	*out = v;		/* n is 1: the id is the key */
+	return 0;
+}
+
+static int
+sq_job_list(void *be, struct store_job **out, size_t *n)
+{
+	return list_rows(be, JOB_SELECT "ORDER BY created_at DESC, rowid DESC",
+	    NULL, sizeof(**out), row_job, clear_job_v, (void **)out, n);
+}
+
+static int
+row_job_device(sqlite3_stmt *st, void *p)
+{
+	struct store_job_device *d = p;
+
+	memset(d, 0, sizeof(*d));
+	if (dup_text(st, 0, &d->job_id) != 0 || dup_text(st, 1, &d->fqdn) != 0 ||
+	    dup_text(st, 2, &d->result) != 0 || dup_text(st, 3, &d->serial) != 0 ||
+	    dup_text(st, 4, &d->error) != 0) {
+		store_job_device_clear(d);
+		return AMTCA_E_NOMEM;
+	}
+	d->attempts = sqlite3_column_int(st, 5);
+	d->updated_at = (time_t)sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+static void
+clear_job_device_v(void *d)
+{
+	store_job_device_clear(d);
+}
+
+static int
+sq_job_device_put(void *be, const struct store_job_device *d)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	/* Only for a job that exists (no foreign keys: they are per connection). */
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO job_devices "
+	    "(job_id, fqdn, result, serial, error, attempts, updated_at) "
+	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM "
+	    "jobs WHERE id = ?1)", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "job progress update");
+		goto out;
+	}
+	bind_text(st, 1, d->job_id);
+	bind_text(st, 2, d->fqdn);
+	bind_text(st, 3, d->result);
+	bind_text(st, 4, d->serial);
+	bind_text(st, 5, d->error);
+	sqlite3_bind_int(st, 6, d->attempts);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)d->updated_at);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "job progress update");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no job %.64s", d->job_id);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_job_device_list(void *be, const char *job_id,
+    struct store_job_device **out, size_t *n)
+{
+	return list_rows(be, "SELECT job_id, fqdn, result, serial, error, "
+	    "attempts, updated_at FROM job_devices WHERE job_id = ?1 ORDER BY "
+	    "fqdn", job_id, sizeof(**out), row_job_device, clear_job_device_v,
+	    (void **)out, n);
+}
+
+/* --- leases --------------------------------------------------------------- */
+
+/*
+ * Read and write in one IMMEDIATE transaction: the write lock is taken
+ * first, so two processes deciding about the same lease decide one after
+ * the other.
+ */
+static int
+sq_lease_take(void *be, const char *name, const char *owner, time_t now,
+    int ttl_s, const char *takeover, char **holder, time_t *expires)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	const char *cur;
+	time_t exp;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT owner, expires_at FROM leases "
+	    "WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		cur = (const char *)sqlite3_column_text(st, 0);
+		exp = (time_t)sqlite3_column_int64(st, 1);
+		if (cur != NULL && exp > now && strcmp(cur, owner) != 0 &&
+		    (takeover == NULL || strcmp(cur, takeover) != 0)) {
+			if (holder != NULL && (*holder = strdup(cur)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			if (expires != NULL)
+				*expires = exp;
+			ret = AMTCA_E_EXISTS;
+			goto out;
+		}
+	} else if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO leases (name, "
+	    "owner, expires_at) VALUES (?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lease");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(now + ttl_s));
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "lease");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+/* One statement: UPDATE or DELETE `name` where `owner` holds it. */
+static int
+lease_stmt(struct sq *s, const char *sql, const char *name, const char *owner,
+    sqlite3_int64 until, int *changed)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lease");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		sqlite3_bind_int64(st, 3, until);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "lease");
+		goto out;
+	}
+	*changed = sqlite3_changes(s->db);
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_lease_renew(void *be, const char *name, const char *owner, time_t now,
+    int ttl_s)
+{
+	int r, changed = 0;
+
+	if ((r = lease_stmt(be, "UPDATE leases SET expires_at = ?3 WHERE "
+	    "name = ?1 AND owner = ?2", name, owner,
+	    (sqlite3_int64)(now + ttl_s), &changed)) != 0)
+		return r;
+	if (changed == 0)
+		return amtca_fail(AMTCA_E_NOT_FOUND, "lease %.300s is no longer "
+		    "held by this process", name);
+	return 0;
+}
+
+static int
+sq_lease_release(void *be, const char *name, const char *owner)
+{
+	int changed = 0;
+
+	return lease_stmt(be, "DELETE FROM leases WHERE name = ?1 AND "
+	    "owner = ?2", name, owner, 0, &changed);
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -693,4 +1089,12 @@ const struct store_ops store_sqlite_ops = {
 	.device_put = sq_device_put,
 	.device_get = sq_device_get,
 	.device_list = sq_device_list,
+	.job_put = sq_job_put,
+	.job_get = sq_job_get,
+	.job_list = sq_job_list,
+	.job_device_put = sq_job_device_put,
+	.job_device_list = sq_job_device_list,
+	.lease_take = sq_lease_take,
+	.lease_renew = sq_lease_renew,
+	.lease_release = sq_lease_release,
 };

@@ -57,8 +57,17 @@
 #define AMTCA_AMT_RESP_KEEP     (64 * 1024)
 
 /* Fleet and service. */
-#define AMTCA_CSV_LINE_MAX      4096
-#define AMTCA_FLEET_HOSTS_MAX   100000
+#define AMTCA_CSV_LINE_MAX      4096            /* one line of a hosts file */
+#define AMTCA_CSV_FIELDS_MAX    16              /* fields in one CSV record */
+#define AMTCA_HOSTS_FILE_MAX    (32 * 1024 * 1024) /* a whole hosts file */
+#define AMTCA_FLEET_HOSTS_MAX   100000          /* rows in a hosts file */
+#define AMTCA_AMT_USER_MAX      64              /* an AMT user name */
+#define AMTCA_LEASE_TTL_S       600             /* per-device lock lease */
+#define AMTCA_FLEET_CONCURRENCY 64              /* devices in flight (default) */
+#define AMTCA_FLEET_CONCURRENCY_MAX 4096
+#define AMTCA_FLEET_TRIES       4               /* enroll_run per device per run */
+#define AMTCA_FLEET_BACKOFF_MS  1000            /* first retry's base delay */
+#define AMTCA_FLEET_STACK       (256 * 1024)    /* worker thread stack */
 #define AMTCA_SIM_DEVICES_MAX   4096
 /*
  * Open files for N devices in flight: a device holds at most its plain and

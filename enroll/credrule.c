@@ -137,6 +137,7 @@ cred_rule_load(struct store *s, const char *fqdn, const unsigned char *op_pin,
 		out->tls_only = strcmp(dev->state, "enrolled") == 0 ||
 		    strcmp(dev->state, "compromised") == 0;
 		out->compromised = strcmp(dev->state, "compromised") == 0;
+		out->retired = strcmp(dev->state, "retired") == 0;
 	}
 	if (dev != NULL && dev->cert_serial != NULL &&
 	    (out->bound_serial = strdup(dev->cert_serial)) == NULL) {
@@ -272,11 +273,21 @@ compromised_fail(const struct cred_rule *r, const char *fqdn)
 	    "keyCompromise");
 }
 
+static int
+retired_fail(const char *fqdn)
+{
+	return amtca_fail(AMTCA_E_AMT_TLS, "%s is retired (amtca devices "
+	    "retire): nothing is sent to it and no reconcile touches it; to "
+	    "bring it back, run amtca enroll --device-reset", fqdn);
+}
+
 int
 cred_rule_plain(const struct cred_rule *r, const char *fqdn)
 {
 	if (r->compromised)
 		return compromised_fail(r, fqdn);
+	if (r->retired)
+		return retired_fail(fqdn);
 	if (r->tls_only)
 		return amtca_fail(AMTCA_E_AMT_TLS, "%s is enrolled (TLS only, by "
 		    "this CA's records): credentials are never sent to it over "
@@ -297,6 +308,10 @@ cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
 
 	if (r->compromised) {
 		ret = compromised_fail(r, fqdn);
+		goto out;
+	}
+	if (r->retired) {
+		ret = retired_fail(fqdn);
 		goto out;
 	}
 	if (served == NULL || (len = i2d_X509(served, &der)) <= 0 ||

@@ -436,6 +436,10 @@ check_login(struct doctor_state *st)
 		add(st, DOCTOR_FAIL, id, "see the revocation above: reset AMT on "
 		    "the device, then amtca enroll --device-reset",
 		    "credentials not sent: %s", amtca_errmsg(r));
+	} else if (st->rule.retired) {
+		r = cred_rule_plain(&st->rule, host);
+		add(st, DOCTOR_FAIL, id, "to manage it again, run amtca enroll "
+		    "--device-reset", "credentials not sent: %s", amtca_errmsg(r));
 	} else if (st->tls_ok &&
 	    (r = cred_rule_tls(&st->rule, host, st->leaf, st->pin)) != 0) {
 		add(st, DOCTOR_FAIL, id, "check --address/DNS: something other "

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
+#include "enroll/lease.h"
 
 #define PROBE_MS        2000	/* TCP reachability probe */
 #define POLL_MS         250	/* between TLS-port polls */
@@ -76,11 +76,16 @@ struct enroll_pass {
 	struct cred_rule rule;		/* where credentials may go */
 	unsigned char pin[32];		/* SHA-256 of the leaf TLS may serve */
 	int have_pin;
+	int foreign_pin;		/* the pin is the operator's, for a leaf
+					   outside our chain: TLS is held to it
+					   alone until our leaf is bound */
 	int compromised;		/* record the device as compromised */
+	int retired;			/* ... or keep it retired */
 	char bound_serial[80];		/* ours, bound on AMT, for the record */
 	int cur;			/* step being run */
 	int already;			/* pre-flight proved the device enrolled */
 	int commit_lost;		/* bind: the commit's reply was lost */
+	struct devlock *lock;		/* the device's lease in the store */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -96,6 +101,8 @@ progress(struct enroll_pass *e, enum enroll_step s, enum enroll_event ev,
 	char buf[512];
 	va_list ap;
 
+	/* Every step event shows we are alive: keep the device's lease. */
+	devlock_renew(e->lock);
 	if (e->o->progress == NULL)
 		return;
 	if (fmt != NULL) {
@@ -417,8 +424,11 @@ connect_amt(struct enroll_pass *e, int tls)
 	amt_free(e->amt);
 	e->amt = NULL;
 	amt_opts_fill(e, &ao, tls);
-	if (tls && e->have_pin)
+	if (tls && e->have_pin) {
 		ao.pin_sha256 = e->pin;
+		if (e->foreign_pin)
+			ao.ca_file = NULL;	/* the exact leaf, not a chain */
+	}
 	if ((r = amt_open(&ao, &e->amt)) != 0)
 		return r;
 	e->use_tls = tls;
@@ -548,6 +558,38 @@ check_identity(struct enroll_pass *e, const struct amt_general *g)
 }
 
 /*
+ * "(issuer CN=..., SHA-256 ...) " of whatever leaf the TLS port serves,
+ * fetched without verification, for a fail-closed message: what the
+ * operator must check before pinning it.  Empty when none is seen.
+ */
+static void
+served_describe(struct enroll_pass *e, char *buf, size_t len)
+{
+	struct amt_opts ao;
+	X509 *x = NULL;
+	unsigned char *der = NULL, md[32];
+	unsigned int mdlen = 0;
+	char hex[65], issuer[160];
+	int n, i;
+
+	buf[0] = '\0';
+	amt_opts_fill(e, &ao, 1);
+	ao.ca_file = NULL;
+	if (amt_tls_fetch_leaf(&ao, &x) != 0 || (n = i2d_X509(x, &der)) <= 0 ||
+	    EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		goto out;
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	X509_NAME_oneline(X509_get_issuer_name(x), issuer, sizeof(issuer));
+	snprintf(buf, len, "(issuer %s, SHA-256 %s) ", issuer, hex);
+out:
+	amtca_err_clear();
+	OPENSSL_free(der);
+	X509_free(x);
+}
+
+/*
  * Decide the transport, by the credential rule (credrule.c): TLS when it
  * verifies under our chain and the served leaf is one the records issued to
  * this device (then pinned for the session); never plain HTTP for a device
@@ -579,6 +621,30 @@ choose_transport(struct enroll_pass *e)
 			goto out;
 		}
 		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		/*
+		 * Outside our chain (a factory self-signed certificate, another
+		 * CA's): only the operator's pin, checked against the exact
+		 * leaf, lets credentials go there.
+		 */
+		if (x == NULL && r == AMTCA_E_AMT_TLS && e->o->tls_pin != NULL &&
+		    !tls_handshake_failure(r, why)) {
+			ao.ca_file = NULL;
+			ao.pin_sha256 = e->o->tls_pin;
+			if (amt_tls_fetch_leaf(&ao, &x) == 0 &&
+			    (r = cred_rule_tls(&e->rule, e->fqdn, x, e->pin)) == 0) {
+				warn(e, "port %d serves a certificate outside this "
+				    "CA's chain that matches --tls-pin; replacing "
+				    "it over TLS pinned to it", e->tls_port);
+				e->served = x;
+				x = NULL;
+				e->have_pin = e->foreign_pin = 1;
+				ret = connect_amt(e, 1);
+				goto out;
+			}
+			X509_free(x);
+			x = NULL;
+			amtca_err_clear();
+		}
 		if (x != NULL) {
 			/* Verified, but not a leaf the records gave this device. */
 			if (!e->plain_open || e->rule.tls_only) {
@@ -597,13 +663,15 @@ choose_transport(struct enroll_pass *e)
 		} else if (r != AMTCA_E_AMT_TLS)
 			e->tls_open = 0;	/* answers TCP but no TLS */
 		else if (!e->plain_open || e->rule.tls_only) {
+			char seen[300];
+
+			served_describe(e, seen, sizeof(seen));
 			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d serves a certificate "
-			    "that does not verify under this CA's chain for %s (%s); "
-			    "refusing to continue (fail closed): a different "
-			    "device or certificate answers there. Check --address/DNS; "
-			    "if AMT was reset or re-provisioned elsewhere, enroll "
-			    "again with --device-reset", e->res->address,
-			    e->tls_port, e->fqdn, why);
+			    "%soutside this CA's chain for %s: no credentials "
+			    "sent (fail closed). Check --address/DNS and that "
+			    "certificate; if it is the device's, pass --tls-pin "
+			    "with its SHA-256; if AMT was reset, --device-reset",
+			    e->res->address, e->tls_port, seen, e->fqdn);
 			goto out;
 		} else
 			warn(e, "port %d serves a certificate not from this CA (%s); "
@@ -751,10 +819,11 @@ step_preflight(struct enroll_pass *e)
 		    errcopy(r));
 		goto out;
 	}
-	if (e->rule.compromised) {
+	if (e->rule.compromised || e->rule.retired) {
 		/* Never re-enrolled automatically: nothing is sent.  The
-		 * record keeps its address. */
-		e->compromised = 1;
+		 * record keeps its address (and its state). */
+		e->compromised = e->rule.compromised;
+		e->retired = e->rule.retired;
 		if (dev != NULL && (r = set_str(&e->res->address,
 		    dev->address)) != 0) {
 			ret = r;
@@ -1621,7 +1690,8 @@ step_cleanup(struct enroll_pass *e)
 		goto out;
 	}
 	/* Certificates first: our unbound leaves (never CA certs, roots,
-	 * read-only ones, or anything not issued by our intermediate). */
+	 * read-only ones, or anything not issued by our intermediate, except
+	 * the pinned leaf we replaced). */
 	for (i = 0; i < nc; i++) {
 		if (&c[i] == b || c[i].trusted_root || c[i].read_only ||
 		    cert_by_der(&c[i], 1, e->root_der, (size_t)e->root_len) ||
@@ -1630,7 +1700,9 @@ step_cleanup(struct enroll_pass *e)
 			continue;
 		if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
 			continue;
-		r = issued_by_us(e, x) && !x509_eq(x, e->leaf);
+		/* ... and the foreign leaf the operator's pin let us replace. */
+		r = (issued_by_us(e, x) || (e->foreign_pin && e->served != NULL &&
+		    x509_eq(x, e->served))) && !x509_eq(x, e->leaf);
 		X509_free(x);
 		if (!r)
 			continue;
@@ -1686,48 +1758,6 @@ out:
 	return ret;
 }
 
-/*
- * One enrollment per device at a time (two would race each other's
- * commit and cleanup): an flock on <lock_dir>/<fqdn>.lock, released by
- * the kernel whatever way this process ends.
- */
-static int
-lock_device(struct enroll_pass *e, int *fdp)
-{
-	const char *dir = e->c->lock_dir;
-	char *path = NULL;
-	int fd = -1, r, ret = AMTCA_E_INTERNAL;
-
-	*fdp = -1;
-	if ((r = amtca_mkdirs(dir, 0700)) != 0) {
-		ret = r;
-		goto out;
-	}
-	if (asprintf(&path, "%s/%s.lock", dir, e->fqdn) == -1) {
-		path = NULL;
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		ret = amtca_fail(AMTCA_E_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		ret = amtca_fail(errno == EWOULDBLOCK ? AMTCA_E_EXISTS : AMTCA_E_IO,
-		    "another amtca enroll for %s is running (lock %s); wait for "
-		    "it, then rerun", e->fqdn, path);
-		goto out;
-	}
-	*fdp = fd;
-	fd = -1;
-	ret = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	free(path);
-	return ret;
-}
-
 /* --- the run ------------------------------------------------------------- */
 
 /* Forget what one pass learnt, for a fresh pass (see enroll_run). */
@@ -1746,6 +1776,7 @@ reset_pass(struct enroll_pass *e)
 	e->prev_serial = NULL;
 	e->bound_serial[0] = '\0';
 	e->use_tls = e->rec_enrolled = e->resolved = e->have_pin = 0;
+	e->foreign_pin = 0;
 	cred_rule_clear(&e->rule);
 	free(e->res->serial);
 	e->res->serial = NULL;
@@ -1841,6 +1872,11 @@ run_steps(struct enroll_pass *e)
 	for (i = 0; i < ENROLL_NSTEPS; i++) {
 		st = &enroll_steps[i];
 		e->cur = st->id;
+		if (devlock_lost(e->lock))
+			return amtca_fail(AMTCA_E_EXISTS, "the lock on %s was "
+			    "taken over by another amtca (this run could not "
+			    "renew it in time); rerun when that one is done",
+			    e->fqdn);
 		fn = e->already ? st->run_enrolled : st->run;
 		if (fn == NULL) {
 			progress(e, st->id, ENROLL_EV_SKIP, "not needed");
@@ -1859,7 +1895,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 {
 	struct enroll_pass e;
 	char line[1024];
-	int r, pass, lockfd = -1, ret = AMTCA_E_INTERNAL;
+	int r, pass, ret = AMTCA_E_INTERNAL;
 
 	memset(&e, 0, sizeof(e));
 	e.rule.bound_reason = -1;
@@ -1873,7 +1909,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
 	e.cur = ENROLL_PREFLIGHT;
 	if (c->store == NULL || c->ca == NULL || c->root == NULL ||
-	    c->chain_path == NULL || c->policy == NULL || c->lock_dir == NULL) {
+	    c->chain_path == NULL || c->policy == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
 		goto fail_early;
 	}
@@ -1885,7 +1921,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto fail_early;
 	}
-	if ((r = lock_device(&e, &lockfd)) != 0) {
+	if ((r = devlock_take(c->store, e.fqdn, &e.lock)) != 0) {
 		ret = r;
 		goto fail_early;
 	}
@@ -1921,7 +1957,7 @@ fail:
 	res->failed_step = e.cur;
 	res->status = "failed";
 	/* Nothing committed yet on a device we had enrolled: it still is. */
-	record(&e, e.compromised ? "compromised" :
+	record(&e, e.compromised ? "compromised" : e.retired ? "retired" :
 	    (res->steps_done & (1u << ENROLL_VERIFY)) ||
 	    (e.rec_enrolled && e.cur < ENROLL_BIND) ? "enrolled" : "failed", line);
 	progress(&e, (enum enroll_step)e.cur, ENROLL_EV_FAIL, "%s", line);
@@ -1934,8 +1970,7 @@ fail_early:
 	res->status = "failed";
 	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_FAIL, "%s", amtca_errmsg(ret));
 out:
-	if (lockfd != -1)
-		close(lockfd);
+	devlock_release(e.lock);
 	amt_free(e.amt);
 	X509_free(e.served);
 	X509_free(e.replaced);

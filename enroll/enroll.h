@@ -123,15 +123,14 @@ struct enroll_ctx {
 	X509 *root;			/* installed into AMT's store */
 	X509 *inter;			/* ditto; NULL when there is none */
 	const char *chain_path;		/* CA file for verifying AMT's TLS */
-	const char *lock_dir;		/* per-device locks: <lock_dir>/<fqdn>.lock */
 };
 
 /*
  * Run the enrollment of one device.  Records the device in the store after
  * every step.  Several threads may run it at once on one context for
- * different devices (amtca fleet); runs for the same FQDN, in any process,
- * are serialised by <lock_dir>/<fqdn>.lock: the second fails with
- * AMTCA_E_EXISTS.  Returns 0 or a negative AMTCA_E_* code with an
+ * different devices (amtca fleet); runs for the same FQDN, in any process
+ * sharing the store, are serialised by a lease in the store
+ * (enroll/lease.h): the second fails with AMTCA_E_EXISTS.  Returns 0 or a negative AMTCA_E_* code with an
  * amtca_fail() detail that says what failed, why, and what to do.
  */
 int enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
@@ -155,6 +154,9 @@ int enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 struct cred_rule {
 	int tls_only;			/* records: enrolled; never plain HTTP */
 	int compromised;		/* no credentials at all */
+	int retired;			/* records: retired (devices retire);
+					   nothing is sent until enroll
+					   --device-reset */
 	int no_records;			/* no CA home: only --ca-file/--tls-pin */
 	int op_pin;			/* the operator gave --tls-pin */
 	char *bound_serial;		/* recorded bound leaf, or NULL */

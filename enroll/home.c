@@ -490,8 +490,7 @@ home_open(const char *dir, int flags, struct home **out)
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL || (h->dir = strdup(real)) == NULL ||
 	    (conf = home_path(real, HOME_CONF)) == NULL ||
-	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL ||
-	    (h->lock_dir = home_path(real, HOME_LOCK_DIR)) == NULL) {
+	    (h->chain_path = home_path(real, HOME_CHAIN_PEM)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -567,7 +566,6 @@ home_open(const char *dir, int flags, struct home **out)
 		h->engine.root = h->root;
 		h->engine.inter = h->inter;
 		h->engine.chain_path = h->chain_path;
-		h->engine.lock_dir = h->lock_dir;
 	}
 	*out = h;
 	h = NULL;
@@ -591,7 +589,6 @@ home_free(struct home *h)
 	X509_free(h->inter);
 	conf_clear(&h->conf);
 	free(h->chain_path);
-	free(h->lock_dir);
 	free(h->dir);
 	free(h);
 }

@@ -26,7 +26,6 @@
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
 #define HOME_HSM_DIR   "softhsm"
 #define HOME_PIN_FILE  "softhsm/user.pin"
-#define HOME_LOCK_DIR  "locks"		/* per-device enroll locks */
 #define KEY_LABEL_ROOT  "amtca-root"
 #define KEY_LABEL_INTER "amtca-intermediate"
 
@@ -62,7 +61,6 @@ struct home {
 	X509 *root;
 	X509 *inter;
 	char *chain_path;		/* absolute path of chain.pem */
-	char *lock_dir;			/* absolute path of locks/ */
 	struct store *store;		/* HOME_STORE */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */

@@ -11,6 +11,26 @@
  * that cannot be read is an error naming the line; nothing runs until the
  * whole file is valid.
  *
+ * The CSV is RFC 4180's, with these choices:
+ *  - lines end in LF or CRLF (a lone CR is an error); a UTF-8 byte order
+ *    mark at the start is skipped;
+ *  - empty lines, and lines whose first byte is '#', are skipped (also
+ *    before the header);
+ *  - column names are matched case-insensitively; an unknown or repeated
+ *    column is an error; every row has as many fields as the header;
+ *  - a field may be quoted ("a,b"; a quote inside is doubled); blanks
+ *    around a field are not data; a quote inside an unquoted field, text
+ *    after a closing quote, or a line break inside quotes (no column can
+ *    hold one) is an error;
+ *  - a header with no rows is an error (nothing to do is a mistake);
+ *  - bounds: AMTCA_HOSTS_FILE_MAX bytes, AMTCA_CSV_LINE_MAX per line,
+ *    AMTCA_FLEET_HOSTS_MAX rows, AMTCA_AMT_USER_MAX for a user name.
+ * Password files (with check_files) are held to the PIN file's rule
+ * (amtca_path_check_secure: ours, not writable by group or others, nor the
+ * directories above) and must also give others no access at all (mode
+ * o-rwx) and be readable by us now; they are not read here.  A wildcard
+ * FQDN is refused.  A duplicate is reported on its later line.
+ *
  * Outside input: hosts_parse() is fuzzed (tests/fuzz/fuzz_hosts.c); sizes
  * are bounded by common/limits.h.
  */

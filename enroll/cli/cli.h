@@ -76,5 +76,7 @@ int cmd_bench(const char *home, int argc, char **argv);
 int cmd_amt_info(const char *home, int argc, char **argv);
 int cmd_enroll(const char *home, int argc, char **argv);
 int cmd_doctor(const char *home, int argc, char **argv);
+int cmd_fleet(const char *home, int argc, char **argv);
+int cmd_devices(const char *home, int argc, char **argv);
 
 #endif

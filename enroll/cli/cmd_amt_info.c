@@ -187,7 +187,7 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		ret = cli_fail(r);
 		goto out;
 	}
-	if (rule.compromised) {
+	if (rule.compromised || rule.retired) {
 		ret = cli_fail(cred_rule_plain(&rule, o.host));
 		goto out;
 	}

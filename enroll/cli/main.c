@@ -35,6 +35,8 @@ static const struct {
 	{ "amt-info", cmd_amt_info, "show an AMT device's version, TLS state and store" },
 	{ "enroll",   cmd_enroll,   "install a certificate into AMT and turn TLS on" },
 	{ "doctor",   cmd_doctor,   "diagnose DNS, ports, TLS and chain for an AMT device" },
+	{ "fleet",    cmd_fleet,    "reconcile every device of a hosts file, in one process" },
+	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -85,7 +85,7 @@ sim_up "$T/sim-c.log" "$addr" "$fqdn" --commit-delay-ms 100 --latency-ms $LAT
     --user admin --password-file "$PW" >"$T/c1.out" 2>"$T/c1.err" &
 epid=$!
 sleep 0.3
-expect_fail 1 "another amtca enroll for $fqdn is running" enroll "$addr" "$fqdn"
+expect_fail 1 "another amtca is working on $fqdn" enroll "$addr" "$fqdn"
 wait "$epid" || fail "the first of two concurrent runs failed: $(cat "$T/c1.err")"
 assert_clean "$addr" "$fqdn"
 stop_sim

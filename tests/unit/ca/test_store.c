@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "ca/store.h"
 #include "soft_signer.h"
 
@@ -33,6 +35,9 @@ struct backend {
 	void (*litter)(const char *uri);
 	/* Assert that nothing of the store at `uri` is left. */
 	void (*check_gone)(const char *uri);
+	/* Make, by hand, the store the previous release (schema 1) left at
+	 * `uri`, with one device and one certificate; NULL: no history. */
+	void (*make_previous)(const char *uri);
 };
 
 /* SQLite: "sqlite:PATH". */
@@ -101,9 +106,41 @@ sqlite_check_gone(const char *uri)
 	}
 }
 
+/* Schema 1 as the release before fleet enrollment created it. */
+static void
+sqlite_make_previous(const char *uri)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE certificates (serial TEXT PRIMARY KEY NOT NULL,"
+	    " fqdn TEXT NOT NULL, not_before INTEGER NOT NULL,"
+	    " not_after INTEGER NOT NULL, issued_at INTEGER NOT NULL,"
+	    " status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN"
+	    " ('valid','revoked')), revoke_reason INTEGER, revoked_at INTEGER,"
+	    " requester TEXT, device TEXT, der BLOB NOT NULL);"
+	    "CREATE INDEX certificates_fqdn ON certificates(fqdn);"
+	    "CREATE INDEX certificates_device ON certificates(device"
+	    " COLLATE NOCASE) WHERE device IS NOT NULL;"
+	    "CREATE INDEX certificates_revoked ON certificates(serial)"
+	    " WHERE status = 'revoked';"
+	    "CREATE TABLE devices (fqdn TEXT PRIMARY KEY NOT NULL, address TEXT,"
+	    " amt_version TEXT, cert_serial TEXT, state TEXT NOT NULL,"
+	    " last_step TEXT, error TEXT, updated_at INTEGER NOT NULL);"
+	    "INSERT INTO certificates (serial, fqdn, not_before, not_after,"
+	    " issued_at, requester, device, der) VALUES ('0B01', 'old.example.com',"
+	    " 1, 2, 1, 'enroll', 'old.example.com', x'3000');"
+	    "INSERT INTO devices VALUES ('old.example.com', '10.0.0.9', '16.1.25',"
+	    " '0B01', 'enrolled', 'cleanup', NULL, 77);"
+	    "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 static const struct backend backends[] = {
 	{ "sqlite", sqlite_uri, sqlite_check_durable, sqlite_make_foreign,
-	    sqlite_litter, sqlite_check_gone },
+	    sqlite_litter, sqlite_check_gone, sqlite_make_previous },
 };
 
 /* The backend the current group runs on. */
@@ -660,6 +697,244 @@ test_uri_selection(void **state)
 	free(dir);
 }
 
+/* The device record's fleet fields; the engine's puts keep them. */
+static void
+test_device_fleet_fields(void **state)
+{
+	struct fx *f = *state;
+	struct store_device d, *got = NULL;
+	static const char *const states[] = { "pending", "enrolling",
+	    "enrolled", "failed", "auth_failed", "compromised", "retired" };
+	size_t i;
+
+	memset(&d, 0, sizeof(d));
+	d.fqdn = (char *)"f.example.com";
+	d.state = (char *)"pending";
+	d.port = 16000;
+	d.tls_port = 16001;
+	d.user = (char *)"admin";
+	d.cred_ref = (char *)"/etc/amt/f.pw";
+	d.cred_stamp = (char *)"2049:77:9:1700000000";
+	d.tls_pin = (char *)"00112233445566778899aabbccddeeff"
+	    "00112233445566778899aabbccddeeff";
+	assert_int_equal(store_device_put(f->s, &d), 0);
+	/* The engine writes its own fields only: the rest is kept. */
+	memset(&d, 0, sizeof(d));
+	d.fqdn = (char *)"f.example.com";
+	d.state = (char *)"enrolled";
+	d.cert_serial = (char *)"0C01";
+	assert_int_equal(store_device_put(f->s, &d), 0);
+	assert_int_equal(store_device_get(f->s, "f.example.com", &got), 0);
+	assert_string_equal(got->state, "enrolled");
+	assert_string_equal(got->cert_serial, "0C01");
+	assert_int_equal(got->port, 16000);
+	assert_int_equal(got->tls_port, 16001);
+	assert_string_equal(got->user, "admin");
+	assert_string_equal(got->cred_ref, "/etc/amt/f.pw");
+	assert_string_equal(got->cred_stamp, "2049:77:9:1700000000");
+	assert_int_equal(strlen(got->tls_pin), 64);
+	store_device_free(got);
+	/* "" clears one. */
+	d.cred_stamp = (char *)"";
+	assert_int_equal(store_device_put(f->s, &d), 0);
+	assert_int_equal(store_device_get(f->s, "f.example.com", &got), 0);
+	assert_null(got->cred_stamp);
+	assert_string_equal(got->user, "admin");
+	store_device_free(got);
+	/* Every state of the contract, and nothing else. */
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		d.state = (char *)states[i];
+		assert_int_equal(store_device_put(f->s, &d), 0);
+		assert_true(store_device_state_valid(states[i]));
+	}
+	d.state = (char *)"sleeping";
+	assert_int_equal(store_device_put(f->s, &d), AMTCA_E_USAGE);
+	d.state = (char *)"enrolled";
+	d.port = 70000;
+	assert_int_equal(store_device_put(f->s, &d), AMTCA_E_USAGE);
+}
+
+static void
+test_jobs(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j, *got = NULL, *v = NULL;
+	struct store_job_device jd, *dv = NULL;
+	size_t n = 0;
+
+	memset(&j, 0, sizeof(j));
+	j.id = (char *)"job-1";
+	j.created_at = 100;
+	j.state = (char *)"running";
+	j.hosts_digest = (char *)"abcd";
+	j.total = 2;
+	assert_int_equal(store_job_put(f->s, &j), 0);
+	j.id = (char *)"job-2";
+	j.created_at = 200;
+	assert_int_equal(store_job_put(f->s, &j), 0);
+
+	memset(&jd, 0, sizeof(jd));
+	jd.job_id = (char *)"job-1";
+	jd.fqdn = (char *)"b.example.com";
+	jd.result = (char *)"pending";
+	assert_int_equal(store_job_device_put(f->s, &jd), 0);
+	jd.fqdn = (char *)"a.example.com";
+	jd.result = (char *)"failed";
+	jd.error = (char *)"connection refused";
+	jd.attempts = 3;
+	jd.updated_at = 150;
+	assert_int_equal(store_job_device_put(f->s, &jd), 0);
+	/* Replace by (job, FQDN). */
+	jd.fqdn = (char *)"b.example.com";
+	jd.result = (char *)"enrolled";
+	jd.serial = (char *)"0D01";
+	jd.error = NULL;
+	jd.attempts = 1;
+	assert_int_equal(store_job_device_put(f->s, &jd), 0);
+	/* Unknown job, unknown result. */
+	jd.job_id = (char *)"job-9";
+	assert_int_equal(store_job_device_put(f->s, &jd), AMTCA_E_NOT_FOUND);
+	jd.job_id = (char *)"job-1";
+	jd.result = (char *)"maybe";
+	assert_int_equal(store_job_device_put(f->s, &jd), AMTCA_E_USAGE);
+
+	assert_int_equal(store_job_device_list(f->s, "job-1", &dv, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(dv[0].fqdn, "a.example.com");
+	assert_string_equal(dv[0].result, "failed");
+	assert_string_equal(dv[0].error, "connection refused");
+	assert_int_equal(dv[0].attempts, 3);
+	assert_int_equal(dv[0].updated_at, 150);
+	assert_string_equal(dv[1].result, "enrolled");
+	assert_string_equal(dv[1].serial, "0D01");
+	assert_null(dv[1].error);
+	store_job_devices_free(dv, n);
+	assert_int_equal(store_job_device_list(f->s, "job-2", &dv, &n), 0);
+	assert_int_equal(n, 0);
+	store_job_devices_free(dv, n);
+
+	/* Finish one; list is newest first. */
+	j.id = (char *)"job-1";
+	j.created_at = 100;
+	j.state = (char *)"done";
+	j.finished_at = 300;
+	assert_int_equal(store_job_put(f->s, &j), 0);
+	assert_int_equal(store_job_get(f->s, "job-1", &got), 0);
+	assert_string_equal(got->state, "done");
+	assert_int_equal(got->finished_at, 300);
+	assert_int_equal(got->created_at, 100);
+	assert_string_equal(got->hosts_digest, "abcd");
+	assert_int_equal(got->total, 2);
+	store_job_free(got);
+	got = (struct store_job *)&got;
+	assert_int_equal(store_job_get(f->s, "job-3", &got), AMTCA_E_NOT_FOUND);
+	assert_null(got);
+	assert_int_equal(store_job_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, "job-2");
+	assert_string_equal(v[1].id, "job-1");
+	store_jobs_free(v, n);
+	j.state = (char *)"lost";
+	assert_int_equal(store_job_put(f->s, &j), AMTCA_E_USAGE);
+}
+
+static void
+test_leases(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	char *holder = NULL;
+	time_t exp = 0;
+
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	assert_int_equal(store_lease_take(f->s, "device:a", "A", 1000, 60, NULL,
+	    NULL, NULL), 0);
+	/* Another owner, even through another connection, is refused and
+	 * told who holds it until when. */
+	assert_int_equal(store_lease_take(s2, "device:a", "B", 1010, 60, NULL,
+	    &holder, &exp), AMTCA_E_EXISTS);
+	assert_string_equal(holder, "A");
+	assert_int_equal(exp, 1060);
+	free(holder);
+	holder = NULL;
+	/* Other names are independent. */
+	assert_int_equal(store_lease_take(s2, "device:b", "B", 1010, 60, NULL,
+	    NULL, NULL), 0);
+	/* Renewal by the holder; not by others. */
+	assert_int_equal(store_lease_renew(f->s, "device:a", "A", 1050, 60), 0);
+	assert_int_equal(store_lease_renew(s2, "device:a", "B", 1050, 60),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_lease_take(s2, "device:a", "B", 1100, 60, NULL,
+	    NULL, NULL), AMTCA_E_EXISTS);
+	/* Takeover only of the named (dead) holder. */
+	assert_int_equal(store_lease_take(s2, "device:a", "B", 1100, 60, "C",
+	    NULL, NULL), AMTCA_E_EXISTS);
+	assert_int_equal(store_lease_take(s2, "device:a", "B", 1100, 60, "A",
+	    NULL, NULL), 0);
+	assert_int_equal(store_lease_renew(f->s, "device:a", "A", 1101, 60),
+	    AMTCA_E_NOT_FOUND);
+	/* A lapsed lease is anyone's. */
+	assert_int_equal(store_lease_take(f->s, "device:a", "A", 1160, 60, NULL,
+	    NULL, NULL), 0);
+	/* Release by a non-holder does nothing; by the holder frees it. */
+	assert_int_equal(store_lease_release(s2, "device:a", "B"), 0);
+	assert_int_equal(store_lease_take(s2, "device:a", "B", 1161, 60, NULL,
+	    NULL, NULL), AMTCA_E_EXISTS);
+	assert_int_equal(store_lease_release(f->s, "device:a", "A"), 0);
+	assert_int_equal(store_lease_take(s2, "device:a", "B", 1161, 60, NULL,
+	    NULL, NULL), 0);
+	assert_int_equal(store_lease_take(s2, "device:a", "", 1161, 60, NULL,
+	    NULL, NULL), AMTCA_E_USAGE);
+	store_close(s2);
+}
+
+/* A home made by the previous release keeps working after the upgrade. */
+static void
+test_upgrade_from_previous(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL, *s2 = NULL;
+	struct store_device *d = NULL, nd;
+	struct store_cert *c = NULL;
+	struct store_job j;
+	char uri[512];
+
+	if (be->make_previous == NULL)
+		skip();
+	be->uri(f->dir, "previous", uri, sizeof(uri));
+	be->make_previous(uri);
+	assert_int_equal(store_open(uri, 0, &s), 0);
+	assert_int_equal(store_device_get(s, "old.example.com", &d), 0);
+	assert_string_equal(d->state, "enrolled");
+	assert_string_equal(d->cert_serial, "0B01");
+	assert_int_equal(d->updated_at, 77);
+	assert_int_equal(d->port, 0);
+	assert_null(d->user);
+	store_device_free(d);
+	assert_int_equal(store_cert_get(s, "0B01", &c), 0);
+	assert_string_equal(c->device, "old.example.com");
+	store_cert_free(c);
+	/* The new tables and columns are there. */
+	memset(&nd, 0, sizeof(nd));
+	nd.fqdn = (char *)"old.example.com";
+	nd.state = (char *)"enrolled";
+	nd.user = (char *)"admin";
+	assert_int_equal(store_device_put(s, &nd), 0);
+	memset(&j, 0, sizeof(j));
+	j.id = (char *)"j";
+	j.state = (char *)"running";
+	assert_int_equal(store_job_put(s, &j), 0);
+	assert_int_equal(store_lease_take(s, "device:x", "A", 1, 60, NULL, NULL,
+	    NULL), 0);
+	store_close(s);
+	/* Reopened: already upgraded, data kept. */
+	assert_int_equal(store_open(uri, 0, &s2), 0);
+	assert_int_equal(store_device_get(s2, "old.example.com", &d), 0);
+	assert_string_equal(d->user, "admin");
+	store_device_free(d);
+	store_close(s2);
+}
+
 int
 main(void)
 {
@@ -680,6 +955,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_list_by_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_add_calls_back_after_commit,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_fleet_fields, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
+		    teardown),
 	};
 	const struct CMUnitTest front[] = {
 		cmocka_unit_test(test_uri_selection),

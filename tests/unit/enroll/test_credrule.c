@@ -177,6 +177,31 @@ test_enrolled(void **state)
 	cred_rule_clear(&r);
 }
 
+/* Retired: nothing is sent, over any transport, until --device-reset. */
+static void
+test_retired(void **state)
+{
+	struct fx *f = *state;
+	struct cred_rule r;
+	unsigned char pin[32];
+
+	device(f, "retired", "0A");
+	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 0, &r), 0);
+	assert_true(r.retired);
+	assert_int_equal(cred_rule_plain(&r, FQDN), AMTCA_E_AMT_TLS);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_AMT_TLS), "--device-reset"));
+	/* Not even to its own recorded leaf. */
+	assert_int_equal(cred_rule_tls(&r, FQDN, f->a, pin), AMTCA_E_AMT_TLS);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_AMT_TLS), "retired"));
+	cred_rule_clear(&r);
+
+	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 1, &r), 0);
+	assert_false(r.retired);
+	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
+	assert_int_equal(cred_rule_tls(&r, FQDN, f->a, pin), 0);
+	cred_rule_clear(&r);
+}
+
 /* Not enrolled (no record, or failed): plain allowed; TLS still pinned. */
 static void
 test_not_enrolled(void **state)
@@ -284,6 +309,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_enrolled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_enrolled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_bound, setup, teardown),
 		cmocka_unit_test(test_pin_parse),

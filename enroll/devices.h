@@ -1,0 +1,96 @@
+/*
+ * enroll/devices.c: the device inventory and decommissioning, for every
+ * front end (amtca devices, the fleet run, later the service).
+ *
+ * A device's state is one of device_states[]: pending, enrolling,
+ * enrolled, failed, auth_failed, compromised, retired.  `retired` is set
+ * only by device_retire(); every reconcile (enroll, fleet, the service)
+ * skips a retired device, and only `enroll --device-reset` brings it back.
+ */
+#ifndef AMTCA_ENROLL_DEVICES_H
+#define AMTCA_ENROLL_DEVICES_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "ca/store.h"
+#include "common/err.h"
+#include "enroll/enroll.h"
+
+/* The complete list of device states, NULL-terminated. */
+extern const char *const device_states[];
+/* Is `s` one of device_states[]? */
+int device_state_valid(const char *s);
+
+/* One row of the inventory: the record and its current certificate. */
+struct device_info {
+	struct store_device d;		/* as stored (strings owned) */
+	time_t not_after;		/* of d.cert_serial; 0 when unknown */
+};
+
+struct device_filter {
+	const char *state;		/* only this state; NULL: all */
+	int expiring_days;		/* < 0: no filter; else only devices
+					   whose current certificate ends
+					   before now + days (expired ones
+					   included) */
+	time_t now;			/* 0: time(NULL) */
+};
+
+/*
+ * The devices the records hold that pass `f` (NULL: all), ordered by
+ * FQDN.  *out is released with device_infos_free().  AMTCA_E_USAGE for an
+ * unknown state in the filter.
+ */
+int devices_list(struct store *s, const struct device_filter *f,
+    struct device_info **out, size_t *n) AMTCA_WUR;
+void device_infos_free(struct device_info *v, size_t n);
+
+struct retire_opts {
+	const char *fqdn;
+	int remove_from_device;		/* also take the leaf and key out of AMT */
+	/* Only with remove_from_device: */
+	const char *address;		/* NULL: the record's, else DNS */
+	int port;			/* 0 = 16992 */
+	int tls_port;			/* 0 = 16993 */
+	const char *user;
+	const char *password;		/* borrowed; the caller wipes it */
+	long tls_wait_ms;		/* 0 = AMTCA_AMT_TLS_WAIT_MS: for the
+					   plain port after TLS is turned off */
+	time_t now;			/* 0: time(NULL) */
+};
+
+struct retire_result {
+	char *fqdn;			/* normalised */
+	char *serial;			/* the bound certificate, or NULL */
+	int was_revoked;		/* it was revoked before (reason kept) */
+	int was_retired;		/* the record already said retired */
+	int tls_disabled;		/* TLS turned off in AMT (committed) */
+	unsigned removed_certs;		/* our leaves deleted from AMT */
+	unsigned removed_keys;		/* their key pairs */
+};
+void retire_result_clear(struct retire_result *r);
+
+/*
+ * Decommission one device:
+ *  1. with remove_from_device, over the transport the credential rule
+ *     allows (TLS pinned to a leaf our records issued to it; plain HTTP
+ *     only when the records do not say it is enrolled and its TLS port is
+ *     closed): turn TLS off on both interfaces, delete the TLS credential
+ *     context and commit, so AMT serves plain HTTP on its port again as it
+ *     did before enrollment;
+ *  2. revoke its bound certificate with cessationOfOperation (cred_revoke:
+ *     an earlier revocation keeps its reason) and set its state to
+ *     `retired`;
+ *  3. with remove_from_device, delete from AMT every leaf our records
+ *     issued to the device and the key pair of each (over plain HTTP once
+ *     step 1 turned TLS off: the record says retired by then).
+ * Rerunning completes an interrupted retire.  A compromised device is
+ * retired in the records only: with remove_from_device nothing is sent
+ * (AMTCA_E_AMT_TLS).  Uses c->store, c->policy, c->chain_path and
+ * the device's lease in the store (enroll/lease.h, as enroll_run()).
+ */
+int device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
+    struct retire_result *res) AMTCA_WUR;
+
+#endif
