@@ -67,7 +67,7 @@
 #define AMTCA_FLEET_CONCURRENCY_MAX 4096
 #define AMTCA_FLEET_TRIES       4               /* enroll_run per device per run */
 #define AMTCA_FLEET_BACKOFF_MS  1000            /* first retry's base delay */
-#define AMTCA_FLEET_STACK       (256 * 1024)    /* worker thread stack */
+#define AMTCA_FLEET_STACK       (512 * 1024)    /* worker thread stack */
 #define AMTCA_SIM_DEVICES_MAX   4096
 /*
  * Open files for N devices in flight: a device holds at most its plain and

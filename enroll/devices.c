@@ -1,8 +1,6 @@
 /*
  * The device inventory and decommissioning (enroll/devices.h).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +27,9 @@ const char *const device_states[] = {
 int
 device_state_valid(const char *s)
 {
-	size_t i;
-
-	for (i = 0; s != NULL && device_states[i] != NULL; i++)
-		if (strcmp(s, device_states[i]) == 0)
-			return 1;
-	return 0;
+	/* The store is where the states are defined; this list mirrors it
+	 * for help texts (test_devices checks both agree). */
+	return s != NULL && store_device_state_valid(s);
 }
 
 void
@@ -365,16 +360,16 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	long long deadline;
 	time_t now = o->now != 0 ? o->now : time(NULL);
 	struct devlock *lock = NULL;
+	const char *user, *pwfile;
+	char *password = NULL;
 	int r, tls = 0, changed = 0, ret = AMTCA_E_INTERNAL;
 
 	memset(res, 0, sizeof(*res));
 	memset(&rule, 0, sizeof(rule));
 	memset(&ao, 0, sizeof(ao));
 	if (c->store == NULL || c->policy == NULL ||
-	    (o->remove_from_device && (c->chain_path == NULL ||
-	    o->user == NULL || o->password == NULL))) {
-		ret = amtca_fail(AMTCA_E_USAGE, "retire: the CA home is not open "
-		    "or credentials are missing");
+	    (o->remove_from_device && c->chain_path == NULL)) {
+		ret = amtca_fail(AMTCA_E_USAGE, "retire: the CA home is not open");
 		goto out;
 	}
 	if ((r = ca_fqdn_check(o->fqdn, c->policy, fq)) != 0) {
@@ -385,7 +380,6 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	/* The lease enroll_run() takes: never beside a fleet or an enroll. */
 	if ((r = devlock_take(c->store, fq, &lock)) != 0) {
 		ret = r;
 		goto out;
@@ -408,34 +402,72 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 			goto out;
 		}
 		/* This is the one caller that may talk to a retired device:
-		 * to finish its own earlier, interrupted work. */
+		 * to finish its own earlier, interrupted work.  While the
+		 * record still names a bound leaf, TLS may still be on with
+		 * it: then TLS only, as for an enrolled device. */
 		rule.retired = 0;
+		if (res->was_retired && d->cert_serial != NULL)
+			rule.tls_only = 1;
+		/* The operator's credential, else the one the record names. */
+		user = o->user != NULL ? o->user : d->user;
+		pwfile = o->password_file != NULL ? o->password_file : d->cred_ref;
+		if (user == NULL || *user == '\0' || pwfile == NULL ||
+		    *pwfile == '\0') {
+			ret = amtca_fail(AMTCA_E_USAGE, "retire %s: the record names "
+			    "no AMT credential; give --user and --password-file",
+			    fq);
+			goto out;
+		}
 		ao.host = fq;
 		ao.address = o->address != NULL ? o->address : d->address;
-		ao.port = o->port;
-		ao.tls_port = o->tls_port;
+		ao.port = o->port != 0 ? o->port : d->port;
+		ao.tls_port = o->tls_port != 0 ? o->tls_port : d->tls_port;
 		ao.ca_file = c->chain_path;
-		ao.user = o->user;
-		ao.password = o->password;
+		ao.user = user;
+		if ((r = amtca_secret_read(pwfile, &password)) != 0) {
+			ret = r;
+			goto out;
+		}
+		ao.password = password;
 		if ((r = open_session(&rule, &ao, pin, &a, &tls)) != 0) {
 			ret = amtca_fail(r, "retire %s: %s", fq,
 			    errcopy(r, why, sizeof(why)));
 			goto out;
 		}
-		if ((r = tls_off(a, &changed)) != 0) {
-			ret = amtca_fail(r, "retire %s: %s", fq,
-			    errcopy(r, why, sizeof(why)));
-			goto out;
-		}
-		res->tls_disabled = changed;
 	}
 
+	/*
+	 * Retired in the records before AMT changes: from here on a rerun
+	 * may talk to the device over whatever it serves (TLS pinned to the
+	 * revoked leaf, or plain once TLS is off), so an interruption at any
+	 * point is finished by running retire again.  With removal, only
+	 * after the session above proved (TLS pinned) or the rule allowed
+	 * (plain) the device.
+	 */
 	if ((r = retire_record(c->store, d, now, res)) != 0) {
 		ret = r;
 		goto out;
 	}
 
 	if (o->remove_from_device) {
+		if ((r = tls_off(a, &changed)) != 0) {
+			ret = amtca_fail(r, "retire %s: %s; it is retired in the "
+			    "records, rerun to finish", fq,
+			    errcopy(r, why, sizeof(why)));
+			goto out;
+		}
+		res->tls_disabled = changed;
+		/* TLS is off: no leaf serves.  The record says so (no bound
+		 * serial), which lets a rerun use the plain port. */
+		if (d->cert_serial != NULL) {
+			free(d->cert_serial);
+			d->cert_serial = NULL;
+			d->updated_at = time(NULL);
+			if ((r = store_device_put(c->store, d)) != 0) {
+				ret = r;
+				goto out;
+			}
+		}
 		if (tls && changed) {
 			/*
 			 * AMT serves plain HTTP again once the commit applies;
@@ -480,8 +512,9 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	}
 	ret = 0;
 out:
-	devlock_release(lock);
 	amt_free(a);
+	amtca_secret_free(password);
+	devlock_release(lock);
 	cred_rule_clear(&rule);
 	store_certs_free(mine, nmine);
 	store_device_free(d);

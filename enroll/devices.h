@@ -51,10 +51,11 @@ struct retire_opts {
 	int remove_from_device;		/* also take the leaf and key out of AMT */
 	/* Only with remove_from_device: */
 	const char *address;		/* NULL: the record's, else DNS */
-	int port;			/* 0 = 16992 */
-	int tls_port;			/* 0 = 16993 */
-	const char *user;
-	const char *password;		/* borrowed; the caller wipes it */
+	int port;			/* 0: the record's, else 16992 */
+	int tls_port;			/* 0: the record's, else 16993 */
+	const char *user;		/* NULL: the record's */
+	const char *password_file;	/* NULL: the record's cred_ref; read
+					   only here, wiped before returning */
 	long tls_wait_ms;		/* 0 = AMTCA_AMT_TLS_WAIT_MS: for the
 					   plain port after TLS is turned off */
 	time_t now;			/* 0: time(NULL) */
@@ -73,22 +74,24 @@ void retire_result_clear(struct retire_result *r);
 
 /*
  * Decommission one device:
- *  1. with remove_from_device, over the transport the credential rule
- *     allows (TLS pinned to a leaf our records issued to it; plain HTTP
- *     only when the records do not say it is enrolled and its TLS port is
- *     closed): turn TLS off on both interfaces, delete the TLS credential
- *     context and commit, so AMT serves plain HTTP on its port again as it
- *     did before enrollment;
+ *  1. with remove_from_device, open a session the credential rule allows
+ *     (TLS pinned to a leaf our records issued to it; plain HTTP only when
+ *     the records do not say it is enrolled and its TLS port is closed);
  *  2. revoke its bound certificate with cessationOfOperation (cred_revoke:
  *     an earlier revocation keeps its reason) and set its state to
  *     `retired`;
- *  3. with remove_from_device, delete from AMT every leaf our records
- *     issued to the device and the key pair of each (over plain HTTP once
- *     step 1 turned TLS off: the record says retired by then).
- * Rerunning completes an interrupted retire.  A compromised device is
- * retired in the records only: with remove_from_device nothing is sent
- * (AMTCA_E_AMT_TLS).  Uses c->store, c->policy, c->chain_path and
- * the device's lease in the store (enroll/lease.h, as enroll_run()).
+ *  3. with remove_from_device: turn TLS off on both interfaces (the
+ *     network one accepting plain HTTP), delete the TLS credential context
+ *     and commit, so AMT serves plain HTTP as before enrollment; then
+ *     delete every leaf our records issued to the device and the key pair
+ *     of each (over plain HTTP once TLS is off: the record says retired).
+ * Rerunning completes an interrupted retire (a retired device is talked to
+ * only by this function).  A compromised device is retired in the records
+ * only: with remove_from_device nothing is sent (AMTCA_E_AMT_TLS).  Uses
+ * c->store, c->policy and c->chain_path, and holds the device's lease
+ * (enroll/lease.h) as enroll_run() does.  The credential is the
+ * operator's, else the one the record names (user, cred_ref); without
+ * either, AMTCA_E_USAGE.
  */
 int device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
     struct retire_result *res) AMTCA_WUR;

@@ -667,8 +667,8 @@ choose_transport(struct enroll_pass *e)
 
 			served_describe(e, seen, sizeof(seen));
 			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d serves a certificate "
-			    "%soutside this CA's chain for %s: no credentials "
-			    "sent (fail closed). Check --address/DNS and that "
+			    "%sthat does not verify under this CA's chain for %s: "
+			    "no credentials sent (fail closed). Check --address/DNS and that "
 			    "certificate; if it is the device's, pass --tls-pin "
 			    "with its SHA-256; if AMT was reset, --device-reset",
 			    e->res->address, e->tls_port, seen, e->fqdn);

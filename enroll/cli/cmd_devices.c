@@ -15,8 +15,8 @@
 
 static const char syn[] =
     "[--state STATE] [--expiring-days D] [--json]\n"
-    "       amtca devices retire FQDN [--remove-from-device]\n"
-    "                     [--user USER --password-file FILE] [--address IP]\n"
+    "       amtca devices retire FQDN [--remove-from-device\n"
+    "                     [--user USER --password-file FILE]] [--address IP]\n"
     "                     [--port N] [--tls-port N] [--json]";
 
 static const char options[] =
@@ -31,11 +31,12 @@ static const char options[] =
     "mark it retired: no reconcile touches it until amtca enroll --device-reset\n"
     "  --remove-from-device   also turn TLS off in AMT and delete the\n"
     "                         certificate and its key from AMT\n"
-    "  --user USER            AMT user (with --remove-from-device)\n"
-    "  --password-file FILE   AMT password (first line)\n"
+    "  --user USER            AMT user (default: the record's, from the hosts\n"
+    "                         file of a fleet run)\n"
+    "  --password-file FILE   AMT password (first line; default: the record's)\n"
     "  --address IP           talk to IP (default: the recorded address)\n"
-    "  --port N               plain WS-MAN port (16992)\n"
-    "  --tls-port N           TLS WS-MAN port (16993)\n";
+    "  --port N               plain WS-MAN port (the record's, else 16992)\n"
+    "  --tls-port N           TLS WS-MAN port (the record's, else 16993)\n";
 
 static int
 usage_err(const char *msg)
@@ -63,7 +64,6 @@ retire(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	struct json j;
 	const char *pwfile = NULL;
-	char *password = NULL;
 	long n;
 	int ch, r, json = 0, ret = EXIT_FAIL;
 
@@ -91,9 +91,8 @@ retire(const char *homedir, int argc, char **argv)
 	if (optind + 1 != argc)
 		return usage_err("retire takes one FQDN");
 	o.fqdn = argv[optind];
-	if (o.remove_from_device && (o.user == NULL || pwfile == NULL))
-		return usage_err("--remove-from-device needs --user and "
-		    "--password-file");
+	if ((o.user == NULL) != (pwfile == NULL))
+		return usage_err("--user and --password-file go together");
 	if (!o.remove_from_device && (o.user != NULL || pwfile != NULL ||
 	    o.address != NULL || o.port != 0 || o.tls_port != 0))
 		return usage_err("--user, --password-file, --address and the ports "
@@ -102,21 +101,14 @@ retire(const char *homedir, int argc, char **argv)
 		ret = cli_fail(r);
 		goto out;
 	}
-	if (pwfile != NULL && (r = amtca_secret_read(pwfile, &password)) != 0) {
-		ret = cli_fail(r);
-		goto out;
-	}
-	o.password = password;
+	o.password_file = pwfile;
 	memset(&c, 0, sizeof(c));
 	c.store = h->store;
 	c.policy = &h->policy;
 	c.root = h->root;
 	c.inter = h->inter;
 	c.chain_path = h->chain_path;
-	r = device_retire(&c, &o, &res);
-	amtca_secret_free(password);
-	password = NULL;
-	if (r != 0) {
+	if ((r = device_retire(&c, &o, &res)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -149,7 +141,6 @@ retire(const char *homedir, int argc, char **argv)
 	}
 	ret = EXIT_OK;
 out:
-	amtca_secret_free(password);
 	retire_result_clear(&res);
 	home_free(h);
 	return ret;

@@ -82,6 +82,8 @@ PY
 if openssl s_client -connect "$A2:16993" -servername "$F2" </dev/null >/dev/null 2>&1; then
 	fail "16993 still serves TLS after retire --remove-from-device"
 fi
+[ "$(dev --json --state retired | python3 -c 'import json,sys; print(json.load(sys.stdin)["devices"][0]["serial"])')" = None ] ||
+    fail "a device with TLS off and its leaf removed still lists a bound serial"
 ok "retire --remove-from-device removed the leaf and key and turned TLS off"
 
 # A retired device is skipped by enroll, and the records do not change.
@@ -95,11 +97,42 @@ ok "enroll skips a retired device without --device-reset"
 dev retire "$F1" >"$T/r1.out" 2>&1 || fail "retire $F1: $(cat "$T/r1.out")"
 [ "$(served_serial "$A1" "$F1")" = "$S1" ] || fail "retire without --remove-from-device touched AMT"
 [ "$(count --state retired)" = 2 ] || fail "dev1 not retired"
+dev --json --state retired | python3 -c '
+import json, sys
+d = {x["fqdn"]: x for x in json.load(sys.stdin)["devices"]}[sys.argv[1]]
+assert d["serial"].upper() == sys.argv[2].upper(), d
+' "$F1" "$S1" || fail "retire without removal dropped the serial AMT still serves"
 dev retire "$F1" >"$T/r1b.out" 2>&1 || fail "a second retire fails: $(cat "$T/r1b.out")"
 grep -q "already revoked" "$T/r1b.out" || fail "second retire: $(cat "$T/r1b.out")"
 expect_fail 1 "no device" dev retire nosuch.example.test
-expect_fail 2 "password-file" dev retire "$F1" --remove-from-device
+expect_fail 1 "password-file" dev retire "$F1" --remove-from-device
+expect_fail 2 "go together" dev retire "$F1" --remove-from-device --user admin
 ok "retire without removal, twice; unknown devices and missing credentials refused"
+
+# Retired in the records, TLS still on (as an interrupted retire leaves
+# it): retire --remove-from-device finishes over TLS pinned to the revoked
+# leaf, and only retire may talk to the device.
+expect_fail 1 "retired" "$AMTCA" --home "$HOME_CA" amt-info --host "$F1" \
+    --address "$A1" --user admin --password-file "$PW"
+dev retire "$F1" --remove-from-device --user admin --password-file "$PW" \
+    --json >"$T/r1c.json" 2>"$T/r1c.err" || fail "retire again with removal: $(cat "$T/r1c.err")"
+python3 - "$T/r1c.json" "$S1" <<'PY' || fail "retire --json: $(cat "$T/r1c.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["state"] == "retired" and d["serial"].upper() == sys.argv[2].upper(), d
+assert d["was_revoked"] is True and d["tls_disabled"] is True, d
+assert d["removed_certificates"] == 1 and d["removed_keys"] == 1, d
+PY
+"$AMTCA" --home "$T/no-home" amt-info --host "$F1" --address "$A1" \
+    --user admin --password-file "$PW" --json >"$T/info1.json" ||
+    fail "amt-info over plain HTTP after the second retire"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert not [c for c in d["certificates"] if "CN=" + sys.argv[2] in (c.get("subject") or "")], d
+assert d["keys"] == [] and not d["tls"]["remote"]["enabled"], d
+' "$T/info1.json" "$F1" || fail "AMT of $F1 still holds its leaf, key or TLS"
+ok "a rerun of retire with removal finishes over TLS pinned to the revoked leaf"
 
 # The documented way back.
 enroll "$A2" "$F2" --device-reset >"$T/e2b.out" 2>&1 ||
