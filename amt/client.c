@@ -43,6 +43,7 @@ struct amt {
 	unsigned char pin[32];
 	int have_pin;
 	int legacy;
+	X509_STORE *ca_store;		/* ca_file parsed, shared (castore.c) */
 	struct curl_slist *resolve;
 	struct curl_slist *headers;
 	unsigned msgid;			/* MessageID of the next request */
@@ -249,6 +250,9 @@ on_ssl_ctx(CURL *h, void *sslctx, void *arg)
 			return CURLE_SSL_CIPHER;
 		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
 	}
+	/* The CA bundle parsed once per process, not once per connection. */
+	if (a->ca_store != NULL)
+		SSL_CTX_set1_cert_store(ctx, a->ca_store);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_cb, a);
 	return CURLE_OK;
@@ -393,7 +397,15 @@ amt_open(const struct amt_opts *o, struct amt **out)
 		SETOPT(CURLOPT_RESOLVE, a->resolve);
 	if (o->tls) {
 		if (a->ca_file != NULL) {
-			SETOPT(CURLOPT_CAINFO, a->ca_file);
+			/*
+			 * libcurl loads nothing (no CAINFO, CAPATH or default
+			 * bundle); on_ssl_ctx installs the shared parsed
+			 * bundle and verify_cb checks the chain against it.
+			 */
+			if ((ret = amt_ca_store_get(a->ca_file,
+			    &a->ca_store)) != 0)
+				goto out;
+			SETOPT(CURLOPT_CAINFO, NULL);
 			SETOPT(CURLOPT_CAPATH, NULL);
 			SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
 			SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -424,6 +436,7 @@ amt_free(struct amt *a)
 		curl_easy_cleanup(a->curl);
 	curl_slist_free_all(a->resolve);
 	curl_slist_free_all(a->headers);
+	X509_STORE_free(a->ca_store);
 	wsman_buf_free(&a->resp);
 	free(a->server);
 	free(a->host);

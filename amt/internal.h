@@ -5,6 +5,8 @@
 #ifndef AMTCA_AMT_INTERNAL_H
 #define AMTCA_AMT_INTERNAL_H
 
+#include <openssl/x509_vfy.h>
+
 #include "amt/amt.h"
 #include "amt/wsman.h"
 
@@ -32,6 +34,17 @@ int amt_msg_output(struct wsman_msg *m, const char *cls, const char *method,
  */
 int amt_call_check(long http_status, const char *buf, size_t len,
     const char *what, struct amt_error *err, struct wsman_msg **out) AMTCA_WUR;
+
+/*
+ * amt/castore.c: the CA bundle at `path` as a shared X509_STORE, parsed
+ * once per process and again only when the file changes (device, inode,
+ * size, mtime, ctime).  *out is a new reference: X509_STORE_free() it, or
+ * hand it to SSL_CTX_set_cert_store().  AMTCA_E_NOT_FOUND / AMTCA_E_IO when
+ * the file cannot be read, AMTCA_E_CONFIG when it does not parse.
+ */
+int amt_ca_store_get(const char *path, X509_STORE **out) AMTCA_WUR;
+/* How many times a bundle was read and parsed (for tests). */
+unsigned long amt_ca_store_loads(void);
 
 struct amt_parse_gate {
 	unsigned limit;			/* permits */

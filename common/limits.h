@@ -51,6 +51,8 @@
 #define AMTCA_AMT_PARSES_PER_CPU 2
 #define AMTCA_AMT_PARSES_MIN    4
 #define AMTCA_AMT_PARSES_MAX    64
+/* CA bundles kept parsed (amt/castore.c); a home has one, chain.pem. */
+#define AMTCA_AMT_CA_CACHE_MAX  4
 /* A handle keeps at most this much response buffer between calls. */
 #define AMTCA_AMT_RESP_KEEP     (64 * 1024)
 

@@ -18,7 +18,8 @@
 #
 # --thread-model N: instead, the measurement behind the engine's concurrency
 # choice: N devices enrolled at once by N threads in one process
-# (tests/bench/threads.c), with the default stack and with 256 KB stacks.
+# (tests/bench/threads.c), with the default stack, with 256 KB stacks, and
+# with 256 KB stacks but no parse gate.
 #
 # Environment: BUILD (default build), AMTSIM (default $BUILD/amtsim),
 # AMTSIM_KEY_POOL, BENCH_ADDR (first loopback address, default 127.77.0.1;
@@ -93,6 +94,9 @@ sim_up() { # name, devices, address, fqdn pattern
 	exit 1
 }
 sim_down() {
+	# amtsim's own CPU seconds (user + system), for the report.
+	awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' \
+	    "/proc/$SIM_PID/stat" >"$T/sim-cpu" 2>/dev/null || echo 0 >"$T/sim-cpu"
 	kill "$SIM_PID" 2>/dev/null || true
 	wait "$SIM_PID" 2>/dev/null || true
 	SIM_PID=
@@ -127,11 +131,14 @@ echo "bench-fleet: key pool $POOL ($need keys; generated once)" >&2
 if [ "$THREADS" -gt 0 ]; then
 	make -C "$top" --no-print-directory BUILD="$BUILD" "$BUILD/tests/bench/threads" >/dev/null
 	echo "thread model: $THREADS devices, each on its own thread, latency ${L} ms, keygen ${K} ms, commit ${M} ms"
-	for stack in 0 256; do
-		pat="t${stack}d%05d.fleet.test"
-		sim_up "threads-$stack" "$THREADS" "$ADDR1" "$pat"
-		"$BUILD/tests/bench/threads" "$HOME_CA" "$T/pw" "$THREADS" "$stack" \
-		    "$ADDR1" "$pat" 2>>"$T/stderr" | tail -n 1 || true
+	# Default stacks, 256 KB stacks, and 256 KB stacks without the parse
+	# gate (as many permits as threads).
+	for run in 0:0 256:0 256:$THREADS; do
+		stack=${run%%:*} gate=${run#*:}
+		pat="t${stack}g${gate}d%05d.fleet.test"
+		sim_up "threads-$stack-$gate" "$THREADS" "$ADDR1" "$pat"
+		BENCH_PARSE_GATE=$gate "$BUILD/tests/bench/threads" "$HOME_CA" "$T/pw" \
+		    "$THREADS" "$stack" "$ADDR1" "$pat" 2>>"$T/stderr" | tail -n 1 || true
 		sim_down
 	done
 	exit 0
@@ -171,20 +178,20 @@ try:
     print(d["failed"] + (int(sys.argv[2]) - d["total"]))
 except Exception:
     print(sys.argv[2])' "$T/fleet-$1.json" "$2")
-	echo "$(t_wall) $(t_cpu) $(t_rss_kb) $f" >"$T/result-$1"
+	echo "$(t_wall) $(t_cpu) $(t_rss_kb) $f $(cat "$T/sim-cpu")" >"$T/result-$1"
 }
 
 # 2. The fleet at C in flight.
 fleet_run fleet "$N" "$ADDR1" 'dev%05d.fleet.test' "$C"
-read -r fleet_s fleet_cpu fleet_rss failed1 <"$T/result-fleet"
-printf '  fleet of %d at %d in flight: %s s, amtca CPU %s s, peak RSS %d MB, failed %d\n' \
-    "$N" "$C" "$fleet_s" "$fleet_cpu" "$((fleet_rss / 1024))" "$failed1"
+read -r fleet_s fleet_cpu fleet_rss failed1 sim_cpu <"$T/result-fleet"
+printf '  fleet of %d at %d in flight: %s s, amtca CPU %s s, peak RSS %d MB, failed %d; amtsim CPU %s s\n' \
+    "$N" "$C" "$fleet_s" "$fleet_cpu" "$((fleet_rss / 1024))" "$failed1" "$sim_cpu"
 
 # 3. New devices at R in flight, for peak RSS.
 fleet_run rss "$N" "$ADDR2" 'rss%05d.fleet.test' "$R"
-read -r rss_s rss_cpu rss_kb failed2 <"$T/result-rss"
-printf '  fleet of %d at %d in flight: %s s, amtca CPU %s s, peak RSS %d MB, failed %d\n' \
-    "$N" "$R" "$rss_s" "$rss_cpu" "$((rss_kb / 1024))" "$failed2"
+read -r rss_s rss_cpu rss_kb failed2 sim_cpu <"$T/result-rss"
+printf '  fleet of %d at %d in flight: %s s, amtca CPU %s s, peak RSS %d MB, failed %d; amtsim CPU %s s\n' \
+    "$N" "$R" "$rss_s" "$rss_cpu" "$((rss_kb / 1024))" "$failed2" "$sim_cpu"
 
 python3 - "$N" "$C" "$one_s" "$fleet_s" "$R" "$rss_kb" "$fleet_cpu" "$((failed1 + failed2))" <<'EOF'
 import math, sys

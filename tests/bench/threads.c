@@ -7,10 +7,12 @@
  *
  *   threads HOME PASSWORD_FILE N STACK_KB ADDRESS_BASE FQDN_PATTERN [FIRST]
  *
- * STACK_KB 0 keeps the default stack (ulimit -s).  Device i (from FIRST,
+ * STACK_KB 0 keeps the default stack (ulimit -s).  BENCH_PARSE_GATE=N in
+ * the environment sets the parse gate's permits (amt/internal.h), to
+ * measure what the gate saves.  Device i (from FIRST,
  * default 0) is FQDN_PATTERN(i) at ADDRESS_BASE + i.  Prints, last:
- *   threads=N stack_kb=K wall_s= cpu_ms_per_device= peak_rss_mb= failed=
- *   parse_peak=
+ *   threads=N stack_kb=K wall_s= cpu_ms_per_device= peak_rss_mb=
+ *   peak_vm_mb= failed= parse_peak=
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -56,18 +58,22 @@ job_main(void *arg)
 	return NULL;
 }
 
+/* A "Vm...:" line of /proc/self/status in KB, e.g. "VmHWM" (peak RSS). */
 static long
-vm_hwm_kb(void)
+vm_kb(const char *name)
 {
 	FILE *f = fopen("/proc/self/status", "r");
 	char line[256];
+	size_t n = strlen(name);
 	long kb = -1;
 
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+		if (strncmp(line, name, n) == 0 && line[n] == ':') {
+			kb = atol(line + n + 1);
 			break;
+		}
 	fclose(f);
 	return kb;
 }
@@ -110,7 +116,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "threads: stack size %ld KB refused\n", stack_kb);
 		goto out;
 	}
-	amt_parse_gate_set(0);
+	/* BENCH_PARSE_GATE=N: N permits instead of the default, to compare. */
+	amt_parse_gate_set(getenv("BENCH_PARSE_GATE") != NULL ?
+	    (unsigned)atoi(getenv("BENCH_PARSE_GATE")) : 0);
 	t0 = amtca_now_ms();
 	for (i = 0; i < n; i++) {
 		struct in_addr a;
@@ -140,9 +148,9 @@ main(int argc, char **argv)
 	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
 	amt_parse_gate_get(&g);
 	printf("threads=%ld stack_kb=%ld wall_s=%.2f cpu_ms_per_device=%.1f "
-	    "peak_rss_mb=%.1f failed=%ld parse_peak=%u\n", n, stack_kb,
-	    (t1 - t0) / 1000.0, cpu_ms / (double)n, vm_hwm_kb() / 1024.0,
-	    failed, g.peak);
+	    "peak_rss_mb=%.1f peak_vm_mb=%.0f failed=%ld parse_peak=%u\n", n,
+	    stack_kb, (t1 - t0) / 1000.0, cpu_ms / (double)n,
+	    vm_kb("VmHWM") / 1024.0, vm_kb("VmPeak") / 1024.0, failed, g.peak);
 	ret = failed != 0;
 out:
 	amtca_secret_free(password);

@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "amt/amt.h"
+#include "amt/internal.h"
 #include "unit/amt/helper_amt.h"
 
 struct tls_srv {
@@ -40,6 +41,48 @@ struct tls_srv {
 static EVP_PKEY *key;
 static X509 *cert;
 static char ca_path[] = "/tmp/amtca-test-tls-XXXXXX";
+
+static X509 *
+make_cert_with(EVP_PKEY *k)
+{
+	X509 *c;
+	X509_NAME *nm;
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+
+	c = X509_new();
+	assert_non_null(c);
+	X509_set_version(c, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), 43);
+	X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(c), 3600);
+	X509_set_pubkey(c, k);
+	nm = X509_get_subject_name(c);
+	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"amt.test", -1, -1, 0);
+	X509_set_issuer_name(c, nm);
+	X509V3_set_ctx(&v3, c, c, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:amt.test");
+	X509_add_ext(c, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(c, k, EVP_sha256()) > 0);
+	return c;
+}
+
+/* Write `c` as a PEM bundle at `path`, replacing it by rename (new inode). */
+static void
+write_bundle(const char *path, X509 *c)
+{
+	char tmp[256];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, c), 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
 
 static void
 make_cert(void)
@@ -282,12 +325,76 @@ test_client_https(void **state)
 	free(reply);
 }
 
+/*
+ * The CA bundle is parsed once per process however many TLS connections
+ * use it (amt/castore.c), and again when the file changes: a bundle that
+ * no longer holds the server's CA then refuses it.  A bundle without the
+ * server's CA never verifies it.
+ */
+static void
+test_ca_bundle_parsed_once_and_reloaded(void **state)
+{
+	char *gen = fx_load("amt/general/get.xml", NULL);
+	char *reply = http_chunked(200, "OK", gen);
+	char path[64];
+	struct amt_opts o = { .host = "amt.test", .address = "127.0.0.1",
+	    .tls = 1, .user = "admin", .password = "pw", .timeout_ms = 5000 };
+	struct amt_general g;
+	struct tls_srv s;
+	struct amt *a = NULL;
+	EVP_PKEY *other_key = EVP_RSA_gen(2048);
+	X509 *other = make_cert_with(other_key), *leaf = NULL;
+	unsigned long before;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s-bundle", ca_path);
+	write_bundle(path, cert);
+	o.ca_file = path;
+	tls_start(&s, reply);
+	o.tls_port = s.port;
+	before = amt_ca_store_loads();
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(amt_open(&o, &a), 0);
+		assert_int_equal(amt_general_get(a, &g), 0);
+		amt_general_clear(&g);
+		amt_free(a);
+		a = NULL;
+		assert_int_equal(amt_tls_fetch_leaf(&o, &leaf), 0);
+		X509_free(leaf);
+		leaf = NULL;
+	}
+	assert_int_equal(amt_ca_store_loads() - before, 1);
+
+	/* The bundle now names another CA: read again, and refused. */
+	write_bundle(path, other);
+	assert_int_equal(amt_open(&o, &a), 0);
+	assert_int_equal(amt_general_get(a, &g), AMTCA_E_AMT_TLS);
+	amt_free(a);
+	a = NULL;
+	assert_int_equal(amt_tls_fetch_leaf(&o, &leaf), AMTCA_E_AMT_TLS);
+	assert_null(leaf);
+	assert_int_equal(amt_ca_store_loads() - before, 2);
+
+	/* A bundle that is not there: refused at open, before any traffic. */
+	unlink(path);
+	assert_int_equal(amt_open(&o, &a), AMTCA_E_NOT_FOUND);
+	assert_null(a);
+	assert_int_equal(amt_tls_fetch_leaf(&o, &leaf), AMTCA_E_CONFIG);
+	tls_stop(&s);
+	X509_free(other);
+	EVP_PKEY_free(other_key);
+	free(gen);
+	free(reply);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fetch_leaf),
 		cmocka_unit_test(test_client_https),
+		cmocka_unit_test(test_ca_bundle_parsed_once_and_reloaded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
