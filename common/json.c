@@ -140,6 +140,14 @@ json_int(struct json *j, const char *key, long long val)
 }
 
 void
+json_seconds(struct json *j, const char *key, double val)
+{
+	member(j, key);
+	/* Never NaN/inf (not JSON); milliseconds are what anyone reads. */
+	fprintf(j->f, "%.3f", val >= 0 && val < 1e12 ? val : 0.0);
+}
+
+void
 json_bool(struct json *j, const char *key, int val)
 {
 	member(j, key);

@@ -28,6 +28,8 @@ void json_arr_end(struct json *j);
 void json_str(struct json *j, const char *key, const char *val);
 void json_int(struct json *j, const char *key, long long val);
 void json_bool(struct json *j, const char *key, int val);
+/* A duration in seconds, 3 decimals (0 for a negative or absurd value). */
+void json_seconds(struct json *j, const char *key, double val);
 /* RFC 3339 UTC time. */
 void json_time(struct json *j, const char *key, long long epoch);
 /* Ends the document with a newline and writes it out. */

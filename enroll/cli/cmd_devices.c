@@ -222,7 +222,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 		json_obj_end(&j);
 		json_finish(&j);
 	} else {
-		printf("%-30s %-15s %-10s %-11s %-32s %-20s %-10s %-20s %s\n",
+		printf("%-30s %-15s %-13s %-11s %-32s %-20s %-10s %-20s %s\n",
 		    "FQDN", "ADDRESS", "AMT", "STATE", "SERIAL", "NOT AFTER",
 		    "LAST STEP", "UPDATED", "ERROR");
 		for (i = 0; i < n; i++) {
@@ -231,7 +231,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 			else
 				snprintf(na, sizeof(na), "-");
 			cli_fmt_time(v[i].d.updated_at, up, sizeof(up));
-			printf("%-30s %-15s %-10s %-11s %-32s %-20s %-10s %-20s %s\n",
+			printf("%-30s %-15s %-13s %-11s %-32s %-20s %-10s %-20s %s\n",
 			    v[i].d.fqdn, v[i].d.address ? v[i].d.address : "-",
 			    v[i].d.amt_version ? v[i].d.amt_version : "-",
 			    v[i].d.state ? v[i].d.state : "-",

@@ -160,7 +160,7 @@ print_json(const struct fleet_report *rep)
 	json_int(&j, "unchanged", (long long)rep->counts[FLEET_UNCHANGED]);
 	json_int(&j, "failed", (long long)rep->counts[FLEET_FAILED]);
 	/* Whole seconds keep the writer's integer-only numbers exact. */
-	json_int(&j, "seconds", (long long)(rep->seconds + 0.5));
+	json_seconds(&j, "seconds", rep->seconds);
 	json_arr_begin(&j, "devices");
 	for (i = 0; i < rep->n; i++) {
 		json_obj_begin(&j, NULL);
