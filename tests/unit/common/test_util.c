@@ -328,8 +328,10 @@ nofile_child(void)
 {
 	struct rlimit rl = { 64, 256 };
 
+	/* valgrind keeps descriptors above the limit for itself and refuses
+	 * to lower the hard limit: nothing to test there (77 = skip). */
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 10;
+		return 77;
 	/* Enough already: nothing changes. */
 	if (amtca_nofile_ensure(50) != 0 ||
 	    getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 64)
@@ -369,6 +371,8 @@ test_nofile_ensure_raises_soft_to_hard_or_refuses(void **state)
 		_exit(nofile_child());
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77)
+		skip();
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
