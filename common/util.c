@@ -338,14 +338,15 @@ follow_links(const char *path, char **out, int *fd)
 {
 	char cur[PATH_MAX], target[PATH_MAX], *copy, *d, *real = NULL;
 	struct stat sb;
+	size_t plen = strlen(path);
 	ssize_t n;
 	int hops;
 
 	*out = NULL;
 	*fd = -1;
-	if (strlen(path) >= sizeof(cur))
+	if (plen >= sizeof(cur))
 		return amtca_fail(AMTCA_E_IO, "%s: path too long", path);
-	strcpy(cur, path);
+	memcpy(cur, path, plen + 1);
 	for (hops = 0; ; hops++) {
 		if ((*fd = fd_name(cur)) != -1)
 			return 0;
@@ -366,7 +367,7 @@ follow_links(const char *path, char **out, int *fd)
 			    strerror(errno));
 		target[n] = '\0';
 		if (target[0] == '/') {
-			strcpy(cur, target);
+			memcpy(cur, target, (size_t)n + 1);	/* n < sizeof(cur) */
 			continue;
 		}
 		if ((copy = strdup(cur)) == NULL)

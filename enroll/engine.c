@@ -211,6 +211,19 @@ serial_of(X509 *x, char *buf, size_t len)
 	free(s);
 }
 
+/* e->leaf is the result: its serial (also into buf, when given) and notAfter. */
+static int
+result_leaf(struct enroll_pass *e, char *buf, size_t len)
+{
+	char serial[80];
+
+	serial_of(e->leaf, serial, sizeof(serial));
+	if (buf != NULL)
+		snprintf(buf, len, "%s", serial);
+	e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
+	return set_str(&e->res->serial, serial);
+}
+
 /*
  * Does `x` verify under our chain, for our FQDN, as a TLS server, now?
  * With `window`, it must also be outside the renewal window.  *why gets a
@@ -882,18 +895,14 @@ step_preflight(struct enroll_pass *e)
 	if (e->already) {
 		/* Verified here: TLS under our chain, bound leaf, WS-MAN over
 		 * TLS.  That leaf is the result. */
-		char serial[80];
-
 		if ((e->leaf = X509_dup(e->served)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
-		serial_of(e->leaf, serial, sizeof(serial));
-		if ((r = set_str(&e->res->serial, serial)) != 0) {
+		if ((r = result_leaf(e, NULL, 0)) != 0) {
 			ret = r;
 			goto out;
 		}
-		e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
 		e->res->non_secure_open = e->plain_open;
 		e->res->status = "already enrolled";
 	}
@@ -1386,12 +1395,10 @@ step_leaf(struct enroll_pass *e)
 		ret = r;
 		goto out;
 	}
-	serial_of(e->leaf, serial, sizeof(serial));
-	if ((r = set_str(&e->res->serial, serial)) != 0) {
+	if ((r = result_leaf(e, serial, sizeof(serial))) != 0) {
 		ret = r;
 		goto out;
 	}
-	e->res->not_after = asn1_time(X509_get0_notAfter(e->leaf));
 	snprintf(detail, sizeof(detail), "%s serial %s as %s",
 	    e->res->reused ? "reusing" : "new", serial, e->leaf_handle);
 	step_done(e, ENROLL_LEAF, e->res->reused, detail);

@@ -71,7 +71,11 @@ vm_kb(const char *name)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, name, n) == 0 && line[n] == ':') {
-			kb = atol(line + n + 1);
+			char *end;
+
+			kb = strtol(line + n + 1, &end, 10);
+			if (end == line + n + 1)
+				kb = -1;
 			break;
 		}
 	fclose(f);
@@ -88,7 +92,8 @@ main(int argc, char **argv)
 	pthread_attr_t attr;
 	struct in_addr base;
 	char *password = NULL;
-	long n, stack_kb, first = 0, i, failed = 0;
+	long n, stack_kb, first = 0, i, failed = 0, gate = 0;
+	const char *gate_env;
 	long long t0, t1;
 	double cpu_ms;
 	int r, ret = 1;
@@ -117,8 +122,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	/* BENCH_PARSE_GATE=N: N permits instead of the default, to compare. */
-	amt_parse_gate_set(getenv("BENCH_PARSE_GATE") != NULL ?
-	    (unsigned)atoi(getenv("BENCH_PARSE_GATE")) : 0);
+	if ((gate_env = getenv("BENCH_PARSE_GATE")) != NULL &&
+	    amtca_parse_long(gate_env, 0, 4096, &gate) != 0) {
+		fprintf(stderr, "threads: BENCH_PARSE_GATE is 0..4096\n");
+		goto out;
+	}
+	amt_parse_gate_set((unsigned)gate);
 	t0 = amtca_now_ms();
 	for (i = 0; i < n; i++) {
 		struct in_addr a;

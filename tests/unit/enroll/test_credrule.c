@@ -18,6 +18,7 @@
 
 #include "ca/store.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "enroll/enroll.h"
 
 #define FQDN "amt-1.example.test"
@@ -113,15 +114,13 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
 	store_close(f->s);
 	X509_free(f->a);
 	X509_free(f->b);
 	X509_free(f->hand);
 	X509_free(f->old);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	amtca_rmtree(f->dir);
 	free(f);
 	return 0;
 }
