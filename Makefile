@@ -14,7 +14,8 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 CC      ?= cc
 
-PKGS     := libssl libcrypto p11-kit-1 libxml-2.0 libcurl sqlite3 libmicrohttpd
+PKGS     := libssl libcrypto p11-kit-1 libxml-2.0 libcurl sqlite3 libmicrohttpd \
+	    gnutls jansson libargon2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -26,8 +27,8 @@ ALL_LDFLAGS := $(LDFLAGS) $(SAN)
 
 # The core (enroll/: composition root, engine, doctor checks, credential
 # rule) is in the library with the modules; front ends link it.
-LIB_SRC  := $(wildcard common/*.c hsm/*.c ca/*.c amt/*.c enroll/*.c)
-CLI_SRC  := $(wildcard enroll/cli/*.c)
+LIB_SRC  := $(wildcard common/*.c hsm/*.c ca/*.c amt/*.c signer/*.c enroll/*.c)
+CLI_SRC  := $(wildcard enroll/cli/*.c enroll/serve/*.c)
 SIM_SRC  := $(wildcard amt/sim/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -42,7 +42,11 @@
 	X(AMT_STATUS,    "AMT method returned an error status")            \
 	X(AMT_PARSE,     "AMT response could not be parsed")               \
 	X(AMT_MISMATCH,  "AMT state differs from what was expected")       \
-	X(DNS,           "name resolution failed")
+	X(DNS,           "name resolution failed")                         \
+	X(AUTH,          "authentication required or failed")              \
+	X(DENIED,        "not allowed for this requester")                 \
+	X(RATE,          "too many requests; try again later")             \
+	X(IPC,           "signer process failed or sent a bad message")
 
 enum amtca_err_index {
 #define AMTCA_X_(n, s) AMTCA_EI_##n,

@@ -526,6 +526,7 @@ home_open(const char *dir, int flags, struct home **out)
 			goto out;
 		}
 		r = store_open(db, 0, &h->store);
+		h->state = h->store;
 		free(db);
 		if (r != 0) {
 			ret = r;
@@ -584,6 +585,8 @@ home_free(struct home *h)
 	ca_free(h->ca);
 	hsm_key_free(h->inter_key);
 	hsm_free(h->hsm);
+	if (h->state != h->store)
+		store_close(h->state);
 	store_close(h->store);
 	X509_free(h->root);
 	X509_free(h->inter);

@@ -61,7 +61,11 @@ struct home {
 	X509 *root;
 	X509 *inter;
 	char *chain_path;		/* absolute path of chain.pem */
-	struct store *store;		/* HOME_STORE */
+	struct store *store;		/* HOME_STORE: the CA's records */
+	struct store *state;		/* HOME_STORE: the operational state
+					   (devices, jobs, leases, sealed
+					   credentials); today the same
+					   store as `store` */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */

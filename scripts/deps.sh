@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libssl-dev openssl libengine-pkcs11-openssl p11-kit libp11-kit-dev
 softhsm2 opensc gnutls-bin libxml2-dev libcurl4-openssl-dev curl
 libsqlite3-dev sqlite3 libmicrohttpd-dev libcmocka-dev valgrind iproute2 python3
-gdb libcap2-bin groff-base bsdutils util-linux"
+gdb libcap2-bin groff-base bsdutils util-linux
+libgnutls28-dev libjansson-dev libargon2-dev chromium"
 
 missing=""
 for p in $PKGS; do

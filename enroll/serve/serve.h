@@ -1,0 +1,85 @@
+/*
+ * enroll/serve/serve.h: the HTTPS service's internals, shared by its files
+ * (not a public header).  `amtca serve` is a front end: it parses HTTP (via
+ * libmicrohttpd; no HTTP parsing of our own), JSON (jansson), EST bodies,
+ * and talks WS-MAN through the fleet engine; it never holds the PIN or a
+ * PKCS#11 session.  Everything the CA decides goes through `struct sgn`
+ * (signer/signer.h), to the signer process.
+ *
+ *   serve.c    (owner: service core) options, listeners (HTTPS, plain
+ *              publication, status), TLS, caps, routing, privilege drop,
+ *              signals, logging, the reconcile timer
+ *   api.c      /api/v1/... (admin client certificates only), openapi.json
+ *   est.c      /.well-known/est/... (RFC 7030)
+ *   publish.c  /chain.pem, /chain.p7b, /root.pem, /crl, /crl/<id>.crl,
+ *              /ca/<id>.cer
+ *   status.c   GET / (HTML) and GET /metrics (Prometheus) on the status
+ *              listener
+ */
+#ifndef AMTCA_ENROLL_SERVE_SERVE_H
+#define AMTCA_ENROLL_SERVE_SERVE_H
+
+#include <stddef.h>
+
+#include "signer/signer.h"
+
+struct serve;				/* the running service (serve.c) */
+struct MHD_Connection;
+
+/* Which listener a request came in on. */
+enum srv_listener { SRV_HTTPS = 0, SRV_PUBLISH, SRV_STATUS };
+
+/* One request, complete (body read within its route's cap). */
+struct srv_req {
+	enum srv_listener listener;
+	const char *method;		/* "GET", "POST", ... */
+	const char *path;		/* without the query string */
+	const char *content_type;	/* NULL when absent */
+	const unsigned char *body;
+	size_t bodylen;
+	struct MHD_Connection *conn;	/* query arguments, headers */
+	struct sgn_who who;		/* what the client presented: its TLS
+					   chain (SGN_WHO_CERT), Basic
+					   (SGN_WHO_BASIC), or nothing (kind
+					   SGN_WHO_LOCAL means anonymous
+					   here; never forwarded as such) */
+	int anonymous;			/* no credentials presented */
+	const char *peer;		/* client address */
+};
+
+/* The reply; body malloc'd (free()d by serve.c after sending). */
+#define SRV_HDR_MAX 4
+struct srv_resp {
+	int status;
+	const char *ctype;		/* static string */
+	unsigned char *body;
+	size_t len;
+	const char *hdr_name[SRV_HDR_MAX];	/* static strings */
+	char *hdr_value[SRV_HDR_MAX];		/* malloc'd */
+	size_t nhdr;
+};
+
+/* Fill `rs` with status and a one-line JSON reason {"error":"..."}. */
+void srv_error(struct srv_resp *rs, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Map an AMTCA_E_* code to an HTTP status (AUTH 401, DENIED 403, RATE
+ * 429, LIMIT 413, NOT_FOUND 404, USAGE/CSR/FQDN/POLICY 400, else 500). */
+int srv_status_of(int code);
+/* Take ownership of a malloc'd body. */
+void srv_body(struct srv_resp *rs, int status, const char *ctype,
+    unsigned char *body, size_t len);
+int srv_header(struct srv_resp *rs, const char *name, const char *value);
+
+/* What handlers may use of the running service. */
+struct sgn *serve_sgn(struct serve *s);
+struct home *serve_home(struct serve *s);
+/* One structured log line on stderr: "event=... key=value ...". */
+void serve_log(struct serve *s, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* est.c: every path under /.well-known/est/ (on SRV_HTTPS). */
+void est_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
+/* api.c: every path under /api/v1/. */
+void api_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
+
+#endif
