@@ -140,7 +140,18 @@ int ca_new(const struct ca_signer *signer, X509 *issuer,
     const struct ca_policy *policy, struct store *store, struct ca **out) AMTCA_WUR;
 void ca_free(struct ca *ca);
 
+/* Leaf profiles (docs/profiles.md).  WEBSERVER is the AMT leaf above. */
+enum ca_profile {
+	CA_PROFILE_WEBSERVER = 0,	/* AMT WebServer leaf (ca_issue below) */
+	CA_PROFILE_SERVICE,		/* amtca serve's own HTTPS certificate:
+					   as WEBSERVER */
+	CA_PROFILE_EST,			/* EST client: serverAuth+clientAuth */
+	CA_PROFILE_ADMIN		/* admin API client: clientAuth and the
+					   admin marker */
+};
+
 struct ca_request {
+	enum ca_profile profile;	/* 0: WEBSERVER */
 	const char *fqdn;		/* from the caller, never from the CSR */
 	const struct ca_csr *csr;	/* from ca_csr_parse() */
 	const char *const *ips;		/* extra SAN iPAddress entries */
