@@ -81,6 +81,9 @@
 
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
+#define AMTCA_AEAD_PLAIN_MAX    1024            /* one sealed plaintext */
+#define AMTCA_AEAD_AAD_MAX      256             /* its associated data */
+#define AMTCA_AEAD_SEALED_MAX   (AMTCA_AEAD_PLAIN_MAX + 128) /* a sealed blob */
 
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */
