@@ -241,6 +241,13 @@ int store_lease_release(struct store *s, const char *name,
  * data).  The store never sees a password; `mechanism` is the sealing
  * mechanism's name, for listing.
  */
+/*
+ * A device whose password is a sealed credential has cred_ref
+ * STORE_CRED_REF_PREFIX NAME ("credential:lab"); see docs/credentials.md
+ * for when the signer opens it for that device.
+ */
+#define STORE_CRED_REF_PREFIX "credential:"
+
 struct store_cred {
 	char *name;
 	char *user;
