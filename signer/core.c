@@ -125,7 +125,8 @@ sgn_core_free(struct sgn_core *c)
 		sgn_core_cred_free(c);
 	if (c->auth_up)
 		sgn_core_auth_free(c);
-	home_free(c->h);
+	if (!c->borrowed)
+		home_free(c->h);
 	free(c->local_name);
 	free(c);
 }
@@ -609,6 +610,39 @@ out:
 	return ret;
 }
 
+int
+sgn_local_home(struct home *h, struct sgn **out)
+{
+	struct sgn *s = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->core = calloc(1, sizeof(*s->core))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	s->core->h = h;
+	s->core->borrowed = 1;
+	if ((r = sgn_user_at_host(getuid(), &s->core->local_name)) != 0 ||
+	    (r = sgn_core_auth_init(s->core)) != 0) {
+		ret = r;
+		goto out;
+	}
+	s->core->auth_up = 1;
+	if ((r = sgn_core_cred_init(s->core)) != 0) {
+		ret = r;
+		goto out;
+	}
+	s->core->cred_up = 1;
+	*out = s;
+	s = NULL;
+	ret = 0;
+out:
+	sgn_close(s);
+	return ret;
+}
+
 void
 sgn_close(struct sgn *s)
 {
@@ -616,7 +650,7 @@ sgn_close(struct sgn *s)
 		return;
 	if (s->core != NULL)
 		sgn_core_free(s->core);
-	else
+	else if (s->conn != NULL || s->pid != 0)
 		sgn_proc_close(s);
 	free(s);
 }
