@@ -186,6 +186,12 @@ sgn_core_cred_put(struct sgn_core *c, const char *name, const char *user,
 		    "no token or operational state");
 		goto out;
 	}
+	/* The operator's command only: a front end never writes one. */
+	if (c->frontend) {
+		ret = amtca_fail(AMTCA_E_DENIED, "credentials are added by the "
+		    "operator (amtca credential add), not by a front end");
+		goto out;
+	}
 	if ((r = name_check(name)) != 0) {
 		ret = r;
 		goto out;

@@ -327,6 +327,11 @@ test_put_stores_no_password(void **state)
 	assert_int_equal(sgn_core_cred_put(&f.c, "x", "ad min", PASSWORD),
 	    AMTCA_E_USAGE);
 	assert_int_equal(sgn_core_cred_put(&f.c, "x", "admin", ""), AMTCA_E_USAGE);
+	/* The signer process refuses a put from its front end. */
+	f.c.frontend = 1;
+	assert_int_equal(sgn_core_cred_put(&f.c, "lab", "admin", "other"),
+	    AMTCA_E_DENIED);
+	f.c.frontend = 0;
 	assert_int_equal(store_cred_get(f.h.state, "lab", &rec), 0);
 	assert_string_equal(rec->user, "admin");
 	assert_string_equal(rec->mechanism, "aes-256-gcm");
