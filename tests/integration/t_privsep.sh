@@ -14,6 +14,12 @@ source "$(dirname "$0")/fleet_helpers.sh"
 ca_setup
 ADDR=127.0.91.1
 
+# The signer is internal: not among the commands, but it says what it is.
+"$AMTCA" --help | grep -qw signer && fail "amtca --help lists the internal signer command"
+"$AMTCA" signer --help | grep -q "^Internal" || fail "amtca signer --help does not say it is internal"
+expect_fail 2 "internal" "$AMTCA" signer
+ok "amtca signer is hidden and says it is internal"
+
 # The front end under background job $1 (a subshell running a helper):
 # the amtca process among its descendants that is not the signer.
 kids() { cat /proc/"$1"/task/*/children 2>/dev/null; }
