@@ -759,6 +759,14 @@ store_lease_release(struct store *s, const char *name, const char *owner)
 
 /* --- credentials ---------------------------------------------------------- */
 
+/* A backend written before this table existed leaves these ops NULL. */
+static int
+no_cred_ops(const struct store *s)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not keep AMT "
+	    "credentials yet", s->ops->scheme);
+}
+
 int
 store_cred_put(struct store *s, const struct store_cred *c)
 {
@@ -775,6 +783,8 @@ store_cred_put(struct store *s, const struct store_cred *c)
 		row.created_at = now;
 	if (row.updated_at == 0)
 		row.updated_at = now;
+	if (s->ops->cred_put == NULL)
+		return no_cred_ops(s);
 	return s->ops->cred_put(s->be, &row);
 }
 
@@ -784,6 +794,8 @@ store_cred_get(struct store *s, const char *name, struct store_cred **out)
 	*out = NULL;
 	if (s == NULL || name == NULL || *name == '\0')
 		return amtca_fail(AMTCA_E_USAGE, "store_cred_get: no name");
+	if (s->ops->cred_get == NULL)
+		return no_cred_ops(s);
 	return s->ops->cred_get(s->be, name, out);
 }
 
@@ -794,6 +806,8 @@ store_cred_list(struct store *s, struct store_cred **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cred_list: no store");
+	if (s->ops->cred_list == NULL)
+		return no_cred_ops(s);
 	return s->ops->cred_list(s->be, out, n);
 }
 
@@ -802,6 +816,8 @@ store_cred_remove(struct store *s, const char *name)
 {
 	if (s == NULL || name == NULL || *name == '\0')
 		return amtca_fail(AMTCA_E_USAGE, "store_cred_remove: no name");
+	if (s->ops->cred_remove == NULL)
+		return no_cred_ops(s);
 	return s->ops->cred_remove(s->be, name);
 }
 
