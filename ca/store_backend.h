@@ -81,6 +81,14 @@ struct store_ops {
 	int (*lease_renew)(void *be, const char *name, const char *owner,
 	    time_t now, int ttl_s);
 	int (*lease_release)(void *be, const char *name, const char *owner);
+
+	/* As store_client_*. */
+	int (*client_add)(void *be, const struct store_client *c);
+	int (*client_get)(void *be, const char *name, const char *serial,
+	    struct store_client **out);	/* by name, or by serial if name NULL */
+	int (*client_list)(void *be, struct store_client **out, size_t *n);
+	int (*client_bind)(void *be, const char *name, const char *serial);
+	int (*client_remove)(void *be, const char *name, time_t when);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -90,5 +98,6 @@ void store_cert_clear(struct store_cert *c);
 void store_device_clear(struct store_device *d);
 void store_job_clear(struct store_job *j);
 void store_job_device_clear(struct store_job_device *d);
+void store_client_clear(struct store_client *c);
 
 #endif
