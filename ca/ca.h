@@ -146,13 +146,35 @@ enum ca_profile {
 	CA_PROFILE_SERVICE,		/* amtca serve's own HTTPS certificate:
 					   as WEBSERVER */
 	CA_PROFILE_EST,			/* EST client: serverAuth+clientAuth */
-	CA_PROFILE_ADMIN		/* admin API client: clientAuth and the
+	CA_PROFILE_ADMIN,		/* admin API client: clientAuth and the
 					   admin marker */
+	CA_PROFILE_CLIENT		/* an EST client's own certificate:
+					   clientAuth, CN = its record name */
 };
+
+/*
+ * The admin marker: a certificatePolicies policyIdentifier under 2.25 (a
+ * UUID OID, X.667), carried only by CA_PROFILE_ADMIN certificates
+ * (docs/profiles.md).
+ */
+#define CA_ADMIN_POLICY_OID "2.25.230505298089611763819222273082359297452"
+
+/*
+ * An admin or EST client's record name, which CLIENT and ADMIN
+ * certificates carry as their subject CN (and nothing else): 1 to
+ * AMTCA_CLIENT_NAME_MAX of [A-Za-z0-9_-], starting with a letter or digit.
+ * No dots, so that no verifier mistakes it for a host name under the
+ * intermediate's name constraints.  AMTCA_E_USAGE with a reason.
+ */
+int ca_client_name_check(const char *name) AMTCA_WUR;
 
 struct ca_request {
 	enum ca_profile profile;	/* 0: WEBSERVER */
-	const char *fqdn;		/* from the caller, never from the CSR */
+	const char *fqdn;		/* from the caller, never from the CSR;
+					   CLIENT/ADMIN: the client's name */
+	const char *const *names;	/* EST: further dNSNames (policy-
+					   checked like fqdn), <= AMTCA_EST_NAMES_MAX */
+	size_t nnames;
 	const struct ca_csr *csr;	/* from ca_csr_parse() */
 	const char *const *ips;		/* extra SAN iPAddress entries */
 	size_t nips;
