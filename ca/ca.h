@@ -146,10 +146,8 @@ enum ca_profile {
 	CA_PROFILE_SERVICE,		/* amtca serve's own HTTPS certificate:
 					   as WEBSERVER */
 	CA_PROFILE_EST,			/* EST client: serverAuth+clientAuth */
-	CA_PROFILE_ADMIN,		/* admin API client: clientAuth and the
+	CA_PROFILE_ADMIN		/* admin API client: clientAuth and the
 					   admin marker */
-	CA_PROFILE_CLIENT		/* an EST client's own certificate:
-					   clientAuth, CN = its record name */
 };
 
 /*
@@ -160,18 +158,21 @@ enum ca_profile {
 #define CA_ADMIN_POLICY_OID "2.25.230505298089611763819222273082359297452"
 
 /*
- * An admin or EST client's record name, which CLIENT and ADMIN
- * certificates carry as their subject CN (and nothing else): 1 to
- * AMTCA_CLIENT_NAME_MAX of [A-Za-z0-9_-], starting with a letter or digit.
- * No dots, so that no verifier mistakes it for a host name under the
- * intermediate's name constraints.  AMTCA_E_USAGE with a reason.
+ * An admin or EST client's record name: either a plain name, 1 to
+ * AMTCA_CLIENT_NAME_MAX of [A-Za-z0-9_-] starting with a letter or digit,
+ * or (with a dot) an FQDN, which must then pass ca_fqdn_check() under
+ * `p` (when p is not NULL): a verifier would take a dotted CN for a host
+ * name under the intermediate's name constraints.  AMTCA_E_USAGE /
+ * AMTCA_E_FQDN / AMTCA_E_POLICY with a reason.
  */
-int ca_client_name_check(const char *name) AMTCA_WUR;
+int ca_client_name_check(const char *name, const struct ca_policy *p) AMTCA_WUR;
 
 struct ca_request {
 	enum ca_profile profile;	/* 0: WEBSERVER */
 	const char *fqdn;		/* from the caller, never from the CSR;
-					   CLIENT/ADMIN: the client's name */
+					   ADMIN: the admin's name (a plain
+					   name: CN only; an FQDN: CN and
+					   SAN) */
 	const char *const *names;	/* EST: further dNSNames (policy-
 					   checked like fqdn), <= AMTCA_EST_NAMES_MAX */
 	size_t nnames;

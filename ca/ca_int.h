@@ -126,8 +126,6 @@ struct ca {
 	size_t exts_len;
 	unsigned char *exts_est;	/* the same with the EST profile's EKU */
 	size_t exts_est_len;
-	unsigned char *exts_client;	/* EKU clientAuth only */
-	size_t exts_client_len;
 	unsigned char *exts_admin;	/* clientAuth || the admin policy */
 	size_t exts_admin_len;
 	unsigned char ku_rsa[16], ku_ec[16];

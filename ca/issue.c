@@ -52,7 +52,8 @@ static const unsigned char oid_admin_policy[] = {
 /* One request, checked and decoded once; serials are drawn per attempt. */
 struct leaf {
 	enum ca_profile profile;
-	char fqdn[AMTCA_FQDN_MAX + 1];	/* CLIENT/ADMIN: the client name */
+	char fqdn[AMTCA_FQDN_MAX + 1];	/* ADMIN: the admin's name */
+	int cn_only;			/* ADMIN with a plain name: no SAN */
 	size_t fqdn_len;
 	char names[AMTCA_EST_NAMES_MAX][AMTCA_FQDN_MAX + 1];	/* EST */
 	size_t nnames;
@@ -229,8 +230,6 @@ fixed_extensions(struct ca *ca, X509 *issuer)
 	    (p->client_auth ? EXT_CLIENT : 0), &ca->exts, &ca->exts_len)) != 0 ||
 	    (ret = profile_extensions(ca, EXT_SERVER | EXT_CLIENT,
 	    &ca->exts_est, &ca->exts_est_len)) != 0 ||
-	    (ret = profile_extensions(ca, EXT_CLIENT, &ca->exts_client,
-	    &ca->exts_client_len)) != 0 ||
 	    (ret = profile_extensions(ca, EXT_CLIENT | EXT_ADMIN,
 	    &ca->exts_admin, &ca->exts_admin_len)) != 0)
 		return ret;
@@ -352,13 +351,23 @@ ranges_text(struct ca *ca)
 }
 
 int
-ca_client_name_check(const char *name)
+ca_client_name_check(const char *name, const struct ca_policy *p)
 {
+	char fq[AMTCA_FQDN_MAX + 1];
 	size_t n;
 
 	if (name == NULL || (n = strlen(name)) == 0 || n > AMTCA_CLIENT_NAME_MAX)
 		return amtca_fail(AMTCA_E_USAGE, "a client name has 1 to %d "
 		    "characters", AMTCA_CLIENT_NAME_MAX);
+	if (strchr(name, '.') != NULL) {
+		struct ca_policy any;
+
+		if (p == NULL) {
+			ca_policy_init(&any);
+			p = &any;
+		}
+		return ca_fqdn_check(name, p, fq);
+	}
 	if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789_-") != n || name[0] == '-' || name[0] == '_')
 		return amtca_fail(AMTCA_E_USAGE, "client name \"%.64s\" may hold "
@@ -461,7 +470,6 @@ ca_free(struct ca *ca)
 	free(ca->subj_prefix);
 	free(ca->exts);
 	free(ca->exts_est);
-	free(ca->exts_client);
 	free(ca->exts_admin);
 	free(ca);
 }
@@ -497,19 +505,27 @@ leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
 			goto out;
 		}
 		break;
-	case CA_PROFILE_CLIENT:
 	case CA_PROFILE_ADMIN:
-		/* An identity, not a host: CN only, no SAN, no IPs. */
-		if ((r = ca_client_name_check(req->fqdn)) != 0) {
+		/* A person or a program, not a host: no addresses. */
+		if ((r = ca_client_name_check(req->fqdn, ca->policy)) != 0) {
 			ret = r;
 			goto out;
 		}
-		if (req->nips != 0 || req->nnames != 0) {
-			ret = amtca_fail(AMTCA_E_USAGE, "a client certificate "
-			    "carries no host names or addresses");
+		if (req->nips != 0) {
+			ret = amtca_fail(AMTCA_E_USAGE, "an admin certificate "
+			    "carries no addresses");
 			goto out;
 		}
-		snprintf(l->fqdn, sizeof(l->fqdn), "%s", req->fqdn);
+		if (strchr(req->fqdn, '.') != NULL) {
+			if ((r = ca_fqdn_check(req->fqdn, ca->policy,
+			    l->fqdn)) != 0) {
+				ret = r;
+				goto out;
+			}
+		} else {
+			snprintf(l->fqdn, sizeof(l->fqdn), "%s", req->fqdn);
+			l->cn_only = 1;
+		}
 		break;
 	default:
 		ret = amtca_fail(AMTCA_E_USAGE, "unknown certificate profile %d",
@@ -639,15 +655,11 @@ leaf_tbs(const struct ca *ca, const struct leaf *l,
 
 	const unsigned char *exts = ca->exts;
 	size_t exts_len = ca->exts_len;
-	int client = l->profile == CA_PROFILE_CLIENT ||
-	    l->profile == CA_PROFILE_ADMIN;
+	int client = l->profile == CA_PROFILE_ADMIN;
 
 	if (l->profile == CA_PROFILE_EST) {
 		exts = ca->exts_est;
 		exts_len = ca->exts_est_len;
-	} else if (l->profile == CA_PROFILE_CLIENT) {
-		exts = ca->exts_client;
-		exts_len = ca->exts_client_len;
 	} else if (l->profile == CA_PROFILE_ADMIN) {
 		exts = ca->exts_admin;
 		exts_len = ca->exts_admin_len;
@@ -683,7 +695,7 @@ leaf_tbs(const struct ca *ca, const struct leaf *l,
 		der_raw(&d, ca->ku_rsa, ca->ku_rsa_len);
 	else
 		der_raw(&d, ca->ku_ec, ca->ku_ec_len);
-	if (!client) {
+	if (!l->cn_only) {
 		/* SAN is critical when the subject is empty (RFC 5280 4.2.1.6). */
 		der_ext_open(&d, oid_san, sizeof(oid_san),
 		    !cn && ca->subj_prefix_len == 0, m);

@@ -1204,9 +1204,9 @@ count_dns(X509 *x)
 	return n;
 }
 
-/* The leaf profiles beside WebServer: EST, client, admin (docs/profiles.md). */
+/* The leaf profiles beside WebServer: EST and admin (docs/profiles.md). */
 static void
-test_est_client_admin_profiles(void **state)
+test_est_admin_profiles(void **state)
 {
 	static const char *const extra[] = { "b.corp.local", "a.corp.local",
 	    "B.corp.local" };
@@ -1254,20 +1254,21 @@ test_est_client_admin_profiles(void **state)
 	req.names = NULL;
 	req.nnames = 0;
 
-	/* Client: CN = the name, no SAN, clientAuth only, no marker. */
-	req.profile = CA_PROFILE_CLIENT;
-	req.fqdn = "est-client_1";
+	/* Admin, plain name: CN only, no SAN, clientAuth and the marker;
+	 * it verifies as a TLS client under the name-constrained chain. */
+	req.profile = CA_PROFILE_ADMIN;
+	req.fqdn = "ops_1";
 	assert_int_equal(ca_leaf_build(t.ca, &req, &x), 0);
 	assert_eku(x, XKU_SSL_CLIENT);
 	assert_int_equal(ext_crit(x, NID_subject_alt_name), -1);
-	assert_false(has_admin_policy(x));
+	assert_true(has_admin_policy(x));
 	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
-	/* It verifies as a TLS client under the name-constrained chain. */
 	st = X509_STORE_new();
-	ctx = X509_STORE_CTX_new();
 	un = sk_X509_new_null();
 	assert_true(X509_STORE_add_cert(st, t.root_cert));
 	sk_X509_push(un, t.inter_cert);
+	assert_canonical(x);
+	ctx = X509_STORE_CTX_new();
 	assert_true(X509_STORE_CTX_init(ctx, st, x, un));
 	assert_true(X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(ctx),
 	    X509_PURPOSE_SSL_CLIENT));
@@ -1276,11 +1277,10 @@ test_est_client_admin_profiles(void **state)
 	X509_free(x);
 	x = NULL;
 
-	/* Admin: the same and the marker; also verifies as a client. */
-	req.profile = CA_PROFILE_ADMIN;
-	req.fqdn = "ops";
+	/* Admin named by an FQDN: it is in the SAN too, under the policy. */
+	req.fqdn = "ops.corp.local";
 	assert_int_equal(ca_leaf_build(t.ca, &req, &x), 0);
-	assert_eku(x, XKU_SSL_CLIENT);
+	assert_int_equal(count_dns(x), 1);
 	assert_true(has_admin_policy(x));
 	ctx = X509_STORE_CTX_new();
 	assert_true(X509_STORE_CTX_init(ctx, st, x, un));
@@ -1290,13 +1290,12 @@ test_est_client_admin_profiles(void **state)
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(st);
 	sk_X509_free(un);
-	assert_canonical(x);
 	X509_free(x);
 	x = NULL;
 
-	/* Client names: no dots, no host names, no addresses. */
-	req.fqdn = "a.corp.local";
-	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_USAGE);
+	/* Admin names: an FQDN only under the policy, no addresses. */
+	req.fqdn = "ops.other.org";
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_POLICY);
 	req.fqdn = "-x";
 	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_USAGE);
 	req.fqdn = "ops";
@@ -1316,7 +1315,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_root_profile),
-		cmocka_unit_test(test_est_client_admin_profiles),
+		cmocka_unit_test(test_est_admin_profiles),
 		cmocka_unit_test(test_intermediate_profile),
 		cmocka_unit_test(test_intermediate_never_outlives_root),
 		cmocka_unit_test(test_leaf_profile_rsa),
