@@ -82,4 +82,24 @@ void est_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
 /* api.c: every path under /api/v1/. */
 void api_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
 
+/*
+ * jobs.c: the admin API's job runner, for serve.c.
+ *   api_jobs_start()  after the signer is up and privileges are dropped:
+ *                     starts the runner thread and queues every job a
+ *                     killed or stopped service left "running" (each is
+ *                     continued, its finished devices carried).
+ *   api_jobs_stop()   on SIGTERM (deadline 10000 ms): no further device;
+ *                     AMT calls in flight are aborted before the deadline
+ *                     and every device is left recorded, reconcilable; the
+ *                     job stays "running" for the next start.  Returns by
+ *                     the deadline even if the runner has not finished.
+ *   api_reconcile()   the reconcile timer: queue one job over every known
+ *                     device with a sealed credential (not retired, not
+ *                     compromised), unless a reconcile already waits or
+ *                     runs.  0, or a negative AMTCA_E_* code.
+ */
+int api_jobs_start(struct serve *s) AMTCA_WUR;
+void api_jobs_stop(struct serve *s, long deadline_ms);
+int api_reconcile(struct serve *s) AMTCA_WUR;
+
 #endif
