@@ -79,6 +79,19 @@
 #define AMTCA_NOFILE_NEED(n)    (AMTCA_NOFILE_BASE + \
 				    (unsigned long)(n) * AMTCA_NOFILE_PER_DEVICE)
 
+/* The service's admin API (enroll/serve/api.c) and its job runner. */
+#define AMTCA_API_JSON_DEPTH    8               /* nesting in a request body */
+#define AMTCA_API_JOB_DEVICES_MAX 10000         /* devices in one POST /jobs */
+#define AMTCA_API_CONCURRENCY_DEFAULT 16        /* devices in flight per job */
+#define AMTCA_API_CONCURRENCY_MAX 64            /* cap on a job's concurrency */
+#define AMTCA_API_CRED_NAME_MAX 64              /* a credential's name */
+#define AMTCA_API_PAGE_DEFAULT  100             /* certificates per page */
+#define AMTCA_API_PAGE_MAX      1000
+#define AMTCA_API_JOBS_LIST_MAX 200             /* newest jobs in GET /jobs */
+#define AMTCA_API_CANCEL_GRACE_MS 5000          /* DELETE: in-flight AMT calls
+						   aborted after this */
+#define AMTCA_API_QUEUE_MAX     64              /* jobs waiting to run */
+
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
 

@@ -79,6 +79,7 @@ struct serve {
 	gid_t gid;
 	pthread_t renew_t, recon_t;
 	int renew_started, recon_started;
+	int jobs_started;		/* api_jobs_start() succeeded */
 	struct serve_stats st;
 };
 
@@ -1109,7 +1110,6 @@ recon_main(void *arg)
 {
 	struct serve *s = arg;
 	struct timespec ts;
-	time_t t0;
 	int r;
 
 	while (!atomic_load(&s->stop)) {
@@ -1117,11 +1117,11 @@ recon_main(void *arg)
 		timer_wait(s, &ts);
 		if (atomic_load(&s->stop))
 			break;
-		t0 = time(NULL);
-		serve_log(s, "reconcile", "phase=start");
+		/* The job runner (api.c) queues it; the fleet engine's rules
+		   and per-device lock apply there. */
 		r = api_reconcile(s);
-		serve_log(s, "reconcile", "phase=end result=%s seconds=%lld",
-		    r == 0 ? "ok" : amtca_errname(r), (long long)(time(NULL) - t0));
+		serve_log(s, "reconcile", "queued=%d result=%s", r == 0,
+		    r == 0 ? "ok" : amtca_errname(r));
 	}
 	return NULL;
 }
@@ -1330,7 +1330,12 @@ shutdown_all(struct serve *s)
 		}
 	if (s->unix_path != NULL)
 		unlink(s->unix_path);
-	api_shutdown(s);
+	/* The job runner gets what is left of the deadline, less a margin
+	   for the daemons' own stop. */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	api_jobs_stop(s, AMTCA_SERVE_STOP_S * 1000L - 1500 -
+	    ((t1.tv_sec - t0.tv_sec) * 1000L +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000L));
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += AMTCA_SERVE_STOP_S;
 	/* Past the deadline the watchdog ends the process: never free what
@@ -1428,6 +1433,11 @@ serve_run(const char *homedir, const struct serve_opts *o)
 			goto out;
 		}
 	}
+	if ((r = api_jobs_start(s)) != 0) {
+		ret = r;
+		goto out;
+	}
+	s->jobs_started = 1;
 	if (o->name != NULL) {
 		if (pthread_create(&s->renew_t, NULL, renew_main, s) != 0) {
 			ret = amtca_fail(AMTCA_E_INTERNAL, "cannot start a thread");
@@ -1461,6 +1471,8 @@ out:
 		for (i = 0; i < 3; i++)
 			if (s->d[i] != NULL)
 				MHD_stop_daemon(s->d[i]);
+		if (s->jobs_started)
+			api_jobs_stop(s, AMTCA_SERVE_STOP_S * 1000L);
 		if (s->renew_started)
 			pthread_join(s->renew_t, NULL);
 		if (s->recon_started)

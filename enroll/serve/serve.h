@@ -79,10 +79,8 @@ void serve_log(struct serve *s, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * True once SIGTERM/SIGINT arrived: long work (the api engineer's job
- * runner, the reconcile) stops starting devices and aborts in-flight AMT
- * calls; serve.c then calls api_shutdown() and gives it
- * AMTCA_SERVE_STOP_S seconds in all before exiting.
+ * True once SIGTERM/SIGINT arrived (serve.c then stops accepting and calls
+ * api_jobs_stop() with what is left of AMTCA_SERVE_STOP_S).
  */
 int serve_stopping(struct serve *s);
 
@@ -127,19 +125,25 @@ void serve_stats_get(struct serve *s, struct serve_stats *out);
 void est_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
 /* api.c: every path under /api/v1/. */
 void api_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
+
 /*
- * api.c: the reconcile timer's work (every --reconcile-every): run the
- * fleet engine over the known devices with its rules and per-device
- * lock; returns when done or when serve_stopping().  Called from
- * serve.c's timer thread, never twice at once.
+ * jobs.c: the admin API's job runner, for serve.c.
+ *   api_jobs_start()  after the signer is up and privileges are dropped:
+ *                     starts the runner thread and queues every job a
+ *                     killed or stopped service left "running" (each is
+ *                     continued, its finished devices carried).
+ *   api_jobs_stop()   on SIGTERM (deadline 10000 ms): no further device;
+ *                     AMT calls in flight are aborted before the deadline
+ *                     and every device is left recorded, reconcilable; the
+ *                     job stays "running" for the next start.  Returns by
+ *                     the deadline even if the runner has not finished.
+ *   api_reconcile()   the reconcile timer: queue one job over every known
+ *                     device with a sealed credential (not retired, not
+ *                     compromised), unless a reconcile already waits or
+ *                     runs.  0, or a negative AMTCA_E_* code.
  */
+int api_jobs_start(struct serve *s) AMTCA_WUR;
+void api_jobs_stop(struct serve *s, long deadline_ms);
 int api_reconcile(struct serve *s) AMTCA_WUR;
-/*
- * api.c: stop: cancel the runner's jobs (leaving every device
- * reconcilable) and join its threads.  Called once after the listeners
- * stopped, with serve_stopping() true; must return within
- * AMTCA_SERVE_STOP_S seconds.
- */
-void api_shutdown(struct serve *s);
 
 #endif
