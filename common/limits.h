@@ -79,6 +79,19 @@
 #define AMTCA_NOFILE_NEED(n)    (AMTCA_NOFILE_BASE + \
 				    (unsigned long)(n) * AMTCA_NOFILE_PER_DEVICE)
 
+/* The service's admin API (enroll/serve/api.c) and its job runner. */
+#define AMTCA_API_JSON_DEPTH    8               /* nesting in a request body */
+#define AMTCA_API_JOB_DEVICES_MAX 10000         /* devices in one POST /jobs */
+#define AMTCA_API_CONCURRENCY_DEFAULT 16        /* devices in flight per job */
+#define AMTCA_API_CONCURRENCY_MAX 64            /* cap on a job's concurrency */
+#define AMTCA_API_CRED_NAME_MAX 64              /* a credential's name */
+#define AMTCA_API_PAGE_DEFAULT  100             /* certificates per page */
+#define AMTCA_API_PAGE_MAX      1000
+#define AMTCA_API_JOBS_LIST_MAX 200             /* newest jobs in GET /jobs */
+#define AMTCA_API_CANCEL_GRACE_MS 5000          /* DELETE: in-flight AMT calls
+						   aborted after this */
+#define AMTCA_API_QUEUE_MAX     64              /* jobs waiting to run */
+
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
 
@@ -97,7 +110,6 @@
 #define AMTCA_CLIENT_ALLOW_MAX  32              /* --allow entries per client */
 #define AMTCA_CLIENT_ALLOW_TEXT_MAX (AMTCA_CLIENT_ALLOW_MAX * (AMTCA_FQDN_MAX + 1))
 #define AMTCA_EST_NAMES_MAX     8               /* DNS names in one EST CSR */
-#define AMTCA_EST_BODY_MAX      (64 * 1024)     /* an EST request body */
 /*
  * Argon2id for EST Basic passwords (RFC 9106 second recommended option is
  * t=3, m=64 MiB, p=4).  The service verifies at most one password per
@@ -124,5 +136,36 @@
 #define AMTCA_AUTH_PEER_PER_MIN 60
 #define AMTCA_AUTH_BUCKETS_MAX  4096
 #define AMTCA_AUTH_FAIL_SLOTS   256             /* clients counted per minute */
+
+/* amtca serve */
+#define AMTCA_SERVE_HEADER_MAX  (32 * 1024)     /* request line and headers
+						   (MHD's per-connection
+						   memory) */
+#define AMTCA_SERVE_EST_BODY_MAX (64 * 1024)    /* under /.well-known/est/ */
+#define AMTCA_SERVE_API_BODY_MAX (1024 * 1024)  /* under /api/v1/ */
+#define AMTCA_SERVE_CONN_MAX    256             /* connections per listener */
+#define AMTCA_SERVE_CONN_LIMIT  16384           /* --max-connections cap */
+#define AMTCA_SERVE_TIMEOUT_S   30              /* idle time per connection */
+#define AMTCA_SERVE_STOP_S      10              /* SIGTERM: in-flight work */
+#define AMTCA_SERVE_STATUS_PORT 9193            /* status listener default */
+#define AMTCA_SERVE_RECONCILE_S (6 * 3600)      /* --reconcile-every default */
+#define AMTCA_SERVE_CRL_CACHE_S 2               /* a CRL is rebuilt after */
+#define AMTCA_SERVE_CRL_MAX     (8 * 1024 * 1024) /* CRL bytes cached */
+#define AMTCA_SERVE_RENEW_CHECK_S 60            /* service cert check period */
+#define AMTCA_SERVE_STACK       (256 * 1024)    /* per-connection thread */
+
+/* The signer process and its wire format (docs/PROTOCOL.signer). */
+#define AMTCA_SGN_REQ_MAX       (128 * 1024)    /* one request frame */
+#define AMTCA_SGN_REPLY_MAX     (64 * 1024 * 1024) /* one reply frame */
+#define AMTCA_SGN_STR_MAX       1024            /* a name, status, message */
+#define AMTCA_SGN_SERIAL_MAX    64              /* hex serial / key id */
+#define AMTCA_SGN_CERT_MAX      (16 * 1024)     /* one DER certificate */
+#define AMTCA_SGN_CRL_MAX       (32 * 1024 * 1024) /* one DER CRL */
+#define AMTCA_SGN_ALLOW_MAX     256             /* allow-list entries */
+#define AMTCA_SGN_LIST_MAX      1000000         /* records in one list reply */
+#define AMTCA_SGN_CONN_MAX      64              /* connections to one signer */
+#define AMTCA_SGN_TIMEOUT_MS    120000          /* one request's answer */
+#define AMTCA_SGN_START_MS      60000           /* the signer's HELLO */
+#define AMTCA_SGN_CRL_DAYS      7               /* CRLs the signer builds */
 
 #endif

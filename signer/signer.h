@@ -189,6 +189,13 @@ int sgn_local(const char *home, struct sgn **out) AMTCA_WUR;
 /* Close the sockets (the child then exits and is reaped) or the local CA. */
 void sgn_close(struct sgn *s);
 
+/*
+ * `amtca signer --home DIR --fds A,B,...`: the signer process's main, run
+ * by the binary sgn_spawn() execs; serves the connections until all close.
+ * Not for anyone else to call.
+ */
+int sgn_signer_main(const char *home, const int *fds, size_t nfds) AMTCA_WUR;
+
 /* The signer process's pid (0 for sgn_local): for tests and logs. */
 long sgn_pid(const struct sgn *s);
 

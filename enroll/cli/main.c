@@ -39,6 +39,7 @@ static const struct {
 	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
 	{ "est-client", cmd_est_client, "add, remove or list EST clients" },
 	{ "admin",    cmd_admin,    "add, revoke or list admin API clients" },
+	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -196,6 +197,13 @@ main(int argc, char **argv)
 		help_argv[1] = (char *)"--help";
 		help_argv[2] = NULL;
 		return commands[c].fn(home, 2, help_argv);
+	}
+	/* Hidden from the lists: the signer process, which sgn_spawn()
+	 * starts (signer/proc.c). */
+	if (strcmp(argv[i], "signer") == 0) {
+		if ((n = global_after_command(argc - i, argv + i, &home)) < 0)
+			return main_usage("%s needs a directory", "--home");
+		return cmd_signer(home, n, argv + i);
 	}
 	if (find_command(argv[i], &c) != 0)
 		return main_usage("unknown command '%s' (see amtca --help)",
