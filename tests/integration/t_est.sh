@@ -39,7 +39,7 @@ make_csr "$T/gw.csr" ec:prime256v1 gw.example.test
 "$AMTCA" --home "$HOME_CA" est-client add gw.example.test --allow gw.example.test \
     --allow web.example.test --csr "$T/gw.csr" --out "$T/gw.pem" >/dev/null
 
-"$AMTCA" --home "$HOME_CA" serve --listen "$A:$PORT" --name "$SVC" \
+"$AMTCA" --home "$HOME_CA" serve --listen "$A:$PORT" --name "$SVC" --status-listen "$A:9193" \
     --reconcile-every 0 >"$T/serve.out" 2>"$T/serve.err" &
 SERVE_PID=$!
 on_exit "kill -TERM $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
