@@ -6,8 +6,10 @@
 # new certificate; csrattrs parses.  Refused: no credentials 401 (with a
 # Basic challenge), wrong password 401, a name outside the allow list 403,
 # the label boundary (badexample.test vs example.test) 403, an AMT device's
-# name 403, an oversized body 413, bad base64 400, a wrong content type
-# 415; each refusal leaves the certificate count unchanged.
+# name 403, a CSR with one foreign name among others 403 (and one with two
+# allowed names 400: one name per certificate), an oversized body 413, bad
+# base64 400, a wrong content type 415; each refusal leaves the
+# certificate count unchanged.
 # Addresses: 127.0.83.x (amtsim .1, serve .200).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
@@ -132,6 +134,9 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$T/two
 openssl req -new -key "$T/two.key" -subj /CN=a.example.test \
     -addext "subjectAltName=DNS:a.example.test,DNS:x.badexample.test" -out "$T/two.csr" 2>/dev/null
 refused 403 "a CSR with one name outside the allow list" simpleenroll "$T/two.csr" -u "est1:$(cat "$T/pw")"
+openssl req -new -key "$T/two.key" -subj /CN=a.example.test \
+    -addext "subjectAltName=DNS:a.example.test,DNS:b.example.test" -out "$T/two-ok.csr" 2>/dev/null
+refused 400 "a CSR naming two allowed hosts (one name per certificate)" simpleenroll "$T/two-ok.csr" -u "est1:$(cat "$T/pw")"
 ok "401 without credentials (Basic challenge) and for a wrong password; 403 outside the allow list, at the label boundary, for an AMT device and for a CSR with one foreign name; nothing recorded"
 
 n=$(count)
