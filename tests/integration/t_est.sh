@@ -198,7 +198,9 @@ refused 401 "a removed certificate client" simpleenroll "$T/web.csr" --cert "$T/
 ok "removed clients are refused at once"
 
 kill -TERM "$SERVE_PID"
-wait "$SERVE_PID" || true
+rc=0
+wait "$SERVE_PID" || rc=$?
+[ "$rc" = 0 ] || fail "serve exited $rc on SIGTERM: $(tail -20 "$T/serve.err")"
 grep -q 'event=auth_fail client=est1' "$T/serve.err" || fail "no aggregated auth_fail line for est1: $(grep auth_fail "$T/serve.err" | head)"
 grep -q "$(cat "$T/pw")" "$T/serve.err" && fail "a password appears in the log"
 ok "failed authentications are logged aggregated, without passwords"
