@@ -161,7 +161,7 @@ issue_client_cert(struct home *h, enum ca_profile profile, const char *name,
 		ret = amtca_fail(r, "certificate %s is issued but writing %s "
 		    "failed (%s): it is revoked again; run the command once "
 		    "more", *serial, outpath, why);
-		if (cred_revoke(h->store, *serial, CRL_CESSATION, time(NULL),
+		if (cred_revoke(h->store, h->state, *serial, CRL_CESSATION, time(NULL),
 		    NULL, NULL) != 0)
 			fprintf(stderr, "amtca: could not revoke %s: revoke it "
 			    "with 'amtca revoke %s'\n", *serial, *serial);
@@ -190,7 +190,7 @@ record_client(struct home *h, const struct store_client *c)
 		char why[240];
 
 		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
-		if (cred_revoke(h->store, c->serial, CRL_CESSATION, time(NULL),
+		if (cred_revoke(h->store, h->state, c->serial, CRL_CESSATION, time(NULL),
 		    NULL, NULL) != 0)
 			fprintf(stderr, "amtca: could not revoke %s: revoke it "
 			    "with 'amtca revoke %s'\n", c->serial, c->serial);
@@ -385,7 +385,7 @@ disable(const char *homedir, const char *cmd, unsigned role, int reason,
 	}
 	/* The certificate first: a failure leaves the client usable and
 	 * the command can be run again. */
-	if (c->serial != NULL && (r = cred_revoke(h->store, c->serial, reason,
+	if (c->serial != NULL && (r = cred_revoke(h->store, h->state, c->serial, reason,
 	    time(NULL), &got, &was)) != 0)
 		goto fail;
 	if ((r = store_client_remove(h->store, c->name, time(NULL))) != 0)
