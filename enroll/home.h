@@ -70,12 +70,17 @@ struct home {
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
-	struct enroll_ctx engine;	/* HOME_SIGNER: what enroll_run() takes,
-					   views into the fields above */
+	struct enroll_ctx engine;	/* what enroll_run() takes, views into
+					   the fields above; engine.sgn is
+					   NULL: the front end sets the signer
+					   it started (sgn_spawn) */
 };
 
-#define HOME_STORE  0x1		/* open the database */
+#define HOME_STORE  0x1		/* open the CA records and the state */
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
+#define HOME_STATE  0x4		/* only the operational state (h->state;
+				   h->store stays NULL): what a front end
+				   opens, the signer holding the rest */
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);
@@ -113,5 +118,17 @@ int home_token_check(const char *module, const char *token_uri,
 int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
+
+/*
+ * What a front end that parses outside input (enroll, fleet, amt-info,
+ * doctor, devices) opens: the home with HOME_STATE, and the signer in its
+ * own process (sgn_spawn, `nconn` connections; 0: per CPU) for the
+ * certificate records and issuance; (*h)->engine.sgn is set.  The front
+ * end never loads the PKCS#11 module.  Release with sgn_close() then
+ * home_free().
+ */
+struct sgn;
+int home_open_frontend(const char *dir, unsigned nconn, struct home **h,
+    struct sgn **s) AMTCA_WUR;
 
 #endif
