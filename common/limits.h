@@ -105,6 +105,23 @@
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */
 
+/* amtca serve */
+#define AMTCA_SERVE_HEADER_MAX  (32 * 1024)     /* request line and headers
+						   (MHD's per-connection
+						   memory) */
+#define AMTCA_SERVE_EST_BODY_MAX (64 * 1024)    /* under /.well-known/est/ */
+#define AMTCA_SERVE_API_BODY_MAX (1024 * 1024)  /* under /api/v1/ */
+#define AMTCA_SERVE_CONN_MAX    256             /* connections per listener */
+#define AMTCA_SERVE_CONN_LIMIT  16384           /* --max-connections cap */
+#define AMTCA_SERVE_TIMEOUT_S   30              /* idle time per connection */
+#define AMTCA_SERVE_STOP_S      10              /* SIGTERM: in-flight work */
+#define AMTCA_SERVE_STATUS_PORT 9193            /* status listener default */
+#define AMTCA_SERVE_RECONCILE_S (6 * 3600)      /* --reconcile-every default */
+#define AMTCA_SERVE_CRL_CACHE_S 2               /* a CRL is rebuilt after */
+#define AMTCA_SERVE_CRL_MAX     (8 * 1024 * 1024) /* CRL bytes cached */
+#define AMTCA_SERVE_RENEW_CHECK_S 60            /* service cert check period */
+#define AMTCA_SERVE_STACK       (256 * 1024)    /* per-connection thread */
+
 /* The signer process and its wire format (docs/PROTOCOL.signer). */
 #define AMTCA_SGN_REQ_MAX       (128 * 1024)    /* one request frame */
 #define AMTCA_SGN_REPLY_MAX     (64 * 1024 * 1024) /* one reply frame */
