@@ -38,6 +38,7 @@ static const struct {
 	{ "fleet",    cmd_fleet,    "reconcile every device of a hosts file, in one process" },
 	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
 	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
+	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
