@@ -119,6 +119,38 @@
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */
 
+/* Admin and EST clients (signer/auth.c, enroll/serve/est.c). */
+#define AMTCA_CLIENT_NAME_MAX   64              /* a client record's name */
+#define AMTCA_CLIENT_ALLOW_MAX  32              /* --allow entries per client */
+#define AMTCA_CLIENT_ALLOW_TEXT_MAX (AMTCA_CLIENT_ALLOW_MAX * (AMTCA_FQDN_MAX + 1))
+#define AMTCA_EST_NAMES_MAX     8               /* DNS names in one EST CSR */
+/*
+ * Argon2id for EST Basic passwords (RFC 9106 second recommended option is
+ * t=3, m=64 MiB, p=4).  The service verifies at most one password per
+ * client per rate-limit token, so memory, not time, is what a flood could
+ * exhaust: 19 MiB, t=2, p=1 is OWASP's Argon2id minimum and costs about
+ * 25 ms on this 2-core box, ~40 verifications a second per core.
+ */
+#define AMTCA_ARGON2_T          2
+#define AMTCA_ARGON2_M_KIB      (19 * 1024)
+#define AMTCA_ARGON2_P          1
+#define AMTCA_ARGON2_SALT       16
+#define AMTCA_ARGON2_HASH       32
+#define AMTCA_ARGON2_PHC_MAX    160             /* encoded hash string */
+#define AMTCA_ARGON2_INFLIGHT   2               /* KDFs at once (memory cap) */
+/*
+ * Basic authentication rate limits, token buckets checked before the KDF:
+ * per client name and per peer address, BURST requests then RATE per
+ * minute; buckets idle for a full refill are dropped, and at most
+ * BUCKETS_MAX are kept (the oldest goes).
+ */
+#define AMTCA_AUTH_NAME_BURST   10
+#define AMTCA_AUTH_NAME_PER_MIN 30
+#define AMTCA_AUTH_PEER_BURST   20
+#define AMTCA_AUTH_PEER_PER_MIN 60
+#define AMTCA_AUTH_BUCKETS_MAX  4096
+#define AMTCA_AUTH_FAIL_SLOTS   256             /* clients counted per minute */
+
 /* amtca serve */
 #define AMTCA_SERVE_HEADER_MAX  (32 * 1024)     /* request line and headers
 						   (MHD's per-connection

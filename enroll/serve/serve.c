@@ -266,7 +266,10 @@ log_value(const char *in, char *out, size_t outlen)
 
 /* -------------------------------------------------------- listeners */
 
-/* "ADDR:PORT" or "[V6]:PORT" into a bound, listening socket. */
+/*
+ * "ADDR:PORT" or "[V6]:PORT" into a bound, listening socket; with out
+ * NULL only check the form (before anything slow runs).
+ */
 static int
 bind_tcp(const char *spec, const char *what, int *out)
 {
@@ -276,7 +279,8 @@ bind_tcp(const char *spec, const char *what, int *out)
 	int fd = -1, one = 1, e, ret = AMTCA_E_INTERNAL;
 	size_t hl;
 
-	*out = -1;
+	if (out != NULL)
+		*out = -1;
 	if (spec[0] == '[') {
 		const char *rb = strchr(spec, ']');
 
@@ -301,6 +305,10 @@ bind_tcp(const char *spec, const char *what, int *out)
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
 	if ((e = getaddrinfo(host, port, &hints, &ai)) != 0)
 		goto bad;
+	if (out == NULL) {
+		ret = 0;
+		goto out;
+	}
 	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
@@ -1382,7 +1390,15 @@ serve_run(const char *homedir, const struct serve_opts *o)
 	pthread_cond_init(&s->cv, &ca);
 	pthread_condattr_destroy(&ca);
 
-	if ((r = user_lookup(s)) != 0 ||
+	snprintf(status_def, sizeof(status_def), "127.0.0.1:%d",
+	    AMTCA_SERVE_STATUS_PORT);
+	st = o->status_listen != NULL ? o->status_listen : status_def;
+	if ((r = bind_tcp(o->listen, "--listen", NULL)) != 0 ||
+	    (o->publish_listen != NULL && (r = bind_tcp(o->publish_listen,
+	    "--publish-listen", NULL)) != 0) ||
+	    (strncmp(st, "unix:", 5) != 0 &&
+	    (r = bind_tcp(st, "--status-listen", NULL)) != 0) ||
+	    (r = user_lookup(s)) != 0 ||
 	    /* The records only: the token stays with the signer. */
 	    (r = home_open(homedir, HOME_STORE, &s->h)) != 0 ||
 	    (r = publish_url_check(s)) != 0 ||
@@ -1394,9 +1410,6 @@ serve_run(const char *homedir, const struct serve_opts *o)
 		goto out;
 	}
 	serve_log(s, "signer", "pid=%ld", sgn_pid(s->sg));
-	snprintf(status_def, sizeof(status_def), "127.0.0.1:%d",
-	    AMTCA_SERVE_STATUS_PORT);
-	st = o->status_listen != NULL ? o->status_listen : status_def;
 	if ((r = bind_tcp(o->listen, "--listen", &s->fd[SRV_HTTPS])) != 0 ||
 	    (o->publish_listen != NULL && (r = bind_tcp(o->publish_listen,
 	    "--publish-listen", &s->fd[SRV_PUBLISH])) != 0) ||
