@@ -26,8 +26,9 @@ api_setup() {
 	    --out "$T/admin.pem" >"$T/admin.out" || fail "admin add failed"
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	    -out "$T/estc.key" 2>/dev/null
-	openssl req -new -key "$T/estc.key" -subj "/CN=printers" -out "$T/estc.csr"
-	"$AMTCA" --home "$HOME_CA" est-client add printers \
+	openssl req -new -key "$T/estc.key" -subj "/CN=printers.example.test" \
+	    -out "$T/estc.csr"
+	"$AMTCA" --home "$HOME_CA" est-client add printers.example.test \
 	    --allow printers.example.test --csr "$T/estc.csr" \
 	    --out "$T/estc.pem" >"$T/estc.out" || fail "est-client add failed"
 }

@@ -150,6 +150,7 @@ sort "$T/serials" >"$T/serials.api"
 [ "$(sort -u "$T/serials" | wc -l)" = "$(wc -l <"$T/serials")" ] || fail "a serial on two pages"
 cmp -s "$T/serials.api" "$T/serials.cli" || fail "the pages do not hold every certificate once"
 st=$(api GET "/api/v1/certificates?fqdn=api003.example.test&status=valid")
+cp "$T/body" "$T/filter.json"
 python3 - "$T/body" <<'PY' || fail "the fqdn/status filter: $(cat "$T/body")"
 import json, sys
 c = json.load(open(sys.argv[1]))["certificates"]
@@ -160,7 +161,7 @@ st=$(api GET "/api/v1/certificates?colour=red")
 ok "/certificates in $pages pages of 7: every record once, by serial; filters"
 
 # --- revoke through the API -----------------------------------------------
-serial=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["serial"])' "$T/body")
+serial=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["serial"])' "$T/filter.json")
 st=$(api POST "/api/v1/certificates/$serial/revoke" -H 'Content-Type: application/json' \
     --data-binary '{"reason":"keyCompromise"}')
 [ "$st" = 200 ] || fail "revoke through the API: $st $(cat "$T/body")"

@@ -87,6 +87,6 @@ ok "the restarted service completed the job: one bound leaf, one key, one valid 
 st=$(api DELETE "/api/v1/jobs/$id2")
 [ "$st" = 200 ] && [ "$(json_get "$T/body" state)" = done ] ||
     fail "DELETE of a finished job: $st $(cat "$T/body")"
-st=$(api DELETE /api/v1/jobs/0123456789abcdef0123456789abcdef)
+st=$(api DELETE /api/v1/jobs/0123456789ABCDEF0123456789ABCDEF)
 [ "$st" = 404 ] || fail "DELETE of an unknown job: $st, want 404"
 ok "DELETE leaves a finished job done; 404 for an unknown one"
