@@ -117,6 +117,22 @@ job_hosts(struct store *st, const char *id, struct fleet_host **out, size_t *n)
 		goto out;
 	}
 	for (i = 0; i < njd; i++) {
+		/*
+		 * A device this job failed earlier (a resumed job) is to be
+		 * run again: pending again, which is also what lets the signer
+		 * open its credential (signer/cred.c: work pending).
+		 */
+		if (jd[i].result != NULL && strcmp(jd[i].result, "failed") == 0) {
+			free(jd[i].result);
+			if ((jd[i].result = strdup("pending")) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			if ((r = store_job_device_put(st, &jd[i])) != 0) {
+				ret = r;
+				goto out;
+			}
+		}
 		if ((r = store_device_get(st, jd[i].fqdn, &d)) != 0) {
 			ret = r;
 			goto out;
