@@ -3,14 +3,13 @@
 #  - cancel: DELETE /api/v1/jobs/{id} mid-run ends the job "cancelled"
 #    within the grace period; devices not reached stay pending, none is
 #    left "enrolling"; a finished job is left as it is by a DELETE;
-#  - a cancel aborts what is in flight: devices waiting 40 s for AMT to
-#    bring TLS up after a commit stop within the grace period (5 s), end
-#    failed (reconcilable), and the job is cancelled long before 40 s;
 #  - resume: `amtca serve` killed with SIGKILL mid-job; the restarted
 #    service continues the job (its finished devices carried) and
 #    completes it, which also completes the devices the cancelled job did
 #    not reach; every device then has one bound leaf and one key in AMT,
 #    one valid certificate in the records, and none was issued twice.
+# (Stopping with SIGTERM, the reconcile timer and aborting AMT work in
+# flight: t_api_stop.sh.)
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
@@ -93,39 +92,3 @@ st=$(api DELETE "/api/v1/jobs/$id2")
 st=$(api DELETE /api/v1/jobs/0123456789ABCDEF0123456789ABCDEF)
 [ "$st" = 404 ] || fail "DELETE of an unknown job: $st, want 404"
 ok "DELETE leaves a finished job done; 404 for an unknown one"
-
-# --- a cancel aborts AMT work in flight -------------------------------------
-# Two devices whose TLS comes up 40 s after the commit: the engine waits in
-# its verify step; a cancel must not wait for that.
-"$AMTSIM" --key-pool "$T/pool2.pem" --key-pool-size 4 >"$T/pool2.out" ||
-    fail "cannot fill a second key pool"
-start_sim "$T/sim2.log" --devices 2 --address-base 127.0.92.101 \
-    --fqdn-pattern 'ajs%03d.example.test' --user admin --password-file "$PW" \
-    --key-pool "$T/pool2.pem" --commit-delay-ms 40000
-id3=$(api_job "$(devices_json 'ajs%03d.example.test' 127.0.92.101 0 2 site)" 2)
-waiting() {
-	local n=0 f
-	for f in ajs000 ajs001; do
-		api GET "/api/v1/devices/$f.example.test" >/dev/null || true
-		[ "$(json_get "$T/body" last_step 2>/dev/null)" = bind ] && n=$((n + 1))
-	done
-	echo $n
-}
-for i in $(seq 1 300); do
-	[ "$(waiting)" = 2 ] && break
-	sleep 0.1
-done
-[ "$(waiting)" = 2 ] || fail "the devices never reached the wait after the commit"
-t0=$(date +%s)
-st=$(api DELETE "/api/v1/jobs/$id3")
-[ "$st" = 202 ] || fail "DELETE with devices in flight: $st, want 202 $(cat "$T/body")"
-[ "$(json_get "$T/body" cancelling)" = True ] || fail "not cancelling: $(cat "$T/body")"
-job_wait "$id3" cancelled 25
-ok "DELETE with 2 devices waiting on AMT: cancelled after $(($(date +%s) - t0)) s (their wait was 40 s)"
-for f in ajs000 ajs001; do
-	st=$(api GET "/api/v1/devices/$f.example.test")
-	[ "$(json_get "$T/body" state)" = failed ] ||
-	    fail "$f after the abort: $(cat "$T/body")"
-	json_get "$T/body" error | grep -q aborted || fail "$f: not aborted: $(cat "$T/body")"
-done
-ok "the aborted devices are recorded failed (reconcilable), the reason says aborted"
