@@ -757,6 +757,85 @@ store_lease_release(struct store *s, const char *name, const char *owner)
 	return s->ops->lease_release(s->be, name, owner);
 }
 
+/* --- credentials ---------------------------------------------------------- */
+
+int
+store_cred_put(struct store *s, const struct store_cred *c)
+{
+	struct store_cred row;
+	time_t now = time(NULL);
+
+	if (s == NULL || c == NULL || c->name == NULL || *c->name == '\0' ||
+	    c->user == NULL || *c->user == '\0' || c->sealed == NULL ||
+	    c->sealed_len == 0 || c->mechanism == NULL || *c->mechanism == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_put: a credential "
+		    "needs a name, a user, a sealed blob and its mechanism");
+	row = *c;
+	if (row.created_at == 0)
+		row.created_at = now;
+	if (row.updated_at == 0)
+		row.updated_at = now;
+	return s->ops->cred_put(s->be, &row);
+}
+
+int
+store_cred_get(struct store *s, const char *name, struct store_cred **out)
+{
+	*out = NULL;
+	if (s == NULL || name == NULL || *name == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_get: no name");
+	return s->ops->cred_get(s->be, name, out);
+}
+
+int
+store_cred_list(struct store *s, struct store_cred **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_list: no store");
+	return s->ops->cred_list(s->be, out, n);
+}
+
+int
+store_cred_remove(struct store *s, const char *name)
+{
+	if (s == NULL || name == NULL || *name == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_remove: no name");
+	return s->ops->cred_remove(s->be, name);
+}
+
+void
+store_cred_clear(struct store_cred *c)
+{
+	free(c->name);
+	free(c->user);
+	free(c->sealed);
+	free(c->mechanism);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_cred_free(struct store_cred *c)
+{
+	if (c == NULL)
+		return;
+	store_cred_clear(c);
+	free(c);
+}
+
+void
+store_creds_free(struct store_cred *c, size_t n)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_cred_clear(&c[i]);
+	free(c);
+}
+
 /* --- admin and EST clients ------------------------------------------------ */
 
 void

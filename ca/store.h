@@ -238,6 +238,45 @@ int store_lease_release(struct store *s, const char *name,
     const char *owner) AMTCA_WUR;
 
 /*
+ * AMT credentials, in the operational state: a name, the AMT user, and the
+ * password sealed by the signer (hsm_aead_seal(), the name as associated
+ * data).  The store never sees a password; `mechanism` is the sealing
+ * mechanism's name, for listing.
+ */
+/*
+ * A device whose password is a sealed credential has cred_ref
+ * STORE_CRED_REF_PREFIX NAME ("credential:lab"); see docs/credentials.md
+ * for when the signer opens it for that device.
+ */
+#define STORE_CRED_REF_PREFIX "credential:"
+
+struct store_cred {
+	char *name;
+	char *user;
+	unsigned char *sealed;		/* NULL in store_cred_list() rows */
+	size_t sealed_len;
+	char *mechanism;		/* "aes-256-gcm", ... */
+	time_t created_at;		/* first put */
+	time_t updated_at;		/* last put */
+};
+
+/*
+ * Insert or replace the credential `name`: a replacement keeps created_at
+ * (0 in `c`: now) and sets updated_at (0: now).  AMTCA_E_USAGE without a
+ * name, user, sealed blob or mechanism.  Durable on return.
+ */
+int store_cred_put(struct store *s, const struct store_cred *c) AMTCA_WUR;
+/* With the sealed blob; AMTCA_E_NOT_FOUND when unknown. */
+int store_cred_get(struct store *s, const char *name,
+    struct store_cred **out) AMTCA_WUR;
+/* Every credential by name, without the sealed blobs. */
+int store_cred_list(struct store *s, struct store_cred **out, size_t *n) AMTCA_WUR;
+/* AMTCA_E_NOT_FOUND when unknown. */
+int store_cred_remove(struct store *s, const char *name) AMTCA_WUR;
+void store_cred_free(struct store_cred *c);
+void store_creds_free(struct store_cred *c, size_t n);
+
+/*
  * Admin and EST clients (amtca admin add, amtca est-client add): the
  * requesters the signer authenticates besides itself.  Written by the
  * signer only (CA records).  A name is unique forever: removing or revoking

@@ -99,6 +99,14 @@ static const char upgrade_v2_sql[] =
     " name TEXT PRIMARY KEY NOT NULL,"
     " owner TEXT NOT NULL,"
     " expires_at INTEGER NOT NULL);"
+    /* Sealed AMT credentials (issue 9): no password, only the signer's blob. */
+    "CREATE TABLE IF NOT EXISTS credentials ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " amt_user TEXT NOT NULL,"
+    " sealed BLOB NOT NULL,"
+    " mechanism TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
     "PRAGMA user_version = 2;";
 
 /*
@@ -1095,6 +1103,160 @@ sq_lease_release(void *be, const char *name, const char *owner)
 	    "owner = ?2", name, owner, 0, &changed);
 }
 
+/* --- credentials ---------------------------------------------------------- */
+
+#define CRED_COLS "name, amt_user, mechanism, created_at, updated_at"
+
+static int
+row_cred(sqlite3_stmt *st, int with_blob, struct store_cred *c)
+{
+	const void *b;
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	if (dup_text(st, 0, &c->name) != 0 || dup_text(st, 1, &c->user) != 0 ||
+	    dup_text(st, 2, &c->mechanism) != 0)
+		goto nomem;
+	c->created_at = (time_t)sqlite3_column_int64(st, 3);
+	c->updated_at = (time_t)sqlite3_column_int64(st, 4);
+	if (with_blob) {
+		b = sqlite3_column_blob(st, 5);
+		n = sqlite3_column_bytes(st, 5);
+		if (b != NULL && n > 0) {
+			if ((c->sealed = malloc((size_t)n)) == NULL)
+				goto nomem;
+			memcpy(c->sealed, b, (size_t)n);
+			c->sealed_len = (size_t)n;
+		}
+	}
+	return 0;
+nomem:
+	store_cred_clear(c);
+	return AMTCA_E_NOMEM;
+}
+
+static int
+row_cred_v(sqlite3_stmt *st, void *c)
+{
+	return row_cred(st, 0, c);
+}
+
+static void
+clear_cred_v(void *c)
+{
+	store_cred_clear(c);
+}
+
+static int
+sq_cred_put(void *be, const struct store_cred *c)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	/* A replacement keeps the first created_at. */
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO credentials (name, amt_user, "
+	    "sealed, mechanism, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+	    "ON CONFLICT(name) DO UPDATE SET amt_user = excluded.amt_user, "
+	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
+	    "updated_at = excluded.updated_at", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "credential update");
+		goto out;
+	}
+	bind_text(st, 1, c->name);
+	bind_text(st, 2, c->user);
+	sqlite3_bind_blob(st, 3, c->sealed, (int)c->sealed_len, SQLITE_STATIC);
+	bind_text(st, 4, c->mechanism);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->created_at);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)c->updated_at);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "credential update");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_cred_get(void *be, const char *name, struct store_cred **out)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_cred *c = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "SELECT " CRED_COLS ", sealed FROM "
+	    "credentials WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || row_cred(st, 1, c) != 0) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	free(c);
+	return ret;
+}
+
+static int
+sq_cred_list(void *be, struct store_cred **out, size_t *n)
+{
+	return list_rows(be, "SELECT " CRED_COLS " FROM credentials ORDER BY "
+	    "name", NULL, sizeof(**out), row_cred_v, clear_cred_v,
+	    (void **)out, n);
+}
+
+static int
+sq_cred_remove(void *be, const char *name)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM credentials WHERE name = ?",
+	    -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "credential removal");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "credential removal");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
 /* --- admin and EST clients ----------------------------------------------- */
 
 #define CLIENT_SELECT "SELECT name, roles, allow, pwhash, serial, " \
@@ -1283,4 +1445,8 @@ const struct store_ops store_sqlite_ops = {
 	.client_list = sq_client_list,
 	.client_bind = sq_client_bind,
 	.client_remove = sq_client_remove,
+	.cred_put = sq_cred_put,
+	.cred_get = sq_cred_get,
+	.cred_list = sq_cred_list,
+	.cred_remove = sq_cred_remove,
 };

@@ -94,6 +94,20 @@
 
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
+#define AMTCA_AEAD_PLAIN_MAX    1024            /* one sealed plaintext */
+#define AMTCA_AEAD_AAD_MAX      256             /* its associated data */
+#define AMTCA_AEAD_SEALED_MAX   (AMTCA_AEAD_PLAIN_MAX + 128) /* a sealed blob */
+
+/* AMT credentials sealed by the signer (signer/cred.c). */
+#define AMTCA_CRED_NAME_MAX     64              /* a credential's name */
+/*
+ * The signer opens credentials through a token bucket: a fleet run starts
+ * up to AMTCA_FLEET_CONCURRENCY devices at once (the burst), then asks as
+ * devices finish, a few per second; a front end that asks faster than
+ * this gets AMTCA_E_RATE.
+ */
+#define AMTCA_CRED_BURST        64
+#define AMTCA_CRED_RATE_PER_S   16
 
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */

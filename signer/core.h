@@ -79,5 +79,7 @@ int sgn_core_cred_put(struct sgn_core *c, const char *name, const char *user,
     const char *password) AMTCA_WUR;
 int sgn_core_cred_get(struct sgn_core *c, const char *name, const char *fqdn,
     char **user, char **password) AMTCA_WUR;
+/* Tests: the get rate limit (per second, burst); 0, 0: the defaults. */
+void sgn_core_cred_limits(struct sgn_core *c, double per_s, unsigned burst);
 
 #endif

@@ -40,6 +40,7 @@ static const struct {
 	{ "est-client", cmd_est_client, "add, remove or list EST clients" },
 	{ "admin",    cmd_admin,    "add, revoke or list admin API clients" },
 	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
+	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -52,22 +52,17 @@ static struct {
 	size_t nq;
 	char *current;			/* the job fleet_run() has, or NULL */
 	int current_reconcile;
+	int reconciling;		/* api_reconcile() is storing one */
 	struct fleet_stop stop;		/* the current run's */
 } R = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
-/* The engine's view of the service's CA: records through the state store. */
+/* The engine's view: the operational state, and the signer process. */
 static void
 engine_ctx(struct serve *s, struct enroll_ctx *c)
 {
-	struct home *h = serve_home(s);
-
-	memset(c, 0, sizeof(*c));
-	c->store = h->state;
-	c->ca = h->ca;
-	c->policy = &h->policy;
-	c->root = h->root;
-	c->inter = h->inter;
-	c->chain_path = h->chain_path;
+	*c = serve_home(s)->engine;
+	c->store = serve_home(s)->state;
+	c->sgn = serve_sgn(s);
 }
 
 /* fleet_cred_fn: the sealed credential, from the signer, at the turn. */
@@ -123,6 +118,22 @@ job_hosts(struct store *st, const char *id, struct fleet_host **out, size_t *n)
 		goto out;
 	}
 	for (i = 0; i < njd; i++) {
+		/*
+		 * A device this job failed earlier (a resumed job) is to be
+		 * run again: pending again, which is also what lets the signer
+		 * open its credential (signer/cred.c: work pending).
+		 */
+		if (jd[i].result != NULL && strcmp(jd[i].result, "failed") == 0) {
+			free(jd[i].result);
+			if ((jd[i].result = strdup("pending")) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			if ((r = store_job_device_put(st, &jd[i])) != 0) {
+				ret = r;
+				goto out;
+			}
+		}
 		if ((r = store_device_get(st, jd[i].fqdn, &d)) != 0) {
 			ret = r;
 			goto out;
@@ -414,16 +425,27 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	int r, ret = AMTCA_E_INTERNAL;
 
 	*id = NULL;
+	/* Refuse early (same refusal as enqueue's, nothing stored)... */
 	pthread_mutex_lock(&R.mu);
-	if (R.stopping || R.nq >= AMTCA_API_QUEUE_MAX) {
-		ret = enqueue("", 0, 0);	/* the same refusal, nothing queued */
+	r = R.stopping || R.nq >= AMTCA_API_QUEUE_MAX ? enqueue("", 0, 0) : 0;
+	pthread_mutex_unlock(&R.mu);
+	if (r != 0) {
+		ret = r;
 		goto out;
 	}
+	/*
+	 * ... then store without holding the runner's lock (a durable write
+	 * per row).  Killed here, the job is "running" and the next start
+	 * runs it; a DELETE of it before it is queued leaves it cancelled.
+	 */
 	if ((r = job_store(st, hosts, n, 0, id)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if ((r = enqueue(*id, concurrency, 0)) != 0) {
+	pthread_mutex_lock(&R.mu);
+	r = enqueue(*id, concurrency, 0);
+	pthread_mutex_unlock(&R.mu);
+	if (r != 0) {
 		job_mark(st, *id, "cancelled");
 		free(*id);
 		*id = NULL;
@@ -432,7 +454,6 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	}
 	ret = 0;
 out:
-	pthread_mutex_unlock(&R.mu);
 	return ret;
 }
 
@@ -597,19 +618,21 @@ api_reconcile(struct serve *s)
 	const char *name;
 	char *id = NULL;
 	size_t nd = 0, i, k = 0;
-	int r, ret = AMTCA_E_INTERNAL;
+	int r, busy = 0, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&R.mu);
-	/* One reconcile at a time: waiting or running, it covers this one. */
-	if (R.current != NULL && R.current_reconcile) {
-		ret = 0;
-		goto out;
-	}
+	/* One reconcile at a time: waiting, running or being stored. */
+	busy = R.reconciling || (R.current != NULL && R.current_reconcile);
 	for (i = 0; i < R.nq; i++)
-		if (R.q[i].reconcile) {
-			ret = 0;
-			goto out;
-		}
+		busy |= R.q[i].reconcile;
+	if (!busy)
+		R.reconciling = 1;
+	pthread_mutex_unlock(&R.mu);
+	if (busy) {
+		serve_log(s, "reconcile", "skipped=1 reason=\"one is waiting or "
+		    "running\"");
+		return 0;
+	}
 	if ((r = store_device_list(st, &d, &nd)) != 0) {
 		ret = r;
 		goto out;
@@ -647,20 +670,23 @@ api_reconcile(struct serve *s)
 		ret = 0;
 		goto out;
 	}
-	if (R.stopping || R.nq >= AMTCA_API_QUEUE_MAX) {
-		ret = enqueue("", 0, 1);
+	if ((r = job_store(st, h, k, 1, &id)) != 0) {
+		ret = r;
 		goto out;
 	}
-	if ((r = job_store(st, h, k, 1, &id)) != 0 ||
-	    (r = enqueue(id, 0, 1)) != 0) {
-		if (id != NULL)
-			job_mark(st, id, "cancelled");
+	pthread_mutex_lock(&R.mu);
+	r = enqueue(id, 0, 1);
+	pthread_mutex_unlock(&R.mu);
+	if (r != 0) {
+		job_mark(st, id, "cancelled");
 		ret = r;
 		goto out;
 	}
 	serve_log(s, "reconcile", "job=%s devices=%zu", id, k);
 	ret = 0;
 out:
+	pthread_mutex_lock(&R.mu);
+	R.reconciling = 0;
 	pthread_mutex_unlock(&R.mu);
 	free(id);
 	hosts_free(h, k);

@@ -1420,7 +1420,7 @@ serve_run(const char *homedir, const struct serve_opts *o)
 		goto out;
 	}
 	/* SQLite opens its WAL files now, while the home is still ours. */
-	if ((r = devices_list(s->h->state, NULL, &dv, &ndv)) != 0) {
+	if ((r = devices_list(s->h->state, NULL, NULL, &dv, &ndv)) != 0) {
 		ret = r;
 		goto out;
 	}

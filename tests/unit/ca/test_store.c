@@ -888,6 +888,80 @@ test_leases(void **state)
 	store_close(s2);
 }
 
+/* Sealed credentials: put replaces but keeps created_at; list has no blob. */
+static void
+test_credentials(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_cred c, *g = NULL, *v = NULL;
+	unsigned char blob1[] = { 1, 2, 3, 0, 4 }, blob2[] = { 9, 8, 7 };
+	size_t n = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"lab";
+	c.user = (char *)"admin";
+	c.sealed = blob1;
+	c.sealed_len = sizeof(blob1);
+	c.mechanism = (char *)"aes-256-gcm";
+	c.created_at = c.updated_at = 100;
+	assert_int_equal(store_cred_put(f->s, &c), 0);
+	c.name = (char *)"branch";
+	assert_int_equal(store_cred_put(f->s, &c), 0);
+	/* Replacing "lab" through another connection. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	c.name = (char *)"lab";
+	c.user = (char *)"operator";
+	c.sealed = blob2;
+	c.sealed_len = sizeof(blob2);
+	c.mechanism = (char *)"aes-256-cbc-hmac-sha256";
+	c.created_at = 0;
+	c.updated_at = 200;
+	assert_int_equal(store_cred_put(s2, &c), 0);
+	assert_int_equal(store_cred_get(f->s, "lab", &g), 0);
+	assert_string_equal(g->name, "lab");
+	assert_string_equal(g->user, "operator");
+	assert_string_equal(g->mechanism, "aes-256-cbc-hmac-sha256");
+	assert_int_equal(g->sealed_len, sizeof(blob2));
+	assert_memory_equal(g->sealed, blob2, sizeof(blob2));
+	assert_int_equal(g->created_at, 100);
+	assert_int_equal(g->updated_at, 200);
+	store_cred_free(g);
+	g = NULL;
+	/* Binary blobs come back whole (an embedded NUL included). */
+	assert_int_equal(store_cred_get(s2, "branch", &g), 0);
+	assert_int_equal(g->sealed_len, sizeof(blob1));
+	assert_memory_equal(g->sealed, blob1, sizeof(blob1));
+	store_cred_free(g);
+	g = NULL;
+	assert_int_equal(store_cred_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "branch");
+	assert_string_equal(v[1].name, "lab");
+	assert_string_equal(v[1].user, "operator");
+	assert_null(v[0].sealed);
+	assert_int_equal(v[0].sealed_len, 0);
+	store_creds_free(v, n);
+	/* Removal; unknown names. */
+	assert_int_equal(store_cred_remove(s2, "lab"), 0);
+	assert_int_equal(store_cred_remove(s2, "lab"), AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_cred_get(f->s, "lab", &g), AMTCA_E_NOT_FOUND);
+	assert_null(g);
+	/* Incomplete records are refused before the backend sees them. */
+	c.sealed = NULL;
+	c.sealed_len = 0;
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	c.sealed = blob1;
+	c.sealed_len = sizeof(blob1);
+	c.mechanism = NULL;
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	c.mechanism = (char *)"aes-256-gcm";
+	c.user = (char *)"";
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	assert_int_equal(store_cred_get(f->s, "", &g), AMTCA_E_USAGE);
+	store_close(s2);
+}
+
 /* A home made by the previous release keeps working after the upgrade. */
 static void
 test_upgrade_from_previous(void **state)
@@ -897,6 +971,7 @@ test_upgrade_from_previous(void **state)
 	struct store_device *d = NULL, nd;
 	struct store_cert *c = NULL;
 	struct store_job j;
+	struct store_cred cr;
 	char uri[512];
 
 	if (be->make_previous == NULL)
@@ -926,6 +1001,13 @@ test_upgrade_from_previous(void **state)
 	assert_int_equal(store_job_put(s, &j), 0);
 	assert_int_equal(store_lease_take(s, "device:x", "A", 1, 60, NULL, NULL,
 	    NULL), 0);
+	memset(&cr, 0, sizeof(cr));
+	cr.name = (char *)"old";
+	cr.user = (char *)"admin";
+	cr.sealed = (unsigned char *)"x";
+	cr.sealed_len = 1;
+	cr.mechanism = (char *)"aes-256-gcm";
+	assert_int_equal(store_cred_put(s, &cr), 0);
 	store_close(s);
 	/* Reopened: already upgraded, data kept. */
 	assert_int_equal(store_open(uri, 0, &s2), 0);
@@ -1040,6 +1122,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
 		    teardown),
 	};
