@@ -292,6 +292,7 @@ ok "status listener: read-only, nothing else routed there; no password or PIN on
 grep -q '^ts=[^ ]* event=request method=GET path=/chain.pem status=200 peer=' "$T/s1.err" ||
     fail "no key=value request log line: $(head -3 "$T/s1.err")"
 signer=$(sed -n 's/.*event=signer pid=\([0-9]*\).*/\1/p' "$T/s1.err")
+old=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
 stop_serve
 [ -n "$signer" ] && ! kill -0 "$signer" 2>/dev/null || fail "the signer $signer outlived serve"
 grep -v '^ts=[^ ]* event=[a-z_]*\( \|$\)' "$T/s1.err" | grep -v '^amtca-signer: ' | grep . &&
@@ -299,15 +300,37 @@ grep -v '^ts=[^ ]* event=[a-z_]*\( \|$\)' "$T/s1.err" | grep -v '^amtca-signer: 
 ok "SIGTERM: exit 0 in $STOP_MS ms (bound 10 s), signer gone; every log line is one key=value event"
 
 # --- restart: stored certificate, unix status socket -----------------------
-old=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null || true)
 start_serve "$T/s2" --listen "$HTTPS" --name "$FQDN" --status-listen "unix:$T/st.sock" \
     --user nobody --reconcile-every 0
 grep -q "event=service_cert fqdn=$FQDN reused=1" "$T/s2.err" || fail "service certificate not reused"
 [ "$(stat -c '%a %U' "$T/st.sock")" = "660 nobody" ] || fail "status socket: $(stat -c '%a %U' "$T/st.sock")"
 "${C[@]}" --unix-socket "$T/st.sock" http://x/metrics | grep -q '^amtca_devices{state="enrolled"} 3$' ||
     fail "metrics over the unix socket"
+now=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
+[ -n "$old" ] && [ "$now" = "$old" ] || fail "restart serves $now, not the stored $old"
+ok "restart reuses the stored certificate ($now); --status-listen unix: socket is 0660"
+
+# SIGHUP renews now (the timer does it at 2/3 of the lifetime): a new key
+# and certificate, swapped in on the same socket, stored for the next start.
+kill -HUP "$SERVE_PID"
+for ((i = 0; i < 200; i++)); do
+	grep -q "event=service_cert fqdn=$FQDN renewed=1" "$T/s2.err" && break
+	sleep 0.05
+done
+grep -q "event=service_cert fqdn=$FQDN renewed=1" "$T/s2.err" || fail "no renewal on SIGHUP: $(tail -3 "$T/s2.err")"
+openssl s_client -connect "$HTTPS" -servername "$FQDN" -verify_hostname "$FQDN" \
+    -CAfile "$HOME_CA/root.pem" -verify_return_error </dev/null >"$T/renew.out" 2>&1 ||
+    fail "after renewal: $(tail -3 "$T/renew.out")"
+new=$(openssl x509 -noout -serial <"$T/renew.out")
+[ "$new" != "$now" ] || fail "SIGHUP: still $now"
+"${C[@]}" --unix-socket "$T/st.sock" http://x/metrics >/dev/null || fail "status after renewal"
 stop_serve
-ok "restart reuses the stored certificate; --status-listen unix: socket is 0660"
+start_serve "$T/s2b" --listen "$HTTPS" --name "$FQDN" --status-listen "unix:$T/st.sock" \
+    --user nobody --reconcile-every 0
+again=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
+[ "$again" = "$new" ] || fail "the renewed certificate was not kept ($again, want $new)"
+stop_serve
+ok "SIGHUP renews the service certificate in place ($new), verified, kept for the next start"
 
 # --- --tls-cert / --tls-key -------------------------------------------------
 make_csr "$T/own.csr" ec:prime256v1 own.example.test
