@@ -337,12 +337,18 @@ make_csr "$T/own.csr" ec:prime256v1 own.example.test
 "$AMTCA" --home "$HOME_CA" issue --fqdn own.example.test --csr "$T/own.csr" --out "$T/own.pem" >/dev/null
 cat "$T/own.pem" "$HOME_CA/intermediate.pem" >"$T/own-chain.pem"
 start_serve "$T/s3" --listen 127.0.71.201:8443 --tls-cert "$T/own-chain.pem" \
-    --tls-key "$T/own.csr.key" --status-listen 127.0.71.201:9193 --user nobody --reconcile-every 0
+    --tls-key "$T/own.csr.key" --status-listen 127.0.71.201:9193 --user nobody --reconcile-every 1s
 openssl s_client -connect 127.0.71.201:8443 -servername own.example.test \
     -verify_hostname own.example.test -CAfile "$HOME_CA/root.pem" -verify_return_error \
     </dev/null >"$T/own.out" 2>&1 || fail "--tls-cert handshake: $(tail -3 "$T/own.out")"
+for ((i = 0; i < 100; i++)); do
+	[ "$(grep -c 'event=reconcile queued=' "$T/s3.err")" -ge 2 ] && break
+	sleep 0.05
+done
+[ "$(grep -c 'event=reconcile queued=' "$T/s3.err")" -ge 2 ] ||
+    fail "--reconcile-every 1s did not call the reconcile twice in 5 s: $(tail -3 "$T/s3.err")"
 stop_serve
-ok "--tls-cert/--tls-key serve a certificate from elsewhere"
+ok "--tls-cert/--tls-key serve a certificate from elsewhere; --reconcile-every queues reconciles on its period"
 
 # --- option errors ---------------------------------------------------------
 expect_fail 2 'listen is required' "$AMTCA" --home "$HOME_CA" serve --name "$FQDN"
