@@ -92,6 +92,7 @@ struct creq {
 	unsigned char *buf;
 	size_t len;
 	int too_big;
+	size_t discarded;		/* bytes past the cap, dropped */
 	int started;
 };
 
@@ -554,11 +555,27 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 				return MHD_NO;
 			memcpy(q->buf + q->len, upload, *upload_size);
 			q->len += *upload_size;
-		} else if (!q->too_big) {
-			q->too_big = 1;	/* chunked: discard the rest */
-			free(q->buf);
-			q->buf = NULL;
-			q->len = 0;
+		} else {
+			/*
+			 * Chunked past the cap.  libmicrohttpd cannot answer
+			 * in the middle of a body, so the rest is discarded
+			 * as it arrives (nothing kept) and answered 413 at
+			 * its end; a body that goes on past
+			 * AMTCA_SERVE_DISCARD_MAX more is cut off.
+			 */
+			if (!q->too_big) {
+				q->too_big = 1;
+				free(q->buf);
+				q->buf = NULL;
+				q->len = 0;
+			}
+			q->discarded += *upload_size;
+			if (q->discarded > AMTCA_SERVE_DISCARD_MAX) {
+				peer_of(c, peer, sizeof(peer));
+				serve_log(s, "request", "method=%s status=413 "
+				    "peer=%s msg=\"body cut off\"", method, peer);
+				return MHD_NO;
+			}
 		}
 		*upload_size = 0;
 		return MHD_YES;

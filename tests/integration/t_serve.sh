@@ -196,6 +196,13 @@ code=$("${CS[@]}" -o "$T/e413c" -w '%{http_code}' -H 'Transfer-Encoding: chunked
     -H 'Content-Type: application/pkcs10' --data-binary @"$T/big" \
     "https://$FQDN:8443/.well-known/est/simpleenroll")
 [ "$code" = 413 ] || fail "chunked 65537-byte EST body: $code $(cat "$T/e413c")"
+# A chunked body that goes on (10 MiB) is cut off, not read to its end.
+head -c $((10 * 1024 * 1024)) /dev/zero >"$T/huge"
+code=$("${CS[@]}" -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+    -H 'Content-Type: application/pkcs10' --data-binary @"$T/huge" \
+    "https://$FQDN:8443/.well-known/est/simpleenroll" 2>/dev/null || true)
+case $code in 2*|4*|5*) fail "10 MiB chunked body answered $code, not cut off" ;; esac
+grep -q 'status=413 peer=[^ ]* msg="body cut off"' "$T/s1.err" || fail "no cut-off logged"
 head -c $((1024 * 1024 + 1)) /dev/zero >"$T/big2"
 code=$("${CS[@]}" -o "$T/e413a" -w '%{http_code}' -H 'Content-Type: application/json' \
     --data-binary @"$T/big2" "https://$FQDN:8443/api/v1/jobs")
@@ -206,7 +213,7 @@ code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 40000 /dev/
     "http://$PUB/root.pem" || true)
 case $code in 4[0-9][0-9]) ;; *) fail "40 KB header answered $code" ;; esac
 "${C[@]}" -o /dev/null "http://$PUB/root.pem" || fail "publication dead after the errors"
-ok "404, 405, 413 (EST 64 KiB, API 1 MiB, announced and chunked), $code for oversized headers; one-line JSON errors"
+ok "404, 405, 413 (EST 64 KiB, API 1 MiB, announced and chunked; a long chunked body cut off), $code for oversized headers; one-line JSON errors"
 
 # --- status page and metrics ---------------------------------------------
 chromium --headless --no-sandbox --disable-gpu --window-size=390,844 \
