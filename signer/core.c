@@ -15,7 +15,8 @@
  *                            record allows, never an AMT device's name
  *   revoke                   ADMIN clients and the operator: any reason;
  *                            a front end: superseded (4) for an AMT leaf
- *                            whose device has a newer valid leaf, and
+ *                            whose device keeps another valid leaf (so it
+ *                            can never leave a device without one), and
  *                            cessationOfOperation (5) for the leaves of a
  *                            device the operational state records as
  *                            retired (docs/PROTOCOL.signer)
@@ -125,7 +126,8 @@ sgn_core_free(struct sgn_core *c)
 		sgn_core_cred_free(c);
 	if (c->auth_up)
 		sgn_core_auth_free(c);
-	home_free(c->h);
+	if (!c->borrowed)
+		home_free(c->h);
 	free(c->local_name);
 	free(c);
 }
@@ -468,8 +470,7 @@ frontend_may_revoke(struct sgn_core *c, const struct store_cert *sc, int reason)
 			goto out;
 		for (i = 0; i < n; i++)
 			if (strcasecmp(mine[i].serial, sc->serial) != 0 &&
-			    cert_valid_now(&mine[i], now) &&
-			    mine[i].issued_at >= sc->issued_at)
+			    cert_valid_now(&mine[i], now))
 				ok = 1;
 	} else if (reason == CRL_CESSATION) {
 		if (store_device_get(c->h->state, sc->device, &d) != 0)
@@ -609,6 +610,39 @@ out:
 	return ret;
 }
 
+int
+sgn_local_home(struct home *h, struct sgn **out)
+{
+	struct sgn *s = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->core = calloc(1, sizeof(*s->core))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	s->core->h = h;
+	s->core->borrowed = 1;
+	if ((r = sgn_user_at_host(getuid(), &s->core->local_name)) != 0 ||
+	    (r = sgn_core_auth_init(s->core)) != 0) {
+		ret = r;
+		goto out;
+	}
+	s->core->auth_up = 1;
+	if ((r = sgn_core_cred_init(s->core)) != 0) {
+		ret = r;
+		goto out;
+	}
+	s->core->cred_up = 1;
+	*out = s;
+	s = NULL;
+	ret = 0;
+out:
+	sgn_close(s);
+	return ret;
+}
+
 void
 sgn_close(struct sgn *s)
 {
@@ -616,7 +650,7 @@ sgn_close(struct sgn *s)
 		return;
 	if (s->core != NULL)
 		sgn_core_free(s->core);
-	else
+	else if (s->conn != NULL || s->pid != 0)
 		sgn_proc_close(s);
 	free(s);
 }

@@ -35,6 +35,7 @@ struct sgn_core {
 	int frontend;			/* the signer process: SGN_WHO_LOCAL
 					   is a front end, not the operator */
 	int auth_up, cred_up;		/* core.c: which inits ran */
+	int borrowed;			/* h is the caller's (sgn_local_home) */
 };
 
 /* auth.c */
