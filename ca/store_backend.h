@@ -81,14 +81,30 @@ struct store_ops {
 	int (*lease_renew)(void *be, const char *name, const char *owner,
 	    time_t now, int ttl_s);
 	int (*lease_release)(void *be, const char *name, const char *owner);
+
+	/* As store_client_*. */
+	int (*client_add)(void *be, const struct store_client *c);
+	int (*client_get)(void *be, const char *name, const char *serial,
+	    struct store_client **out);	/* by name, or by serial if name NULL */
+	int (*client_list)(void *be, struct store_client **out, size_t *n);
+	int (*client_bind)(void *be, const char *name, const char *serial);
+	int (*client_remove)(void *be, const char *name, time_t when);
+
+	/* As store_cred_*; put gets created_at/updated_at already set. */
+	int (*cred_put)(void *be, const struct store_cred *c);
+	int (*cred_get)(void *be, const char *name, struct store_cred **out);
+	int (*cred_list)(void *be, struct store_cred **out, size_t *n);
+	int (*cred_remove)(void *be, const char *name);
 };
 
 extern const struct store_ops store_sqlite_ops;
+void store_client_clear(struct store_client *c);
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);
 void store_device_clear(struct store_device *d);
 void store_job_clear(struct store_job *j);
 void store_job_device_clear(struct store_job_device *d);
+void store_cred_clear(struct store_cred *c);
 
 #endif

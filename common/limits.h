@@ -94,6 +94,20 @@
 
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
+#define AMTCA_AEAD_PLAIN_MAX    1024            /* one sealed plaintext */
+#define AMTCA_AEAD_AAD_MAX      256             /* its associated data */
+#define AMTCA_AEAD_SEALED_MAX   (AMTCA_AEAD_PLAIN_MAX + 128) /* a sealed blob */
+
+/* AMT credentials sealed by the signer (signer/cred.c). */
+#define AMTCA_CRED_NAME_MAX     64              /* a credential's name */
+/*
+ * The signer opens credentials through a token bucket: a fleet run starts
+ * up to AMTCA_FLEET_CONCURRENCY devices at once (the burst), then asks as
+ * devices finish, a few per second; a front end that asks faster than
+ * this gets AMTCA_E_RATE.
+ */
+#define AMTCA_CRED_BURST        64
+#define AMTCA_CRED_RATE_PER_S   16
 
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */
@@ -104,6 +118,38 @@
 #define AMTCA_SERIAL_TRIES      8               /* fresh serials on a collision */
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */
+
+/* Admin and EST clients (signer/auth.c, enroll/serve/est.c). */
+#define AMTCA_CLIENT_NAME_MAX   64              /* a client record's name */
+#define AMTCA_CLIENT_ALLOW_MAX  32              /* --allow entries per client */
+#define AMTCA_CLIENT_ALLOW_TEXT_MAX (AMTCA_CLIENT_ALLOW_MAX * (AMTCA_FQDN_MAX + 1))
+#define AMTCA_EST_NAMES_MAX     8               /* DNS names in one EST CSR */
+/*
+ * Argon2id for EST Basic passwords (RFC 9106 second recommended option is
+ * t=3, m=64 MiB, p=4).  The service verifies at most one password per
+ * client per rate-limit token, so memory, not time, is what a flood could
+ * exhaust: 19 MiB, t=2, p=1 is OWASP's Argon2id minimum and costs about
+ * 25 ms on this 2-core box, ~40 verifications a second per core.
+ */
+#define AMTCA_ARGON2_T          2
+#define AMTCA_ARGON2_M_KIB      (19 * 1024)
+#define AMTCA_ARGON2_P          1
+#define AMTCA_ARGON2_SALT       16
+#define AMTCA_ARGON2_HASH       32
+#define AMTCA_ARGON2_PHC_MAX    160             /* encoded hash string */
+#define AMTCA_ARGON2_INFLIGHT   2               /* KDFs at once (memory cap) */
+/*
+ * Basic authentication rate limits, token buckets checked before the KDF:
+ * per client name and per peer address, BURST requests then RATE per
+ * minute; buckets idle for a full refill are dropped, and at most
+ * BUCKETS_MAX are kept (the oldest goes).
+ */
+#define AMTCA_AUTH_NAME_BURST   10
+#define AMTCA_AUTH_NAME_PER_MIN 30
+#define AMTCA_AUTH_PEER_BURST   20
+#define AMTCA_AUTH_PEER_PER_MIN 60
+#define AMTCA_AUTH_BUCKETS_MAX  4096
+#define AMTCA_AUTH_FAIL_SLOTS   256             /* clients counted per minute */
 
 /* amtca serve */
 #define AMTCA_SERVE_HEADER_MAX  (32 * 1024)     /* request line and headers

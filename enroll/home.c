@@ -116,6 +116,7 @@ conf_clear(struct home_conf *c)
 	free(c->country);
 	free(c->crl_url);
 	free(c->aia_url);
+	free(c->credential_mechanism);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -183,6 +184,17 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			slot = &c->crl_url;
 		else if (strcmp(k, "aia_url") == 0)
 			slot = &c->aia_url;
+		else if (strcmp(k, "credential_mechanism") == 0) {
+			enum hsm_aead_mech m;
+
+			if (hsm_aead_mech_parse(v, &m) != 0) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: "
+				    "credential_mechanism takes auto, aes-256-gcm "
+				    "or aes-256-cbc-hmac-sha256", path, lineno);
+				goto out;
+			}
+			slot = &c->credential_mechanism;
+		}
 		else if (strcmp(k, "pin_file") == 0 || strcmp(k, "softhsm_conf") == 0) {
 			char **p = k[0] == 'p' ? &c->pin_file : &c->softhsm_conf;
 

@@ -64,6 +64,7 @@ struct home_conf {
 	int client_auth;
 	char *crl_url;
 	char *aia_url;
+	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
 };
 
 /* An opened CA home.  Fields are valid according to the open flags. */

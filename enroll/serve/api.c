@@ -140,7 +140,8 @@ get_devices(struct api_call *a, const char *fqdn)
 	size_t n = 0, i;
 	int r;
 
-	if ((r = devices_list(serve_home(a->s)->state, NULL, &v, &n)) != 0) {
+	if ((r = devices_list(serve_home(a->s)->state, serve_sgn(a->s), NULL,
+	    &v, &n)) != 0) {
 		reply_err(a->rs, r);
 		goto out;
 	}
@@ -365,7 +366,8 @@ id_valid(const char *s)
 	size_t i;
 
 	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
 			return 0;
 	return i == 32;
 }

@@ -213,7 +213,7 @@ const char api_openapi_json[] =
     "     \"required\": true,\n"
     "     \"schema\": {\n"
     "      \"type\": \"string\",\n"
-    "      \"pattern\": \"^[0-9a-f]{32}$\"\n"
+    "      \"pattern\": \"^[0-9A-Fa-f]{32}$\"\n"
     "     }\n"
     "    }\n"
     "   ],\n"

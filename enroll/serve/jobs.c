@@ -55,19 +55,13 @@ static struct {
 	struct fleet_stop stop;		/* the current run's */
 } R = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
-/* The engine's view of the service's CA: records through the state store. */
+/* The engine's view: the operational state, and the signer process. */
 static void
 engine_ctx(struct serve *s, struct enroll_ctx *c)
 {
-	struct home *h = serve_home(s);
-
-	memset(c, 0, sizeof(*c));
-	c->store = h->state;
-	c->ca = h->ca;
-	c->policy = &h->policy;
-	c->root = h->root;
-	c->inter = h->inter;
-	c->chain_path = h->chain_path;
+	*c = serve_home(s)->engine;
+	c->store = serve_home(s)->state;
+	c->sgn = serve_sgn(s);
 }
 
 /* fleet_cred_fn: the sealed credential, from the signer, at the turn. */

@@ -5,8 +5,8 @@
  * the service's own certificate (--name) and its renewal, the privilege
  * drop, signals, logging and the reconcile timer.
  *
- * Start order (docs/serve.md): open the home for its records only (never
- * the token), start the signer process, bind every socket, drop to
+ * Start order (docs/serve.md): open the home's operational state only
+ * (never the token nor the CA's records), start the signer process, bind every socket, drop to
  * --user, then start threads (MHD daemons, timers) and print "ready".
  *
  * Threads: MHD runs one thread per connection (the handlers block on the
@@ -1436,16 +1436,18 @@ serve_run(const char *homedir, const struct serve_opts *o)
 	    (strncmp(st, "unix:", 5) != 0 &&
 	    (r = bind_tcp(st, "--status-listen", NULL)) != 0) ||
 	    (r = user_lookup(s)) != 0 ||
-	    /* The records only: the token stays with the signer. */
-	    (r = home_open(homedir, HOME_STORE, &s->h)) != 0 ||
+	    /* The operational state only: the CA's records and the token
+	       stay with the signer (keys/). */
+	    (r = home_open(homedir, HOME_STATE, &s->h)) != 0 ||
 	    (r = publish_url_check(s)) != 0 ||
-	    (r = sgn_spawn(s->h->dir, 0, &s->sg)) != 0 ||
+	    (r = sgn_spawn_ex(s->h->dir, 0, SGN_SPAWN_LOG, &s->sg)) != 0 ||
 	    (r = state_open(s)) != 0 ||
 	    (r = trust_pem(s)) != 0 ||
 	    (r = o->name != NULL ? svc_cert(s) : file_cert(s)) != 0) {
 		ret = r;
 		goto out;
 	}
+	s->h->engine.sgn = s->sg;
 	serve_log(s, "signer", "pid=%ld", sgn_pid(s->sg));
 	if ((r = bind_tcp(o->listen, "--listen", &s->fd[SRV_HTTPS])) != 0 ||
 	    (o->publish_listen != NULL && (r = bind_tcp(o->publish_listen,
@@ -1457,7 +1459,7 @@ serve_run(const char *homedir, const struct serve_opts *o)
 		goto out;
 	}
 	/* SQLite opens its WAL files now, while the home is still ours. */
-	if ((r = devices_list(s->h->state, NULL, &dv, &ndv)) != 0) {
+	if ((r = devices_list(s->h->state, NULL, NULL, &dv, &ndv)) != 0) {
 		ret = r;
 		goto out;
 	}

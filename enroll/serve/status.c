@@ -158,7 +158,7 @@ snap_take(struct serve *s, struct snap *sn)
 	for (sn->nstates = 0; device_states[sn->nstates] != NULL &&
 	    sn->nstates < 16; sn->nstates++)
 		;
-	if ((r = devices_list(h->state, NULL, &sn->dev, &sn->ndev)) != 0) {
+	if ((r = devices_list(h->state, serve_sgn(s), NULL, &sn->dev, &sn->ndev)) != 0) {
 		ret = r;
 		goto out;
 	}

@@ -888,6 +888,80 @@ test_leases(void **state)
 	store_close(s2);
 }
 
+/* Sealed credentials: put replaces but keeps created_at; list has no blob. */
+static void
+test_credentials(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_cred c, *g = NULL, *v = NULL;
+	unsigned char blob1[] = { 1, 2, 3, 0, 4 }, blob2[] = { 9, 8, 7 };
+	size_t n = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"lab";
+	c.user = (char *)"admin";
+	c.sealed = blob1;
+	c.sealed_len = sizeof(blob1);
+	c.mechanism = (char *)"aes-256-gcm";
+	c.created_at = c.updated_at = 100;
+	assert_int_equal(store_cred_put(f->s, &c), 0);
+	c.name = (char *)"branch";
+	assert_int_equal(store_cred_put(f->s, &c), 0);
+	/* Replacing "lab" through another connection. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	c.name = (char *)"lab";
+	c.user = (char *)"operator";
+	c.sealed = blob2;
+	c.sealed_len = sizeof(blob2);
+	c.mechanism = (char *)"aes-256-cbc-hmac-sha256";
+	c.created_at = 0;
+	c.updated_at = 200;
+	assert_int_equal(store_cred_put(s2, &c), 0);
+	assert_int_equal(store_cred_get(f->s, "lab", &g), 0);
+	assert_string_equal(g->name, "lab");
+	assert_string_equal(g->user, "operator");
+	assert_string_equal(g->mechanism, "aes-256-cbc-hmac-sha256");
+	assert_int_equal(g->sealed_len, sizeof(blob2));
+	assert_memory_equal(g->sealed, blob2, sizeof(blob2));
+	assert_int_equal(g->created_at, 100);
+	assert_int_equal(g->updated_at, 200);
+	store_cred_free(g);
+	g = NULL;
+	/* Binary blobs come back whole (an embedded NUL included). */
+	assert_int_equal(store_cred_get(s2, "branch", &g), 0);
+	assert_int_equal(g->sealed_len, sizeof(blob1));
+	assert_memory_equal(g->sealed, blob1, sizeof(blob1));
+	store_cred_free(g);
+	g = NULL;
+	assert_int_equal(store_cred_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "branch");
+	assert_string_equal(v[1].name, "lab");
+	assert_string_equal(v[1].user, "operator");
+	assert_null(v[0].sealed);
+	assert_int_equal(v[0].sealed_len, 0);
+	store_creds_free(v, n);
+	/* Removal; unknown names. */
+	assert_int_equal(store_cred_remove(s2, "lab"), 0);
+	assert_int_equal(store_cred_remove(s2, "lab"), AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_cred_get(f->s, "lab", &g), AMTCA_E_NOT_FOUND);
+	assert_null(g);
+	/* Incomplete records are refused before the backend sees them. */
+	c.sealed = NULL;
+	c.sealed_len = 0;
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	c.sealed = blob1;
+	c.sealed_len = sizeof(blob1);
+	c.mechanism = NULL;
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	c.mechanism = (char *)"aes-256-gcm";
+	c.user = (char *)"";
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	assert_int_equal(store_cred_get(f->s, "", &g), AMTCA_E_USAGE);
+	store_close(s2);
+}
+
 /* A home made by the previous release keeps working after the upgrade. */
 static void
 test_upgrade_from_previous(void **state)
@@ -897,6 +971,7 @@ test_upgrade_from_previous(void **state)
 	struct store_device *d = NULL, nd;
 	struct store_cert *c = NULL;
 	struct store_job j;
+	struct store_cred cr;
 	char uri[512];
 
 	if (be->make_previous == NULL)
@@ -926,12 +1001,99 @@ test_upgrade_from_previous(void **state)
 	assert_int_equal(store_job_put(s, &j), 0);
 	assert_int_equal(store_lease_take(s, "device:x", "A", 1, 60, NULL, NULL,
 	    NULL), 0);
+	memset(&cr, 0, sizeof(cr));
+	cr.name = (char *)"old";
+	cr.user = (char *)"admin";
+	cr.sealed = (unsigned char *)"x";
+	cr.sealed_len = 1;
+	cr.mechanism = (char *)"aes-256-gcm";
+	assert_int_equal(store_cred_put(s, &cr), 0);
 	store_close(s);
 	/* Reopened: already upgraded, data kept. */
 	assert_int_equal(store_open(uri, 0, &s2), 0);
 	assert_int_equal(store_device_get(s2, "old.example.com", &d), 0);
 	assert_string_equal(d->user, "admin");
 	store_device_free(d);
+	store_close(s2);
+}
+
+/* Admin and EST client records: unique names forever, lookup by serial,
+ * removal keeps the record but disables binding. */
+static void
+test_clients(void **state)
+{
+	struct fx *f = *state;
+	struct store_client c, *g = NULL, *v = NULL;
+	struct store *s2 = NULL;
+	size_t n = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	c.allow = (char *)"example.test b.example.org";
+	c.pwhash = (char *)"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+	c.created_at = 100;
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"admin1";
+	c.roles = STORE_CLIENT_ADMIN;
+	c.serial = (char *)"0abc";
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	/* Same name again: refused, whatever the role. */
+	c.roles = STORE_CLIENT_EST;
+	c.serial = NULL;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+	/* No role or no name: refused before the backend. */
+	c.name = (char *)"x";
+	c.roles = 0;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_USAGE);
+
+	/* Seen through a second connection, by name and by serial. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	assert_int_equal(store_client_get(s2, "est1", &g), 0);
+	assert_int_equal(g->roles, STORE_CLIENT_EST);
+	assert_string_equal(g->allow, "example.test b.example.org");
+	assert_non_null(g->pwhash);
+	assert_null(g->serial);
+	assert_int_equal(g->created_at, 100);
+	assert_int_equal(g->removed_at, 0);
+	store_client_free(g);
+	assert_int_equal(store_client_by_serial(s2, "0ABC", &g), 0);
+	assert_string_equal(g->name, "admin1");
+	assert_string_equal(g->serial, "0ABC");	/* stored uppercase */
+	store_client_free(g);
+	assert_int_equal(store_client_by_serial(s2, "0abd", &g),
+	    AMTCA_E_NOT_FOUND);
+	assert_null(g);
+	assert_int_equal(store_client_get(s2, "nobody", &g), AMTCA_E_NOT_FOUND);
+
+	/* Rebinding moves the serial lookup. */
+	assert_int_equal(store_client_bind(f->s, "est1", "0DEF"), 0);
+	assert_int_equal(store_client_by_serial(s2, "0def", &g), 0);
+	assert_string_equal(g->name, "est1");
+	store_client_free(g);
+	assert_int_equal(store_client_bind(f->s, "ghost", "01"),
+	    AMTCA_E_NOT_FOUND);
+
+	/* Removal: kept, disabled, first time kept, no rebinding after. */
+	assert_int_equal(store_client_remove(f->s, "est1", 500), 0);
+	assert_int_equal(store_client_remove(f->s, "est1", 900), 0);
+	assert_int_equal(store_client_get(s2, "est1", &g), 0);
+	assert_int_equal(g->removed_at, 500);
+	store_client_free(g);
+	assert_int_equal(store_client_bind(f->s, "est1", "0FFF"),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_client_remove(f->s, "ghost", 1),
+	    AMTCA_E_NOT_FOUND);
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+
+	assert_int_equal(store_client_list(s2, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "admin1");
+	assert_string_equal(v[1].name, "est1");
+	store_clients_free(v, n);
 	store_close(s2);
 }
 
@@ -959,6 +1121,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
 		    teardown),
 	};
