@@ -290,7 +290,9 @@ code=$("${C[@]}" -o /dev/null -w '%{http_code}' "http://$STATUS/api/v1/jobs")
 [ "$code" = 404 ] || fail "the status listener answers /api/v1/ ($code)"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -X POST "http://$STATUS/")
 [ "$code" = 405 ] || fail "POST / on the status listener: $code"
-for sec in "$(cat "$PW")" "$(cat "$T/wrong-pw")" "$(cat "$HOME_CA/softhsm/user.pin" 2>/dev/null || echo no-pin-file-here)"; do
+pin=$(cat "$HOME_CA/keys/softhsm/user.pin" 2>/dev/null || cat "$HOME_CA/softhsm/user.pin")
+[ -n "$pin" ] || fail "no PIN file to look for"
+for sec in "$(cat "$PW")" "$(cat "$T/wrong-pw")" "$pin"; do
 	grep -qF -- "$sec" "$T/dom.html" "$T/metrics.txt" "$T/s1.err" && fail "a secret on the status page or in the log"
 done
 ok "status listener: read-only, nothing else routed there; no password or PIN on the page, in /metrics or in the log"
