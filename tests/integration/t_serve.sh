@@ -225,11 +225,22 @@ chromium --headless --no-sandbox --disable-gpu --dump-dom "http://$STATUS/" \
     >"$T/dom.html" 2>"$T/chr2.log" || fail "chromium --dump-dom: $(tail -3 "$T/chr2.log")"
 "${C[@]}" "http://$STATUS/metrics" -o "$T/metrics.txt"
 "$AMTCA" --home "$HOME_CA" devices --json >"$T/devices.json"
-python3 - "$T/dom.html" "$T/devices.json" "$T/metrics.txt" <<'PY' || fail "status page or metrics disagree with amtca devices --json"
+# The same counts from the admin API.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/admin.key" 2>/dev/null
+openssl req -new -key "$T/admin.key" -subj "/CN=ops" -out "$T/admin.csr"
+"$AMTCA" --home "$HOME_CA" admin add ops --csr "$T/admin.csr" --out "$T/admin.pem" \
+    >/dev/null || fail "admin add"
+code=$("${CS[@]}" --cert "$T/admin.pem" --key "$T/admin.key" -o "$T/api-devices.json" \
+    -w '%{http_code}' "https://$FQDN:8443/api/v1/devices")
+[ "$code" = 200 ] || fail "GET /api/v1/devices: $code $(cat "$T/api-devices.json")"
+python3 - "$T/dom.html" "$T/devices.json" "$T/metrics.txt" "$T/api-devices.json" <<'PY' || fail "status page or metrics disagree with amtca devices --json or the API"
 import collections, json, re, sys
 from html.parser import HTMLParser
 dom, devs, met = open(sys.argv[1]).read(), json.load(open(sys.argv[2]))["devices"], open(sys.argv[3]).read()
 want = collections.Counter(d["state"] for d in devs)
+api = json.load(open(sys.argv[4]))
+api = api["devices"] if isinstance(api, dict) else api
+assert collections.Counter(d["state"] for d in api) == want, (api, want)
 
 class P(HTMLParser):
     def __init__(self):
@@ -284,7 +295,7 @@ for k in ("amtca_job_total", "amtca_http_requests_total"):
     assert k in vals, k
 PY
 png=$(stat -c %s "$T/status.png")
-ok "status page in headless Chromium (390x844 screenshot, $png bytes): DOM counts = amtca devices --json; /metrics is Prometheus text with the same counts"
+ok "status page in headless Chromium (390x844 screenshot, $png bytes): DOM counts = amtca devices --json = GET /api/v1/devices; /metrics is Prometheus text with the same counts"
 
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' "http://$STATUS/api/v1/jobs")
 [ "$code" = 404 ] || fail "the status listener answers /api/v1/ ($code)"
