@@ -90,7 +90,7 @@ struct serve {
 struct creq {
 	size_t cap;
 	unsigned char *buf;
-	size_t len;
+	size_t len, alloc;		/* alloc: bytes usable, +1 for a NUL */
 	int too_big;
 	size_t discarded;		/* bytes past the cap, dropped */
 	int started;
@@ -550,9 +550,23 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (*upload_size != 0) {
 		if (!q->too_big && q->len + *upload_size <= q->cap) {
-			if (q->buf == NULL &&
-			    (q->buf = malloc(q->cap + 1)) == NULL)
-				return MHD_NO;
+			size_t need = q->len + *upload_size;
+
+			/* Grown as the body comes: a slow client announcing
+			   nothing holds little memory. */
+			if (need > q->alloc) {
+				size_t na = q->alloc < 16384 ? 16384 : q->alloc;
+				unsigned char *nb;
+
+				while (na < need)
+					na *= 2;
+				if (na > q->cap)
+					na = q->cap;
+				if ((nb = realloc(q->buf, na + 1)) == NULL)
+					return MHD_NO;
+				q->buf = nb;
+				q->alloc = na;
+			}
 			memcpy(q->buf + q->len, upload, *upload_size);
 			q->len += *upload_size;
 		} else {
@@ -565,9 +579,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			 */
 			if (!q->too_big) {
 				q->too_big = 1;
+				if (q->buf != NULL)
+					explicit_bzero(q->buf, q->len);
 				free(q->buf);
 				q->buf = NULL;
-				q->len = 0;
+				q->len = q->alloc = 0;
 			}
 			q->discarded += *upload_size;
 			if (q->discarded > AMTCA_SERVE_DISCARD_MAX) {

@@ -188,6 +188,12 @@ code=$("${C[@]}" -o "$T/e404" -w '%{http_code}' "http://$PUB/nothing")
 code=$("${C[@]}" -o "$T/e405" -w '%{http_code}' -X DELETE "http://$PUB/chain.pem")
 [ "$code" = 405 ] && python3 -c 'import json,sys; json.load(open(sys.argv[1]))["error"]' "$T/e405" ||
     fail "DELETE /chain.pem: $code $(cat "$T/e405")"
+head -c $((64 * 1024)) /dev/zero >"$T/cap"
+for te in "" "Transfer-Encoding: chunked"; do
+	code=$("${CS[@]}" -o "$T/ecap" -w '%{http_code}' -H "$te" -H 'Content-Type: application/pkcs10' \
+	    --data-binary @"$T/cap" "https://$FQDN:8443/.well-known/est/simpleenroll")
+	[ "$code" != 413 ] || fail "a body of exactly 64 KiB${te:+ (chunked)} was refused as too large"
+done
 head -c $((64 * 1024 + 1)) /dev/zero >"$T/big"
 code=$("${CS[@]}" -o "$T/e413" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
     --data-binary @"$T/big" "https://$FQDN:8443/.well-known/est/simpleenroll")
