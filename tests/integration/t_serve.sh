@@ -390,3 +390,30 @@ expect_fail 1 'crl_url = http://pub.example.test/crl/'"$ski"'.crl' "$AMTCA" --ho
 expect_fail 1 'is not ADDR:PORT' "$AMTCA" --home "$HOME_CA" serve --listen nowhere \
     --name "$FQDN"
 ok "usage errors exit 2; a bad user, --publish-url out of step with amtca.conf, a bad address exit 1 with one line"
+
+# --- --publish-url with amtca.conf pointing there ---------------------------
+BASE="http://$PUB"
+printf 'crl_url = %s/crl/%s.crl\naia_url = %s/ca/%s.cer\n' "$BASE" "$ski" "$BASE" "$ski" \
+    >>"$HOME_CA/amtca.conf"
+start_serve "$T/s4" --listen "$HTTPS" --name "$FQDN" --publish-listen "$PUB" \
+    --publish-url "$BASE/" --status-listen "$STATUS" --user nobody --reconcile-every 0
+make_csr "$T/pub.csr" ec:prime256v1 pub1.example.test
+"$AMTCA" --home "$HOME_CA" issue --fqdn pub1.example.test --csr "$T/pub.csr" \
+    --out "$T/pub.pem" >/dev/null || fail "issue with crl_url/aia_url"
+cdp=$(openssl x509 -in "$T/pub.pem" -noout -ext crlDistributionPoints | sed -n 's/.*URI://p' | tr -d ' ')
+aia=$(openssl x509 -in "$T/pub.pem" -noout -ext authorityInfoAccess | sed -n 's/.*CA Issuers - URI://p' | tr -d ' ')
+[ "$cdp" = "$BASE/crl/$ski.crl" ] && [ "$aia" = "$BASE/ca/$ski.cer" ] ||
+    fail "CDP $cdp / AIA $aia, want under $BASE"
+"${C[@]}" "$aia" -o "$T/aia.cer" && cmp -s "$T/aia.cer" "$T/inter.want" ||
+    fail "the AIA URL does not serve the issuer"
+# openssl fetches the CRL from the certificate's CDP itself.
+openssl verify -crl_download -crl_check -CAfile "$T/chain.pem" "$T/pub.pem" >"$T/dl.out" 2>&1 ||
+    fail "verify with the CRL from the CDP: $(cat "$T/dl.out")"
+"$AMTCA" --home "$HOME_CA" revoke --fqdn pub1.example.test >/dev/null || fail "revoke pub1"
+for ((i = 0; i < 50; i++)); do
+	openssl verify -crl_download -crl_check -CAfile "$T/chain.pem" "$T/pub.pem" >"$T/dl.out" 2>&1 || break
+	sleep 0.1
+done
+grep -q 'certificate revoked' "$T/dl.out" || fail "CDP CRL after revoke: $(cat "$T/dl.out")"
+stop_serve
+ok "--publish-url agrees with amtca.conf: issued certificates' CDP and AIA are served; openssl -crl_download sees the revoke"
