@@ -480,15 +480,17 @@ send_resp(struct serve *s, struct MHD_Connection *c, struct srv_resp *rs,
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
-	char lp[256];
+	char lp[256], lm[40];
 	size_t i;
 
 	if (rs->status == 0)
 		srv_error(rs, 500, "no response");
 	r = MHD_create_response_from_buffer(rs->len, rs->body,
 	    MHD_RESPMEM_MUST_FREE);
-	if (r == NULL)
+	if (r == NULL) {
+		resp_clear(rs);
 		return MHD_NO;
+	}
 	rs->body = NULL;		/* MHD frees it */
 	if (rs->ctype != NULL)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -499,8 +501,9 @@ send_resp(struct serve *s, struct MHD_Connection *c, struct srv_resp *rs,
 	ret = MHD_queue_response(c, (unsigned int)rs->status, r);
 	MHD_destroy_response(r);
 	log_value(path, lp, sizeof(lp));
+	log_value(method, lm, sizeof(lm));
 	serve_log(s, "request", "method=%s path=%s status=%d peer=%s",
-	    method, lp, rs->status, peer);
+	    lm, lp, rs->status, peer);
 	pthread_mutex_lock(&s->mu);
 	s->st.requests++;
 	if (rs->status >= 500)
@@ -541,6 +544,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		    (unsigned long long)n > q->cap) {
 			/* Refused before a byte of the body is read. */
 			q->too_big = 1;
+			q->started = 1;
 			peer_of(c, peer, sizeof(peer));
 			srv_error(&rs, 413, "request body larger than %zu bytes",
 			    q->cap);
@@ -587,9 +591,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			}
 			q->discarded += *upload_size;
 			if (q->discarded > AMTCA_SERVE_DISCARD_MAX) {
+				char lm[40];
+
 				peer_of(c, peer, sizeof(peer));
+				log_value(method, lm, sizeof(lm));
 				serve_log(s, "request", "method=%s status=413 "
-				    "peer=%s msg=\"body cut off\"", method, peer);
+				    "peer=%s msg=\"body cut off\"", lm, peer);
 				return MHD_NO;
 			}
 		}
