@@ -157,6 +157,8 @@
 						   memory) */
 #define AMTCA_SERVE_EST_BODY_MAX (64 * 1024)    /* under /.well-known/est/ */
 #define AMTCA_SERVE_API_BODY_MAX (1024 * 1024)  /* under /api/v1/ */
+#define AMTCA_SERVE_DISCARD_MAX (1024 * 1024)  /* chunked body past its cap:
+						   dropped, then cut off */
 #define AMTCA_SERVE_CONN_MAX    256             /* connections per listener */
 #define AMTCA_SERVE_CONN_LIMIT  16384           /* --max-connections cap */
 #define AMTCA_SERVE_TIMEOUT_S   30              /* idle time per connection */
