@@ -451,14 +451,18 @@ int
 sgn_allow_check(const char *entry, const struct ca_policy *p,
     char out[AMTCA_FQDN_MAX + 1])
 {
+	char why[256];
 	int r;
 
 	if (entry != NULL && entry[0] == '*')
 		return amtca_fail(AMTCA_E_FQDN, "allow entry \"%.64s\": give the "
 		    "suffix itself (\"example.test\" covers every name below "
 		    "it), not a wildcard", entry);
-	if ((r = ca_fqdn_check(entry, p, out)) != 0)
-		return amtca_fail(r, "allow entry: %s", amtca_errmsg(r));
+	if ((r = ca_fqdn_check(entry, p, out)) != 0) {
+		/* The detail lives in the buffer amtca_fail() writes. */
+		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		return amtca_fail(r, "allow entry: %s", why);
+	}
 	return 0;
 }
 
