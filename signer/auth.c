@@ -30,6 +30,7 @@
 #include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -174,8 +175,27 @@ struct failslot {
 	unsigned count;
 };
 
+/*
+ * Leaves whose chain verified: the SHA-256 of the exact DER, its serial
+ * and notAfter.  A kept-alive client presents the same certificate on
+ * every request; verifying it again (parse, chain, signatures) cost more
+ * than the issuance it asks for.  Only the chain's verdict is cached: the
+ * record checks (current serial, active client, not revoked) run on every
+ * request.
+ */
+#define VERIFIED_MAX 64
+
+struct verified {
+	unsigned char sha[32];
+	char serial[2 * AMTCA_SERIAL_BYTES + 3];
+	time_t not_after;
+	int used;
+};
+
 struct sgn_auth_state {
 	struct sgn_ratelimit *by_name, *by_peer;
+	struct verified seen[VERIFIED_MAX];	/* under mu */
+	size_t seen_next;
 	X509_STORE *xs;			/* root trusted */
 	STACK_OF(X509) *inter;		/* the home's intermediate(s) */
 	pthread_mutex_t mu;		/* kdf_busy, dummy, fail* */
@@ -606,6 +626,48 @@ out:
 	return ret;
 }
 
+/* A leaf verified before and not expired: its serial into out. */
+static int
+verified_get(struct sgn_auth_state *st, const unsigned char sha[32],
+    char *serial, size_t len)
+{
+	time_t now = time(NULL);
+	size_t i;
+	int hit = 0;
+
+	pthread_mutex_lock(&st->mu);
+	for (i = 0; i < VERIFIED_MAX && !hit; i++)
+		if (st->seen[i].used && st->seen[i].not_after > now &&
+		    memcmp(st->seen[i].sha, sha, 32) == 0) {
+			snprintf(serial, len, "%s", st->seen[i].serial);
+			hit = 1;
+		}
+	pthread_mutex_unlock(&st->mu);
+	return hit;
+}
+
+static void
+verified_put(struct sgn_auth_state *st, const unsigned char sha[32],
+    const char *serial, X509 *leaf)
+{
+	struct verified *v;
+	struct tm tm;
+	time_t na;
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1)
+		return;
+	na = timegm(&tm);
+	if (na <= 0 || strlen(serial) >= sizeof(v->serial))
+		return;
+	pthread_mutex_lock(&st->mu);
+	v = &st->seen[st->seen_next++ % VERIFIED_MAX];
+	memcpy(v->sha, sha, 32);
+	snprintf(v->serial, sizeof(v->serial), "%s", serial);
+	v->not_after = na;
+	v->used = 1;
+	pthread_mutex_unlock(&st->mu);
+}
+
 static int
 cert_auth(struct sgn_core *c, const struct sgn_who *who,
     struct sgn_client *out)
@@ -617,7 +679,8 @@ cert_auth(struct sgn_core *c, const struct sgn_who *who,
 	X509 *leaf = NULL;
 	const unsigned char *p;
 	const char *who_name = NULL;
-	char *serial = NULL;
+	unsigned char sha[32];
+	char *serial = NULL, cached[2 * AMTCA_SERIAL_BYTES + 3];
 	int r, ret = AMTCA_E_AUTH;
 
 	if (who->ncert < 1 || who->ncert > SGN_CHAIN_MAX ||
@@ -625,6 +688,18 @@ cert_auth(struct sgn_core *c, const struct sgn_who *who,
 	    who->certlen[0] > AMTCA_CERT_FILE_MAX) {
 		ret = amtca_fail(AMTCA_E_AUTH, "no client certificate");
 		goto fail;
+	}
+	if (!EVP_Digest(who->cert[0], who->certlen[0], sha, NULL, EVP_sha256(),
+	    NULL)) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot hash");
+		goto out;
+	}
+	if (verified_get(st, sha, cached, sizeof(cached))) {
+		if ((serial = strdup(cached)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		goto records;
 	}
 	p = who->cert[0];
 	if ((leaf = d2i_X509(NULL, &p, (long)who->certlen[0])) == NULL ||
@@ -650,6 +725,8 @@ cert_auth(struct sgn_core *c, const struct sgn_who *who,
 		ret = r;
 		goto out;
 	}
+	verified_put(st, sha, serial, leaf);
+records:
 	r = store_client_by_serial(c->h->store, serial, &rec);
 	if (r == AMTCA_E_NOT_FOUND || (r == 0 && rec->removed_at != 0)) {
 		if (rec != NULL)

@@ -104,6 +104,72 @@ out:
 	return ret;
 }
 
+/* DER length octets of `n` into b (at most 5); returns how many. */
+static size_t
+der_len(size_t n, unsigned char *b)
+{
+	size_t k = 0, i;
+
+	if (n < 0x80) {
+		b[0] = (unsigned char)n;
+		return 1;
+	}
+	for (i = n; i > 0; i >>= 8)
+		k++;
+	b[0] = (unsigned char)(0x80 | k);
+	for (i = 0; i < k; i++)
+		b[1 + i] = (unsigned char)(n >> (8 * (k - 1 - i)));
+	return 1 + k;
+}
+
+/*
+ * The same certs-only SignedData around one certificate's DER, written
+ * directly: parsing the certificate to hand it to PKCS7_add_certificate()
+ * would cost more than the rest of the reply (OpenSSL 3's decoder lookup).
+ *   ContentInfo { signedData, [0] { SignedData { 1, {}, { data },
+ *       [0] IMPLICIT { cert }, {} } } }
+ */
+static int
+certs_only_der(const unsigned char *cert, size_t certlen, unsigned char **out,
+    size_t *len)
+{
+	static const unsigned char oid_signed[] = { 0x06, 0x09, 0x2a, 0x86,
+	    0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02 };
+	static const unsigned char head[] = { 0x02, 0x01, 0x01, 0x31, 0x00,
+	    0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01,
+	    0x07, 0x01 };
+	static const unsigned char tail[] = { 0x31, 0x00 };
+	unsigned char l1[6], l2[6], l3[6], l4[6], *p;
+	size_t n1, n2, n3, n4, certs, sd, exp, ci;
+
+	*out = NULL;
+	*len = 0;
+	n4 = der_len(certlen, l4);			/* [0] IMPLICIT SET */
+	certs = 1 + n4 + certlen;
+	sd = sizeof(head) + certs + sizeof(tail);	/* SignedData body */
+	n3 = der_len(sd, l3);
+	exp = 1 + n3 + sd;				/* [0] EXPLICIT body */
+	n2 = der_len(exp, l2);
+	ci = sizeof(oid_signed) + 1 + n2 + exp;		/* ContentInfo body */
+	n1 = der_len(ci, l1);
+	if ((p = *out = malloc(1 + n1 + ci)) == NULL)
+		return AMTCA_E_NOMEM;
+	*p++ = 0x30;
+	memcpy(p, l1, n1), p += n1;
+	memcpy(p, oid_signed, sizeof(oid_signed)), p += sizeof(oid_signed);
+	*p++ = 0xa0;
+	memcpy(p, l2, n2), p += n2;
+	*p++ = 0x30;
+	memcpy(p, l3, n3), p += n3;
+	memcpy(p, head, sizeof(head)), p += sizeof(head);
+	*p++ = 0xa0;
+	memcpy(p, l4, n4), p += n4;
+	memcpy(p, cert, certlen), p += certlen;
+	memcpy(p, tail, sizeof(tail)), p += sizeof(tail);
+	*len = (size_t)(p - *out);
+	return 0;
+}
+
 static void
 cacerts(struct serve *s, struct srv_resp *rs)
 {
@@ -307,9 +373,7 @@ enroll(struct serve *s, const struct srv_req *rq, struct srv_resp *rs,
 	struct sgn_issue_req req;
 	unsigned char *csr = NULL, *der = NULL, *p7 = NULL;
 	size_t csrlen = 0, derlen = 0, p7len = 0, n = 0;
-	const unsigned char *q;
 	char *serial = NULL;
-	X509 *x = NULL;
 	int r;
 
 	if (strcmp(rq->method, "POST") != 0) {
@@ -367,9 +431,7 @@ enroll(struct serve *s, const struct srv_req *rq, struct srv_resp *rs,
 		refuse(s, rq, rs, r, !reenroll);
 		goto out;
 	}
-	q = der;
-	if ((x = d2i_X509(NULL, &q, (long)derlen)) == NULL ||
-	    certs_only(&x, 1, &p7, &p7len) != 0) {
+	if (certs_only_der(der, derlen, &p7, &p7len) != 0) {
 		srv_error(rs, 500, "certificate %s is issued but cannot be "
 		    "encoded", serial);
 		goto out;
@@ -379,7 +441,6 @@ enroll(struct serve *s, const struct srv_req *rq, struct srv_resp *rs,
 	    "serial=%s fqdn=%s peer=%s", serial, names[0],
 	    rq->peer != NULL ? rq->peer : "-");
 out:
-	X509_free(x);
 	free(csr);
 	free(der);
 	free(p7);
