@@ -131,6 +131,9 @@ install: all
 	    >$(DESTDIR)$(SYSTEMDUNITDIR)/amtca-fleet.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/amtca-fleet.service
 	install -m 0644 scripts/amtca-fleet.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/amtca.service \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/amtca.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/amtca.service
 
 clean:
 	rm -rf build build-asan build-fuzz

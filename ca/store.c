@@ -851,3 +851,161 @@ store_creds_free(struct store_cred *c, size_t n)
 		store_cred_clear(&c[i]);
 	free(c);
 }
+
+/* --- admin and EST clients ------------------------------------------------ */
+
+void
+store_client_clear(struct store_client *c)
+{
+	if (c == NULL)
+		return;
+	free(c->name);
+	free(c->allow);
+	if (c->pwhash != NULL) {
+		explicit_bzero(c->pwhash, strlen(c->pwhash));
+		free(c->pwhash);
+	}
+	free(c->serial);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_client_free(struct store_client *c)
+{
+	if (c == NULL)
+		return;
+	store_client_clear(c);
+	free(c);
+}
+
+void
+store_clients_free(struct store_client *c, size_t n)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_client_clear(&c[i]);
+	free(c);
+}
+
+/* A backend that predates client records leaves the ops NULL. */
+static int
+no_clients(const struct store *s)
+{
+	return s->ops->client_add == NULL || s->ops->client_get == NULL ||
+	    s->ops->client_list == NULL || s->ops->client_bind == NULL ||
+	    s->ops->client_remove == NULL;
+}
+
+#define CLIENTS_OR_FAIL(s) do {						\
+	if (no_clients(s))						\
+		return amtca_fail(AMTCA_E_STORE, "the %s store keeps no "	\
+		    "client records", (s)->ops->scheme);			\
+} while (0)
+
+/* A record name: what ca_client_name_check() accepts, checked again here
+ * so no backend ever sees an empty or oversized key. */
+static int
+client_name_ok(const char *name)
+{
+	size_t n;
+
+	return name != NULL && (n = strlen(name)) > 0 &&
+	    n <= AMTCA_CLIENT_NAME_MAX;
+}
+
+int
+store_client_add(struct store *s, const struct store_client *c)
+{
+	struct store_client row;
+	char *key = NULL;
+	int r;
+
+	if (s == NULL || c == NULL || !client_name_ok(c->name) ||
+	    c->roles == 0 || (c->roles & ~(unsigned)(STORE_CLIENT_ADMIN |
+	    STORE_CLIENT_EST)) != 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_client_add: a client "
+		    "needs a name and a role");
+	if (c->allow != NULL && strlen(c->allow) > AMTCA_CLIENT_ALLOW_TEXT_MAX)
+		return amtca_fail(AMTCA_E_LIMIT, "allow list of client %.64s is "
+		    "too long", c->name);
+	CLIENTS_OR_FAIL(s);
+	row = *c;
+	if (c->serial != NULL) {
+		if ((r = norm_serial(c->serial, &key)) != 0)
+			return r;
+		row.serial = key;
+	}
+	if (row.created_at == 0)
+		row.created_at = time(NULL);
+	r = s->ops->client_add(s->be, &row);
+	free(key);
+	return r;
+}
+
+int
+store_client_get(struct store *s, const char *name, struct store_client **out)
+{
+	*out = NULL;
+	if (s == NULL || !client_name_ok(name))
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no client %.64s",
+		    name != NULL ? name : "");
+	CLIENTS_OR_FAIL(s);
+	return s->ops->client_get(s->be, name, NULL, out);
+}
+
+int
+store_client_by_serial(struct store *s, const char *serial,
+    struct store_client **out)
+{
+	char *key = NULL;
+	int r;
+
+	*out = NULL;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_client_by_serial: no store");
+	CLIENTS_OR_FAIL(s);
+	if ((r = norm_serial(serial, &key)) != 0)
+		return r;
+	r = s->ops->client_get(s->be, NULL, key, out);
+	free(key);
+	return r;
+}
+
+int
+store_client_list(struct store *s, struct store_client **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_client_list: no store");
+	CLIENTS_OR_FAIL(s);
+	return s->ops->client_list(s->be, out, n);
+}
+
+int
+store_client_bind(struct store *s, const char *name, const char *serial)
+{
+	char *key = NULL;
+	int r;
+
+	if (s == NULL || !client_name_ok(name))
+		return amtca_fail(AMTCA_E_USAGE, "store_client_bind: no client");
+	CLIENTS_OR_FAIL(s);
+	if ((r = norm_serial(serial, &key)) != 0)
+		return r;
+	r = s->ops->client_bind(s->be, name, key);
+	free(key);
+	return r;
+}
+
+int
+store_client_remove(struct store *s, const char *name, time_t when)
+{
+	if (s == NULL || !client_name_ok(name))
+		return amtca_fail(AMTCA_E_USAGE, "store_client_remove: no client");
+	CLIENTS_OR_FAIL(s);
+	return s->ops->client_remove(s->be, name, when != 0 ? when : time(NULL));
+}

@@ -278,4 +278,49 @@ int store_cred_remove(struct store *s, const char *name) AMTCA_WUR;
 void store_cred_free(struct store_cred *c);
 void store_creds_free(struct store_cred *c, size_t n);
 
+/*
+ * Admin and EST clients (amtca admin add, amtca est-client add): the
+ * requesters the signer authenticates besides itself.  Written by the
+ * signer only (CA records).  A name is unique forever: removing or revoking
+ * a client keeps its record (history) with removed_at set, and a removed
+ * client never authenticates again.
+ */
+#define STORE_CLIENT_ADMIN 0x2		/* same bits as SGN_ROLE_ADMIN */
+#define STORE_CLIENT_EST   0x4		/* same bits as SGN_ROLE_EST */
+
+struct store_client {
+	char *name;			/* ca_client_name_check() syntax */
+	unsigned roles;			/* STORE_CLIENT_* */
+	char *allow;			/* EST: names and suffixes it may
+					   obtain, lowercase, space-separated;
+					   NULL for admins */
+	char *pwhash;			/* Argon2id PHC string, or NULL */
+	char *serial;			/* its current certificate, or NULL */
+	time_t created_at;
+	time_t removed_at;		/* 0 while active */
+};
+
+/* Record a new client; AMTCA_E_EXISTS when the name is known (removed
+ * ones included).  Durable on return. */
+int store_client_add(struct store *s, const struct store_client *c) AMTCA_WUR;
+/* By name (exact) or by its current certificate's serial (case-
+ * insensitive); AMTCA_E_NOT_FOUND when none.  store_client_free(). */
+int store_client_get(struct store *s, const char *name,
+    struct store_client **out) AMTCA_WUR;
+int store_client_by_serial(struct store *s, const char *serial,
+    struct store_client **out) AMTCA_WUR;
+/* Every client, removed ones included, by name. */
+int store_client_list(struct store *s, struct store_client **out,
+    size_t *n) AMTCA_WUR;
+/* Bind an active client to its new current certificate; AMTCA_E_NOT_FOUND
+ * when unknown or removed. */
+int store_client_bind(struct store *s, const char *name,
+    const char *serial) AMTCA_WUR;
+/* Disable: set removed_at (the first removal's time is kept);
+ * AMTCA_E_NOT_FOUND when unknown. */
+int store_client_remove(struct store *s, const char *name,
+    time_t when) AMTCA_WUR;
+void store_client_free(struct store_client *c);
+void store_clients_free(struct store_client *c, size_t n);
+
 #endif

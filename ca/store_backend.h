@@ -82,6 +82,14 @@ struct store_ops {
 	    time_t now, int ttl_s);
 	int (*lease_release)(void *be, const char *name, const char *owner);
 
+	/* As store_client_*. */
+	int (*client_add)(void *be, const struct store_client *c);
+	int (*client_get)(void *be, const char *name, const char *serial,
+	    struct store_client **out);	/* by name, or by serial if name NULL */
+	int (*client_list)(void *be, struct store_client **out, size_t *n);
+	int (*client_bind)(void *be, const char *name, const char *serial);
+	int (*client_remove)(void *be, const char *name, time_t when);
+
 	/* As store_cred_*; put gets created_at/updated_at already set. */
 	int (*cred_put)(void *be, const struct store_cred *c);
 	int (*cred_get)(void *be, const char *name, struct store_cred **out);
@@ -90,6 +98,7 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+void store_client_clear(struct store_client *c);
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);

@@ -109,6 +109,23 @@ static const char upgrade_v2_sql[] =
     " updated_at INTEGER NOT NULL);"
     "PRAGMA user_version = 2;";
 
+/*
+ * Tables added after version 2, created on every open (IF NOT EXISTS) so
+ * a version-2 file gains them without a version bump: admin and EST
+ * clients.  A name is the key forever (removed clients stay, disabled).
+ */
+static const char tables_sql[] =
+    "CREATE TABLE IF NOT EXISTS clients ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " roles INTEGER NOT NULL,"
+    " allow TEXT,"
+    " pwhash TEXT,"
+    " serial TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " removed_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS clients_serial ON clients(serial)"
+    " WHERE serial IS NOT NULL;";
+
 static const char cert_cols[] =
     "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
     " revoked_at, requester, device";
@@ -183,7 +200,8 @@ schema(struct sq *s, int create)
 		ret = r;
 		goto out;
 	}
-	if ((r = exec(s, "COMMIT", "commit")) != 0) {
+	if ((r = exec(s, tables_sql, "schema update")) != 0 ||
+	    (r = exec(s, "COMMIT", "commit")) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -1239,6 +1257,169 @@ out:
 	return ret;
 }
 
+/* --- admin and EST clients ----------------------------------------------- */
+
+#define CLIENT_SELECT "SELECT name, roles, allow, pwhash, serial, " \
+	"created_at, removed_at FROM clients "
+
+static int
+row_client(sqlite3_stmt *st, void *p)
+{
+	struct store_client *c = p;
+
+	memset(c, 0, sizeof(*c));
+	if (dup_text(st, 0, &c->name) != 0 || dup_text(st, 2, &c->allow) != 0 ||
+	    dup_text(st, 3, &c->pwhash) != 0 || dup_text(st, 4, &c->serial) != 0) {
+		store_client_clear(c);
+		return AMTCA_E_NOMEM;
+	}
+	c->roles = (unsigned)sqlite3_column_int64(st, 1);
+	c->created_at = (time_t)sqlite3_column_int64(st, 5);
+	c->removed_at = (time_t)sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+static void
+clear_client_v(void *c)
+{
+	store_client_clear(c);
+}
+
+static int
+sq_client_add(void *be, const struct store_client *c)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO clients (name, roles, allow,"
+	    " pwhash, serial, created_at, removed_at) VALUES (?, ?, ?, ?, ?, ?,"
+	    " ?)", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "client record");
+		goto out;
+	}
+	bind_text(st, 1, c->name);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)c->roles);
+	bind_text(st, 3, c->allow);
+	bind_text(st, 4, c->pwhash);
+	bind_text(st, 5, c->serial);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)c->created_at);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->removed_at);
+	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		ret = amtca_fail(AMTCA_E_EXISTS, "a client named %.64s is already "
+		    "recorded (names are never reused, removed ones included)",
+		    c->name);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "client record");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_client_get(void *be, const char *name, const char *serial,
+    struct store_client **out)
+{
+	struct store_client *v = NULL;
+	size_t n = 0, i;
+	int r;
+
+	*out = NULL;
+	if (name != NULL)
+		r = list_rows(be, CLIENT_SELECT "WHERE name = ?1", name,
+		    sizeof(*v), row_client, clear_client_v, (void **)&v, &n);
+	else
+		r = list_rows(be, CLIENT_SELECT "WHERE serial = ?1 ORDER BY "
+		    "removed_at != 0, created_at DESC", serial, sizeof(*v),
+		    row_client, clear_client_v, (void **)&v, &n);
+	if (r != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return name != NULL ?
+		    amtca_fail(AMTCA_E_NOT_FOUND, "no client %.64s", name) :
+		    amtca_fail(AMTCA_E_NOT_FOUND, "no client holds certificate "
+		    "%.64s", serial);
+	}
+	for (i = 1; i < n; i++)
+		store_client_clear(&v[i]);
+	*out = v;		/* the first row; its array slot is the block */
+	return 0;
+}
+
+static int
+sq_client_list(void *be, struct store_client **out, size_t *n)
+{
+	return list_rows(be, CLIENT_SELECT "ORDER BY name", NULL,
+	    sizeof(**out), row_client, clear_client_v, (void **)out, n);
+}
+
+/* One UPDATE of a client row; AMTCA_E_NOT_FOUND when it changed none. */
+static int
+client_update(struct sq *s, const char *sql, const char *name,
+    const char *text, sqlite3_int64 num)
+{
+	sqlite3_stmt *st = NULL;
+	int changed, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "client update");
+		goto out;
+	}
+	bind_text(st, 1, name);
+	if (text != NULL)
+		bind_text(st, 2, text);
+	else
+		sqlite3_bind_int64(st, 2, num);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "client update");
+		goto out;
+	}
+	changed = sqlite3_changes(s->db);
+	ret = changed > 0 ? 0 : AMTCA_E_NOT_FOUND;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_client_bind(void *be, const char *name, const char *serial)
+{
+	int r;
+
+	r = client_update(be, "UPDATE clients SET serial = ?2 WHERE name = ?1 "
+	    "AND removed_at = 0", name, serial, 0);
+	if (r == AMTCA_E_NOT_FOUND)
+		return amtca_fail(r, "no active client %.64s", name);
+	return r;
+}
+
+static int
+sq_client_remove(void *be, const char *name, time_t when)
+{
+	struct store_client *c = NULL;
+	int r;
+
+	r = client_update(be, "UPDATE clients SET removed_at = ?2 WHERE "
+	    "name = ?1 AND removed_at = 0", name, NULL, (sqlite3_int64)when);
+	if (r != AMTCA_E_NOT_FOUND)
+		return r;
+	/* Already removed is fine (the first time is kept); unknown is not. */
+	r = sq_client_get(be, name, NULL, &c);
+	store_client_free(c);
+	return r;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -1259,6 +1440,11 @@ const struct store_ops store_sqlite_ops = {
 	.lease_take = sq_lease_take,
 	.lease_renew = sq_lease_renew,
 	.lease_release = sq_lease_release,
+	.client_add = sq_client_add,
+	.client_get = sq_client_get,
+	.client_list = sq_client_list,
+	.client_bind = sq_client_bind,
+	.client_remove = sq_client_remove,
 	.cred_put = sq_cred_put,
 	.cred_get = sq_cred_get,
 	.cred_list = sq_cred_list,

@@ -22,6 +22,7 @@
  *                            retired (docs/PROTOCOL.signer)
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,12 @@ sgn_core_issue(struct sgn_core *c, const struct sgn_who *who,
 		ret = r;
 		goto out;
 	}
+	/* The renewed certificate is the client's current one from now on
+	 * (auth.c authenticates only the recorded serial). */
+	if (req->profile == SGN_PROFILE_EST && req->reenroll && serial != NULL &&
+	    (r = sgn_core_client_rebind(c, &cl, *serial)) != 0)
+		fprintf(stderr, "event=est_rebind_failed client=%s serial=%s "
+		    "error=\"%s\"\n", cl.name, *serial, amtca_errmsg(r));
 	ret = 0;
 out:
 	ca_csr_free(csr);

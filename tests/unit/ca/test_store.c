@@ -1017,6 +1017,86 @@ test_upgrade_from_previous(void **state)
 	store_close(s2);
 }
 
+/* Admin and EST client records: unique names forever, lookup by serial,
+ * removal keeps the record but disables binding. */
+static void
+test_clients(void **state)
+{
+	struct fx *f = *state;
+	struct store_client c, *g = NULL, *v = NULL;
+	struct store *s2 = NULL;
+	size_t n = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	c.allow = (char *)"example.test b.example.org";
+	c.pwhash = (char *)"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+	c.created_at = 100;
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"admin1";
+	c.roles = STORE_CLIENT_ADMIN;
+	c.serial = (char *)"0abc";
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	/* Same name again: refused, whatever the role. */
+	c.roles = STORE_CLIENT_EST;
+	c.serial = NULL;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+	/* No role or no name: refused before the backend. */
+	c.name = (char *)"x";
+	c.roles = 0;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_USAGE);
+
+	/* Seen through a second connection, by name and by serial. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	assert_int_equal(store_client_get(s2, "est1", &g), 0);
+	assert_int_equal(g->roles, STORE_CLIENT_EST);
+	assert_string_equal(g->allow, "example.test b.example.org");
+	assert_non_null(g->pwhash);
+	assert_null(g->serial);
+	assert_int_equal(g->created_at, 100);
+	assert_int_equal(g->removed_at, 0);
+	store_client_free(g);
+	assert_int_equal(store_client_by_serial(s2, "0ABC", &g), 0);
+	assert_string_equal(g->name, "admin1");
+	assert_string_equal(g->serial, "0ABC");	/* stored uppercase */
+	store_client_free(g);
+	assert_int_equal(store_client_by_serial(s2, "0abd", &g),
+	    AMTCA_E_NOT_FOUND);
+	assert_null(g);
+	assert_int_equal(store_client_get(s2, "nobody", &g), AMTCA_E_NOT_FOUND);
+
+	/* Rebinding moves the serial lookup. */
+	assert_int_equal(store_client_bind(f->s, "est1", "0DEF"), 0);
+	assert_int_equal(store_client_by_serial(s2, "0def", &g), 0);
+	assert_string_equal(g->name, "est1");
+	store_client_free(g);
+	assert_int_equal(store_client_bind(f->s, "ghost", "01"),
+	    AMTCA_E_NOT_FOUND);
+
+	/* Removal: kept, disabled, first time kept, no rebinding after. */
+	assert_int_equal(store_client_remove(f->s, "est1", 500), 0);
+	assert_int_equal(store_client_remove(f->s, "est1", 900), 0);
+	assert_int_equal(store_client_get(s2, "est1", &g), 0);
+	assert_int_equal(g->removed_at, 500);
+	store_client_free(g);
+	assert_int_equal(store_client_bind(f->s, "est1", "0FFF"),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_client_remove(f->s, "ghost", 1),
+	    AMTCA_E_NOT_FOUND);
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+
+	assert_int_equal(store_client_list(s2, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "admin1");
+	assert_string_equal(v[1].name, "est1");
+	store_clients_free(v, n);
+	store_close(s2);
+}
+
 int
 main(void)
 {
@@ -1041,6 +1121,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
 		    teardown),
