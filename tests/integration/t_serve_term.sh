@@ -90,5 +90,5 @@ check_devices 'st%03d.example.test' 127.0.72.1 $N
 ndev=$("$AMTCA" --home "$HOME_CA" list --json | python3 -c 'import json,sys; print(len([c for c in json.load(sys.stdin)["certificates"] if c.get("device")]))')
 [ "$ndev" = $N ] || fail "$ndev device certificates for $N devices: one issued twice"
 kill -TERM "$SERVE_PID"
-wait "$SERVE_PID" || fail "second serve did not exit 0"
+wait "$SERVE_PID" || fail "second serve did not exit 0: $(grep -v "^ts=" "$T/serve.err" | tail -n 40)"
 ok "the restarted service completed the job: one bound leaf, one key, one valid record per device"
