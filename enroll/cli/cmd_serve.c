@@ -129,7 +129,9 @@ cmd_serve(const char *home, int argc, char **argv)
 			    "(6h; 0 never)\n"
 			    "  --max-connections N       per listener (%d)\n"
 			    "  --timeout SECONDS         idle time per connection "
-			    "(%d)\n"
+			    "(%d); a body\n"
+			    "                            must arrive within twice "
+			    "that\n"
 			    "  --help                    this text\n",
 			    AMTCA_SERVE_STATUS_PORT, AMTCA_SERVE_CONN_MAX,
 			    AMTCA_SERVE_TIMEOUT_S);
