@@ -138,7 +138,8 @@ cmd_serve(const char *home, int argc, char **argv)
 			cli_help("serve", syn, options, opts);
 			printf("\nPrints \"ready\" once every listener accepts; "
 			    "logs one key=value line per\nevent on stderr; exits 0 "
-			    "on SIGTERM after at most %d seconds.\n",
+			    "on SIGTERM after at most %d seconds; SIGHUP renews\n"
+			    "the --name certificate at once.\n",
 			    AMTCA_SERVE_STOP_S);
 			return EXIT_OK;
 		default:
