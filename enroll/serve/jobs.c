@@ -73,6 +73,32 @@ cred_get(void *ctx, const char *name, const char *fqdn, char **user,
 	return sgn_cred_get(serve_sgn(ctx), name, fqdn, user, password);
 }
 
+/*
+ * fleet_stamp_fn: what an auth_failed is recorded against: the credential's
+ * name and when it was last replaced, so `amtca credential add` with a new
+ * password lets the device be tried again (never the password or a hash).
+ */
+static int
+cred_stamp(void *ctx, const char *name, char **stamp)
+{
+	struct store_cred *c = NULL;
+	int r;
+
+	*stamp = NULL;
+	if ((r = store_cred_get(serve_home(ctx)->state, name, &c)) != 0 &&
+	    r != AMTCA_E_NOT_FOUND)
+		return r;
+	amtca_err_clear();
+	r = asprintf(stamp, "credential:%s:%lld", name,
+	    c != NULL ? (long long)c->updated_at : 0LL);
+	store_cred_free(c);
+	if (r == -1) {
+		*stamp = NULL;
+		return AMTCA_E_NOMEM;
+	}
+	return 0;
+}
+
 static void
 progress(void *ctx, const struct fleet_progress *p)
 {
@@ -237,6 +263,7 @@ run_one(struct serve *s, struct qjob *q)
 	fo.job_id = q->id;
 	fo.stop = &R.stop;
 	fo.cred_get = cred_get;
+	fo.cred_stamp = cred_stamp;
 	fo.cred_ctx = s;
 	serve_log(s, "job_start", "job=%s devices=%zu concurrency=%u%s", q->id,
 	    n, fo.concurrency, q->reconcile ? " reconcile=1" : "");
