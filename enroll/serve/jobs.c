@@ -388,7 +388,7 @@ out:
 /* Store a job and its devices; *id malloc'd. */
 static int
 job_store(struct store *st, const struct fleet_host *hosts, size_t n,
-    int reconcile, char **id)
+    int reconcile, unsigned concurrency, char **id)
 {
 	struct store_job j;
 	struct store_job_device jd;
@@ -403,9 +403,13 @@ job_store(struct store *st, const struct fleet_host *hosts, size_t n,
 		ret = r;
 		goto out;
 	}
-	/* Never the digest of a hosts file: `amtca fleet` never takes it. */
-	if (asprintf(&digest, "%s:%s", reconcile ? "reconcile" : "api",
-	    jid) == -1) {
+	/*
+	 * Never the digest of a hosts file, so `amtca fleet` never takes the
+	 * job; it says what kind of job this is and its concurrency, which a
+	 * resumed job keeps (job_concurrency()).
+	 */
+	if (asprintf(&digest, "%s:%s:c=%u", reconcile ? "reconcile" : "api",
+	    jid, concurrency) == -1) {
 		digest = NULL;
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -465,7 +469,7 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	 * per row).  Killed here, the job is "running" and the next start
 	 * runs it; a DELETE of it before it is queued leaves it cancelled.
 	 */
-	if ((r = job_store(st, hosts, n, 0, id)) != 0) {
+	if ((r = job_store(st, hosts, n, 0, concurrency, id)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -541,6 +545,22 @@ api_job_cancelling(const char *id)
 	return yes;
 }
 
+/* The concurrency job_store() recorded (0: the default). */
+static unsigned
+job_concurrency(const char *digest)
+{
+	const char *p = digest != NULL ? strstr(digest, ":c=") : NULL;
+	unsigned long v;
+	char *end = NULL;
+
+	if (p == NULL)
+		return 0;
+	v = strtoul(p + 3, &end, 10);
+	if (end == p + 3 || *end != '\0' || v > AMTCA_API_CONCURRENCY_MAX)
+		return 0;
+	return (unsigned)v;
+}
+
 int
 api_jobs_start(struct serve *s)
 {
@@ -567,7 +587,9 @@ api_jobs_start(struct serve *s)
 	for (i = nj; i-- > 0;) {
 		if (strcmp(jobs[i].state, "running") != 0)
 			continue;
-		if ((r = enqueue(jobs[i].id, 0, jobs[i].hosts_digest != NULL &&
+		if ((r = enqueue(jobs[i].id,
+		    job_concurrency(jobs[i].hosts_digest),
+		    jobs[i].hosts_digest != NULL &&
 		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0)) != 0) {
 			serve_log(s, "job_error", "job=%s resume=1 error=\"%s\"",
 			    jobs[i].id, amtca_errmsg(r));
@@ -697,7 +719,8 @@ api_reconcile(struct serve *s)
 		ret = 0;
 		goto out;
 	}
-	if ((r = job_store(st, h, k, 1, &id)) != 0) {
+	if ((r = job_store(st, h, k, 1, AMTCA_API_CONCURRENCY_DEFAULT,
+	    &id)) != 0) {
 		ret = r;
 		goto out;
 	}
