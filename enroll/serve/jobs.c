@@ -52,6 +52,7 @@ static struct {
 	size_t nq;
 	char *current;			/* the job fleet_run() has, or NULL */
 	int current_reconcile;
+	int reconciling;		/* api_reconcile() is storing one */
 	struct fleet_stop stop;		/* the current run's */
 } R = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -70,6 +71,32 @@ cred_get(void *ctx, const char *name, const char *fqdn, char **user,
     char **password)
 {
 	return sgn_cred_get(serve_sgn(ctx), name, fqdn, user, password);
+}
+
+/*
+ * fleet_stamp_fn: what an auth_failed is recorded against: the credential's
+ * name and when it was last replaced, so `amtca credential add` with a new
+ * password lets the device be tried again (never the password or a hash).
+ */
+static int
+cred_stamp(void *ctx, const char *name, char **stamp)
+{
+	struct store_cred *c = NULL;
+	int r;
+
+	*stamp = NULL;
+	if ((r = store_cred_get(serve_home(ctx)->state, name, &c)) != 0 &&
+	    r != AMTCA_E_NOT_FOUND)
+		return r;
+	amtca_err_clear();
+	r = asprintf(stamp, "credential:%s:%lld", name,
+	    c != NULL ? (long long)c->updated_at : 0LL);
+	store_cred_free(c);
+	if (r == -1) {
+		*stamp = NULL;
+		return AMTCA_E_NOMEM;
+	}
+	return 0;
 }
 
 static void
@@ -117,6 +144,22 @@ job_hosts(struct store *st, const char *id, struct fleet_host **out, size_t *n)
 		goto out;
 	}
 	for (i = 0; i < njd; i++) {
+		/*
+		 * A device this job failed earlier (a resumed job) is to be
+		 * run again: pending again, which is also what lets the signer
+		 * open its credential (signer/cred.c: work pending).
+		 */
+		if (jd[i].result != NULL && strcmp(jd[i].result, "failed") == 0) {
+			free(jd[i].result);
+			if ((jd[i].result = strdup("pending")) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			if ((r = store_job_device_put(st, &jd[i])) != 0) {
+				ret = r;
+				goto out;
+			}
+		}
 		if ((r = store_device_get(st, jd[i].fqdn, &d)) != 0) {
 			ret = r;
 			goto out;
@@ -220,6 +263,7 @@ run_one(struct serve *s, struct qjob *q)
 	fo.job_id = q->id;
 	fo.stop = &R.stop;
 	fo.cred_get = cred_get;
+	fo.cred_stamp = cred_stamp;
 	fo.cred_ctx = s;
 	serve_log(s, "job_start", "job=%s devices=%zu concurrency=%u%s", q->id,
 	    n, fo.concurrency, q->reconcile ? " reconcile=1" : "");
@@ -344,7 +388,7 @@ out:
 /* Store a job and its devices; *id malloc'd. */
 static int
 job_store(struct store *st, const struct fleet_host *hosts, size_t n,
-    int reconcile, char **id)
+    int reconcile, unsigned concurrency, char **id)
 {
 	struct store_job j;
 	struct store_job_device jd;
@@ -359,9 +403,13 @@ job_store(struct store *st, const struct fleet_host *hosts, size_t n,
 		ret = r;
 		goto out;
 	}
-	/* Never the digest of a hosts file: `amtca fleet` never takes it. */
-	if (asprintf(&digest, "%s:%s", reconcile ? "reconcile" : "api",
-	    jid) == -1) {
+	/*
+	 * Never the digest of a hosts file, so `amtca fleet` never takes the
+	 * job; it says what kind of job this is and its concurrency, which a
+	 * resumed job keeps (job_concurrency()).
+	 */
+	if (asprintf(&digest, "%s:%s:c=%u", reconcile ? "reconcile" : "api",
+	    jid, concurrency) == -1) {
 		digest = NULL;
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -408,16 +456,27 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	int r, ret = AMTCA_E_INTERNAL;
 
 	*id = NULL;
+	/* Refuse early (same refusal as enqueue's, nothing stored)... */
 	pthread_mutex_lock(&R.mu);
-	if (R.stopping || R.nq >= AMTCA_API_QUEUE_MAX) {
-		ret = enqueue("", 0, 0);	/* the same refusal, nothing queued */
-		goto out;
-	}
-	if ((r = job_store(st, hosts, n, 0, id)) != 0) {
+	r = R.stopping || R.nq >= AMTCA_API_QUEUE_MAX ? enqueue("", 0, 0) : 0;
+	pthread_mutex_unlock(&R.mu);
+	if (r != 0) {
 		ret = r;
 		goto out;
 	}
-	if ((r = enqueue(*id, concurrency, 0)) != 0) {
+	/*
+	 * ... then store without holding the runner's lock (a durable write
+	 * per row).  Killed here, the job is "running" and the next start
+	 * runs it; a DELETE of it before it is queued leaves it cancelled.
+	 */
+	if ((r = job_store(st, hosts, n, 0, concurrency, id)) != 0) {
+		ret = r;
+		goto out;
+	}
+	pthread_mutex_lock(&R.mu);
+	r = enqueue(*id, concurrency, 0);
+	pthread_mutex_unlock(&R.mu);
+	if (r != 0) {
 		job_mark(st, *id, "cancelled");
 		free(*id);
 		*id = NULL;
@@ -426,7 +485,6 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	}
 	ret = 0;
 out:
-	pthread_mutex_unlock(&R.mu);
 	return ret;
 }
 
@@ -487,6 +545,22 @@ api_job_cancelling(const char *id)
 	return yes;
 }
 
+/* The concurrency job_store() recorded (0: the default). */
+static unsigned
+job_concurrency(const char *digest)
+{
+	const char *p = digest != NULL ? strstr(digest, ":c=") : NULL;
+	unsigned long v;
+	char *end = NULL;
+
+	if (p == NULL)
+		return 0;
+	v = strtoul(p + 3, &end, 10);
+	if (end == p + 3 || *end != '\0' || v > AMTCA_API_CONCURRENCY_MAX)
+		return 0;
+	return (unsigned)v;
+}
+
 int
 api_jobs_start(struct serve *s)
 {
@@ -513,7 +587,9 @@ api_jobs_start(struct serve *s)
 	for (i = nj; i-- > 0;) {
 		if (strcmp(jobs[i].state, "running") != 0)
 			continue;
-		if ((r = enqueue(jobs[i].id, 0, jobs[i].hosts_digest != NULL &&
+		if ((r = enqueue(jobs[i].id,
+		    job_concurrency(jobs[i].hosts_digest),
+		    jobs[i].hosts_digest != NULL &&
 		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0)) != 0) {
 			serve_log(s, "job_error", "job=%s resume=1 error=\"%s\"",
 			    jobs[i].id, amtca_errmsg(r));
@@ -591,19 +667,21 @@ api_reconcile(struct serve *s)
 	const char *name;
 	char *id = NULL;
 	size_t nd = 0, i, k = 0;
-	int r, ret = AMTCA_E_INTERNAL;
+	int r, busy = 0, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&R.mu);
-	/* One reconcile at a time: waiting or running, it covers this one. */
-	if (R.current != NULL && R.current_reconcile) {
-		ret = 0;
-		goto out;
-	}
+	/* One reconcile at a time: waiting, running or being stored. */
+	busy = R.reconciling || (R.current != NULL && R.current_reconcile);
 	for (i = 0; i < R.nq; i++)
-		if (R.q[i].reconcile) {
-			ret = 0;
-			goto out;
-		}
+		busy |= R.q[i].reconcile;
+	if (!busy)
+		R.reconciling = 1;
+	pthread_mutex_unlock(&R.mu);
+	if (busy) {
+		serve_log(s, "reconcile", "skipped=1 reason=\"one is waiting or "
+		    "running\"");
+		return 0;
+	}
 	if ((r = store_device_list(st, &d, &nd)) != 0) {
 		ret = r;
 		goto out;
@@ -641,20 +719,24 @@ api_reconcile(struct serve *s)
 		ret = 0;
 		goto out;
 	}
-	if (R.stopping || R.nq >= AMTCA_API_QUEUE_MAX) {
-		ret = enqueue("", 0, 1);
+	if ((r = job_store(st, h, k, 1, AMTCA_API_CONCURRENCY_DEFAULT,
+	    &id)) != 0) {
+		ret = r;
 		goto out;
 	}
-	if ((r = job_store(st, h, k, 1, &id)) != 0 ||
-	    (r = enqueue(id, 0, 1)) != 0) {
-		if (id != NULL)
-			job_mark(st, id, "cancelled");
+	pthread_mutex_lock(&R.mu);
+	r = enqueue(id, 0, 1);
+	pthread_mutex_unlock(&R.mu);
+	if (r != 0) {
+		job_mark(st, id, "cancelled");
 		ret = r;
 		goto out;
 	}
 	serve_log(s, "reconcile", "job=%s devices=%zu", id, k);
 	ret = 0;
 out:
+	pthread_mutex_lock(&R.mu);
+	R.reconciling = 0;
 	pthread_mutex_unlock(&R.mu);
 	free(id);
 	hosts_free(h, k);

@@ -5,8 +5,9 @@
 #                           EST client's ($T/estc.pem, .key); the service
 #                           will listen on ADDR:8443 (HTTPS) and ADDR:8080
 #                           (publication)
-#   serve_up                start `amtca serve` and wait for "ready"; sets
-#                           SERVE_PID (kill -9 safe: registered for cleanup)
+#   serve_up [ARGS...]      start `amtca serve` (ARGS, default
+#                           --reconcile-every 0) and wait for "ready"; sets
+#                           SERVE_PID (registered for cleanup)
 #   api [--anon|--est] METHOD PATH [curl args...]
 #                           one request; the body in $T/body, prints the
 #                           HTTP status
@@ -35,10 +36,11 @@ api_setup() {
 
 serve_up() {
 	local i
+	[ $# -gt 0 ] || set -- --reconcile-every 0
 	: >"$T/serve.out"
 	"$AMTCA" --home "$HOME_CA" serve --listen "$API_ADDR:8443" \
 	    --name "$API_NAME" --publish-listen "$API_ADDR:8080" \
-	    --reconcile-every 0 >>"$T/serve.out" 2>>"$T/serve.err" &
+	    "$@" >>"$T/serve.out" 2>>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill -KILL $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
 	for ((i = 0; i < 600; i++)); do

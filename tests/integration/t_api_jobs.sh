@@ -8,6 +8,8 @@
 #    completes it, which also completes the devices the cancelled job did
 #    not reach; every device then has one bound leaf and one key in AMT,
 #    one valid certificate in the records, and none was issued twice.
+# (Stopping with SIGTERM, the reconcile timer and aborting AMT work in
+# flight: t_api_stop.sh.)
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
@@ -72,6 +74,8 @@ ok "serve killed with SIGKILL with $done1 of $N devices finished"
 serve_up
 job_wait "$id2" done 300
 grep -q "event=job_resume job=$id2" "$T/serve.err" || fail "the restart did not resume $id2"
+[ "$(grep -c "event=job_start job=$id2 devices=$N concurrency=4" "$T/serve.err")" = 2 ] ||
+    fail "the resumed job did not keep its concurrency: $(grep "job_start job=$id2" "$T/serve.err")"
 python3 - "$T/body" $N <<'PY' || fail "the resumed job's counts: $(head -c 600 "$T/body")"
 import json, sys
 d, n = json.load(open(sys.argv[1])), int(sys.argv[2])
