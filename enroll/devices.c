@@ -62,6 +62,10 @@ device_infos_free(struct device_info *v, size_t n)
 		free(v[i].d.state);
 		free(v[i].d.last_step);
 		free(v[i].d.error);
+		free(v[i].d.user);
+		free(v[i].d.cred_ref);
+		free(v[i].d.cred_stamp);
+		free(v[i].d.tls_pin);
 	}
 	free(v);
 }

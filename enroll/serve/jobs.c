@@ -73,6 +73,32 @@ cred_get(void *ctx, const char *name, const char *fqdn, char **user,
 	return sgn_cred_get(serve_sgn(ctx), name, fqdn, user, password);
 }
 
+/*
+ * fleet_stamp_fn: what an auth_failed is recorded against: the credential's
+ * name and when it was last replaced, so `amtca credential add` with a new
+ * password lets the device be tried again (never the password or a hash).
+ */
+static int
+cred_stamp(void *ctx, const char *name, char **stamp)
+{
+	struct store_cred *c = NULL;
+	int r;
+
+	*stamp = NULL;
+	if ((r = store_cred_get(serve_home(ctx)->state, name, &c)) != 0 &&
+	    r != AMTCA_E_NOT_FOUND)
+		return r;
+	amtca_err_clear();
+	r = asprintf(stamp, "credential:%s:%lld", name,
+	    c != NULL ? (long long)c->updated_at : 0LL);
+	store_cred_free(c);
+	if (r == -1) {
+		*stamp = NULL;
+		return AMTCA_E_NOMEM;
+	}
+	return 0;
+}
+
 static void
 progress(void *ctx, const struct fleet_progress *p)
 {
@@ -237,6 +263,7 @@ run_one(struct serve *s, struct qjob *q)
 	fo.job_id = q->id;
 	fo.stop = &R.stop;
 	fo.cred_get = cred_get;
+	fo.cred_stamp = cred_stamp;
 	fo.cred_ctx = s;
 	serve_log(s, "job_start", "job=%s devices=%zu concurrency=%u%s", q->id,
 	    n, fo.concurrency, q->reconcile ? " reconcile=1" : "");
@@ -361,7 +388,7 @@ out:
 /* Store a job and its devices; *id malloc'd. */
 static int
 job_store(struct store *st, const struct fleet_host *hosts, size_t n,
-    int reconcile, char **id)
+    int reconcile, unsigned concurrency, char **id)
 {
 	struct store_job j;
 	struct store_job_device jd;
@@ -376,9 +403,13 @@ job_store(struct store *st, const struct fleet_host *hosts, size_t n,
 		ret = r;
 		goto out;
 	}
-	/* Never the digest of a hosts file: `amtca fleet` never takes it. */
-	if (asprintf(&digest, "%s:%s", reconcile ? "reconcile" : "api",
-	    jid) == -1) {
+	/*
+	 * Never the digest of a hosts file, so `amtca fleet` never takes the
+	 * job; it says what kind of job this is and its concurrency, which a
+	 * resumed job keeps (job_concurrency()).
+	 */
+	if (asprintf(&digest, "%s:%s:c=%u", reconcile ? "reconcile" : "api",
+	    jid, concurrency) == -1) {
 		digest = NULL;
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -438,7 +469,7 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	 * per row).  Killed here, the job is "running" and the next start
 	 * runs it; a DELETE of it before it is queued leaves it cancelled.
 	 */
-	if ((r = job_store(st, hosts, n, 0, id)) != 0) {
+	if ((r = job_store(st, hosts, n, 0, concurrency, id)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -514,6 +545,22 @@ api_job_cancelling(const char *id)
 	return yes;
 }
 
+/* The concurrency job_store() recorded (0: the default). */
+static unsigned
+job_concurrency(const char *digest)
+{
+	const char *p = digest != NULL ? strstr(digest, ":c=") : NULL;
+	unsigned long v;
+	char *end = NULL;
+
+	if (p == NULL)
+		return 0;
+	v = strtoul(p + 3, &end, 10);
+	if (end == p + 3 || *end != '\0' || v > AMTCA_API_CONCURRENCY_MAX)
+		return 0;
+	return (unsigned)v;
+}
+
 int
 api_jobs_start(struct serve *s)
 {
@@ -540,7 +587,9 @@ api_jobs_start(struct serve *s)
 	for (i = nj; i-- > 0;) {
 		if (strcmp(jobs[i].state, "running") != 0)
 			continue;
-		if ((r = enqueue(jobs[i].id, 0, jobs[i].hosts_digest != NULL &&
+		if ((r = enqueue(jobs[i].id,
+		    job_concurrency(jobs[i].hosts_digest),
+		    jobs[i].hosts_digest != NULL &&
 		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0)) != 0) {
 			serve_log(s, "job_error", "job=%s resume=1 error=\"%s\"",
 			    jobs[i].id, amtca_errmsg(r));
@@ -670,7 +719,8 @@ api_reconcile(struct serve *s)
 		ret = 0;
 		goto out;
 	}
-	if ((r = job_store(st, h, k, 1, &id)) != 0) {
+	if ((r = job_store(st, h, k, 1, AMTCA_API_CONCURRENCY_DEFAULT,
+	    &id)) != 0) {
 		ret = r;
 		goto out;
 	}

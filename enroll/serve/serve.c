@@ -93,6 +93,7 @@ struct creq {
 	size_t len, alloc;		/* alloc: bytes usable, +1 for a NUL */
 	int too_big;
 	size_t discarded;		/* bytes past the cap, dropped */
+	struct timespec t0;		/* headers complete (monotonic) */
 	int started;
 };
 
@@ -537,6 +538,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if ((q = calloc(1, sizeof(*q))) == NULL)
 			return MHD_NO;
 		*con_cls = q;
+		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 		q->cap = body_cap(lc->which, url);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -553,6 +555,21 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_size != 0) {
+		struct timespec now;
+
+		/* A body that trickles in: the idle timeout alone would let
+		   it hold its thread for ever. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - q->t0.tv_sec > (time_t)s->o->timeout_s *
+		    AMTCA_SERVE_BODY_TIMEOUTS) {
+			char lm[40];
+
+			peer_of(c, peer, sizeof(peer));
+			log_value(method, lm, sizeof(lm));
+			serve_log(s, "request", "method=%s status=408 peer=%s "
+			    "msg=\"body too slow\"", lm, peer);
+			return MHD_NO;
+		}
 		if (!q->too_big && q->len + *upload_size <= q->cap) {
 			size_t need = q->len + *upload_size;
 

@@ -74,6 +74,8 @@ ok "serve killed with SIGKILL with $done1 of $N devices finished"
 serve_up
 job_wait "$id2" done 300
 grep -q "event=job_resume job=$id2" "$T/serve.err" || fail "the restart did not resume $id2"
+[ "$(grep -c "event=job_start job=$id2 devices=$N concurrency=4" "$T/serve.err")" = 2 ] ||
+    fail "the resumed job did not keep its concurrency: $(grep "job_start job=$id2" "$T/serve.err")"
 python3 - "$T/body" $N <<'PY' || fail "the resumed job's counts: $(head -c 600 "$T/body")"
 import json, sys
 d, n = json.load(open(sys.argv[1])), int(sys.argv[2])

@@ -5,6 +5,8 @@
 #    and one valid certificate per device);
 #  - the reconcile timer (--reconcile-every) queues a job over every device
 #    with a sealed credential, which finds them all healthy (unchanged);
+#  - a credential AMT refuses leaves the device auth_failed and is not tried
+#    again by the next job, until `amtca credential add` replaces it;
 #  - a cancel aborts what is in flight: devices waiting 40 s for AMT to
 #    bring TLS up after a commit stop within the grace period (5 s), end
 #    failed (reconcilable, the reason says aborted), and the job is
@@ -17,7 +19,7 @@ source "$(dirname "$0")/api_helpers.sh"
 ca_setup
 N=12
 sim_key_pool_fill $((N + 10))
-start_sim "$T/sim.log" --devices $N --address-base 127.0.93.1 \
+start_sim "$T/sim.log" --devices $((N + 1)) --address-base 127.0.93.1 \
     --fqdn-pattern 'as%03d.example.test' --user admin --password-file "$PW" \
     --key-pool "$SIM_KEY_POOL" --latency-ms 40 --commit-delay-ms 600
 api_setup 127.0.93.254
@@ -83,6 +85,31 @@ ok "the reconcile timer's job covered all $N devices: unchanged (healthy)"
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" || fail "serve did not exit 0 on SIGTERM"
 serve_up
+
+# --- a refused credential is not tried again until replaced ---------------
+password_file "$T/wrong-pw" "Wrong-$RANDOM-pw"
+"$AMTCA" --home "$HOME_CA" credential add wrong --user admin \
+    --password-file "$T/wrong-pw" >/dev/null || fail "credential add wrong"
+one=$(devices_json 'as%03d.example.test' 127.0.93.1 $N 1 wrong)
+dev=$(printf 'as%03d.example.test' $N)
+id4=$(api_job "$one" 1)
+job_wait "$id4" done 60
+api GET "/api/v1/devices/$dev" >/dev/null
+[ "$(json_get "$T/body" state)" = auth_failed ] || fail "a refused credential: $(cat "$T/body")"
+id5=$(api_job "$one" 1)
+job_wait "$id5" done 60
+python3 - "$T/body" <<'PY' || fail "the refused credential was tried again: $(cat "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1]))["devices"][0]
+assert d["result"] == "failed" and "not tried again until it is replaced" in d["error"], d
+PY
+"$AMTCA" --home "$HOME_CA" credential add wrong --user admin \
+    --password-file "$PW" >/dev/null || fail "credential add (replace)"
+id6=$(api_job "$one" 1)
+job_wait "$id6" done 60
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["devices"][0]["result"])' "$T/body")" = enrolled ] ||
+    fail "the replaced credential was not used: $(cat "$T/body")"
+ok "a refused credential: auth_failed, not tried again, used again once replaced"
 
 # --- a cancel aborts AMT work in flight -------------------------------------
 # Two devices whose TLS comes up 40 s after the commit: the engine waits in

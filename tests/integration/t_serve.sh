@@ -363,10 +363,33 @@ make_csr "$T/own.csr" ec:prime256v1 own.example.test
 "$AMTCA" --home "$HOME_CA" issue --fqdn own.example.test --csr "$T/own.csr" --out "$T/own.pem" >/dev/null
 cat "$T/own.pem" "$HOME_CA/intermediate.pem" >"$T/own-chain.pem"
 start_serve "$T/s3" --listen 127.0.71.201:8443 --tls-cert "$T/own-chain.pem" \
-    --tls-key "$T/own.csr.key" --status-listen 127.0.71.201:9193 --user nobody --reconcile-every 1s
+    --tls-key "$T/own.csr.key" --status-listen 127.0.71.201:9193 --user nobody --reconcile-every 1s \
+    --timeout 1
 openssl s_client -connect 127.0.71.201:8443 -servername own.example.test \
     -verify_hostname own.example.test -CAfile "$HOME_CA/root.pem" -verify_return_error \
     </dev/null >"$T/own.out" 2>&1 || fail "--tls-cert handshake: $(tail -3 "$T/own.out")"
+# --timeout 1: a body that trickles in (a byte every 0.3 s, never idle
+# for 1 s) is cut off after 2 s, long before its 1000 bytes arrive.
+python3 - 127.0.71.201 8443 <<'PY' || fail "a trickling body was not cut off"
+import socket, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2]))))
+s.sendall(b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\n"
+          b"Content-Type: application/pkcs10\r\nContent-Length: 1000\r\n\r\n")
+t0 = time.time()
+try:
+    for i in range(1000):
+        s.sendall(b"A")
+        time.sleep(0.3)
+        if time.time() - t0 > 15:
+            sys.exit("still open after 15 s")
+except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+    pass
+print("cut off after %.1f s" % (time.time() - t0))
+PY
+grep -q 'status=408 peer=[^ ]* msg="body too slow"' "$T/s3.err" || fail "no slow-body log line"
 for ((i = 0; i < 100; i++)); do
 	[ "$(grep -c 'event=reconcile queued=' "$T/s3.err")" -ge 2 ] && break
 	sleep 0.05
@@ -374,7 +397,7 @@ done
 [ "$(grep -c 'event=reconcile queued=' "$T/s3.err")" -ge 2 ] ||
     fail "--reconcile-every 1s did not call the reconcile twice in 5 s: $(tail -3 "$T/s3.err")"
 stop_serve
-ok "--tls-cert/--tls-key serve a certificate from elsewhere; --reconcile-every queues reconciles on its period"
+ok "--tls-cert/--tls-key serve a certificate from elsewhere; a trickling body is cut off at twice --timeout; --reconcile-every queues reconciles on its period"
 
 # --- option errors ---------------------------------------------------------
 expect_fail 2 'listen is required' "$AMTCA" --home "$HOME_CA" serve --name "$FQDN"
