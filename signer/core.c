@@ -15,7 +15,8 @@
  *                            record allows, never an AMT device's name
  *   revoke                   ADMIN clients and the operator: any reason;
  *                            a front end: superseded (4) for an AMT leaf
- *                            whose device has a newer valid leaf, and
+ *                            whose device keeps another valid leaf (so it
+ *                            can never leave a device without one), and
  *                            cessationOfOperation (5) for the leaves of a
  *                            device the operational state records as
  *                            retired (docs/PROTOCOL.signer)
@@ -476,8 +477,7 @@ frontend_may_revoke(struct sgn_core *c, const struct store_cert *sc, int reason)
 			goto out;
 		for (i = 0; i < n; i++)
 			if (strcasecmp(mine[i].serial, sc->serial) != 0 &&
-			    cert_valid_now(&mine[i], now) &&
-			    mine[i].issued_at >= sc->issued_at)
+			    cert_valid_now(&mine[i], now))
 				ok = 1;
 	} else if (reason == CRL_CESSATION) {
 		if (store_device_get(c->h->state, sc->device, &d) != 0)

@@ -260,6 +260,12 @@ sgn_proc_close(struct sgn *s)
 int
 sgn_spawn(const char *home, unsigned nconn, struct sgn **out)
 {
+	return sgn_spawn_ex(home, nconn, 0, out);
+}
+
+int
+sgn_spawn_ex(const char *home, unsigned nconn, int flags, struct sgn **out)
+{
 	struct sgn *s = NULL;
 	int (*sv)[2] = NULL;
 	char *fdlist = NULL, *p, real[4096];
@@ -329,7 +335,8 @@ sgn_spawn(const char *home, unsigned nconn, struct sgn **out)
 	if (pid == 0) {
 		/* Only async-signal-safe calls until exec. */
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (dup2(devnull, 0) == -1 || dup2(devnull, 1) == -1)
+		if (dup2(devnull, 0) == -1 || dup2(devnull, 1) == -1 ||
+		    ((flags & SGN_SPAWN_LOG) == 0 && dup2(devnull, 2) == -1))
 			_exit(127);
 		for (i = 0; i < nconn; i++)
 			if (fcntl(sv[i][1], F_SETFD, 0) == -1)
@@ -580,6 +587,17 @@ sgn_signer_main(const char *home, const int *fds, size_t nfds)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The front end decides when we stop: a Ctrl-C or a service
+	 * manager's SIGTERM to the whole group must not take the signer away
+	 * while the front end finishes (supersedes a proven leaf, answers
+	 * in-flight requests).  We exit when its sockets close, or by
+	 * PR_SET_PDEATHSIG when it dies.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
 	if (nfds == 0 || nfds > AMTCA_SGN_CONN_MAX) {
 		ret = amtca_fail(AMTCA_E_USAGE, "--fds takes 1 to %d descriptors",
 		    AMTCA_SGN_CONN_MAX);
