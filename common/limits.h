@@ -157,9 +157,13 @@
 						   memory) */
 #define AMTCA_SERVE_EST_BODY_MAX (64 * 1024)    /* under /.well-known/est/ */
 #define AMTCA_SERVE_API_BODY_MAX (1024 * 1024)  /* under /api/v1/ */
+#define AMTCA_SERVE_DISCARD_MAX (1024 * 1024)  /* chunked body past its cap:
+						   dropped, then cut off */
 #define AMTCA_SERVE_CONN_MAX    256             /* connections per listener */
 #define AMTCA_SERVE_CONN_LIMIT  16384           /* --max-connections cap */
 #define AMTCA_SERVE_TIMEOUT_S   30              /* idle time per connection */
+#define AMTCA_SERVE_BODY_TIMEOUTS 2             /* a body must arrive within
+						   this many --timeout */
 #define AMTCA_SERVE_STOP_S      10              /* SIGTERM: in-flight work */
 #define AMTCA_SERVE_STATUS_PORT 9193            /* status listener default */
 #define AMTCA_SERVE_RECONCILE_S (6 * 3600)      /* --reconcile-every default */

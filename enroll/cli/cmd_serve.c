@@ -129,14 +129,17 @@ cmd_serve(const char *home, int argc, char **argv)
 			    "(6h; 0 never)\n"
 			    "  --max-connections N       per listener (%d)\n"
 			    "  --timeout SECONDS         idle time per connection "
-			    "(%d)\n"
+			    "(%d); a body\n"
+			    "                            must arrive within twice "
+			    "that\n"
 			    "  --help                    this text\n",
 			    AMTCA_SERVE_STATUS_PORT, AMTCA_SERVE_CONN_MAX,
 			    AMTCA_SERVE_TIMEOUT_S);
 			cli_help("serve", syn, options, opts);
 			printf("\nPrints \"ready\" once every listener accepts; "
 			    "logs one key=value line per\nevent on stderr; exits 0 "
-			    "on SIGTERM after at most %d seconds.\n",
+			    "on SIGTERM after at most %d seconds; SIGHUP renews\n"
+			    "the --name certificate at once.\n",
 			    AMTCA_SERVE_STOP_S);
 			return EXIT_OK;
 		default:

@@ -5,14 +5,15 @@
  * the service's own certificate (--name) and its renewal, the privilege
  * drop, signals, logging and the reconcile timer.
  *
- * Start order (docs/serve.md): open the home for its records only (never
- * the token), start the signer process, bind every socket, drop to
+ * Start order (docs/serve.md): open the home's operational state only
+ * (never the token nor the CA's records), start the signer process, bind every socket, drop to
  * --user, then start threads (MHD daemons, timers) and print "ready".
  *
  * Threads: MHD runs one thread per connection (the handlers block on the
  * signer and on SQLite; --max-connections bounds the threads), plus a
  * renewal thread and a reconcile thread; the main thread waits for
- * SIGTERM/SIGINT in sigwait().
+ * SIGTERM/SIGINT (stop) and SIGHUP (renew the --name certificate now) in
+ * sigwait().
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -67,7 +68,9 @@ struct serve {
 	char *unix_path;		/* status socket to unlink at exit */
 	struct MHD_Daemon *d[3];
 	struct lctx lc[3];
-	pthread_mutex_t mu;		/* d[SRV_HTTPS] swap, tls_*, stats */
+	pthread_mutex_t mu;		/* tls_*, stats, renew_now */
+	pthread_mutex_t swap_mu;	/* d[]: the renewal's swap, shutdown */
+	int renew_now;			/* SIGHUP: renew at once */
 	pthread_cond_t cv;		/* timers wait on it; stop wakes them */
 	atomic_int stop;
 	char *tls_cert;			/* PEM: leaf, then the intermediate */
@@ -87,8 +90,10 @@ struct serve {
 struct creq {
 	size_t cap;
 	unsigned char *buf;
-	size_t len;
+	size_t len, alloc;		/* alloc: bytes usable, +1 for a NUL */
 	int too_big;
+	size_t discarded;		/* bytes past the cap, dropped */
+	struct timespec t0;		/* headers complete (monotonic) */
 	int started;
 };
 
@@ -476,15 +481,17 @@ send_resp(struct serve *s, struct MHD_Connection *c, struct srv_resp *rs,
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
-	char lp[256];
+	char lp[256], lm[40];
 	size_t i;
 
 	if (rs->status == 0)
 		srv_error(rs, 500, "no response");
 	r = MHD_create_response_from_buffer(rs->len, rs->body,
 	    MHD_RESPMEM_MUST_FREE);
-	if (r == NULL)
+	if (r == NULL) {
+		resp_clear(rs);
 		return MHD_NO;
+	}
 	rs->body = NULL;		/* MHD frees it */
 	if (rs->ctype != NULL)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -495,8 +502,9 @@ send_resp(struct serve *s, struct MHD_Connection *c, struct srv_resp *rs,
 	ret = MHD_queue_response(c, (unsigned int)rs->status, r);
 	MHD_destroy_response(r);
 	log_value(path, lp, sizeof(lp));
+	log_value(method, lm, sizeof(lm));
 	serve_log(s, "request", "method=%s path=%s status=%d peer=%s",
-	    method, lp, rs->status, peer);
+	    lm, lp, rs->status, peer);
 	pthread_mutex_lock(&s->mu);
 	s->st.requests++;
 	if (rs->status >= 500)
@@ -530,6 +538,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if ((q = calloc(1, sizeof(*q))) == NULL)
 			return MHD_NO;
 		*con_cls = q;
+		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 		q->cap = body_cap(lc->which, url);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -537,6 +546,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		    (unsigned long long)n > q->cap) {
 			/* Refused before a byte of the body is read. */
 			q->too_big = 1;
+			q->started = 1;
 			peer_of(c, peer, sizeof(peer));
 			srv_error(&rs, 413, "request body larger than %zu bytes",
 			    q->cap);
@@ -545,17 +555,67 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_size != 0) {
+		struct timespec now;
+
+		/* A body that trickles in: the idle timeout alone would let
+		   it hold its thread for ever. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - q->t0.tv_sec > (time_t)s->o->timeout_s *
+		    AMTCA_SERVE_BODY_TIMEOUTS) {
+			char lm[40];
+
+			peer_of(c, peer, sizeof(peer));
+			log_value(method, lm, sizeof(lm));
+			serve_log(s, "request", "method=%s status=408 peer=%s "
+			    "msg=\"body too slow\"", lm, peer);
+			return MHD_NO;
+		}
 		if (!q->too_big && q->len + *upload_size <= q->cap) {
-			if (q->buf == NULL &&
-			    (q->buf = malloc(q->cap + 1)) == NULL)
-				return MHD_NO;
+			size_t need = q->len + *upload_size;
+
+			/* Grown as the body comes: a slow client announcing
+			   nothing holds little memory. */
+			if (need > q->alloc) {
+				size_t na = q->alloc < 16384 ? 16384 : q->alloc;
+				unsigned char *nb;
+
+				while (na < need)
+					na *= 2;
+				if (na > q->cap)
+					na = q->cap;
+				if ((nb = realloc(q->buf, na + 1)) == NULL)
+					return MHD_NO;
+				q->buf = nb;
+				q->alloc = na;
+			}
 			memcpy(q->buf + q->len, upload, *upload_size);
 			q->len += *upload_size;
-		} else if (!q->too_big) {
-			q->too_big = 1;	/* chunked: discard the rest */
-			free(q->buf);
-			q->buf = NULL;
-			q->len = 0;
+		} else {
+			/*
+			 * Chunked past the cap.  libmicrohttpd cannot answer
+			 * in the middle of a body, so the rest is discarded
+			 * as it arrives (nothing kept) and answered 413 at
+			 * its end; a body that goes on past
+			 * AMTCA_SERVE_DISCARD_MAX more is cut off.
+			 */
+			if (!q->too_big) {
+				q->too_big = 1;
+				if (q->buf != NULL)
+					explicit_bzero(q->buf, q->len);
+				free(q->buf);
+				q->buf = NULL;
+				q->len = q->alloc = 0;
+			}
+			q->discarded += *upload_size;
+			if (q->discarded > AMTCA_SERVE_DISCARD_MAX) {
+				char lm[40];
+
+				peer_of(c, peer, sizeof(peer));
+				log_value(method, lm, sizeof(lm));
+				serve_log(s, "request", "method=%s status=413 "
+				    "peer=%s msg=\"body cut off\"", lm, peer);
+				return MHD_NO;
+			}
 		}
 		*upload_size = 0;
 		return MHD_YES;
@@ -1017,7 +1077,7 @@ static void
 timer_wait(struct serve *s, const struct timespec *until)
 {
 	pthread_mutex_lock(&s->mu);
-	while (!atomic_load(&s->stop) &&
+	while (!atomic_load(&s->stop) && !s->renew_now &&
 	    pthread_cond_timedwait(&s->cv, &s->mu, until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&s->mu);
@@ -1031,16 +1091,18 @@ in_seconds(struct timespec *ts, long sec)
 }
 
 /*
- * Renewal: at 2/3 of the lifetime, a new key and certificate; a second
- * HTTPS daemon starts on the same listening socket with them, the old one
- * stops accepting (MHD_quiesce_daemon) and is stopped once its
- * connections ended (or after the idle timeout).
+ * Renewal: at 2/3 of the lifetime (or on SIGHUP), a new key and
+ * certificate; a second HTTPS daemon starts on the same listening socket
+ * with them, the old one stops accepting (MHD_quiesce_daemon) and is
+ * stopped once its connections ended (or after the idle timeout).  The
+ * swap itself runs under swap_mu, which shutdown takes too, so the two
+ * never handle the same daemon.
  */
 static void
 svc_swap(struct serve *s)
 {
-	char *cert = NULL, *key = NULL, *ocert, *okey;
-	struct MHD_Daemon *nd, *od;
+	char *cert = NULL, *key = NULL, *ocert = NULL, *okey = NULL;
+	struct MHD_Daemon *nd = NULL, *od = NULL;
 	const union MHD_DaemonInfo *di;
 	time_t t0;
 	int r;
@@ -1050,32 +1112,42 @@ svc_swap(struct serve *s)
 		    s->o->name, amtca_errmsg(r));
 		goto out;
 	}
+	pthread_mutex_lock(&s->swap_mu);
+	if (atomic_load(&s->stop)) {
+		pthread_mutex_unlock(&s->swap_mu);
+		goto out;
+	}
 	pthread_mutex_lock(&s->mu);
 	ocert = s->tls_cert;
 	okey = s->tls_key;
 	pthread_mutex_unlock(&s->mu);
 	if ((r = tls_take(s, cert, key, s->o->name, 0)) != 0) {
+		pthread_mutex_unlock(&s->swap_mu);
+		ocert = okey = NULL;
 		serve_log(s, "service_cert", "renewed=0 error=\"%s\"",
 		    amtca_errmsg(r));
 		goto out;
 	}
 	cert = key = NULL;
 	if ((nd = start_daemon(s, SRV_HTTPS, s->fd[SRV_HTTPS])) == NULL) {
-		serve_log(s, "service_cert", "renewed=0 error=\"cannot restart "
-		    "the HTTPS listener\"");
 		pthread_mutex_lock(&s->mu);
 		cert = s->tls_cert;
 		key = s->tls_key;
 		s->tls_cert = ocert;
 		s->tls_key = okey;
 		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->swap_mu);
+		ocert = okey = NULL;
+		serve_log(s, "service_cert", "renewed=0 error=\"cannot restart "
+		    "the HTTPS listener\"");
 		goto out;
 	}
-	pthread_mutex_lock(&s->mu);
 	od = s->d[SRV_HTTPS];
 	s->d[SRV_HTTPS] = nd;
-	pthread_mutex_unlock(&s->mu);
 	(void)MHD_quiesce_daemon(od);
+	pthread_mutex_unlock(&s->swap_mu);
+	serve_log(s, "service_cert", "fqdn=%s renewed=1", s->o->name);
+	/* The old daemon's connections finish their requests. */
 	t0 = time(NULL);
 	while (time(NULL) - t0 < (time_t)s->o->timeout_s &&
 	    !atomic_load(&s->stop) &&
@@ -1084,10 +1156,9 @@ svc_swap(struct serve *s)
 	    di->num_connections > 0)
 		amtca_sleep_ms(200);
 	MHD_stop_daemon(od);
+out:
 	free(ocert);
 	key_free(okey);
-	serve_log(s, "service_cert", "fqdn=%s renewed=1", s->o->name);
-out:
 	free(cert);
 	key_free(key);
 }
@@ -1098,6 +1169,7 @@ renew_main(void *arg)
 	struct serve *s = arg;
 	struct timespec ts;
 	time_t due;
+	int now;
 
 	while (!atomic_load(&s->stop)) {
 		in_seconds(&ts, AMTCA_SERVE_RENEW_CHECK_S);
@@ -1106,8 +1178,10 @@ renew_main(void *arg)
 			break;
 		pthread_mutex_lock(&s->mu);
 		due = renew_at(s->tls_nb, s->tls_na);
+		now = s->renew_now;
+		s->renew_now = 0;
 		pthread_mutex_unlock(&s->mu);
-		if (time(NULL) >= due)
+		if (now || time(NULL) >= due)
 			svc_swap(s);
 	}
 	return NULL;
@@ -1328,6 +1402,7 @@ shutdown_all(struct serve *s)
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	/* Stop accepting first. */
+	pthread_mutex_lock(&s->swap_mu);
 	for (i = 0; i < 3; i++)
 		if (s->d[i] != NULL)
 			(void)MHD_quiesce_daemon(s->d[i]);
@@ -1336,6 +1411,7 @@ shutdown_all(struct serve *s)
 			close(s->fd[i]);
 			s->fd[i] = -1;
 		}
+	pthread_mutex_unlock(&s->swap_mu);
 	if (s->unix_path != NULL)
 		unlink(s->unix_path);
 	/* The job runner gets what is left of the deadline, less a margin
@@ -1385,6 +1461,7 @@ serve_run(const char *homedir, const struct serve_opts *o)
 		s->fd[i] = -1;
 	s->st.started = (long long)time(NULL);
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->swap_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cv, &ca);
@@ -1399,16 +1476,18 @@ serve_run(const char *homedir, const struct serve_opts *o)
 	    (strncmp(st, "unix:", 5) != 0 &&
 	    (r = bind_tcp(st, "--status-listen", NULL)) != 0) ||
 	    (r = user_lookup(s)) != 0 ||
-	    /* The records only: the token stays with the signer. */
-	    (r = home_open(homedir, HOME_STORE, &s->h)) != 0 ||
+	    /* The operational state only: the CA's records and the token
+	       stay with the signer (keys/). */
+	    (r = home_open(homedir, HOME_STATE, &s->h)) != 0 ||
 	    (r = publish_url_check(s)) != 0 ||
-	    (r = sgn_spawn(s->h->dir, 0, &s->sg)) != 0 ||
+	    (r = sgn_spawn_ex(s->h->dir, 0, SGN_SPAWN_LOG, &s->sg)) != 0 ||
 	    (r = state_open(s)) != 0 ||
 	    (r = trust_pem(s)) != 0 ||
 	    (r = o->name != NULL ? svc_cert(s) : file_cert(s)) != 0) {
 		ret = r;
 		goto out;
 	}
+	s->h->engine.sgn = s->sg;
 	serve_log(s, "signer", "pid=%ld", sgn_pid(s->sg));
 	if ((r = bind_tcp(o->listen, "--listen", &s->fd[SRV_HTTPS])) != 0 ||
 	    (o->publish_listen != NULL && (r = bind_tcp(o->publish_listen,
@@ -1433,6 +1512,7 @@ serve_run(const char *homedir, const struct serve_opts *o)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < 3; i++) {
@@ -1469,9 +1549,18 @@ serve_run(const char *homedir, const struct serve_opts *o)
 	    o->listen, o->publish_listen != NULL ? o->publish_listen : "-", st);
 	printf("ready\n");
 	fflush(stdout);
-	do {
-		r = sigwait(&set, &sig);
-	} while (r != 0);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		serve_log(s, "signal", "sig=HUP action=%s", o->name != NULL ?
+		    "renew" : "none");
+		pthread_mutex_lock(&s->mu);
+		s->renew_now = o->name != NULL;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
 	serve_log(s, "signal", "sig=%s", sig == SIGTERM ? "TERM" : "INT");
 	shutdown_all(s);
 	ret = 0;
@@ -1482,8 +1571,10 @@ out:
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		for (i = 0; i < 3; i++)
-			if (s->d[i] != NULL)
+			if (s->d[i] != NULL) {
+				(void)MHD_quiesce_daemon(s->d[i]);
 				MHD_stop_daemon(s->d[i]);
+			}
 		if (s->jobs_started)
 			api_jobs_stop(s, AMTCA_SERVE_STOP_S * 1000L);
 		if (s->renew_started)
@@ -1505,6 +1596,7 @@ out:
 	key_free(s->tls_key);
 	free(s->trust);
 	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->swap_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 	return ret;

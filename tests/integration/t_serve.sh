@@ -188,6 +188,12 @@ code=$("${C[@]}" -o "$T/e404" -w '%{http_code}' "http://$PUB/nothing")
 code=$("${C[@]}" -o "$T/e405" -w '%{http_code}' -X DELETE "http://$PUB/chain.pem")
 [ "$code" = 405 ] && python3 -c 'import json,sys; json.load(open(sys.argv[1]))["error"]' "$T/e405" ||
     fail "DELETE /chain.pem: $code $(cat "$T/e405")"
+head -c $((64 * 1024)) /dev/zero >"$T/cap"
+for te in "" "Transfer-Encoding: chunked"; do
+	code=$("${CS[@]}" -o "$T/ecap" -w '%{http_code}' -H "$te" -H 'Content-Type: application/pkcs10' \
+	    --data-binary @"$T/cap" "https://$FQDN:8443/.well-known/est/simpleenroll")
+	[ "$code" != 413 ] || fail "a body of exactly 64 KiB${te:+ (chunked)} was refused as too large"
+done
 head -c $((64 * 1024 + 1)) /dev/zero >"$T/big"
 code=$("${CS[@]}" -o "$T/e413" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
     --data-binary @"$T/big" "https://$FQDN:8443/.well-known/est/simpleenroll")
@@ -196,6 +202,13 @@ code=$("${CS[@]}" -o "$T/e413c" -w '%{http_code}' -H 'Transfer-Encoding: chunked
     -H 'Content-Type: application/pkcs10' --data-binary @"$T/big" \
     "https://$FQDN:8443/.well-known/est/simpleenroll")
 [ "$code" = 413 ] || fail "chunked 65537-byte EST body: $code $(cat "$T/e413c")"
+# A chunked body that goes on (10 MiB) is cut off, not read to its end.
+head -c $((10 * 1024 * 1024)) /dev/zero >"$T/huge"
+code=$("${CS[@]}" -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+    -H 'Content-Type: application/pkcs10' --data-binary @"$T/huge" \
+    "https://$FQDN:8443/.well-known/est/simpleenroll" 2>/dev/null || true)
+case $code in 2*|4*|5*) fail "10 MiB chunked body answered $code, not cut off" ;; esac
+grep -q 'status=413 peer=[^ ]* msg="body cut off"' "$T/s1.err" || fail "no cut-off logged"
 head -c $((1024 * 1024 + 1)) /dev/zero >"$T/big2"
 code=$("${CS[@]}" -o "$T/e413a" -w '%{http_code}' -H 'Content-Type: application/json' \
     --data-binary @"$T/big2" "https://$FQDN:8443/api/v1/jobs")
@@ -206,7 +219,7 @@ code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 40000 /dev/
     "http://$PUB/root.pem" || true)
 case $code in 4[0-9][0-9]) ;; *) fail "40 KB header answered $code" ;; esac
 "${C[@]}" -o /dev/null "http://$PUB/root.pem" || fail "publication dead after the errors"
-ok "404, 405, 413 (EST 64 KiB, API 1 MiB, announced and chunked), $code for oversized headers; one-line JSON errors"
+ok "404, 405, 413 (EST 64 KiB, API 1 MiB, announced and chunked; a long chunked body cut off), $code for oversized headers; one-line JSON errors"
 
 # --- status page and metrics ---------------------------------------------
 chromium --headless --no-sandbox --disable-gpu --window-size=390,844 \
@@ -218,11 +231,22 @@ chromium --headless --no-sandbox --disable-gpu --dump-dom "http://$STATUS/" \
     >"$T/dom.html" 2>"$T/chr2.log" || fail "chromium --dump-dom: $(tail -3 "$T/chr2.log")"
 "${C[@]}" "http://$STATUS/metrics" -o "$T/metrics.txt"
 "$AMTCA" --home "$HOME_CA" devices --json >"$T/devices.json"
-python3 - "$T/dom.html" "$T/devices.json" "$T/metrics.txt" <<'PY' || fail "status page or metrics disagree with amtca devices --json"
+# The same counts from the admin API.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/admin.key" 2>/dev/null
+openssl req -new -key "$T/admin.key" -subj "/CN=ops" -out "$T/admin.csr"
+"$AMTCA" --home "$HOME_CA" admin add ops --csr "$T/admin.csr" --out "$T/admin.pem" \
+    >/dev/null || fail "admin add"
+code=$("${CS[@]}" --cert "$T/admin.pem" --key "$T/admin.key" -o "$T/api-devices.json" \
+    -w '%{http_code}' "https://$FQDN:8443/api/v1/devices")
+[ "$code" = 200 ] || fail "GET /api/v1/devices: $code $(cat "$T/api-devices.json")"
+python3 - "$T/dom.html" "$T/devices.json" "$T/metrics.txt" "$T/api-devices.json" <<'PY' || fail "status page or metrics disagree with amtca devices --json or the API"
 import collections, json, re, sys
 from html.parser import HTMLParser
 dom, devs, met = open(sys.argv[1]).read(), json.load(open(sys.argv[2]))["devices"], open(sys.argv[3]).read()
 want = collections.Counter(d["state"] for d in devs)
+api = json.load(open(sys.argv[4]))
+api = api["devices"] if isinstance(api, dict) else api
+assert collections.Counter(d["state"] for d in api) == want, (api, want)
 
 class P(HTMLParser):
     def __init__(self):
@@ -277,13 +301,15 @@ for k in ("amtca_job_total", "amtca_http_requests_total"):
     assert k in vals, k
 PY
 png=$(stat -c %s "$T/status.png")
-ok "status page in headless Chromium (390x844 screenshot, $png bytes): DOM counts = amtca devices --json; /metrics is Prometheus text with the same counts"
+ok "status page in headless Chromium (390x844 screenshot, $png bytes): DOM counts = amtca devices --json = GET /api/v1/devices; /metrics is Prometheus text with the same counts"
 
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' "http://$STATUS/api/v1/jobs")
 [ "$code" = 404 ] || fail "the status listener answers /api/v1/ ($code)"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -X POST "http://$STATUS/")
 [ "$code" = 405 ] || fail "POST / on the status listener: $code"
-for sec in "$(cat "$PW")" "$(cat "$T/wrong-pw")" "$(cat "$HOME_CA/softhsm/user.pin" 2>/dev/null || echo no-pin-file-here)"; do
+pin=$(cat "$HOME_CA/keys/softhsm/user.pin" 2>/dev/null || cat "$HOME_CA/softhsm/user.pin")
+[ -n "$pin" ] || fail "no PIN file to look for"
+for sec in "$(cat "$PW")" "$(cat "$T/wrong-pw")" "$pin"; do
 	grep -qF -- "$sec" "$T/dom.html" "$T/metrics.txt" "$T/s1.err" && fail "a secret on the status page or in the log"
 done
 ok "status listener: read-only, nothing else routed there; no password or PIN on the page, in /metrics or in the log"
@@ -292,6 +318,7 @@ ok "status listener: read-only, nothing else routed there; no password or PIN on
 grep -q '^ts=[^ ]* event=request method=GET path=/chain.pem status=200 peer=' "$T/s1.err" ||
     fail "no key=value request log line: $(head -3 "$T/s1.err")"
 signer=$(sed -n 's/.*event=signer pid=\([0-9]*\).*/\1/p' "$T/s1.err")
+old=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
 stop_serve
 [ -n "$signer" ] && ! kill -0 "$signer" 2>/dev/null || fail "the signer $signer outlived serve"
 grep -v '^ts=[^ ]* event=[a-z_]*\( \|$\)' "$T/s1.err" | grep -v '^amtca-signer: ' | grep . &&
@@ -299,27 +326,78 @@ grep -v '^ts=[^ ]* event=[a-z_]*\( \|$\)' "$T/s1.err" | grep -v '^amtca-signer: 
 ok "SIGTERM: exit 0 in $STOP_MS ms (bound 10 s), signer gone; every log line is one key=value event"
 
 # --- restart: stored certificate, unix status socket -----------------------
-old=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null || true)
 start_serve "$T/s2" --listen "$HTTPS" --name "$FQDN" --status-listen "unix:$T/st.sock" \
     --user nobody --reconcile-every 0
 grep -q "event=service_cert fqdn=$FQDN reused=1" "$T/s2.err" || fail "service certificate not reused"
 [ "$(stat -c '%a %U' "$T/st.sock")" = "660 nobody" ] || fail "status socket: $(stat -c '%a %U' "$T/st.sock")"
 "${C[@]}" --unix-socket "$T/st.sock" http://x/metrics | grep -q '^amtca_devices{state="enrolled"} 3$' ||
     fail "metrics over the unix socket"
+now=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
+[ -n "$old" ] && [ "$now" = "$old" ] || fail "restart serves $now, not the stored $old"
+ok "restart reuses the stored certificate ($now); --status-listen unix: socket is 0660"
+
+# SIGHUP renews now (the timer does it at 2/3 of the lifetime): a new key
+# and certificate, swapped in on the same socket, stored for the next start.
+kill -HUP "$SERVE_PID"
+for ((i = 0; i < 200; i++)); do
+	grep -q "event=service_cert fqdn=$FQDN renewed=1" "$T/s2.err" && break
+	sleep 0.05
+done
+grep -q "event=service_cert fqdn=$FQDN renewed=1" "$T/s2.err" || fail "no renewal on SIGHUP: $(tail -3 "$T/s2.err")"
+openssl s_client -connect "$HTTPS" -servername "$FQDN" -verify_hostname "$FQDN" \
+    -CAfile "$HOME_CA/root.pem" -verify_return_error </dev/null >"$T/renew.out" 2>&1 ||
+    fail "after renewal: $(tail -3 "$T/renew.out")"
+new=$(openssl x509 -noout -serial <"$T/renew.out")
+[ "$new" != "$now" ] || fail "SIGHUP: still $now"
+"${C[@]}" --unix-socket "$T/st.sock" http://x/metrics >/dev/null || fail "status after renewal"
 stop_serve
-ok "restart reuses the stored certificate; --status-listen unix: socket is 0660"
+start_serve "$T/s2b" --listen "$HTTPS" --name "$FQDN" --status-listen "unix:$T/st.sock" \
+    --user nobody --reconcile-every 0
+again=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
+[ "$again" = "$new" ] || fail "the renewed certificate was not kept ($again, want $new)"
+stop_serve
+ok "SIGHUP renews the service certificate in place ($new), verified, kept for the next start"
 
 # --- --tls-cert / --tls-key -------------------------------------------------
 make_csr "$T/own.csr" ec:prime256v1 own.example.test
 "$AMTCA" --home "$HOME_CA" issue --fqdn own.example.test --csr "$T/own.csr" --out "$T/own.pem" >/dev/null
 cat "$T/own.pem" "$HOME_CA/intermediate.pem" >"$T/own-chain.pem"
 start_serve "$T/s3" --listen 127.0.71.201:8443 --tls-cert "$T/own-chain.pem" \
-    --tls-key "$T/own.csr.key" --status-listen 127.0.71.201:9193 --user nobody --reconcile-every 0
+    --tls-key "$T/own.csr.key" --status-listen 127.0.71.201:9193 --user nobody --reconcile-every 1s \
+    --timeout 1
 openssl s_client -connect 127.0.71.201:8443 -servername own.example.test \
     -verify_hostname own.example.test -CAfile "$HOME_CA/root.pem" -verify_return_error \
     </dev/null >"$T/own.out" 2>&1 || fail "--tls-cert handshake: $(tail -3 "$T/own.out")"
+# --timeout 1: a body that trickles in (a byte every 0.3 s, never idle
+# for 1 s) is cut off after 2 s, long before its 1000 bytes arrive.
+python3 - 127.0.71.201 8443 <<'PY' || fail "a trickling body was not cut off"
+import socket, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2]))))
+s.sendall(b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\n"
+          b"Content-Type: application/pkcs10\r\nContent-Length: 1000\r\n\r\n")
+t0 = time.time()
+try:
+    for i in range(1000):
+        s.sendall(b"A")
+        time.sleep(0.3)
+        if time.time() - t0 > 15:
+            sys.exit("still open after 15 s")
+except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+    pass
+print("cut off after %.1f s" % (time.time() - t0))
+PY
+grep -q 'status=408 peer=[^ ]* msg="body too slow"' "$T/s3.err" || fail "no slow-body log line"
+for ((i = 0; i < 100; i++)); do
+	[ "$(grep -c 'event=reconcile queued=' "$T/s3.err")" -ge 2 ] && break
+	sleep 0.05
+done
+[ "$(grep -c 'event=reconcile queued=' "$T/s3.err")" -ge 2 ] ||
+    fail "--reconcile-every 1s did not call the reconcile twice in 5 s: $(tail -3 "$T/s3.err")"
 stop_serve
-ok "--tls-cert/--tls-key serve a certificate from elsewhere"
+ok "--tls-cert/--tls-key serve a certificate from elsewhere; a trickling body is cut off at twice --timeout; --reconcile-every queues reconciles on its period"
 
 # --- option errors ---------------------------------------------------------
 expect_fail 2 'listen is required' "$AMTCA" --home "$HOME_CA" serve --name "$FQDN"
@@ -335,3 +413,30 @@ expect_fail 1 'crl_url = http://pub.example.test/crl/'"$ski"'.crl' "$AMTCA" --ho
 expect_fail 1 'is not ADDR:PORT' "$AMTCA" --home "$HOME_CA" serve --listen nowhere \
     --name "$FQDN"
 ok "usage errors exit 2; a bad user, --publish-url out of step with amtca.conf, a bad address exit 1 with one line"
+
+# --- --publish-url with amtca.conf pointing there ---------------------------
+BASE="http://$PUB"
+printf 'crl_url = %s/crl/%s.crl\naia_url = %s/ca/%s.cer\n' "$BASE" "$ski" "$BASE" "$ski" \
+    >>"$HOME_CA/amtca.conf"
+start_serve "$T/s4" --listen "$HTTPS" --name "$FQDN" --publish-listen "$PUB" \
+    --publish-url "$BASE/" --status-listen "$STATUS" --user nobody --reconcile-every 0
+make_csr "$T/pub.csr" ec:prime256v1 pub1.example.test
+"$AMTCA" --home "$HOME_CA" issue --fqdn pub1.example.test --csr "$T/pub.csr" \
+    --out "$T/pub.pem" >/dev/null || fail "issue with crl_url/aia_url"
+cdp=$(openssl x509 -in "$T/pub.pem" -noout -ext crlDistributionPoints | sed -n 's/.*URI://p' | tr -d ' ')
+aia=$(openssl x509 -in "$T/pub.pem" -noout -ext authorityInfoAccess | sed -n 's/.*CA Issuers - URI://p' | tr -d ' ')
+[ "$cdp" = "$BASE/crl/$ski.crl" ] && [ "$aia" = "$BASE/ca/$ski.cer" ] ||
+    fail "CDP $cdp / AIA $aia, want under $BASE"
+"${C[@]}" "$aia" -o "$T/aia.cer" && cmp -s "$T/aia.cer" "$T/inter.want" ||
+    fail "the AIA URL does not serve the issuer"
+# openssl fetches the CRL from the certificate's CDP itself.
+openssl verify -crl_download -crl_check -CAfile "$T/chain.pem" "$T/pub.pem" >"$T/dl.out" 2>&1 ||
+    fail "verify with the CRL from the CDP: $(cat "$T/dl.out")"
+"$AMTCA" --home "$HOME_CA" revoke --fqdn pub1.example.test >/dev/null || fail "revoke pub1"
+for ((i = 0; i < 50; i++)); do
+	openssl verify -crl_download -crl_check -CAfile "$T/chain.pem" "$T/pub.pem" >"$T/dl.out" 2>&1 || break
+	sleep 0.1
+done
+grep -q 'certificate revoked' "$T/dl.out" || fail "CDP CRL after revoke: $(cat "$T/dl.out")"
+stop_serve
+ok "--publish-url agrees with amtca.conf: issued certificates' CDP and AIA are served; openssl -crl_download sees the revoke"
