@@ -77,8 +77,10 @@ struct store_device {
 	int port;			/* 0: unknown (16992) */
 	int tls_port;			/* 0: unknown (16993) */
 	char *user;			/* AMT user name */
-	char *cred_ref;			/* where the password came from (its
-					   file's path); never the password */
+	char *cred_ref;			/* where the password comes from: its
+					   file's path, or "credential:NAME"
+					   (STORE_CRED_REF_PREFIX, a sealed
+					   credential); never the password */
 	char *cred_stamp;		/* the credential an auth_failed was
 					   seen with: "dev:ino:size:mtime" of
 					   the password file, never a hash */

@@ -54,7 +54,7 @@ usage(FILE *f)
 	    "       amtca COMMAND --help\n"
 	    "       amtca help [COMMAND]\n\ncommands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nglobal options (before or after the command):\n"
 	    "  --home DIR   the CA home (else $AMTCA_HOME, else ./amtca-home)\n"
 	    "  --json       one JSON document on stdout, also on failure\n"

@@ -87,15 +87,19 @@ expect_fail 1 'credential_mechanism' ca credential add x --user admin --password
 cp "$T/conf.orig" "$H/amtca.conf"
 ok "credential_mechanism forces AES-CBC + HMAC-SHA-256; a bad value is refused"
 
-# The password is nowhere on disk or in any output.
-ls "$H"/amtca.db* >/dev/null || fail "no database in $H"
-for f in "$H"/amtca.db*; do
+# The password is nowhere on disk or in any output.  The credentials are in
+# the operational state (state/state.db; amtca.db in an older home).
+dbs=$(find "$H" -name '*.db' -o -name '*.db-wal' -o -name '*.db-shm')
+[ -n "$dbs" ] || fail "no database in $H"
+state_db=$(find "$H" -name state.db -o -name amtca.db | head -n 1)
+for f in $dbs; do
 	if grep -a -q -F -- "$PW" "$f"; then fail "the password is in $f"; fi
 done
 if grep -r -a -l -F -- "$PW" "$H"; then fail "the password is in the home"; fi
 if grep -a -q -F -- "$PW" "$outs"; then fail "the password was printed"; fi
 # ...while the user names are (so the grep is looking at the right files).
-grep -a -q -F operator "$H"/amtca.db* || fail "no credential row in the database files"
+# shellcheck disable=SC2086
+grep -a -q -F operator $dbs || fail "no credential row in the database files"
 ok "the password is in no file of the home (database, WAL, token) and no output"
 
 # remove
@@ -106,3 +110,86 @@ python3 -c 'import json,sys; assert [c["name"] for c in json.load(open(sys.argv[
 expect_fail 1 'no credential lab' ca credential remove lab
 expect_fail 2 'subcommand' ca credential show lab
 ok "remove forgets a credential; unknown names and subcommands fail"
+
+# --- through the signer process, as a front end talks to it ---------------
+# A device the operational state says has work pending, by hand (as the
+# service's job runner would record it).
+python3 - "$state_db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO devices (fqdn, state, updated_at, cred_ref) VALUES "
+           "('pend.example.test', 'pending', 1, 'credential:fips'), "
+           "('done.example.test', 'enrolled', 1, 'credential:fips')")
+db.commit()
+PY
+python3 - "$AMTCA" "$H" "$PW" "$T/signer.err" <<'PY' || fail "the signer's credential requests"
+import socket, struct, subprocess, sys
+
+amtca, home, pw, err = sys.argv[1:5]
+
+def u8(v): return bytes([v])
+def u32(v): return struct.pack(">I", v & 0xffffffff)
+def s(b):
+    b = b.encode() if isinstance(b, str) else b
+    return u32(len(b)) + b
+def frame(t, i, body):
+    b = u8(t) + u32(i) + body
+    return u32(len(b)) + b
+def recv_frame(sk):
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            c = sk.recv(n - len(b))
+            if not c:
+                return None
+            b += c
+        return b
+    h = exact(4)
+    return None if h is None else exact(struct.unpack(">I", h)[0])
+def result(body): return struct.unpack(">i", body[5:9])[0]
+def strings(body, off, n):
+    out = []
+    for _ in range(n):
+        l = struct.unpack(">I", body[off:off + 4])[0]
+        out.append(body[off + 4:off + 4 + l].decode())
+        off += 4 + l
+    return out
+
+mine, child = socket.socketpair()
+proc = subprocess.Popen([amtca, "--home", home, "signer", "--fds", str(child.fileno())],
+                        pass_fds=[child.fileno()], stdout=subprocess.DEVNULL,
+                        stderr=open(err, "w"))
+child.close()
+mine.settimeout(60)
+hello = recv_frame(mine)
+assert hello is not None and hello[0] == 1 and result(hello) == 0, hello
+
+def call(i, t, *fields):
+    mine.sendall(frame(t, i, b"".join(s(f) for f in fields)))
+    r = recv_frame(mine)
+    assert r is not None and r[0] == 0x80 | t, r
+    return r
+
+# A front end may not add or replace a credential.
+r = call(1, 8, "fips", "mallory", "known-to-the-front-end")
+e_denied = result(r)
+assert e_denied < 0, r
+# Work pending: the sealed user and password come back.
+r = call(2, 9, "fips", "pend.example.test")
+assert result(r) == 0, r
+assert strings(r, 9, 2) == ["admin", pw], "wrong credential returned"
+# No work pending, no record: refused alike; a removed credential too.
+for i, (name, fqdn, want) in enumerate([("fips", "done.example.test", e_denied),
+                                        ("fips", "nobody.example.test", e_denied),
+                                        ("lab", "pend.example.test", None)]):
+    r = call(10 + i, 9, name, fqdn)
+    assert result(r) < 0 and (want is None or result(r) == want), (name, fqdn, r)
+    assert pw.encode() not in r
+mine.close()
+assert proc.wait(timeout=30) == 0, "signer exit status"
+PY
+if grep -a -q -F -- "$PW" "$T/signer.err"; then fail "the signer logged the password"; fi
+grep -q 'cred_get' "$T/signer.err" || fail "the signer did not log cred_get: $(cat "$T/signer.err")"
+run credential list
+grep -Eq '^fips +admin ' "$T/o" || fail "a front end's put changed the credential: $(cat "$T/o")"
+ok "through the signer process: a front end cannot put; get only with work pending"
