@@ -874,6 +874,21 @@ store_clients_free(struct store_client *c, size_t n)
 	free(c);
 }
 
+/* A backend that predates client records leaves the ops NULL. */
+static int
+no_clients(const struct store *s)
+{
+	return s->ops->client_add == NULL || s->ops->client_get == NULL ||
+	    s->ops->client_list == NULL || s->ops->client_bind == NULL ||
+	    s->ops->client_remove == NULL;
+}
+
+#define CLIENTS_OR_FAIL(s) do {						\
+	if (no_clients(s))						\
+		return amtca_fail(AMTCA_E_STORE, "the %s store keeps no "	\
+		    "client records", (s)->ops->scheme);			\
+} while (0)
+
 /* A record name: what ca_client_name_check() accepts, checked again here
  * so no backend ever sees an empty or oversized key. */
 static int
@@ -900,6 +915,7 @@ store_client_add(struct store *s, const struct store_client *c)
 	if (c->allow != NULL && strlen(c->allow) > AMTCA_CLIENT_ALLOW_TEXT_MAX)
 		return amtca_fail(AMTCA_E_LIMIT, "allow list of client %.64s is "
 		    "too long", c->name);
+	CLIENTS_OR_FAIL(s);
 	row = *c;
 	if (c->serial != NULL) {
 		if ((r = norm_serial(c->serial, &key)) != 0)
@@ -920,6 +936,7 @@ store_client_get(struct store *s, const char *name, struct store_client **out)
 	if (s == NULL || !client_name_ok(name))
 		return amtca_fail(AMTCA_E_NOT_FOUND, "no client %.64s",
 		    name != NULL ? name : "");
+	CLIENTS_OR_FAIL(s);
 	return s->ops->client_get(s->be, name, NULL, out);
 }
 
@@ -933,6 +950,7 @@ store_client_by_serial(struct store *s, const char *serial,
 	*out = NULL;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_client_by_serial: no store");
+	CLIENTS_OR_FAIL(s);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
 	r = s->ops->client_get(s->be, NULL, key, out);
@@ -947,6 +965,7 @@ store_client_list(struct store *s, struct store_client **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_client_list: no store");
+	CLIENTS_OR_FAIL(s);
 	return s->ops->client_list(s->be, out, n);
 }
 
@@ -958,6 +977,7 @@ store_client_bind(struct store *s, const char *name, const char *serial)
 
 	if (s == NULL || !client_name_ok(name))
 		return amtca_fail(AMTCA_E_USAGE, "store_client_bind: no client");
+	CLIENTS_OR_FAIL(s);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
 	r = s->ops->client_bind(s->be, name, key);
@@ -970,5 +990,6 @@ store_client_remove(struct store *s, const char *name, time_t when)
 {
 	if (s == NULL || !client_name_ok(name))
 		return amtca_fail(AMTCA_E_USAGE, "store_client_remove: no client");
+	CLIENTS_OR_FAIL(s);
 	return s->ops->client_remove(s->be, name, when != 0 ? when : time(NULL));
 }

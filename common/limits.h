@@ -130,8 +130,8 @@
  * Argon2id for EST Basic passwords (RFC 9106 second recommended option is
  * t=3, m=64 MiB, p=4).  The service verifies at most one password per
  * client per rate-limit token, so memory, not time, is what a flood could
- * exhaust: 19 MiB, t=2, p=1 is OWASP's Argon2id minimum and costs about
- * 25 ms on this 2-core box, ~40 verifications a second per core.
+ * exhaust: 19 MiB, t=2, p=1 is OWASP's Argon2id minimum (docs/est.md has
+ * the measurement), and AMTCA_ARGON2_INFLIGHT caps the memory at 38 MiB.
  */
 #define AMTCA_ARGON2_T          2
 #define AMTCA_ARGON2_M_KIB      (19 * 1024)

@@ -305,6 +305,29 @@ out:
 	return ret;
 }
 
+int
+sgn_core_auth_limits(struct sgn_core *c, unsigned name_burst,
+    unsigned name_per_min, unsigned peer_burst, unsigned peer_per_min)
+{
+	struct sgn_ratelimit *n = NULL, *p = NULL;
+	int r;
+
+	if (c->auth == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "authentication is not set up");
+	if ((r = sgn_ratelimit_new(name_burst, name_per_min,
+	    AMTCA_AUTH_BUCKETS_MAX, &n)) != 0 ||
+	    (r = sgn_ratelimit_new(peer_burst, peer_per_min,
+	    AMTCA_AUTH_BUCKETS_MAX, &p)) != 0) {
+		sgn_ratelimit_free(n);
+		return r;
+	}
+	sgn_ratelimit_free(c->auth->by_name);
+	sgn_ratelimit_free(c->auth->by_peer);
+	c->auth->by_name = n;
+	c->auth->by_peer = p;
+	return 0;
+}
+
 void
 sgn_core_auth_free(struct sgn_core *c)
 {
@@ -428,14 +451,18 @@ int
 sgn_allow_check(const char *entry, const struct ca_policy *p,
     char out[AMTCA_FQDN_MAX + 1])
 {
+	char why[256];
 	int r;
 
 	if (entry != NULL && entry[0] == '*')
 		return amtca_fail(AMTCA_E_FQDN, "allow entry \"%.64s\": give the "
 		    "suffix itself (\"example.test\" covers every name below "
 		    "it), not a wildcard", entry);
-	if ((r = ca_fqdn_check(entry, p, out)) != 0)
-		return amtca_fail(r, "allow entry: %s", amtca_errmsg(r));
+	if ((r = ca_fqdn_check(entry, p, out)) != 0) {
+		/* The detail lives in the buffer amtca_fail() writes. */
+		snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
+		return amtca_fail(r, "allow entry: %s", why);
+	}
 	return 0;
 }
 

@@ -57,6 +57,15 @@ int sgn_core_client_rebind(struct sgn_core *c, const struct sgn_client *cl,
     const char *serial) AMTCA_WUR;
 
 /*
+ * Replace the Basic rate limits (AMTCA_AUTH_* by default): bursts and
+ * refills per minute, per client name and per peer address.  For unit
+ * tests, whose KDFs may run slower than any refill (valgrind); call before
+ * requests run.
+ */
+int sgn_core_auth_limits(struct sgn_core *c, unsigned name_burst,
+    unsigned name_per_min, unsigned peer_burst, unsigned peer_per_min) AMTCA_WUR;
+
+/*
  * auth.c's token buckets, exposed for unit tests: at most `max` keys, each
  * holding up to `burst` tokens and refilled at `per_min` a minute.
  * sgn_ratelimit_take() takes one token of `key` at `now_ms` (a monotonic

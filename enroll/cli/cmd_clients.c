@@ -436,7 +436,8 @@ list(const char *homedir, const char *cmd, unsigned role, int argc,
 		case 'j': json = 1; break;
 		case 'h':
 			return cli_help(cmd, synopsis, "  --json                 "
-			    "one JSON document {\"clients\":[...]}\n", opts);
+			    "one JSON document {\"clients\":[...]}\n"
+			    "  --help                 this text\n", opts);
 		default:
 			return cli_usage(cmd, "bad option", synopsis);
 		}
