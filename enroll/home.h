@@ -11,6 +11,7 @@
 
 #include <openssl/x509.h>
 
+#include "ca/audit.h"
 #include "ca/ca.h"
 #include "ca/store.h"
 #include "common/err.h"
@@ -28,6 +29,8 @@
 #define HOME_PIN_FILE  "softhsm/user.pin"
 #define KEY_LABEL_ROOT  "amtca-root"
 #define KEY_LABEL_INTER "amtca-intermediate"
+#define KEY_LABEL_AUDIT "amtca-audit"		/* seals the audit trail */
+#define HOME_AUDIT_ANCHOR "amtca-audit-anchor"	/* token data object */
 
 /* amtca.conf as parsed (key = value lines; see amtca.conf(5)). */
 struct home_conf {
@@ -69,6 +72,9 @@ struct home {
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
+	struct hsm_key *audit_key;	/* HOME_SIGNER: seals the audit trail
+					   (found, or made on first use) */
+	struct ca_signer audit_signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
 	struct enroll_ctx engine;	/* HOME_SIGNER: what enroll_run() takes,
 					   views into the fields above */
@@ -76,6 +82,8 @@ struct home {
 
 #define HOME_STORE  0x1		/* open the database */
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
+#define HOME_NO_SEAL 0x100	/* with HOME_SIGNER: never seal the audit
+				   trail (audit verify reads, changes nothing) */
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);
@@ -113,5 +121,25 @@ int home_token_check(const char *module, const char *token_uri,
 int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
+
+/*
+ * The audit trail's pieces in the token (docs/audit.md).  home_open() with
+ * HOME_STORE names this process's OS user@host as the store's actor; with
+ * HOME_SIGNER it also finds (or makes) the audit key and installs the
+ * sealing hook, so that whichever process holds the CA store and the token
+ * seals every AMTCA_AUDIT_SEAL_EVERY entries and on every "ca.*" entry.
+ */
+/* "user@host" of this process (malloc'd). */
+int home_local_actor(char **out) AMTCA_WUR;
+/* The audit key: found, or generated as `key_type` (NULL: rsa2048). */
+int home_audit_key(struct hsm *hsm, const char *key_type,
+    struct hsm_key **out) AMTCA_WUR;
+/* A sealer over `key` whose anchor is the token's HOME_AUDIT_ANCHOR object. */
+void home_audit_sealer(struct hsm *hsm, const struct ca_signer *key,
+    struct audit_sealer *out);
+/* The token's anchor; AMTCA_E_NOT_FOUND when no seal was ever anchored. */
+int home_audit_anchor(struct hsm *hsm, struct audit_anchor *out) AMTCA_WUR;
+/* `amtca audit seal`: seal the head now (HOME_SIGNER). */
+int home_audit_seal(struct home *h, uint64_t *seq) AMTCA_WUR;
 
 #endif

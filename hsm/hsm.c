@@ -1323,6 +1323,110 @@ hsm_key_signer(struct hsm_key *k, struct ca_signer *out)
 	out->sign = signer_sign;
 }
 
+/* ---- data objects ---- */
+
+int
+hsm_data_read(struct hsm *h, const char *label, unsigned char *buf, size_t cap,
+    size_t *len)
+{
+	CK_OBJECT_HANDLE found[2];
+	CK_ULONG n = 0;
+	unsigned char *v = NULL;
+	size_t vlen = 0;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*len = 0;
+	if (h == NULL || label == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "hsm_data_read: bad arguments");
+	pthread_mutex_lock(&h->admin_lock);
+	if ((r = hsm_find_objects(h, CKO_DATA, label, NULL, 0, found, 2, &n)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (n == 0) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "token %s has no object %s",
+		    h->token, label);
+		goto out;
+	}
+	if (n > 1) {
+		ret = amtca_fail(AMTCA_E_HSM, "token %s has several objects "
+		    "labelled %s", h->token, label);
+		goto out;
+	}
+	if ((r = get_attr(h, found[0], CKA_VALUE, &v, &vlen)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (vlen > cap) {
+		ret = amtca_fail(AMTCA_E_LIMIT, "object %s in token %s is too large",
+		    label, h->token);
+		goto out;
+	}
+	memcpy(buf, v, vlen);
+	*len = vlen;
+	ret = 0;
+out:
+	pthread_mutex_unlock(&h->admin_lock);
+	free(v);
+	return ret;
+}
+
+int
+hsm_data_write(struct hsm *h, const char *label, const unsigned char *buf,
+    size_t len)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_BBOOL t = CK_TRUE;
+	CK_OBJECT_HANDLE found[2], o;
+	CK_ULONG n = 0;
+	CK_ATTRIBUTE val = { CKA_VALUE, (void *)buf, len };
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_TOKEN, &t, sizeof(t) },
+		{ CKA_PRIVATE, &t, sizeof(t) },
+		{ CKA_MODIFIABLE, &t, sizeof(t) },
+		{ CKA_LABEL, (void *)label, label != NULL ? strlen(label) : 0 },
+		{ CKA_VALUE, (void *)buf, len },
+	};
+	int r, tlocked = 0, ret = AMTCA_E_INTERNAL;
+	CK_RV rv;
+
+	if (h == NULL || label == NULL || buf == NULL || len == 0)
+		return amtca_fail(AMTCA_E_USAGE, "hsm_data_write: bad arguments");
+	pthread_mutex_lock(&h->admin_lock);
+	/* Writes the token store: under the token lock (see above). */
+	if ((r = hsm_softhsm_lock(h->lockfd, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	tlocked = 1;
+	if ((r = hsm_find_objects(h, CKO_DATA, label, NULL, 0, found, 2, &n)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (n > 1) {
+		ret = amtca_fail(AMTCA_E_HSM, "token %s has several objects "
+		    "labelled %s", h->token, label);
+		goto out;
+	}
+	if (n == 1)
+		rv = h->p11->C_SetAttributeValue(h->admin, found[0], &val, 1);
+	else
+		rv = h->p11->C_CreateObject(h->admin, tmpl,
+		    sizeof(tmpl) / sizeof(tmpl[0]), &o);
+	if (rv != CKR_OK) {
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "token %s cannot write object "
+		    "%s", h->token, label);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (tlocked)
+		(void)hsm_softhsm_lock(h->lockfd, 0);
+	pthread_mutex_unlock(&h->admin_lock);
+	return ret;
+}
+
 /* ---- paths behind a configuration, for the caller's checks ---- */
 
 int

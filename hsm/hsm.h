@@ -78,6 +78,19 @@ int hsm_sign(struct hsm_key *k, const EVP_MD *md, const unsigned char *tbs,
 void hsm_key_signer(struct hsm_key *k, struct ca_signer *out);
 
 /*
+ * Small private data objects (CKO_DATA, CKA_TOKEN, CKA_PRIVATE) by label:
+ * the audit trail's anchor ("amtca-audit-anchor"), kept outside the
+ * database.  read: the value into buf (at most cap bytes), AMTCA_E_NOT_FOUND
+ * when there is no such object, AMTCA_E_HSM when several share the label.
+ * write: create it, or rewrite its value in place (C_SetAttributeValue),
+ * under the embedded token's lock.
+ */
+int hsm_data_read(struct hsm *h, const char *label, unsigned char *buf,
+    size_t cap, size_t *len) AMTCA_WUR;
+int hsm_data_write(struct hsm *h, const char *label, const unsigned char *buf,
+    size_t len) AMTCA_WUR;
+
+/*
  * The file named by the URI's pin-source (malloc'd), or NULL when the URI
  * has none; AMTCA_E_CONFIG for a bad URI or an unusable pin-source (only
  * files, absolute paths).  For the caller's ownership and mode checks.

@@ -78,5 +78,6 @@ int cmd_enroll(const char *home, int argc, char **argv);
 int cmd_doctor(const char *home, int argc, char **argv);
 int cmd_fleet(const char *home, int argc, char **argv);
 int cmd_devices(const char *home, int argc, char **argv);
+int cmd_audit(const char *home, int argc, char **argv);
 
 #endif

@@ -37,6 +37,7 @@ static const struct {
 	{ "doctor",   cmd_doctor,   "diagnose DNS, ports, TLS and chain for an AMT device" },
 	{ "fleet",    cmd_fleet,    "reconcile every device of a hosts file, in one process" },
 	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
+	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
