@@ -550,17 +550,26 @@ home_audit_sealer(struct hsm *hsm, const struct ca_signer *key,
 	out->ctx = hsm;
 }
 
+/* Of several anchors (a crash between writing one and removing the old),
+ * the newest: the highest seq. */
+static int
+anchor_pick(void *arg, const unsigned char *v, size_t len)
+{
+	struct audit_anchor *best = arg, a;
+	int r;
+
+	if ((r = audit_anchor_parse(v, len, &a)) != 0)
+		return r;
+	if (a.seq > best->seq)
+		*best = a;
+	return 0;
+}
+
 int
 home_audit_anchor(struct hsm *hsm, struct audit_anchor *out)
 {
-	unsigned char buf[AMTCA_AUDIT_ANCHOR_MAX];
-	size_t len = 0;
-	int r;
-
 	memset(out, 0, sizeof(*out));
-	if ((r = hsm_data_read(hsm, HOME_AUDIT_ANCHOR, buf, sizeof(buf), &len)) != 0)
-		return r;
-	return audit_anchor_parse(buf, len, out);
+	return hsm_data_read(hsm, HOME_AUDIT_ANCHOR, anchor_pick, out);
 }
 
 int
