@@ -26,6 +26,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "hsm/admin.h"
+#include "signer/signer.h"
 
 const char *
 home_default_dir(const char *dir)
@@ -642,15 +643,16 @@ home_open(const char *dir, int flags, struct home **out)
 		ret = r;
 		goto out;
 	}
-	if ((flags & (HOME_STORE | HOME_SIGNER)) != 0) {
+	if ((flags & (HOME_STORE | HOME_SIGNER | HOME_STATE)) != 0) {
 		char *db = home_path(real, HOME_DB);
 
 		if (db == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
-		r = store_open(db, 0, &h->store);
-		h->state = h->store;
+		r = store_open(db, 0, &h->state);
+		if ((flags & (HOME_STORE | HOME_SIGNER)) != 0)
+			h->store = h->state;
 		free(db);
 		if (r != 0) {
 			ret = r;
@@ -659,8 +661,10 @@ home_open(const char *dir, int flags, struct home **out)
 		{
 			char *actor = NULL;
 
+			/* The state store gets one too: front ends report
+			 * through it until the signer carries their entries. */
 			if ((r = home_local_actor(&actor)) != 0 ||
-			    (r = store_set_actor(h->store, actor)) != 0) {
+			    (r = store_set_actor(h->state, actor)) != 0) {
 				free(actor);
 				ret = r;
 				goto out;
@@ -708,13 +712,13 @@ home_open(const char *dir, int flags, struct home **out)
 			ret = r;
 			goto out;
 		}
-		h->engine.store = h->store;
-		h->engine.ca = h->ca;
-		h->engine.policy = &h->policy;
-		h->engine.root = h->root;
-		h->engine.inter = h->inter;
-		h->engine.chain_path = h->chain_path;
 	}
+	/* The engine's view; the front end adds its signer (engine.sgn). */
+	h->engine.store = h->state;
+	h->engine.policy = &h->policy;
+	h->engine.root = h->root;
+	h->engine.inter = h->inter;
+	h->engine.chain_path = h->chain_path;
 	*out = h;
 	h = NULL;
 	ret = 0;
@@ -722,6 +726,25 @@ out:
 	free(conf);
 	home_free(h);
 	return ret;
+}
+
+int
+home_open_frontend(const char *dir, unsigned nconn, struct home **h,
+    struct sgn **s)
+{
+	int r;
+
+	*h = NULL;
+	*s = NULL;
+	if ((r = home_open(dir, HOME_STATE, h)) != 0)
+		return r;
+	if ((r = sgn_spawn((*h)->dir, nconn, s)) != 0) {
+		home_free(*h);
+		*h = NULL;
+		return r;
+	}
+	(*h)->engine.sgn = *s;
+	return 0;
 }
 
 void

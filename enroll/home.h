@@ -76,14 +76,19 @@ struct home {
 					   (found, or made on first use) */
 	struct ca_signer audit_signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
-	struct enroll_ctx engine;	/* HOME_SIGNER: what enroll_run() takes,
-					   views into the fields above */
+	struct enroll_ctx engine;	/* what enroll_run() takes, views into
+					   the fields above; engine.sgn is
+					   NULL: the front end sets the signer
+					   it started (sgn_spawn) */
 };
 
-#define HOME_STORE  0x1		/* open the database */
+#define HOME_STORE  0x1		/* open the CA records and the state */
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
 #define HOME_NO_SEAL 0x100	/* with HOME_SIGNER: never seal the audit
 				   trail (audit verify reads, changes nothing) */
+#define HOME_STATE  0x4		/* only the operational state (h->state;
+				   h->store stays NULL): what a front end
+				   opens, the signer holding the rest */
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);
@@ -141,5 +146,17 @@ void home_audit_sealer(struct hsm *hsm, const struct ca_signer *key,
 int home_audit_anchor(struct hsm *hsm, struct audit_anchor *out) AMTCA_WUR;
 /* `amtca audit seal`: seal the head now (HOME_SIGNER). */
 int home_audit_seal(struct home *h, uint64_t *seq) AMTCA_WUR;
+
+/*
+ * What a front end that parses outside input (enroll, fleet, amt-info,
+ * doctor, devices) opens: the home with HOME_STATE, and the signer in its
+ * own process (sgn_spawn, `nconn` connections; 0: per CPU) for the
+ * certificate records and issuance; (*h)->engine.sgn is set.  The front
+ * end never loads the PKCS#11 module.  Release with sgn_close() then
+ * home_free().
+ */
+struct sgn;
+int home_open_frontend(const char *dir, unsigned nconn, struct home **h,
+    struct sgn **s) AMTCA_WUR;
 
 #endif

@@ -1175,7 +1175,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 		goto fail;
 	}
 	if (fqdn == NULL) {
-		if ((r = cred_revoke(h->store, serial, reason, now, &got[0],
+		if ((r = cred_revoke(h->store, h->state, serial, reason, now, &got[0],
 		    &was[0])) != 0)
 			goto fail;
 		ngot = 1;
@@ -1184,7 +1184,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 			/* Every valid one (not revoked, not expired). */
 			if (strcmp(cert_status(&c[i], now), "valid") != 0)
 				continue;
-			if ((r = cred_revoke(h->store, c[i].serial, reason, now,
+			if ((r = cred_revoke(h->store, h->state, c[i].serial, reason, now,
 			    &got[ngot], &was[ngot])) != 0)
 				goto fail;
 			ngot++;
