@@ -9,6 +9,7 @@
 #     with valid hashes (the seals), and a truncation back before the last
 #     seal (the token's anchor), which the signer then also refuses to seal.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/enroll_helpers.sh"
 
 H="$T/home"
 new_ca "$H" --domain example.test
@@ -173,3 +174,20 @@ s=$(sed -n 's/^sealed the audit trail at entry \([0-9]*\)$/\1/p' "$T/seal.out")
 ca audit verify --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ok"] and d["anchor"] == d["last_seal"] == '"$s"', d' ||
 	fail "verify --json after a seal"
 ok "audit seal seals the head ($s) and the token anchor follows"
+
+# --- enrollment through the signer process ---------------------------------------
+# `enroll` parses WS-MAN, so it issues through the signer in its own process:
+# that process appends (and would seal); the actor is the operator's user@host.
+HOME_CA="$H"
+PW="$T/amt-password"
+password_file "$PW" "Adm1n-$RANDOM-pw"
+sim_up "$T/sim.log" 127.0.131.1 e1.example.test
+enroll 127.0.131.1 e1.example.test >"$T/enroll.out" 2>&1 || fail "enroll failed: $(cat "$T/enroll.out")"
+ca audit show --action cert.issue --json | python3 -c '
+import json, sys
+e = [x for x in json.load(sys.stdin)["entries"] if "device=e1.example.test" in x["detail"]]
+assert len(e) == 1 and e[0]["actor"] == sys.argv[1], (e, sys.argv[1])' "$ME" ||
+	fail "no cert.issue entry by $ME for the enrolled device"
+ca audit seal >/dev/null || fail "audit seal after an enrollment failed"
+ca audit verify >"$T/v2.out" || fail "verify after enrollment: $(cat "$T/v2.out")"
+ok "an enrollment through the signer process is an entry by $ME; the trail still verifies"
