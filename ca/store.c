@@ -855,8 +855,10 @@ seal_due(struct store *s, int force)
 
 	if (s->sealer == NULL || pthread_mutex_trylock(&s->sealmu) != 0)
 		return;
+	/* Due: a trail never sealed (pinned from its start), or the limit. */
 	if (s->sealer != NULL && (force || (s->ops->audit_status(s->be, &head,
-	    &sealed) == 0 && head - sealed >= AMTCA_AUDIT_SEAL_EVERY)))
+	    &sealed) == 0 && head > sealed && (sealed == 0 ||
+	    head - sealed >= AMTCA_AUDIT_SEAL_EVERY))))
 		s->sealer(s->sealer_arg, s);
 	pthread_mutex_unlock(&s->sealmu);
 }

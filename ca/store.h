@@ -311,7 +311,8 @@ void store_seals_free(struct store_seal *v, size_t n);
 /*
  * Sealing hook: `fn(arg, s)` runs after a commit that appended entries,
  * outside every lock of the store, when AMTCA_AUDIT_SEAL_EVERY or more
- * entries are unsealed or a "ca.*" entry was appended.  Only the process
+ * entries are unsealed, none was ever sealed, or a "ca.*" entry was
+ * appended.  Only the process
  * holding the audit key sets one (enroll/home.c); one seal runs at a time,
  * and entries the seal itself appends never call it again.  NULL removes.
  */

@@ -182,8 +182,8 @@ do_verify(struct home *h, int json)
 	else if (r != AMTCA_E_NOT_FOUND) {
 		ret = r;
 		goto out;
-	} else if (ns > 0 || n > 0) {
-		/* init anchors its first seal: a trail without one lost it. */
+	} else if (ns > 0) {
+		/* Every seal is anchored: seals without an anchor lost it. */
 		ret = amtca_fail(AMTCA_E_AUDIT, "the token holds no audit anchor "
 		    "(object %s) for a trail of %zu entries: it was removed, or "
 		    "this is not the CA's token", HOME_AUDIT_ANCHOR, n);
