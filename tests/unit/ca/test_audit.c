@@ -147,7 +147,7 @@ static struct store_audit *
 trail(size_t n)
 {
 	struct store_audit *e = calloc(n + 1, sizeof(*e));
-	char subj[16];
+	char subj[24];
 	size_t i;
 
 	for (i = 0; i < n; i++) {

@@ -1059,7 +1059,7 @@ test_audit_async_batches(void **state)
 	struct async_ctx a = { .uri = f->uri };
 	struct store_cert c[40];
 	struct store_audit *e = NULL;
-	char serial[40][8];
+	char serial[40][24];
 	size_t i, n, issued = 0;
 
 	pthread_mutex_init(&a.mu, NULL);
