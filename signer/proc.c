@@ -260,6 +260,12 @@ sgn_proc_close(struct sgn *s)
 int
 sgn_spawn(const char *home, unsigned nconn, struct sgn **out)
 {
+	return sgn_spawn_ex(home, nconn, 0, out);
+}
+
+int
+sgn_spawn_ex(const char *home, unsigned nconn, int flags, struct sgn **out)
+{
 	struct sgn *s = NULL;
 	int (*sv)[2] = NULL;
 	char *fdlist = NULL, *p, real[4096];
@@ -329,7 +335,8 @@ sgn_spawn(const char *home, unsigned nconn, struct sgn **out)
 	if (pid == 0) {
 		/* Only async-signal-safe calls until exec. */
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (dup2(devnull, 0) == -1 || dup2(devnull, 1) == -1)
+		if (dup2(devnull, 0) == -1 || dup2(devnull, 1) == -1 ||
+		    ((flags & SGN_SPAWN_LOG) == 0 && dup2(devnull, 2) == -1))
 			_exit(127);
 		for (i = 0; i < nconn; i++)
 			if (fcntl(sv[i][1], F_SETFD, 0) == -1)

@@ -182,6 +182,16 @@ int sgn_cred_get(struct sgn *s, const char *name, const char *fqdn,
  * starting threads.  The child exits when every socket closes.
  */
 int sgn_spawn(const char *home, unsigned nconn, struct sgn **out) AMTCA_WUR;
+/*
+ * As sgn_spawn(), with SGN_SPAWN_LOG: the signer's one-line key=value
+ * events (issue, revoke, credential use, dropped connections) go to this
+ * process's stderr, as a service wants.  Without it the signer's stderr is
+ * /dev/null, so that a command's output stays its own; failures still
+ * come back as the requests' errors.
+ */
+#define SGN_SPAWN_LOG 0x1
+int sgn_spawn_ex(const char *home, unsigned nconn, int flags,
+    struct sgn **out) AMTCA_WUR;
 
 /* The same signer in this process (opens the home with its token). */
 int sgn_local(const char *home, struct sgn **out) AMTCA_WUR;
