@@ -273,7 +273,8 @@ struct store_seal {
 
 /*
  * The actor this handle's own entries name when the caller gives none
- * (the CLI: the OS user@host).  Copied; NULL clears.
+ * (the CLI: the OS user@host).  Copied; NULL clears.  Set it right after
+ * store_open(), before the handle is shared: queued records point at it.
  */
 int store_set_actor(struct store *s, const char *actor) AMTCA_WUR;
 
