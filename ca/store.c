@@ -853,7 +853,8 @@ seal_due(struct store *s, int force)
 {
 	uint64_t head = 0, sealed = 0;
 
-	if (s->sealer == NULL || pthread_mutex_trylock(&s->sealmu) != 0)
+	if (s->sealer == NULL || s->ops->audit_status == NULL ||
+	    pthread_mutex_trylock(&s->sealmu) != 0)
 		return;
 	/* Due: a trail never sealed (pinned from its start), or the limit. */
 	if (s->sealer != NULL && (force || (s->ops->audit_status(s->be, &head,
@@ -868,6 +869,14 @@ store_seal_due(struct store *s)
 {
 	if (s != NULL)
 		seal_due(s, 0);
+}
+
+/* A backend without the audit trail yet fails its dispatchers cleanly. */
+static int
+no_audit(const struct store *s, const char *what)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not support %s yet",
+	    s->ops->scheme, what);
 }
 
 static int
@@ -901,6 +910,8 @@ store_audit_append_get(struct store *s, const char *actor, const char *action,
 	    (r = check_field("subject", subject, AMTCA_AUDIT_FIELD_MAX, 1)) != 0 ||
 	    (r = check_field("detail", detail, AMTCA_AUDIT_DETAIL_MAX, 1)) != 0)
 		return r;
+	if (s->ops->audit_append == NULL)
+		return no_audit(s, "audit_append");
 	if ((r = s->ops->audit_append(s->be, actor, action,
 	    subject != NULL ? subject : "", detail != NULL ? detail : "", &q,
 	    h)) != 0)
@@ -930,6 +941,8 @@ store_audit_list(struct store *s, uint64_t after, struct store_audit **out,
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_audit_list: no store");
+	if (s->ops->audit_list == NULL)
+		return no_audit(s, "audit_list");
 	return s->ops->audit_list(s->be, after, out, n);
 }
 
@@ -940,6 +953,8 @@ store_audit_status(struct store *s, uint64_t *head, uint64_t *sealed)
 	*sealed = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_audit_status: no store");
+	if (s->ops->audit_status == NULL)
+		return no_audit(s, "audit_status");
 	return s->ops->audit_status(s->be, head, sealed);
 }
 
@@ -950,6 +965,8 @@ store_seal_add(struct store *s, const struct store_seal *seal)
 	    seal->siglen == 0 || seal->siglen > CA_SIG_MAX)
 		return amtca_fail(AMTCA_E_USAGE, "store_seal_add: a seal needs an "
 		    "entry and a signature");
+	if (s->ops->seal_add == NULL)
+		return no_audit(s, "seal_add");
 	return s->ops->seal_add(s->be, seal);
 }
 
@@ -960,6 +977,8 @@ store_seal_list(struct store *s, struct store_seal **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_seal_list: no store");
+	if (s->ops->seal_list == NULL)
+		return no_audit(s, "seal_list");
 	return s->ops->seal_list(s->be, out, n);
 }
 
