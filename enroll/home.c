@@ -760,12 +760,22 @@ home_open(const char *dir, int flags, struct home **out)
 			goto out;
 		}
 		hsm_key_signer(h->inter_key, &h->signer);
-		if ((r = home_audit_key(h->hsm, h->conf.key_type,
+		/* A reader (HOME_NO_SEAL) never makes the key: NULL if none. */
+		if ((flags & HOME_NO_SEAL) != 0) {
+			if ((r = hsm_key_find(h->hsm, KEY_LABEL_AUDIT,
+			    &h->audit_key)) == AMTCA_E_HSM_KEY)
+				amtca_err_clear();
+			else if (r != 0) {
+				ret = r;
+				goto out;
+			}
+		} else if ((r = home_audit_key(h->hsm, h->conf.key_type,
 		    &h->audit_key)) != 0) {
 			ret = r;
 			goto out;
 		}
-		hsm_key_signer(h->audit_key, &h->audit_signer);
+		if (h->audit_key != NULL)
+			hsm_key_signer(h->audit_key, &h->audit_signer);
 		if ((flags & HOME_NO_SEAL) == 0) {
 			store_set_sealer(h->store, seal_hook, h);
 			/* Entries appended without the token (revoke) are

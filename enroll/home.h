@@ -90,7 +90,9 @@ struct home {
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
 	struct hsm_key *audit_key;	/* HOME_SIGNER: seals the audit trail
-					   (found, or made on first use) */
+					   (found, or made on first use; with
+					   HOME_NO_SEAL only found: may be
+					   NULL) */
 	struct ca_signer audit_signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
 	struct enroll_ctx engine;	/* what enroll_run() takes, views into

@@ -189,8 +189,14 @@ do_verify(struct home *h, int json)
 		    "this is not the CA's token", HOME_AUDIT_ANCHOR, n);
 		goto out;
 	}
-	if ((r = audit_verify(e, n, sl, ns, hsm_key_public(h->audit_key),
-	    have_anchor ? &a : NULL)) != 0) {
+	if (ns > 0 && h->audit_key == NULL) {
+		ret = amtca_fail(AMTCA_E_AUDIT, "the trail has %zu seals but the "
+		    "token has no audit key (%s): wrong token, or the key was "
+		    "removed", ns, KEY_LABEL_AUDIT);
+		goto out;
+	}
+	if ((r = audit_verify(e, n, sl, ns, h->audit_key != NULL ?
+	    hsm_key_public(h->audit_key) : NULL, have_anchor ? &a : NULL)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -218,6 +224,9 @@ out:
 static int
 do_pubkey(struct home *h)
 {
+	if (h->audit_key == NULL)
+		return amtca_fail(AMTCA_E_HSM_KEY, "the token has no audit key "
+		    "(%s) yet: 'amtca audit seal' makes it", KEY_LABEL_AUDIT);
 	if (PEM_write_PUBKEY(stdout, hsm_key_public(h->audit_key)) != 1)
 		return amtca_fail_ssl(AMTCA_E_IO, "cannot write the audit key");
 	return 0;
