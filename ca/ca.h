@@ -182,6 +182,9 @@ struct ca_request {
 	int days;			/* 0: policy default */
 	const char *requester;		/* who asked (user, "enroll", "est") */
 	const char *device;		/* optional AMT device binding (FQDN) */
+	const char *actor;		/* who the audit entry names: the
+					   authenticated client (NULL: the
+					   store's actor, ca/store.h) */
 };
 
 /*

@@ -848,6 +848,7 @@ issue(struct ca *ca, const struct ca_request *req, X509 **xout,
 		rec.status = (char *)"valid";
 		rec.requester = (char *)req->requester;
 		rec.device = (char *)req->device;
+		rec.actor = req->actor;
 		rec.der = der;
 		rec.der_len = derlen;
 		/* Only a durably recorded certificate leaves this function. */
@@ -928,6 +929,7 @@ struct job {
 	char *hex;
 	char *requester;
 	char *device;
+	char *actor;
 	int tries;
 	ca_issue_cb cb;
 	void *arg;
@@ -941,6 +943,7 @@ job_free(struct job *j)
 	free(j->hex);
 	free(j->requester);
 	free(j->device);
+	free(j->actor);
 	free(j);
 }
 
@@ -969,6 +972,7 @@ job_sign_submit(struct job *j)
 	j->rec.status = (char *)"valid";
 	j->rec.requester = j->requester;
 	j->rec.device = j->device;
+	j->rec.actor = j->actor;
 	j->rec.der = j->der;
 	j->rec.der_len = j->derlen;
 	j->tries++;
@@ -1021,7 +1025,8 @@ ca_issue_submit(struct ca *ca, const struct ca_request *req, ca_issue_cb cb,
 		return r;
 	}
 	if ((req->requester != NULL && (j->requester = strdup(req->requester)) == NULL) ||
-	    (req->device != NULL && (j->device = strdup(req->device)) == NULL)) {
+	    (req->device != NULL && (j->device = strdup(req->device)) == NULL) ||
+	    (req->actor != NULL && (j->actor = strdup(req->actor)) == NULL)) {
 		ret = AMTCA_E_NOMEM;
 		goto fail;
 	}

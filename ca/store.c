@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "ca/audit.h"
 #include "ca/store_backend.h"
 #include "common/limits.h"
 
@@ -63,6 +64,10 @@ struct store {
 	pthread_t committer;		/* started by the first async add */
 	int committer_running;
 	int stopping;
+	char *actor;			/* store_set_actor(): this handle's actor */
+	pthread_mutex_t sealmu;		/* one seal at a time (tried, not waited) */
+	store_seal_fn sealer;		/* set while the handle is in use */
+	void *sealer_arg;
 };
 
 /*
@@ -125,6 +130,7 @@ store_open(const char *uri, int create, struct store **out)
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->ccv, NULL);
+	pthread_mutex_init(&s->sealmu, NULL);
 	s->tail = &s->head;
 	if ((r = ops->open(loc, create, &s->be)) != 0) {
 		ret = r;
@@ -155,6 +161,8 @@ store_close(struct store *s)
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->ccv);
+	pthread_mutex_destroy(&s->sealmu);
+	free(s->actor);
 	free(s);
 }
 
@@ -170,13 +178,15 @@ store_destroy(const char *uri)
 	return ops->destroy(loc);
 }
 
+static void seal_due(struct store *s, int force);
+
 /* One batch of n records through the backend.  Every pending gets a result. */
 static void
 run_batch(struct store *s, struct pending *batch, size_t n)
 {
 	struct store_rec *recs[AMTCA_STORE_BATCH_MAX];
 	struct pending *p;
-	size_t i;
+	size_t i, k, ok = 0;
 
 	for (i = 0, p = batch; p != NULL && i < n; p = p->next, i++) {
 		p->rec.result = 0;
@@ -184,6 +194,27 @@ run_batch(struct store *s, struct pending *batch, size_t n)
 		recs[i] = &p->rec;
 	}
 	s->ops->insert_batch(s->be, recs, i);
+	for (k = 0; k < i; k++)
+		ok += recs[k]->result == 0;
+	/* Entries were appended: a seal may be due (outside every lock). */
+	if (ok > 0)
+		seal_due(s, 0);
+}
+
+/*
+ * Who an issuance entry names: the caller's actor, else this handle's
+ * (the CLI's user@host), else the requester.
+ */
+static const char *
+rec_actor(const struct store *s, const struct store_cert *c)
+{
+	if (c->actor != NULL && c->actor[0] != '\0')
+		return c->actor;
+	if (s->actor != NULL)
+		return s->actor;
+	if (c->requester != NULL && c->requester[0] != '\0')
+		return c->requester;
+	return "unknown";
 }
 
 static int
@@ -193,6 +224,12 @@ check_record(const struct store_cert *c)
 	    c->fqdn == NULL || c->der == NULL || c->der_len == 0 ||
 	    c->der_len > (size_t)AMTCA_CERT_FILE_MAX)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: incomplete record");
+	if (!audit_text_ok(c->fqdn, AMTCA_AUDIT_FIELD_MAX) ||
+	    !audit_text_ok(c->actor, AMTCA_AUDIT_FIELD_MAX) ||
+	    !audit_text_ok(c->requester, AMTCA_AUDIT_FIELD_MAX) ||
+	    !audit_text_ok(c->device, AMTCA_AUDIT_FIELD_MAX))
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: a name is not "
+		    "UTF-8 or too long for the audit trail");
 	if (strspn(c->serial, "0123456789ABCDEF") != strlen(c->serial))
 		return amtca_fail(AMTCA_E_USAGE, "serial \"%.64s\" is not "
 		    "uppercase hexadecimal", c->serial);
@@ -256,6 +293,7 @@ store_cert_add(struct store *s, const struct store_cert *c)
 		return r;
 	memset(&me, 0, sizeof(me));
 	me.rec.c = c;
+	me.rec.actor = rec_actor(s, c);
 	pthread_mutex_lock(&s->qmu);
 	*s->tail = &me;
 	s->tail = &me.next;
@@ -327,6 +365,7 @@ store_cert_add_async(struct store *s, const struct store_cert *c,
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return AMTCA_E_NOMEM;
 	p->rec.c = c;
+	p->rec.actor = rec_actor(s, c);
 	p->cb = done;
 	p->arg = arg;
 	pthread_mutex_lock(&s->qmu);
@@ -444,18 +483,32 @@ store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 int
 store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 {
+	return store_cert_revoke_as(s, serial, reason, when, NULL);
+}
+
+int
+store_cert_revoke_as(struct store *s, const char *serial, int reason,
+    time_t when, const char *actor)
+{
 	char *key = NULL;
 	int r;
 
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: no store");
+	if (actor == NULL || actor[0] == '\0')
+		actor = s->actor != NULL ? s->actor : "unknown";
+	if (!audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX))
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: the actor is "
+		    "not UTF-8 or too long");
 	if (reason < 0 || reason > 10 || reason == 7)
 		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
 		    "CRLReason (0-10 except 7)", reason);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
-	r = s->ops->cert_revoke(s->be, key, reason, when);
+	r = s->ops->cert_revoke(s->be, key, reason, when, actor);
 	free(key);
+	if (r == 0)
+		seal_due(s, 0);
 	return r;
 }
 
@@ -1008,4 +1061,217 @@ store_client_remove(struct store *s, const char *name, time_t when)
 		return amtca_fail(AMTCA_E_USAGE, "store_client_remove: no client");
 	CLIENTS_OR_FAIL(s);
 	return s->ops->client_remove(s->be, name, when != 0 ? when : time(NULL));
+}
+
+/* --- the audit trail ------------------------------------------------------ */
+
+int
+store_set_actor(struct store *s, const char *actor)
+{
+	char *a = NULL;
+
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_set_actor: no store");
+	if (actor != NULL) {
+		if (actor[0] == '\0' || !audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX))
+			return amtca_fail(AMTCA_E_USAGE, "audit actor is empty, not "
+			    "UTF-8 or too long");
+		if ((a = strdup(actor)) == NULL)
+			return AMTCA_E_NOMEM;
+	}
+	free(s->actor);
+	s->actor = a;
+	return 0;
+}
+
+void
+store_set_sealer(struct store *s, store_seal_fn fn, void *arg)
+{
+	if (s == NULL)
+		return;
+	/* Under sealmu: a seal running on another thread finishes first. */
+	pthread_mutex_lock(&s->sealmu);
+	s->sealer = fn;
+	s->sealer_arg = arg;
+	pthread_mutex_unlock(&s->sealmu);
+}
+
+/*
+ * Seal when due.  trylock: a seal in progress (on this thread, appending
+ * its own "audit.seal" entry, or another) covers what is appended now or
+ * leaves it to the next append; nobody waits on a token signature here.
+ */
+static void
+seal_due(struct store *s, int force)
+{
+	uint64_t head = 0, sealed = 0;
+
+	if (s->sealer == NULL || s->ops->audit_status == NULL ||
+	    pthread_mutex_trylock(&s->sealmu) != 0)
+		return;
+	/* Due: a trail never sealed (pinned from its start), or the limit. */
+	if (s->sealer != NULL && (force || (s->ops->audit_status(s->be, &head,
+	    &sealed) == 0 && head > sealed && (sealed == 0 ||
+	    head - sealed >= AMTCA_AUDIT_SEAL_EVERY))))
+		s->sealer(s->sealer_arg, s);
+	pthread_mutex_unlock(&s->sealmu);
+}
+
+void
+store_seal_due(struct store *s)
+{
+	if (s != NULL)
+		seal_due(s, 0);
+}
+
+/* A backend without the audit trail yet fails its dispatchers cleanly. */
+static int
+no_audit(const struct store *s, const char *what)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not support %s yet",
+	    s->ops->scheme, what);
+}
+
+static int
+check_field(const char *what, const char *v, size_t max, int may_be_empty)
+{
+	if ((v == NULL || v[0] == '\0') && !may_be_empty)
+		return amtca_fail(AMTCA_E_USAGE, "audit entry without %s", what);
+	if (!audit_text_ok(v, max))
+		return amtca_fail(AMTCA_E_USAGE, "audit entry: the %s is not UTF-8 "
+		    "or longer than %zu bytes", what, max);
+	return 0;
+}
+
+int
+store_audit_append_get(struct store *s, const char *actor, const char *action,
+    const char *subject, const char *detail, uint64_t *seq,
+    unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	uint64_t q = 0;
+	int r;
+
+	if (seq != NULL)
+		*seq = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_audit_append: no store");
+	if (actor == NULL || actor[0] == '\0')
+		actor = s->actor != NULL ? s->actor : "unknown";
+	if ((r = check_field("actor", actor, AMTCA_AUDIT_FIELD_MAX, 0)) != 0 ||
+	    (r = check_field("action", action, AMTCA_AUDIT_FIELD_MAX, 0)) != 0 ||
+	    (r = check_field("subject", subject, AMTCA_AUDIT_FIELD_MAX, 1)) != 0 ||
+	    (r = check_field("detail", detail, AMTCA_AUDIT_DETAIL_MAX, 1)) != 0)
+		return r;
+	if (s->ops->audit_append == NULL)
+		return no_audit(s, "audit_append");
+	if ((r = s->ops->audit_append(s->be, actor, action,
+	    subject != NULL ? subject : "", detail != NULL ? detail : "", &q,
+	    h)) != 0)
+		return r;
+	if (seq != NULL)
+		*seq = q;
+	if (hash != NULL)
+		memcpy(hash, h, sizeof(h));
+	/* A change of the CA itself is sealed at once. */
+	seal_due(s, strncmp(action, "ca.", 3) == 0);
+	return 0;
+}
+
+int
+store_audit_append(struct store *s, const char *actor, const char *action,
+    const char *subject, const char *detail)
+{
+	return store_audit_append_get(s, actor, action, subject, detail, NULL,
+	    NULL);
+}
+
+int
+store_audit_list(struct store *s, uint64_t after, struct store_audit **out,
+    size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_audit_list: no store");
+	if (s->ops->audit_list == NULL)
+		return no_audit(s, "audit_list");
+	return s->ops->audit_list(s->be, after, out, n);
+}
+
+int
+store_audit_status(struct store *s, uint64_t *head, uint64_t *sealed)
+{
+	*head = 0;
+	*sealed = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_audit_status: no store");
+	if (s->ops->audit_status == NULL)
+		return no_audit(s, "audit_status");
+	return s->ops->audit_status(s->be, head, sealed);
+}
+
+int
+store_seal_add(struct store *s, const struct store_seal *seal)
+{
+	if (s == NULL || seal == NULL || seal->seq == 0 || seal->sig == NULL ||
+	    seal->siglen == 0 || seal->siglen > CA_SIG_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "store_seal_add: a seal needs an "
+		    "entry and a signature");
+	if (s->ops->seal_add == NULL)
+		return no_audit(s, "seal_add");
+	return s->ops->seal_add(s->be, seal);
+}
+
+int
+store_seal_list(struct store *s, struct store_seal **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_seal_list: no store");
+	if (s->ops->seal_list == NULL)
+		return no_audit(s, "seal_list");
+	return s->ops->seal_list(s->be, out, n);
+}
+
+void
+store_audit_clear(struct store_audit *e)
+{
+	free(e->actor);
+	free(e->action);
+	free(e->subject);
+	free(e->detail);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_audits_free(struct store_audit *e, size_t n)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_audit_clear(&e[i]);
+	free(e);
+}
+
+void
+store_seal_clear(struct store_seal *e)
+{
+	free(e->sig);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_seals_free(struct store_seal *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_seal_clear(&v[i]);
+	free(v);
 }

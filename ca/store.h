@@ -31,6 +31,7 @@
 #define AMTCA_CA_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "common/err.h"
@@ -50,6 +51,10 @@ struct store_cert {
 	char *device;			/* AMT device FQDN or NULL */
 	unsigned char *der;
 	size_t der_len;
+	const char *actor;		/* add only: who the audit entry names
+					   (NULL: the store's actor, else the
+					   requester); borrowed, never stored
+					   in the row, NULL when read back */
 };
 
 /*
@@ -322,5 +327,90 @@ int store_client_remove(struct store *s, const char *name,
     time_t when) AMTCA_WUR;
 void store_client_free(struct store_client *c);
 void store_clients_free(struct store_client *c, size_t n);
+
+/*
+ * The audit trail (ca/audit.h, docs/audit.md): entries appended in the same
+ * transaction as the change they record, chained by hash, sealed now and
+ * then with the audit key.  Appends by this store itself: "cert.issue" (one
+ * per certificate, in its group commit's transaction), "cert.revoke" (when
+ * a revocation changes the record).  Everything else calls
+ * store_audit_append().
+ */
+#define STORE_AUDIT_HASH_LEN 32
+
+struct store_audit {
+	uint64_t seq;			/* from 1 */
+	int64_t time;			/* Unix seconds */
+	char *actor;			/* user@host, or a client's name */
+	char *action;			/* "cert.issue", ... (docs/audit.md) */
+	char *subject;			/* serial, FQDN, name; may be "" */
+	char *detail;			/* may be "" */
+	unsigned char prev[STORE_AUDIT_HASH_LEN];
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+};
+
+struct store_seal {
+	uint64_t seq;			/* the sealed entry */
+	unsigned char hash[STORE_AUDIT_HASH_LEN];	/* its hash */
+	unsigned char *sig;		/* audit key, SHA-256 over hash */
+	size_t siglen;
+	int64_t time;
+};
+
+/*
+ * The actor this handle's own entries name when the caller gives none
+ * (the CLI: the OS user@host).  Copied; NULL clears.  Set it right after
+ * store_open(), before the handle is shared: queued records point at it.
+ */
+int store_set_actor(struct store *s, const char *actor) AMTCA_WUR;
+
+/*
+ * Append one entry in its own transaction; durable on return.  `actor`
+ * NULL: the store's actor.  Fields must be UTF-8 (AMTCA_E_USAGE otherwise)
+ * of at most AMTCA_AUDIT_FIELD_MAX bytes (detail AMTCA_AUDIT_DETAIL_MAX);
+ * subject and detail may be NULL (empty).  *seq and hash (when not NULL)
+ * are the new entry's.
+ */
+int store_audit_append(struct store *s, const char *actor, const char *action,
+    const char *subject, const char *detail) AMTCA_WUR;
+int store_audit_append_get(struct store *s, const char *actor,
+    const char *action, const char *subject, const char *detail,
+    uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN]) AMTCA_WUR;
+
+/* Entries with seq > after (0: all), by seq.  Free with store_audits_free(). */
+int store_audit_list(struct store *s, uint64_t after, struct store_audit **out,
+    size_t *n) AMTCA_WUR;
+void store_audits_free(struct store_audit *e, size_t n);
+
+/* The newest entry's seq (0 when none) and the newest seal's seq (0). */
+int store_audit_status(struct store *s, uint64_t *head, uint64_t *sealed) AMTCA_WUR;
+
+/*
+ * Record a seal.  The entry it names must be stored with that hash
+ * (AMTCA_E_AUDIT otherwise): a seal is never recorded over a head that is
+ * not the store's.
+ */
+int store_seal_add(struct store *s, const struct store_seal *seal) AMTCA_WUR;
+/* All seals, by seq.  Free with store_seals_free(). */
+int store_seal_list(struct store *s, struct store_seal **out, size_t *n) AMTCA_WUR;
+void store_seals_free(struct store_seal *v, size_t n);
+
+/*
+ * Sealing hook: `fn(arg, s)` runs after a commit that appended entries,
+ * outside every lock of the store, when AMTCA_AUDIT_SEAL_EVERY or more
+ * entries are unsealed, none was ever sealed, or a "ca.*" entry was
+ * appended.  Only the process
+ * holding the audit key sets one (enroll/home.c); one seal runs at a time,
+ * and entries the seal itself appends never call it again.  NULL removes.
+ */
+typedef void (*store_seal_fn)(void *arg, struct store *s);
+void store_set_sealer(struct store *s, store_seal_fn fn, void *arg);
+
+/* Run the hook now if the condition above holds (e.g. at open). */
+void store_seal_due(struct store *s);
+
+/* store_cert_revoke(), naming `actor` in the audit entry (NULL: the store's). */
+int store_cert_revoke_as(struct store *s, const char *serial, int reason,
+    time_t when, const char *actor) AMTCA_WUR;
 
 #endif

@@ -25,6 +25,7 @@
 /* One record of a group commit, with its own outcome. */
 struct store_rec {
 	const struct store_cert *c;
+	const char *actor;		/* the audit entry's actor (never NULL) */
 	int result;			/* set by insert_batch */
 	char msg[STORE_MSG_MAX];	/* one-line detail when result != 0 */
 };
@@ -60,8 +61,10 @@ struct store_ops {
 	int (*cert_get)(void *be, const char *serial, struct store_cert **out);
 	int (*cert_list)(void *be, enum store_cert_filter f, const char *arg,
 	    struct store_cert **out, size_t *n);
+	/* Revocations that change the record append a "cert.revoke" entry
+	 * by `actor` (never NULL) in the same transaction. */
 	int (*cert_revoke)(void *be, const char *serial, int reason,
-	    time_t when);
+	    time_t when, const char *actor);
 	int (*device_put)(void *be, const struct store_device *d);
 	int (*device_get)(void *be, const char *fqdn,
 	    struct store_device **out);
@@ -73,6 +76,20 @@ struct store_ops {
 	int (*job_device_put)(void *be, const struct store_job_device *d);
 	int (*job_device_list)(void *be, const char *job_id,
 	    struct store_job_device **out, size_t *n);
+
+	/*
+	 * The audit trail (arguments checked by the front).  insert_batch
+	 * appends one "cert.issue" entry per inserted record, by rec->actor,
+	 * in the batch's transaction, reading the head inside it.
+	 */
+	int (*audit_append)(void *be, const char *actor, const char *action,
+	    const char *subject, const char *detail, uint64_t *seq,
+	    unsigned char hash[STORE_AUDIT_HASH_LEN]);
+	int (*audit_list)(void *be, uint64_t after, struct store_audit **out,
+	    size_t *n);
+	int (*audit_status)(void *be, uint64_t *head, uint64_t *sealed);
+	int (*seal_add)(void *be, const struct store_seal *seal);
+	int (*seal_list)(void *be, struct store_seal **out, size_t *n);
 
 	/* As store_lease_*; atomic against other processes on the store. */
 	int (*lease_take)(void *be, const char *name, const char *owner,
@@ -106,5 +123,7 @@ void store_device_clear(struct store_device *d);
 void store_job_clear(struct store_job *j);
 void store_job_device_clear(struct store_job_device *d);
 void store_cred_clear(struct store_cred *c);
+void store_audit_clear(struct store_audit *e);
+void store_seal_clear(struct store_seal *e);
 
 #endif

@@ -117,6 +117,11 @@
 #define AMTCA_STORE_BATCH_MAX   512             /* records per group commit */
 #define AMTCA_STORE_LINGER_US   5000            /* async commit waits for company */
 #define AMTCA_STORE_LINGER_BATCH 64             /* ... unless this many are queued */
+/* The audit trail (ca/audit.h, docs/audit.md). */
+#define AMTCA_AUDIT_FIELD_MAX   1024            /* actor, action, subject */
+#define AMTCA_AUDIT_DETAIL_MAX  4096            /* an entry's detail */
+#define AMTCA_AUDIT_SEAL_EVERY  100             /* entries between seals, at most */
+#define AMTCA_AUDIT_ANCHOR_MAX  256             /* the token's anchor object */
 #define AMTCA_SERIAL_TRIES      8               /* fresh serials on a collision */
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */

@@ -78,6 +78,23 @@ int hsm_sign(struct hsm_key *k, const EVP_MD *md, const unsigned char *tbs,
 void hsm_key_signer(struct hsm_key *k, struct ca_signer *out);
 
 /*
+ * Small private data objects (CKO_DATA, CKA_TOKEN, CKA_PRIVATE) by label:
+ * the audit trail's anchor ("amtca-audit-anchor"), kept outside the
+ * database.  Tokens (SoftHSM among them) keep CKA_VALUE read-only, so a
+ * write creates a new object and then destroys the old ones, under the
+ * embedded token's lock; a crash in between leaves both.  read calls
+ * `each(arg, value, len)` for every object with the label (at most
+ * HSM_DATA_MAX, each at most AMTCA_AUDIT_ANCHOR_MAX bytes), the caller
+ * choosing among several; AMTCA_E_NOT_FOUND when there is none; a non-zero
+ * return of `each` stops and is returned.
+ */
+#define HSM_DATA_MAX 8
+int hsm_data_read(struct hsm *h, const char *label,
+    int (*each)(void *arg, const unsigned char *v, size_t len), void *arg) AMTCA_WUR;
+int hsm_data_write(struct hsm *h, const char *label, const unsigned char *buf,
+    size_t len) AMTCA_WUR;
+
+/*
  * The file named by the URI's pin-source (malloc'd), or NULL when the URI
  * has none; AMTCA_E_CONFIG for a bad URI or an unusable pin-source (only
  * files, absolute paths).  For the caller's ownership and mode checks.

@@ -319,6 +319,7 @@ sgn_core_issue(struct sgn_core *c, const struct sgn_who *who,
 	cr.nips = req->nips;
 	cr.days = req->days;
 	cr.requester = cl.name;
+	cr.actor = cl.name;		/* the audit entry's actor (docs/audit.md) */
 	if ((r = ca_issue_der(c->h->ca, &cr, der, derlen, serial)) != 0) {
 		ret = r;
 		goto out;
@@ -533,7 +534,8 @@ sgn_core_revoke(struct sgn_core *c, const struct sgn_who *who,
 		    cl.name ? cl.name : "the requester");
 		goto out;
 	}
-	if ((r = store_cert_revoke(c->h->store, serial, reason, time(NULL))) != 0 ||
+	if ((r = store_cert_revoke_as(c->h->store, serial, reason, time(NULL),
+	    cl.name)) != 0 ||
 	    (r = store_cert_get(c->h->store, serial, &after)) != 0) {
 		ret = r;
 		goto out;

@@ -19,7 +19,9 @@
 
 #include <sqlite3.h>
 
+#include "ca/audit.h"
 #include "ca/store.h"
+#include "common/limits.h"
 #include "soft_signer.h"
 
 /* What the suite needs to know about a backend beyond the interface. */
@@ -1097,6 +1099,152 @@ test_clients(void **state)
 	store_close(s2);
 }
 
+/* --- the audit trail ------------------------------------------------------ */
+
+/* The trail as stored; asserts it chains (no seals, no anchor). */
+static size_t
+trail(struct store *s, struct store_audit **e)
+{
+	size_t n = 0;
+
+	assert_int_equal(store_audit_list(s, 0, e, &n), 0);
+	assert_int_equal(audit_verify(*e, n, NULL, 0, NULL, NULL), 0);
+	return n;
+}
+
+static void
+test_audit_entries(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c;
+	struct store_audit *e = NULL;
+	struct store_seal seal, *sl = NULL;
+	unsigned char sig[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, h[32];
+	uint64_t head = 9, sealed = 9, seq = 0;
+	size_t n, ns = 0;
+
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, 0);
+	assert_int_equal(sealed, 0);
+	assert_int_equal(store_set_actor(f->s, "op@host"), 0);
+
+	/* Issuance: one entry per record, by the store's actor, else the
+	 * record's own; a duplicate serial adds neither. */
+	rec(&c, "0A11", "a.example.com", der, sizeof(der));
+	c.device = (char *)"a.example.com";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0B22", "b.example.com", der, sizeof(der));
+	c.actor = "est-client-1";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_EXISTS);
+	/* Revocation: an entry when the record changes, none when it does not. */
+	assert_int_equal(store_cert_revoke(f->s, "0a11", 4, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 5, 1800), 0);
+	assert_int_equal(store_cert_revoke_as(f->s, "0A11", 1, 1900, "admin-1"), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0C33", 1, 1900), AMTCA_E_NOT_FOUND);
+	/* Generic appends. */
+	assert_int_equal(store_audit_append_get(f->s, NULL, "client.add", "est-1",
+	    "allow=example.com", &seq, h), 0);
+	assert_int_equal(seq, 5);
+	assert_int_equal(store_audit_append(f->s, "x@y", "crl.create", NULL, NULL), 0);
+	assert_int_equal(store_audit_append(f->s, NULL, "", "s", "d"), AMTCA_E_USAGE);
+	assert_int_equal(store_audit_append(f->s, NULL, "a", "bad\xff", ""),
+	    AMTCA_E_USAGE);
+	rec(&c, "0D44", "bad\xc3.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_USAGE);
+
+	n = trail(f->s, &e);
+	assert_int_equal(n, 6);
+	assert_string_equal(e[0].action, "cert.issue");
+	assert_string_equal(e[0].actor, "op@host");
+	assert_string_equal(e[0].subject, "0A11");
+	assert_string_equal(e[0].detail, "fqdn=a.example.com device=a.example.com "
+	    "requester=unit");
+	assert_string_equal(e[1].actor, "est-client-1");
+	assert_string_equal(e[1].subject, "0B22");
+	assert_string_equal(e[2].action, "cert.revoke");
+	assert_string_equal(e[2].subject, "0A11");
+	assert_string_equal(e[2].detail, "reason=4 fqdn=a.example.com");
+	assert_string_equal(e[3].action, "cert.revoke");	/* to keyCompromise */
+	assert_string_equal(e[3].actor, "admin-1");
+	assert_string_equal(e[3].detail, "reason=1 fqdn=a.example.com");
+	assert_string_equal(e[4].action, "client.add");
+	assert_memory_equal(e[4].hash, h, 32);
+	assert_string_equal(e[5].actor, "x@y");
+	assert_string_equal(e[5].subject, "");
+	assert_string_equal(e[5].detail, "");
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(e[i].seq, i + 1);
+
+	/* Seals: only over an entry stored with that hash. */
+	memset(&seal, 0, sizeof(seal));
+	seal.seq = 5;
+	memcpy(seal.hash, h, 32);
+	seal.sig = sig;
+	seal.siglen = sizeof(sig);
+	seal.time = 1234;
+	seal.hash[3] ^= 1;
+	assert_int_equal(store_seal_add(f->s, &seal), AMTCA_E_AUDIT);
+	seal.hash[3] ^= 1;
+	seal.seq = 4;
+	assert_int_equal(store_seal_add(f->s, &seal), AMTCA_E_AUDIT);
+	seal.seq = 5;
+	assert_int_equal(store_seal_add(f->s, &seal), 0);
+	assert_int_equal(store_seal_list(f->s, &sl, &ns), 0);
+	assert_int_equal(ns, 1);
+	assert_int_equal(sl[0].seq, 5);
+	assert_int_equal(sl[0].time, 1234);
+	assert_int_equal(sl[0].siglen, sizeof(sig));
+	assert_memory_equal(sl[0].sig, sig, sizeof(sig));
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, 6);
+	assert_int_equal(sealed, 5);
+	store_seals_free(sl, ns);
+	store_audits_free(e, n);
+
+	/* After seq 4 only; kept across a reopen. */
+	store_close(f->s);
+	assert_int_equal(store_open(f->uri, 0, &f->s), 0);
+	assert_int_equal(store_audit_list(f->s, 4, &e, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].seq, 5);
+	store_audits_free(e, n);
+}
+
+/* Pipelined adds: each batch's entries are chained in its transaction. */
+static void
+test_audit_async_batches(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct async_ctx a = { .uri = f->uri };
+	struct store_cert c[40];
+	struct store_audit *e = NULL;
+	char serial[40][24];
+	size_t i, n, issued = 0;
+
+	pthread_mutex_init(&a.mu, NULL);
+	for (i = 0; i < 40; i++) {
+		snprintf(serial[i], sizeof(serial[i]), "%04zX", i + 1);
+		rec(&c[i], serial[i], "a.example.com", der, sizeof(der));
+		assert_int_equal(store_cert_add_async(f->s, &c[i], async_done, &a), 0);
+		if (i % 7 == 0)
+			assert_int_equal(store_audit_append(f->s, "op@host",
+			    "enroll.outcome", "a.example.com", "enrolled"), 0);
+	}
+	store_close(f->s);	/* drains */
+	assert_int_equal(store_open(f->uri, 0, &f->s), 0);
+	n = trail(f->s, &e);
+	assert_int_equal(n, 40 + 6);
+	for (i = 0; i < n; i++)
+		issued += strcmp(e[i].action, "cert.issue") == 0;
+	assert_int_equal(issued, 40);
+	assert_int_equal(a.ok, 40);
+	store_audits_free(e, n);
+	pthread_mutex_destroy(&a.mu);
+}
+
 int
 main(void)
 {
@@ -1124,6 +1272,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_async_batches, setup,
 		    teardown),
 	};
 	const struct CMUnitTest front[] = {
