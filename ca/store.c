@@ -41,6 +41,8 @@
 /* The backends this amtca knows; the first is the default for plain paths. */
 static const struct store_ops *const backends[] = {
 	&store_sqlite_ops,
+	&store_pg_ops,
+	&store_pg_alias_ops,
 };
 
 struct pending {
@@ -99,8 +101,9 @@ locate(const char *uri, const struct store_ops **ops, const char **loc)
 			return 0;
 		}
 	return amtca_fail(AMTCA_E_USAGE, "issuance database \"%.200s\": unknown "
-	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH; for a file "
-	    "name with a colon, write sqlite:NAME or ./NAME)", uri,
+	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH and "
+	    "postgresql://...; for a file name with a colon, write "
+	    "sqlite:NAME or ./NAME)", uri,
 	    (int)(n > 32 ? 32 : n), uri);
 }
 

@@ -84,6 +84,8 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;		/* postgresql:// */
+extern const struct store_ops store_pg_alias_ops;	/* postgres:// */
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);
