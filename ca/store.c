@@ -68,6 +68,22 @@ struct store {
 };
 
 /*
+ * A backend may leave an op NULL (one added to the interface after it was
+ * written): its dispatcher fails cleanly instead of calling it.
+ */
+static int
+missing_op(const struct store *s, const char *op)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not support %s yet",
+	    s->ops->scheme, op);
+}
+
+#define NEED_OP(s, op) do { \
+	if ((s)->ops->op == NULL) \
+		return missing_op((s), #op); \
+} while (0)
+
+/*
  * "scheme:rest" names a backend by scheme; anything without a scheme (a
  * path) is the default backend's location.  A scheme is a letter, then
  * letters, digits, '+', '-' or '.', then ':'.
@@ -154,7 +170,8 @@ store_close(struct store *s)
 	pthread_mutex_unlock(&s->qmu);
 	if (s->committer_running)
 		pthread_join(s->committer, NULL);
-	s->ops->close(s->be);
+	if (s->ops->close != NULL)
+		s->ops->close(s->be);
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->ccv);
@@ -255,6 +272,7 @@ store_cert_add(struct store *s, const struct store_cert *c)
 
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: no store");
+	NEED_OP(s, insert_batch);
 	if ((r = check_record(c)) != 0)
 		return r;
 	memset(&me, 0, sizeof(me));
@@ -325,6 +343,7 @@ store_cert_add_async(struct store *s, const struct store_cert *c,
 	if (s == NULL || done == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add_async: no store "
 		    "or callback");
+	NEED_OP(s, insert_batch);
 	if ((r = check_record(c)) != 0)
 		return r;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
@@ -395,6 +414,7 @@ store_cert_get(struct store *s, const char *serial, struct store_cert **out)
 	*out = NULL;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_get: no store");
+	NEED_OP(s, cert_get);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
 	r = s->ops->cert_get(s->be, key, out);
@@ -409,6 +429,7 @@ store_cert_list(struct store *s, struct store_cert **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list: no store");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_ALL, NULL, out, n);
 }
 
@@ -420,6 +441,7 @@ store_cert_list_device(struct store *s, const char *device,
 	*n = 0;
 	if (s == NULL || device == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_device: no device");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_DEVICE, device, out, n);
 }
 
@@ -431,6 +453,7 @@ store_cert_list_fqdn(struct store *s, const char *fqdn,
 	*n = 0;
 	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_fqdn: no FQDN");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_FQDN, fqdn, out, n);
 }
 
@@ -441,6 +464,7 @@ store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_revoked: no store");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_REVOKED, NULL, out, n);
 }
 
@@ -452,6 +476,7 @@ store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: no store");
+	NEED_OP(s, cert_revoke);
 	if (reason < 0 || reason > 10 || reason == 7)
 		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
 		    "CRLReason (0-10 except 7)", reason);
@@ -529,6 +554,7 @@ store_device_put(struct store *s, const struct store_device *d)
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
+	NEED_OP(s, device_put);
 	return s->ops->device_put(s->be, &row);
 }
 
@@ -538,6 +564,7 @@ store_device_get(struct store *s, const char *fqdn, struct store_device **out)
 	*out = NULL;
 	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "no device FQDN");
+	NEED_OP(s, device_get);
 	return s->ops->device_get(s->be, fqdn, out);
 }
 
@@ -548,6 +575,7 @@ store_device_list(struct store *s, struct store_device **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_device_list: no store");
+	NEED_OP(s, device_list);
 	return s->ops->device_list(s->be, out, n);
 }
 
@@ -623,6 +651,7 @@ store_job_put(struct store *s, const struct store_job *j)
 	row = *j;
 	if (row.created_at == 0)
 		row.created_at = time(NULL);
+	NEED_OP(s, job_put);
 	return s->ops->job_put(s->be, &row);
 }
 
@@ -632,6 +661,7 @@ store_job_get(struct store *s, const char *id, struct store_job **out)
 	*out = NULL;
 	if (s == NULL || id == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_get: no job id");
+	NEED_OP(s, job_get);
 	return s->ops->job_get(s->be, id, out);
 }
 
@@ -642,6 +672,7 @@ store_job_list(struct store *s, struct store_job **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_list: no store");
+	NEED_OP(s, job_list);
 	return s->ops->job_list(s->be, out, n);
 }
 
@@ -657,6 +688,7 @@ store_job_device_put(struct store *s, const struct store_job_device *d)
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
+	NEED_OP(s, job_device_put);
 	return s->ops->job_device_put(s->be, &row);
 }
 
@@ -668,6 +700,7 @@ store_job_device_list(struct store *s, const char *job_id,
 	*n = 0;
 	if (s == NULL || job_id == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_device_list: no job id");
+	NEED_OP(s, job_device_list);
 	return s->ops->job_device_list(s->be, job_id, out, n);
 }
 
@@ -739,6 +772,7 @@ store_lease_take(struct store *s, const char *name, const char *owner,
 	    *owner == '\0' || ttl_s <= 0)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_take: needs a name, "
 		    "an owner and a positive lifetime");
+	NEED_OP(s, lease_take);
 	return s->ops->lease_take(s->be, name, owner, now, ttl_s, takeover,
 	    holder, expires);
 }
@@ -749,6 +783,7 @@ store_lease_renew(struct store *s, const char *name, const char *owner,
 {
 	if (s == NULL || name == NULL || owner == NULL || ttl_s <= 0)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_renew: bad arguments");
+	NEED_OP(s, lease_renew);
 	return s->ops->lease_renew(s->be, name, owner, now, ttl_s);
 }
 
@@ -757,5 +792,6 @@ store_lease_release(struct store *s, const char *name, const char *owner)
 {
 	if (s == NULL || name == NULL || owner == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_release: bad arguments");
+	NEED_OP(s, lease_release);
 	return s->ops->lease_release(s->be, name, owner);
 }

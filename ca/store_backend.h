@@ -1,7 +1,7 @@
 /*
  * The store's backend interface: between the backend-neutral front
  * (ca/store.c: argument checks, URI selection, the group commit) and one
- * storage engine (ca/store_sqlite.c).  Only ca/store*.c include this file;
+ * storage engine (ca/store_sqlite.c, ca/store_pg.c).  Only ca/store*.c include this file;
  * everyone else uses ca/store.h.
  *
  * A backend is a `struct store_ops` table.  Its functions get the handle its
@@ -9,7 +9,9 @@
  * to uppercase hex, revocation reasons valid, records complete), and must be
  * safe to call from several threads on one handle; they report errors as
  * the public store_* functions document (amtca_fail() for the message).
- * All SQL lives in backends.
+ * All SQL lives in backends.  An op left NULL (one the backend does not
+ * have yet) is never called: the front fails with AMTCA_E_STORE ("the
+ * postgresql store does not support X yet"); open and close are required.
  */
 #ifndef AMTCA_CA_STORE_BACKEND_H
 #define AMTCA_CA_STORE_BACKEND_H
