@@ -1,8 +1,8 @@
 /*
  * The store's backend interface: between the backend-neutral front
  * (ca/store.c: argument checks, URI selection, the group commit) and one
- * storage engine (ca/store_sqlite.c, ca/store_pg.c).  Only ca/store*.c include this file;
- * everyone else uses ca/store.h.
+ * storage engine (ca/store_sqlite.c, ca/store_pg.c).  Only ca/store*.c
+ * include this file; everyone else uses ca/store.h.
  *
  * A backend is a `struct store_ops` table.  Its functions get the handle its
  * open() made, arguments the front has already checked (serials normalised
