@@ -428,6 +428,32 @@ conn_put(struct pg *p, struct pgc *c)
 }
 
 /*
+ * A connection broke (server restart, failover, an administrator's
+ * pg_terminate_backend): the idle ones most likely did too.  Close them
+ * all, so the retry gets a fresh connection.
+ */
+static void
+pool_flush(struct pg *p)
+{
+	struct pgc *c, *next, *list;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	list = p->idle;
+	p->idle = NULL;
+	for (c = list; c != NULL; c = c->next)
+		n++;
+	p->open -= n;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (c = list; c != NULL; c = next) {
+		next = c->next;
+		PQfinish(c->conn);
+		free(c);
+	}
+}
+
+/*
  * Run `sql` on a pooled connection.  *out (if not NULL) gets the result on
  * success (PQclear it).  On failure the message is set and, if `state` is
  * not NULL, the SQLSTATE copied there ("" when none).
@@ -440,17 +466,33 @@ run(struct pg *p, const char *sql, const struct prm *a, const char *what,
 	PGresult *res = NULL;
 	const char *ss;
 	ExecStatusType st;
-	int r, ret = AMTCA_E_INTERNAL;
+	int r, attempt = 0, ret = AMTCA_E_INTERNAL;
 
 	if (out != NULL)
 		*out = NULL;
 	if (state != NULL)
 		state[0] = '\0';
+again:
 	if ((r = conn_get(p, &c)) != 0)
 		return r;
 	res = PQexecParams(c->conn, sql, a ? a->n : 0, NULL, a ? a->v : NULL,
 	    a ? a->len : NULL, a ? a->fmt : NULL, 0);
 	st = PQresultStatus(res);
+	/*
+	 * A broken connection: once more on a fresh one.  Every statement
+	 * run() executes is safe to repeat (reads, upserts, a revocation, a
+	 * lease upsert that finds its own owner), whether or not the first
+	 * attempt reached the server.
+	 */
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+	    PQstatus(c->conn) == CONNECTION_BAD && attempt++ == 0) {
+		PQclear(res);
+		res = NULL;
+		conn_put(p, c);
+		c = NULL;
+		pool_flush(p);
+		goto again;
+	}
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		if (state != NULL && res != NULL &&
 		    (ss = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL)
@@ -883,12 +925,12 @@ pipe_next(PGconn *conn)
 
 /*
  * BEGIN, the INSERTs, COMMIT: sent in one pipeline, then the results read
- * in order.  A row count of 0 is a serial already recorded.
+ * in order.  A row count of 0 is a serial already recorded.  *broken: the
+ * connection broke (every record then failed).
  */
 static void
-pg_insert_batch(void *be, struct store_rec **recs, size_t n)
+batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 {
-	struct pg *p = be;
 	struct pgc *c = NULL;
 	PGresult *res = NULL;
 	struct prm a;
@@ -898,6 +940,7 @@ pg_insert_batch(void *be, struct store_rec **recs, size_t n)
 	int r, failed = 0, sent = 0;
 
 	msg[0] = '\0';
+	*broken = 0;
 	for (i = 0; i < n; i++) {
 		recs[i]->result = 0;
 		recs[i]->msg[0] = '\0';
@@ -911,6 +954,7 @@ pg_insert_batch(void *be, struct store_rec **recs, size_t n)
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			r = pq_fail(c->conn, res, "prepare");
 			fail_rest(recs, n, r, amtca_errmsg(r));
+			*broken = PQstatus(c->conn) == CONNECTION_BAD;
 			goto out;
 		}
 		PQclear(res);
@@ -984,6 +1028,7 @@ pg_insert_batch(void *be, struct store_rec **recs, size_t n)
 	if (failed)		/* nothing of this batch is durable */
 		fail_rest(recs, n, AMTCA_E_STORE, msg[0] ? msg :
 		    "issuance database transaction failed");
+	*broken = PQstatus(c->conn) == CONNECTION_BAD;
 	goto out;
 broken:
 	/* The connection is unusable (conn_put drops it): nothing committed
@@ -992,9 +1037,31 @@ broken:
 	res = NULL;
 	r = pq_fail(c->conn, NULL, sent ? "commit" : "send");
 	fail_rest(recs, n, AMTCA_E_STORE, amtca_errmsg(r));
+	*broken = 1;
 out:
 	PQclear(res);
 	conn_put(p, c);
+}
+
+/*
+ * A batch, once more on a fresh connection if the first one broke (a
+ * server restart or failover, or an idle connection the server dropped).
+ * Nothing is lost either way: if the first attempt's COMMIT did happen,
+ * the second finds those serials recorded and reports AMTCA_E_EXISTS, so
+ * the caller signs again under a new serial and never hands out a
+ * certificate whose record is not durable.
+ */
+static void
+pg_insert_batch(void *be, struct store_rec **recs, size_t n)
+{
+	struct pg *p = be;
+	int broken = 0;
+
+	batch_once(p, recs, n, &broken);
+	if (!broken)
+		return;
+	pool_flush(p);
+	batch_once(p, recs, n, &broken);
 }
 
 /* Columns in CERT_COLS order, then optionally der. */

@@ -224,6 +224,19 @@ pg_exec_at(const char *uri, const char *other, const char *sql)
 	PQfinish(c);
 }
 
+/* The first value of `sql`'s result as a number. */
+static long
+pg_number(const char *uri, const char *sql)
+{
+	PGconn *c = pg_connect(uri, NULL);
+	char *v = pg_sql(c, sql);
+	long n = strtol(v, NULL, 10);
+
+	free(v);
+	PQfinish(c);
+	return n;
+}
+
 static int
 pg_equals(const char *uri, const char *sql, const char *want)
 {
@@ -1300,6 +1313,48 @@ test_pg_sync_commit_off_refused(void **state)
 }
 
 /*
+ * The server drops every connection (a restart, a failover, an
+ * administrator): the next calls reconnect instead of failing.
+ */
+static void
+test_pg_reconnect(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c, *got = NULL;
+	const char *kill = "SELECT count(pg_terminate_backend(pid)) FROM "
+	    "pg_stat_activity WHERE datname = current_database() AND pid <> "
+	    "pg_backend_pid()";
+	struct async_ctx a = { .uri = f->uri };
+
+	rec(&c, "0A11", "a.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_lease_take(f->s, "device:a", "A", 1000, 60, NULL,
+	    NULL, NULL), 0);
+	assert_true(pg_number(f->uri, kill) > 0);	/* the pool's, gone */
+	/* A batch, after the pool's connections died. */
+	rec(&c, "0B22", "b.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_true(pg_number(f->uri, kill) > 0);
+	assert_int_equal(store_cert_get(f->s, "0B22", &got), 0);
+	store_cert_free(got);
+	assert_true(pg_number(f->uri, kill) > 0);
+	assert_int_equal(store_lease_renew(f->s, "device:a", "A", 1010, 60), 0);
+	assert_true(pg_number(f->uri, kill) > 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 1, 1100), 0);
+	assert_int_equal(count(f->s), 2);
+	/* And through the committer thread. */
+	pthread_mutex_init(&a.mu, NULL);
+	assert_true(pg_number(f->uri, kill) > 0);
+	rec(&c, "0C33", "c.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add_async(f->s, &c, async_done, &a), 0);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(a.ok, 1);
+	pthread_mutex_destroy(&a.mu);
+}
+
+/*
  * Credentials from a passfile named in the URI (t_store_pg.sh makes the
  * role AMTCA_TEST_PG_PWUSER, whose connections need a password).
  */
@@ -1374,6 +1429,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pg_sync_commit_off_refused,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_passfile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
 	};
 	const struct CMUnitTest front[] = {
 		cmocka_unit_test(test_uri_selection),
