@@ -34,6 +34,34 @@ grep -q "store conformance: postgresql" "$T/suite.log" || fail "PostgreSQL group
 grep -q "postgresql skipped" "$T/suite.log" && fail "PostgreSQL group skipped"
 ok "conformance suite passes on SQLite and PostgreSQL"
 
+# The whole issuance path on PostgreSQL: `bench issue --store` signs,
+# records through the group commit and releases on COMMIT.
+bench_uri="postgresql:///amtca_bench?host=$PG_SOCK&user=amtca"
+AMTCA_HOME="$T/nohome" "$AMTCA" bench issue --count 10 --threads 2 \
+    --store "$bench_uri" >"$T/bench.out" 2>"$T/bench.err" ||
+	fail "bench on PostgreSQL: $(cat "$T/bench.err")"
+grep -q '^raw_sign_per_s=[0-9]* issue_per_s=[0-9]* ' "$T/bench.out" ||
+	fail "bench line: $(cat "$T/bench.out")"
+[ "$(pg_psql amtca_bench -c "SELECT to_regnamespace('amtca') IS NULL")" = t ] ||
+	fail "bench left its scratch store behind"
+ok "issuance through the CA on PostgreSQL; scratch store removed"
+
+# A store that exists is never a scratch store (the bench would drop it).
+pg_psql amtca_bench -c "CREATE SCHEMA amtca; CREATE TABLE amtca.schema_version
+    (version integer PRIMARY KEY, applied_at bigint NOT NULL);
+    INSERT INTO amtca.schema_version VALUES (1, 0)"
+expect_fail 1 "scratch store" env AMTCA_HOME="$T/nohome" "$AMTCA" bench issue \
+    --count 5 --store "$bench_uri"
+[ "$(pg_psql amtca_bench -c "SELECT count(*) FROM amtca.schema_version")" = 1 ] ||
+	fail "existing store touched"
+ok "bench refuses an existing store and leaves it alone"
+
+# Passwords never on the command line: one-line error, password not echoed.
+expect_fail 1 "passfile" env AMTCA_HOME="$T/nohome" "$AMTCA" bench issue \
+    --count 5 --store "postgresql://amtca:hunter2@localhost/amtca"
+grep -q hunter2 "$T/err" && fail "password echoed: $(cat "$T/err")"
+ok "a URI with a password is refused without repeating it"
+
 dir=$PG_DIR
 pg_stop
 [ ! -e "$dir" ] || fail "cluster directory left behind"
