@@ -157,32 +157,26 @@ sqlite_make_newer(const char *uri)
 
 /*
  * PostgreSQL: AMTCA_TEST_PG_URI is a libpq URI of the test server (its
- * database part is replaced); a store called `name` for a test using `dir`
- * is the database t_<dir's tag>_<name>, which store_open(create) makes.
+ * database part is replaced); a store called `name` is the database
+ * t_<name>, which store_open(create) makes.  Tests reuse those databases
+ * (a CREATE DATABASE costs ~1 s on a busy machine, a schema much less):
+ * setup() destroys whatever store an earlier test left there first.
  */
 static const char *pg_base;
 
 static void
 pg_uri(const char *dir, const char *name, char *out, size_t len)
 {
-	const char *auth, *path, *q, *tag = strrchr(dir, '.');
-	char t[16];
-	size_t i;
+	const char *auth, *path, *q;
 
+	(void)dir;
 	assert_non_null(pg_base);
 	assert_non_null(auth = strstr(pg_base, "://"));
 	auth += 3;
 	path = auth + strcspn(auth, "/?");
 	q = strchr(path, '?');
-	/* mkdtemp's suffix, lowercased: database names fold otherwise. */
-	tag = tag != NULL ? tag + 1 : dir;
-	for (i = 0; i + 1 < sizeof(t) && tag[i] != '\0'; i++)
-		t[i] = (tag[i] >= 'A' && tag[i] <= 'Z') ? (char)(tag[i] + 32) :
-		    (((tag[i] >= 'a' && tag[i] <= 'z') ||
-		    (tag[i] >= '0' && tag[i] <= '9')) ? tag[i] : '_');
-	t[i] = '\0';
-	snprintf(out, len, "%.*s/t_%s_%s%s", (int)(path - pg_base), pg_base, t,
-	    name, q != NULL ? q : "");
+	snprintf(out, len, "%.*s/t_%s%s", (int)(path - pg_base), pg_base, name,
+	    q != NULL ? q : "");
 }
 
 /* Connect to the database of `uri`, or to `other` on the same server. */
@@ -276,13 +270,22 @@ pg_check_durable(const char *uri)
 static void
 pg_make_foreign(const char *uri)
 {
-	char db[128], sql[256];
+	PGconn *c;
+	char db[128], sql[256], *v;
 
 	pg_dbname(uri, db, sizeof(db));
-	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", db);
-	pg_exec_at(uri, "postgres", sql);
-	pg_exec_at(uri, NULL, "CREATE SCHEMA amtca; CREATE TABLE amtca.other "
-	    "(x integer)");
+	c = pg_connect(uri, "postgres");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_database WHERE "
+	    "datname = '%s'", db);
+	v = pg_sql(c, sql);
+	if (strcmp(v, "0") == 0) {
+		snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", db);
+		free(pg_sql(c, sql));
+	}
+	free(v);
+	PQfinish(c);
+	pg_exec_at(uri, NULL, "DROP SCHEMA IF EXISTS amtca CASCADE; CREATE SCHEMA "
+	    "amtca; CREATE TABLE amtca.other (x integer)");
 }
 
 static void
@@ -327,7 +330,7 @@ setup(void **state)
 
 	f->dir = test_tmpdir();
 	be->uri(f->dir, "amtca", f->uri, sizeof(f->uri));
-	if (store_open(f->uri, 1, &f->s) != 0)
+	if (store_destroy(f->uri) != 0 || store_open(f->uri, 1, &f->s) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -1272,6 +1275,8 @@ test_pg_concurrent_create(void **state)
 	int i;
 
 	be->uri(f->dir, "race", uri, sizeof(uri));
+	/* A database nobody made yet, so that the nodes race to create it. */
+	pg_exec_at(uri, "postgres", "DROP DATABASE IF EXISTS t_race");
 	pthread_barrier_init(&go, NULL, NODES);
 	memset(n, 0, sizeof(n));
 	for (i = 0; i < NODES; i++) {
@@ -1297,19 +1302,49 @@ test_pg_sync_commit_off_refused(void **state)
 	struct store *s2 = (struct store *)&s2;
 	char db[128], sql[300];
 
+	char msg[300];
+	int r, r2;
+
 	pg_dbname(f->uri, db, sizeof(db));
 	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET "
 	    "synchronous_commit = off", db);
 	pg_exec_at(f->uri, NULL, sql);
-	assert_int_equal(store_open(f->uri, 0, &s2), AMTCA_E_STORE);
-	assert_null(s2);
-	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE),
-	    "synchronous_commit off"));
+	r = store_open(f->uri, 0, &s2);
+	snprintf(msg, sizeof(msg), "%s", amtca_errmsg(AMTCA_E_STORE));
+	store_close(r == 0 ? s2 : NULL);
 	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET "
 	    "synchronous_commit = local", db);
 	pg_exec_at(f->uri, NULL, sql);
-	assert_int_equal(store_open(f->uri, 0, &s2), 0);
-	store_close(s2);
+	r2 = store_open(f->uri, 0, &s2);
+	store_close(r2 == 0 ? s2 : NULL);
+	/* The database is shared with later tests: reset before asserting. */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" RESET "
+	    "synchronous_commit", db);
+	pg_exec_at(f->uri, NULL, sql);
+	assert_int_equal(r, AMTCA_E_STORE);
+	assert_non_null(strstr(msg, "synchronous_commit off"));
+	assert_int_equal(r2, 0);
+}
+
+/*
+ * Opening never migrates: a schema older than the binary is refused with
+ * the way out, so one node's upgrade never changes the schema under the
+ * others' feet.
+ */
+static void
+test_pg_older_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = (struct store *)&s2;
+
+	pg_exec_at(f->uri, NULL, "DELETE FROM amtca.schema_version");
+	assert_int_equal(store_open(f->uri, 0, &s2), AMTCA_E_STORE);
+	assert_null(s2);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE),
+	    "older than this amtca"));
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE), "migrate"));
+	assert_true(pg_equals(f->uri, "SELECT count(*) FROM amtca.schema_version",
+	    "0"));
 }
 
 /*
@@ -1430,6 +1465,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_passfile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_older_schema_refused, setup,
+		    teardown),
 	};
 	const struct CMUnitTest front[] = {
 		cmocka_unit_test(test_uri_selection),
