@@ -1510,9 +1510,6 @@ pg_job_device_list(void *be, const char *job_id,
 
 /* --- leases --------------------------------------------------------------- */
 
-/* Attempts at reading the holder of a lease that changed hands meanwhile. */
-#define LEASE_TRIES 5
-
 /*
  * One statement decides: the upsert's WHERE is evaluated on the row as
  * locked, so two takers (on any node) of a free or dead owner's lease
@@ -1527,7 +1524,7 @@ pg_lease_take(void *be, const char *name, const char *owner, time_t now,
 	int try, r;
 	long cnt;
 
-	for (try = 0; try < LEASE_TRIES; try++) {
+	for (try = 0; try < AMTCA_STORE_PG_LEASE_TRIES; try++) {
 		memset(&a, 0, sizeof(a));
 		p_text(&a, name);
 		p_text(&a, owner);
