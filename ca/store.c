@@ -42,6 +42,8 @@
 /* The backends this amtca knows; the first is the default for plain paths. */
 static const struct store_ops *const backends[] = {
 	&store_sqlite_ops,
+	&store_pg_ops,
+	&store_pg_alias_ops,
 };
 
 struct pending {
@@ -69,6 +71,22 @@ struct store {
 	store_seal_fn sealer;		/* set while the handle is in use */
 	void *sealer_arg;
 };
+
+/*
+ * A backend may leave an op NULL (one added to the interface after it was
+ * written): its dispatcher fails cleanly instead of calling it.
+ */
+static int
+missing_op(const struct store *s, const char *op)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not support %s yet",
+	    s->ops->scheme, op);
+}
+
+#define NEED_OP(s, op) do { \
+	if ((s)->ops->op == NULL) \
+		return missing_op((s), #op); \
+} while (0)
 
 /*
  * "scheme:rest" names a backend by scheme; anything without a scheme (a
@@ -104,8 +122,9 @@ locate(const char *uri, const struct store_ops **ops, const char **loc)
 			return 0;
 		}
 	return amtca_fail(AMTCA_E_USAGE, "issuance database \"%.200s\": unknown "
-	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH; for a file "
-	    "name with a colon, write sqlite:NAME or ./NAME)", uri,
+	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH and "
+	    "postgresql://...; for a file name with a colon, write "
+	    "sqlite:NAME or ./NAME)", uri,
 	    (int)(n > 32 ? 32 : n), uri);
 }
 
@@ -157,7 +176,8 @@ store_close(struct store *s)
 	pthread_mutex_unlock(&s->qmu);
 	if (s->committer_running)
 		pthread_join(s->committer, NULL);
-	s->ops->close(s->be);
+	if (s->ops->close != NULL)
+		s->ops->close(s->be);
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->ccv);
@@ -289,6 +309,7 @@ store_cert_add(struct store *s, const struct store_cert *c)
 
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: no store");
+	NEED_OP(s, insert_batch);
 	if ((r = check_record(c)) != 0)
 		return r;
 	memset(&me, 0, sizeof(me));
@@ -360,6 +381,7 @@ store_cert_add_async(struct store *s, const struct store_cert *c,
 	if (s == NULL || done == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add_async: no store "
 		    "or callback");
+	NEED_OP(s, insert_batch);
 	if ((r = check_record(c)) != 0)
 		return r;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
@@ -431,6 +453,7 @@ store_cert_get(struct store *s, const char *serial, struct store_cert **out)
 	*out = NULL;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_get: no store");
+	NEED_OP(s, cert_get);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
 	r = s->ops->cert_get(s->be, key, out);
@@ -445,6 +468,7 @@ store_cert_list(struct store *s, struct store_cert **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list: no store");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_ALL, NULL, out, n);
 }
 
@@ -456,6 +480,7 @@ store_cert_list_device(struct store *s, const char *device,
 	*n = 0;
 	if (s == NULL || device == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_device: no device");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_DEVICE, device, out, n);
 }
 
@@ -467,6 +492,7 @@ store_cert_list_fqdn(struct store *s, const char *fqdn,
 	*n = 0;
 	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_fqdn: no FQDN");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_FQDN, fqdn, out, n);
 }
 
@@ -477,6 +503,7 @@ store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_revoked: no store");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_REVOKED, NULL, out, n);
 }
 
@@ -500,6 +527,7 @@ store_cert_revoke_as(struct store *s, const char *serial, int reason,
 	if (!audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX))
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: the actor is "
 		    "not UTF-8 or too long");
+	NEED_OP(s, cert_revoke);
 	if (reason < 0 || reason > 10 || reason == 7)
 		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
 		    "CRLReason (0-10 except 7)", reason);
@@ -579,6 +607,7 @@ store_device_put(struct store *s, const struct store_device *d)
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
+	NEED_OP(s, device_put);
 	return s->ops->device_put(s->be, &row);
 }
 
@@ -588,6 +617,7 @@ store_device_get(struct store *s, const char *fqdn, struct store_device **out)
 	*out = NULL;
 	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "no device FQDN");
+	NEED_OP(s, device_get);
 	return s->ops->device_get(s->be, fqdn, out);
 }
 
@@ -598,6 +628,7 @@ store_device_list(struct store *s, struct store_device **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_device_list: no store");
+	NEED_OP(s, device_list);
 	return s->ops->device_list(s->be, out, n);
 }
 
@@ -673,6 +704,7 @@ store_job_put(struct store *s, const struct store_job *j)
 	row = *j;
 	if (row.created_at == 0)
 		row.created_at = time(NULL);
+	NEED_OP(s, job_put);
 	return s->ops->job_put(s->be, &row);
 }
 
@@ -682,6 +714,7 @@ store_job_get(struct store *s, const char *id, struct store_job **out)
 	*out = NULL;
 	if (s == NULL || id == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_get: no job id");
+	NEED_OP(s, job_get);
 	return s->ops->job_get(s->be, id, out);
 }
 
@@ -692,6 +725,7 @@ store_job_list(struct store *s, struct store_job **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_list: no store");
+	NEED_OP(s, job_list);
 	return s->ops->job_list(s->be, out, n);
 }
 
@@ -707,6 +741,7 @@ store_job_device_put(struct store *s, const struct store_job_device *d)
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
+	NEED_OP(s, job_device_put);
 	return s->ops->job_device_put(s->be, &row);
 }
 
@@ -718,6 +753,7 @@ store_job_device_list(struct store *s, const char *job_id,
 	*n = 0;
 	if (s == NULL || job_id == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_device_list: no job id");
+	NEED_OP(s, job_device_list);
 	return s->ops->job_device_list(s->be, job_id, out, n);
 }
 
@@ -789,6 +825,7 @@ store_lease_take(struct store *s, const char *name, const char *owner,
 	    *owner == '\0' || ttl_s <= 0)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_take: needs a name, "
 		    "an owner and a positive lifetime");
+	NEED_OP(s, lease_take);
 	return s->ops->lease_take(s->be, name, owner, now, ttl_s, takeover,
 	    holder, expires);
 }
@@ -799,6 +836,7 @@ store_lease_renew(struct store *s, const char *name, const char *owner,
 {
 	if (s == NULL || name == NULL || owner == NULL || ttl_s <= 0)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_renew: bad arguments");
+	NEED_OP(s, lease_renew);
 	return s->ops->lease_renew(s->be, name, owner, now, ttl_s);
 }
 
@@ -807,6 +845,7 @@ store_lease_release(struct store *s, const char *name, const char *owner)
 {
 	if (s == NULL || name == NULL || owner == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_release: bad arguments");
+	NEED_OP(s, lease_release);
 	return s->ops->lease_release(s->be, name, owner);
 }
 

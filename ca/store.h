@@ -3,8 +3,10 @@
  *
  * This header is the whole interface; callers never see the backend.  A
  * store is named by a URI: "sqlite:PATH", or a plain PATH, is the embedded
- * SQLite backend (ca/store_sqlite.c: WAL mode, synchronous=FULL), the only
- * one today.  Whatever the backend, when store_cert_add() returns 0 the
+ * SQLite backend (ca/store_sqlite.c: WAL mode, synchronous=FULL);
+ * "postgresql://..." (or "postgres://...", any libpq connection URI without
+ * a password) is a PostgreSQL database that several nodes can share
+ * (ca/store_pg.c).  Whatever the backend, when store_cert_add() returns 0 the
  * record is durable; concurrent adders are batched into one transaction
  * (group commit, backend-neutral, in ca/store.c), so durability does not
  * serialise issuance.  All functions are safe to call from several threads
@@ -24,7 +26,9 @@
  *      same way for every backend, then calls the op;
  *   4. in each backend, the schema (for SQLite: CREATE TABLE IF NOT EXISTS
  *      in schema_sql, bump SCHEMA_VERSION and upgrade older files in
- *      schema()), and the ops;
+ *      schema(); for PostgreSQL: a new entry appended to migrations[] in
+ *      ca/store_pg.c, never an edit of an old one), and the ops (a backend
+ *      that leaves one NULL makes its dispatcher fail with AMTCA_E_STORE);
  *   5. cases in tests/unit/ca/test_store.c, which every backend runs.
  */
 #ifndef AMTCA_CA_STORE_H

@@ -1,15 +1,17 @@
 /*
  * The store's backend interface: between the backend-neutral front
  * (ca/store.c: argument checks, URI selection, the group commit) and one
- * storage engine (ca/store_sqlite.c).  Only ca/store*.c include this file;
- * everyone else uses ca/store.h.
+ * storage engine (ca/store_sqlite.c, ca/store_pg.c).  Only ca/store*.c
+ * include this file; everyone else uses ca/store.h.
  *
  * A backend is a `struct store_ops` table.  Its functions get the handle its
  * open() made, arguments the front has already checked (serials normalised
  * to uppercase hex, revocation reasons valid, records complete), and must be
  * safe to call from several threads on one handle; they report errors as
  * the public store_* functions document (amtca_fail() for the message).
- * All SQL lives in backends.
+ * All SQL lives in backends.  An op left NULL (one the backend does not
+ * have yet) is never called: the front fails with AMTCA_E_STORE ("the
+ * postgresql store does not support X yet"); open and close are required.
  */
 #ifndef AMTCA_CA_STORE_BACKEND_H
 #define AMTCA_CA_STORE_BACKEND_H
@@ -116,6 +118,8 @@ struct store_ops {
 
 extern const struct store_ops store_sqlite_ops;
 void store_client_clear(struct store_client *c);
+extern const struct store_ops store_pg_ops;		/* postgresql:// */
+extern const struct store_ops store_pg_alias_ops;	/* postgres:// */
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);

@@ -113,6 +113,9 @@
 
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */
+#define AMTCA_STORE_PG_POOL_MAX 8               /* PostgreSQL connections per store */
+#define AMTCA_STORE_PG_URI_MAX  2048            /* PostgreSQL store URI length */
+#define AMTCA_STORE_PG_LEASE_TRIES 5            /* lease changing hands between reads */
 #define AMTCA_HSM_TOKEN_OBJECT_MAX (64 * 1024)   /* SoftHSM token.object */
 #define AMTCA_STORE_BATCH_MAX   512             /* records per group commit */
 #define AMTCA_STORE_LINGER_US   5000            /* async commit waits for company */
