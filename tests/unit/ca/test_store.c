@@ -1555,6 +1555,75 @@ node_add(void *arg)
 	return NULL;
 }
 
+/*
+ * Several nodes (handles of their own) append to the audit trail at once,
+ * directly and through certificate batches and revocations: one chain,
+ * seq 1..N without gap or fork, and it verifies.
+ */
+static void *
+node_audit(void *arg)
+{
+	struct node *n = arg;
+	struct store *s = NULL;
+	char subject[32];
+	int i;
+
+	assert_int_equal(store_open(n->uri, 0, &s), 0);
+	n->add.s = s;
+	pthread_barrier_wait(n->go);
+	for (i = 0; i < PER_THREAD / 4; i++) {
+		snprintf(subject, sizeof(subject), "%s-%d", n->owner, i);
+		if (store_audit_append(s, n->owner, "test.node", subject,
+		    NULL) != 0)
+			n->add.failures++;
+	}
+	add_many(&n->add);
+	snprintf(subject, sizeof(subject), "%02X%04X", n->add.id, 0);
+	if (store_cert_revoke_as(s, subject, 4, 2000, n->owner) != 0)
+		n->add.failures++;
+	store_close(s);
+	return NULL;
+}
+
+static void
+test_audit_nodes_never_fork(void **state)
+{
+	struct fx *f = *state;
+	struct node n[NODES];
+	pthread_t th[NODES];
+	pthread_barrier_t go;
+	struct store_audit *e = NULL;
+	size_t cnt = 0, i;
+	int k;
+
+	pthread_barrier_init(&go, NULL, NODES);
+	memset(n, 0, sizeof(n));
+	for (k = 0; k < NODES; k++) {
+		n[k].uri = f->uri;
+		n[k].go = &go;
+		n[k].add = (struct adder){ .id = k };
+		snprintf(n[k].owner, sizeof(n[k].owner), "node%d", k);
+		assert_int_equal(pthread_create(&th[k], NULL, node_audit, &n[k]), 0);
+	}
+	for (k = 0; k < NODES; k++) {
+		pthread_join(th[k], NULL);
+		assert_int_equal(n[k].add.failures, 0);
+		assert_int_equal(n[k].add.exists, 0);
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(store_audit_list(f->s, 0, &e, &cnt), 0);
+	/* Per node: its appends, one cert.issue per record, one revoke. */
+	assert_int_equal(cnt, NODES * (PER_THREAD / 4 + PER_THREAD + 1));
+	for (i = 0; i < cnt; i++) {
+		assert_int_equal(e[i].seq, i + 1);
+		if (i > 0)
+			assert_memory_equal(e[i].prev, e[i - 1].hash,
+			    STORE_AUDIT_HASH_LEN);
+	}
+	assert_int_equal(audit_verify(e, cnt, NULL, 0, NULL, NULL), 0);
+	store_audits_free(e, cnt);
+}
+
 static void
 test_nodes_share_one_store(void **state)
 {
@@ -1793,6 +1862,71 @@ test_pg_passfile(void **state)
 	store_close(s2);
 }
 
+/*
+ * SQLite only (versions are the file's user_version): a version-2 file,
+ * the release before clients, credentials' neighbours and the audit trail,
+ * opens, gains them and is version 3; reopening changes nothing.
+ */
+static void
+test_sqlite_upgrade_from_v2(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	struct store_client c, *g = NULL;
+	struct store_device *d = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint64_t head = 0, sealed = 0;
+	struct store_device nd;
+	char uri[512];
+
+	be->uri(f->dir, "v2", uri, sizeof(uri));
+	/* A version-2 file: today's schema less what version 3 added. */
+	assert_int_equal(store_open(uri, 1, &s), 0);
+	memset(&nd, 0, sizeof(nd));
+	nd.fqdn = (char *)"v2.example.com";
+	nd.state = (char *)"enrolled";
+	nd.updated_at = 5;
+	assert_int_equal(store_device_put(s, &nd), 0);
+	store_close(s);
+	s = NULL;
+	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE clients; DROP TABLE audit;"
+	    " DROP TABLE audit_seals; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	db = NULL;
+
+	assert_int_equal(store_open(uri, 0, &s), 0);
+	assert_int_equal(store_device_get(s, "v2.example.com", &d), 0);
+	assert_int_equal(d->updated_at, 5);
+	store_device_free(d);
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"ops";
+	c.roles = STORE_CLIENT_ADMIN;
+	assert_int_equal(store_client_add(s, &c), 0);
+	assert_int_equal(store_client_get(s, "ops", &g), 0);
+	store_client_free(g);
+	assert_int_equal(store_audit_append(s, "tester", "test.upgrade", "", NULL),
+	    0);
+	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
+	assert_int_equal(head, 1);
+	store_close(s);
+	s = NULL;
+	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* Reopened as version 3: the rows stay. */
+	assert_int_equal(store_open(uri, 0, &s), 0);
+	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
+	assert_int_equal(head, 1);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -1828,6 +1962,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_share_one_store, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_audit_nodes_never_fork, setup,
+		    teardown),
 	};
 	const struct CMUnitTest pg_only[] = {
 		cmocka_unit_test_setup_teardown(test_pg_concurrent_create, setup,
@@ -1837,6 +1973,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pg_passfile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_older_schema_refused, setup,
+		    teardown),
+	};
+	const struct CMUnitTest sqlite_only[] = {
+		cmocka_unit_test_setup_teardown(test_sqlite_upgrade_from_v2, setup,
 		    teardown),
 	};
 	const struct CMUnitTest front[] = {
@@ -1867,6 +2007,9 @@ main(void)
 		failed += cmocka_run_group_tests_name("store: postgresql only",
 		    pg_only, NULL, NULL);
 	}
+	be = &backends[0];
+	failed += cmocka_run_group_tests_name("store: sqlite only", sqlite_only,
+	    NULL, NULL);
 	failed += cmocka_run_group_tests_name("store URI selection", front,
 	    NULL, NULL);
 	return failed;
