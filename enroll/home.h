@@ -68,6 +68,10 @@ struct home_conf {
 	char *crl_url;
 	char *aia_url;
 	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
+	char *store;			/* "store = URI": one shared store
+					   (postgresql://...) for the CA
+					   records and the state; NULL: the
+					   home's SQLite files */
 };
 
 /* An opened CA home.  Fields are valid according to the open flags. */

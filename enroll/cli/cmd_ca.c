@@ -126,7 +126,8 @@ static const char init_synopsis[] =
     "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
     "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384]\n"
     "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
-    "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
+    "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]\n"
+    "           [--store sqlite|postgresql://...]";
 
 static const char init_options[] =
     "  --softhsm              a SoftHSM token inside the home (embedded default)\n"
@@ -144,6 +145,9 @@ static const char init_options[] =
     "  --org NAME             organisation in the CA names\n"
     "  --country CC           two-letter country in the CA names\n"
     "  --days N               default leaf validity in days (397)\n"
+    "  --store URI            where the records live: sqlite (the home's files,\n"
+    "                         default) or postgresql://... (a shared database;\n"
+    "                         password only from a passfile)\n"
     "  --help                 this text\n";
 
 static int
@@ -151,7 +155,7 @@ write_conf(const char *dir, const char *module, const char *uri,
     const char *pin_file, const char *softhsm_conf, char *const *env,
     size_t nenv, const char *key_type, char *const *domains, size_t nd,
     int any_domain, char *const *ranges, size_t nr, const char *org,
-    const char *country, int days)
+    const char *country, int days, const char *store)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -166,6 +170,14 @@ write_conf(const char *dir, const char *module, const char *uri,
 	    softhsm_conf ? "softhsm_conf = " : "", softhsm_conf ? softhsm_conf : "",
 	    softhsm_conf ? "\n" : "", key_type, days, AMTCA_SKEW_DEFAULT_S) == -1)
 		return AMTCA_E_NOMEM;
+	if (store != NULL) {
+		if (asprintf(&nt, "%sstore = %s\n", text, store) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	for (i = 0; i < nenv; i++) {
 		if (asprintf(&nt, "%smodule_env = %s\n", text, env[i]) == -1) {
 			free(text);
@@ -293,6 +305,43 @@ out:
 	return ret;
 }
 
+/*
+ * --store: "sqlite" (or "sqlite:") is the home's own files, the default
+ * (*uri becomes NULL); a postgresql:// or postgres:// URI must name a
+ * database holding no amtca store yet (init --join is for another node),
+ * must fit on one amtca.conf line and carries no password (the backend
+ * refuses one: a passfile= path is the way).  Nothing is made here.
+ */
+static int
+init_store_check(const char **uri)
+{
+	struct store *st = NULL;
+	const char *u = *uri, *c;
+	int r;
+
+	if (strcmp(u, "sqlite") == 0 || strcmp(u, "sqlite:") == 0) {
+		*uri = NULL;
+		return 0;
+	}
+	if (strncmp(u, "postgresql://", 13) != 0 &&
+	    strncmp(u, "postgres://", 11) != 0)
+		return usage_error("init", "--store takes sqlite (the home's own "
+		    "files, the default) or a postgresql:// URI", init_synopsis);
+	for (c = u; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x21 || *c == '#' || *c == 0x7f)
+			return usage_error("init", "--store: the URI may not hold "
+			    "spaces, control characters or '#'", init_synopsis);
+	r = store_open(u, 0, &st);
+	store_close(st);
+	if (r == 0)
+		return cli_fail(amtca_fail(AMTCA_E_EXISTS, "the store at %s "
+		    "already holds a CA; refusing to overwrite it", u));
+	if (r != AMTCA_E_NOT_FOUND)
+		return cli_fail(r);
+	amtca_err_clear();
+	return 0;
+}
+
 int
 cmd_init(const char *homedir, int argc, char **argv)
 {
@@ -310,10 +359,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 		{ "org", required_argument, NULL, 'o' },
 		{ "country", required_argument, NULL, 'c' },
 		{ "days", required_argument, NULL, 'D' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *module = NULL, *uri = NULL, *pin_file = NULL;
+	const char *store_uri = NULL;
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
@@ -363,6 +414,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 			domains[nd++] = optarg;
 			break;
 		case 'A': any_domain = 1; break;
+		case 'S': store_uri = optarg; break;
 		case 'R':
 			if (nr == AMTCA_IP_RANGES_MAX)
 				return usage_error("init", "too many --ip-range",
@@ -385,6 +437,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 		    init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
+	if (store_uri != NULL && (r = init_store_check(&store_uri)) != 0)
+		return r;
 	/* A CA that may vouch for any name is a choice, never a default. */
 	if (nd == 0 && !any_domain)
 		return usage_error("init", "--domain SUFFIX is required (or "
@@ -456,8 +510,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (f_root = join(real, HOME_ROOT_PEM)) == NULL ||
 	    (f_inter = join(real, HOME_INTER_PEM)) == NULL ||
 	    (f_chain = join(real, HOME_CHAIN_PEM)) == NULL ||
-	    (f_db = join(real, HOME_CA_DB)) == NULL ||
-	    (f_state = join(real, HOME_STATE_DB)) == NULL ||
+	    (f_db = store_uri != NULL ? strdup(store_uri) :
+	    join(real, HOME_CA_DB)) == NULL ||
+	    (store_uri == NULL && (f_state = join(real, HOME_STATE_DB)) == NULL) ||
 	    (d_keys = join(real, HOME_KEYS_DIR)) == NULL ||
 	    (d_state = join(real, HOME_STATE_DIR)) == NULL ||
 	    (hsmdir = join(real, HOME_HSM_DIR)) == NULL ||
@@ -559,7 +614,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 		goto fail;
 	store_close(st);
 	st = NULL;
-	if ((r = store_open(f_state, 1, &st)) != 0)
+	/* A shared store holds the state too (home_open). */
+	if (f_state != NULL && (r = store_open(f_state, 1, &st)) != 0)
 		goto fail;
 	store_close(st);
 	st = NULL;
@@ -573,12 +629,15 @@ cmd_init(const char *homedir, int argc, char **argv)
 			sc = conf_out + rl + 1;
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
-		    domains, nd, any_domain, ranges, nr, org, country, days)) != 0)
+		    domains, nd, any_domain, ranges, nr, org, country, days,
+		    store_uri)) != 0)
 			goto fail;
 	}
 	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
 	    "  chain (PEM, bottom to top, for consoles): %s\n  keys: %s in %s\n",
 	    real, f_root, f_inter, f_chain, hsm_keytype_name(kt), uri);
+	if (store_uri != NULL)
+		printf("  store: %s\n", store_uri);
 	ret = EXIT_OK;
 	goto out;
 fail:

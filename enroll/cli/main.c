@@ -42,6 +42,7 @@ static const struct {
 	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
 	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
 	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
+	{ "store",    cmd_store,    "store migrate: bring the store to this amtca's schema" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
