@@ -28,6 +28,7 @@ init(void)
 	cfg.lockout_s = 1;
 	cfg.keygen_busy = 1;
 	snprintf(cfg.amt_version, sizeof(cfg.amt_version), "%s", SIM_AMT_VERSION);
+	cfg.quirks = sim_quirks_default(cfg.amt_version);
 	if (sim_device_new(&cfg, 0, "fuzz.example.test", "P@ssw0rd", &dev) != 0)
 		abort();
 }
