@@ -99,7 +99,8 @@ stop_sim
 HOME_CA=$P384
 ADDR=127.0.122.1
 FQDN=amt22-a.example.test
-sim_up "$T/sim1.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22"
+sim_up "$T/sim1.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22" \
+    --state "$T/sim1.state"
 enroll "$ADDR" "$FQDN" >"$T/a.out" 2>"$T/a.err" || fail "AMT 22 enrollment failed: $(cat "$T/a.err")"
 grep -q "warning" "$T/a.err" && fail "P-384 chain warned for AMT 22: $(cat "$T/a.err")"
 s_client_ok "$ADDR" "$FQDN"
@@ -108,6 +109,15 @@ grep -q "Signature Algorithm: ecdsa-with-SHA384" "$T/a.txt" || fail "leaf not SH
 grep -q "id-ecPublicKey" "$T/a.txt" && grep -Eq "(secp384r1|P-384)" "$T/a.txt" ||
     fail "leaf key is not P-384: $(grep -A3 'Public Key Algorithm' "$T/a.txt")"
 ok "AMT $V22 enrolls under a P-384 CA: served leaf P-384, ecdsa-with-SHA384"
+stop_sim
+# The device's ECC-384 key survives amtsim's --state (SEC1 in the file).
+sim_up "$T/sim1b.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22" \
+    --state "$T/sim1.state"
+s_client_ok "$ADDR" "$FQDN"
+served_text "$ADDR" "$FQDN" | grep -q "ecdsa-with-SHA384" || fail "restored device serves another leaf"
+enroll "$ADDR" "$FQDN" >"$T/a2.out" 2>&1 || fail "re-run after restart failed: $(cat "$T/a2.out")"
+grep -q "already enrolled" "$T/a2.out" || fail "restored AMT 22 device not seen as enrolled: $(cat "$T/a2.out")"
+ok "an AMT 22 device restored from --state keeps its ECC-384 key and leaf"
 stop_sim
 
 # --- ECC-384 off: RSA-3072, under an RSA-2048 CA (leaf digest overridden) ----
@@ -169,7 +179,8 @@ stop_sim
 HOME_CA=$RSA
 ADDR=127.0.122.5
 FQDN=amt16.example.test
-sim_up "$T/sim6.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version 16.1.27.2225
+sim_up "$T/sim6.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version 16.1.27.2225 \
+    --state "$T/sim6.state"
 enroll "$ADDR" "$FQDN" >/dev/null 2>"$T/e.err" || fail "AMT 16 enrollment failed: $(cat "$T/e.err")"
 grep -q "warning" "$T/e.err" && fail "AMT 16 warned: $(cat "$T/e.err")"
 s_client_ok "$ADDR" "$FQDN"
@@ -179,4 +190,14 @@ grep -q "Public-Key: (2048 bit)" "$T/e.txt" && grep -q "rsaEncryption" "$T/e.txt
 grep -q "Signature Algorithm: sha256WithRSAEncryption" "$T/e.txt" ||
     fail "AMT 16 leaf not sha256WithRSAEncryption: $(grep 'Signature Algorithm' "$T/e.txt")"
 ok "AMT 16.1 keeps today's profile: RSA-2048 key, sha256WithRSAEncryption, no warning"
+stop_sim
+
+# A firmware update to 22 with that RSA-2048 leaf bound: AMT 22 refuses it
+# in the handshake, so TLS stays down (the field report's symptom).
+sim_up "$T/sim7.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22" \
+    --state "$T/sim6.state"
+if openssl s_client -connect "$ADDR:16993" -servername "$FQDN" </dev/null >"$T/up.out" 2>&1; then
+	fail "AMT 22 served an RSA-2048 leaf after the update: $(tail -n 3 "$T/up.out")"
+fi
+ok "after an update to AMT 22 the bound RSA-2048 leaf is not served"
 stop_sim
