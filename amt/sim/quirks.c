@@ -55,8 +55,9 @@ static const struct sim_quirk_def {
 };
 #define NQUIRKS (sizeof(quirks) / sizeof(quirks[0]))
 
-int
-sim_amt_major(const char *version)
+/* The major number of "X.Y.Z.B" (0 when it does not parse). */
+static int
+amt_major(const char *version)
 {
 	char *end = NULL;
 	long v;
@@ -72,7 +73,7 @@ sim_amt_major(const char *version)
 unsigned
 sim_quirks_default(const char *amt_version)
 {
-	int major = sim_amt_major(amt_version);
+	int major = amt_major(amt_version);
 	unsigned q = 0;
 	size_t i;
 
@@ -89,7 +90,7 @@ sim_quirk_set(unsigned *q, const char *arg)
 	size_t i, n;
 
 	if (eq == NULL)
-		return -1;
+		return AMTCA_E_USAGE;
 	n = (size_t)(eq - arg);
 	for (i = 0; i < NQUIRKS; i++) {
 		if (strlen(quirks[i].name) != n ||
@@ -100,10 +101,10 @@ sim_quirk_set(unsigned *q, const char *arg)
 		else if (strcmp(eq + 1, "off") == 0)
 			*q &= ~(1u << quirks[i].q);
 		else
-			return -1;
+			return AMTCA_E_USAGE;
 		return 0;
 	}
-	return -1;
+	return AMTCA_E_USAGE;
 }
 
 void

@@ -276,12 +276,12 @@ void sim_device_changed(struct sim_device *d);
 
 /* ---- quirks.c ---- */
 
-/* The major number of "X.Y.Z.B" (0 when it does not parse). */
-int sim_amt_major(const char *version);
-/* The facts in force by default for this AMT version. */
+/* The facts in force by default for this AMT version ("X.Y.Z.B"; one
+ * whose major number does not parse counts as 0). */
 unsigned sim_quirks_default(const char *amt_version);
-/* Apply "NAME=on" or "NAME=off" to *q; -1 for an unknown name or value. */
-int sim_quirk_set(unsigned *q, const char *arg);
+/* Apply "NAME=on" or "NAME=off" to *q; AMTCA_E_USAGE for an unknown name
+ * or value (*q unchanged). */
+int sim_quirk_set(unsigned *q, const char *arg) AMTCA_WUR;
 /* One line per fact: name, on/off, what it means and its source. */
 void sim_quirks_print(FILE *fp, unsigned q);
 
