@@ -1194,9 +1194,22 @@ newer_than_replaced(struct enroll_pass *e, X509 *x)
 }
 
 /*
+ * Would the firmware's profile take `x` as its leaf?  A leaf of an older
+ * profile (RSA-2048, SHA-256) left on a device updated to AMT 22 is not
+ * reused: AMT 22 refuses it in the handshake.
+ */
+static int
+leaf_fits_profile(struct enroll_pass *e, X509 *x)
+{
+	return !amt_profile_key_weak(e->prof, X509_get0_pubkey(x)) &&
+	    (!e->prof->leaf_sha384 || !sig_below_sha384(x));
+}
+
+/*
  * Reuse instead of generating (crash points after AddCertificate and after
  * ca_issue): an AMT certificate of ours for this FQDN with its key in AMT,
- * or a certificate we issued to this device whose key is in AMT.
+ * or a certificate we issued to this device whose key is in AMT, either
+ * fitting the firmware's profile.
  */
 static int
 find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
@@ -1214,7 +1227,7 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		    (x = der_x509(c[i].der, c[i].der_len)) == NULL)
 			continue;
 		if (!issued_by_us(e, x) || !leaf_good(e, x, 1, &why) ||
-		    revoked_in_store(e, x) ||
+		    !leaf_fits_profile(e, x) || revoked_in_store(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
 			X509_free(x);
@@ -1262,7 +1275,7 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		    sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    (x = der_x509(sc[i].der, sc[i].der_len)) == NULL)
 			continue;
-		if (!leaf_good(e, x, 1, &why) ||
+		if (!leaf_good(e, x, 1, &why) || !leaf_fits_profile(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
 			X509_free(x);

@@ -181,7 +181,8 @@ ADDR=127.0.122.5
 FQDN=amt16.example.test
 sim_up "$T/sim6.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version 16.1.27.2225 \
     --state "$T/sim6.state"
-enroll "$ADDR" "$FQDN" >/dev/null 2>"$T/e.err" || fail "AMT 16 enrollment failed: $(cat "$T/e.err")"
+enroll "$ADDR" "$FQDN" --accept-non-secure >/dev/null 2>"$T/e.err" ||
+    fail "AMT 16 enrollment failed: $(cat "$T/e.err")"
 grep -q "warning" "$T/e.err" && fail "AMT 16 warned: $(cat "$T/e.err")"
 s_client_ok "$ADDR" "$FQDN"
 served_text "$ADDR" "$FQDN" >"$T/e.txt"
@@ -190,14 +191,39 @@ grep -q "Public-Key: (2048 bit)" "$T/e.txt" && grep -q "rsaEncryption" "$T/e.txt
 grep -q "Signature Algorithm: sha256WithRSAEncryption" "$T/e.txt" ||
     fail "AMT 16 leaf not sha256WithRSAEncryption: $(grep 'Signature Algorithm' "$T/e.txt")"
 ok "AMT 16.1 keeps today's profile: RSA-2048 key, sha256WithRSAEncryption, no warning"
-stop_sim
 
 # A firmware update to 22 with that RSA-2048 leaf bound: AMT 22 refuses it
-# in the handshake, so TLS stays down (the field report's symptom).
+# in the handshake, so TLS stays down, and binding it again fails with
+# HTTP 500 / status 1 (the field report's symptom).
+bound=$("$AMTCA" --home "$HOME_CA" amt-info --tls --host "$FQDN" --address "$ADDR" --user admin \
+    --password-file "$PW" --json 2>"$T/bound.err" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["bound_certificate"])') || fail "amt-info before the update: $(cat "$T/bound.err")"
+stop_sim
 sim_up "$T/sim7.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22" \
     --state "$T/sim6.state"
 if openssl s_client -connect "$ADDR:16993" -servername "$FQDN" </dev/null >"$T/up.out" 2>&1; then
 	fail "AMT 22 served an RSA-2048 leaf after the update: $(tail -n 3 "$T/up.out")"
 fi
-ok "after an update to AMT 22 the bound RSA-2048 leaf is not served"
+A=http://schemas.xmlsoap.org/ws/2004/08/addressing
+W=http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd
+C=http://intel.com/wbem/wscim/1/amt-schema/1
+printf '<?xml version="1.0" encoding="utf-8"?><Envelope xmlns:a="%s" xmlns:w="%s" xmlns="http://www.w3.org/2003/05/soap-envelope"><Header><a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Put</a:Action><a:To>/wsman</a:To><w:ResourceURI>%s/AMT_TLSCredentialContext</w:ResourceURI><a:MessageID>1</a:MessageID><a:ReplyTo><a:Address>%s/role/anonymous</a:Address></a:ReplyTo></Header><Body><h:AMT_TLSCredentialContext xmlns:h="%s/AMT_TLSCredentialContext"><h:ElementInContext><a:Address>/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>%s/AMT_PublicKeyCertificate</w:ResourceURI><w:SelectorSet><w:Selector Name="InstanceID">%s</w:Selector></w:SelectorSet></a:ReferenceParameters></h:ElementInContext><h:ElementProvidingContext><a:Address>/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>%s/AMT_TLSProtocolEndpointCollection</w:ResourceURI><w:SelectorSet><w:Selector Name="ElementName">TLSProtocolEndpointInstances Collection</w:Selector></w:SelectorSet></a:ReferenceParameters></h:ElementProvidingContext></h:AMT_TLSCredentialContext></Body></Envelope>' \
+    "$A" "$W" "$C" "$A" "$C" "$C" "$bound" "$C" >"$T/put.xml"
+code=$(curl -s -o "$T/put.out" -w '%{http_code}' --digest --netrc-file "$NETRC" \
+    -H 'Content-Type: application/soap+xml;charset=UTF-8' --data-binary @"$T/put.xml" \
+    "http://$ADDR:16992/wsman")
+[ "$code" = 500 ] && grep -q "AMT_STATUS_INTERNAL_ERROR (1)" "$T/put.out" ||
+    fail "AMT 22 bound an RSA-2048 leaf: HTTP $code $(cat "$T/put.out")"
+ok "after an update to AMT 22 the bound RSA-2048 leaf is not served, and binding it is HTTP 500 / status 1"
+# The operator's way back: --device-reset (TLS is down, plain HTTP is up);
+# the old profile's leaf is not reused, the device gets an ECC-384 leaf.
+enroll "$ADDR" "$FQDN" --device-reset >"$T/up2.out" 2>"$T/up2.err" ||
+    fail "re-enrollment after the update failed: $(cat "$T/up2.err")"
+s_client_ok "$ADDR" "$FQDN"
+served_text "$ADDR" "$FQDN" >"$T/f.txt"
+grep -q "id-ecPublicKey" "$T/f.txt" && grep -q "Signature Algorithm: sha384WithRSAEncryption" "$T/f.txt" ||
+    fail "after the update the leaf is not P-384/SHA-384: $(grep -E 'Signature Alg|Public Key Alg' "$T/f.txt")"
+assert_clean "$ADDR" "$FQDN"
+ok "--device-reset after the update: new ECC-384 leaf, the RSA-2048 one and its key removed"
 stop_sim
