@@ -132,7 +132,8 @@ struct ca;
 
 /*
  * Precomputes what every leaf shares (issuer name, AKI, fixed extensions,
- * digest choice: SHA-384 under a P-384 issuer, else SHA-256).  Borrows all
+ * default digest: SHA-384 under a P-384 issuer, else SHA-256; a request
+ * may ask for either, see ca_request.digest).  Borrows all
  * arguments; they must outlive the ca.  `store` may be NULL only in unit
  * tests of building (ca_issue then fails with AMTCA_E_STORE).
  */
