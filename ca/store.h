@@ -183,6 +183,8 @@ int store_cert_revoke(struct store *s, const char *serial, int reason,
     time_t when) AMTCA_WUR;
 
 void store_cert_free(struct store_cert *c);
+/* Free what one record's fields hold and zero it (the struct stays). */
+void store_cert_clear(struct store_cert *c);
 void store_certs_free(struct store_cert *c, size_t n);
 
 /* Insert or replace the device row keyed by FQDN; durable on return. */

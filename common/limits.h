@@ -92,4 +92,18 @@
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */
 
+/* The signer process and its wire format (docs/PROTOCOL.signer). */
+#define AMTCA_SGN_REQ_MAX       (128 * 1024)    /* one request frame */
+#define AMTCA_SGN_REPLY_MAX     (64 * 1024 * 1024) /* one reply frame */
+#define AMTCA_SGN_STR_MAX       1024            /* a name, status, message */
+#define AMTCA_SGN_SERIAL_MAX    64              /* hex serial / key id */
+#define AMTCA_SGN_CERT_MAX      (16 * 1024)     /* one DER certificate */
+#define AMTCA_SGN_CRL_MAX       (32 * 1024 * 1024) /* one DER CRL */
+#define AMTCA_SGN_ALLOW_MAX     256             /* allow-list entries */
+#define AMTCA_SGN_LIST_MAX      1000000         /* records in one list reply */
+#define AMTCA_SGN_CONN_MAX      64              /* connections to one signer */
+#define AMTCA_SGN_TIMEOUT_MS    120000          /* one request's answer */
+#define AMTCA_SGN_START_MS      60000           /* the signer's HELLO */
+#define AMTCA_SGN_CRL_DAYS      7               /* CRLs the signer builds */
+
 #endif

@@ -31,6 +31,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
+#include "signer/signer.h"
 
 /* CRLReasons that mean a key may be in other hands. */
 int
@@ -92,8 +93,8 @@ add_pin(struct cred_rule *r, const unsigned char *der, size_t len)
 }
 
 int
-cred_rule_load(struct store *s, const char *fqdn, const unsigned char *op_pin,
-    int device_reset, struct cred_rule *out)
+cred_rule_load(struct store *s, struct sgn *sgn, const char *fqdn,
+    const unsigned char *op_pin, int device_reset, struct cred_rule *out)
 {
 	struct store_device *dev = NULL;
 	struct store_cert *c = NULL;
@@ -144,9 +145,17 @@ cred_rule_load(struct store *s, const char *fqdn, const unsigned char *op_pin,
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	if ((r = store_cert_list_device(s, fqdn, &c, &n)) != 0) {
-		ret = r;
-		goto out;
+	/* The certificate records are the signer's. */
+	if (sgn != NULL) {
+		struct sgn_cert_query q;
+
+		memset(&q, 0, sizeof(q));
+		q.device = fqdn;
+		q.with_der = 1;
+		if ((r = sgn_cert_list(sgn, &q, &c, &n)) != 0) {
+			ret = r;
+			goto out;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		int bound = out->bound_serial != NULL &&
@@ -231,8 +240,8 @@ out:
 }
 
 int
-cred_revoke(struct store *s, const char *serial, int reason, time_t now,
-    struct store_cert **out, int *was)
+cred_revoke(struct store *s, struct store *state, const char *serial,
+    int reason, time_t now, struct store_cert **out, int *was)
 {
 	struct store_cert *before = NULL, *c = NULL;
 	int r, ret = AMTCA_E_INTERNAL;
@@ -247,7 +256,7 @@ cred_revoke(struct store *s, const char *serial, int reason, time_t now,
 		goto out;
 	}
 	*was = strcmp(before->status, "revoked") == 0;
-	if ((r = cred_note_revocation(s, c)) != 0) {
+	if ((r = cred_note_revocation(state != NULL ? state : s, c)) != 0) {
 		ret = r;
 		goto out;
 	}

@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "enroll/devices.h"
 #include "enroll/lease.h"
+#include "signer/signer.h"
 
 #define CRL_CESSATION 5		/* CRLReason cessationOfOperation */
 
@@ -59,7 +60,7 @@ cmp_info(const void *a, const void *b)
 }
 
 int
-devices_list(struct store *s, const struct device_filter *f,
+devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
     struct device_info **out, size_t *n)
 {
 	struct store_device *d = NULL;
@@ -94,8 +95,8 @@ devices_list(struct store *s, const struct device_filter *f,
 		if (f != NULL && f->state != NULL &&
 		    (d[i].state == NULL || strcmp(d[i].state, f->state) != 0))
 			continue;
-		if (d[i].cert_serial != NULL) {
-			if ((r = store_cert_get(s, d[i].cert_serial, &c)) == 0)
+		if (d[i].cert_serial != NULL && sgn != NULL) {
+			if ((r = sgn_cert_get(sgn, d[i].cert_serial, &c)) == 0)
 				na = c->not_after;
 			else if (r != AMTCA_E_NOT_FOUND) {
 				ret = r;
@@ -304,26 +305,20 @@ out:
 	return ret;
 }
 
-/* Revoke the bound certificate (cessationOfOperation), record `retired`. */
+/*
+ * Record `retired`, then revoke the bound certificate
+ * (cessationOfOperation) through the signer, which allows a front end
+ * that reason only for a device the records say is retired.  A failure
+ * in between is finished by running retire again.
+ */
 static int
-retire_record(struct store *s, struct store_device *d, time_t now,
+retire_record(const struct enroll_ctx *c, struct store_device *d,
     struct retire_result *res)
 {
 	struct store_cert *got = NULL;
+	struct sgn_who who;
 	int r, ret = AMTCA_E_INTERNAL;
 
-	if (d->cert_serial != NULL) {
-		if ((r = cred_revoke(s, d->cert_serial, CRL_CESSATION, now, &got,
-		    &res->was_revoked)) != 0 && r != AMTCA_E_NOT_FOUND) {
-			ret = r;
-			goto out;
-		}
-		amtca_err_clear();
-		if ((res->serial = strdup(d->cert_serial)) == NULL) {
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-	}
 	if (d->state == NULL || strcmp(d->state, "retired") != 0) {
 		free(d->state);
 		if ((d->state = strdup("retired")) == NULL) {
@@ -334,9 +329,23 @@ retire_record(struct store *s, struct store_device *d, time_t now,
 	free(d->error);
 	d->error = NULL;
 	d->updated_at = time(NULL);
-	if ((r = store_device_put(s, d)) != 0) {
+	if ((r = store_device_put(c->store, d)) != 0) {
 		ret = r;
 		goto out;
+	}
+	if (d->cert_serial != NULL) {
+		memset(&who, 0, sizeof(who));
+		who.kind = SGN_WHO_LOCAL;
+		if ((r = sgn_revoke(c->sgn, &who, d->cert_serial, CRL_CESSATION,
+		    &got, &res->was_revoked)) != 0 && r != AMTCA_E_NOT_FOUND) {
+			ret = r;
+			goto out;
+		}
+		amtca_err_clear();
+		if ((res->serial = strdup(d->cert_serial)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
 	}
 	ret = 0;
 out:
@@ -358,7 +367,6 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	unsigned char pin[32];
 	size_t nmine = 0;
 	long long deadline;
-	time_t now = o->now != 0 ? o->now : time(NULL);
 	struct devlock *lock = NULL;
 	const char *user, *pwfile;
 	char *password = NULL;
@@ -367,7 +375,7 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	memset(res, 0, sizeof(*res));
 	memset(&rule, 0, sizeof(rule));
 	memset(&ao, 0, sizeof(ao));
-	if (c->store == NULL || c->policy == NULL ||
+	if (c->store == NULL || c->sgn == NULL || c->policy == NULL ||
 	    (o->remove_from_device && c->chain_path == NULL)) {
 		ret = amtca_fail(AMTCA_E_USAGE, "retire: the CA home is not open");
 		goto out;
@@ -392,8 +400,13 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	res->was_retired = d->state != NULL && strcmp(d->state, "retired") == 0;
 
 	if (o->remove_from_device) {
-		if ((r = store_cert_list_device(c->store, fq, &mine, &nmine)) != 0 ||
-		    (r = cred_rule_load(c->store, fq, NULL, 0, &rule)) != 0) {
+		struct sgn_cert_query q;
+
+		memset(&q, 0, sizeof(q));
+		q.device = fq;
+		q.with_der = 1;
+		if ((r = sgn_cert_list(c->sgn, &q, &mine, &nmine)) != 0 ||
+		    (r = cred_rule_load(c->store, c->sgn, fq, NULL, 0, &rule)) != 0) {
 			ret = r;
 			goto out;
 		}
@@ -444,7 +457,7 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	 * after the session above proved (TLS pinned) or the rule allowed
 	 * (plain) the device.
 	 */
-	if ((r = retire_record(c->store, d, now, res)) != 0) {
+	if ((r = retire_record(c, d, res)) != 0) {
 		ret = r;
 		goto out;
 	}

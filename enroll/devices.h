@@ -38,11 +38,12 @@ struct device_filter {
 };
 
 /*
- * The devices the records hold that pass `f` (NULL: all), ordered by
- * FQDN.  *out is released with device_infos_free().  AMTCA_E_USAGE for an
+ * The devices the operational state `s` holds that pass `f` (NULL: all),
+ * ordered by FQDN, with their certificate's end from the signer `sgn`
+ * (NULL: unknown, 0).  *out is released with device_infos_free().  AMTCA_E_USAGE for an
  * unknown state in the filter.
  */
-int devices_list(struct store *s, const struct device_filter *f,
+int devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
     struct device_info **out, size_t *n) AMTCA_WUR;
 void device_infos_free(struct device_info *v, size_t n);
 

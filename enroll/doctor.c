@@ -23,12 +23,14 @@
 #include "common/util.h"
 #include "enroll/doctor.h"
 #include "enroll/enroll.h"
+#include "signer/signer.h"
 
 #define DOCTOR_PROBE_MS 2000
 #define CHAIN_MAX 8
 
 struct doctor_state {
 	struct home *h;			/* or NULL */
+	struct sgn *sgn;		/* or NULL */
 	const struct doctor_opts *o;
 	struct doctor_report *rep;
 	const char *host;
@@ -259,7 +261,7 @@ check_tls_handshake(struct doctor_state *st)
 		st->tls_ok = 1;
 		name_oneline(X509_get_issuer_name(st->leaf), iss, sizeof(iss));
 		leaf_serial(st->leaf, ser, sizeof(ser));
-		if (st->h != NULL && store_cert_get(st->h->store, ser, &sc) == 0 &&
+		if (st->sgn != NULL && sgn_cert_get(st->sgn, ser, &sc) == 0 &&
 		    strcmp(sc->status, "revoked") == 0) {
 			/* A revoked leaf is not enrolled, whatever verifies. */
 			amtca_fmt_time(sc->revoked_at, when, sizeof(when));
@@ -641,7 +643,8 @@ doctor_run(struct home *h, const struct doctor_opts *o,
 		goto out;
 	}
 	/* Where credentials may go: the same rule as enroll (credrule.c). */
-	if ((r = cred_rule_load(h ? h->store : NULL, o->host, o->tls_pin, 0,
+	st.sgn = h != NULL ? o->sgn : NULL;
+	if ((r = cred_rule_load(h ? h->state : NULL, st.sgn, o->host, o->tls_pin, 0,
 	    &st.rule)) != 0) {
 		ret = r;
 		goto out;

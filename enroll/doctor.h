@@ -85,6 +85,8 @@ struct doctor_opts {
 	const unsigned char *tls_pin;	/* operator's --tls-pin (32 bytes) */
 	unsigned skip;			/* 1u << enum doctor_check: SKIP these */
 	int home_error;			/* home_open()'s error when h is NULL */
+	struct sgn *sgn;		/* h's signer (certificate records), or
+					   NULL when h is */
 	/* Called with each result as it is made (may be NULL). */
 	void (*on_result)(void *ctx, const struct doctor_result *r);
 	void *on_result_ctx;

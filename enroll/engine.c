@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "common/util.h"
 #include "enroll/enroll.h"
 #include "enroll/lease.h"
+#include "signer/signer.h"
 
 #define PROBE_MS        2000	/* TCP reachability probe */
 #define POLL_MS         250	/* between TLS-port polls */
@@ -280,6 +282,18 @@ out:
 	return ok;
 }
 
+/* The certificates recorded for this device, with DER, oldest first. */
+static int
+device_certs(struct enroll_pass *e, struct store_cert **out, size_t *n)
+{
+	struct sgn_cert_query q;
+
+	memset(&q, 0, sizeof(q));
+	q.device = e->fqdn;
+	q.with_der = 1;
+	return sgn_cert_list(e->c->sgn, &q, out, n);
+}
+
 /* Does our store say `x` is revoked?  (Unknown serials are not.) */
 static int
 revoked_in_store(struct enroll_pass *e, X509 *x)
@@ -289,7 +303,7 @@ revoked_in_store(struct enroll_pass *e, X509 *x)
 	int revoked;
 
 	serial_of(x, serial, sizeof(serial));
-	if (store_cert_get(e->c->store, serial, &sc) != 0) {
+	if (sgn_cert_get(e->c->sgn, serial, &sc) != 0) {
 		amtca_err_clear();
 		return 0;
 	}
@@ -897,7 +911,7 @@ step_preflight(struct enroll_pass *e)
 	}
 	amtca_err_clear();
 	cred_rule_clear(&e->rule);
-	if ((r = cred_rule_load(e->c->store, e->fqdn, e->o->tls_pin,
+	if ((r = cred_rule_load(e->c->store, e->c->sgn, e->fqdn, e->o->tls_pin,
 	    e->o->device_reset, &e->rule)) != 0) {
 		ret = amtca_fail(r, "reading the records for %s: %s", e->fqdn,
 		    errcopy(r));
@@ -1266,13 +1280,14 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		ret = 0;
 		goto out;
 	}
-	if ((r = store_cert_list_device(e->c->store, e->fqdn, &sc, &nsc)) != 0) {
+	if ((r = device_certs(e, &sc, &nsc)) != 0) {
 		ret = amtca_fail(r, "listing issued certificates: %s", errcopy(r));
 		goto out;
 	}
+	/* Every record bound to the device is an AMT leaf the engine asked
+	 * for (the signer binds only those, and `amtca issue` never does). */
 	for (i = nsc; i-- > 0;) {
-		if (sc[i].requester == NULL || strcmp(sc[i].requester, "enroll") != 0 ||
-		    sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
+		if (sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    (x = der_x509(sc[i].der, sc[i].der_len)) == NULL)
 			continue;
 		if (!leaf_good(e, x, 1, &why) || !leaf_fits_profile(e, x) ||
@@ -1437,7 +1452,11 @@ new_leaf(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 	EVP_PKEY *pub = NULL;
 	struct ca_csr *csr = NULL;
 	X509 *leaf = NULL;
-	struct ca_request req;
+	struct sgn_issue_req req;
+	struct sgn_who who;
+	const unsigned char *dp;
+	size_t derlen = 0;
+	char *iserial = NULL;
 	const struct amt_keyspec *ks = NULL;
 	int r, n, ret = AMTCA_E_INTERNAL;
 
@@ -1490,27 +1509,37 @@ new_leaf(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		    "a different public key than key pair %s", khandle);
 		goto out;
 	}
+	/* The signer parses AMT's CSR again itself, checks the profile and
+	 * the name, issues and records; we get the certificate. */
 	memset(&req, 0, sizeof(req));
+	memset(&who, 0, sizeof(who));
+	who.kind = SGN_WHO_LOCAL;
+	req.profile = SGN_PROFILE_AMT;
 	req.fqdn = e->fqdn;
-	req.csr = csr;
-	req.requester = "enroll";
 	req.device = e->fqdn;
+	req.csr = scsr;
+	req.csrlen = scsr_len;
 	/* The profile's digest travels with the request (AMT 22: SHA-384). */
 	req.digest = e->prof->leaf_sha384 ? CA_DIGEST_SHA384 : CA_DIGEST_DEFAULT;
-	if ((r = ca_issue(e->c->ca, &req, &leaf)) != 0) {
+	if ((r = sgn_issue(e->c->sgn, &who, &req, &leafder, &derlen,
+	    &iserial)) != 0) {
 		ret = amtca_fail(r, "issuing the certificate: %s", errcopy(r));
 		goto out;
 	}
-	{
-		char s[80];
-
-		serial_of(leaf, s, sizeof(s));
-		progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, "issued serial %s", s);
-	}
-	if ((n = i2d_X509(leaf, &leafder)) <= 0) {
-		ret = amtca_fail_ssl(AMTCA_E_CERT, "encoding the leaf");
+	progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, "issued serial %s", iserial);
+	dp = leafder;
+	if (derlen > INT_MAX || (leaf = d2i_X509(NULL, &dp, (long)derlen)) == NULL ||
+	    dp != leafder + derlen) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "the signer's certificate "
+		    "does not parse");
 		goto out;
 	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), pub) != 1) {
+		ret = amtca_fail(AMTCA_E_CERT, "the signer's certificate carries "
+		    "another key than AMT's CSR");
+		goto out;
+	}
+	n = (int)derlen;
 	if (n > AMTCA_AMT_CERT_DER_MAX) {
 		ret = amtca_fail(AMTCA_E_LIMIT, "the leaf is %d bytes, more than "
 		    "AMT's %d", n, AMTCA_AMT_CERT_DER_MAX);
@@ -1539,7 +1568,8 @@ out:
 	free(chandle);
 	free(ncsr);
 	free(scsr);
-	OPENSSL_free(leafder);
+	free(leafder);
+	free(iserial);
 	ca_csr_free(csr);
 	X509_free(leaf);
 	return ret;
@@ -1831,11 +1861,13 @@ supersede_others(struct enroll_pass *e)
 	struct store_cert *sc = NULL;
 	size_t nsc = 0, i;
 	char serial[80];
-	time_t now = time(NULL);
+	struct sgn_who who;
 	int r;
 
+	memset(&who, 0, sizeof(who));
+	who.kind = SGN_WHO_LOCAL;
 	serial_of(e->leaf, serial, sizeof(serial));
-	if ((r = store_cert_list_device(e->c->store, e->fqdn, &sc, &nsc)) != 0) {
+	if ((r = device_certs(e, &sc, &nsc)) != 0) {
 		warn(e, "could not list this device's certificates to mark the "
 		    "replaced ones superseded: %s", amtca_errmsg(r));
 		return;
@@ -1844,7 +1876,8 @@ supersede_others(struct enroll_pass *e)
 		if (sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    strcasecmp(sc[i].serial, serial) == 0)
 			continue;
-		if ((r = store_cert_revoke(e->c->store, sc[i].serial, 4, now)) != 0)
+		if ((r = sgn_revoke(e->c->sgn, &who, sc[i].serial, 4, NULL,
+		    NULL)) != 0)
 			warn(e, "could not mark %s superseded: %s; run amtca "
 			    "revoke %s --reason superseded", sc[i].serial,
 			    amtca_errmsg(r), sc[i].serial);
@@ -2102,7 +2135,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
 	e.cur = ENROLL_PREFLIGHT;
 	e.prof = amt_profile_for(NULL);
-	if (c->store == NULL || c->ca == NULL || c->root == NULL ||
+	if (c->store == NULL || c->sgn == NULL || c->root == NULL ||
 	    c->chain_path == NULL || c->policy == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
 		goto fail_early;

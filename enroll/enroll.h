@@ -116,9 +116,14 @@ void enroll_result_clear(struct enroll_result *r);
  * home_enroll_ctx() in enroll/home.h; a test or another front end may fill
  * it by hand.  The engine never sees a front end's types.
  */
+struct sgn;
+
 struct enroll_ctx {
-	struct store *store;		/* device records, issued certificates */
-	struct ca *ca;			/* issues the leaves */
+	struct store *store;		/* the operational state: device
+					   records, jobs, leases */
+	struct sgn *sgn;		/* the signer: issues the leaves, holds
+					   and revokes the certificate records
+					   (signer/signer.h) */
 	const struct ca_policy *policy;	/* which FQDNs this CA may name */
 	X509 *root;			/* installed into AMT's store */
 	X509 *inter;			/* ditto; NULL when there is none */
@@ -167,13 +172,14 @@ struct cred_rule {
 };
 
 /*
- * `s` may be NULL (no CA home).  `op_pin` (32 bytes) is the operator's
- * --tls-pin or NULL.  `device_reset`: the operator says AMT was reset
+ * `s` (the operational state: device records) may be NULL (no CA home);
+ * `sgn` (the certificate records, through the signer) may be NULL only
+ * then.  `op_pin` (32 bytes) is the operator's --tls-pin or NULL.  `device_reset`: the operator says AMT was reset
  * (enroll --device-reset): the enrolled/compromised record is not held
  * against it.  Clear with cred_rule_clear().
  */
-int cred_rule_load(struct store *s, const char *fqdn, const unsigned char *op_pin,
-    int device_reset, struct cred_rule *out) AMTCA_WUR;
+int cred_rule_load(struct store *s, struct sgn *sgn, const char *fqdn,
+    const unsigned char *op_pin, int device_reset, struct cred_rule *out) AMTCA_WUR;
 void cred_rule_clear(struct cred_rule *r);
 int cred_rule_plain(const struct cred_rule *r, const char *fqdn) AMTCA_WUR;
 int cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
@@ -187,14 +193,15 @@ int cred_rule_tls(const struct cred_rule *r, const char *fqdn, X509 *served,
 int cred_note_revocation(struct store *s, const struct store_cert *c) AMTCA_WUR;
 
 /*
- * Revoke one serial with CRLReason `reason` at `now`, then
- * cred_note_revocation().  *out is what the store then holds (a second
+ * For the operator's CLI, which opens the home itself: revoke one serial
+ * in the CA records `s` with CRLReason `reason` at `now`, then
+ * cred_note_revocation() on the operational state `state` (NULL: `s`).  *out is what the store then holds (a second
  * revoke keeps the first reason and date, except a change to
  * keyCompromise: see store_cert_revoke); *was says it was already
  * revoked.  AMTCA_E_NOT_FOUND with a detail for an unknown serial.
  */
-int cred_revoke(struct store *s, const char *serial, int reason, time_t now,
-    struct store_cert **out, int *was) AMTCA_WUR;
+int cred_revoke(struct store *s, struct store *state, const char *serial,
+    int reason, time_t now, struct store_cert **out, int *was) AMTCA_WUR;
 
 /* keyCompromise, caCompromise, aACompromise. */
 int cred_reason_compromise(int reason);

@@ -24,6 +24,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "hsm/admin.h"
+#include "signer/signer.h"
 
 const char *
 home_default_dir(const char *dir)
@@ -473,6 +474,82 @@ home_token_prepare(const struct home_conf *c)
 	return 0;
 }
 
+/* Open "sqlite:DIR/NAME" (the home's own file) into *out. */
+static int
+open_db(const char *dir, const char *name, struct store **out)
+{
+	char *db = home_path(dir, name);
+	int r;
+
+	*out = NULL;
+	if (db == NULL)
+		return AMTCA_E_NOMEM;
+	r = store_open(db, 0, out);
+	free(db);
+	return r;
+}
+
+/*
+ * The stores the flags ask for.  A home with state/ has the split layout:
+ * the CA's records in keys/ca.db, opened only for the signer and the
+ * operator (HOME_STORE, HOME_SIGNER), and state/state.db; HOME_STATE never
+ * touches keys/, so a front end that cannot read it opens the home.  An
+ * old home keeps amtca.db for both.
+ */
+static int
+open_stores(struct home *h, int flags)
+{
+	char *sd = NULL;
+	struct stat sb;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((flags & (HOME_STORE | HOME_SIGNER | HOME_STATE)) == 0)
+		return 0;
+	if ((sd = home_path(h->dir, HOME_STATE_DIR)) == NULL)
+		return AMTCA_E_NOMEM;
+	h->split = lstat(sd, &sb) == 0 && S_ISDIR(sb.st_mode);
+	if (!h->split) {
+		if ((r = open_db(h->dir, HOME_DB, &h->state)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if ((flags & (HOME_STORE | HOME_SIGNER)) != 0)
+			h->store = h->state;
+		ret = 0;
+		goto out;
+	}
+	if ((flags & (HOME_STORE | HOME_SIGNER)) != 0) {
+		char *kd = home_path(h->dir, HOME_KEYS_DIR);
+
+		if (kd == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		r = amtca_path_check_secure(kd, "keys directory");
+		free(kd);
+		if (r != 0 || (r = open_db(h->dir, HOME_CA_DB, &h->store)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	/*
+	 * The state is the front end's: it may belong to the service user,
+	 * which the signer (root, or the keys' owner) then reads without
+	 * the ownership rule; it trusts nothing there beyond what
+	 * docs/PROTOCOL.signer says a front end may obtain anyway.
+	 */
+	if (((flags & HOME_SIGNER) == 0 &&
+	    (r = amtca_path_check_secure(sd, "state directory")) != 0) ||
+	    (r = open_db(h->dir, HOME_STATE_DB, &h->state)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	free(sd);
+	return ret;
+}
+
 int
 home_open(const char *dir, int flags, struct home **out)
 {
@@ -518,20 +595,9 @@ home_open(const char *dir, int flags, struct home **out)
 		ret = r;
 		goto out;
 	}
-	if ((flags & (HOME_STORE | HOME_SIGNER)) != 0) {
-		char *db = home_path(real, HOME_DB);
-
-		if (db == NULL) {
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-		r = store_open(db, 0, &h->store);
-		h->state = h->store;
-		free(db);
-		if (r != 0) {
-			ret = r;
-			goto out;
-		}
+	if ((r = open_stores(h, flags)) != 0) {
+		ret = r;
+		goto out;
 	}
 	if ((flags & HOME_SIGNER) != 0) {
 		if ((r = home_token_prepare(&h->conf)) != 0) {
@@ -561,13 +627,13 @@ home_open(const char *dir, int flags, struct home **out)
 			ret = r;
 			goto out;
 		}
-		h->engine.store = h->store;
-		h->engine.ca = h->ca;
-		h->engine.policy = &h->policy;
-		h->engine.root = h->root;
-		h->engine.inter = h->inter;
-		h->engine.chain_path = h->chain_path;
 	}
+	/* The engine's view; the front end adds its signer (engine.sgn). */
+	h->engine.store = h->state;
+	h->engine.policy = &h->policy;
+	h->engine.root = h->root;
+	h->engine.inter = h->inter;
+	h->engine.chain_path = h->chain_path;
 	*out = h;
 	h = NULL;
 	ret = 0;
@@ -575,6 +641,25 @@ out:
 	free(conf);
 	home_free(h);
 	return ret;
+}
+
+int
+home_open_frontend(const char *dir, unsigned nconn, struct home **h,
+    struct sgn **s)
+{
+	int r;
+
+	*h = NULL;
+	*s = NULL;
+	if ((r = home_open(dir, HOME_STATE, h)) != 0)
+		return r;
+	if ((r = sgn_spawn((*h)->dir, nconn, s)) != 0) {
+		home_free(*h);
+		*h = NULL;
+		return r;
+	}
+	(*h)->engine.sgn = *s;
+	return 0;
 }
 
 void

@@ -18,14 +18,27 @@
 #include "enroll/enroll.h"
 #include "hsm/hsm.h"
 
-/* File names inside the CA home. */
+/*
+ * File names inside the CA home.  Public files sit at the top; what only
+ * the signer reads is in keys/ (0700), the operational state a service
+ * user may own in state/ (0700).  Both stores use the same store code and
+ * schema; each holds only its own tables' rows.
+ */
 #define HOME_CONF      "amtca.conf"
-#define HOME_DB        "amtca.db"
 #define HOME_ROOT_PEM  "root.pem"
 #define HOME_INTER_PEM "intermediate.pem"
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
-#define HOME_HSM_DIR   "softhsm"
-#define HOME_PIN_FILE  "softhsm/user.pin"
+#define HOME_KEYS_DIR  "keys"
+#define HOME_STATE_DIR "state"
+#define HOME_CA_DB     "keys/ca.db"	/* the CA's records (signer only) */
+#define HOME_STATE_DB  "state/state.db"	/* devices, jobs, leases, sealed
+					   credentials */
+#define HOME_HSM_DIR   "keys/softhsm"	/* the embedded token */
+#define HOME_PIN_FILE  "keys/softhsm/user.pin"
+/* Homes made before the split: one store for both roles, token at the
+ * top.  Still opened as they are (h->store == h->state); never migrated. */
+#define HOME_DB        "amtca.db"
+#define HOME_OLD_HSM_DIR "softhsm"
 #define KEY_LABEL_ROOT  "amtca-root"
 #define KEY_LABEL_INTER "amtca-intermediate"
 
@@ -56,26 +69,35 @@ struct home_conf {
 /* An opened CA home.  Fields are valid according to the open flags. */
 struct home {
 	char *dir;
+	int split;			/* keys/ + state/ (else the old layout:
+					   amtca.db for both) */
 	struct home_conf conf;
 	struct ca_policy policy;	/* views into conf */
 	X509 *root;
 	X509 *inter;
 	char *chain_path;		/* absolute path of chain.pem */
-	struct store *store;		/* HOME_STORE: the CA's records */
-	struct store *state;		/* HOME_STORE: the operational state
-					   (devices, jobs, leases, sealed
-					   credentials); today the same
-					   store as `store` */
+	struct store *store;		/* HOME_STORE or HOME_SIGNER: the CA's
+					   records, keys/ca.db */
+	struct store *state;		/* HOME_STORE or HOME_STATE: the
+					   operational state (devices, jobs,
+					   leases, sealed credentials);
+					   state/state.db, or the same store
+					   as `store` in an old home */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
-	struct enroll_ctx engine;	/* HOME_SIGNER: what enroll_run() takes,
-					   views into the fields above */
+	struct enroll_ctx engine;	/* what enroll_run() takes, views into
+					   the fields above; engine.sgn is
+					   NULL: the front end sets the signer
+					   it started (sgn_spawn) */
 };
 
-#define HOME_STORE  0x1		/* open the database */
+#define HOME_STORE  0x1		/* open the CA records and the state */
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
+#define HOME_STATE  0x4		/* only the operational state (h->state;
+				   h->store stays NULL): what a front end
+				   opens, the signer holding the rest */
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);
@@ -113,5 +135,17 @@ int home_token_check(const char *module, const char *token_uri,
 int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
+
+/*
+ * What a front end that parses outside input (enroll, fleet, amt-info,
+ * doctor, devices) opens: the home with HOME_STATE, and the signer in its
+ * own process (sgn_spawn, `nconn` connections; 0: per CPU) for the
+ * certificate records and issuance; (*h)->engine.sgn is set.  The front
+ * end never loads the PKCS#11 module.  Release with sgn_close() then
+ * home_free().
+ */
+struct sgn;
+int home_open_frontend(const char *dir, unsigned nconn, struct home **h,
+    struct sgn **s) AMTCA_WUR;
 
 #endif

@@ -40,7 +40,7 @@ openssl req -new -newkey rsa:2048 -nodes -keyout "$T/leaf.key" -subj /CN=bench.e
 for key in rsa2048 p256; do
 	home="$T/ca-$key"
 	"$AMTCA" --home "$home" init --softhsm --domain example.test --key-type "$key" >/dev/null
-	export SOFTHSM2_CONF="$home/softhsm/softhsm2.conf"
+	export SOFTHSM2_CONF="$home/keys/softhsm/softhsm2.conf"
 	# libp11 0.4.12's engine ignores pin-source in URIs; -passin feeds its
 	# PIN prompt from the file, keeping the PIN off the command line.
 	uri="pkcs11:token=amtca;object=amtca-intermediate;type=private"
@@ -48,7 +48,7 @@ for key in rsa2048 p256; do
 	for i in $(seq 1 "$OPENSSL_N"); do
 		openssl x509 -req -in "$T/leaf.csr" -CA "$home/intermediate.pem" \
 			-engine pkcs11 -CAkeyform engine -CAkey "$uri" \
-			-passin "file:$home/softhsm/user.pin" -set_serial "$i" -days 397 \
+			-passin "file:$home/keys/softhsm/user.pin" -set_serial "$i" -days 397 \
 			-sha256 -out "$T/out.pem" 2>"$T/openssl.err" >/dev/null ||
 			{ echo "openssl failed: $(tail -3 "$T/openssl.err")"; exit 1; }
 	done

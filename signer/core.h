@@ -32,6 +32,10 @@ struct sgn_core {
 					   the peer (SO_PEERCRED) or of us */
 	struct sgn_auth_state *auth;	/* auth.c's: rate limits, counters */
 	struct sgn_cred_state *cred;	/* cred.c's: one-at-a-time, rate */
+	int frontend;			/* the signer process: SGN_WHO_LOCAL
+					   is a front end, not the operator */
+	int auth_up, cred_up;		/* core.c: which inits ran */
+	int borrowed;			/* h is the caller's (sgn_local_home) */
 };
 
 /* auth.c */

@@ -186,12 +186,39 @@ int sgn_cred_get(struct sgn *s, const char *name, const char *fqdn,
  * starting threads.  The child exits when every socket closes.
  */
 int sgn_spawn(const char *home, unsigned nconn, struct sgn **out) AMTCA_WUR;
+/*
+ * As sgn_spawn(), with SGN_SPAWN_LOG: the signer's one-line key=value
+ * events (issue, revoke, credential use, dropped connections) go to this
+ * process's stderr, as a service wants.  Without it the signer's stderr is
+ * /dev/null, so that a command's output stays its own; failures still
+ * come back as the requests' errors.
+ */
+#define SGN_SPAWN_LOG 0x1
+int sgn_spawn_ex(const char *home, unsigned nconn, int flags,
+    struct sgn **out) AMTCA_WUR;
 
 /* The same signer in this process (opens the home with its token). */
 int sgn_local(const char *home, struct sgn **out) AMTCA_WUR;
 
+/*
+ * The core over a home the caller opened and keeps (borrowed: it must
+ * outlive the handle), acting for the operator like sgn_local().  Reads
+ * need h->store and h->state; issuing and CRLs need h->ca.  For unit
+ * tests (a store without a token) and for operator commands that already
+ * hold the home.
+ */
+struct home;
+int sgn_local_home(struct home *h, struct sgn **out) AMTCA_WUR;
+
 /* Close the sockets (the child then exits and is reaped) or the local CA. */
 void sgn_close(struct sgn *s);
+
+/*
+ * `amtca signer --home DIR --fds A,B,...`: the signer process's main, run
+ * by the binary sgn_spawn() execs; serves the connections until all close.
+ * Not for anyone else to call.
+ */
+int sgn_signer_main(const char *home, const int *fds, size_t nfds) AMTCA_WUR;
 
 /* The signer process's pid (0 for sgn_local): for tests and logs. */
 long sgn_pid(const struct sgn *s);

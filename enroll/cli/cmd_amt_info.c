@@ -5,6 +5,7 @@
  * TLS) and the key pairs.
  */
 #include "enroll/cli/cli.h"
+#include "signer/signer.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -124,6 +125,7 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 	size_t nc = 0, nk = 0, nt = 0, i, k;
 	struct json j;
 	struct home *h = NULL;
+	struct sgn *sgn = NULL;
 	struct cred_rule rule;
 	X509 *served = NULL;
 	unsigned char oppin[32], pin[32];
@@ -178,11 +180,11 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		goto out;
 	}
 	if (access(conf, F_OK) == 0 &&
-	    (r = home_open(homedir, HOME_STORE, &h)) != 0) {
+	    (r = home_open_frontend(homedir, 1, &h, &sgn)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
-	if ((r = cred_rule_load(h ? h->store : NULL, o.host, oppin_p, 0,
+	if ((r = cred_rule_load(h ? h->state : NULL, sgn, o.host, oppin_p, 0,
 	    &rule)) != 0) {
 		ret = cli_fail(r);
 		goto out;
@@ -357,6 +359,7 @@ out:
 	free(conf);
 	X509_free(served);
 	cred_rule_clear(&rule);
+	sgn_close(sgn);
 	home_free(h);
 	return ret;
 }

@@ -274,7 +274,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	X509 *root = NULL, *inter = NULL, *chain[2];
 	char *mod_out = NULL, *uri_out = NULL, *conf_out = NULL;
 	char *hsmdir = NULL, *pinpath = NULL, *f_root = NULL, *f_inter = NULL;
-	char *f_chain = NULL, *f_db = NULL, *f_conf = NULL;
+	char *f_chain = NULL, *f_db = NULL, *f_conf = NULL, *f_state = NULL;
+	char *d_keys = NULL, *d_state = NULL;
+	int made_dirs = 0;
 	char *abs_module = NULL, *abs_pin = NULL;
 	char *env[AMTCA_MODULE_ENV_MAX];
 	size_t nenv = 0;
@@ -395,18 +397,29 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (f_root = join(real, HOME_ROOT_PEM)) == NULL ||
 	    (f_inter = join(real, HOME_INTER_PEM)) == NULL ||
 	    (f_chain = join(real, HOME_CHAIN_PEM)) == NULL ||
-	    (f_db = join(real, HOME_DB)) == NULL ||
+	    (f_db = join(real, HOME_CA_DB)) == NULL ||
+	    (f_state = join(real, HOME_STATE_DB)) == NULL ||
+	    (d_keys = join(real, HOME_KEYS_DIR)) == NULL ||
+	    (d_state = join(real, HOME_STATE_DIR)) == NULL ||
 	    (hsmdir = join(real, HOME_HSM_DIR)) == NULL ||
 	    (pinpath = join(real, HOME_PIN_FILE)) == NULL) {
 		r = AMTCA_E_NOMEM;
 		goto fail;
 	}
 	if (stat(f_conf, &sb) == 0 || stat(f_root, &sb) == 0 ||
-	    stat(f_db, &sb) == 0 || (softhsm && stat(hsmdir, &sb) == 0)) {
+	    stat(d_keys, &sb) == 0 || stat(d_state, &sb) == 0) {
 		r = amtca_fail(AMTCA_E_EXISTS, "a CA already exists in %s; "
 		    "refusing to overwrite it", real);
 		goto fail;
 	}
+	/* keys/: what only the signer reads; state/: the service's. */
+	if (mkdir(d_keys, 0700) != 0 || mkdir(d_state, 0700) != 0) {
+		r = amtca_fail(AMTCA_E_IO, "cannot create %s and %s: %s", d_keys,
+		    d_state, strerror(errno));
+		made_dirs = 1;
+		goto fail;
+	}
+	made_dirs = 1;
 	if (softhsm) {
 		if ((r = hsm_softhsm_create(hsmdir, "amtca", pinpath, &mod_out,
 		    &uri_out, &conf_out)) != 0)
@@ -485,6 +498,10 @@ cmd_init(const char *homedir, int argc, char **argv)
 		goto fail;
 	store_close(st);
 	st = NULL;
+	if ((r = store_open(f_state, 1, &st)) != 0)
+		goto fail;
+	store_close(st);
+	st = NULL;
 	{
 		/* Paths inside the home are stored relative so the home can move. */
 		const char *pf = pin_file, *sc = conf_out;
@@ -518,6 +535,8 @@ fail:
 		unlink(f_chain);
 		if (f_db != NULL && (r = store_destroy(f_db)) != 0)
 			fprintf(stderr, "amtca: %s\n", amtca_errmsg(r));
+		if (f_state != NULL && (r = store_destroy(f_state)) != 0)
+			fprintf(stderr, "amtca: %s\n", amtca_errmsg(r));
 	}
 out:
 	store_close(st);
@@ -527,6 +546,10 @@ out:
 	/* A token we made for a CA that failed to come up is removed whole. */
 	if (ret != EXIT_OK && softhsm && mod_out != NULL)
 		amtca_rmtree(hsmdir);
+	if (ret != EXIT_OK && made_dirs) {
+		(void)rmdir(d_keys);
+		(void)rmdir(d_state);
+	}
 	X509_free(root);
 	X509_free(inter);
 	for (i = 0; i < nd; i++)
@@ -546,6 +569,9 @@ out:
 	free(f_inter);
 	free(f_chain);
 	free(f_db);
+	free(f_state);
+	free(d_keys);
+	free(d_state);
 	free(f_conf);
 	return ret;
 }
@@ -1110,7 +1136,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 		goto fail;
 	}
 	if (fqdn == NULL) {
-		if ((r = cred_revoke(h->store, serial, reason, now, &got[0],
+		if ((r = cred_revoke(h->store, h->state, serial, reason, now, &got[0],
 		    &was[0])) != 0)
 			goto fail;
 		ngot = 1;
@@ -1119,7 +1145,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 			/* Every valid one (not revoked, not expired). */
 			if (strcmp(cert_status(&c[i], now), "valid") != 0)
 				continue;
-			if ((r = cred_revoke(h->store, c[i].serial, reason, now,
+			if ((r = cred_revoke(h->store, h->state, c[i].serial, reason, now,
 			    &got[ngot], &was[ngot])) != 0)
 				goto fail;
 			ngot++;

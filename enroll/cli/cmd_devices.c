@@ -4,6 +4,7 @@
  * (enroll/devices.h); this parses, calls it, and prints.
  */
 #include "enroll/cli/cli.h"
+#include "signer/signer.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ retire(const char *homedir, int argc, char **argv)
 	struct retire_result res;
 	struct enroll_ctx c;
 	struct home *h = NULL;
+	struct sgn *sgn = NULL;
 	struct json j;
 	const char *pwfile = NULL;
 	long n;
@@ -97,17 +99,12 @@ retire(const char *homedir, int argc, char **argv)
 	    o.address != NULL || o.port != 0 || o.tls_port != 0))
 		return usage_err("--user, --password-file, --address and the ports "
 		    "go with --remove-from-device");
-	if ((r = home_open(homedir, HOME_STORE, &h)) != 0) {
+	if ((r = home_open_frontend(homedir, 1, &h, &sgn)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
 	o.password_file = pwfile;
-	memset(&c, 0, sizeof(c));
-	c.store = h->store;
-	c.policy = &h->policy;
-	c.root = h->root;
-	c.inter = h->inter;
-	c.chain_path = h->chain_path;
+	c = h->engine;
 	if ((r = device_retire(&c, &o, &res)) != 0) {
 		ret = cli_fail(r);
 		goto out;
@@ -142,6 +139,7 @@ retire(const char *homedir, int argc, char **argv)
 	ret = EXIT_OK;
 out:
 	retire_result_clear(&res);
+	sgn_close(sgn);
 	home_free(h);
 	return ret;
 }
@@ -159,6 +157,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 	struct device_filter f;
 	struct device_info *v = NULL;
 	struct home *h = NULL;
+	struct sgn *sgn = NULL;
 	struct json j;
 	size_t n = 0, i;
 	long d;
@@ -193,8 +192,8 @@ cmd_devices(const char *homedir, int argc, char **argv)
 	if (optind != argc)
 		return usage_err("unexpected argument (did you mean devices retire "
 		    "FQDN?)");
-	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
-	    (r = devices_list(h->store, &f, &v, &n)) != 0) {
+	if ((r = home_open_frontend(homedir, 1, &h, &sgn)) != 0 ||
+	    (r = devices_list(h->state, sgn, &f, &v, &n)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -243,6 +242,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 	ret = EXIT_OK;
 out:
 	device_infos_free(v, n);
+	sgn_close(sgn);
 	home_free(h);
 	return ret;
 }

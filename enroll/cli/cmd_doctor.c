@@ -17,6 +17,7 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "enroll/cli/cli.h"
+#include "signer/signer.h"
 #include "enroll/doctor.h"
 #include "enroll/enroll.h"
 
@@ -130,6 +131,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	static struct doctor_report rep;
 	struct doctor_opts o;
 	struct home *h = NULL;
+	struct sgn *sgn = NULL;
 	unsigned char oppin[32];
 	int ch, r, json = 0, ret = EXIT_FAIL;
 	long n;
@@ -190,10 +192,11 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		return usage_err("--skip dns needs --address");
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((r = home_open(homedir, HOME_STORE, &h)) != 0) {
+	if ((r = home_open_frontend(homedir, 1, &h, &sgn)) != 0) {
 		o.home_error = r;
 		h = NULL;
 	}
+	o.sgn = sgn;
 	if (!json)
 		o.on_result = print_line;
 	if ((r = doctor_run(h, &o, &rep)) != 0) {
@@ -216,6 +219,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 		    "(see the FAIL lines and their fixes)\n", rep.nfail, rep.n,
 		    o.host);
 out:
+	sgn_close(sgn);
 	home_free(h);
 	return ret;
 }

@@ -14,6 +14,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/cli/cli.h"
+#include "signer/signer.h"
 #include "enroll/enroll.h"
 #include "common/json.h"
 
@@ -181,6 +182,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 	struct enroll_result res;
 	struct tty_ctx tty = { stdout, 0 };
 	struct home *h = NULL;
+	struct sgn *sgn = NULL;
 	const char *pwfile = NULL;
 	char *password = NULL, na[32];
 	unsigned char pin[32];
@@ -245,7 +247,8 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 
 	/* A peer closing mid-handshake must not kill us (SIGPIPE). */
 	signal(SIGPIPE, SIG_IGN);
-	if ((r = home_open(homedir, HOME_STORE | HOME_SIGNER, &h)) != 0 ||
+	/* The signer process holds the token; this one talks to AMT. */
+	if ((r = home_open_frontend(homedir, 0, &h, &sgn)) != 0 ||
 	    (r = amtca_secret_read(pwfile, &password)) != 0) {
 		if (json)
 			print_json(&res, o.host, h ? h->chain_path : NULL, r);
@@ -282,6 +285,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 out:
 	amtca_secret_free(password);
 	enroll_result_clear(&res);
+	sgn_close(sgn);
 	home_free(h);
 	return ret;
 }

@@ -17,6 +17,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/cli/cli.h"
+#include "signer/signer.h"
 #include "enroll/fleet.h"
 #include "enroll/hosts.h"
 
@@ -193,6 +194,7 @@ cmd_fleet(const char *homedir, int argc, char **argv)
 	struct hosts_defaults hd;
 	struct fleet_host *hosts = NULL;
 	struct home *h = NULL;
+	struct sgn *sgn = NULL;
 	struct view v;
 	const char *hosts_path = NULL, *user = NULL, *pwfile = NULL;
 	size_t nhosts = 0, inflight;
@@ -234,7 +236,8 @@ cmd_fleet(const char *homedir, int argc, char **argv)
 		return usage_err("--hosts is required");
 
 	signal(SIGPIPE, SIG_IGN);
-	if ((r = home_open(homedir, HOME_STORE | HOME_SIGNER, &h)) != 0) {
+	/* The signer process holds the token; this one talks to AMT. */
+	if ((r = home_open_frontend(homedir, 0, &h, &sgn)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -283,6 +286,7 @@ cmd_fleet(const char *homedir, int argc, char **argv)
 out:
 	fleet_report_clear(&rep);
 	hosts_free(hosts, nhosts);
+	sgn_close(sgn);
 	home_free(h);
 	return ret;
 }

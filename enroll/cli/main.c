@@ -195,6 +195,13 @@ main(int argc, char **argv)
 		help_argv[2] = NULL;
 		return commands[c].fn(home, 2, help_argv);
 	}
+	/* Hidden from the lists: the signer process, which sgn_spawn()
+	 * starts (signer/proc.c). */
+	if (strcmp(argv[i], "signer") == 0) {
+		if ((n = global_after_command(argc - i, argv + i, &home)) < 0)
+			return main_usage("%s needs a directory", "--home");
+		return cmd_signer(home, n, argv + i);
+	}
 	if (find_command(argv[i], &c) != 0)
 		return main_usage("unknown command '%s' (see amtca --help)",
 		    argv[i]);

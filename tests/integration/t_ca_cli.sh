@@ -7,10 +7,10 @@
 
 H="$T/home"
 new_ca "$H" --domain example.test --domain amt.corp.test --ip-range 192.0.2.0/24 --org "Example Org"
-for f in amtca.conf root.pem intermediate.pem chain.pem amtca.db softhsm/user.pin; do
+for f in amtca.conf root.pem intermediate.pem chain.pem keys/ca.db state/state.db keys/softhsm/user.pin; do
 	[ -e "$H/$f" ] || fail "init did not create $f"
 done
-[ "$(stat -c %a "$H/softhsm/user.pin")" = 600 ] || fail "PIN file is not 0600"
+[ "$(stat -c %a "$H/keys/softhsm/user.pin")" = 600 ] || fail "PIN file is not 0600"
 ok "init creates the home"
 
 expect_fail 1 "already exists" "$AMTCA" --home "$H" init --softhsm --domain example.test
@@ -30,8 +30,8 @@ openssl verify -x509_strict -CAfile "$H/root.pem" "$H/intermediate.pem" >/dev/nu
 ok "root and intermediate profiles"
 
 # --- keys are sensitive and never extractable ---------------------------
-export SOFTHSM2_CONF="$H/softhsm/softhsm2.conf"
-PIN=$(cat "$H/softhsm/user.pin") pkcs11-tool --module "$SOFTHSM_MODULE" --token-label amtca \
+export SOFTHSM2_CONF="$H/keys/softhsm/softhsm2.conf"
+PIN=$(cat "$H/keys/softhsm/user.pin") pkcs11-tool --module "$SOFTHSM_MODULE" --token-label amtca \
 	--login --pin env:PIN --list-objects --type privkey >"$T/objs" 2>&1 || fail "pkcs11-tool: $(cat "$T/objs")"
 n=$(grep -c 'Private Key Object' "$T/objs" || true)
 [ "$n" = 2 ] || fail "expected 2 private keys in the token, got $n: $(cat "$T/objs")"
@@ -150,11 +150,11 @@ expect_fail 1 "ip" "$AMTCA" --home "$H" issue --fqdn 'a.example.test' --csr "$T/
 ok "bad CSRs and FQDNs are refused with one-line errors and no record"
 
 # wrong PIN: one clear error, nothing recorded, token not locked
-cp "$H/softhsm/user.pin" "$T/pin.good"
-printf 'wrong-pin\n' >"$H/softhsm/user.pin"
+cp "$H/keys/softhsm/user.pin" "$T/pin.good"
+printf 'wrong-pin\n' >"$H/keys/softhsm/user.pin"
 expect_fail 1 "PIN" "$AMTCA" --home "$H" issue --fqdn b.example.test --csr "$T/rsa.csr"
 grep -q "$(cat "$T/pin.good")" "$T/err" && fail "the PIN appears in an error"
-cp "$T/pin.good" "$H/softhsm/user.pin"
+cp "$T/pin.good" "$H/keys/softhsm/user.pin"
 # missing token
 sed -i 's/^token_uri = .*/token_uri = pkcs11:token=no-such-token/' "$H/amtca.conf"
 expect_fail 1 "token" "$AMTCA" --home "$H" issue --fqdn b.example.test --csr "$T/rsa.csr"

@@ -65,9 +65,9 @@ new_ca "$T/orig" --domain example.test
 cp -a "$T/orig" "$T/copy"
 # While both exist, the copy must sign with its own token, not the original's.
 "$AMTCA" --home "$T/copy" issue --fqdn a.example.test --csr "$T/csr" >/dev/null || fail "issue from a copy"
-grep -q "tokendir = $T/copy/softhsm/tokens\$" "$T/copy/softhsm/softhsm2.conf" ||
-	fail "the copy still names another token store: $(grep tokendir "$T/copy/softhsm/softhsm2.conf")"
-grep -q "tokendir = $T/orig/softhsm/tokens\$" "$T/orig/softhsm/softhsm2.conf" ||
+grep -q "tokendir = $T/copy/keys/softhsm/tokens\$" "$T/copy/keys/softhsm/softhsm2.conf" ||
+	fail "the copy still names another token store: $(grep tokendir "$T/copy/keys/softhsm/softhsm2.conf")"
+grep -q "tokendir = $T/orig/keys/softhsm/tokens\$" "$T/orig/keys/softhsm/softhsm2.conf" ||
 	fail "using the copy changed the original"
 rm -rf "$T/orig"
 "$AMTCA" --home "$T/copy" issue --fqdn a.example.test --csr "$T/csr" --out "$T/copy.pem" ||
@@ -82,6 +82,6 @@ mv "$T/copy" "$T/moved"
 new_ca "$T/orig2" --domain example.test
 mkdir -m 0700 "$T/partial"
 cp -a "$T/orig2/." "$T/partial/"
-rm -rf "$T/partial/softhsm/tokens"
+rm -rf "$T/partial/keys/softhsm/tokens"
 expect_fail 1 "softhsm/tokens" "$AMTCA" --home "$T/partial" issue --fqdn a.example.test --csr "$T/csr"
 ok "a copied or moved home signs with its own token, even with the original gone"

@@ -31,7 +31,7 @@ for f in "$T"/out/c*.pem; do
 	s=$(openssl x509 -in "$f" -noout -serial | cut -d= -f2)
 	grep -q "\"serial\":\"$s\"" "$T/list.json" || fail "$(basename "$f"): serial $s was handed out but has no record"
 done
-[ "$(sqlite3 "$H/amtca.db" 'PRAGMA integrity_check')" = ok ] || fail "database integrity check failed"
+[ "$(sqlite3 "$H/keys/ca.db" 'PRAGMA integrity_check')" = ok ] || fail "database integrity check failed"
 recorded=$(cert_count "$H")
 [ "$recorded" -ge "$handed" ] || fail "$handed handed out, only $recorded recorded"
 "$AMTCA" --home "$H" issue --fqdn after.example.test --csr "$T/req.csr" >/dev/null ||
@@ -39,7 +39,7 @@ recorded=$(cert_count "$H")
 ok "$runs kills: $handed certificates handed out, all of them among $recorded records; database intact"
 # SoftHSM empties token.object for a moment on every login; a kill there
 # used to lose the token.  The state such a kill leaves, made on purpose:
-tok=$(ls -d "$H"/softhsm/tokens/*/ | head -n 1)
+tok=$(ls -d "$H"/keys/softhsm/tokens/*/ | head -n 1)
 : >"$tok/token.object"
 "$AMTCA" --home "$H" issue --fqdn repaired.example.test --csr "$T/req.csr" \
 	>"$T/rep.pem" 2>"$T/rep.err" || fail "an emptied token.object was not repaired: $(cat "$T/rep.err")"

@@ -87,7 +87,7 @@ with open(os.environ["SCAN_OUT"], "w") as out:
         out.write("copy at %s\n" % x)
 PY
 # Only the password copies matter here, not the stdout of the run.
-SCAN_FILES="$PW:$HOME_CA/softhsm/user.pin" SCAN_OUT="$T/scan.out" gdb -q -batch \
+SCAN_FILES="$PW:$HOME_CA/keys/softhsm/user.pin" SCAN_OUT="$T/scan.out" gdb -q -batch \
     -ex 'set breakpoint pending on' -ex 'break exit' -ex run \
     -ex "source $T/scan.py" -ex kill \
     --args "$AMTCA" --home "$HOME_CA" enroll --host core1.example.test \

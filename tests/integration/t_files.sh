@@ -129,9 +129,9 @@ loose_refused() { # path mode-to-set what
 loose_refused "$H" 0777 "CA home"
 loose_refused "$H" 0770 "CA home"
 loose_refused "$H/amtca.conf" 0666 "CA configuration"
-loose_refused "$H/softhsm/user.pin" 0622 "PIN file"
-loose_refused "$H/softhsm/softhsm2.conf" 0646 "SoftHSM config"
-loose_refused "$H/softhsm/tokens" 0777 "token directory"
+loose_refused "$H/keys/softhsm/user.pin" 0622 "PIN file"
+loose_refused "$H/keys/softhsm/softhsm2.conf" 0646 "SoftHSM config"
+loose_refused "$H/keys/softhsm/tokens" 0777 "token directory"
 issue >/dev/null || fail "issue after the modes were restored"
 # list and chain read the home too: a loose home is refused there as well.
 chmod 0777 "$H"
@@ -141,9 +141,9 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
 	chown nobody "$H/amtca.conf"
 	expect_fail 1 "owned by uid" issue
 	chown root "$H/amtca.conf"
-	chown nobody "$H/softhsm/user.pin"
+	chown nobody "$H/keys/softhsm/user.pin"
 	expect_fail 1 "PIN file" issue
-	chown root "$H/softhsm/user.pin"
+	chown root "$H/keys/softhsm/user.pin"
 fi
 ok "a loose or foreign home, conf, PIN file, SoftHSM config or token dir is refused"
 

@@ -20,7 +20,7 @@ start_sim "$T/sim.log" --devices $N --address-base 127.0.65.1 \
     --key-pool "$SIM_KEY_POOL" --commit-delay-ms 200
 hosts_csv "$T/hosts.csv" 'fd%03d.example.test' 127.0.65.1 $N
 fleet --hosts "$T/hosts.csv" --json >"$T/f0.json" || fail "first fleet run failed"
-serial() { sqlite3 "$HOME_CA/amtca.db" "SELECT cert_serial FROM devices WHERE fqdn = '$1'"; }
+serial() { sqlite3 "$HOME_CA/state/state.db" "SELECT cert_serial FROM devices WHERE fqdn = '$1'"; }
 s1=$(serial fd001.example.test)
 s2=$(serial fd002.example.test)
 s3=$(serial fd003.example.test)
@@ -56,7 +56,7 @@ ok "drift fails closed naming the served certificate; revoked re-enrolled; keyCo
 assert_clean 127.0.65.2 fd001.example.test
 s_client_ok 127.0.65.2 fd001.example.test
 [ "$(served_serial 127.0.65.3 fd002.example.test)" = "$s2" ] || fail "the compromised device was touched"
-[ "$(sqlite3 "$HOME_CA/amtca.db" "SELECT state FROM devices WHERE fqdn = 'fd002.example.test'")" = compromised ] ||
+[ "$(sqlite3 "$HOME_CA/state/state.db" "SELECT state FROM devices WHERE fqdn = 'fd002.example.test'")" = compromised ] ||
     fail "fd002 is not recorded compromised"
 ok "the revoked device holds one new leaf and one key; the compromised one is untouched"
 

@@ -18,7 +18,7 @@ start_sim "$T/sim.log" --devices $N --address-base 127.0.66.1 \
     --fqdn-pattern 'fh%03d.example.test' --user admin --password-file "$PW" \
     --key-pool "$SIM_KEY_POOL" --latency-ms 30 --commit-delay-ms 200 \
     --lockout 2 --lockout-s 600
-db="$HOME_CA/amtca.db"
+db="$HOME_CA/state/state.db"
 nothing_ran() {
 	[ "$(sqlite3 "$db" "SELECT (SELECT count(*) FROM devices) + (SELECT count(*) FROM jobs)")" = 0 ] ||
 	    fail "$1: something ran before the hosts file was valid"

@@ -32,12 +32,12 @@ kill -KILL "$fpid" 2>/dev/null || fail "fleet finished before it could be killed
 wait "$fpid" 2>/dev/null || true
 done1=$(grep -c ': enrolled' "$T/k.out" || true)
 # Started (a device record exists) but not reported finished.
-started=$(sqlite3 "$HOME_CA/amtca.db" "SELECT count(*) FROM devices")
+started=$(sqlite3 "$HOME_CA/state/state.db" "SELECT count(*) FROM devices")
 inflight=$((started - done1))
 [ "$done1" -lt $N ] || fail "every device finished before the kill"
 [ "$inflight" -ge 10 ] || fail "only $inflight devices were mid-enrollment at the kill"
 # What the job recorded as finished (at least what was printed).
-carried=$(sqlite3 "$HOME_CA/amtca.db" "SELECT count(*) FROM job_devices WHERE result != 'failed'")
+carried=$(sqlite3 "$HOME_CA/state/state.db" "SELECT count(*) FROM job_devices WHERE result != 'failed'")
 [ "$carried" -ge "$done1" ] || fail "the job recorded $carried finished devices, $done1 were printed"
 ok "killed with $done1 done and $inflight mid-enrollment"
 

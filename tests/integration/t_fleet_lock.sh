@@ -11,7 +11,7 @@ ca_setup
 addr=127.0.60.1
 fqdn=amt-lock.example.test
 sim_up "$T/sim.log" "$addr" "$fqdn"
-db="$HOME_CA/amtca.db"
+db="$HOME_CA/state/state.db"
 host=$(hostname | tr ':' '_')
 
 lease() {	# lease OWNER EXPIRES_AT

@@ -121,7 +121,7 @@ ok "bound leaf revoked (affiliationChanged): doctor FAILs with the fix, enroll r
 
 # keyCompromise of the bound leaf: compromised, never re-enrolled automatically.
 ca revoke "$S3" --reason keyCompromise >/dev/null
-python3 - "$HOME_CA/amtca.db" "$FQDN" <<'EOF' || fail "device not marked compromised by revoke"
+python3 - "$HOME_CA/state/state.db" "$FQDN" <<'EOF' || fail "device not marked compromised by revoke"
 import sqlite3, sys
 (state,) = sqlite3.connect(sys.argv[1]).execute("SELECT state FROM devices WHERE fqdn = ?", (sys.argv[2],)).fetchone()
 assert state == "compromised", state

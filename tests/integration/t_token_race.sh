@@ -3,7 +3,7 @@
 # SoftHSM 2.6 truncates and rewrites tokens/<uuid>/token.object on every
 # C_Login, outside any lock another process honours; hsm/ serialises module
 # start-up, login and the token-backup restore check of the embedded token
-# with one lock file (softhsm/amtca.lock).  Without it, parallel issues on
+# with one lock file (keys/softhsm/amtca.lock).  Without it, parallel issues on
 # one home failed with "no PKCS#11 token matches" or CKR 0x5, and the
 # restore check "restored" token.object files that a live login was writing.
 #  1. 8 processes x 50 issues: 0 failures, no "restored", 400 records.
@@ -83,7 +83,7 @@ stop_sim
 ok "$D parallel enrollments on one home: 0 failures"
 
 # --- 3. the restore never overwrites a file another process has open -------
-tok=$(ls -d "$HOME_CA"/softhsm/tokens/*/ | head -n 1)
+tok=$(ls -d "$HOME_CA"/keys/softhsm/tokens/*/ | head -n 1)
 : >"$tok/token.object"
 # A writer in the middle of its write: the file is empty and open.
 sleep 30 3>>"$tok/token.object" &

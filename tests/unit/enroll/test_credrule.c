@@ -19,6 +19,8 @@
 #include "ca/store.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "enroll/home.h"
+#include "signer/signer.h"
 #include "enroll/enroll.h"
 
 #define FQDN "amt-1.example.test"
@@ -27,6 +29,8 @@ struct fx {
 	char dir[64];
 	char path[128];
 	struct store *s;
+	struct home hh;			/* the store as both records and state */
+	struct sgn *sg;			/* the signer's reads over it */
 	X509 *a, *b, *hand, *old;	/* bound, other valid, by hand, superseded */
 };
 
@@ -97,6 +101,9 @@ setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/amtca.db", f->dir);
 	if (store_open(f->path, 1, &f->s) != 0)
 		return -1;
+	f->hh.store = f->hh.state = f->s;
+	if (sgn_local_home(&f->hh, &f->sg) != 0)
+		return -1;
 	f->a = mk_cert(0x0A);
 	f->b = mk_cert(0x0B);
 	f->hand = mk_cert(0x0C);
@@ -115,6 +122,7 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
+	sgn_close(f->sg);
 	store_close(f->s);
 	X509_free(f->a);
 	X509_free(f->b);
@@ -147,7 +155,7 @@ test_enrolled(void **state)
 
 	device(f, "enrolled", "0A");
 	/* The records are keyed by the normalised name. */
-	assert_int_equal(cred_rule_load(f->s, "AMT-1.Example.Test.", NULL, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, "AMT-1.Example.Test.", NULL, 0, &r), 0);
 	assert_true(r.tls_only);
 	assert_false(r.compromised);
 	assert_int_equal(cred_rule_plain(&r, FQDN), AMTCA_E_AMT_TLS);
@@ -163,14 +171,14 @@ test_enrolled(void **state)
 
 	/* The operator's pin adds exactly that leaf. */
 	sha256(f->hand, want);
-	assert_int_equal(cred_rule_load(f->s, FQDN, want, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, want, 0, &r), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->hand, pin), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->old, pin), AMTCA_E_AMT_TLS);
 	assert_int_equal(cred_rule_plain(&r, FQDN), AMTCA_E_AMT_TLS);
 	cred_rule_clear(&r);
 
 	/* --device-reset: plain allowed again; the TLS pins do not widen. */
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 1, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 1, &r), 0);
 	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->hand, pin), AMTCA_E_AMT_TLS);
 	cred_rule_clear(&r);
@@ -185,7 +193,7 @@ test_retired(void **state)
 	unsigned char pin[32];
 
 	device(f, "retired", "0A");
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 0, &r), 0);
 	assert_true(r.retired);
 	assert_int_equal(cred_rule_plain(&r, FQDN), AMTCA_E_AMT_TLS);
 	assert_non_null(strstr(amtca_errmsg(AMTCA_E_AMT_TLS), "--device-reset"));
@@ -194,7 +202,7 @@ test_retired(void **state)
 	assert_non_null(strstr(amtca_errmsg(AMTCA_E_AMT_TLS), "retired"));
 	cred_rule_clear(&r);
 
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 1, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 1, &r), 0);
 	assert_false(r.retired);
 	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->a, pin), 0);
@@ -209,17 +217,17 @@ test_not_enrolled(void **state)
 	struct cred_rule r;
 	unsigned char pin[32];
 
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 0, &r), 0);
 	assert_false(r.tls_only);
 	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->hand, pin), AMTCA_E_AMT_TLS);
 	cred_rule_clear(&r);
 	device(f, "failed", "0A");
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 0, &r), 0);
 	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
 	cred_rule_clear(&r);
 	/* No CA home: nothing to pin; the operator's bundle decides. */
-	assert_int_equal(cred_rule_load(NULL, FQDN, NULL, 0, &r), 0);
+	assert_int_equal(cred_rule_load(NULL, NULL, FQDN, NULL, 0, &r), 0);
 	assert_true(r.no_records);
 	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->hand, pin), 0);
@@ -239,7 +247,7 @@ test_revoked_bound(void **state)
 
 	device(f, "enrolled", "0A");
 	assert_int_equal(store_cert_revoke(f->s, "0A", 4, 1700), 0);
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 0, &r), 0);
 	assert_true(r.bound_revoked);
 	assert_int_equal(r.bound_reason, 4);
 	assert_false(r.compromised);
@@ -260,7 +268,7 @@ test_revoked_bound(void **state)
 	assert_string_equal(d->state, "compromised");
 	store_device_free(d);
 	sha256(f->a, want);
-	assert_int_equal(cred_rule_load(f->s, FQDN, want, 0, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, want, 0, &r), 0);
 	assert_true(r.compromised);
 	assert_int_equal(cred_rule_plain(&r, FQDN), AMTCA_E_AMT_TLS);
 	assert_non_null(strstr(amtca_errmsg(AMTCA_E_AMT_TLS), "--device-reset"));
@@ -268,7 +276,7 @@ test_revoked_bound(void **state)
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->b, pin), AMTCA_E_AMT_TLS);
 	cred_rule_clear(&r);
 	/* After a reset: plain again, the compromised leaf never. */
-	assert_int_equal(cred_rule_load(f->s, FQDN, NULL, 1, &r), 0);
+	assert_int_equal(cred_rule_load(f->s, f->sg, FQDN, NULL, 1, &r), 0);
 	assert_false(r.compromised);
 	assert_int_equal(cred_rule_plain(&r, FQDN), 0);
 	assert_int_equal(cred_rule_tls(&r, FQDN, f->a, pin), AMTCA_E_AMT_TLS);

@@ -15,6 +15,8 @@
 #include "ca/store.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "enroll/home.h"
+#include "signer/signer.h"
 #include "enroll/devices.h"
 
 #define NOW 2000000000
@@ -23,6 +25,8 @@ struct fx {
 	char dir[64];
 	char path[128];
 	struct store *s;
+	struct home hh;			/* the store as both records and state */
+	struct sgn *sg;			/* the signer's reads over it */
 };
 
 static void
@@ -71,6 +75,9 @@ setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/amtca.db", f->dir);
 	if (store_open(f->path, 1, &f->s) != 0)
 		return -1;
+	f->hh.store = f->hh.state = f->s;
+	if (sgn_local_home(&f->hh, &f->sg) != 0)
+		return -1;
 	cert(f, "0A", "c.example.test", NOW + 10 * 86400);
 	cert(f, "0B", "a.example.test", NOW + 100 * 86400);
 	cert(f, "0C", "d.example.test", NOW - 86400);		/* expired */
@@ -87,6 +94,7 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
+	sgn_close(f->sg);
 	store_close(f->s);
 	amtca_rmtree(f->dir);
 	free(f);
@@ -99,7 +107,7 @@ list(struct fx *f, const char *st, int days, struct device_info **v)
 	struct device_filter flt = { st, days, NOW };
 	size_t n = 99;
 
-	assert_int_equal(devices_list(f->s, &flt, v, &n), 0);
+	assert_int_equal(devices_list(f->s, f->sg, &flt, v, &n), 0);
 	return n;
 }
 
@@ -110,7 +118,7 @@ test_all_sorted(void **state)
 	struct device_info *v = NULL;
 	size_t n = 0;
 
-	assert_int_equal(devices_list(f->s, NULL, &v, &n), 0);
+	assert_int_equal(devices_list(f->s, f->sg, NULL, &v, &n), 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(v[0].d.fqdn, "a.example.test");
 	assert_string_equal(v[1].d.fqdn, "b.example.test");
@@ -179,7 +187,7 @@ test_states(void **state)
 	assert_null(device_states[i]);
 	assert_false(device_state_valid("Enrolled"));
 	assert_false(device_state_valid(NULL));
-	assert_int_equal(devices_list(f->s, &flt, &v, &n), AMTCA_E_USAGE);
+	assert_int_equal(devices_list(f->s, f->sg, &flt, &v, &n), AMTCA_E_USAGE);
 	assert_null(v);
 	assert_int_equal(n, 0);
 }
