@@ -37,6 +37,11 @@ static const struct {
 	{ "doctor",   cmd_doctor,   "diagnose DNS, ports, TLS and chain for an AMT device" },
 	{ "fleet",    cmd_fleet,    "reconcile every device of a hosts file, in one process" },
 	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
+	{ "est-client", cmd_est_client, "add, remove or list EST clients" },
+	{ "admin",    cmd_admin,    "add, revoke or list admin API clients" },
+	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
+	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
+	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -50,7 +55,7 @@ usage(FILE *f)
 	    "       amtca COMMAND --help\n"
 	    "       amtca help [COMMAND]\n\ncommands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nglobal options (before or after the command):\n"
 	    "  --home DIR   the CA home (else $AMTCA_HOME, else ./amtca-home)\n"
 	    "  --json       one JSON document on stdout, also on failure\n"
