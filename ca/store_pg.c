@@ -151,7 +151,8 @@ static const char migrate_v2_sql[] =
     " created_at bigint NOT NULL,"
     " removed_at bigint NOT NULL DEFAULT 0);"
     "CREATE INDEX clients_serial ON clients (serial) WHERE serial IS NOT NULL;"
-    "CREATE TABLE credentials ("
+    /* IF NOT EXISTS: an interim version 1 (never released) had it. */
+    "CREATE TABLE IF NOT EXISTS credentials ("
     " name text PRIMARY KEY,"
     " amt_user text NOT NULL,"
     " sealed bytea NOT NULL,"
