@@ -170,6 +170,23 @@ store_destroy(const char *uri)
 	return ops->destroy(loc);
 }
 
+int
+store_backup(struct store *s, const char *dest_uri)
+{
+	const struct store_ops *ops;
+	const char *loc;
+	int r;
+
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_backup: no store");
+	if ((r = locate(dest_uri, &ops, &loc)) != 0)
+		return r;
+	if (ops != s->ops)
+		return amtca_fail(AMTCA_E_USAGE, "store_backup: %.200s is not a "
+		    "%s store", dest_uri, s->ops->scheme);
+	return s->ops->backup(s->be, loc);
+}
+
 /* One batch of n records through the backend.  Every pending gets a result. */
 static void
 run_batch(struct store *s, struct pending *batch, size_t n)

@@ -78,6 +78,8 @@ int cmd_enroll(const char *home, int argc, char **argv);
 int cmd_doctor(const char *home, int argc, char **argv);
 int cmd_fleet(const char *home, int argc, char **argv);
 int cmd_devices(const char *home, int argc, char **argv);
+int cmd_backup(const char *home, int argc, char **argv);
+int cmd_restore(const char *home, int argc, char **argv);
 /* Hidden: the signer process (signer/proc.c), started by sgn_spawn(). */
 int cmd_signer(const char *home, int argc, char **argv);
 

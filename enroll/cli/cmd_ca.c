@@ -209,6 +209,21 @@ write_conf(const char *dir, const char *module, const char *uri,
 		free(text);
 		text = nt;
 	}
+	{
+		char id[HOME_ID_LEN + 1];
+
+		/* The home's identity: a restored copy gets another. */
+		if ((ret = home_id_new(id)) != 0) {
+			free(text);
+			return ret;
+		}
+		if (asprintf(&nt, "%shome_id = %s\n", text, id) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	if ((path = join(dir, HOME_CONF)) == NULL) {
 		free(text);
 		return AMTCA_E_NOMEM;
