@@ -184,6 +184,9 @@ store_backup(struct store *s, const char *dest_uri)
 	if (ops != s->ops)
 		return amtca_fail(AMTCA_E_USAGE, "store_backup: %.200s is not a "
 		    "%s store", dest_uri, s->ops->scheme);
+	if (s->ops->backup == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "the %s store has no online "
+		    "backup; use its own tools", s->ops->scheme);
 	return s->ops->backup(s->be, loc);
 }
 

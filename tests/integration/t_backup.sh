@@ -66,6 +66,23 @@ ok "no PIN in the backup; sha256sum -c accepts its manifest of every file"
 # Refusals of backup: an existing, non-empty --out.
 expect_fail 1 "already exists" "$AMTCA" --home "$H" backup --out "$T/bk"
 
+# The token is copied under the token lock: while another process holds
+# it, the backup waits and writes no manifest; then it completes.
+flock "$H/keys/softhsm/amtca.lock" sh -c "touch '$T/locked'; while [ ! -e '$T/release' ]; do sleep 0.05; done" &
+lpid=$!
+for i in $(seq 1 200); do [ -e "$T/locked" ] && break; sleep 0.05; done
+[ -e "$T/locked" ] || fail "could not take the token lock"
+"$AMTCA" --home "$H" backup --out "$T/bkl" >"$T/bl.out" 2>"$T/bl.err" &
+bpid=$!
+sleep 1
+kill -0 "$bpid" 2>/dev/null || fail "backup finished while the token lock was held: $(cat "$T/bl.out" "$T/bl.err")"
+[ -e "$T/bkl/BACKUP_MANIFEST" ] && fail "backup wrote its manifest while the token lock was held"
+touch "$T/release"
+wait "$lpid"
+wait "$bpid" || fail "backup after the lock was released: $(cat "$T/bl.err")"
+[ -s "$T/bkl/BACKUP_MANIFEST" ] || fail "no manifest after the lock was released"
+ok "the token copy waits for the token lock"
+
 # Wipe, restore with the PIN, issue, verify the chain.
 stop_sim
 rm -rf "$H"
@@ -142,3 +159,28 @@ grep -q "warning: .*PIN" "$T/p.err" || fail "--include-pin did not warn: $(cat "
 grep -q "token login and issuing key checked" "$T/r3.out" || fail "restore with the backup's PIN did not log in"
 grep -q "^restored_from = $id1$" "$T/h3/amtca.conf" || fail "the second restore does not name the first as origin"
 ok "--include-pin warns and carries the PIN; its restore logs in without --pin-file"
+
+# A home of the old layout (amtca.db and softhsm/ at the top) backs up
+# and restores as it is.
+O="$T/old"
+new_ca "$O" --domain example.test
+mv "$O/keys/softhsm" "$O/softhsm"
+mv "$O/keys/ca.db" "$O/amtca.db"
+rm -rf "$O/keys" "$O/state"
+sed -i 's|keys/softhsm/|softhsm/|g' "$O/amtca.conf"
+sed -i "s|$O/keys/softhsm/tokens|$O/softhsm/tokens|" "$O/softhsm/softhsm2.conf"
+"$AMTCA" --home "$O" issue --fqdn old.example.test --csr "$T/w.csr" --out "$T/o.pem" >/dev/null 2>"$T/o.err" ||
+    fail "issue in an old home: $(cat "$T/o.err")"
+cp "$O/softhsm/user.pin" "$T/opin"
+"$AMTCA" --home "$O" backup --out "$T/bko" >/dev/null 2>"$T/bo.err" || fail "backup of an old home: $(cat "$T/bo.err")"
+[ -f "$T/bko/amtca.db" ] && [ ! -e "$T/bko/keys" ] && [ ! -e "$T/bko/softhsm/user.pin" ] ||
+    fail "the old home's backup is not in its layout: $(cd "$T/bko" && find . -maxdepth 2 | sort | tr '\n' ' ')"
+"$AMTCA" restore --from "$T/bko" --home "$T/ho" --pin-file "$T/opin" >"$T/ro.out" 2>"$T/ro.err" ||
+    fail "restore of an old home: $(cat "$T/ro.err")"
+grep -q "token login and issuing key checked" "$T/ro.out" || fail "the old home's restore did not log in"
+[ "$(cert_count "$T/ho")" = 1 ] || fail "the restored old home lost its record"
+"$AMTCA" --home "$T/ho" issue --fqdn old2.example.test --csr "$T/w.csr" --out "$T/o2.pem" >/dev/null 2>"$T/o2.err" ||
+    fail "issue in the restored old home: $(cat "$T/o2.err")"
+openssl verify -CAfile "$O/root.pem" -untrusted "$O/intermediate.pem" "$T/o2.pem" >/dev/null ||
+    fail "the restored old home's certificate does not verify"
+ok "a home of the old layout backs up and restores as it is"
