@@ -463,7 +463,7 @@ backup_make(const char *home_dir, const char *out_dir,
 {
 	struct home *h = NULL;
 	struct stat sb;
-	char out[PATH_MAX], *p = NULL, *q = NULL, *tokdir = NULL;
+	char out[PATH_MAX], *p = NULL, *q = NULL, *tokdir = NULL, *tokconf = NULL;
 	const char *rel, *skip;
 	int existed = 0, made = 0, r, ret = AMTCA_E_INTERNAL;
 
@@ -502,14 +502,51 @@ backup_make(const char *home_dir, const char *out_dir,
 		goto out;
 	}
 
+	/*
+	 * The embedded token first, under its lock: whatever the token holds
+	 * that refers to the records (the audit trail's anchor) is then never
+	 * ahead of the records' snapshot taken after it.
+	 */
+	skip = o->include_pin ? NULL : h->conf.pin_file;
+	if (h->conf.softhsm_conf != NULL) {
+		if ((tokdir = strdup(h->conf.softhsm_conf)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if ((rel = inside(h->dir, dirname(tokdir))) == NULL) {
+			ret = amtca_fail(AMTCA_E_CONFIG, "the SoftHSM token %s is "
+			    "not inside the CA home; back it up with the HSM's "
+			    "own tools", h->conf.softhsm_conf);
+			goto out;
+		}
+		free(p);
+		free(q);
+		if ((p = join(out, rel)) == NULL ||
+		    (q = join(p, basename(h->conf.softhsm_conf))) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if ((r = mkparent(p)) != 0 ||
+		    (r = hsm_softhsm_copy(h->conf.softhsm_conf, p, skip)) != 0) {
+			ret = r;
+			goto out;
+		}
+		res->token = 1;
+		tokconf = q;
+		q = NULL;
+	}
 	/* The records: one snapshot per store, writers going on meanwhile. */
+	free(p);
+	free(q);
+	p = q = NULL;
 	if (h->split) {
 		if ((p = join(out, HOME_KEYS_DIR)) == NULL ||
 		    (q = join(out, HOME_STATE_DIR)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
-		if (mkdir(p, 0700) != 0 || mkdir(q, 0700) != 0) {
+		if ((mkdir(p, 0700) != 0 && errno != EEXIST) ||
+		    mkdir(q, 0700) != 0) {
 			ret = amtca_fail(AMTCA_E_IO, "cannot create %s: %s", p,
 			    strerror(errno));
 			goto out;
@@ -540,35 +577,12 @@ backup_make(const char *home_dir, const char *out_dir,
 		ret = r;
 		goto out;
 	}
-
-	/* The embedded token, under its lock, then a login on the copy. */
-	skip = o->include_pin ? NULL : h->conf.pin_file;
-	if (h->conf.softhsm_conf != NULL) {
-		if ((tokdir = strdup(h->conf.softhsm_conf)) == NULL) {
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-		if ((rel = inside(h->dir, dirname(tokdir))) == NULL) {
-			ret = amtca_fail(AMTCA_E_CONFIG, "the SoftHSM token %s is "
-			    "not inside the CA home; back it up with the HSM's "
-			    "own tools", h->conf.softhsm_conf);
-			goto out;
-		}
-		free(p);
-		free(q);
-		if ((p = join(out, rel)) == NULL ||
-		    (q = join(p, basename(h->conf.softhsm_conf))) == NULL) {
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-		if ((r = mkparent(p)) != 0 ||
-		    (r = hsm_softhsm_copy(h->conf.softhsm_conf, p, skip)) != 0 ||
-		    (r = token_check(h, q)) != 0) {
-			ret = r;
-			goto out;
-		}
-		res->token = 1;
+	/* The copy opens with the home's PIN and holds the issuing key. */
+	if (res->token && (r = token_check(h, tokconf)) != 0) {
+		ret = r;
+		goto out;
 	}
+
 	if (o->include_pin) {
 		char *src = NULL;
 		const char *pin = h->conf.pin_file;
@@ -615,6 +629,7 @@ out:
 	free(p);
 	free(q);
 	free(tokdir);
+	free(tokconf);
 	return ret;
 }
 
