@@ -587,6 +587,17 @@ sgn_signer_main(const char *home, const int *fds, size_t nfds)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The front end decides when we stop: a Ctrl-C or a service
+	 * manager's SIGTERM to the whole group must not take the signer away
+	 * while the front end finishes (supersedes a proven leaf, answers
+	 * in-flight requests).  We exit when its sockets close, or by
+	 * PR_SET_PDEATHSIG when it dies.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
 	if (nfds == 0 || nfds > AMTCA_SGN_CONN_MAX) {
 		ret = amtca_fail(AMTCA_E_USAGE, "--fds takes 1 to %d descriptors",
 		    AMTCA_SGN_CONN_MAX);

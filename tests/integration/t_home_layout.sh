@@ -18,11 +18,11 @@ done
 [ -d "$H/keys/softhsm" ] || fail "the token is not under keys/"
 ok "init makes keys/ and state/, 0700"
 
-sim_up "$T/sim.log" 127.0.92.1 hl1.example.test --latency-ms 20
+sim_up "$T/sim.log" 127.0.142.1 hl1.example.test --latency-ms 20
 # Only the front end is traced (no -f): its signer child may open keys/.
 # (LeakSanitizer cannot run under ptrace: off for this one command.)
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -qq -o "$T/fe.trace" -e trace=open,openat,stat,lstat,newfstatat,access \
-    "$AMTCA" --home "$H" enroll --host hl1.example.test --address 127.0.92.1 \
+    "$AMTCA" --home "$H" enroll --host hl1.example.test --address 127.0.142.1 \
     --user admin --password-file "$PW" >"$T/e.out" 2>"$T/e.err" ||
     fail "enroll failed: $(cat "$T/e.err")"
 grep -q "$H/keys" "$T/fe.trace" && fail "the front end touched keys/: $(grep "$H/keys" "$T/fe.trace" | head -3)"
@@ -46,8 +46,8 @@ sed -i "s|$O/keys/softhsm/tokens|$O/softhsm/tokens|" "$O/softhsm/softhsm2.conf"
 make_csr "$T/o.csr" ec:P-256
 "$AMTCA" --home "$O" issue --fqdn web.example.test --csr "$T/o.csr" --out "$T/o.pem" >/dev/null 2>"$T/o.err" ||
     fail "issue in an old home: $(cat "$T/o.err")"
-sim_up "$T/sim2.log" 127.0.92.2 hl2.example.test --latency-ms 20
-"$AMTCA" --home "$O" enroll --host hl2.example.test --address 127.0.92.2 \
+sim_up "$T/sim2.log" 127.0.142.2 hl2.example.test --latency-ms 20
+"$AMTCA" --home "$O" enroll --host hl2.example.test --address 127.0.142.2 \
     --user admin --password-file "$PW" >"$T/o2.out" 2>"$T/o2.err" ||
     fail "enroll in an old home: $(cat "$T/o2.err")"
 [ "$(cert_count "$O")" = 2 ] || fail "old home: list does not show both certificates"

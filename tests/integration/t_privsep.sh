@@ -12,7 +12,7 @@ source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
 
 ca_setup
-ADDR=127.0.91.1
+ADDR=127.0.141.1
 
 # The signer is internal: not among the commands, but it says what it is.
 "$AMTCA" --help | grep -qw signer && fail "amtca --help lists the internal signer command"
@@ -77,7 +77,9 @@ sim_up "$T/sim.log" "$ADDR" pv1.example.test --latency-ms 150
 enroll "$ADDR" pv1.example.test >"$T/e.out" 2>"$T/e.err" &
 EPID=$!
 SG=$(maps_check "$EPID" enroll)
-wait "$EPID" || fail "enroll failed: $(cat "$T/e.err")"
+# A SIGTERM to the group reaches the signer too: it stays for its front end.
+kill -TERM "$SG"
+wait "$EPID" || fail "enroll failed (after a SIGTERM to its signer): $(cat "$T/e.err")"
 kill -0 "$SG" 2>/dev/null && { sleep 1; kill -0 "$SG" 2>/dev/null; } &&
     fail "the signer $SG outlived its front end"
 grep -q 'enrolled' "$T/e.out" || fail "enroll did not enroll: $(cat "$T/e.out")"
@@ -89,20 +91,20 @@ c = json.load(open(sys.argv[1]))["certificates"]
 assert len(c) == 1, c
 assert c[0]["requester"].startswith(sys.argv[2] + "@"), c[0]
 PY
-ok "enroll: the front end maps no PKCS#11 module, its signer does"
+ok "enroll: the front end maps no PKCS#11 module, its signer does (and outlasts a SIGTERM)"
 stop_sim
 
 # --- fleet ------------------------------------------------------------------
 sim_key_pool_fill 12
-start_sim "$T/simf.log" --devices 6 --address-base 127.0.91.10 \
+start_sim "$T/simf.log" --devices 6 --address-base 127.0.141.10 \
     --fqdn-pattern 'pvf%02d.example.test' --user admin --password-file "$PW" \
     --key-pool "$SIM_KEY_POOL" --latency-ms 100
-hosts_csv "$T/hosts.csv" 'pvf%02d.example.test' 127.0.91.10 6
+hosts_csv "$T/hosts.csv" 'pvf%02d.example.test' 127.0.141.10 6
 fleet --hosts "$T/hosts.csv" --concurrency 3 >"$T/f.out" 2>"$T/f.err" &
 FPID=$!
 maps_check "$FPID" fleet >/dev/null
 wait "$FPID" || fail "fleet failed: $(cat "$T/f.err")"
-check_devices 'pvf%02d.example.test' 127.0.91.10 6
+check_devices 'pvf%02d.example.test' 127.0.141.10 6
 ok "fleet: the front end maps no PKCS#11 module, its signer does"
 stop_sim
 
@@ -227,8 +229,8 @@ assert all(x["status"] == "valid" for x in c), [x for x in c if x["status"] != "
 ok "the signer drops malformed and oversized frames, serves on, refuses forged requesters, records nothing"
 
 # --- a signer that dies mid-run -------------------------------------------------
-sim_up "$T/sim2.log" 127.0.91.2 pv2.example.test --latency-ms 300
-enroll 127.0.91.2 pv2.example.test >"$T/e2.out" 2>"$T/e2.err" &
+sim_up "$T/sim2.log" 127.0.141.2 pv2.example.test --latency-ms 300
+enroll 127.0.141.2 pv2.example.test >"$T/e2.out" 2>"$T/e2.err" &
 EPID=$!
 FE=$(frontend_of "$EPID") || fail "no front end for the second enroll"
 SG=$(signer_of "$FE") || fail "no signer for the second enroll"
