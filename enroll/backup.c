@@ -641,16 +641,115 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Parse "hex  path" lines into l (sorted by path, hashes alongside). */
 static int
-manifest_read(const char *dir, struct flist *l)
+cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct backup_entry *)a)->path,
+	    ((const struct backup_entry *)b)->path);
+}
+
+void
+backup_manifest_free(struct backup_manifest *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->n; i++)
+		free(m->e[i].path);
+	free(m->e);
+	free(m);
+}
+
+int
+backup_manifest_parse(const char *text, size_t len, const char *name,
+    struct backup_manifest **out)
+{
+	struct backup_manifest *m = NULL;
+	struct backup_entry *ne;
+	const char *line = text, *end = text + len, *nl;
+	char *path = NULL;
+	size_t lineno = 0, n, i;
+	int ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	for (; line < end; line = nl + 1) {
+		lineno++;
+		if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL) {
+			ret = amtca_fail(AMTCA_E_BACKUP, "%s:%zu: the last line does "
+			    "not end in a newline", name, lineno);
+			goto out;
+		}
+		n = (size_t)(nl - line);
+		if (n < SHA256_HEX + 3 || line[SHA256_HEX] != ' ' ||
+		    line[SHA256_HEX + 1] != ' ') {
+			ret = amtca_fail(AMTCA_E_BACKUP, "%s:%zu: not a \"SHA-256  "
+			    "path\" line", name, lineno);
+			goto out;
+		}
+		for (i = 0; i < SHA256_HEX; i++)
+			if (!((line[i] >= '0' && line[i] <= '9') ||
+			    (line[i] >= 'a' && line[i] <= 'f')))
+				break;
+		free(path);
+		if ((path = strndup(line + SHA256_HEX + 2,
+		    n - SHA256_HEX - 2)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if (i != SHA256_HEX || strlen(path) != n - SHA256_HEX - 2 ||
+		    !rel_path_ok(path)) {
+			ret = amtca_fail(AMTCA_E_BACKUP, "%s:%zu: not a \"SHA-256  "
+			    "path\" line", name, lineno);
+			goto out;
+		}
+		if (m->n == AMTCA_BACKUP_FILES_MAX) {
+			ret = amtca_fail(AMTCA_E_LIMIT, "%s: more than %d files",
+			    name, AMTCA_BACKUP_FILES_MAX);
+			goto out;
+		}
+		if ((ne = realloc(m->e, (m->n + 1) * sizeof(*ne))) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		m->e = ne;
+		m->e[m->n].path = path;
+		path = NULL;
+		memcpy(m->e[m->n].sha256, line, SHA256_HEX);
+		m->e[m->n].sha256[SHA256_HEX] = '\0';
+		m->n++;
+	}
+	if (m->n > 0)
+		qsort(m->e, m->n, sizeof(*m->e), cmp_entry);
+	for (i = 1; i < m->n; i++)
+		if (strcmp(m->e[i - 1].path, m->e[i].path) == 0) {
+			ret = amtca_fail(AMTCA_E_BACKUP, "%s names %s twice", name,
+			    m->e[i].path);
+			goto out;
+		}
+	*out = m;
+	m = NULL;
+	ret = 0;
+out:
+	free(path);
+	backup_manifest_free(m);
+	return ret;
+}
+
+/* Read and parse dir/BACKUP_MANIFEST. */
+static int
+manifest_read(const char *dir, struct backup_manifest **out)
 {
 	unsigned char *buf = NULL;
-	char *path = NULL, *line, *save = NULL, *ent = NULL;
-	size_t len, lineno = 0, i;
+	char *path = NULL;
+	size_t len;
 	int r, ret = AMTCA_E_INTERNAL;
 
-	memset(l, 0, sizeof(*l));
+	*out = NULL;
 	if ((path = join(dir, BACKUP_MANIFEST)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -661,62 +760,11 @@ manifest_read(const char *dir, struct flist *l)
 		    "no %s: not an amtca backup", dir, BACKUP_MANIFEST) : r;
 		goto out;
 	}
-	if (strlen((char *)buf) != len) {
-		ret = amtca_fail(AMTCA_E_BACKUP, "%s holds a NUL byte", path);
-		goto out;
-	}
-	for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		lineno++;
-		if (strlen(line) < SHA256_HEX + 3 ||
-		    strspn(line, "0123456789abcdef") != SHA256_HEX ||
-		    line[SHA256_HEX] != ' ' || line[SHA256_HEX + 1] != ' ' ||
-		    !rel_path_ok(line + SHA256_HEX + 2)) {
-			ret = amtca_fail(AMTCA_E_BACKUP, "%s:%zu: not a \"SHA-256  "
-			    "path\" line", path, lineno);
-			goto out;
-		}
-		line[SHA256_HEX] = '\0';
-		/* Sort by path with the hash riding along: "path\0hash". */
-		if (asprintf(&ent, "%s%c%s", line + SHA256_HEX + 2, '\0',
-		    line) < 0) {
-			ent = NULL;
-			ret = AMTCA_E_NOMEM;
-			goto out;
-		}
-		if ((r = flist_add(l, ent, NULL)) != 0) {
-			ret = r;
-			goto out;
-		}
-		/* flist_add copied up to the NUL: keep the whole entry. */
-		free(l->path[l->n - 1]);
-		l->path[l->n - 1] = ent;
-		ent = NULL;
-	}
-	qsort(l->path, l->n, sizeof(*l->path), cmp_str);
-	for (i = 0; i < l->n; i++) {
-		l->hash[i] = l->path[i] + strlen(l->path[i]) + 1;
-		if (i > 0 && strcmp(l->path[i - 1], l->path[i]) == 0) {
-			ret = amtca_fail(AMTCA_E_BACKUP, "%s names %s twice", path,
-			    l->path[i]);
-			goto out;
-		}
-	}
-	ret = 0;
+	ret = backup_manifest_parse((const char *)buf, len, path, out);
 out:
-	free(ent);
 	free(buf);
 	free(path);
 	return ret;
-}
-
-static void
-manifest_free(struct flist *l)
-{
-	/* The hashes point into the paths' allocations. */
-	free(l->hash);
-	l->hash = NULL;
-	flist_free(l);
 }
 
 /* The value of `key = value` in a conf text, or "" (at most HOME_ID_LEN). */
@@ -805,7 +853,8 @@ int
 backup_restore(const char *from, const char *home_dir,
     const struct restore_opts *o, struct restore_result *res)
 {
-	struct flist man, have;
+	struct backup_manifest *man = NULL;
+	struct flist have;
 	struct home *h = NULL;
 	struct stat sb;
 	char src[PATH_MAX], dst[PATH_MAX], hex[SHA256_HEX + 1];
@@ -815,7 +864,6 @@ backup_restore(const char *from, const char *home_dir,
 	int existed, made = 0, r, ret = AMTCA_E_INTERNAL;
 
 	memset(res, 0, sizeof(*res));
-	memset(&man, 0, sizeof(man));
 	memset(&have, 0, sizeof(have));
 	home_dir = home_default_dir(home_dir);
 	if (realpath(from, src) == NULL) {
@@ -828,19 +876,22 @@ backup_restore(const char *from, const char *home_dir,
 		ret = r;
 		goto out;
 	}
-	/* Both sorted: every file listed, nothing unlisted. */
-	for (i = j = 0; i < man.n || j < have.n;) {
+	/* Both sorted by strcmp (a walk's order is not): every file
+	 * listed, nothing unlisted. */
+	if (have.n > 0)
+		qsort(have.path, have.n, sizeof(*have.path), cmp_str);
+	for (i = j = 0; i < man->n || j < have.n;) {
 		int c;
 
 		if (j < have.n && strcmp(have.path[j], BACKUP_MANIFEST) == 0) {
 			j++;
 			continue;
 		}
-		c = i == man.n ? 1 : j == have.n ? -1 :
-		    strcmp(man.path[i], have.path[j]);
+		c = i == man->n ? 1 : j == have.n ? -1 :
+		    strcmp(man->e[i].path, have.path[j]);
 		if (c < 0) {
 			ret = amtca_fail(AMTCA_E_BACKUP, "%s is missing from the "
-			    "backup in %s; refusing to restore", man.path[i], src);
+			    "backup in %s; refusing to restore", man->e[i].path, src);
 			goto out;
 		}
 		if (c > 0) {
@@ -852,9 +903,9 @@ backup_restore(const char *from, const char *home_dir,
 		i++;
 		j++;
 	}
-	for (i = 0; i < man.n; i++) {
+	for (i = 0; i < man->n; i++) {
 		free(s);
-		if ((s = join(src, man.path[i])) == NULL) {
+		if ((s = join(src, man->e[i].path)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -862,17 +913,17 @@ backup_restore(const char *from, const char *home_dir,
 			ret = r;
 			goto out;
 		}
-		if (strcmp(hex, man.hash[i]) != 0) {
+		if (strcmp(hex, man->e[i].sha256) != 0) {
 			ret = amtca_fail(AMTCA_E_BACKUP, "%s in the backup %s has "
 			    "changed since the backup was made (its SHA-256 differs "
-			    "from the manifest); refusing to restore", man.path[i],
+			    "from the manifest); refusing to restore", man->e[i].path,
 			    src);
 			goto out;
 		}
 	}
-	for (i = 0; i < man.n && strcmp(man.path[i], HOME_CONF) != 0; i++)
+	for (i = 0; i < man->n && strcmp(man->e[i].path, HOME_CONF) != 0; i++)
 		;
-	if (i == man.n) {
+	if (i == man->n) {
 		ret = amtca_fail(AMTCA_E_BACKUP, "the backup in %s has no %s",
 		    src, HOME_CONF);
 		goto out;
@@ -890,13 +941,13 @@ backup_restore(const char *from, const char *home_dir,
 		goto out;
 	}
 	/* Copy, then check each copy (ours now) against the manifest. */
-	for (i = 0; i < man.n; i++) {
-		if (strcmp(man.path[i], BACKUP_INFO) == 0)
+	for (i = 0; i < man->n; i++) {
+		if (strcmp(man->e[i].path, BACKUP_INFO) == 0)
 			continue;
 		free(s);
 		free(d);
-		if ((s = join(src, man.path[i])) == NULL ||
-		    (d = join(dst, man.path[i])) == NULL) {
+		if ((s = join(src, man->e[i].path)) == NULL ||
+		    (d = join(dst, man->e[i].path)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -911,9 +962,9 @@ backup_restore(const char *from, const char *home_dir,
 			ret = r;
 			goto out;
 		}
-		if (strcmp(hex, man.hash[i]) != 0) {
+		if (strcmp(hex, man->e[i].sha256) != 0) {
 			ret = amtca_fail(AMTCA_E_BACKUP, "%s in the backup %s changed "
-			    "while it was being restored; refusing", man.path[i],
+			    "while it was being restored; refusing", man->e[i].path,
 			    src);
 			goto out;
 		}
@@ -989,7 +1040,7 @@ out:
 	if (made)
 		undo_dir(home_dir, existed);
 	home_free(h);
-	manifest_free(&man);
+	backup_manifest_free(man);
 	flist_free(&have);
 	amtca_secret_free(pintext);
 	free(pin);

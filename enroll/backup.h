@@ -75,4 +75,24 @@ struct restore_result {
 int backup_restore(const char *from, const char *home_dir,
     const struct restore_opts *o, struct restore_result *res) AMTCA_WUR;
 
+/*
+ * A parsed BACKUP_MANIFEST: entries sorted by path, no path twice.  Each
+ * line is 64 lowercase hex digits, two spaces, a relative path (no empty,
+ * "." or ".." component, printable ASCII without '\\'), '\n'.
+ * AMTCA_E_BACKUP naming `name` and the line for anything else; at most
+ * AMTCA_BACKUP_FILES_MAX entries.  Outside input: fuzzed
+ * (tests/fuzz/fuzz_backup_manifest.c).
+ */
+struct backup_entry {
+	char *path;
+	char sha256[65];
+};
+struct backup_manifest {
+	struct backup_entry *e;
+	size_t n;
+};
+int backup_manifest_parse(const char *text, size_t len, const char *name,
+    struct backup_manifest **out) AMTCA_WUR;
+void backup_manifest_free(struct backup_manifest *m);
+
 #endif
