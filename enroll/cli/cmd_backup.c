@@ -63,11 +63,13 @@ cmd_backup(const char *homedir, int argc, char **argv)
 		    "tools\n");
 	if (json) {
 		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
 		json_str(&j, "out", out);
 		json_str(&j, "home_id", res.home_id[0] ? res.home_id : NULL);
 		json_int(&j, "files", (long long)res.nfiles);
 		json_bool(&j, "token", res.token);
 		json_bool(&j, "pin", res.pin);
+		json_obj_end(&j);
 		json_finish(&j);
 	} else
 		printf("backup of CA %s in %s: %zu files; %s; PIN %s\n",
@@ -129,11 +131,13 @@ cmd_restore(const char *homedir, int argc, char **argv)
 	    "numbers and records (docs/backup.md)\n");
 	if (json) {
 		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
 		json_str(&j, "home", home_default_dir(homedir));
 		json_str(&j, "home_id", res.home_id);
 		json_str(&j, "restored_from", res.from_id[0] ? res.from_id : NULL);
 		json_int(&j, "files", (long long)res.nfiles);
 		json_bool(&j, "token_checked", res.checked);
+		json_obj_end(&j);
 		json_finish(&j);
 	} else
 		printf("restored %s into %s: %zu files; new identity %s "

@@ -72,7 +72,7 @@ flock "$H/keys/softhsm/amtca.lock" sh -c "touch '$T/locked'; while [ ! -e '$T/re
 lpid=$!
 for i in $(seq 1 200); do [ -e "$T/locked" ] && break; sleep 0.05; done
 [ -e "$T/locked" ] || fail "could not take the token lock"
-"$AMTCA" --home "$H" backup --out "$T/bkl" >"$T/bl.out" 2>"$T/bl.err" &
+"$AMTCA" --home "$H" backup --out "$T/bkl" --json >"$T/bl.out" 2>"$T/bl.err" &
 bpid=$!
 sleep 1
 kill -0 "$bpid" 2>/dev/null || fail "backup finished while the token lock was held: $(cat "$T/bl.out" "$T/bl.err")"
@@ -81,6 +81,12 @@ touch "$T/release"
 wait "$lpid"
 wait "$bpid" || fail "backup after the lock was released: $(cat "$T/bl.err")"
 [ -s "$T/bkl/BACKUP_MANIFEST" ] || fail "no manifest after the lock was released"
+python3 - "$T/bl.out" "$id0" "$(wc -l <"$T/bkl/BACKUP_MANIFEST")" <<'PY' || fail "backup --json: $(cat "$T/bl.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["home_id"] == sys.argv[2] and d["token"] is True and d["pin"] is False, d
+assert d["files"] == int(sys.argv[3]), d
+PY
 ok "the token copy waits for the token lock"
 
 # Wipe, restore with the PIN, issue, verify the chain.
@@ -154,9 +160,14 @@ ok "a changed, missing or unlisted file is refused, named, and leaves no home"
 grep -q "warning: .*PIN" "$T/p.err" || fail "--include-pin did not warn: $(cat "$T/p.err")"
 [ -f "$T/bkp/keys/softhsm/user.pin" ] && [ "$(head -n 1 "$T/bkp/keys/softhsm/user.pin")" = "$(head -n 1 "$PIN")" ] ||
     fail "--include-pin did not copy the PIN"
-"$AMTCA" restore --from "$T/bkp" --home "$T/h3" >"$T/r3.out" 2>"$T/r3.err" ||
+"$AMTCA" restore --from "$T/bkp" --home "$T/h3" --json >"$T/r3.out" 2>"$T/r3.err" ||
     fail "restore of a backup with the PIN: $(cat "$T/r3.err")"
-grep -q "token login and issuing key checked" "$T/r3.out" || fail "restore with the backup's PIN did not log in"
+python3 - "$T/r3.out" "$id1" <<'PY' || fail "restore with the backup's PIN did not log in: $(cat "$T/r3.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["token_checked"] is True and d["restored_from"] == sys.argv[2], d
+assert len(d["home_id"]) == 32 and d["home_id"] != sys.argv[2], d
+PY
 grep -q "^restored_from = $id1$" "$T/h3/amtca.conf" || fail "the second restore does not name the first as origin"
 ok "--include-pin warns and carries the PIN; its restore logs in without --pin-file"
 
