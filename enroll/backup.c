@@ -34,10 +34,9 @@
 
 #define SHA256_HEX 64
 
-/* Files in a backup, relative paths, sorted. */
+/* Files under a directory, relative paths. */
 struct flist {
 	char **path;
-	char **hash;			/* manifest's hex, or NULL */
 	size_t n;
 };
 
@@ -46,20 +45,16 @@ flist_free(struct flist *l)
 {
 	size_t i;
 
-	for (i = 0; i < l->n; i++) {
+	for (i = 0; i < l->n; i++)
 		free(l->path[i]);
-		if (l->hash != NULL)
-			free(l->hash[i]);
-	}
 	free(l->path);
-	free(l->hash);
 	memset(l, 0, sizeof(*l));
 }
 
 static int
-flist_add(struct flist *l, const char *path, const char *hash)
+flist_add(struct flist *l, const char *path)
 {
-	char **np, **nh;
+	char **np;
 
 	if (l->n == AMTCA_BACKUP_FILES_MAX)
 		return amtca_fail(AMTCA_E_LIMIT, "a backup holds at most %d files",
@@ -67,16 +62,8 @@ flist_add(struct flist *l, const char *path, const char *hash)
 	if ((np = realloc(l->path, (l->n + 1) * sizeof(*np))) == NULL)
 		return AMTCA_E_NOMEM;
 	l->path = np;
-	if ((nh = realloc(l->hash, (l->n + 1) * sizeof(*nh))) == NULL)
+	if ((l->path[l->n] = strdup(path)) == NULL)
 		return AMTCA_E_NOMEM;
-	l->hash = nh;
-	l->path[l->n] = strdup(path);
-	l->hash[l->n] = hash != NULL ? strdup(hash) : NULL;
-	if (l->path[l->n] == NULL || (hash != NULL && l->hash[l->n] == NULL)) {
-		free(l->path[l->n]);
-		free(l->hash[l->n]);
-		return AMTCA_E_NOMEM;
-	}
 	l->n++;
 	return 0;
 }
@@ -161,7 +148,7 @@ walk(const char *root, const char *rel, int depth, struct flist *l)
 		if (S_ISDIR(sb.st_mode))
 			rr = walk(root, r, depth + 1, l);
 		else if (S_ISREG(sb.st_mode))
-			rr = flist_add(l, r, NULL);
+			rr = flist_add(l, r);
 		else
 			rr = amtca_fail(AMTCA_E_BACKUP, "%s is not a regular file "
 			    "or directory", p);
