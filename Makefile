@@ -14,7 +14,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 CC      ?= cc
 
-PKGS     := libssl libcrypto p11-kit-1 libxml-2.0 libcurl sqlite3 libmicrohttpd \
+PKGS     := libssl libcrypto p11-kit-1 libxml-2.0 libcurl sqlite3 libpq libmicrohttpd \
 	    gnutls jansson libargon2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -131,6 +131,9 @@ install: all
 	    >$(DESTDIR)$(SYSTEMDUNITDIR)/amtca-fleet.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/amtca-fleet.service
 	install -m 0644 scripts/amtca-fleet.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/amtca.service \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/amtca.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/amtca.service
 
 clean:
 	rm -rf build build-asan build-fuzz

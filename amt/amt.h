@@ -17,6 +17,7 @@
 #ifndef AMTCA_AMT_H
 #define AMTCA_AMT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,7 +58,14 @@ struct amt_opts {
 	const char *user;
 	const char *password;		/* borrowed; the caller wipes it */
 	long timeout_ms;		/* per call; 0 = AMTCA_AMT_CALL_MS */
+	/* Optional: once amtca_now_ms() passes a non-zero *abort_at_ms, a
+	 * call in flight (or about to start) fails at once with
+	 * AMTCA_E_AMT_TRANSPORT "aborted" (a stopping service's deadline). */
+	const atomic_llong *abort_at_ms;
 };
+
+/* Has the deadline in `abort_at_ms` (may be NULL) passed? */
+int amt_aborted(const atomic_llong *abort_at_ms);
 
 struct amt;
 

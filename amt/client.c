@@ -59,8 +59,33 @@ struct amt {
 	int abort_auth;
 	int abort_limit;
 	int pin_mismatch;
+	const atomic_llong *abort_at_ms;	/* the caller's, or NULL */
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+int
+amt_aborted(const atomic_llong *abort_at_ms)
+{
+	long long at;
+
+	if (abort_at_ms == NULL || (at = atomic_load(abort_at_ms)) == 0)
+		return 0;
+	return amtca_now_ms() >= at;
+}
+
+/* libcurl calls this at least once a second while a transfer runs. */
+static int
+on_xfer(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	struct amt *a = p;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return amt_aborted(a->abort_at_ms);
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
@@ -340,6 +365,7 @@ amt_open(const struct amt_opts *o, struct amt **out)
 	wsman_buf_init(&a->resp, AMTCA_WSMAN_BODY_MAX);
 	a->err.return_value = -1;
 	a->legacy = o->legacy_tls != 0;
+	a->abort_at_ms = o->abort_at_ms;
 	if (o->pin_sha256 != NULL) {
 		memcpy(a->pin, o->pin_sha256, sizeof(a->pin));
 		a->have_pin = 1;
@@ -393,6 +419,11 @@ amt_open(const struct amt_opts *o, struct amt **out)
 	SETOPT(CURLOPT_DEBUGDATA, a);
 	SETOPT(CURLOPT_VERBOSE, 1L);	/* feeds on_debug only, no stderr */
 	SETOPT(CURLOPT_ERRORBUFFER, a->errbuf);
+	if (a->abort_at_ms != NULL) {
+		SETOPT(CURLOPT_XFERINFOFUNCTION, on_xfer);
+		SETOPT(CURLOPT_XFERINFODATA, a);
+		SETOPT(CURLOPT_NOPROGRESS, 0L);
+	}
 	if (a->resolve != NULL)
 		SETOPT(CURLOPT_RESOLVE, a->resolve);
 	if (o->tls) {
@@ -589,6 +620,8 @@ perform_once(struct amt *a, long *status)
 	a->abort_auth = a->abort_limit = a->pin_mismatch = 0;
 	a->errbuf[0] = '\0';
 	*status = 0;
+	if (amt_aborted(a->abort_at_ms))
+		return (int)CURLE_ABORTED_BY_CALLBACK;
 	c = curl_easy_perform(a->curl);
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, status);
 	return (int)c;
@@ -638,6 +671,11 @@ http_post(struct amt *a, const char *what, const char *req, size_t len,
 	if (a->pin_mismatch) {
 		ret = amtca_fail(AMTCA_E_AMT_TLS, "%s: the certificate served by "
 		    "%s does not match the pinned SHA-256", what, a->host);
+		goto out;
+	}
+	if (c == CURLE_ABORTED_BY_CALLBACK && amt_aborted(a->abort_at_ms)) {
+		ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "%s: %s: aborted: the "
+		    "run is stopping", what, a->url);
 		goto out;
 	}
 	if (c != CURLE_OK) {

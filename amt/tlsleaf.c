@@ -22,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/limits.h"
+#include "common/util.h"
 
 /* Connect with a deadline; returns the fd or -1. */
 static int
@@ -148,6 +149,17 @@ fetch_leaf(const struct amt_opts *o, X509 **leaf)
 	}
 	port = o->tls_port != 0 ? o->tls_port : 16993;
 	ms = o->timeout_ms > 0 ? o->timeout_ms : AMTCA_AMT_CONNECT_MS;
+	if (o->abort_at_ms != NULL && atomic_load(o->abort_at_ms) != 0) {
+		long long left = atomic_load(o->abort_at_ms) - amtca_now_ms();
+
+		if (left <= 0) {
+			ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "TLS probe of "
+			    "%s aborted: the run is stopping", o->host);
+			goto out;
+		}
+		if (left < ms)
+			ms = (long)left;
+	}
 	/*
 	 * Connect first: after a commit the engine probes a port that is
 	 * restarting, and a refused connection should not have paid for a

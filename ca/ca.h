@@ -150,15 +150,41 @@ enum ca_profile {
 					   admin marker */
 };
 
+/*
+ * The admin marker: a certificatePolicies policyIdentifier under 2.25 (a
+ * UUID OID, X.667), carried only by CA_PROFILE_ADMIN certificates
+ * (docs/profiles.md).
+ */
+#define CA_ADMIN_POLICY_OID "2.25.230505298089611763819222273082359297452"
+
+/*
+ * An admin or EST client's record name: either a plain name, 1 to
+ * AMTCA_CLIENT_NAME_MAX of [A-Za-z0-9_-] starting with a letter or digit,
+ * or (with a dot) an FQDN, which must then pass ca_fqdn_check() under
+ * `p` (when p is not NULL): a verifier would take a dotted CN for a host
+ * name under the intermediate's name constraints.  AMTCA_E_USAGE /
+ * AMTCA_E_FQDN / AMTCA_E_POLICY with a reason.
+ */
+int ca_client_name_check(const char *name, const struct ca_policy *p) AMTCA_WUR;
+
 struct ca_request {
 	enum ca_profile profile;	/* 0: WEBSERVER */
-	const char *fqdn;		/* from the caller, never from the CSR */
+	const char *fqdn;		/* from the caller, never from the CSR;
+					   ADMIN: the admin's name (a plain
+					   name: CN only; an FQDN: CN and
+					   SAN) */
+	const char *const *names;	/* EST: further dNSNames (policy-
+					   checked like fqdn), <= AMTCA_EST_NAMES_MAX */
+	size_t nnames;
 	const struct ca_csr *csr;	/* from ca_csr_parse() */
 	const char *const *ips;		/* extra SAN iPAddress entries */
 	size_t nips;
 	int days;			/* 0: policy default */
 	const char *requester;		/* who asked (user, "enroll", "est") */
 	const char *device;		/* optional AMT device binding (FQDN) */
+	const char *actor;		/* who the audit entry names: the
+					   authenticated client (NULL: the
+					   store's actor, ca/store.h) */
 };
 
 /*

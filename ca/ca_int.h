@@ -124,6 +124,10 @@ struct ca {
 	size_t subj_prefix_len;
 	unsigned char *exts;		/* BC || EKU || AKI [|| CDP] [|| AIA] */
 	size_t exts_len;
+	unsigned char *exts_est;	/* the same with the EST profile's EKU */
+	size_t exts_est_len;
+	unsigned char *exts_admin;	/* clientAuth || the admin policy */
+	size_t exts_admin_len;
 	unsigned char ku_rsa[16], ku_ec[16];
 	size_t ku_rsa_len, ku_ec_len;
 	unsigned char aki[64];		/* the AKI extension, for CRLs */

@@ -38,11 +38,25 @@ static const unsigned char oid_server_auth[] = {
 	0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01 };
 static const unsigned char oid_client_auth[] = {
 	0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02 };
+static const unsigned char oid_cert_policies[] = { 0x55, 0x1d, 0x20 };
+/* CA_ADMIN_POLICY_OID, 2.25.<UUID ad69b4a1-bf53-4c76-b6a1-3bcc4bf435ac>. */
+static const unsigned char oid_admin_policy[] = {
+	0x69, 0x82, 0xda, 0xe9, 0xda, 0xa8, 0xb7, 0xf5, 0x9a, 0xb1, 0xed, 0xb6,
+	0xd0, 0xce, 0xf9, 0xc4, 0xdf, 0xd0, 0xeb, 0x2c };
+
+/* Which EKU and policy a leaf's fixed extensions carry. */
+#define EXT_SERVER 0x1
+#define EXT_CLIENT 0x2
+#define EXT_ADMIN  0x4
 
 /* One request, checked and decoded once; serials are drawn per attempt. */
 struct leaf {
-	char fqdn[AMTCA_FQDN_MAX + 1];
+	enum ca_profile profile;
+	char fqdn[AMTCA_FQDN_MAX + 1];	/* ADMIN: the admin's name */
+	int cn_only;			/* ADMIN with a plain name: no SAN */
 	size_t fqdn_len;
+	char names[AMTCA_EST_NAMES_MAX][AMTCA_FQDN_MAX + 1];	/* EST */
+	size_t nnames;
 	unsigned char ip[AMTCA_IPS_MAX][16];
 	size_t iplen[AMTCA_IPS_MAX];
 	size_t nips;
@@ -169,6 +183,9 @@ put_uri_access(struct der *d, const char *url)
 	der_prim(d, DER_CTX(6), url, strlen(url));	/* uniformResourceIdentifier */
 }
 
+static int profile_extensions(struct ca *ca, int what, unsigned char **out,
+    size_t *outlen);
+
 static int
 fixed_extensions(struct ca *ca, X509 *issuer)
 {
@@ -177,7 +194,7 @@ fixed_extensions(struct ca *ca, X509 *issuer)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	const unsigned char *keyid;
 	unsigned int mdlen = 0;
-	size_t m[2], s1, s2, s3, keyidlen;
+	size_t m[2], s1, keyidlen;
 	struct der d;
 	int ret = AMTCA_E_INTERNAL;
 
@@ -207,8 +224,51 @@ fixed_extensions(struct ca *ca, X509 *issuer)
 	}
 	memcpy(ca->aki, d.p, d.len);
 	ca->aki_len = d.len;
-	d.len = 0;
+	der_release(&d);
 
+	if ((ret = profile_extensions(ca, EXT_SERVER |
+	    (p->client_auth ? EXT_CLIENT : 0), &ca->exts, &ca->exts_len)) != 0 ||
+	    (ret = profile_extensions(ca, EXT_SERVER | EXT_CLIENT,
+	    &ca->exts_est, &ca->exts_est_len)) != 0 ||
+	    (ret = profile_extensions(ca, EXT_CLIENT | EXT_ADMIN,
+	    &ca->exts_admin, &ca->exts_admin_len)) != 0)
+		return ret;
+
+	/* keyUsage: digitalSignature (bit 0), + keyEncipherment (bit 2) for RSA. */
+	der_init(&d, 16);
+	put_ku(&d, 0xa0, 5);
+	if (d.err || d.len > sizeof(ca->ku_rsa)) {
+		der_release(&d);
+		return AMTCA_E_NOMEM;
+	}
+	memcpy(ca->ku_rsa, d.p, d.len);
+	ca->ku_rsa_len = d.len;
+	d.len = 0;
+	put_ku(&d, 0x80, 7);
+	if (d.err || d.len > sizeof(ca->ku_ec)) {
+		der_release(&d);
+		return AMTCA_E_NOMEM;
+	}
+	memcpy(ca->ku_ec, d.p, d.len);
+	ca->ku_ec_len = d.len;
+	der_release(&d);
+	return 0;
+}
+
+/*
+ * One profile's fixed extensions: basicConstraints CA:FALSE, EKU (`what`:
+ * EXT_SERVER, EXT_CLIENT), certificatePolicies with the admin marker
+ * (EXT_ADMIN), AKI, CDP and AIA when configured.
+ */
+static int
+profile_extensions(struct ca *ca, int what, unsigned char **out,
+    size_t *outlen)
+{
+	const struct ca_policy *p = ca->policy;
+	size_t m[2], s1, s2, s3;
+	struct der d;
+
+	der_init(&d, 256);
 	/* basicConstraints CA:FALSE (the DEFAULT, so an empty SEQUENCE). */
 	der_ext_open(&d, oid_bc, sizeof(oid_bc), 1, m);
 	der_close(&d, der_open(&d, DER_SEQUENCE));
@@ -216,11 +276,23 @@ fixed_extensions(struct ca *ca, X509 *issuer)
 
 	der_ext_open(&d, oid_eku, sizeof(oid_eku), 0, m);
 	s1 = der_open(&d, DER_SEQUENCE);
-	der_prim(&d, DER_OID, oid_server_auth, sizeof(oid_server_auth));
-	if (p->client_auth)
+	if (what & EXT_SERVER)
+		der_prim(&d, DER_OID, oid_server_auth, sizeof(oid_server_auth));
+	if (what & EXT_CLIENT)
 		der_prim(&d, DER_OID, oid_client_auth, sizeof(oid_client_auth));
 	der_close(&d, s1);
 	der_ext_close(&d, m);
+
+	if (what & EXT_ADMIN) {
+		/* certificatePolicies { PolicyInformation { admin OID } } */
+		der_ext_open(&d, oid_cert_policies, sizeof(oid_cert_policies), 0, m);
+		s1 = der_open(&d, DER_SEQUENCE);
+		s2 = der_open(&d, DER_SEQUENCE);
+		der_prim(&d, DER_OID, oid_admin_policy, sizeof(oid_admin_policy));
+		der_close(&d, s2);
+		der_close(&d, s1);
+		der_ext_close(&d, m);
+	}
 
 	der_raw(&d, ca->aki, ca->aki_len);
 
@@ -251,28 +323,7 @@ fixed_extensions(struct ca *ca, X509 *issuer)
 		der_close(&d, s1);
 		der_ext_close(&d, m);
 	}
-	if ((ret = der_take(&d, &ca->exts, &ca->exts_len)) != 0)
-		return ret;
-
-	/* keyUsage: digitalSignature (bit 0), + keyEncipherment (bit 2) for RSA. */
-	der_init(&d, 16);
-	put_ku(&d, 0xa0, 5);
-	if (d.err || d.len > sizeof(ca->ku_rsa)) {
-		der_release(&d);
-		return AMTCA_E_NOMEM;
-	}
-	memcpy(ca->ku_rsa, d.p, d.len);
-	ca->ku_rsa_len = d.len;
-	d.len = 0;
-	put_ku(&d, 0x80, 7);
-	if (d.err || d.len > sizeof(ca->ku_ec)) {
-		der_release(&d);
-		return AMTCA_E_NOMEM;
-	}
-	memcpy(ca->ku_ec, d.p, d.len);
-	ca->ku_ec_len = d.len;
-	der_release(&d);
-	return 0;
+	return der_take(&d, out, outlen);
 }
 
 /* The policy's ranges for messages: "10.0.0.0/8, 2001:db8::/32". */
@@ -297,6 +348,32 @@ ranges_text(struct ca *ca)
 		memcpy(ca->ranges_text + n, one, l + 1);
 		n += l;
 	}
+}
+
+int
+ca_client_name_check(const char *name, const struct ca_policy *p)
+{
+	char fq[AMTCA_FQDN_MAX + 1];
+	size_t n;
+
+	if (name == NULL || (n = strlen(name)) == 0 || n > AMTCA_CLIENT_NAME_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "a client name has 1 to %d "
+		    "characters", AMTCA_CLIENT_NAME_MAX);
+	if (strchr(name, '.') != NULL) {
+		struct ca_policy any;
+
+		if (p == NULL) {
+			ca_policy_init(&any);
+			p = &any;
+		}
+		return ca_fqdn_check(name, p, fq);
+	}
+	if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_-") != n || name[0] == '-' || name[0] == '_')
+		return amtca_fail(AMTCA_E_USAGE, "client name \"%.64s\" may hold "
+		    "only letters, digits, '-' and '_', starting with a letter "
+		    "or digit", name);
+	return 0;
 }
 
 int
@@ -392,6 +469,8 @@ ca_free(struct ca *ca)
 	free(ca->algid_issuer);
 	free(ca->subj_prefix);
 	free(ca->exts);
+	free(ca->exts_est);
+	free(ca->exts_admin);
 	free(ca);
 }
 
@@ -416,11 +495,70 @@ leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
 		ret = amtca_fail(AMTCA_E_USAGE, "issue: no CSR");
 		goto out;
 	}
-	if ((r = ca_fqdn_check(req->fqdn, ca->policy, l->fqdn)) != 0) {
-		ret = r;
+	l->profile = req->profile;
+	switch (req->profile) {
+	case CA_PROFILE_WEBSERVER:
+	case CA_PROFILE_SERVICE:
+	case CA_PROFILE_EST:
+		if ((r = ca_fqdn_check(req->fqdn, ca->policy, l->fqdn)) != 0) {
+			ret = r;
+			goto out;
+		}
+		break;
+	case CA_PROFILE_ADMIN:
+		/* A person or a program, not a host: no addresses. */
+		if ((r = ca_client_name_check(req->fqdn, ca->policy)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if (req->nips != 0) {
+			ret = amtca_fail(AMTCA_E_USAGE, "an admin certificate "
+			    "carries no addresses");
+			goto out;
+		}
+		if (strchr(req->fqdn, '.') != NULL) {
+			if ((r = ca_fqdn_check(req->fqdn, ca->policy,
+			    l->fqdn)) != 0) {
+				ret = r;
+				goto out;
+			}
+		} else {
+			snprintf(l->fqdn, sizeof(l->fqdn), "%s", req->fqdn);
+			l->cn_only = 1;
+		}
+		break;
+	default:
+		ret = amtca_fail(AMTCA_E_USAGE, "unknown certificate profile %d",
+		    (int)req->profile);
 		goto out;
 	}
 	l->fqdn_len = strlen(l->fqdn);
+	if (req->nnames != 0 && req->profile != CA_PROFILE_EST) {
+		ret = amtca_fail(AMTCA_E_USAGE, "only an EST certificate carries "
+		    "several names");
+		goto out;
+	}
+	if (req->nnames > AMTCA_EST_NAMES_MAX) {
+		ret = amtca_fail(AMTCA_E_LIMIT, "%zu names requested, at most %d",
+		    req->nnames, AMTCA_EST_NAMES_MAX);
+		goto out;
+	}
+	for (i = 0; i < req->nnames; i++) {
+		size_t k;
+		int dup = 0;
+
+		if ((r = ca_fqdn_check(req->names[i], ca->policy,
+		    l->names[l->nnames])) != 0) {
+			ret = r;
+			goto out;
+		}
+		/* A name asked for twice is carried once. */
+		dup = strcmp(l->names[l->nnames], l->fqdn) == 0;
+		for (k = 0; k < l->nnames && !dup; k++)
+			dup = strcmp(l->names[k], l->names[l->nnames]) == 0;
+		if (!dup)
+			l->nnames++;
+	}
 	if (req->nips > AMTCA_IPS_MAX) {
 		ret = amtca_fail(AMTCA_E_LIMIT, "%zu IP addresses requested, at "
 		    "most %d", req->nips, AMTCA_IPS_MAX);
@@ -515,8 +653,20 @@ leaf_tbs(const struct ca *ca, const struct leaf *l,
 	int cn = l->fqdn_len <= CN_MAX;
 	struct der d;
 
+	const unsigned char *exts = ca->exts;
+	size_t exts_len = ca->exts_len;
+	int client = l->profile == CA_PROFILE_ADMIN;
+
+	if (l->profile == CA_PROFILE_EST) {
+		exts = ca->exts_est;
+		exts_len = ca->exts_est_len;
+	} else if (l->profile == CA_PROFILE_ADMIN) {
+		exts = ca->exts_admin;
+		exts_len = ca->exts_admin_len;
+	}
 	der_init(&d, 512 + ca->algid_issuer_len + ca->subj_prefix_len +
-	    2 * l->fqdn_len + l->spki_len + ca->exts_len);
+	    2 * l->fqdn_len + l->spki_len + exts_len +
+	    l->nnames * (AMTCA_FQDN_MAX + 4));
 	top = der_open(&d, DER_SEQUENCE);
 	der_raw(&d, v3, sizeof(v3));
 	der_prim(&d, DER_INTEGER, serial, AMTCA_SERIAL_BYTES);
@@ -539,20 +689,25 @@ leaf_tbs(const struct ca *ca, const struct leaf *l,
 	der_raw(&d, l->spki, l->spki_len);
 	s1 = der_open(&d, DER_CTXC(3));
 	s2 = der_open(&d, DER_SEQUENCE);
-	der_raw(&d, ca->exts, ca->exts_len);
-	if (l->is_rsa)
+	der_raw(&d, exts, exts_len);
+	/* A TLS client signs; only an RSA server key may also decrypt. */
+	if (l->is_rsa && !client)
 		der_raw(&d, ca->ku_rsa, ca->ku_rsa_len);
 	else
 		der_raw(&d, ca->ku_ec, ca->ku_ec_len);
-	/* SAN is critical when the subject is empty (RFC 5280 4.2.1.6). */
-	der_ext_open(&d, oid_san, sizeof(oid_san),
-	    !cn && ca->subj_prefix_len == 0, m);
-	s3 = der_open(&d, DER_SEQUENCE);
-	der_prim(&d, DER_CTX(2), l->fqdn, l->fqdn_len);	/* dNSName */
-	for (i = 0; i < l->nips; i++)
-		der_prim(&d, DER_CTX(7), l->ip[i], l->iplen[i]); /* iPAddress */
-	der_close(&d, s3);
-	der_ext_close(&d, m);
+	if (!l->cn_only) {
+		/* SAN is critical when the subject is empty (RFC 5280 4.2.1.6). */
+		der_ext_open(&d, oid_san, sizeof(oid_san),
+		    !cn && ca->subj_prefix_len == 0, m);
+		s3 = der_open(&d, DER_SEQUENCE);
+		der_prim(&d, DER_CTX(2), l->fqdn, l->fqdn_len);	/* dNSName */
+		for (i = 0; i < l->nnames; i++)
+			der_prim(&d, DER_CTX(2), l->names[i], strlen(l->names[i]));
+		for (i = 0; i < l->nips; i++)
+			der_prim(&d, DER_CTX(7), l->ip[i], l->iplen[i]); /* iPAddress */
+		der_close(&d, s3);
+		der_ext_close(&d, m);
+	}
 	der_ext_open(&d, oid_ski, sizeof(oid_ski), 0, m);
 	der_prim(&d, DER_OCTETSTRING, l->ski, l->ski_len);
 	der_ext_close(&d, m);
@@ -693,6 +848,7 @@ issue(struct ca *ca, const struct ca_request *req, X509 **xout,
 		rec.status = (char *)"valid";
 		rec.requester = (char *)req->requester;
 		rec.device = (char *)req->device;
+		rec.actor = req->actor;
 		rec.der = der;
 		rec.der_len = derlen;
 		/* Only a durably recorded certificate leaves this function. */
@@ -773,6 +929,7 @@ struct job {
 	char *hex;
 	char *requester;
 	char *device;
+	char *actor;
 	int tries;
 	ca_issue_cb cb;
 	void *arg;
@@ -786,6 +943,7 @@ job_free(struct job *j)
 	free(j->hex);
 	free(j->requester);
 	free(j->device);
+	free(j->actor);
 	free(j);
 }
 
@@ -814,6 +972,7 @@ job_sign_submit(struct job *j)
 	j->rec.status = (char *)"valid";
 	j->rec.requester = j->requester;
 	j->rec.device = j->device;
+	j->rec.actor = j->actor;
 	j->rec.der = j->der;
 	j->rec.der_len = j->derlen;
 	j->tries++;
@@ -866,7 +1025,8 @@ ca_issue_submit(struct ca *ca, const struct ca_request *req, ca_issue_cb cb,
 		return r;
 	}
 	if ((req->requester != NULL && (j->requester = strdup(req->requester)) == NULL) ||
-	    (req->device != NULL && (j->device = strdup(req->device)) == NULL)) {
+	    (req->device != NULL && (j->device = strdup(req->device)) == NULL) ||
+	    (req->actor != NULL && (j->actor = strdup(req->actor)) == NULL)) {
 		ret = AMTCA_E_NOMEM;
 		goto fail;
 	}

@@ -35,12 +35,15 @@
 #include <strings.h>
 #include <time.h>
 
+#include "ca/audit.h"
 #include "ca/store_backend.h"
 #include "common/limits.h"
 
 /* The backends this amtca knows; the first is the default for plain paths. */
 static const struct store_ops *const backends[] = {
 	&store_sqlite_ops,
+	&store_pg_ops,
+	&store_pg_alias_ops,
 };
 
 struct pending {
@@ -63,7 +66,27 @@ struct store {
 	pthread_t committer;		/* started by the first async add */
 	int committer_running;
 	int stopping;
+	char *actor;			/* store_set_actor(): this handle's actor */
+	pthread_mutex_t sealmu;		/* one seal at a time (tried, not waited) */
+	store_seal_fn sealer;		/* set while the handle is in use */
+	void *sealer_arg;
 };
+
+/*
+ * A backend may leave an op NULL (one added to the interface after it was
+ * written): its dispatcher fails cleanly instead of calling it.
+ */
+static int
+missing_op(const struct store *s, const char *op)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not support %s yet",
+	    s->ops->scheme, op);
+}
+
+#define NEED_OP(s, op) do { \
+	if ((s)->ops->op == NULL) \
+		return missing_op((s), #op); \
+} while (0)
 
 /*
  * "scheme:rest" names a backend by scheme; anything without a scheme (a
@@ -99,8 +122,9 @@ locate(const char *uri, const struct store_ops **ops, const char **loc)
 			return 0;
 		}
 	return amtca_fail(AMTCA_E_USAGE, "issuance database \"%.200s\": unknown "
-	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH; for a file "
-	    "name with a colon, write sqlite:NAME or ./NAME)", uri,
+	    "store scheme \"%.*s\" (this amtca knows sqlite:PATH and "
+	    "postgresql://...; for a file name with a colon, write "
+	    "sqlite:NAME or ./NAME)", uri,
 	    (int)(n > 32 ? 32 : n), uri);
 }
 
@@ -125,6 +149,7 @@ store_open(const char *uri, int create, struct store **out)
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->ccv, NULL);
+	pthread_mutex_init(&s->sealmu, NULL);
 	s->tail = &s->head;
 	if ((r = ops->open(loc, create, &s->be)) != 0) {
 		ret = r;
@@ -151,10 +176,13 @@ store_close(struct store *s)
 	pthread_mutex_unlock(&s->qmu);
 	if (s->committer_running)
 		pthread_join(s->committer, NULL);
-	s->ops->close(s->be);
+	if (s->ops->close != NULL)
+		s->ops->close(s->be);
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->ccv);
+	pthread_mutex_destroy(&s->sealmu);
+	free(s->actor);
 	free(s);
 }
 
@@ -189,6 +217,7 @@ store_backup(struct store *s, const char *dest_uri)
 		    "backup; use its own tools", s->ops->scheme);
 	return s->ops->backup(s->be, loc);
 }
+static void seal_due(struct store *s, int force);
 
 /* One batch of n records through the backend.  Every pending gets a result. */
 static void
@@ -196,7 +225,7 @@ run_batch(struct store *s, struct pending *batch, size_t n)
 {
 	struct store_rec *recs[AMTCA_STORE_BATCH_MAX];
 	struct pending *p;
-	size_t i;
+	size_t i, k, ok = 0;
 
 	for (i = 0, p = batch; p != NULL && i < n; p = p->next, i++) {
 		p->rec.result = 0;
@@ -204,6 +233,27 @@ run_batch(struct store *s, struct pending *batch, size_t n)
 		recs[i] = &p->rec;
 	}
 	s->ops->insert_batch(s->be, recs, i);
+	for (k = 0; k < i; k++)
+		ok += recs[k]->result == 0;
+	/* Entries were appended: a seal may be due (outside every lock). */
+	if (ok > 0)
+		seal_due(s, 0);
+}
+
+/*
+ * Who an issuance entry names: the caller's actor, else this handle's
+ * (the CLI's user@host), else the requester.
+ */
+static const char *
+rec_actor(const struct store *s, const struct store_cert *c)
+{
+	if (c->actor != NULL && c->actor[0] != '\0')
+		return c->actor;
+	if (s->actor != NULL)
+		return s->actor;
+	if (c->requester != NULL && c->requester[0] != '\0')
+		return c->requester;
+	return "unknown";
 }
 
 static int
@@ -213,6 +263,12 @@ check_record(const struct store_cert *c)
 	    c->fqdn == NULL || c->der == NULL || c->der_len == 0 ||
 	    c->der_len > (size_t)AMTCA_CERT_FILE_MAX)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: incomplete record");
+	if (!audit_text_ok(c->fqdn, AMTCA_AUDIT_FIELD_MAX) ||
+	    !audit_text_ok(c->actor, AMTCA_AUDIT_FIELD_MAX) ||
+	    !audit_text_ok(c->requester, AMTCA_AUDIT_FIELD_MAX) ||
+	    !audit_text_ok(c->device, AMTCA_AUDIT_FIELD_MAX))
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: a name is not "
+		    "UTF-8 or too long for the audit trail");
 	if (strspn(c->serial, "0123456789ABCDEF") != strlen(c->serial))
 		return amtca_fail(AMTCA_E_USAGE, "serial \"%.64s\" is not "
 		    "uppercase hexadecimal", c->serial);
@@ -272,10 +328,12 @@ store_cert_add(struct store *s, const struct store_cert *c)
 
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: no store");
+	NEED_OP(s, insert_batch);
 	if ((r = check_record(c)) != 0)
 		return r;
 	memset(&me, 0, sizeof(me));
 	me.rec.c = c;
+	me.rec.actor = rec_actor(s, c);
 	pthread_mutex_lock(&s->qmu);
 	*s->tail = &me;
 	s->tail = &me.next;
@@ -342,11 +400,13 @@ store_cert_add_async(struct store *s, const struct store_cert *c,
 	if (s == NULL || done == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_add_async: no store "
 		    "or callback");
+	NEED_OP(s, insert_batch);
 	if ((r = check_record(c)) != 0)
 		return r;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return AMTCA_E_NOMEM;
 	p->rec.c = c;
+	p->rec.actor = rec_actor(s, c);
 	p->cb = done;
 	p->arg = arg;
 	pthread_mutex_lock(&s->qmu);
@@ -412,6 +472,7 @@ store_cert_get(struct store *s, const char *serial, struct store_cert **out)
 	*out = NULL;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_get: no store");
+	NEED_OP(s, cert_get);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
 	r = s->ops->cert_get(s->be, key, out);
@@ -426,6 +487,7 @@ store_cert_list(struct store *s, struct store_cert **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list: no store");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_ALL, NULL, out, n);
 }
 
@@ -437,6 +499,7 @@ store_cert_list_device(struct store *s, const char *device,
 	*n = 0;
 	if (s == NULL || device == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_device: no device");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_DEVICE, device, out, n);
 }
 
@@ -448,6 +511,7 @@ store_cert_list_fqdn(struct store *s, const char *fqdn,
 	*n = 0;
 	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_fqdn: no FQDN");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_FQDN, fqdn, out, n);
 }
 
@@ -458,24 +522,40 @@ store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_revoked: no store");
+	NEED_OP(s, cert_list);
 	return s->ops->cert_list(s->be, STORE_CERTS_REVOKED, NULL, out, n);
 }
 
 int
 store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 {
+	return store_cert_revoke_as(s, serial, reason, when, NULL);
+}
+
+int
+store_cert_revoke_as(struct store *s, const char *serial, int reason,
+    time_t when, const char *actor)
+{
 	char *key = NULL;
 	int r;
 
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: no store");
+	if (actor == NULL || actor[0] == '\0')
+		actor = s->actor != NULL ? s->actor : "unknown";
+	if (!audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX))
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_revoke: the actor is "
+		    "not UTF-8 or too long");
+	NEED_OP(s, cert_revoke);
 	if (reason < 0 || reason > 10 || reason == 7)
 		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
 		    "CRLReason (0-10 except 7)", reason);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
-	r = s->ops->cert_revoke(s->be, key, reason, when);
+	r = s->ops->cert_revoke(s->be, key, reason, when, actor);
 	free(key);
+	if (r == 0)
+		seal_due(s, 0);
 	return r;
 }
 
@@ -546,6 +626,7 @@ store_device_put(struct store *s, const struct store_device *d)
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
+	NEED_OP(s, device_put);
 	return s->ops->device_put(s->be, &row);
 }
 
@@ -555,6 +636,7 @@ store_device_get(struct store *s, const char *fqdn, struct store_device **out)
 	*out = NULL;
 	if (s == NULL || fqdn == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "no device FQDN");
+	NEED_OP(s, device_get);
 	return s->ops->device_get(s->be, fqdn, out);
 }
 
@@ -565,6 +647,7 @@ store_device_list(struct store *s, struct store_device **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_device_list: no store");
+	NEED_OP(s, device_list);
 	return s->ops->device_list(s->be, out, n);
 }
 
@@ -640,6 +723,7 @@ store_job_put(struct store *s, const struct store_job *j)
 	row = *j;
 	if (row.created_at == 0)
 		row.created_at = time(NULL);
+	NEED_OP(s, job_put);
 	return s->ops->job_put(s->be, &row);
 }
 
@@ -649,6 +733,7 @@ store_job_get(struct store *s, const char *id, struct store_job **out)
 	*out = NULL;
 	if (s == NULL || id == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_get: no job id");
+	NEED_OP(s, job_get);
 	return s->ops->job_get(s->be, id, out);
 }
 
@@ -659,6 +744,7 @@ store_job_list(struct store *s, struct store_job **out, size_t *n)
 	*n = 0;
 	if (s == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_list: no store");
+	NEED_OP(s, job_list);
 	return s->ops->job_list(s->be, out, n);
 }
 
@@ -674,6 +760,7 @@ store_job_device_put(struct store *s, const struct store_job_device *d)
 	row = *d;
 	if (row.updated_at == 0)
 		row.updated_at = time(NULL);
+	NEED_OP(s, job_device_put);
 	return s->ops->job_device_put(s->be, &row);
 }
 
@@ -685,6 +772,7 @@ store_job_device_list(struct store *s, const char *job_id,
 	*n = 0;
 	if (s == NULL || job_id == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_job_device_list: no job id");
+	NEED_OP(s, job_device_list);
 	return s->ops->job_device_list(s->be, job_id, out, n);
 }
 
@@ -756,6 +844,7 @@ store_lease_take(struct store *s, const char *name, const char *owner,
 	    *owner == '\0' || ttl_s <= 0)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_take: needs a name, "
 		    "an owner and a positive lifetime");
+	NEED_OP(s, lease_take);
 	return s->ops->lease_take(s->be, name, owner, now, ttl_s, takeover,
 	    holder, expires);
 }
@@ -766,6 +855,7 @@ store_lease_renew(struct store *s, const char *name, const char *owner,
 {
 	if (s == NULL || name == NULL || owner == NULL || ttl_s <= 0)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_renew: bad arguments");
+	NEED_OP(s, lease_renew);
 	return s->ops->lease_renew(s->be, name, owner, now, ttl_s);
 }
 
@@ -774,5 +864,472 @@ store_lease_release(struct store *s, const char *name, const char *owner)
 {
 	if (s == NULL || name == NULL || owner == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "store_lease_release: bad arguments");
+	NEED_OP(s, lease_release);
 	return s->ops->lease_release(s->be, name, owner);
+}
+
+/* --- credentials ---------------------------------------------------------- */
+
+/* A backend written before this table existed leaves these ops NULL. */
+static int
+no_cred_ops(const struct store *s)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not keep AMT "
+	    "credentials yet", s->ops->scheme);
+}
+
+int
+store_cred_put(struct store *s, const struct store_cred *c)
+{
+	struct store_cred row;
+	time_t now = time(NULL);
+
+	if (s == NULL || c == NULL || c->name == NULL || *c->name == '\0' ||
+	    c->user == NULL || *c->user == '\0' || c->sealed == NULL ||
+	    c->sealed_len == 0 || c->mechanism == NULL || *c->mechanism == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_put: a credential "
+		    "needs a name, a user, a sealed blob and its mechanism");
+	row = *c;
+	if (row.created_at == 0)
+		row.created_at = now;
+	if (row.updated_at == 0)
+		row.updated_at = now;
+	if (s->ops->cred_put == NULL)
+		return no_cred_ops(s);
+	return s->ops->cred_put(s->be, &row);
+}
+
+int
+store_cred_get(struct store *s, const char *name, struct store_cred **out)
+{
+	*out = NULL;
+	if (s == NULL || name == NULL || *name == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_get: no name");
+	if (s->ops->cred_get == NULL)
+		return no_cred_ops(s);
+	return s->ops->cred_get(s->be, name, out);
+}
+
+int
+store_cred_list(struct store *s, struct store_cred **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_list: no store");
+	if (s->ops->cred_list == NULL)
+		return no_cred_ops(s);
+	return s->ops->cred_list(s->be, out, n);
+}
+
+int
+store_cred_remove(struct store *s, const char *name)
+{
+	if (s == NULL || name == NULL || *name == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cred_remove: no name");
+	if (s->ops->cred_remove == NULL)
+		return no_cred_ops(s);
+	return s->ops->cred_remove(s->be, name);
+}
+
+void
+store_cred_clear(struct store_cred *c)
+{
+	free(c->name);
+	free(c->user);
+	free(c->sealed);
+	free(c->mechanism);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_cred_free(struct store_cred *c)
+{
+	if (c == NULL)
+		return;
+	store_cred_clear(c);
+	free(c);
+}
+
+void
+store_creds_free(struct store_cred *c, size_t n)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_cred_clear(&c[i]);
+	free(c);
+}
+
+/* --- admin and EST clients ------------------------------------------------ */
+
+void
+store_client_clear(struct store_client *c)
+{
+	if (c == NULL)
+		return;
+	free(c->name);
+	free(c->allow);
+	if (c->pwhash != NULL) {
+		explicit_bzero(c->pwhash, strlen(c->pwhash));
+		free(c->pwhash);
+	}
+	free(c->serial);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_client_free(struct store_client *c)
+{
+	if (c == NULL)
+		return;
+	store_client_clear(c);
+	free(c);
+}
+
+void
+store_clients_free(struct store_client *c, size_t n)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_client_clear(&c[i]);
+	free(c);
+}
+
+/* A backend that predates client records leaves the ops NULL. */
+static int
+no_clients(const struct store *s)
+{
+	return s->ops->client_add == NULL || s->ops->client_get == NULL ||
+	    s->ops->client_list == NULL || s->ops->client_bind == NULL ||
+	    s->ops->client_remove == NULL;
+}
+
+#define CLIENTS_OR_FAIL(s) do {						\
+	if (no_clients(s))						\
+		return amtca_fail(AMTCA_E_STORE, "the %s store keeps no "	\
+		    "client records", (s)->ops->scheme);			\
+} while (0)
+
+/* A record name: what ca_client_name_check() accepts, checked again here
+ * so no backend ever sees an empty or oversized key. */
+static int
+client_name_ok(const char *name)
+{
+	size_t n;
+
+	return name != NULL && (n = strlen(name)) > 0 &&
+	    n <= AMTCA_CLIENT_NAME_MAX;
+}
+
+int
+store_client_add(struct store *s, const struct store_client *c)
+{
+	struct store_client row;
+	char *key = NULL;
+	int r;
+
+	if (s == NULL || c == NULL || !client_name_ok(c->name) ||
+	    c->roles == 0 || (c->roles & ~(unsigned)(STORE_CLIENT_ADMIN |
+	    STORE_CLIENT_EST)) != 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_client_add: a client "
+		    "needs a name and a role");
+	if (c->allow != NULL && strlen(c->allow) > AMTCA_CLIENT_ALLOW_TEXT_MAX)
+		return amtca_fail(AMTCA_E_LIMIT, "allow list of client %.64s is "
+		    "too long", c->name);
+	CLIENTS_OR_FAIL(s);
+	row = *c;
+	if (c->serial != NULL) {
+		if ((r = norm_serial(c->serial, &key)) != 0)
+			return r;
+		row.serial = key;
+	}
+	if (row.created_at == 0)
+		row.created_at = time(NULL);
+	r = s->ops->client_add(s->be, &row);
+	free(key);
+	return r;
+}
+
+int
+store_client_get(struct store *s, const char *name, struct store_client **out)
+{
+	*out = NULL;
+	if (s == NULL || !client_name_ok(name))
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no client %.64s",
+		    name != NULL ? name : "");
+	CLIENTS_OR_FAIL(s);
+	return s->ops->client_get(s->be, name, NULL, out);
+}
+
+int
+store_client_by_serial(struct store *s, const char *serial,
+    struct store_client **out)
+{
+	char *key = NULL;
+	int r;
+
+	*out = NULL;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_client_by_serial: no store");
+	CLIENTS_OR_FAIL(s);
+	if ((r = norm_serial(serial, &key)) != 0)
+		return r;
+	r = s->ops->client_get(s->be, NULL, key, out);
+	free(key);
+	return r;
+}
+
+int
+store_client_list(struct store *s, struct store_client **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_client_list: no store");
+	CLIENTS_OR_FAIL(s);
+	return s->ops->client_list(s->be, out, n);
+}
+
+int
+store_client_bind(struct store *s, const char *name, const char *serial)
+{
+	char *key = NULL;
+	int r;
+
+	if (s == NULL || !client_name_ok(name))
+		return amtca_fail(AMTCA_E_USAGE, "store_client_bind: no client");
+	CLIENTS_OR_FAIL(s);
+	if ((r = norm_serial(serial, &key)) != 0)
+		return r;
+	r = s->ops->client_bind(s->be, name, key);
+	free(key);
+	return r;
+}
+
+int
+store_client_remove(struct store *s, const char *name, time_t when)
+{
+	if (s == NULL || !client_name_ok(name))
+		return amtca_fail(AMTCA_E_USAGE, "store_client_remove: no client");
+	CLIENTS_OR_FAIL(s);
+	return s->ops->client_remove(s->be, name, when != 0 ? when : time(NULL));
+}
+
+/* --- the audit trail ------------------------------------------------------ */
+
+int
+store_set_actor(struct store *s, const char *actor)
+{
+	char *a = NULL;
+
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_set_actor: no store");
+	if (actor != NULL) {
+		if (actor[0] == '\0' || !audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX))
+			return amtca_fail(AMTCA_E_USAGE, "audit actor is empty, not "
+			    "UTF-8 or too long");
+		if ((a = strdup(actor)) == NULL)
+			return AMTCA_E_NOMEM;
+	}
+	free(s->actor);
+	s->actor = a;
+	return 0;
+}
+
+void
+store_set_sealer(struct store *s, store_seal_fn fn, void *arg)
+{
+	if (s == NULL)
+		return;
+	/* Under sealmu: a seal running on another thread finishes first. */
+	pthread_mutex_lock(&s->sealmu);
+	s->sealer = fn;
+	s->sealer_arg = arg;
+	pthread_mutex_unlock(&s->sealmu);
+}
+
+/*
+ * Seal when due.  trylock: a seal in progress (on this thread, appending
+ * its own "audit.seal" entry, or another) covers what is appended now or
+ * leaves it to the next append; nobody waits on a token signature here.
+ */
+static void
+seal_due(struct store *s, int force)
+{
+	uint64_t head = 0, sealed = 0;
+
+	if (s->sealer == NULL || s->ops->audit_status == NULL ||
+	    pthread_mutex_trylock(&s->sealmu) != 0)
+		return;
+	/* Due: a trail never sealed (pinned from its start), or the limit. */
+	if (s->sealer != NULL && (force || (s->ops->audit_status(s->be, &head,
+	    &sealed) == 0 && head > sealed && (sealed == 0 ||
+	    head - sealed >= AMTCA_AUDIT_SEAL_EVERY))))
+		s->sealer(s->sealer_arg, s);
+	pthread_mutex_unlock(&s->sealmu);
+}
+
+void
+store_seal_due(struct store *s)
+{
+	if (s != NULL)
+		seal_due(s, 0);
+}
+
+/* A backend without the audit trail yet fails its dispatchers cleanly. */
+static int
+no_audit(const struct store *s, const char *what)
+{
+	return amtca_fail(AMTCA_E_STORE, "the %s store does not support %s yet",
+	    s->ops->scheme, what);
+}
+
+static int
+check_field(const char *what, const char *v, size_t max, int may_be_empty)
+{
+	if ((v == NULL || v[0] == '\0') && !may_be_empty)
+		return amtca_fail(AMTCA_E_USAGE, "audit entry without %s", what);
+	if (!audit_text_ok(v, max))
+		return amtca_fail(AMTCA_E_USAGE, "audit entry: the %s is not UTF-8 "
+		    "or longer than %zu bytes", what, max);
+	return 0;
+}
+
+int
+store_audit_append_get(struct store *s, const char *actor, const char *action,
+    const char *subject, const char *detail, uint64_t *seq,
+    unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	uint64_t q = 0;
+	int r;
+
+	if (seq != NULL)
+		*seq = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_audit_append: no store");
+	if (actor == NULL || actor[0] == '\0')
+		actor = s->actor != NULL ? s->actor : "unknown";
+	if ((r = check_field("actor", actor, AMTCA_AUDIT_FIELD_MAX, 0)) != 0 ||
+	    (r = check_field("action", action, AMTCA_AUDIT_FIELD_MAX, 0)) != 0 ||
+	    (r = check_field("subject", subject, AMTCA_AUDIT_FIELD_MAX, 1)) != 0 ||
+	    (r = check_field("detail", detail, AMTCA_AUDIT_DETAIL_MAX, 1)) != 0)
+		return r;
+	if (s->ops->audit_append == NULL)
+		return no_audit(s, "audit_append");
+	if ((r = s->ops->audit_append(s->be, actor, action,
+	    subject != NULL ? subject : "", detail != NULL ? detail : "", &q,
+	    h)) != 0)
+		return r;
+	if (seq != NULL)
+		*seq = q;
+	if (hash != NULL)
+		memcpy(hash, h, sizeof(h));
+	/* A change of the CA itself is sealed at once. */
+	seal_due(s, strncmp(action, "ca.", 3) == 0);
+	return 0;
+}
+
+int
+store_audit_append(struct store *s, const char *actor, const char *action,
+    const char *subject, const char *detail)
+{
+	return store_audit_append_get(s, actor, action, subject, detail, NULL,
+	    NULL);
+}
+
+int
+store_audit_list(struct store *s, uint64_t after, struct store_audit **out,
+    size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_audit_list: no store");
+	if (s->ops->audit_list == NULL)
+		return no_audit(s, "audit_list");
+	return s->ops->audit_list(s->be, after, out, n);
+}
+
+int
+store_audit_status(struct store *s, uint64_t *head, uint64_t *sealed)
+{
+	*head = 0;
+	*sealed = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_audit_status: no store");
+	if (s->ops->audit_status == NULL)
+		return no_audit(s, "audit_status");
+	return s->ops->audit_status(s->be, head, sealed);
+}
+
+int
+store_seal_add(struct store *s, const struct store_seal *seal)
+{
+	if (s == NULL || seal == NULL || seal->seq == 0 || seal->sig == NULL ||
+	    seal->siglen == 0 || seal->siglen > CA_SIG_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "store_seal_add: a seal needs an "
+		    "entry and a signature");
+	if (s->ops->seal_add == NULL)
+		return no_audit(s, "seal_add");
+	return s->ops->seal_add(s->be, seal);
+}
+
+int
+store_seal_list(struct store *s, struct store_seal **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_seal_list: no store");
+	if (s->ops->seal_list == NULL)
+		return no_audit(s, "seal_list");
+	return s->ops->seal_list(s->be, out, n);
+}
+
+void
+store_audit_clear(struct store_audit *e)
+{
+	free(e->actor);
+	free(e->action);
+	free(e->subject);
+	free(e->detail);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_audits_free(struct store_audit *e, size_t n)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_audit_clear(&e[i]);
+	free(e);
+}
+
+void
+store_seal_clear(struct store_seal *e)
+{
+	free(e->sig);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_seals_free(struct store_seal *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_seal_clear(&v[i]);
+	free(v);
 }

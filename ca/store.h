@@ -3,8 +3,10 @@
  *
  * This header is the whole interface; callers never see the backend.  A
  * store is named by a URI: "sqlite:PATH", or a plain PATH, is the embedded
- * SQLite backend (ca/store_sqlite.c: WAL mode, synchronous=FULL), the only
- * one today.  Whatever the backend, when store_cert_add() returns 0 the
+ * SQLite backend (ca/store_sqlite.c: WAL mode, synchronous=FULL);
+ * "postgresql://..." (or "postgres://...", any libpq connection URI without
+ * a password) is a PostgreSQL database that several nodes can share
+ * (ca/store_pg.c).  Whatever the backend, when store_cert_add() returns 0 the
  * record is durable; concurrent adders are batched into one transaction
  * (group commit, backend-neutral, in ca/store.c), so durability does not
  * serialise issuance.  All functions are safe to call from several threads
@@ -24,13 +26,16 @@
  *      same way for every backend, then calls the op;
  *   4. in each backend, the schema (for SQLite: CREATE TABLE IF NOT EXISTS
  *      in schema_sql, bump SCHEMA_VERSION and upgrade older files in
- *      schema()), and the ops;
+ *      schema(); for PostgreSQL: a new entry appended to migrations[] in
+ *      ca/store_pg.c, never an edit of an old one), and the ops (a backend
+ *      that leaves one NULL makes its dispatcher fail with AMTCA_E_STORE);
  *   5. cases in tests/unit/ca/test_store.c, which every backend runs.
  */
 #ifndef AMTCA_CA_STORE_H
 #define AMTCA_CA_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "common/err.h"
@@ -50,6 +55,10 @@ struct store_cert {
 	char *device;			/* AMT device FQDN or NULL */
 	unsigned char *der;
 	size_t der_len;
+	const char *actor;		/* add only: who the audit entry names
+					   (NULL: the store's actor, else the
+					   requester); borrowed, never stored
+					   in the row, NULL when read back */
 };
 
 /*
@@ -77,8 +86,10 @@ struct store_device {
 	int port;			/* 0: unknown (16992) */
 	int tls_port;			/* 0: unknown (16993) */
 	char *user;			/* AMT user name */
-	char *cred_ref;			/* where the password came from (its
-					   file's path); never the password */
+	char *cred_ref;			/* where the password comes from: its
+					   file's path, or "credential:NAME"
+					   (STORE_CRED_REF_PREFIX, a sealed
+					   credential); never the password */
 	char *cred_stamp;		/* the credential an auth_failed was
 					   seen with: "dev:ino:size:mtime" of
 					   the password file, never a hash */
@@ -247,5 +258,174 @@ int store_lease_renew(struct store *s, const char *name, const char *owner,
 /* Drop the lease if `owner` holds it (0 either way). */
 int store_lease_release(struct store *s, const char *name,
     const char *owner) AMTCA_WUR;
+
+/*
+ * AMT credentials, in the operational state: a name, the AMT user, and the
+ * password sealed by the signer (hsm_aead_seal(), the name as associated
+ * data).  The store never sees a password; `mechanism` is the sealing
+ * mechanism's name, for listing.
+ */
+/*
+ * A device whose password is a sealed credential has cred_ref
+ * STORE_CRED_REF_PREFIX NAME ("credential:lab"); see docs/credentials.md
+ * for when the signer opens it for that device.
+ */
+#define STORE_CRED_REF_PREFIX "credential:"
+
+struct store_cred {
+	char *name;
+	char *user;
+	unsigned char *sealed;		/* NULL in store_cred_list() rows */
+	size_t sealed_len;
+	char *mechanism;		/* "aes-256-gcm", ... */
+	time_t created_at;		/* first put */
+	time_t updated_at;		/* last put */
+};
+
+/*
+ * Insert or replace the credential `name`: a replacement keeps created_at
+ * (0 in `c`: now) and sets updated_at (0: now).  AMTCA_E_USAGE without a
+ * name, user, sealed blob or mechanism.  Durable on return.
+ */
+int store_cred_put(struct store *s, const struct store_cred *c) AMTCA_WUR;
+/* With the sealed blob; AMTCA_E_NOT_FOUND when unknown. */
+int store_cred_get(struct store *s, const char *name,
+    struct store_cred **out) AMTCA_WUR;
+/* Every credential by name, without the sealed blobs. */
+int store_cred_list(struct store *s, struct store_cred **out, size_t *n) AMTCA_WUR;
+/* AMTCA_E_NOT_FOUND when unknown. */
+int store_cred_remove(struct store *s, const char *name) AMTCA_WUR;
+void store_cred_free(struct store_cred *c);
+void store_creds_free(struct store_cred *c, size_t n);
+
+/*
+ * Admin and EST clients (amtca admin add, amtca est-client add): the
+ * requesters the signer authenticates besides itself.  Written by the
+ * signer only (CA records).  A name is unique forever: removing or revoking
+ * a client keeps its record (history) with removed_at set, and a removed
+ * client never authenticates again.
+ */
+#define STORE_CLIENT_ADMIN 0x2		/* same bits as SGN_ROLE_ADMIN */
+#define STORE_CLIENT_EST   0x4		/* same bits as SGN_ROLE_EST */
+
+struct store_client {
+	char *name;			/* ca_client_name_check() syntax */
+	unsigned roles;			/* STORE_CLIENT_* */
+	char *allow;			/* EST: names and suffixes it may
+					   obtain, lowercase, space-separated;
+					   NULL for admins */
+	char *pwhash;			/* Argon2id PHC string, or NULL */
+	char *serial;			/* its current certificate, or NULL */
+	time_t created_at;
+	time_t removed_at;		/* 0 while active */
+};
+
+/* Record a new client; AMTCA_E_EXISTS when the name is known (removed
+ * ones included).  Durable on return. */
+int store_client_add(struct store *s, const struct store_client *c) AMTCA_WUR;
+/* By name (exact) or by its current certificate's serial (case-
+ * insensitive); AMTCA_E_NOT_FOUND when none.  store_client_free(). */
+int store_client_get(struct store *s, const char *name,
+    struct store_client **out) AMTCA_WUR;
+int store_client_by_serial(struct store *s, const char *serial,
+    struct store_client **out) AMTCA_WUR;
+/* Every client, removed ones included, by name. */
+int store_client_list(struct store *s, struct store_client **out,
+    size_t *n) AMTCA_WUR;
+/* Bind an active client to its new current certificate; AMTCA_E_NOT_FOUND
+ * when unknown or removed. */
+int store_client_bind(struct store *s, const char *name,
+    const char *serial) AMTCA_WUR;
+/* Disable: set removed_at (the first removal's time is kept);
+ * AMTCA_E_NOT_FOUND when unknown. */
+int store_client_remove(struct store *s, const char *name,
+    time_t when) AMTCA_WUR;
+void store_client_free(struct store_client *c);
+void store_clients_free(struct store_client *c, size_t n);
+
+/*
+ * The audit trail (ca/audit.h, docs/audit.md): entries appended in the same
+ * transaction as the change they record, chained by hash, sealed now and
+ * then with the audit key.  Appends by this store itself: "cert.issue" (one
+ * per certificate, in its group commit's transaction), "cert.revoke" (when
+ * a revocation changes the record).  Everything else calls
+ * store_audit_append().
+ */
+#define STORE_AUDIT_HASH_LEN 32
+
+struct store_audit {
+	uint64_t seq;			/* from 1 */
+	int64_t time;			/* Unix seconds */
+	char *actor;			/* user@host, or a client's name */
+	char *action;			/* "cert.issue", ... (docs/audit.md) */
+	char *subject;			/* serial, FQDN, name; may be "" */
+	char *detail;			/* may be "" */
+	unsigned char prev[STORE_AUDIT_HASH_LEN];
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+};
+
+struct store_seal {
+	uint64_t seq;			/* the sealed entry */
+	unsigned char hash[STORE_AUDIT_HASH_LEN];	/* its hash */
+	unsigned char *sig;		/* audit key, SHA-256 over hash */
+	size_t siglen;
+	int64_t time;
+};
+
+/*
+ * The actor this handle's own entries name when the caller gives none
+ * (the CLI: the OS user@host).  Copied; NULL clears.  Set it right after
+ * store_open(), before the handle is shared: queued records point at it.
+ */
+int store_set_actor(struct store *s, const char *actor) AMTCA_WUR;
+
+/*
+ * Append one entry in its own transaction; durable on return.  `actor`
+ * NULL: the store's actor.  Fields must be UTF-8 (AMTCA_E_USAGE otherwise)
+ * of at most AMTCA_AUDIT_FIELD_MAX bytes (detail AMTCA_AUDIT_DETAIL_MAX);
+ * subject and detail may be NULL (empty).  *seq and hash (when not NULL)
+ * are the new entry's.
+ */
+int store_audit_append(struct store *s, const char *actor, const char *action,
+    const char *subject, const char *detail) AMTCA_WUR;
+int store_audit_append_get(struct store *s, const char *actor,
+    const char *action, const char *subject, const char *detail,
+    uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN]) AMTCA_WUR;
+
+/* Entries with seq > after (0: all), by seq.  Free with store_audits_free(). */
+int store_audit_list(struct store *s, uint64_t after, struct store_audit **out,
+    size_t *n) AMTCA_WUR;
+void store_audits_free(struct store_audit *e, size_t n);
+
+/* The newest entry's seq (0 when none) and the newest seal's seq (0). */
+int store_audit_status(struct store *s, uint64_t *head, uint64_t *sealed) AMTCA_WUR;
+
+/*
+ * Record a seal.  The entry it names must be stored with that hash
+ * (AMTCA_E_AUDIT otherwise): a seal is never recorded over a head that is
+ * not the store's.
+ */
+int store_seal_add(struct store *s, const struct store_seal *seal) AMTCA_WUR;
+/* All seals, by seq.  Free with store_seals_free(). */
+int store_seal_list(struct store *s, struct store_seal **out, size_t *n) AMTCA_WUR;
+void store_seals_free(struct store_seal *v, size_t n);
+
+/*
+ * Sealing hook: `fn(arg, s)` runs after a commit that appended entries,
+ * outside every lock of the store, when AMTCA_AUDIT_SEAL_EVERY or more
+ * entries are unsealed, none was ever sealed, or a "ca.*" entry was
+ * appended.  Only the process
+ * holding the audit key sets one (enroll/home.c); one seal runs at a time,
+ * and entries the seal itself appends never call it again.  NULL removes.
+ */
+typedef void (*store_seal_fn)(void *arg, struct store *s);
+void store_set_sealer(struct store *s, store_seal_fn fn, void *arg);
+
+/* Run the hook now if the condition above holds (e.g. at open). */
+void store_seal_due(struct store *s);
+
+/* store_cert_revoke(), naming `actor` in the audit entry (NULL: the store's). */
+int store_cert_revoke_as(struct store *s, const char *serial, int reason,
+    time_t when, const char *actor) AMTCA_WUR;
 
 #endif

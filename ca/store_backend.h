@@ -1,15 +1,17 @@
 /*
  * The store's backend interface: between the backend-neutral front
  * (ca/store.c: argument checks, URI selection, the group commit) and one
- * storage engine (ca/store_sqlite.c).  Only ca/store*.c include this file;
- * everyone else uses ca/store.h.
+ * storage engine (ca/store_sqlite.c, ca/store_pg.c).  Only ca/store*.c
+ * include this file; everyone else uses ca/store.h.
  *
  * A backend is a `struct store_ops` table.  Its functions get the handle its
  * open() made, arguments the front has already checked (serials normalised
  * to uppercase hex, revocation reasons valid, records complete), and must be
  * safe to call from several threads on one handle; they report errors as
  * the public store_* functions document (amtca_fail() for the message).
- * All SQL lives in backends.
+ * All SQL lives in backends.  An op left NULL (one the backend does not
+ * have yet) is never called: the front fails with AMTCA_E_STORE ("the
+ * postgresql store does not support X yet"); open and close are required.
  */
 #ifndef AMTCA_CA_STORE_BACKEND_H
 #define AMTCA_CA_STORE_BACKEND_H
@@ -25,6 +27,7 @@
 /* One record of a group commit, with its own outcome. */
 struct store_rec {
 	const struct store_cert *c;
+	const char *actor;		/* the audit entry's actor (never NULL) */
 	int result;			/* set by insert_batch */
 	char msg[STORE_MSG_MAX];	/* one-line detail when result != 0 */
 };
@@ -64,8 +67,10 @@ struct store_ops {
 	int (*cert_get)(void *be, const char *serial, struct store_cert **out);
 	int (*cert_list)(void *be, enum store_cert_filter f, const char *arg,
 	    struct store_cert **out, size_t *n);
+	/* Revocations that change the record append a "cert.revoke" entry
+	 * by `actor` (never NULL) in the same transaction. */
 	int (*cert_revoke)(void *be, const char *serial, int reason,
-	    time_t when);
+	    time_t when, const char *actor);
 	int (*device_put)(void *be, const struct store_device *d);
 	int (*device_get)(void *be, const char *fqdn,
 	    struct store_device **out);
@@ -78,6 +83,20 @@ struct store_ops {
 	int (*job_device_list)(void *be, const char *job_id,
 	    struct store_job_device **out, size_t *n);
 
+	/*
+	 * The audit trail (arguments checked by the front).  insert_batch
+	 * appends one "cert.issue" entry per inserted record, by rec->actor,
+	 * in the batch's transaction, reading the head inside it.
+	 */
+	int (*audit_append)(void *be, const char *actor, const char *action,
+	    const char *subject, const char *detail, uint64_t *seq,
+	    unsigned char hash[STORE_AUDIT_HASH_LEN]);
+	int (*audit_list)(void *be, uint64_t after, struct store_audit **out,
+	    size_t *n);
+	int (*audit_status)(void *be, uint64_t *head, uint64_t *sealed);
+	int (*seal_add)(void *be, const struct store_seal *seal);
+	int (*seal_list)(void *be, struct store_seal **out, size_t *n);
+
 	/* As store_lease_*; atomic against other processes on the store. */
 	int (*lease_take)(void *be, const char *name, const char *owner,
 	    time_t now, int ttl_s, const char *takeover, char **holder,
@@ -85,14 +104,34 @@ struct store_ops {
 	int (*lease_renew)(void *be, const char *name, const char *owner,
 	    time_t now, int ttl_s);
 	int (*lease_release)(void *be, const char *name, const char *owner);
+
+	/* As store_client_*. */
+	int (*client_add)(void *be, const struct store_client *c);
+	int (*client_get)(void *be, const char *name, const char *serial,
+	    struct store_client **out);	/* by name, or by serial if name NULL */
+	int (*client_list)(void *be, struct store_client **out, size_t *n);
+	int (*client_bind)(void *be, const char *name, const char *serial);
+	int (*client_remove)(void *be, const char *name, time_t when);
+
+	/* As store_cred_*; put gets created_at/updated_at already set. */
+	int (*cred_put)(void *be, const struct store_cred *c);
+	int (*cred_get)(void *be, const char *name, struct store_cred **out);
+	int (*cred_list)(void *be, struct store_cred **out, size_t *n);
+	int (*cred_remove)(void *be, const char *name);
 };
 
 extern const struct store_ops store_sqlite_ops;
+void store_client_clear(struct store_client *c);
+extern const struct store_ops store_pg_ops;		/* postgresql:// */
+extern const struct store_ops store_pg_alias_ops;	/* postgres:// */
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);
 void store_device_clear(struct store_device *d);
 void store_job_clear(struct store_job *j);
 void store_job_device_clear(struct store_job_device *d);
+void store_cred_clear(struct store_cred *c);
+void store_audit_clear(struct store_audit *e);
+void store_seal_clear(struct store_seal *e);
 
 #endif

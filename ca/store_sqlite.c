@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include "ca/audit.h"
 #include "common/limits.h"
 #include "common/util.h"
 
@@ -34,6 +35,7 @@ struct sq {
 	sqlite3 *db;
 	pthread_mutex_t dbmu;
 	sqlite3_stmt *ins;		/* prepared once; used under dbmu */
+	sqlite3_stmt *ains;		/* audit entry insert; under dbmu */
 	char *path;
 };
 
@@ -100,7 +102,53 @@ static const char upgrade_v2_sql[] =
     " name TEXT PRIMARY KEY NOT NULL,"
     " owner TEXT NOT NULL,"
     " expires_at INTEGER NOT NULL);"
+    /* Sealed AMT credentials (issue 9): no password, only the signer's blob. */
+    "CREATE TABLE IF NOT EXISTS credentials ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " amt_user TEXT NOT NULL,"
+    " sealed BLOB NOT NULL,"
+    " mechanism TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
     "PRAGMA user_version = 2;";
+
+/*
+ * Tables added after version 2, created on every open (IF NOT EXISTS) so
+ * a version-2 file gains them without a version bump: admin and EST
+ * clients.  A name is the key forever (removed clients stay, disabled).
+ */
+static const char tables_sql[] =
+    "CREATE TABLE IF NOT EXISTS clients ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " roles INTEGER NOT NULL,"
+    " allow TEXT,"
+    " pwhash TEXT,"
+    " serial TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " removed_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS clients_serial ON clients(serial)"
+    " WHERE serial IS NOT NULL;";
+
+/*
+ * The audit trail (ca/audit.h, docs/audit.md): created on every open, so
+ * that any file of this schema version gets it (no version bump of its
+ * own).  seq is the rowid; prev and hash are the 32 raw bytes.
+ */
+static const char audit_sql[] =
+    "CREATE TABLE IF NOT EXISTS audit ("
+    " seq INTEGER PRIMARY KEY NOT NULL,"
+    " time INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " prev BLOB NOT NULL,"
+    " hash BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit_seals ("
+    " seq INTEGER PRIMARY KEY NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " sig BLOB NOT NULL,"
+    " time INTEGER NOT NULL);";
 
 static const char cert_cols[] =
     "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
@@ -176,7 +224,9 @@ schema(struct sq *s, int create)
 		ret = r;
 		goto out;
 	}
-	if ((r = exec(s, "COMMIT", "commit")) != 0) {
+	if ((r = exec(s, tables_sql, "schema update")) != 0 ||
+	    (r = exec(s, audit_sql, "audit trail schema")) != 0 ||
+	    (r = exec(s, "COMMIT", "commit")) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -194,6 +244,7 @@ sq_close(void *be)
 	if (s == NULL)
 		return;
 	sqlite3_finalize(s->ins);
+	sqlite3_finalize(s->ains);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->dbmu);
@@ -251,7 +302,10 @@ sq_open(const char *path, int create, void **out)
 	if (sqlite3_prepare_v3(s->db, "INSERT INTO certificates (serial, fqdn,"
 	    " not_before, not_after, issued_at, status, requester, device, der)"
 	    " VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?)", -1,
-	    SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK) {
+	    SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, "INSERT INTO audit (seq, time, actor, "
+	    "action, subject, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	    -1, SQLITE_PREPARE_PERSISTENT, &s->ains, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "prepare");
 		goto out;
 	}
@@ -365,6 +419,95 @@ out:
 	return ret;
 }
 
+/* --- the audit trail ------------------------------------------------------ */
+
+/* The newest entry's seq and hash (0 and zeros when none); dbmu held. */
+static int
+audit_head(struct sq *s, uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	sqlite3_stmt *st = NULL;
+	const void *b;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	*seq = 0;
+	memset(hash, 0, STORE_AUDIT_HASH_LEN);
+	if (sqlite3_prepare_v2(s->db, "SELECT seq, hash FROM audit ORDER BY seq "
+	    "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "audit query");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		b = sqlite3_column_blob(st, 1);
+		if (sqlite3_column_int64(st, 0) <= 0 || b == NULL ||
+		    sqlite3_column_bytes(st, 1) != STORE_AUDIT_HASH_LEN) {
+			ret = amtca_fail(AMTCA_E_AUDIT, "issuance database: the "
+			    "audit trail's last entry is damaged; run 'amtca "
+			    "audit verify'");
+			goto out;
+		}
+		*seq = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(hash, b, STORE_AUDIT_HASH_LEN);
+	} else if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "audit query");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * Append after (*seq, hash), advancing both; inside the caller's
+ * transaction, dbmu held.
+ */
+static int
+audit_put(struct sq *s, uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN],
+    const char *actor, const char *action, const char *subject,
+    const char *detail)
+{
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	if ((r = audit_entry_hash(hash, *seq + 1, now, actor, action, subject,
+	    detail, h)) != 0)
+		return r;
+	sqlite3_reset(s->ains);
+	sqlite3_clear_bindings(s->ains);
+	sqlite3_bind_int64(s->ains, 1, (sqlite3_int64)(*seq + 1));
+	sqlite3_bind_int64(s->ains, 2, (sqlite3_int64)now);
+	sqlite3_bind_text(s->ains, 3, actor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->ains, 4, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->ains, 5, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->ains, 6, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s->ains, 7, hash, STORE_AUDIT_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s->ains, 8, h, STORE_AUDIT_HASH_LEN, SQLITE_STATIC);
+	r = sqlite3_step(s->ains);
+	sqlite3_reset(s->ains);
+	sqlite3_clear_bindings(s->ains);
+	if (r != SQLITE_DONE)
+		return db_fail(s, "audit append");
+	*seq += 1;
+	memcpy(hash, h, STORE_AUDIT_HASH_LEN);
+	return 0;
+}
+
+/* The detail of a cert.issue entry. */
+static void
+issue_detail(const struct store_cert *c, char *buf, size_t len)
+{
+	int n;
+
+	n = snprintf(buf, len, "fqdn=%s", c->fqdn);
+	if (n > 0 && (size_t)n < len && c->device != NULL)
+		n += snprintf(buf + n, len - (size_t)n, " device=%s", c->device);
+	if (n > 0 && (size_t)n < len && c->requester != NULL)
+		(void)snprintf(buf + n, len - (size_t)n, " requester=%s",
+		    c->requester);
+}
+
 static void
 set_msg(struct store_rec *p, int code, const char *fmt, const char *detail)
 {
@@ -380,7 +523,10 @@ sq_insert_batch(void *be, struct store_rec **recs, size_t n)
 	struct store_rec *p;
 	const struct store_cert *c;
 	size_t i;
-	int rc, failed = 0;
+	int rc, ar = 0, failed = 0, have_head = 0;
+	uint64_t aseq = 0;
+	unsigned char ahash[STORE_AUDIT_HASH_LEN];
+	char detail[AMTCA_AUDIT_DETAIL_MAX + 1];
 
 	pthread_mutex_lock(&s->dbmu);
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -408,8 +554,20 @@ sq_insert_batch(void *be, struct store_rec **recs, size_t n)
 		sqlite3_bind_text(s->ins, 7, c->device, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s->ins, 8, c->der, (int)c->der_len, SQLITE_STATIC);
 		rc = sqlite3_step(s->ins);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE) {
+			/* Its audit entry, in this transaction: the head is
+			 * read once, under the write lock, then chained on. */
+			issue_detail(c, detail, sizeof(detail));
+			if ((!have_head && (ar = audit_head(s, &aseq,
+			    ahash)) != 0) || (ar = audit_put(s, &aseq, ahash,
+			    p->actor, "cert.issue", c->serial, detail)) != 0) {
+				set_msg(p, AMTCA_E_STORE, "%s", amtca_errmsg(ar));
+				failed = 1;
+				continue;
+			}
+			have_head = 1;
 			continue;
+		}
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
 			set_msg(p, AMTCA_E_EXISTS, "serial %s is already recorded",
 			    c->serial);
@@ -599,13 +757,22 @@ out:
 }
 
 static int
-sq_cert_revoke(void *be, const char *key, int reason, time_t when)
+sq_cert_revoke(void *be, const char *key, int reason, time_t when,
+    const char *actor)
 {
 	struct sq *s = be;
 	sqlite3_stmt *st = NULL;
-	int rc, ret = AMTCA_E_INTERNAL;
+	uint64_t aseq = 0;
+	unsigned char ahash[STORE_AUDIT_HASH_LEN];
+	char detail[AMTCA_AUDIT_FIELD_MAX + 64];
+	int rc, r, changed, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
+	/* The change and its audit entry commit together. */
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
 	/*
 	 * The first revocation fixes reason and date.  One change is allowed
 	 * later, as RFC 5280 5.3.1 practice has it: to keyCompromise, which
@@ -626,30 +793,49 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when)
 		ret = db_fail(s, "revoke");
 		goto out;
 	}
-	if (sqlite3_changes(s->db) == 0) {
-		/* Already revoked (fine) or unknown. */
-		sqlite3_finalize(st);
-		st = NULL;
-		if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM certificates WHERE "
-		    "serial = ?", -1, &st, NULL) != SQLITE_OK) {
-			ret = db_fail(s, "query");
+	changed = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Unknown, already revoked (nothing to record), or just changed. */
+	if (sqlite3_prepare_v2(s->db, "SELECT fqdn, revoke_reason FROM "
+	    "certificates WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with "
+		    "serial %s", key);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	if (changed) {
+		const unsigned char *fq = sqlite3_column_text(st, 0);
+
+		snprintf(detail, sizeof(detail), "reason=%d fqdn=%s",
+		    sqlite3_column_int(st, 1), fq != NULL ? (const char *)fq : "");
+		if ((r = audit_head(s, &aseq, ahash)) != 0 ||
+		    (r = audit_put(s, &aseq, ahash, actor, "cert.revoke", key,
+		    detail)) != 0) {
+			ret = r;
 			goto out;
 		}
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			ret = amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with "
-			    "serial %s", key);
-			goto out;
-		}
-		if (rc != SQLITE_ROW) {
-			ret = db_fail(s, "query");
-			goto out;
-		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
 	}
 	ret = 0;
 out:
 	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1148,6 +1334,498 @@ sq_lease_release(void *be, const char *name, const char *owner)
 	    "owner = ?2", name, owner, 0, &changed);
 }
 
+/* --- credentials ---------------------------------------------------------- */
+
+#define CRED_COLS "name, amt_user, mechanism, created_at, updated_at"
+
+static int
+row_cred(sqlite3_stmt *st, int with_blob, struct store_cred *c)
+{
+	const void *b;
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	if (dup_text(st, 0, &c->name) != 0 || dup_text(st, 1, &c->user) != 0 ||
+	    dup_text(st, 2, &c->mechanism) != 0)
+		goto nomem;
+	c->created_at = (time_t)sqlite3_column_int64(st, 3);
+	c->updated_at = (time_t)sqlite3_column_int64(st, 4);
+	if (with_blob) {
+		b = sqlite3_column_blob(st, 5);
+		n = sqlite3_column_bytes(st, 5);
+		if (b != NULL && n > 0) {
+			if ((c->sealed = malloc((size_t)n)) == NULL)
+				goto nomem;
+			memcpy(c->sealed, b, (size_t)n);
+			c->sealed_len = (size_t)n;
+		}
+	}
+	return 0;
+nomem:
+	store_cred_clear(c);
+	return AMTCA_E_NOMEM;
+}
+
+static int
+row_cred_v(sqlite3_stmt *st, void *c)
+{
+	return row_cred(st, 0, c);
+}
+
+static void
+clear_cred_v(void *c)
+{
+	store_cred_clear(c);
+}
+
+static int
+sq_cred_put(void *be, const struct store_cred *c)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	/* A replacement keeps the first created_at. */
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO credentials (name, amt_user, "
+	    "sealed, mechanism, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+	    "ON CONFLICT(name) DO UPDATE SET amt_user = excluded.amt_user, "
+	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
+	    "updated_at = excluded.updated_at", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "credential update");
+		goto out;
+	}
+	bind_text(st, 1, c->name);
+	bind_text(st, 2, c->user);
+	sqlite3_bind_blob(st, 3, c->sealed, (int)c->sealed_len, SQLITE_STATIC);
+	bind_text(st, 4, c->mechanism);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->created_at);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)c->updated_at);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "credential update");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_cred_get(void *be, const char *name, struct store_cred **out)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_cred *c = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "SELECT " CRED_COLS ", sealed FROM "
+	    "credentials WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || row_cred(st, 1, c) != 0) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	free(c);
+	return ret;
+}
+
+static int
+sq_cred_list(void *be, struct store_cred **out, size_t *n)
+{
+	return list_rows(be, "SELECT " CRED_COLS " FROM credentials ORDER BY "
+	    "name", NULL, sizeof(**out), row_cred_v, clear_cred_v,
+	    (void **)out, n);
+}
+
+static int
+sq_cred_remove(void *be, const char *name)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM credentials WHERE name = ?",
+	    -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "credential removal");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "credential removal");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+/* --- admin and EST clients ----------------------------------------------- */
+
+#define CLIENT_SELECT "SELECT name, roles, allow, pwhash, serial, " \
+	"created_at, removed_at FROM clients "
+
+static int
+row_client(sqlite3_stmt *st, void *p)
+{
+	struct store_client *c = p;
+
+	memset(c, 0, sizeof(*c));
+	if (dup_text(st, 0, &c->name) != 0 || dup_text(st, 2, &c->allow) != 0 ||
+	    dup_text(st, 3, &c->pwhash) != 0 || dup_text(st, 4, &c->serial) != 0) {
+		store_client_clear(c);
+		return AMTCA_E_NOMEM;
+	}
+	c->roles = (unsigned)sqlite3_column_int64(st, 1);
+	c->created_at = (time_t)sqlite3_column_int64(st, 5);
+	c->removed_at = (time_t)sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+static void
+clear_client_v(void *c)
+{
+	store_client_clear(c);
+}
+
+static int
+sq_client_add(void *be, const struct store_client *c)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO clients (name, roles, allow,"
+	    " pwhash, serial, created_at, removed_at) VALUES (?, ?, ?, ?, ?, ?,"
+	    " ?)", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "client record");
+		goto out;
+	}
+	bind_text(st, 1, c->name);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)c->roles);
+	bind_text(st, 3, c->allow);
+	bind_text(st, 4, c->pwhash);
+	bind_text(st, 5, c->serial);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)c->created_at);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->removed_at);
+	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		ret = amtca_fail(AMTCA_E_EXISTS, "a client named %.64s is already "
+		    "recorded (names are never reused, removed ones included)",
+		    c->name);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "client record");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_client_get(void *be, const char *name, const char *serial,
+    struct store_client **out)
+{
+	struct store_client *v = NULL;
+	size_t n = 0, i;
+	int r;
+
+	*out = NULL;
+	if (name != NULL)
+		r = list_rows(be, CLIENT_SELECT "WHERE name = ?1", name,
+		    sizeof(*v), row_client, clear_client_v, (void **)&v, &n);
+	else
+		r = list_rows(be, CLIENT_SELECT "WHERE serial = ?1 ORDER BY "
+		    "removed_at != 0, created_at DESC", serial, sizeof(*v),
+		    row_client, clear_client_v, (void **)&v, &n);
+	if (r != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return name != NULL ?
+		    amtca_fail(AMTCA_E_NOT_FOUND, "no client %.64s", name) :
+		    amtca_fail(AMTCA_E_NOT_FOUND, "no client holds certificate "
+		    "%.64s", serial);
+	}
+	for (i = 1; i < n; i++)
+		store_client_clear(&v[i]);
+	*out = v;		/* the first row; its array slot is the block */
+	return 0;
+}
+
+static int
+sq_client_list(void *be, struct store_client **out, size_t *n)
+{
+	return list_rows(be, CLIENT_SELECT "ORDER BY name", NULL,
+	    sizeof(**out), row_client, clear_client_v, (void **)out, n);
+}
+
+/* One UPDATE of a client row; AMTCA_E_NOT_FOUND when it changed none. */
+static int
+client_update(struct sq *s, const char *sql, const char *name,
+    const char *text, sqlite3_int64 num)
+{
+	sqlite3_stmt *st = NULL;
+	int changed, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "client update");
+		goto out;
+	}
+	bind_text(st, 1, name);
+	if (text != NULL)
+		bind_text(st, 2, text);
+	else
+		sqlite3_bind_int64(st, 2, num);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "client update");
+		goto out;
+	}
+	changed = sqlite3_changes(s->db);
+	ret = changed > 0 ? 0 : AMTCA_E_NOT_FOUND;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_client_bind(void *be, const char *name, const char *serial)
+{
+	int r;
+
+	r = client_update(be, "UPDATE clients SET serial = ?2 WHERE name = ?1 "
+	    "AND removed_at = 0", name, serial, 0);
+	if (r == AMTCA_E_NOT_FOUND)
+		return amtca_fail(r, "no active client %.64s", name);
+	return r;
+}
+
+static int
+sq_client_remove(void *be, const char *name, time_t when)
+{
+	struct store_client *c = NULL;
+	int r;
+
+	r = client_update(be, "UPDATE clients SET removed_at = ?2 WHERE "
+	    "name = ?1 AND removed_at = 0", name, NULL, (sqlite3_int64)when);
+	if (r != AMTCA_E_NOT_FOUND)
+		return r;
+	/* Already removed is fine (the first time is kept); unknown is not. */
+	r = sq_client_get(be, name, NULL, &c);
+	store_client_free(c);
+	return r;
+}
+
+static int
+sq_audit_append(void *be, const char *actor, const char *action,
+    const char *subject, const char *detail, uint64_t *seq,
+    unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	struct sq *s = be;
+	uint64_t q = 0;
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	int r, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	/* IMMEDIATE: the head is read under the write lock it is chained in. */
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	if ((r = audit_head(s, &q, h)) != 0 ||
+	    (r = audit_put(s, &q, h, actor, action, subject, detail)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	*seq = q;
+	memcpy(hash, h, STORE_AUDIT_HASH_LEN);
+	ret = 0;
+out:
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+/* A 32-byte column into out; anything else reads as zeros (verify says so). */
+static void
+col_hash(sqlite3_stmt *st, int col, unsigned char out[STORE_AUDIT_HASH_LEN])
+{
+	const void *b = sqlite3_column_blob(st, col);
+
+	memset(out, 0, STORE_AUDIT_HASH_LEN);
+	if (b != NULL && sqlite3_column_bytes(st, col) == STORE_AUDIT_HASH_LEN)
+		memcpy(out, b, STORE_AUDIT_HASH_LEN);
+}
+
+static int
+row_audit(sqlite3_stmt *st, void *p)
+{
+	struct store_audit *e = p;
+
+	memset(e, 0, sizeof(*e));
+	if (dup_text(st, 2, &e->actor) != 0 || dup_text(st, 3, &e->action) != 0 ||
+	    dup_text(st, 4, &e->subject) != 0 || dup_text(st, 5, &e->detail) != 0) {
+		store_audit_clear(e);
+		return AMTCA_E_NOMEM;
+	}
+	e->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	e->time = (int64_t)sqlite3_column_int64(st, 1);
+	col_hash(st, 6, e->prev);
+	col_hash(st, 7, e->hash);
+	return 0;
+}
+
+static void
+clear_audit_v(void *e)
+{
+	store_audit_clear(e);
+}
+
+static int
+sq_audit_list(void *be, uint64_t after, struct store_audit **out, size_t *n)
+{
+	char arg[24];
+
+	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)after);
+	return list_rows(be, "SELECT seq, time, actor, action, subject, detail, "
+	    "prev, hash FROM audit WHERE seq > CAST(?1 AS INTEGER) ORDER BY seq",
+	    arg, sizeof(**out), row_audit, clear_audit_v, (void **)out, n);
+}
+
+static int
+sq_audit_status(void *be, uint64_t *head, uint64_t *sealed)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT ifnull(max(seq), 0) FROM "
+	    "audit), (SELECT ifnull(max(seq), 0) FROM audit_seals)", -1, &st,
+	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		ret = db_fail(s, "audit query");
+		goto out;
+	}
+	*head = (uint64_t)sqlite3_column_int64(st, 0);
+	*sealed = (uint64_t)sqlite3_column_int64(st, 1);
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_seal_add(void *be, const struct store_seal *seal)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	/* Only over an entry stored with exactly that hash. */
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO audit_seals (seq, "
+	    "hash, sig, time) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM "
+	    "audit WHERE seq = ?1 AND hash = ?2)", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "seal");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seal->seq);
+	sqlite3_bind_blob(st, 2, seal->hash, STORE_AUDIT_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, seal->sig, (int)seal->siglen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)seal->time);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "seal");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		ret = amtca_fail(AMTCA_E_AUDIT, "no audit entry %llu with the hash "
+		    "to be sealed", (unsigned long long)seal->seq);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+row_seal(sqlite3_stmt *st, void *p)
+{
+	struct store_seal *e = p;
+	const void *b;
+	int n;
+
+	memset(e, 0, sizeof(*e));
+	e->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	col_hash(st, 1, e->hash);
+	e->time = (int64_t)sqlite3_column_int64(st, 3);
+	b = sqlite3_column_blob(st, 2);
+	n = sqlite3_column_bytes(st, 2);
+	if (b != NULL && n > 0) {
+		if ((e->sig = malloc((size_t)n)) == NULL)
+			return AMTCA_E_NOMEM;
+		memcpy(e->sig, b, (size_t)n);
+		e->siglen = (size_t)n;
+	}
+	return 0;
+}
+
+static void
+clear_seal_v(void *e)
+{
+	store_seal_clear(e);
+}
+
+static int
+sq_seal_list(void *be, struct store_seal **out, size_t *n)
+{
+	return list_rows(be, "SELECT seq, hash, sig, time FROM audit_seals "
+	    "ORDER BY seq", NULL, sizeof(**out), row_seal, clear_seal_v,
+	    (void **)out, n);
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -1166,7 +1844,21 @@ const struct store_ops store_sqlite_ops = {
 	.job_list = sq_job_list,
 	.job_device_put = sq_job_device_put,
 	.job_device_list = sq_job_device_list,
+	.audit_append = sq_audit_append,
+	.audit_list = sq_audit_list,
+	.audit_status = sq_audit_status,
+	.seal_add = sq_seal_add,
+	.seal_list = sq_seal_list,
 	.lease_take = sq_lease_take,
 	.lease_renew = sq_lease_renew,
 	.lease_release = sq_lease_release,
+	.client_add = sq_client_add,
+	.client_get = sq_client_get,
+	.client_list = sq_client_list,
+	.client_bind = sq_client_bind,
+	.client_remove = sq_client_remove,
+	.cred_put = sq_cred_put,
+	.cred_get = sq_cred_get,
+	.cred_list = sq_cred_list,
+	.cred_remove = sq_cred_remove,
 };

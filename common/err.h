@@ -35,6 +35,7 @@
 	X(CERT,          "certificate error")                              \
 	X(STORE,         "issuance database error")                        \
 	X(BACKUP,        "the backup does not match its manifest")         \
+	X(AUDIT,         "the audit trail does not verify")                \
 	X(AMT_TRANSPORT, "AMT device unreachable")                         \
 	X(AMT_TLS,       "TLS verification of the AMT device failed")      \
 	X(AMT_HTTP,      "AMT answered with an unexpected HTTP status")    \

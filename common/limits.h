@@ -79,11 +79,43 @@
 #define AMTCA_NOFILE_NEED(n)    (AMTCA_NOFILE_BASE + \
 				    (unsigned long)(n) * AMTCA_NOFILE_PER_DEVICE)
 
+/* The service's admin API (enroll/serve/api.c) and its job runner. */
+#define AMTCA_API_JSON_DEPTH    8               /* nesting in a request body */
+#define AMTCA_API_JOB_DEVICES_MAX 10000         /* devices in one POST /jobs */
+#define AMTCA_API_CONCURRENCY_DEFAULT 16        /* devices in flight per job */
+#define AMTCA_API_CONCURRENCY_MAX 64            /* cap on a job's concurrency */
+#define AMTCA_API_CRED_NAME_MAX 64              /* a credential's name */
+#define AMTCA_API_PAGE_DEFAULT  100             /* certificates per page */
+#define AMTCA_API_PAGE_MAX      1000
+#define AMTCA_API_JOBS_LIST_MAX 200             /* newest jobs in GET /jobs */
+#define AMTCA_API_CANCEL_GRACE_MS 5000          /* DELETE: in-flight AMT calls
+						   aborted after this */
+#define AMTCA_API_QUEUE_MAX     64              /* jobs waiting to run */
+
 /* PKCS#11 (hsm/). */
 #define AMTCA_HSM_SESSIONS_MAX  16              /* signing sessions per token */
+#define AMTCA_AEAD_PLAIN_MAX    1024            /* one sealed plaintext */
+#define AMTCA_AEAD_AAD_MAX      256             /* its associated data */
+#define AMTCA_AEAD_SEALED_MAX   (AMTCA_AEAD_PLAIN_MAX + 128) /* a sealed blob */
+
+/* AMT credentials sealed by the signer (signer/cred.c). */
+#define AMTCA_CRED_NAME_MAX     64              /* a credential's name */
+/*
+ * The signer opens credentials through a token bucket.  A fleet run starts
+ * up to AMTCA_FLEET_CONCURRENCY devices at once, then asks as devices
+ * finish: real AMT takes seconds per device, amtsim fleets measured 20 to
+ * 30 devices per second on 2 cores (docs/BENCHMARKS.md).  The bucket sits
+ * above both so it never slows an honest run, and bounds what a front end
+ * asking in a loop gets: AMTCA_E_RATE (retry later) beyond it.
+ */
+#define AMTCA_CRED_BURST        128
+#define AMTCA_CRED_RATE_PER_S   50
 
 /* Issuance store and CA internals (appended by ca/). */
 #define AMTCA_STORE_BUSY_MS     10000           /* SQLite busy timeout */
+#define AMTCA_STORE_PG_POOL_MAX 8               /* PostgreSQL connections per store */
+#define AMTCA_STORE_PG_URI_MAX  2048            /* PostgreSQL store URI length */
+#define AMTCA_STORE_PG_LEASE_TRIES 5            /* lease changing hands between reads */
 #define AMTCA_HSM_TOKEN_OBJECT_MAX (64 * 1024)   /* SoftHSM token.object */
 /* Backups (enroll/backup.h). */
 #define AMTCA_BACKUP_FILES_MAX  4096            /* files in one backup */
@@ -92,9 +124,67 @@
 #define AMTCA_STORE_BATCH_MAX   512             /* records per group commit */
 #define AMTCA_STORE_LINGER_US   5000            /* async commit waits for company */
 #define AMTCA_STORE_LINGER_BATCH 64             /* ... unless this many are queued */
+/* The audit trail (ca/audit.h, docs/audit.md). */
+#define AMTCA_AUDIT_FIELD_MAX   1024            /* actor, action, subject */
+#define AMTCA_AUDIT_DETAIL_MAX  4096            /* an entry's detail */
+#define AMTCA_AUDIT_SEAL_EVERY  100             /* entries between seals, at most */
+#define AMTCA_AUDIT_ANCHOR_MAX  256             /* the token's anchor object */
 #define AMTCA_SERIAL_TRIES      8               /* fresh serials on a collision */
 #define AMTCA_URL_MAX           1024            /* CDP / AIA URL in the policy */
 #define AMTCA_SKEW_MAX_S        86400           /* notBefore backdating cap */
+
+/* Admin and EST clients (signer/auth.c, enroll/serve/est.c). */
+#define AMTCA_CLIENT_NAME_MAX   64              /* a client record's name */
+#define AMTCA_CLIENT_ALLOW_MAX  32              /* --allow entries per client */
+#define AMTCA_CLIENT_ALLOW_TEXT_MAX (AMTCA_CLIENT_ALLOW_MAX * (AMTCA_FQDN_MAX + 1))
+#define AMTCA_EST_NAMES_MAX     8               /* DNS names in one EST CSR */
+/*
+ * Argon2id for EST Basic passwords (RFC 9106 second recommended option is
+ * t=3, m=64 MiB, p=4).  The service verifies at most one password per
+ * client per rate-limit token, so memory, not time, is what a flood could
+ * exhaust: 19 MiB, t=2, p=1 is OWASP's Argon2id minimum (docs/est.md has
+ * the measurement), and AMTCA_ARGON2_INFLIGHT caps the memory at 38 MiB.
+ */
+#define AMTCA_ARGON2_T          2
+#define AMTCA_ARGON2_M_KIB      (19 * 1024)
+#define AMTCA_ARGON2_P          1
+#define AMTCA_ARGON2_SALT       16
+#define AMTCA_ARGON2_HASH       32
+#define AMTCA_ARGON2_PHC_MAX    160             /* encoded hash string */
+#define AMTCA_ARGON2_INFLIGHT   2               /* KDFs at once (memory cap) */
+/*
+ * Basic authentication rate limits, token buckets checked before the KDF:
+ * per client name and per peer address, BURST requests then RATE per
+ * minute; buckets idle for a full refill are dropped, and at most
+ * BUCKETS_MAX are kept (the oldest goes).
+ */
+#define AMTCA_AUTH_NAME_BURST   10
+#define AMTCA_AUTH_NAME_PER_MIN 30
+#define AMTCA_AUTH_PEER_BURST   20
+#define AMTCA_AUTH_PEER_PER_MIN 60
+#define AMTCA_AUTH_BUCKETS_MAX  4096
+#define AMTCA_AUTH_FAIL_SLOTS   256             /* clients counted per minute */
+
+/* amtca serve */
+#define AMTCA_SERVE_HEADER_MAX  (32 * 1024)     /* request line and headers
+						   (MHD's per-connection
+						   memory) */
+#define AMTCA_SERVE_EST_BODY_MAX (64 * 1024)    /* under /.well-known/est/ */
+#define AMTCA_SERVE_API_BODY_MAX (1024 * 1024)  /* under /api/v1/ */
+#define AMTCA_SERVE_DISCARD_MAX (1024 * 1024)  /* chunked body past its cap:
+						   dropped, then cut off */
+#define AMTCA_SERVE_CONN_MAX    256             /* connections per listener */
+#define AMTCA_SERVE_CONN_LIMIT  16384           /* --max-connections cap */
+#define AMTCA_SERVE_TIMEOUT_S   30              /* idle time per connection */
+#define AMTCA_SERVE_BODY_TIMEOUTS 2             /* a body must arrive within
+						   this many --timeout */
+#define AMTCA_SERVE_STOP_S      10              /* SIGTERM: in-flight work */
+#define AMTCA_SERVE_STATUS_PORT 9193            /* status listener default */
+#define AMTCA_SERVE_RECONCILE_S (6 * 3600)      /* --reconcile-every default */
+#define AMTCA_SERVE_CRL_CACHE_S 2               /* a CRL is rebuilt after */
+#define AMTCA_SERVE_CRL_MAX     (8 * 1024 * 1024) /* CRL bytes cached */
+#define AMTCA_SERVE_RENEW_CHECK_S 60            /* service cert check period */
+#define AMTCA_SERVE_STACK       (256 * 1024)    /* per-connection thread */
 
 /* The signer process and its wire format (docs/PROTOCOL.signer). */
 #define AMTCA_SGN_REQ_MAX       (128 * 1024)    /* one request frame */

@@ -34,6 +34,20 @@ device_state_valid(const char *s)
 }
 
 void
+device_info_fields(const struct device_info *v, const struct device_fields *o)
+{
+	o->str(o->ctx, "fqdn", v->d.fqdn);
+	o->str(o->ctx, "address", v->d.address);
+	o->str(o->ctx, "amt_version", v->d.amt_version);
+	o->str(o->ctx, "state", v->d.state);
+	o->str(o->ctx, "serial", v->d.cert_serial);
+	o->time(o->ctx, "not_after", v->not_after, 1);
+	o->str(o->ctx, "last_step", v->d.last_step);
+	o->str(o->ctx, "error", v->d.error);
+	o->time(o->ctx, "updated_at", v->d.updated_at, 0);
+}
+
+void
 device_infos_free(struct device_info *v, size_t n)
 {
 	size_t i;
@@ -48,6 +62,10 @@ device_infos_free(struct device_info *v, size_t n)
 		free(v[i].d.state);
 		free(v[i].d.last_step);
 		free(v[i].d.error);
+		free(v[i].d.user);
+		free(v[i].d.cred_ref);
+		free(v[i].d.cred_stamp);
+		free(v[i].d.tls_pin);
 	}
 	free(v);
 }

@@ -47,6 +47,21 @@ int devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f
     struct device_info **out, size_t *n) AMTCA_WUR;
 void device_infos_free(struct device_info *v, size_t n);
 
+/*
+ * The fields one device shows as JSON (`amtca devices --json`, the
+ * service's GET /api/v1/devices), in order: the one list of them, so that
+ * front ends writing JSON with different writers agree.  str(): a string
+ * or NULL (null).  time(): a Unix time printed as RFC 3339 UTC; when
+ * `nullable` and t is 0, null.
+ */
+struct device_fields {
+	void (*str)(void *ctx, const char *key, const char *val);
+	void (*time)(void *ctx, const char *key, time_t t, int nullable);
+	void *ctx;
+};
+void device_info_fields(const struct device_info *v,
+    const struct device_fields *out);
+
 struct retire_opts {
 	const char *fqdn;
 	int remove_from_device;		/* also take the leaf and key out of AMT */

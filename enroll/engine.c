@@ -439,6 +439,7 @@ amt_opts_fill(struct enroll_pass *e, struct amt_opts *ao, int tls)
 	ao->legacy_tls = e->o->legacy_tls;
 	ao->user = e->o->user;
 	ao->password = e->o->password;
+	ao->abort_at_ms = e->o->abort_at_ms;
 }
 
 /* (Re)connect: TLS verified by our chain, or plain HTTP. */
@@ -879,7 +880,8 @@ step_preflight(struct enroll_pass *e)
 		}
 		if ((r = amt_general_get(e->amt, &g)) == 0)
 			break;
-		if (r != AMTCA_E_AMT_TRANSPORT || amtca_now_ms() >= deadline) {
+		if (r != AMTCA_E_AMT_TRANSPORT || amtca_now_ms() >= deadline ||
+		    amt_aborted(e->o->abort_at_ms)) {
 			ret = amt_err(e, r, "reading AMT_GeneralSettings");
 			goto out;
 		}
@@ -1228,7 +1230,8 @@ generate_key(struct enroll_pass *e, char **handle)
 		if (r == 0)
 			break;
 		if (!is_status(e, r, AMT_PT_PKI_GENERATING_KEYS) ||
-		    tries >= AMTCA_AMT_KEYGEN_TRIES) {
+		    tries >= AMTCA_AMT_KEYGEN_TRIES ||
+		    amt_aborted(e->o->abort_at_ms)) {
 			ret = amt_err(e, r, tries > 1 ? "GenerateKeyPair (after "
 			    "retries while AMT was busy)" : "GenerateKeyPair");
 			goto out;
@@ -1603,6 +1606,13 @@ step_verify(struct enroll_pass *e)
 			mismatch_since = 0;
 			snprintf(why, sizeof(why), "%s", amtca_errmsg(r));
 		}
+		if (amt_aborted(e->o->abort_at_ms)) {
+			ret = amtca_fail(AMTCA_E_AMT_TRANSPORT, "waiting for "
+			    "TLS on %s:%d: aborted, the run is stopping (%s); "
+			    "the next run reconciles", e->res->address,
+			    e->tls_port, why);
+			goto out;
+		}
 		if (now >= deadline && last) {
 			ret = amtca_fail(AMTCA_E_AMT_TLS, "%s:%d does not serve "
 			    "the certificate just installed %ld ms after the "
@@ -1641,7 +1651,8 @@ step_verify(struct enroll_pass *e)
 	if (!e->want_non_secure) {
 		/* 16992 must stop answering. */
 		while (net_tcp_probe(e->res->address, e->port, PROBE_MS) == 0) {
-			if (amtca_now_ms() >= deadline) {
+			if (amtca_now_ms() >= deadline ||
+			    amt_aborted(e->o->abort_at_ms)) {
 				ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "port %d still "
 				    "answers after the commit although "
 				    "AcceptNonSecureConnections=false; rerun to "

@@ -14,6 +14,7 @@
 #ifndef AMTCA_ENROLL_ENROLL_H
 #define AMTCA_ENROLL_ENROLL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -82,6 +83,10 @@ struct enroll_opts {
 	int renew_days;			/* renewal window */
 	int legacy_tls;
 	long tls_wait_ms;		/* 0 = AMTCA_AMT_TLS_WAIT_MS */
+	/* Optional: a deadline (amtca_now_ms() clock; *abort_at_ms 0: none)
+	 * after which AMT calls and the engine's waits fail at once, and the
+	 * run ends recorded as failed, reconcilable (a stopping service). */
+	const atomic_llong *abort_at_ms;
 	/* Optional progress callback; `detail` may be NULL. */
 	void (*progress)(void *ctx, enum enroll_step s, enum enroll_event ev,
 	    const char *detail);

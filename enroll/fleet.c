@@ -92,6 +92,13 @@ struct fleet {
 	long backoff_ms;
 };
 
+/* FLEET_RUN, or how the run was told to stop. */
+static int
+stopped(const struct fleet *f)
+{
+	return f->o->stop != NULL ? atomic_load(&f->o->stop->stop) : FLEET_RUN;
+}
+
 static void
 emit(struct fleet *f, const struct fleet_outcome *last)
 {
@@ -116,7 +123,7 @@ static int
 record_host(struct fleet *f, const struct fleet_host *h, struct store_device *cur)
 {
 	struct store_device d;
-	char *pin = NULL;
+	char *pin = NULL, *ref = NULL;
 	int r;
 
 	memset(&d, 0, sizeof(d));
@@ -131,12 +138,21 @@ record_host(struct fleet *f, const struct fleet_host *h, struct store_device *cu
 	d.tls_port = h->tls_port;
 	d.user = h->user;
 	d.cred_ref = h->password_file;
-	if (h->has_pin && (r = amtca_hex_encode(h->tls_pin, 32, &pin)) != 0)
+	if (h->credential != NULL) {
+		/* The record names the sealed credential, never a secret. */
+		if (asprintf(&ref, "credential:%s", h->credential) == -1)
+			return AMTCA_E_NOMEM;
+		d.cred_ref = ref;
+	}
+	if (h->has_pin && (r = amtca_hex_encode(h->tls_pin, 32, &pin)) != 0) {
+		free(ref);
 		return r;
+	}
 	d.tls_pin = pin != NULL ? pin : (char *)"";
 	d.updated_at = 0;
 	r = store_device_put(f->c->store, &d);
 	free(pin);
+	free(ref);
 	return r;
 }
 
@@ -193,7 +209,7 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 	struct enroll_opts eo;
 	struct enroll_result res;
 	struct store_device *dev = NULL;
-	char *stamp = NULL, *password = NULL, line[600];
+	char *stamp = NULL, *password = NULL, *user = NULL, line[600];
 	int r, attempt;
 
 	line[0] = '\0';
@@ -207,7 +223,23 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 		out->result = FLEET_UNCHANGED;	/* out of every reconcile */
 		goto out;
 	}
-	if ((r = fleet_cred_stamp(h->password_file, &stamp)) != 0) {
+	if (h->credential != NULL) {
+		if (f->o->cred_get == NULL) {
+			r = amtca_fail(AMTCA_E_USAGE, "no way to fetch credential "
+			    "%s", h->credential);
+			snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
+			goto out;
+		}
+		r = f->o->cred_stamp != NULL ?
+		    f->o->cred_stamp(f->o->cred_ctx, h->credential, &stamp) :
+		    asprintf(&stamp, "credential:%s", h->credential) == -1 ?
+		    AMTCA_E_NOMEM : 0;
+		if (r != 0) {
+			stamp = NULL;
+			snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
+			goto out;
+		}
+	} else if ((r = fleet_cred_stamp(h->password_file, &stamp)) != 0) {
 		snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
 		goto out;
 	}
@@ -217,9 +249,15 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 	 */
 	if (dev != NULL && strcmp(dev->state, "auth_failed") == 0 &&
 	    dev->cred_stamp != NULL && strcmp(dev->cred_stamp, stamp) == 0) {
-		snprintf(line, sizeof(line), "AMT refused user %s with the "
-		    "password in %s on an earlier run; not tried again until "
-		    "that file changes", h->user, h->password_file);
+		if (h->credential != NULL)
+			snprintf(line, sizeof(line), "AMT refused credential "
+			    "%s on an earlier run; not tried again until it is "
+			    "replaced", h->credential);
+		else
+			snprintf(line, sizeof(line), "AMT refused user %s with "
+			    "the password in %s on an earlier run; not tried "
+			    "again until that file changes", h->user,
+			    h->password_file);
 		goto out;
 	}
 	if ((r = record_host(f, h, dev)) != 0) {
@@ -236,18 +274,31 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 	eo.tls_pin = h->has_pin ? h->tls_pin : NULL;
 	eo.renew_days = f->o->renew_days;
 	eo.tls_wait_ms = f->o->tls_wait_ms;
+	if (f->o->stop != NULL)
+		eo.abort_at_ms = &f->o->stop->abort_at_ms;
 	for (attempt = 1;; attempt++) {
 		out->attempts = attempt;
 		/* Read at the device's turn, wiped right after the run. */
-		if ((r = amtca_secret_read(h->password_file, &password)) != 0) {
+		if (h->credential != NULL)
+			r = f->o->cred_get(f->o->cred_ctx, h->credential,
+			    h->fqdn, &user, &password);
+		else
+			r = amtca_secret_read(h->password_file, &password);
+		if (r != 0) {
+			user = NULL;
+			password = NULL;
 			snprintf(line, sizeof(line), "%s", amtca_errmsg(r));
 			goto out;
 		}
+		eo.user = user != NULL ? user : h->user;
 		eo.password = password;
 		r = enroll_run(f->c, &eo, &res);
 		eo.password = NULL;
+		eo.user = NULL;
 		amtca_secret_free(password);
 		password = NULL;
+		free(user);
+		user = NULL;
 		if (r == 0) {
 			if (res.status != NULL && strcmp(res.status, "renewed") == 0)
 				out->result = FLEET_RENEWED;
@@ -273,14 +324,18 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 			record_auth_failed(f, h->fqdn, stamp, line);
 			break;
 		}
-		if (!fleet_transient(r) || attempt >= f->tries)
+		if (!fleet_transient(r) || attempt >= f->tries ||
+		    stopped(f) != FLEET_RUN)
 			break;
 		amtca_sleep_ms(backoff_for(f, attempt));
+		if (stopped(f) != FLEET_RUN)
+			break;
 	}
 out:
 	if (out->result == FLEET_FAILED && line[0] != '\0')
 		out->error = strdup(line);
 	amtca_secret_free(password);
+	free(user);
 	store_device_free(dev);
 	free(stamp);
 }
@@ -311,7 +366,7 @@ worker(void *arg)
 		pthread_mutex_lock(&f->mu);
 		while (f->next < f->rep->n && f->carried[f->next])
 			f->next++;
-		if (f->next >= f->rep->n) {
+		if (f->next >= f->rep->n || stopped(f) != FLEET_RUN) {
 			pthread_mutex_unlock(&f->mu);
 			break;
 		}
@@ -393,10 +448,19 @@ job_open(struct fleet *f, const char *digest)
 		goto out;
 	}
 	for (i = 0; i < nj; i++)
-		if (strcmp(jobs[i].state, "running") == 0 &&
+		if (f->o->job_id != NULL ?
+		    strcmp(jobs[i].id, f->o->job_id) == 0 :
+		    strcmp(jobs[i].state, "running") == 0 &&
 		    jobs[i].hosts_digest != NULL &&
 		    strcmp(jobs[i].hosts_digest, digest) == 0)
 			break;
+	if (f->o->job_id != NULL && (i == nj ||
+	    strcmp(jobs[i].state, "running") != 0)) {
+		ret = amtca_fail(i == nj ? AMTCA_E_NOT_FOUND : AMTCA_E_USAGE,
+		    "job %s %s", f->o->job_id, i == nj ? "is not recorded" :
+		    "is not running");
+		goto out;
+	}
 	if (i < nj) {
 		if ((f->job_id = strdup(jobs[i].id)) == NULL) {
 			ret = AMTCA_E_NOMEM;
@@ -454,16 +518,20 @@ out:
 	return ret;
 }
 
+/* Done, or cancelled; a run stopped for a shutdown stays unfinished. */
 static int
 job_close(struct fleet *f)
 {
 	struct store_job *j = NULL;
-	int r;
+	int r, how = stopped(f);
 
+	if (how == FLEET_STOP_SHUTDOWN)
+		return 0;
 	if ((r = store_job_get(f->c->store, f->job_id, &j)) != 0)
 		return r;
 	free(j->state);
-	if ((j->state = strdup("done")) == NULL) {
+	if ((j->state = strdup(how == FLEET_STOP_CANCEL ? "cancelled" :
+	    "done")) == NULL) {
 		store_job_free(j);
 		return AMTCA_E_NOMEM;
 	}
@@ -547,6 +615,11 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
 		for (i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
 	}
+	/* Stopped: what no worker took is neither run nor counted. */
+	if ((rep->stopped = stopped(&f)) != FLEET_RUN)
+		for (i = 0; i < rep->n; i++)
+			if (!f.carried[i] && i >= f.next)
+				rep->dev[i].skipped = 1;
 	if ((r = job_close(&f)) != 0) {
 		ret = r;
 		goto out;

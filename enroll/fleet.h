@@ -17,6 +17,7 @@
 #ifndef AMTCA_ENROLL_FLEET_H
 #define AMTCA_ENROLL_FLEET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -43,6 +44,8 @@ struct fleet_outcome {
 	int attempts;			/* enroll_run() calls this run */
 	int carried;			/* finished by an earlier, interrupted
 					   run of the same job: not contacted */
+	int skipped;			/* not started: the run was stopped
+					   (fleet_stop) before its turn */
 };
 
 /* Counts for a progress display; what changed is `last` (or NULL). */
@@ -53,6 +56,33 @@ struct fleet_progress {
 	size_t counts[FLEET_NRESULTS];
 	const struct fleet_outcome *last;	/* the device just finished */
 };
+
+/*
+ * Stopping a run from another thread (the service's DELETE and SIGTERM).
+ * Set `stop` to FLEET_STOP_CANCEL or FLEET_STOP_SHUTDOWN: workers take no
+ * further device and make no further retry.  `abort_at_ms` (amtca_now_ms()
+ * clock; 0: never) bounds the devices in flight: once it passes, their AMT
+ * calls and the engine's waits fail at once (enroll_opts.abort_at_ms), and
+ * the engine records the device as it does for any failure, so the next
+ * run reconciles it.  CANCEL ends the job "cancelled"; SHUTDOWN leaves it
+ * "running", so that the next fleet_run() of it continues it.
+ */
+enum { FLEET_RUN = 0, FLEET_STOP_CANCEL, FLEET_STOP_SHUTDOWN };
+struct fleet_stop {
+	atomic_int stop;
+	atomic_llong abort_at_ms;
+};
+
+/*
+ * A sealed credential for a host with `credential` set, fetched at the
+ * device's turn before each attempt: *user malloc'd, *password released
+ * with amtca_secret_free().  `stamp`: what an auth_failed is recorded
+ * against for that credential (malloc'd; it changes when the credential is
+ * replaced), or NULL for "credential:NAME".
+ */
+typedef int (*fleet_cred_fn)(void *ctx, const char *credential,
+    const char *fqdn, char **user, char **password);
+typedef int (*fleet_stamp_fn)(void *ctx, const char *credential, char **stamp);
 
 struct fleet_opts {
 	const struct fleet_host *hosts;	/* from hosts_load() */
@@ -70,11 +100,23 @@ struct fleet_opts {
 	 */
 	void (*progress)(void *ctx, const struct fleet_progress *p);
 	void *progress_ctx;
+	/* Optional. */
+	const char *job_id;		/* run (or continue) this job, which
+					   the caller stored beforehand with
+					   its devices; NULL: find the
+					   unfinished job with the same hosts
+					   or make a new one */
+	struct fleet_stop *stop;	/* NULL: runs to the end */
+	fleet_cred_fn cred_get;		/* for hosts with `credential` */
+	fleet_stamp_fn cred_stamp;	/* NULL: "credential:NAME" */
+	void *cred_ctx;
 };
 
 struct fleet_report {
 	char *job_id;
 	int resumed;			/* continued an interrupted job */
+	int stopped;			/* FLEET_STOP_* seen (0: ran to the end);
+					   skipped devices are not counted */
 	struct fleet_outcome *dev;	/* in hosts order */
 	size_t n;
 	size_t counts[FLEET_NRESULTS];

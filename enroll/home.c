@@ -14,6 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -118,6 +120,7 @@ conf_clear(struct home_conf *c)
 	free(c->aia_url);
 	free(c->home_id);
 	free(c->restored_from);
+	free(c->credential_mechanism);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -223,6 +226,16 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 				goto out;
 			}
 			slot = k[0] == 'h' ? &c->home_id : &c->restored_from;
+		} else if (strcmp(k, "credential_mechanism") == 0) {
+			enum hsm_aead_mech m;
+
+			if (hsm_aead_mech_parse(v, &m) != 0) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: "
+				    "credential_mechanism takes auto, aes-256-gcm "
+				    "or aes-256-cbc-hmac-sha256", path, lineno);
+				goto out;
+			}
+			slot = &c->credential_mechanism;
 		}
 		else if (strcmp(k, "pin_file") == 0 || strcmp(k, "softhsm_conf") == 0) {
 			char **p = k[0] == 'p' ? &c->pin_file : &c->softhsm_conf;
@@ -515,6 +528,128 @@ home_token_prepare(const struct home_conf *c)
 	return 0;
 }
 
+/* --- the audit trail's token side ----------------------------------------- */
+
+int
+home_local_actor(char **out)
+{
+	char host[256], ubuf[32];
+	struct passwd *pw;
+	const char *user;
+
+	*out = NULL;
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if ((pw = getpwuid(geteuid())) != NULL && pw->pw_name != NULL)
+		user = pw->pw_name;
+	else {
+		snprintf(ubuf, sizeof(ubuf), "uid%lu", (unsigned long)geteuid());
+		user = ubuf;
+	}
+	if (asprintf(out, "%s@%s", user, host) == -1) {
+		*out = NULL;
+		return AMTCA_E_NOMEM;
+	}
+	return 0;
+}
+
+int
+home_audit_key(struct hsm *hsm, const char *key_type, struct hsm_key **out)
+{
+	enum hsm_keytype kt = HSM_KEY_RSA2048;
+	int r;
+
+	*out = NULL;
+	if ((r = hsm_key_find(hsm, KEY_LABEL_AUDIT, out)) != AMTCA_E_HSM_KEY)
+		return r;
+	/* A home made before the audit trail: its first seal makes the key. */
+	if (key_type != NULL && hsm_keytype_parse(key_type, &kt) != 0)
+		kt = HSM_KEY_RSA2048;
+	amtca_err_clear();
+	if ((r = hsm_keygen(hsm, kt, KEY_LABEL_AUDIT, out)) == AMTCA_E_EXISTS)
+		r = hsm_key_find(hsm, KEY_LABEL_AUDIT, out);	/* a racing process */
+	return r;
+}
+
+static int
+anchor_write(void *ctx, uint64_t seq, const unsigned char hash[AUDIT_HASH_LEN])
+{
+	struct audit_anchor a;
+	char buf[AMTCA_AUDIT_ANCHOR_MAX];
+	int r;
+
+	a.seq = seq;
+	memcpy(a.hash, hash, AUDIT_HASH_LEN);
+	if ((r = audit_anchor_format(&a, buf, sizeof(buf))) != 0)
+		return r;
+	return hsm_data_write(ctx, HOME_AUDIT_ANCHOR, (const unsigned char *)buf,
+	    strlen(buf));
+}
+
+static int
+anchor_get(void *ctx, struct audit_anchor *out)
+{
+	return home_audit_anchor(ctx, out);
+}
+
+void
+home_audit_sealer(struct hsm *hsm, const struct ca_signer *key,
+    struct audit_sealer *out)
+{
+	out->key = key;
+	out->anchor = anchor_write;
+	out->anchor_get = anchor_get;
+	out->ctx = hsm;
+}
+
+/* Of several anchors (a crash between writing one and removing the old),
+ * the newest: the highest seq. */
+static int
+anchor_pick(void *arg, const unsigned char *v, size_t len)
+{
+	struct audit_anchor *best = arg, a;
+	int r;
+
+	if ((r = audit_anchor_parse(v, len, &a)) != 0)
+		return r;
+	if (a.seq > best->seq)
+		*best = a;
+	return 0;
+}
+
+int
+home_audit_anchor(struct hsm *hsm, struct audit_anchor *out)
+{
+	memset(out, 0, sizeof(*out));
+	return hsm_data_read(hsm, HOME_AUDIT_ANCHOR, anchor_pick, out);
+}
+
+int
+home_audit_seal(struct home *h, uint64_t *seq)
+{
+	struct audit_sealer sl;
+
+	if (h == NULL || h->audit_key == NULL || h->store == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "home_audit_seal: the home was "
+		    "not opened with its token");
+	home_audit_sealer(h->hsm, &h->audit_signer, &sl);
+	return audit_seal(h->store, NULL, &sl, seq);
+}
+
+/* The store's sealing hook: runs after commits, in this process. */
+static void
+seal_hook(void *arg, struct store *s)
+{
+	struct home *h = arg;
+	struct audit_sealer sl;
+
+	home_audit_sealer(h->hsm, &h->audit_signer, &sl);
+	/* Not sealed now, sealed by the next append or `amtca audit seal`. */
+	if (audit_seal(s, NULL, &sl, NULL) != 0)
+		amtca_err_clear();
+}
+
 /* Open "sqlite:DIR/NAME" (the home's own file) into *out. */
 static int
 open_db(const char *dir, const char *name, struct store **out)
@@ -640,6 +775,20 @@ home_open(const char *dir, int flags, struct home **out)
 		ret = r;
 		goto out;
 	}
+	/* Entries this process appends name its user@host (docs/audit.md). */
+	{
+		char *actor = NULL;
+
+		if ((r = home_local_actor(&actor)) != 0 ||
+		    (h->store != NULL && (r = store_set_actor(h->store, actor)) != 0) ||
+		    (h->state != NULL && h->state != h->store &&
+		    (r = store_set_actor(h->state, actor)) != 0)) {
+			free(actor);
+			ret = r;
+			goto out;
+		}
+		free(actor);
+	}
 	if ((flags & HOME_SIGNER) != 0) {
 		if ((r = home_token_prepare(&h->conf)) != 0) {
 			ret = r;
@@ -663,6 +812,28 @@ home_open(const char *dir, int flags, struct home **out)
 			goto out;
 		}
 		hsm_key_signer(h->inter_key, &h->signer);
+		/* A reader (HOME_NO_SEAL) never makes the key: NULL if none. */
+		if ((flags & HOME_NO_SEAL) != 0) {
+			if ((r = hsm_key_find(h->hsm, KEY_LABEL_AUDIT,
+			    &h->audit_key)) == AMTCA_E_HSM_KEY)
+				amtca_err_clear();
+			else if (r != 0) {
+				ret = r;
+				goto out;
+			}
+		} else if ((r = home_audit_key(h->hsm, h->conf.key_type,
+		    &h->audit_key)) != 0) {
+			ret = r;
+			goto out;
+		}
+		if (h->audit_key != NULL)
+			hsm_key_signer(h->audit_key, &h->audit_signer);
+		if ((flags & HOME_NO_SEAL) == 0) {
+			store_set_sealer(h->store, seal_hook, h);
+			/* Entries appended without the token (revoke) are
+			 * sealed now. */
+			store_seal_due(h->store);
+		}
 		if ((r = ca_new(&h->signer, h->inter, &h->policy, h->store,
 		    &h->ca)) != 0) {
 			ret = r;
@@ -708,7 +879,11 @@ home_free(struct home *h)
 {
 	if (h == NULL)
 		return;
+	/* The key goes before the store: no hook may run past this point. */
+	if (h->store != NULL)
+		store_set_sealer(h->store, NULL, NULL);
 	ca_free(h->ca);
+	hsm_key_free(h->audit_key);
 	hsm_key_free(h->inter_key);
 	hsm_free(h->hsm);
 	if (h->state != h->store)

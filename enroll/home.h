@@ -11,6 +11,7 @@
 
 #include <openssl/x509.h>
 
+#include "ca/audit.h"
 #include "ca/ca.h"
 #include "ca/store.h"
 #include "common/err.h"
@@ -41,6 +42,8 @@
 #define HOME_OLD_HSM_DIR "softhsm"
 #define KEY_LABEL_ROOT  "amtca-root"
 #define KEY_LABEL_INTER "amtca-intermediate"
+#define KEY_LABEL_AUDIT "amtca-audit"		/* seals the audit trail */
+#define HOME_AUDIT_ANCHOR "amtca-audit-anchor"	/* token data object */
 
 /* amtca.conf as parsed (key = value lines; see amtca.conf(5)). */
 struct home_conf {
@@ -68,6 +71,7 @@ struct home_conf {
 					   made before identities */
 	char *restored_from;		/* home_id of the backup's home, when
 					   this home was made by restore */
+	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
 };
 
 /*
@@ -100,6 +104,11 @@ struct home {
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
 	struct ca_signer signer;	/* HOME_SIGNER */
+	struct hsm_key *audit_key;	/* HOME_SIGNER: seals the audit trail
+					   (found, or made on first use; with
+					   HOME_NO_SEAL only found: may be
+					   NULL) */
+	struct ca_signer audit_signer;	/* HOME_SIGNER */
 	struct ca *ca;			/* HOME_SIGNER */
 	struct enroll_ctx engine;	/* what enroll_run() takes, views into
 					   the fields above; engine.sgn is
@@ -109,6 +118,8 @@ struct home {
 
 #define HOME_STORE  0x1		/* open the CA records and the state */
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
+#define HOME_NO_SEAL 0x100	/* with HOME_SIGNER: never seal the audit
+				   trail (audit verify reads, changes nothing) */
 #define HOME_STATE  0x4		/* only the operational state (h->state;
 				   h->store stays NULL): what a front end
 				   opens, the signer holding the rest */
@@ -149,6 +160,26 @@ int home_token_check(const char *module, const char *token_uri,
 int home_token_prepare(const struct home_conf *c) AMTCA_WUR;
 int home_open(const char *dir, int flags, struct home **out) AMTCA_WUR;
 void home_free(struct home *h);
+
+/*
+ * The audit trail's pieces in the token (docs/audit.md).  home_open() with
+ * HOME_STORE names this process's OS user@host as the store's actor; with
+ * HOME_SIGNER it also finds (or makes) the audit key and installs the
+ * sealing hook, so that whichever process holds the CA store and the token
+ * seals every AMTCA_AUDIT_SEAL_EVERY entries and on every "ca.*" entry.
+ */
+/* "user@host" of this process (malloc'd). */
+int home_local_actor(char **out) AMTCA_WUR;
+/* The audit key: found, or generated as `key_type` (NULL: rsa2048). */
+int home_audit_key(struct hsm *hsm, const char *key_type,
+    struct hsm_key **out) AMTCA_WUR;
+/* A sealer over `key` whose anchor is the token's HOME_AUDIT_ANCHOR object. */
+void home_audit_sealer(struct hsm *hsm, const struct ca_signer *key,
+    struct audit_sealer *out);
+/* The token's anchor; AMTCA_E_NOT_FOUND when no seal was ever anchored. */
+int home_audit_anchor(struct hsm *hsm, struct audit_anchor *out) AMTCA_WUR;
+/* `amtca audit seal`: seal the head now (HOME_SIGNER). */
+int home_audit_seal(struct home *h, uint64_t *seq) AMTCA_WUR;
 
 /*
  * What a front end that parses outside input (enroll, fleet, amt-info,

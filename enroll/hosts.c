@@ -289,6 +289,7 @@ hosts_free(struct fleet_host *h, size_t n)
 		free(h[i].address);
 		free(h[i].user);
 		free(h[i].password_file);
+		free(h[i].credential);
 	}
 	free(h);
 }

@@ -49,6 +49,11 @@ struct fleet_host {
 	char *password_file;		/* absolute path; the row's, else the
 					   default; read only at the device's
 					   turn (never here) */
+	char *credential;		/* a sealed credential's name (jobs
+					   from the service's API), or NULL:
+					   user and password then come from
+					   fleet_opts.cred_get at the device's
+					   turn, and password_file is unused */
 	int port;			/* 0: 16992 */
 	int tls_port;			/* 0: 16993 */
 	int has_pin;

@@ -72,4 +72,12 @@ int hsm_softhsm_relocate(const char *conf) AMTCA_WUR;
 int hsm_softhsm_copy(const char *conf, const char *dest, const char *skip)
     AMTCA_WUR;
 
+/*
+ * The protection of the AEAD's AES key (!mac) or HMAC key (mac), as
+ * hsm_key_protection() reports it; AMTCA_E_HSM_KEY when that key is absent.
+ */
+struct hsm_aead;
+int hsm_aead_protection(struct hsm_aead *k, int mac,
+    struct hsm_key_protection *out) AMTCA_WUR;
+
 #endif

@@ -1322,6 +1322,105 @@ hsm_key_signer(struct hsm_key *k, struct ca_signer *out)
 	out->sign = signer_sign;
 }
 
+/* ---- data objects ---- */
+
+int
+hsm_data_read(struct hsm *h, const char *label,
+    int (*each)(void *arg, const unsigned char *v, size_t len), void *arg)
+{
+	CK_OBJECT_HANDLE found[HSM_DATA_MAX];
+	CK_ULONG n = 0, i;
+	unsigned char *v[HSM_DATA_MAX];
+	size_t vlen[HSM_DATA_MAX];
+	int r, ret = AMTCA_E_INTERNAL;
+
+	memset(v, 0, sizeof(v));
+	if (h == NULL || label == NULL || each == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "hsm_data_read: bad arguments");
+	/* Read under the lock, call back without it (the callback may sign). */
+	pthread_mutex_lock(&h->admin_lock);
+	r = hsm_find_objects(h, CKO_DATA, label, NULL, 0, found, HSM_DATA_MAX, &n);
+	for (i = 0; r == 0 && i < n; i++)
+		if ((r = get_attr(h, found[i], CKA_VALUE, &v[i], &vlen[i])) == 0 &&
+		    vlen[i] > AMTCA_AUDIT_ANCHOR_MAX)
+			r = amtca_fail(AMTCA_E_LIMIT, "object %s in token %s is too "
+			    "large", label, h->token);
+	pthread_mutex_unlock(&h->admin_lock);
+	if (r != 0) {
+		ret = r;
+		goto out;
+	}
+	if (n == 0) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "token %s has no object %s",
+		    h->token, label);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if ((r = each(arg, v[i], vlen[i])) != 0) {
+			ret = r;
+			goto out;
+		}
+	ret = 0;
+out:
+	for (i = 0; i < HSM_DATA_MAX; i++)
+		free(v[i]);
+	return ret;
+}
+
+int
+hsm_data_write(struct hsm *h, const char *label, const unsigned char *buf,
+    size_t len)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_BBOOL t = CK_TRUE;
+	CK_OBJECT_HANDLE found[HSM_DATA_MAX], o = CK_INVALID_HANDLE;
+	CK_ULONG n = 0, i;
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_TOKEN, &t, sizeof(t) },
+		{ CKA_PRIVATE, &t, sizeof(t) },
+		{ CKA_LABEL, (void *)label, label != NULL ? strlen(label) : 0 },
+		{ CKA_VALUE, (void *)buf, len },
+	};
+	int r, tlocked = 0, ret = AMTCA_E_INTERNAL;
+	CK_RV rv;
+
+	if (h == NULL || label == NULL || buf == NULL || len == 0 ||
+	    len > AMTCA_AUDIT_ANCHOR_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "hsm_data_write: bad arguments");
+	pthread_mutex_lock(&h->admin_lock);
+	/* Writes the token store: under the token lock (see above). */
+	if ((r = hsm_softhsm_lock(h->lockfd, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	tlocked = 1;
+	if ((r = hsm_find_objects(h, CKO_DATA, label, NULL, 0, found,
+	    HSM_DATA_MAX, &n)) != 0) {
+		ret = r;
+		goto out;
+	}
+	/* The new value first: at every moment the token holds one. */
+	if ((rv = h->p11->C_CreateObject(h->admin, tmpl,
+	    sizeof(tmpl) / sizeof(tmpl[0]), &o)) != CKR_OK) {
+		ret = hsm_p11_fail(AMTCA_E_HSM, rv, "token %s cannot write object "
+		    "%s", h->token, label);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if ((rv = h->p11->C_DestroyObject(h->admin, found[i])) != CKR_OK) {
+			ret = hsm_p11_fail(AMTCA_E_HSM, rv, "token %s cannot remove "
+			    "the previous object %s", h->token, label);
+			goto out;
+		}
+	ret = 0;
+out:
+	if (tlocked)
+		(void)hsm_softhsm_lock(h->lockfd, 0);
+	pthread_mutex_unlock(&h->admin_lock);
+	return ret;
+}
+
 /* ---- paths behind a configuration, for the caller's checks ---- */
 
 int

@@ -5,7 +5,9 @@
 # certificate out), and their ratio; then the per-certificate rate of
 # `openssl x509 -req` through the pkcs11 engine (what an admin does by hand).
 # Everything runs in throwaway SoftHSM tokens and scratch databases.
-# Then the fleet benchmark, scripts/bench-fleet.sh.
+# Then the fleet benchmark, scripts/bench-fleet.sh, the EST benchmark,
+# scripts/bench-est.sh, and the store benchmark, scripts/bench-store.sh
+# (SQLite against PostgreSQL).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -62,3 +64,13 @@ done
 echo
 # shellcheck disable=SC2086
 BUILD="$BUILD" bash "$top/scripts/bench-fleet.sh" ${BENCH_FLEET_ARGS:-}
+
+# The EST benchmark: simpleenroll through amtca serve against bench issue
+# (its own summary line last).  BENCH_EST_ARGS passes options.
+echo
+# shellcheck disable=SC2086
+BUILD="$BUILD" bash "$top/scripts/bench-est.sh" ${BENCH_EST_ARGS:-}
+
+# The store benchmark: issuance on SQLite and on PostgreSQL (its own line last).
+echo
+BUILD="$BUILD" bash "$top/scripts/bench-store.sh"

@@ -3,7 +3,7 @@
 # but only when something is missing: a no-op on a prepared machine.
 set -eu
 
-PKGS="build-essential pkg-config clang libclang-rt-14-dev
+PKGS="build-essential pkg-config clang libclang-rt-14-dev libpq-dev postgresql
 libssl-dev openssl libengine-pkcs11-openssl p11-kit libp11-kit-dev
 softhsm2 opensc gnutls-bin libxml2-dev libcurl4-openssl-dev curl
 libsqlite3-dev sqlite3 libmicrohttpd-dev libcmocka-dev valgrind iproute2 python3

@@ -22,6 +22,7 @@
  *                            retired (docs/PROTOCOL.signer)
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,10 +319,17 @@ sgn_core_issue(struct sgn_core *c, const struct sgn_who *who,
 	cr.nips = req->nips;
 	cr.days = req->days;
 	cr.requester = cl.name;
+	cr.actor = cl.name;		/* the audit entry's actor (docs/audit.md) */
 	if ((r = ca_issue_der(c->h->ca, &cr, der, derlen, serial)) != 0) {
 		ret = r;
 		goto out;
 	}
+	/* The renewed certificate is the client's current one from now on
+	 * (auth.c authenticates only the recorded serial). */
+	if (req->profile == SGN_PROFILE_EST && req->reenroll && serial != NULL &&
+	    (r = sgn_core_client_rebind(c, &cl, *serial)) != 0)
+		fprintf(stderr, "event=est_rebind_failed client=%s serial=%s "
+		    "error=\"%s\"\n", cl.name, *serial, amtca_errmsg(r));
 	ret = 0;
 out:
 	ca_csr_free(csr);
@@ -526,7 +534,8 @@ sgn_core_revoke(struct sgn_core *c, const struct sgn_who *who,
 		    cl.name ? cl.name : "the requester");
 		goto out;
 	}
-	if ((r = store_cert_revoke(c->h->store, serial, reason, time(NULL))) != 0 ||
+	if ((r = store_cert_revoke_as(c->h->store, serial, reason, time(NULL),
+	    cl.name)) != 0 ||
 	    (r = store_cert_get(c->h->store, serial, &after)) != 0) {
 		ret = r;
 		goto out;

@@ -8,7 +8,10 @@
  * records: a certificate under the real intermediate that no record knows
  * of would be a CA defect.  It makes a temporary key of the same type (in a
  * throwaway SoftHSM token for the embedded default, else in the CA's token)
- * and a scratch database, and removes both afterwards.
+ * and a scratch database, and removes both afterwards.  --store URI puts
+ * the scratch database elsewhere (a PostgreSQL server, to compare
+ * backends): it must not hold a store already, since it is destroyed at
+ * the end.
  */
 #include "enroll/cli/cli.h"
 
@@ -232,21 +235,24 @@ static const char bench_options[] =
     "  --threads T            issuing threads (1)\n"
     "  --key-type TYPE        rsa2048, rsa3072, rsa4096, p256, p384\n"
     "                         (default: the CA's key type)\n"
+    "  --store URI            scratch store (default: SQLite in a temporary\n"
+    "                         directory); must not exist, removed afterwards\n"
     "  --help                 this text\n";
 
 int
 cmd_bench(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] = "issue [--count N] [--threads T] "
-	    "[--key-type rsa2048|rsa3072|rsa4096|p256|p384]";
+	    "[--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--store URI]";
 	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "key-type", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *kt_name = NULL;
+	const char *kt_name = NULL, *store_uri = NULL;
 	int count = 2000, threads = 1, ch, r, ret = EXIT_FAIL;
 	enum hsm_keytype kt;
 	struct home *h = NULL;
@@ -264,7 +270,7 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	double raw, iss, raws[BENCH_ROUNDS], isss[BENCH_ROUNDS];
 	long v;
 	int i;
-	int own_token;
+	int own_token, made_store = 0;
 
 	memset(&b, 0, sizeof(b));
 	pthread_mutex_init(&b.lock, NULL);
@@ -290,6 +296,9 @@ cmd_bench(const char *homedir, int argc, char **argv)
 			break;
 		case 'k':
 			kt_name = optarg;
+			break;
+		case 's':
+			store_uri = optarg;
 			break;
 		case 'h':
 			return cli_help("bench", syn, bench_options, opts);
@@ -317,7 +326,8 @@ cmd_bench(const char *homedir, int argc, char **argv)
 		r = amtca_fail(AMTCA_E_IO, "mkdtemp: %s", strerror(errno));
 		goto fail;
 	}
-	if (asprintf(&db, "%s/bench.db", tmp) == -1 ||
+	if ((store_uri != NULL ? (db = strdup(store_uri)) == NULL :
+	    asprintf(&db, "%s/bench.db", tmp) == -1) ||
 	    asprintf(&tokdir, "%s/softhsm", tmp) == -1 ||
 	    asprintf(&pin, "%s/softhsm/user.pin", tmp) == -1) {
 		r = AMTCA_E_NOMEM;
@@ -346,6 +356,17 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	if ((r = hsm_open(&ho, &hsm)) != 0 ||
 	    (r = hsm_keygen(hsm, kt, label, &b.key)) != 0)
 		goto fail;
+	/* A store that exists is somebody's: never ours to destroy. */
+	if (store_uri != NULL) {
+		if ((r = store_open(db, 0, &st)) == 0) {
+			r = amtca_fail(AMTCA_E_USAGE, "bench issue needs a scratch "
+			    "store: --store names one that exists");
+			goto fail;
+		}
+		if (r != AMTCA_E_NOT_FOUND)
+			goto fail;
+		amtca_err_clear();
+	}
 	hsm_key_signer(b.key, &signer);
 	ca_policy_init(&pol);
 	b.md = kt == HSM_KEY_P384 ? EVP_sha384() : EVP_sha256();
@@ -353,8 +374,10 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	    (r = make_csr(&b.csr, &b.csr_len)) != 0 ||
 	    (r = ca_root_create(&signer, "amtca bench issuer (temporary)", NULL,
 	    30, &issuer)) != 0 ||
-	    (r = store_open(db, 1, &st)) != 0 ||
-	    (r = ca_new(&signer, issuer, &pol, st, &b.ca)) != 0)
+	    (r = store_open(db, 1, &st)) != 0)
+		goto fail;
+	made_store = 1;
+	if ((r = ca_new(&signer, issuer, &pol, st, &b.ca)) != 0)
 		goto fail;
 
 	/* Warm up both paths (sessions, caches) before measuring. */
@@ -389,6 +412,9 @@ fail:
 out:
 	ca_free(b.ca);
 	store_close(st);
+	if (made_store && store_uri != NULL && (r = store_destroy(db)) != 0)
+		fprintf(stderr, "amtca: could not remove the scratch store: %s\n",
+		    amtca_errmsg(r));
 	X509_free(issuer);
 	free(b.csr);
 	if (b.key != NULL && hsm_key_destroy(hsm, b.key) != 0)

@@ -249,6 +249,65 @@ valid_name(const char *s)
 	return 1;
 }
 
+/* SHA-256 fingerprint of a certificate, lowercase hex, into out[65]. */
+static void
+cert_fp(X509 *x, char out[65])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	size_t i;
+
+	out[0] = '\0';
+	if (X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+		return;
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/*
+ * The new CA's first audit entry, "ca.init" by the operator, and its
+ * first seal (anchored in the token), so that the trail is pinned from
+ * its first entry on.  The detail names both certificates and a random
+ * identity of this home, which tells a restored copy's fork apart.
+ */
+static int
+init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
+    X509 *inter, enum hsm_keytype kt)
+{
+	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL, *id = NULL;
+	unsigned char idb[16];
+	struct ca_signer as;
+	struct audit_sealer sl;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	cert_fp(root, rfp);
+	cert_fp(inter, ifp);
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(inter),
+	    NID_commonName, cn, sizeof(cn)) < 0)
+		cn[0] = '\0';
+	if ((r = amtca_random(idb, sizeof(idb))) != 0 ||
+	    (r = amtca_hex_encode(idb, sizeof(idb), &id)) != 0 ||
+	    (r = home_local_actor(&actor)) != 0 ||
+	    (r = store_set_actor(st, actor)) != 0) {
+		ret = r;
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "root=%s intermediate=%s key=%s home=%s",
+	    rfp, ifp, hsm_keytype_name(kt), id);
+	hsm_key_signer(ak, &as);
+	home_audit_sealer(hsm, &as, &sl);
+	if ((r = store_audit_append(st, NULL, "ca.init", cn,
+	    detail)) != 0 || (r = audit_seal(st, NULL, &sl, NULL)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	free(actor);
+	free(id);
+	return ret;
+}
+
 int
 cmd_init(const char *homedir, int argc, char **argv)
 {
@@ -281,7 +340,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	int ret = EXIT_FAIL;
 	enum hsm_keytype kt;
 	struct hsm *hsm = NULL;
-	struct hsm_key *rk = NULL, *ik = NULL;
+	struct hsm_key *rk = NULL, *ik = NULL, *ak = NULL;
 	struct hsm_open_opts ho;
 	struct ca_signer rs;
 	struct ca_policy pol;
@@ -496,7 +555,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 		goto fail;
 	/* A key handle is non-NULL only when this run generated it. */
 	if ((r = hsm_keygen(hsm, kt, KEY_LABEL_ROOT, &rk)) != 0 ||
-	    (r = hsm_keygen(hsm, kt, KEY_LABEL_INTER, &ik)) != 0)
+	    (r = hsm_keygen(hsm, kt, KEY_LABEL_INTER, &ik)) != 0 ||
+	    (r = hsm_keygen(hsm, kt, KEY_LABEL_AUDIT, &ak)) != 0)
 		goto fail;
 	hsm_key_signer(rk, &rs);
 	if ((r = ca_root_create(&rs, root_cn, org, AMTCA_CA_DAYS_ROOT, &root)) != 0 ||
@@ -509,7 +569,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 	if ((r = write_pem(f_root, &root, 1, 1)) != 0 ||
 	    (r = write_pem(f_inter, &inter, 1, 1)) != 0 ||
 	    (r = write_pem(f_chain, chain, 2, 1)) != 0 ||
-	    (r = store_open(f_db, 1, &st)) != 0)
+	    (r = store_open(f_db, 1, &st)) != 0 ||
+	    (r = init_audit(hsm, ak, st, root, inter, kt)) != 0)
 		goto fail;
 	store_close(st);
 	st = NULL;
@@ -538,6 +599,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 fail:
 	ret = cli_fail(r);
 	/* Leave nothing half-made behind: keys we generated and files we wrote. */
+	if (ak != NULL && hsm_key_destroy(hsm, ak) != 0)
+		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
+		    KEY_LABEL_AUDIT);
 	if (ik != NULL && hsm_key_destroy(hsm, ik) != 0)
 		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
 		    KEY_LABEL_INTER);
@@ -557,6 +621,7 @@ out:
 	store_close(st);
 	hsm_key_free(rk);
 	hsm_key_free(ik);
+	hsm_key_free(ak);
 	hsm_free(hsm);
 	/* A token we made for a CA that failed to come up is removed whole. */
 	if (ret != EXIT_OK && softhsm && mod_out != NULL)
@@ -1280,6 +1345,49 @@ crl_format_of(const char *path)
 	return -1;
 }
 
+/*
+ * The operator made a CRL: "crl.create", subject its CRL number, detail
+ * how many serials it lists and for how long.  (The service's CRLs, built
+ * per request from the records, change nothing and are not entries.)
+ */
+static int
+crl_audit(struct store *st, const unsigned char *crl, size_t len, int pem,
+    int days)
+{
+	const unsigned char *p = crl;
+	X509_CRL *x = NULL;
+	ASN1_INTEGER *num = NULL;
+	BIO *b = NULL;
+	char *dec = NULL, detail[96];
+	BIGNUM *bn = NULL;
+	int nrev, ret = AMTCA_E_INTERNAL;
+
+	if (pem) {
+		if ((b = BIO_new_mem_buf(crl, (int)len)) != NULL)
+			x = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	} else
+		x = d2i_X509_CRL(NULL, &p, (long)len);
+	if (x == NULL ||
+	    (num = X509_CRL_get_ext_d2i(x, NID_crl_number, NULL, NULL)) == NULL ||
+	    (bn = ASN1_INTEGER_to_BN(num, NULL)) == NULL ||
+	    (dec = BN_bn2dec(bn)) == NULL) {
+		ret = amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot read back the CRL "
+		    "just made");
+		goto out;
+	}
+	nrev = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x));
+	snprintf(detail, sizeof(detail), "revoked=%d days=%d", nrev < 0 ? 0 :
+	    nrev, days);
+	ret = store_audit_append(st, NULL, "crl.create", dec, detail);
+out:
+	OPENSSL_free(dec);
+	BN_free(bn);
+	ASN1_INTEGER_free(num);
+	X509_CRL_free(x);
+	BIO_free(b);
+	return ret;
+}
+
 int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
@@ -1345,7 +1453,8 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
 	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
-	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0) {
+	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0 ||
+	    (r = crl_audit(h->store, crl, len, pem, days)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}

@@ -144,6 +144,22 @@ out:
 	return ret;
 }
 
+/* device_info_fields() into the JSON writer. */
+static void
+field_str(void *ctx, const char *key, const char *val)
+{
+	json_str(ctx, key, val);
+}
+
+static void
+field_time(void *ctx, const char *key, time_t t, int nullable)
+{
+	if (nullable && t == 0)
+		json_str(ctx, key, NULL);
+	else
+		json_time(ctx, key, t);
+}
+
 int
 cmd_devices(const char *homedir, int argc, char **argv)
 {
@@ -159,6 +175,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	struct sgn *sgn = NULL;
 	struct json j;
+	struct device_fields jf = { field_str, field_time, &j };
 	size_t n = 0, i;
 	long d;
 	char na[32], up[32];
@@ -203,18 +220,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 		json_arr_begin(&j, "devices");
 		for (i = 0; i < n; i++) {
 			json_obj_begin(&j, NULL);
-			json_str(&j, "fqdn", v[i].d.fqdn);
-			json_str(&j, "address", v[i].d.address);
-			json_str(&j, "amt_version", v[i].d.amt_version);
-			json_str(&j, "state", v[i].d.state);
-			json_str(&j, "serial", v[i].d.cert_serial);
-			if (v[i].not_after != 0)
-				json_time(&j, "not_after", v[i].not_after);
-			else
-				json_str(&j, "not_after", NULL);
-			json_str(&j, "last_step", v[i].d.last_step);
-			json_str(&j, "error", v[i].d.error);
-			json_time(&j, "updated_at", v[i].d.updated_at);
+			device_info_fields(&v[i], &jf);
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);

@@ -39,6 +39,11 @@ static const struct {
 	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
 	{ "backup",   cmd_backup,   "an online, verifiable backup of the CA home" },
 	{ "restore",  cmd_restore,  "make a new CA home from a backup" },
+	{ "est-client", cmd_est_client, "add, remove or list EST clients" },
+	{ "admin",    cmd_admin,    "add, revoke or list admin API clients" },
+	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
+	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
+	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -52,7 +57,7 @@ usage(FILE *f)
 	    "       amtca COMMAND --help\n"
 	    "       amtca help [COMMAND]\n\ncommands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nglobal options (before or after the command):\n"
 	    "  --home DIR   the CA home (else $AMTCA_HOME, else ./amtca-home)\n"
 	    "  --json       one JSON document on stdout, also on failure\n"

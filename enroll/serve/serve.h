@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "common/err.h"
 #include "signer/signer.h"
 
 struct serve;				/* the running service (serve.c) */
@@ -77,9 +78,72 @@ struct home *serve_home(struct serve *s);
 void serve_log(struct serve *s, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * True once SIGTERM/SIGINT arrived (serve.c then stops accepting and calls
+ * api_jobs_stop() with what is left of AMTCA_SERVE_STOP_S).
+ */
+int serve_stopping(struct serve *s);
+
+/* What `amtca serve` was asked to do (cmd_serve.c parses, serve.c runs). */
+struct serve_opts {
+	const char *listen;		/* HTTPS ADDR:PORT (required) */
+	const char *name;		/* --name FQDN: our own certificate */
+	const char *tls_cert;		/* or --tls-cert/--tls-key (PEM) */
+	const char *tls_key;
+	const char *publish_listen;	/* plain HTTP ADDR:PORT, or NULL */
+	const char *status_listen;	/* ADDR:PORT or unix:PATH; NULL: the
+					   default 127.0.0.1:AMTCA_SERVE_STATUS_PORT */
+	const char *publish_url;	/* base URL of the publication, or NULL */
+	const char *user;		/* drop to this user when root */
+	long reconcile_every_s;		/* 0: never */
+	unsigned max_connections;	/* per listener */
+	unsigned timeout_s;		/* per connection (idle) */
+};
+/* Run until SIGTERM/SIGINT; 0 on a clean stop. */
+int serve_run(const char *home, const struct serve_opts *o) AMTCA_WUR;
+
+/* publish.c: is `path` one of the publication's paths? */
+int publish_path(const char *path);
+/* publish.c: GET/HEAD of a publication path (any listener but status). */
+void publish_handle(struct serve *s, const struct srv_req *rq,
+    struct srv_resp *rs);
+/* status.c: everything on the status listener. */
+void status_handle(struct serve *s, const struct srv_req *rq,
+    struct srv_resp *rs);
+
+/* Counters for /metrics (serve.c keeps them). */
+struct serve_stats {
+	unsigned long long requests;
+	unsigned long long errors_4xx;
+	unsigned long long errors_5xx;
+	long long started;		/* unix time */
+	long long tls_not_after;	/* our HTTPS certificate's, 0 unknown */
+};
+void serve_stats_get(struct serve *s, struct serve_stats *out);
+
 /* est.c: every path under /.well-known/est/ (on SRV_HTTPS). */
 void est_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
 /* api.c: every path under /api/v1/. */
 void api_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs);
+
+/*
+ * jobs.c: the admin API's job runner, for serve.c.
+ *   api_jobs_start()  after the signer is up and privileges are dropped:
+ *                     starts the runner thread and queues every job a
+ *                     killed or stopped service left "running" (each is
+ *                     continued, its finished devices carried).
+ *   api_jobs_stop()   on SIGTERM (deadline 10000 ms): no further device;
+ *                     AMT calls in flight are aborted before the deadline
+ *                     and every device is left recorded, reconcilable; the
+ *                     job stays "running" for the next start.  Returns by
+ *                     the deadline even if the runner has not finished.
+ *   api_reconcile()   the reconcile timer: queue one job over every known
+ *                     device with a sealed credential (not retired, not
+ *                     compromised), unless a reconcile already waits or
+ *                     runs.  0, or a negative AMTCA_E_* code.
+ */
+int api_jobs_start(struct serve *s) AMTCA_WUR;
+void api_jobs_stop(struct serve *s, long deadline_ms);
+int api_reconcile(struct serve *s) AMTCA_WUR;
 
 #endif

@@ -33,10 +33,11 @@ ok "root and intermediate profiles"
 export SOFTHSM2_CONF="$H/keys/softhsm/softhsm2.conf"
 PIN=$(cat "$H/keys/softhsm/user.pin") pkcs11-tool --module "$SOFTHSM_MODULE" --token-label amtca \
 	--login --pin env:PIN --list-objects --type privkey >"$T/objs" 2>&1 || fail "pkcs11-tool: $(cat "$T/objs")"
+# root, intermediate and the audit key (docs/audit.md)
 n=$(grep -c 'Private Key Object' "$T/objs" || true)
-[ "$n" = 2 ] || fail "expected 2 private keys in the token, got $n: $(cat "$T/objs")"
+[ "$n" = 3 ] || fail "expected 3 private keys in the token, got $n: $(cat "$T/objs")"
 a=$(grep -c 'Access:.*sensitive.*never extractable' "$T/objs" || true)
-[ "$a" = 2 ] || fail "CA keys are not sensitive+never extractable: $(cat "$T/objs")"
+[ "$a" = 3 ] || fail "CA keys are not sensitive+never extractable: $(cat "$T/objs")"
 unset SOFTHSM2_CONF
 ok "CA private keys are sensitive and never extractable"
 

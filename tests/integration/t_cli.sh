@@ -54,12 +54,13 @@ declare -A opts=(
 	[show]="--json --pem"
 	[revoke]="--reason"
 	[crl]="--format --out --days --json"
-	[bench]="--count --threads --key-type"
+	[bench]="--count --threads --key-type --store"
 	[amt-info]="--host --address --port --tls --tls-port --user --password-file --ca-file --legacy-tls --json"
 	[enroll]="--host --address --port --tls-port --user --password-file --force --json --accept-non-secure --allow-fqdn-mismatch --renew-days --legacy-tls --tls-wait-ms"
 	[doctor]="--host --address --port --tls-port --user --password-file --redir-port --legacy-tls --skip --json"
 	[backup]="--out --include-pin --json"
 	[restore]="--from --pin-file --home --json"
+	[audit]="--out --since --action --json"
 )
 for c in "${!opts[@]}"; do
 	"$AMTCA" "$c" --help >"$T/h1" 2>&1 || fail "amtca $c --help exits non-zero"

@@ -1166,11 +1166,156 @@ test_concurrent_building(void **state)
 	test_pki_free(&t);
 }
 
+/* Has the EKU exactly the bits of `want` (XKU_SSL_SERVER, XKU_SSL_CLIENT)? */
+static void
+assert_eku(X509 *x, uint32_t want)
+{
+	assert_int_equal(X509_get_extended_key_usage(x) &
+	    (XKU_SSL_SERVER | XKU_SSL_CLIENT), want);
+}
+
+static int
+has_admin_policy(X509 *x)
+{
+	CERTIFICATEPOLICIES *pol;
+	ASN1_OBJECT *want = OBJ_txt2obj(CA_ADMIN_POLICY_OID, 1);
+	int i, found = 0;
+
+	assert_non_null(want);
+	pol = X509_get_ext_d2i(x, NID_certificate_policies, NULL, NULL);
+	for (i = 0; pol != NULL && i < sk_POLICYINFO_num(pol); i++)
+		if (OBJ_cmp(sk_POLICYINFO_value(pol, i)->policyid, want) == 0)
+			found = 1;
+	CERTIFICATEPOLICIES_free(pol);
+	ASN1_OBJECT_free(want);
+	return found;
+}
+
+static int
+count_dns(X509 *x)
+{
+	GENERAL_NAMES *g = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int i, n = 0;
+
+	for (i = 0; g != NULL && i < sk_GENERAL_NAME_num(g); i++)
+		if (sk_GENERAL_NAME_value(g, i)->type == GEN_DNS)
+			n++;
+	GENERAL_NAMES_free(g);
+	return n;
+}
+
+/* The leaf profiles beside WebServer: EST and admin (docs/profiles.md). */
+static void
+test_est_admin_profiles(void **state)
+{
+	static const char *const extra[] = { "b.corp.local", "a.corp.local",
+	    "B.corp.local" };
+	static const char *const outside[] = { "x.other.org" };
+	static const char *const ip[] = { "10.1.2.3" };
+	struct test_pki t;
+	struct ca_request req = { 0 };
+	EVP_PKEY *k;
+	X509 *x = NULL;
+	X509_STORE *st;
+	X509_STORE_CTX *ctx;
+	STACK_OF(X509) *un;
+	int err;
+
+	(void)state;
+	test_pki_init(&t, "p256", "p256", 0, 0, NULL);
+	k = soft_key("p256", 0);
+	req.csr = soft_ca_csr(k);
+
+	/* EST: serverAuth and clientAuth, whatever the policy says; every
+	 * name once (the CN's too), each policy-checked. */
+	req.profile = CA_PROFILE_EST;
+	req.fqdn = "a.corp.local";
+	req.names = extra;
+	req.nnames = 3;
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), 0);
+	assert_eku(x, XKU_SSL_SERVER | XKU_SSL_CLIENT);
+	assert_int_equal(count_dns(x), 2);
+	assert_int_equal(X509_check_host(x, "b.corp.local", 0, 0, NULL), 1);
+	assert_false(has_admin_policy(x));
+	assert_int_equal(verify(&t, x, "b.corp.local", &err), 1);
+	X509_free(x);
+	x = NULL;
+	req.names = outside;
+	req.nnames = 1;
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_POLICY);
+	assert_null(x);
+	req.nnames = AMTCA_EST_NAMES_MAX + 1;
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_LIMIT);
+	/* Only EST carries several names. */
+	req.profile = CA_PROFILE_WEBSERVER;
+	req.nnames = 1;
+	req.names = extra;
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_USAGE);
+	req.names = NULL;
+	req.nnames = 0;
+
+	/* Admin, plain name: CN only, no SAN, clientAuth and the marker;
+	 * it verifies as a TLS client under the name-constrained chain. */
+	req.profile = CA_PROFILE_ADMIN;
+	req.fqdn = "ops_1";
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), 0);
+	assert_eku(x, XKU_SSL_CLIENT);
+	assert_int_equal(ext_crit(x, NID_subject_alt_name), -1);
+	assert_true(has_admin_policy(x));
+	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+	st = X509_STORE_new();
+	un = sk_X509_new_null();
+	assert_true(X509_STORE_add_cert(st, t.root_cert));
+	sk_X509_push(un, t.inter_cert);
+	assert_canonical(x);
+	ctx = X509_STORE_CTX_new();
+	assert_true(X509_STORE_CTX_init(ctx, st, x, un));
+	assert_true(X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(ctx),
+	    X509_PURPOSE_SSL_CLIENT));
+	assert_int_equal(X509_verify_cert(ctx), 1);
+	X509_STORE_CTX_free(ctx);
+	X509_free(x);
+	x = NULL;
+
+	/* Admin named by an FQDN: it is in the SAN too, under the policy. */
+	req.fqdn = "ops.corp.local";
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), 0);
+	assert_int_equal(count_dns(x), 1);
+	assert_true(has_admin_policy(x));
+	ctx = X509_STORE_CTX_new();
+	assert_true(X509_STORE_CTX_init(ctx, st, x, un));
+	assert_true(X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(ctx),
+	    X509_PURPOSE_SSL_CLIENT));
+	assert_int_equal(X509_verify_cert(ctx), 1);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	sk_X509_free(un);
+	X509_free(x);
+	x = NULL;
+
+	/* Admin names: an FQDN only under the policy, no addresses. */
+	req.fqdn = "ops.other.org";
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_POLICY);
+	req.fqdn = "-x";
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_USAGE);
+	req.fqdn = "ops";
+	req.ips = ip;
+	req.nips = 1;
+	assert_int_equal(ca_leaf_build(t.ca, &req, &x), AMTCA_E_USAGE);
+	assert_null(x);
+	(void)err;
+
+	ca_csr_free((struct ca_csr *)req.csr);
+	EVP_PKEY_free(k);
+	test_pki_free(&t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_root_profile),
+		cmocka_unit_test(test_est_admin_profiles),
 		cmocka_unit_test(test_intermediate_profile),
 		cmocka_unit_test(test_intermediate_never_outlives_root),
 		cmocka_unit_test(test_leaf_profile_rsa),

@@ -1,9 +1,12 @@
 /*
  * Conformance suite for the issuance store interface (ca/store.h).  Every
  * case runs once per backend in backends[] below, each store opened by URI;
- * a new backend (PostgreSQL) adds a row with its hooks and must pass all of
- * them.  The URI selection tests at the end are about the front, not a
- * backend, and run once.
+ * a new backend adds a row with its hooks and must pass all of them.
+ * SQLite always runs; PostgreSQL runs when AMTCA_TEST_PG_URI names a
+ * server (tests/integration/t_store_pg.sh starts a throwaway cluster and
+ * sets it): each store is then a database of its own on that server.  The
+ * URI selection tests at the end are about the front, not a backend, and
+ * run once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "ca/audit.h"
 #include "ca/store.h"
+#include "common/limits.h"
 #include "soft_signer.h"
 
 /* What the suite needs to know about a backend beyond the interface. */
@@ -38,6 +44,8 @@ struct backend {
 	/* Make, by hand, the store the previous release (schema 1) left at
 	 * `uri`, with one device and one certificate; NULL: no history. */
 	void (*make_previous)(const char *uri);
+	/* Mark the (closed) store at `uri` as made by a newer amtca. */
+	void (*make_newer)(const char *uri);
 };
 
 /* SQLite: "sqlite:PATH". */
@@ -138,9 +146,174 @@ sqlite_make_previous(const char *uri)
 	sqlite3_close(db);
 }
 
+static void
+sqlite_make_newer(const char *uri)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/*
+ * PostgreSQL: AMTCA_TEST_PG_URI is a libpq URI of the test server (its
+ * database part is replaced); a store called `name` is the database
+ * t_<name>, which store_open(create) makes.  Tests reuse those databases
+ * (a CREATE DATABASE costs ~1 s on a busy machine, a schema much less):
+ * setup() destroys whatever store an earlier test left there first.
+ */
+static const char *pg_base;
+
+static void
+pg_uri(const char *dir, const char *name, char *out, size_t len)
+{
+	const char *auth, *path, *q;
+
+	(void)dir;
+	assert_non_null(pg_base);
+	assert_non_null(auth = strstr(pg_base, "://"));
+	auth += 3;
+	path = auth + strcspn(auth, "/?");
+	q = strchr(path, '?');
+	snprintf(out, len, "%.*s/t_%s%s", (int)(path - pg_base), pg_base, name,
+	    q != NULL ? q : "");
+}
+
+/* Connect to the database of `uri`, or to `other` on the same server. */
+static PGconn *
+pg_connect(const char *uri, const char *other)
+{
+	const char *kw[] = { "dbname", other ? "dbname" : NULL, NULL };
+	const char *val[] = { uri, other, NULL };
+	PGconn *c = PQconnectdbParams(kw, val, 1);
+
+	assert_non_null(c);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("%s", PQerrorMessage(c));
+	return c;
+}
+
+/* Run SQL; return the first value of its result ("" when none). */
+static char *
+pg_sql(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	char *v;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+	v = strdup(PQntuples(res) > 0 && PQnfields(res) > 0 ?
+	    PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	return v;
+}
+
+static void
+pg_exec_at(const char *uri, const char *other, const char *sql)
+{
+	PGconn *c = pg_connect(uri, other);
+
+	free(pg_sql(c, sql));
+	PQfinish(c);
+}
+
+/* The first value of `sql`'s result as a number. */
+static long
+pg_number(const char *uri, const char *sql)
+{
+	PGconn *c = pg_connect(uri, NULL);
+	char *v = pg_sql(c, sql);
+	long n = strtol(v, NULL, 10);
+
+	free(v);
+	PQfinish(c);
+	return n;
+}
+
+static int
+pg_equals(const char *uri, const char *sql, const char *want)
+{
+	PGconn *c = pg_connect(uri, NULL);
+	char *v = pg_sql(c, sql);
+	int eq = strcmp(v, want) == 0;
+
+	if (!eq)
+		print_message("%s -> \"%s\", want \"%s\"\n", sql, v, want);
+	free(v);
+	PQfinish(c);
+	return eq;
+}
+
+/* The database name in `uri`. */
+static void
+pg_dbname(const char *uri, char *out, size_t len)
+{
+	const char *auth = strstr(uri, "://") + 3, *path = auth + strcspn(auth, "/?");
+
+	assert_int_equal(*path, '/');
+	snprintf(out, len, "%.*s", (int)strcspn(path + 1, "?"), path + 1);
+}
+
+static void
+pg_check_durable(const char *uri)
+{
+	/* A new session sees the records; the server flushes its WAL, and
+	 * this database does not turn synchronous_commit off. */
+	assert_true(pg_equals(uri, "SELECT count(*) > 0 FROM "
+	    "amtca.certificates", "t"));
+	assert_true(pg_equals(uri, "SHOW fsync", "on"));
+	assert_true(pg_equals(uri, "SELECT current_setting('synchronous_commit') "
+	    "<> 'off'", "t"));
+}
+
+static void
+pg_make_foreign(const char *uri)
+{
+	PGconn *c;
+	char db[128], sql[256], *v;
+
+	pg_dbname(uri, db, sizeof(db));
+	c = pg_connect(uri, "postgres");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_database WHERE "
+	    "datname = '%s'", db);
+	v = pg_sql(c, sql);
+	if (strcmp(v, "0") == 0) {
+		snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", db);
+		free(pg_sql(c, sql));
+	}
+	free(v);
+	PQfinish(c);
+	pg_exec_at(uri, NULL, "DROP SCHEMA IF EXISTS amtca CASCADE; CREATE SCHEMA "
+	    "amtca; CREATE TABLE amtca.other (x integer)");
+}
+
+static void
+pg_litter(const char *uri)
+{
+	(void)uri;		/* nothing lives beside a PostgreSQL store */
+}
+
+static void
+pg_check_gone(const char *uri)
+{
+	assert_true(pg_equals(uri, "SELECT to_regnamespace('amtca') IS NULL", "t"));
+}
+
+static void
+pg_make_newer(const char *uri)
+{
+	pg_exec_at(uri, NULL, "INSERT INTO amtca.schema_version VALUES (99, 0)");
+}
+
 static const struct backend backends[] = {
 	{ "sqlite", sqlite_uri, sqlite_check_durable, sqlite_make_foreign,
-	    sqlite_litter, sqlite_check_gone, sqlite_make_previous },
+	    sqlite_litter, sqlite_check_gone, sqlite_make_previous,
+	    sqlite_make_newer },
+	{ "postgresql", pg_uri, pg_check_durable, pg_make_foreign, pg_litter,
+	    pg_check_gone, NULL, pg_make_newer },
 };
 
 /* The backend the current group runs on. */
@@ -159,7 +332,7 @@ setup(void **state)
 
 	f->dir = test_tmpdir();
 	be->uri(f->dir, "amtca", f->uri, sizeof(f->uri));
-	if (store_open(f->uri, 1, &f->s) != 0)
+	if (store_destroy(f->uri) != 0 || store_open(f->uri, 1, &f->s) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -598,8 +771,15 @@ test_backup(void **state)
 	pthread_t th;
 	char uri[600];
 	size_t n = 0, i;
-	int before;
+	int r, before;
 
+	/* A backend without an online backup says so, and that is all. */
+	be->uri(f->dir, "probe", uri, sizeof(uri));
+	if ((r = store_backup(f->s, uri)) == AMTCA_E_USAGE) {
+		assert_non_null(strstr(amtca_errmsg(r), "no online backup"));
+		skip();
+	}
+	assert_int_equal(r, 0);
 	rec(&c, "0C01", "b.example.com", der, sizeof(der));
 	assert_int_equal(store_cert_add(f->s, &c), 0);
 	assert_int_equal(store_cert_revoke(f->s, "0C01", 1, 9), 0);
@@ -793,11 +973,25 @@ test_uri_selection(void **state)
 	assert_int_equal(access(colon, F_OK), 0);
 
 	b = (struct store *)&b;
-	assert_int_equal(store_open("postgresql://db.example.com/amtca", 1, &b),
+	assert_int_equal(store_open("mysql://db.example.com/amtca", 1, &b),
 	    AMTCA_E_USAGE);
 	assert_null(b);
 	assert_non_null(strstr(amtca_errmsg(AMTCA_E_USAGE),
-	    "unknown store scheme \"postgresql\""));
+	    "unknown store scheme \"mysql\""));
+	/* PostgreSQL URIs are known; a password in one is refused before any
+	 * connection, and the message does not repeat it. */
+	assert_int_equal(store_open("postgresql://amtca:s3cr3t@db.example.com/"
+	    "amtca", 1, &b), AMTCA_E_USAGE);
+	assert_null(b);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_USAGE), "passfile"));
+	assert_null(strstr(amtca_errmsg(AMTCA_E_USAGE), "s3cr3t"));
+	assert_int_equal(store_open("postgres:///amtca?host=/run/postgresql&"
+	    "password=s3cr3t", 1, &b), AMTCA_E_USAGE);
+	assert_null(strstr(amtca_errmsg(AMTCA_E_USAGE), "s3cr3t"));
+	assert_int_equal(store_destroy("postgresql://u:s3cr3t@h/amtca"),
+	    AMTCA_E_USAGE);
+	assert_int_equal(store_open("postgresql://h/amtca?nosuchparam=1", 1, &b),
+	    AMTCA_E_USAGE);
 	assert_int_equal(store_open("sqlite:", 1, &b), AMTCA_E_USAGE);
 	assert_int_equal(store_open(NULL, 1, &b), AMTCA_E_USAGE);
 	assert_int_equal(store_destroy("nosuch:thing"), AMTCA_E_USAGE);
@@ -1000,6 +1194,80 @@ test_leases(void **state)
 	store_close(s2);
 }
 
+/* Sealed credentials: put replaces but keeps created_at; list has no blob. */
+static void
+test_credentials(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_cred c, *g = NULL, *v = NULL;
+	unsigned char blob1[] = { 1, 2, 3, 0, 4 }, blob2[] = { 9, 8, 7 };
+	size_t n = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"lab";
+	c.user = (char *)"admin";
+	c.sealed = blob1;
+	c.sealed_len = sizeof(blob1);
+	c.mechanism = (char *)"aes-256-gcm";
+	c.created_at = c.updated_at = 100;
+	assert_int_equal(store_cred_put(f->s, &c), 0);
+	c.name = (char *)"branch";
+	assert_int_equal(store_cred_put(f->s, &c), 0);
+	/* Replacing "lab" through another connection. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	c.name = (char *)"lab";
+	c.user = (char *)"operator";
+	c.sealed = blob2;
+	c.sealed_len = sizeof(blob2);
+	c.mechanism = (char *)"aes-256-cbc-hmac-sha256";
+	c.created_at = 0;
+	c.updated_at = 200;
+	assert_int_equal(store_cred_put(s2, &c), 0);
+	assert_int_equal(store_cred_get(f->s, "lab", &g), 0);
+	assert_string_equal(g->name, "lab");
+	assert_string_equal(g->user, "operator");
+	assert_string_equal(g->mechanism, "aes-256-cbc-hmac-sha256");
+	assert_int_equal(g->sealed_len, sizeof(blob2));
+	assert_memory_equal(g->sealed, blob2, sizeof(blob2));
+	assert_int_equal(g->created_at, 100);
+	assert_int_equal(g->updated_at, 200);
+	store_cred_free(g);
+	g = NULL;
+	/* Binary blobs come back whole (an embedded NUL included). */
+	assert_int_equal(store_cred_get(s2, "branch", &g), 0);
+	assert_int_equal(g->sealed_len, sizeof(blob1));
+	assert_memory_equal(g->sealed, blob1, sizeof(blob1));
+	store_cred_free(g);
+	g = NULL;
+	assert_int_equal(store_cred_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "branch");
+	assert_string_equal(v[1].name, "lab");
+	assert_string_equal(v[1].user, "operator");
+	assert_null(v[0].sealed);
+	assert_int_equal(v[0].sealed_len, 0);
+	store_creds_free(v, n);
+	/* Removal; unknown names. */
+	assert_int_equal(store_cred_remove(s2, "lab"), 0);
+	assert_int_equal(store_cred_remove(s2, "lab"), AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_cred_get(f->s, "lab", &g), AMTCA_E_NOT_FOUND);
+	assert_null(g);
+	/* Incomplete records are refused before the backend sees them. */
+	c.sealed = NULL;
+	c.sealed_len = 0;
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	c.sealed = blob1;
+	c.sealed_len = sizeof(blob1);
+	c.mechanism = NULL;
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	c.mechanism = (char *)"aes-256-gcm";
+	c.user = (char *)"";
+	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
+	assert_int_equal(store_cred_get(f->s, "", &g), AMTCA_E_USAGE);
+	store_close(s2);
+}
+
 /* A home made by the previous release keeps working after the upgrade. */
 static void
 test_upgrade_from_previous(void **state)
@@ -1009,6 +1277,7 @@ test_upgrade_from_previous(void **state)
 	struct store_device *d = NULL, nd;
 	struct store_cert *c = NULL;
 	struct store_job j;
+	struct store_cred cr;
 	char uri[512];
 
 	if (be->make_previous == NULL)
@@ -1038,12 +1307,552 @@ test_upgrade_from_previous(void **state)
 	assert_int_equal(store_job_put(s, &j), 0);
 	assert_int_equal(store_lease_take(s, "device:x", "A", 1, 60, NULL, NULL,
 	    NULL), 0);
+	memset(&cr, 0, sizeof(cr));
+	cr.name = (char *)"old";
+	cr.user = (char *)"admin";
+	cr.sealed = (unsigned char *)"x";
+	cr.sealed_len = 1;
+	cr.mechanism = (char *)"aes-256-gcm";
+	assert_int_equal(store_cred_put(s, &cr), 0);
 	store_close(s);
 	/* Reopened: already upgraded, data kept. */
 	assert_int_equal(store_open(uri, 0, &s2), 0);
 	assert_int_equal(store_device_get(s2, "old.example.com", &d), 0);
 	assert_string_equal(d->user, "admin");
 	store_device_free(d);
+	store_close(s2);
+}
+
+/* Admin and EST client records: unique names forever, lookup by serial,
+ * removal keeps the record but disables binding. */
+static void
+test_clients(void **state)
+{
+	struct fx *f = *state;
+	struct store_client c, *g = NULL, *v = NULL;
+	struct store *s2 = NULL;
+	size_t n = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	c.allow = (char *)"example.test b.example.org";
+	c.pwhash = (char *)"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+	c.created_at = 100;
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"admin1";
+	c.roles = STORE_CLIENT_ADMIN;
+	c.serial = (char *)"0abc";
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	/* Same name again: refused, whatever the role. */
+	c.roles = STORE_CLIENT_EST;
+	c.serial = NULL;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+	/* No role or no name: refused before the backend. */
+	c.name = (char *)"x";
+	c.roles = 0;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_USAGE);
+
+	/* Seen through a second connection, by name and by serial. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	assert_int_equal(store_client_get(s2, "est1", &g), 0);
+	assert_int_equal(g->roles, STORE_CLIENT_EST);
+	assert_string_equal(g->allow, "example.test b.example.org");
+	assert_non_null(g->pwhash);
+	assert_null(g->serial);
+	assert_int_equal(g->created_at, 100);
+	assert_int_equal(g->removed_at, 0);
+	store_client_free(g);
+	assert_int_equal(store_client_by_serial(s2, "0ABC", &g), 0);
+	assert_string_equal(g->name, "admin1");
+	assert_string_equal(g->serial, "0ABC");	/* stored uppercase */
+	store_client_free(g);
+	assert_int_equal(store_client_by_serial(s2, "0abd", &g),
+	    AMTCA_E_NOT_FOUND);
+	assert_null(g);
+	assert_int_equal(store_client_get(s2, "nobody", &g), AMTCA_E_NOT_FOUND);
+
+	/* Rebinding moves the serial lookup. */
+	assert_int_equal(store_client_bind(f->s, "est1", "0DEF"), 0);
+	assert_int_equal(store_client_by_serial(s2, "0def", &g), 0);
+	assert_string_equal(g->name, "est1");
+	store_client_free(g);
+	assert_int_equal(store_client_bind(f->s, "ghost", "01"),
+	    AMTCA_E_NOT_FOUND);
+
+	/* Removal: kept, disabled, first time kept, no rebinding after. */
+	assert_int_equal(store_client_remove(f->s, "est1", 500), 0);
+	assert_int_equal(store_client_remove(f->s, "est1", 900), 0);
+	assert_int_equal(store_client_get(s2, "est1", &g), 0);
+	assert_int_equal(g->removed_at, 500);
+	store_client_free(g);
+	assert_int_equal(store_client_bind(f->s, "est1", "0FFF"),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_client_remove(f->s, "ghost", 1),
+	    AMTCA_E_NOT_FOUND);
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+
+	assert_int_equal(store_client_list(s2, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "admin1");
+	assert_string_equal(v[1].name, "est1");
+	store_clients_free(v, n);
+	store_close(s2);
+}
+
+/* --- the audit trail ------------------------------------------------------ */
+
+/* The trail as stored; asserts it chains (no seals, no anchor). */
+static size_t
+trail(struct store *s, struct store_audit **e)
+{
+	size_t n = 0;
+
+	assert_int_equal(store_audit_list(s, 0, e, &n), 0);
+	assert_int_equal(audit_verify(*e, n, NULL, 0, NULL, NULL), 0);
+	return n;
+}
+
+static void
+test_audit_entries(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c;
+	struct store_audit *e = NULL;
+	struct store_seal seal, *sl = NULL;
+	unsigned char sig[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, h[32];
+	uint64_t head = 9, sealed = 9, seq = 0;
+	size_t n, ns = 0;
+
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, 0);
+	assert_int_equal(sealed, 0);
+	assert_int_equal(store_set_actor(f->s, "op@host"), 0);
+
+	/* Issuance: one entry per record, by the store's actor, else the
+	 * record's own; a duplicate serial adds neither. */
+	rec(&c, "0A11", "a.example.com", der, sizeof(der));
+	c.device = (char *)"a.example.com";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0B22", "b.example.com", der, sizeof(der));
+	c.actor = "est-client-1";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_EXISTS);
+	/* Revocation: an entry when the record changes, none when it does not. */
+	assert_int_equal(store_cert_revoke(f->s, "0a11", 4, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 5, 1800), 0);
+	assert_int_equal(store_cert_revoke_as(f->s, "0A11", 1, 1900, "admin-1"), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0C33", 1, 1900), AMTCA_E_NOT_FOUND);
+	/* Generic appends. */
+	assert_int_equal(store_audit_append_get(f->s, NULL, "client.add", "est-1",
+	    "allow=example.com", &seq, h), 0);
+	assert_int_equal(seq, 5);
+	assert_int_equal(store_audit_append(f->s, "x@y", "crl.create", NULL, NULL), 0);
+	assert_int_equal(store_audit_append(f->s, NULL, "", "s", "d"), AMTCA_E_USAGE);
+	assert_int_equal(store_audit_append(f->s, NULL, "a", "bad\xff", ""),
+	    AMTCA_E_USAGE);
+	rec(&c, "0D44", "bad\xc3.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_USAGE);
+
+	n = trail(f->s, &e);
+	assert_int_equal(n, 6);
+	assert_string_equal(e[0].action, "cert.issue");
+	assert_string_equal(e[0].actor, "op@host");
+	assert_string_equal(e[0].subject, "0A11");
+	assert_string_equal(e[0].detail, "fqdn=a.example.com device=a.example.com "
+	    "requester=unit");
+	assert_string_equal(e[1].actor, "est-client-1");
+	assert_string_equal(e[1].subject, "0B22");
+	assert_string_equal(e[2].action, "cert.revoke");
+	assert_string_equal(e[2].subject, "0A11");
+	assert_string_equal(e[2].detail, "reason=4 fqdn=a.example.com");
+	assert_string_equal(e[3].action, "cert.revoke");	/* to keyCompromise */
+	assert_string_equal(e[3].actor, "admin-1");
+	assert_string_equal(e[3].detail, "reason=1 fqdn=a.example.com");
+	assert_string_equal(e[4].action, "client.add");
+	assert_memory_equal(e[4].hash, h, 32);
+	assert_string_equal(e[5].actor, "x@y");
+	assert_string_equal(e[5].subject, "");
+	assert_string_equal(e[5].detail, "");
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(e[i].seq, i + 1);
+
+	/* Seals: only over an entry stored with that hash. */
+	memset(&seal, 0, sizeof(seal));
+	seal.seq = 5;
+	memcpy(seal.hash, h, 32);
+	seal.sig = sig;
+	seal.siglen = sizeof(sig);
+	seal.time = 1234;
+	seal.hash[3] ^= 1;
+	assert_int_equal(store_seal_add(f->s, &seal), AMTCA_E_AUDIT);
+	seal.hash[3] ^= 1;
+	seal.seq = 4;
+	assert_int_equal(store_seal_add(f->s, &seal), AMTCA_E_AUDIT);
+	seal.seq = 5;
+	assert_int_equal(store_seal_add(f->s, &seal), 0);
+	assert_int_equal(store_seal_list(f->s, &sl, &ns), 0);
+	assert_int_equal(ns, 1);
+	assert_int_equal(sl[0].seq, 5);
+	assert_int_equal(sl[0].time, 1234);
+	assert_int_equal(sl[0].siglen, sizeof(sig));
+	assert_memory_equal(sl[0].sig, sig, sizeof(sig));
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, 6);
+	assert_int_equal(sealed, 5);
+	store_seals_free(sl, ns);
+	store_audits_free(e, n);
+
+	/* After seq 4 only; kept across a reopen. */
+	store_close(f->s);
+	assert_int_equal(store_open(f->uri, 0, &f->s), 0);
+	assert_int_equal(store_audit_list(f->s, 4, &e, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].seq, 5);
+	store_audits_free(e, n);
+}
+
+/* Pipelined adds: each batch's entries are chained in its transaction. */
+static void
+test_audit_async_batches(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct async_ctx a = { .uri = f->uri };
+	struct store_cert c[40];
+	struct store_audit *e = NULL;
+	char serial[40][24];
+	size_t i, n, issued = 0;
+
+	pthread_mutex_init(&a.mu, NULL);
+	for (i = 0; i < 40; i++) {
+		snprintf(serial[i], sizeof(serial[i]), "%04zX", i + 1);
+		rec(&c[i], serial[i], "a.example.com", der, sizeof(der));
+		assert_int_equal(store_cert_add_async(f->s, &c[i], async_done, &a), 0);
+		if (i % 7 == 0)
+			assert_int_equal(store_audit_append(f->s, "op@host",
+			    "enroll.outcome", "a.example.com", "enrolled"), 0);
+	}
+	store_close(f->s);	/* drains */
+	assert_int_equal(store_open(f->uri, 0, &f->s), 0);
+	n = trail(f->s, &e);
+	assert_int_equal(n, 40 + 6);
+	for (i = 0; i < n; i++)
+		issued += strcmp(e[i].action, "cert.issue") == 0;
+	assert_int_equal(issued, 40);
+	assert_int_equal(a.ok, 40);
+	store_audits_free(e, n);
+	pthread_mutex_destroy(&a.mu);
+}
+
+/* A store made by a newer amtca is refused, with or without create. */
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = (struct store *)&s2;
+
+	store_close(f->s);
+	f->s = NULL;
+	be->make_newer(f->uri);
+	assert_int_equal(store_open(f->uri, 0, &s2), AMTCA_E_STORE);
+	assert_null(s2);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE),
+	    "newer than this amtca"));
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE), "upgrade amtca"));
+	assert_int_equal(store_open(f->uri, 1, &s2), AMTCA_E_STORE);
+	assert_null(s2);
+}
+
+/*
+ * Nodes sharing a store: each thread is a process of its own (own handle,
+ * own connection).  A dead owner's lease, raced for by all with the
+ * takeover compare-and-swap, goes to exactly one; the same serial from all
+ * lands once.
+ */
+#define NODES 6
+
+struct node {
+	const char *uri;
+	char owner[16];
+	int took;
+	int refused;
+	char *holder;
+	struct adder add;
+	pthread_barrier_t *go;
+};
+
+static void *
+node_take(void *arg)
+{
+	struct node *n = arg;
+	struct store *s = NULL;
+	int r;
+
+	assert_int_equal(store_open(n->uri, 0, &s), 0);
+	pthread_barrier_wait(n->go);
+	r = store_lease_take(s, "device:x", n->owner, 1010, 60, "dead",
+	    &n->holder, NULL);
+	if (r == 0)
+		n->took = 1;
+	else if (r == AMTCA_E_EXISTS)
+		n->refused = 1;
+	store_close(s);
+	return NULL;
+}
+
+static void *
+node_add(void *arg)
+{
+	struct node *n = arg;
+	struct store *s = NULL;
+
+	assert_int_equal(store_open(n->uri, 0, &s), 0);
+	n->add.s = s;
+	pthread_barrier_wait(n->go);
+	add_many(&n->add);
+	store_close(s);
+	return NULL;
+}
+
+static void
+test_nodes_share_one_store(void **state)
+{
+	struct fx *f = *state;
+	struct node n[NODES];
+	pthread_t th[NODES];
+	pthread_barrier_t go;
+	struct store_cert *got = NULL;
+	int i, took = 0, refused = 0, exists = 0;
+	const char *winner = NULL;
+
+	assert_int_equal(store_lease_take(f->s, "device:x", "dead", 1000, 60,
+	    NULL, NULL, NULL), 0);
+	pthread_barrier_init(&go, NULL, NODES);
+	memset(n, 0, sizeof(n));
+	for (i = 0; i < NODES; i++) {
+		n[i].uri = f->uri;
+		n[i].go = &go;
+		snprintf(n[i].owner, sizeof(n[i].owner), "node%d", i);
+		assert_int_equal(pthread_create(&th[i], NULL, node_take, &n[i]), 0);
+	}
+	for (i = 0; i < NODES; i++) {
+		pthread_join(th[i], NULL);
+		took += n[i].took;
+		refused += n[i].refused;
+		if (n[i].took)
+			winner = n[i].owner;
+	}
+	assert_int_equal(took, 1);
+	assert_int_equal(refused, NODES - 1);
+	for (i = 0; i < NODES; i++) {
+		if (n[i].refused)
+			assert_string_equal(n[i].holder, winner);
+		free(n[i].holder);
+	}
+	/* The winner renews; the dead owner cannot. */
+	assert_int_equal(store_lease_renew(f->s, "device:x", winner, 1020, 60), 0);
+	assert_int_equal(store_lease_renew(f->s, "device:x", "dead", 1020, 60),
+	    AMTCA_E_NOT_FOUND);
+
+	for (i = 0; i < NODES; i++) {
+		n[i].add = (struct adder){ .id = i, .fixed_serial = "5E" };
+		assert_int_equal(pthread_create(&th[i], NULL, node_add, &n[i]), 0);
+	}
+	for (i = 0; i < NODES; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(n[i].add.failures, 0);
+		exists += n[i].add.exists;
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(exists, NODES * PER_THREAD - 1);
+	assert_int_equal(count(f->s), 1);
+	assert_int_equal(store_cert_get(f->s, "5E", &got), 0);
+	store_cert_free(got);
+}
+
+/* --- PostgreSQL only -------------------------------------------------------- */
+
+/* Nodes initialising one new database at once: one migration, no error. */
+static void *
+pg_create_one(void *arg)
+{
+	struct node *n = arg;
+	struct store *s = NULL;
+
+	pthread_barrier_wait(n->go);
+	if (store_open(n->uri, 1, &s) == 0)
+		n->took = 1;
+	else
+		print_message("open: %s\n", amtca_errmsg(AMTCA_E_STORE));
+	store_close(s);
+	return NULL;
+}
+
+static void
+test_pg_concurrent_create(void **state)
+{
+	struct fx *f = *state;
+	struct node n[NODES];
+	pthread_t th[NODES];
+	pthread_barrier_t go;
+	char uri[600];
+	int i;
+
+	be->uri(f->dir, "race", uri, sizeof(uri));
+	/* A database nobody made yet, so that the nodes race to create it. */
+	pg_exec_at(uri, "postgres", "DROP DATABASE IF EXISTS t_race");
+	pthread_barrier_init(&go, NULL, NODES);
+	memset(n, 0, sizeof(n));
+	for (i = 0; i < NODES; i++) {
+		n[i].uri = uri;
+		n[i].go = &go;
+		assert_int_equal(pthread_create(&th[i], NULL, pg_create_one,
+		    &n[i]), 0);
+	}
+	for (i = 0; i < NODES; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(n[i].took, 1);
+	}
+	pthread_barrier_destroy(&go);
+	assert_true(pg_equals(uri, "SELECT count(*) FROM amtca.schema_version",
+	    "1"));
+}
+
+/* A database whose commits would not wait for the flush is refused. */
+static void
+test_pg_sync_commit_off_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = (struct store *)&s2;
+	char db[128], sql[300];
+
+	char msg[300];
+	int r, r2;
+
+	pg_dbname(f->uri, db, sizeof(db));
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET "
+	    "synchronous_commit = off", db);
+	pg_exec_at(f->uri, NULL, sql);
+	r = store_open(f->uri, 0, &s2);
+	snprintf(msg, sizeof(msg), "%s", amtca_errmsg(AMTCA_E_STORE));
+	store_close(r == 0 ? s2 : NULL);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET "
+	    "synchronous_commit = local", db);
+	pg_exec_at(f->uri, NULL, sql);
+	r2 = store_open(f->uri, 0, &s2);
+	store_close(r2 == 0 ? s2 : NULL);
+	/* The database is shared with later tests: reset before asserting. */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" RESET "
+	    "synchronous_commit", db);
+	pg_exec_at(f->uri, NULL, sql);
+	assert_int_equal(r, AMTCA_E_STORE);
+	assert_non_null(strstr(msg, "synchronous_commit off"));
+	assert_int_equal(r2, 0);
+}
+
+/*
+ * Opening never migrates: a schema older than the binary is refused with
+ * the way out, so one node's upgrade never changes the schema under the
+ * others' feet.
+ */
+static void
+test_pg_older_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = (struct store *)&s2;
+
+	pg_exec_at(f->uri, NULL, "DELETE FROM amtca.schema_version");
+	assert_int_equal(store_open(f->uri, 0, &s2), AMTCA_E_STORE);
+	assert_null(s2);
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE),
+	    "older than this amtca"));
+	assert_non_null(strstr(amtca_errmsg(AMTCA_E_STORE), "migrate"));
+	assert_true(pg_equals(f->uri, "SELECT count(*) FROM amtca.schema_version",
+	    "0"));
+}
+
+/*
+ * The server drops every connection (a restart, a failover, an
+ * administrator): the next calls reconnect instead of failing.
+ */
+static void
+test_pg_reconnect(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x00 };
+	struct store_cert c, *got = NULL;
+	const char *kill = "SELECT count(pg_terminate_backend(pid)) FROM "
+	    "pg_stat_activity WHERE datname = current_database() AND pid <> "
+	    "pg_backend_pid()";
+	struct async_ctx a = { .uri = f->uri };
+
+	rec(&c, "0A11", "a.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_lease_take(f->s, "device:a", "A", 1000, 60, NULL,
+	    NULL, NULL), 0);
+	assert_true(pg_number(f->uri, kill) > 0);	/* the pool's, gone */
+	/* A batch, after the pool's connections died. */
+	rec(&c, "0B22", "b.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_true(pg_number(f->uri, kill) > 0);
+	assert_int_equal(store_cert_get(f->s, "0B22", &got), 0);
+	store_cert_free(got);
+	assert_true(pg_number(f->uri, kill) > 0);
+	assert_int_equal(store_lease_renew(f->s, "device:a", "A", 1010, 60), 0);
+	assert_true(pg_number(f->uri, kill) > 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A11", 1, 1100), 0);
+	assert_int_equal(count(f->s), 2);
+	/* And through the committer thread. */
+	pthread_mutex_init(&a.mu, NULL);
+	assert_true(pg_number(f->uri, kill) > 0);
+	rec(&c, "0C33", "c.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add_async(f->s, &c, async_done, &a), 0);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(a.ok, 1);
+	pthread_mutex_destroy(&a.mu);
+}
+
+/*
+ * Credentials from a passfile named in the URI (t_store_pg.sh makes the
+ * role AMTCA_TEST_PG_PWUSER, whose connections need a password).
+ */
+static void
+test_pg_passfile(void **state)
+{
+	struct fx *f = *state;
+	const char *user = getenv("AMTCA_TEST_PG_PWUSER");
+	struct store *s2 = NULL;
+	char uri[1400], pass[600], sql[300];
+	FILE *fp;
+
+	if (user == NULL || *user == '\0')
+		skip();
+	snprintf(sql, sizeof(sql), "ALTER ROLE \"%s\" PASSWORD 'pf-secret-7'",
+	    user);
+	pg_exec_at(f->uri, NULL, sql);
+	snprintf(pass, sizeof(pass), "%s/pgpass", f->dir);
+	assert_non_null(fp = fopen(pass, "w"));
+	fprintf(fp, "*:*:*:%s:pf-secret-7\n", user);
+	fclose(fp);
+	assert_int_equal(chmod(pass, 0600), 0);
+	/* Without it: refused by the server (no password). */
+	snprintf(uri, sizeof(uri), "%s&user=%s&passfile=/nonexistent", f->uri,
+	    user);
+	assert_int_equal(store_open(uri, 0, &s2), AMTCA_E_STORE);
+	assert_null(s2);
+	/* With it: the store opens as that role (granted to it below). */
+	snprintf(sql, sizeof(sql), "GRANT USAGE ON SCHEMA amtca TO \"%s\"; "
+	    "GRANT SELECT ON ALL TABLES IN SCHEMA amtca TO \"%s\"", user, user);
+	pg_exec_at(f->uri, NULL, sql);
+	snprintf(uri, sizeof(uri), "%s&user=%s&passfile=%s", f->uri, user, pass);
+	assert_int_equal(store_open(uri, 0, &s2), 0);
+	assert_int_equal(count(s2), 0);
 	store_close(s2);
 }
 
@@ -1072,7 +1881,26 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_async_batches, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_nodes_share_one_store, setup,
+		    teardown),
+	};
+	const struct CMUnitTest pg_only[] = {
+		cmocka_unit_test_setup_teardown(test_pg_concurrent_create, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pg_sync_commit_off_refused,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_passfile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_older_schema_refused, setup,
 		    teardown),
 	};
 	const struct CMUnitTest front[] = {
@@ -1082,11 +1910,26 @@ main(void)
 	size_t i;
 	int failed = 0;
 
+	pg_base = getenv("AMTCA_TEST_PG_URI");
+	if (pg_base != NULL && *pg_base == '\0')
+		pg_base = NULL;
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		be = &backends[i];
+		if (be->uri == pg_uri && pg_base == NULL) {
+			printf("store conformance: postgresql skipped "
+			    "(AMTCA_TEST_PG_URI unset)\n");
+			continue;
+		}
 		snprintf(name, sizeof(name), "store conformance: %s", be->name);
+		printf("%s\n", name);
+		fflush(stdout);
 		failed += _cmocka_run_group_tests(name, tests,
 		    sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+	}
+	if (pg_base != NULL) {
+		be = &backends[1];
+		failed += cmocka_run_group_tests_name("store: postgresql only",
+		    pg_only, NULL, NULL);
 	}
 	failed += cmocka_run_group_tests_name("store URI selection", front,
 	    NULL, NULL);

@@ -2,7 +2,9 @@
  * The job engine's rules that do not need a device: which failures are
  * retried, the credential stamp auth_failed is recorded against (changes
  * with the password file, never holds the password), the result names of
- * the contract, and refusing an empty job.
+ * the contract, refusing an empty job, and (with a store but no device)
+ * the service's additions: a given job id, sealed credentials fetched at
+ * the device's turn, and stopping a run (cancel, shutdown).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca/store.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "enroll/fleet.h"
 
 static void
@@ -100,6 +104,175 @@ test_names_and_empty_job(void **state)
 	fleet_report_clear(&rep);
 }
 
+/* What the credential callback saw; it refuses, so no device is contacted. */
+struct credlog {
+	char asked[8][96];
+	size_t n;
+	struct fleet_stop *stop;
+	size_t stop_after;		/* set CANCEL after this many calls */
+};
+
+static int
+cred_refuse(void *ctx, const char *name, const char *fqdn, char **user,
+    char **password)
+{
+	struct credlog *l = ctx;
+
+	*user = NULL;
+	*password = NULL;
+	if (l->n < 8)
+		snprintf(l->asked[l->n], sizeof(l->asked[0]), "%s/%s", name, fqdn);
+	l->n++;
+	if (l->stop != NULL && l->n == l->stop_after)
+		atomic_store(&l->stop->stop, FLEET_STOP_CANCEL);
+	return amtca_fail(AMTCA_E_DENIED, "no pending work for %s", fqdn);
+}
+
+static void
+put_job(struct store *st, const char *id, const char *state,
+    const struct fleet_host *h, size_t n)
+{
+	struct store_job j;
+	struct store_job_device jd;
+	size_t i;
+
+	memset(&j, 0, sizeof(j));
+	j.id = (char *)id;
+	j.state = (char *)state;
+	j.hosts_digest = (char *)"api:test";
+	j.total = (unsigned)n;
+	assert_int_equal(store_job_put(st, &j), 0);
+	for (i = 0; i < n; i++) {
+		memset(&jd, 0, sizeof(jd));
+		jd.job_id = (char *)id;
+		jd.fqdn = h[i].fqdn;
+		jd.result = (char *)"pending";
+		assert_int_equal(store_job_device_put(st, &jd), 0);
+	}
+}
+
+static const char *
+job_state(struct store *st, const char *id)
+{
+	static char buf[32];
+	struct store_job *j = NULL;
+
+	assert_int_equal(store_job_get(st, id, &j), 0);
+	snprintf(buf, sizeof(buf), "%s", j->state);
+	store_job_free(j);
+	return buf;
+}
+
+static void
+test_service_jobs(void **state)
+{
+	char dir[] = "/tmp/amtca-fleetjob-XXXXXX", db[64];
+	struct fleet_host h[4];
+	struct fleet_opts o;
+	struct fleet_report rep;
+	struct fleet_stop stop;
+	struct enroll_ctx c;
+	struct credlog log;
+	struct store *st = NULL;
+	struct store_device *d = NULL;
+	struct store_job_device *jd = NULL;
+	size_t njd = 0, i;
+	const char *names[4] = { "a.example.test", "b.example.test",
+	    "c.example.test", "d.example.test" };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/s.db", dir);
+	assert_int_equal(store_open(db, 1, &st), 0);
+	memset(h, 0, sizeof(h));
+	for (i = 0; i < 4; i++) {
+		h[i].fqdn = (char *)names[i];
+		h[i].address = (char *)"127.0.0.1";
+		h[i].credential = (char *)(i < 2 ? "site-a" : "site-b");
+	}
+	memset(&c, 0, sizeof(c));
+	c.store = st;
+	memset(&log, 0, sizeof(log));
+	memset(&stop, 0, sizeof(stop));
+	memset(&o, 0, sizeof(o));
+	o.hosts = h;
+	o.nhosts = 4;
+	o.concurrency = 1;		/* in order: the stop lands between */
+	o.tries = 1;
+	o.cred_get = cred_refuse;
+	o.cred_ctx = &log;
+	o.stop = &stop;
+
+	/* A job id that was never stored is refused; so is a finished one. */
+	o.job_id = "0123456789abcdef0123456789abcdef";
+	assert_int_equal(fleet_run(&c, &o, &rep), AMTCA_E_NOT_FOUND);
+	fleet_report_clear(&rep);
+	put_job(st, o.job_id, "done", h, 4);
+	assert_int_equal(fleet_run(&c, &o, &rep), AMTCA_E_USAGE);
+	fleet_report_clear(&rep);
+	assert_int_equal(log.n, 0);
+
+	/*
+	 * The stored job runs; each device's credential is asked for by
+	 * name at its turn (never read from a file), its record names the
+	 * credential, and a cancel after the second device stops the run:
+	 * the rest are skipped and stay pending, the job ends cancelled.
+	 */
+	o.job_id = "fedcba9876543210fedcba9876543210";
+	put_job(st, o.job_id, "running", h, 4);
+	log.stop = &stop;
+	log.stop_after = 2;
+	assert_int_equal(fleet_run(&c, &o, &rep), 0);
+	assert_string_equal(rep.job_id, o.job_id);
+	assert_int_equal(rep.stopped, FLEET_STOP_CANCEL);
+	assert_int_equal(log.n, 2);
+	assert_string_equal(log.asked[0], "site-a/a.example.test");
+	assert_string_equal(log.asked[1], "site-a/b.example.test");
+	assert_int_equal(rep.counts[FLEET_FAILED], 2);
+	assert_false(rep.dev[0].skipped);
+	assert_non_null(strstr(rep.dev[0].error, "no pending work"));
+	assert_true(rep.dev[2].skipped);
+	assert_true(rep.dev[3].skipped);
+	assert_string_equal(job_state(st, o.job_id), "cancelled");
+	assert_int_equal(store_job_device_list(st, o.job_id, &jd, &njd), 0);
+	assert_int_equal(njd, 4);
+	assert_string_equal(jd[0].result, "failed");
+	assert_string_equal(jd[2].result, "pending");
+	assert_string_equal(jd[3].result, "pending");
+	store_job_devices_free(jd, njd);
+	assert_int_equal(store_device_get(st, "a.example.test", &d), 0);
+	assert_string_equal(d->cred_ref, "credential:site-a");
+	store_device_free(d);
+	fleet_report_clear(&rep);
+
+	/* A shutdown leaves the job running, for the next start. */
+	o.job_id = "00000000000000000000000000000001";
+	put_job(st, o.job_id, "running", h, 4);
+	atomic_store(&stop.stop, FLEET_STOP_SHUTDOWN);
+	log.n = 0;
+	log.stop = NULL;
+	assert_int_equal(fleet_run(&c, &o, &rep), 0);
+	assert_int_equal(rep.stopped, FLEET_STOP_SHUTDOWN);
+	assert_int_equal(log.n, 0);
+	for (i = 0; i < 4; i++)
+		assert_true(rep.dev[i].skipped);
+	assert_string_equal(job_state(st, o.job_id), "running");
+	fleet_report_clear(&rep);
+
+	/* ... and the next run of it, unstopped, finishes it. */
+	atomic_store(&stop.stop, FLEET_RUN);
+	assert_int_equal(fleet_run(&c, &o, &rep), 0);
+	assert_int_equal(rep.stopped, FLEET_RUN);
+	assert_true(rep.resumed);
+	assert_int_equal(log.n, 4);
+	assert_string_equal(log.asked[3], "site-b/d.example.test");
+	assert_string_equal(job_state(st, o.job_id), "done");
+	fleet_report_clear(&rep);
+
+	store_close(st);
+	amtca_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -107,6 +280,7 @@ main(void)
 		cmocka_unit_test(test_transient),
 		cmocka_unit_test(test_cred_stamp),
 		cmocka_unit_test(test_names_and_empty_job),
+		cmocka_unit_test(test_service_jobs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

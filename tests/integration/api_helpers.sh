@@ -1,0 +1,104 @@
+# Helpers for t_api*.sh (sourced after lib.sh, enroll_helpers.sh and
+# fleet_helpers.sh).
+#   api_setup ADDR          a sealed credential "site" for $PW, an admin
+#                           client certificate ($T/admin.pem, .key) and an
+#                           EST client's ($T/estc.pem, .key); the service
+#                           will listen on ADDR:8443 (HTTPS) and ADDR:8080
+#                           (publication)
+#   serve_up [ARGS...]      start `amtca serve` (ARGS, default
+#                           --reconcile-every 0) and wait for "ready"; sets
+#                           SERVE_PID (registered for cleanup)
+#   api [--anon|--est] METHOD PATH [curl args...]
+#                           one request; the body in $T/body, prints the
+#                           HTTP status
+#   api_job DEVS_JSON [CONC] POST a job; prints its id
+#   job_wait ID STATE [SECONDS]  poll GET /jobs/ID until its state is STATE
+#   devices_json PATTERN BASE FIRST N CRED  the "devices" array for a job
+
+api_setup() {
+	API_ADDR=$1
+	API_NAME=api.example.test
+	"$AMTCA" --home "$HOME_CA" credential add site --user admin \
+	    --password-file "$PW" >"$T/cred.out" || fail "credential add failed"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	    -out "$T/admin.key" 2>/dev/null
+	openssl req -new -key "$T/admin.key" -subj "/CN=ops" -out "$T/admin.csr"
+	"$AMTCA" --home "$HOME_CA" admin add ops --csr "$T/admin.csr" \
+	    --out "$T/admin.pem" >"$T/admin.out" || fail "admin add failed"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	    -out "$T/estc.key" 2>/dev/null
+	openssl req -new -key "$T/estc.key" -subj "/CN=printers.example.test" \
+	    -out "$T/estc.csr"
+	"$AMTCA" --home "$HOME_CA" est-client add printers.example.test \
+	    --allow printers.example.test --csr "$T/estc.csr" \
+	    --out "$T/estc.pem" >"$T/estc.out" || fail "est-client add failed"
+}
+
+serve_up() {
+	local i
+	[ $# -gt 0 ] || set -- --reconcile-every 0
+	: >"$T/serve.out"
+	"$AMTCA" --home "$HOME_CA" serve --listen "$API_ADDR:8443" \
+	    --name "$API_NAME" --publish-listen "$API_ADDR:8080" \
+	    "$@" >>"$T/serve.out" 2>>"$T/serve.err" &
+	SERVE_PID=$!
+	on_exit "kill -KILL $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
+	for ((i = 0; i < 600; i++)); do
+		grep -q '^ready' "$T/serve.out" && return 0
+		kill -0 "$SERVE_PID" 2>/dev/null ||
+		    fail "amtca serve exited: $(tail -n 5 "$T/serve.err")"
+		sleep 0.05
+	done
+	fail "amtca serve not ready after 30 s: $(tail -n 5 "$T/serve.err")"
+}
+
+api() {
+	local who=admin method path
+	case $1 in
+	--anon) who=anon; shift ;;
+	--est) who=est; shift ;;
+	esac
+	method=$1 path=$2
+	shift 2
+	local auth=()
+	case $who in
+	admin) auth=(--cert "$T/admin.pem" --key "$T/admin.key") ;;
+	est) auth=(--cert "$T/estc.pem" --key "$T/estc.key") ;;
+	esac
+	curl -sS --max-time 30 --cacert "$HOME_CA/chain.pem" \
+	    --resolve "$API_NAME:8443:$API_ADDR" "${auth[@]}" -X "$method" \
+	    -o "$T/body" -D "$T/headers" -w '%{http_code}' "$@" \
+	    "https://$API_NAME:8443$path"
+}
+
+devices_json() {
+	local pat=$1 base=$2 first=$3 n=$4 cred=$5 pre last i sep=""
+	pre=${base%.*}
+	last=${base##*.}
+	printf '['
+	for ((i = first; i < first + n; i++)); do
+		printf "%s{\"fqdn\":\"$pat\",\"address\":\"%s.%d\",\"credential\":\"%s\"}" \
+		    "$sep" "$i" "$pre" $((last + i)) "$cred"
+		sep=,
+	done
+	printf ']'
+}
+
+api_job() {
+	local devs=$1 conc=${2:-16} st
+	st=$(api POST /api/v1/jobs -H 'Content-Type: application/json' \
+	    --data-binary "{\"devices\":$devs,\"concurrency\":$conc}")
+	[ "$st" = 202 ] || fail "POST /api/v1/jobs: $st $(cat "$T/body")"
+	json_get "$T/body" id
+}
+
+job_wait() {
+	local id=$1 want=$2 secs=${3:-240} i st
+	for ((i = 0; i < secs * 4; i++)); do
+		st=$(api GET "/api/v1/jobs/$id")
+		[ "$st" = 200 ] || fail "GET /api/v1/jobs/$id: $st $(cat "$T/body")"
+		[ "$(json_get "$T/body" state)" = "$want" ] && return 0
+		sleep 0.25
+	done
+	fail "job $id not $want after $secs s: $(head -c 400 "$T/body")"
+}
