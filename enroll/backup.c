@@ -1013,13 +1013,29 @@ backup_restore(const char *from, const char *home_dir,
 		res->pin = 1;
 	home_free(h);
 	h = NULL;
-	/* With the PIN: the restored CA opens, its key is the intermediate's. */
-	if (res->pin != 0) {
-		if ((r = home_open(dst, HOME_SIGNER, &h)) != 0) {
+	/*
+	 * With the PIN the restored CA opens as the signer does: the token
+	 * logs in and its issuing key is the intermediate's.  Either way the
+	 * audit trail gets "ca.restore" naming the new identity and the old
+	 * one, so a fork is visible in it (sealed now with the token, else at
+	 * the first open with it).
+	 */
+	if ((r = home_open(dst, HOME_STORE | (res->pin != 0 ? HOME_SIGNER : 0),
+	    &h)) != 0) {
+		ret = r;
+		goto out;
+	}
+	res->checked = res->pin != 0;
+	{
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "restored_from=%s",
+		    res->from_id[0] ? res->from_id : "none");
+		if ((r = store_audit_append(h->store, NULL, "ca.restore",
+		    res->home_id, detail)) != 0) {
 			ret = r;
 			goto out;
 		}
-		res->checked = 1;
 	}
 	made = 0;
 	ret = 0;

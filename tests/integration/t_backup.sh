@@ -7,7 +7,8 @@
 # same chain (openssl verify against the original root) and still holds
 # the records.  Restore refuses an existing home, and a backup with a
 # changed, missing or unlisted file, naming it; nothing of the new home is
-# left then.  With --include-pin the restore needs no --pin-file.
+# left then.  With --include-pin the restore needs no --pin-file.  The
+# restored audit trail verifies, and ca.restore in it names both identities.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
@@ -116,10 +117,22 @@ openssl verify -CAfile "$T/root-orig.pem" -untrusted "$H/intermediate.pem" "$T/w
 "$AMTCA" --home "$H" crl --out "$T/c.pem" >/dev/null 2>"$T/c.err" || fail "crl in the restored home: $(cat "$T/c.err")"
 openssl crl -in "$T/c.pem" -noout -verify -CAfile "$H/intermediate.pem" 2>&1 | grep -q 'verify OK' ||
     fail "the restored CA's CRL does not verify"
-if "$AMTCA" help audit >/dev/null 2>&1; then
-	"$AMTCA" --home "$H" audit verify >"$T/a.out" 2>&1 || fail "audit verify on the restored home: $(cat "$T/a.out")"
-fi
-ok "wiped and restored with the PIN: new identity, same chain, records kept; issue and CRL verify"
+"$AMTCA" --home "$H" audit verify >"$T/a.out" 2>&1 || fail "audit verify on the restored home: $(cat "$T/a.out")"
+"$AMTCA" --home "$H" audit show --json >"$T/a.json" || fail "audit show on the restored home"
+python3 - "$T/a.json" "$id0" "$id1" "$inbk" <<'PY' || fail "the restored audit trail does not show the restore: $(cat "$T/a.json")"
+import json, sys
+e = json.load(open(sys.argv[1]))["entries"]
+init = [x for x in e if x["action"] == "ca.init"]
+rest = [x for x in e if x["action"] == "ca.restore"]
+assert len(init) == 1 and init[0]["detail"].endswith("home=" + sys.argv[2]), init
+assert len(rest) == 1 and rest[0]["subject"] == sys.argv[3], rest
+assert rest[0]["detail"] == "restored_from=" + sys.argv[2], rest
+# The restore follows the backup's entries; the issue after it follows it.
+issued = [x for x in e if x["action"] == "cert.issue"]
+assert len([x for x in issued if x["seq"] < rest[0]["seq"]]) == int(sys.argv[4]), issued
+assert len([x for x in issued if x["seq"] > rest[0]["seq"]]) == 1, issued
+PY
+ok "wiped and restored with the PIN: new identity, same chain, records kept; issue and CRL verify; the audit trail verifies and records the restore"
 
 # Restore refuses an existing home, and leaves it alone.
 expect_fail 1 "already exists" "$AMTCA" restore --from "$T/bk" --home "$H" --pin-file "$PIN"
@@ -169,6 +182,9 @@ assert d["token_checked"] is True and d["restored_from"] == sys.argv[2], d
 assert len(d["home_id"]) == 32 and d["home_id"] != sys.argv[2], d
 PY
 grep -q "^restored_from = $id1$" "$T/h3/amtca.conf" || fail "the second restore does not name the first as origin"
+"$AMTCA" --home "$T/h3" audit verify >"$T/a3.out" 2>&1 || fail "audit verify after the second restore: $(cat "$T/a3.out")"
+[ "$("$AMTCA" --home "$T/h3" audit show --action ca.restore --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')" = 2 ] ||
+    fail "the second restore's trail does not hold both restores"
 ok "--include-pin warns and carries the PIN; its restore logs in without --pin-file"
 
 # A home of the old layout (amtca.db and softhsm/ at the top) backs up
