@@ -726,10 +726,42 @@ home_open(const char *dir, int flags, struct home **out)
 	h->policy.client_auth = h->conf.client_auth;
 	h->policy.crl_url = h->conf.crl_url;
 	h->policy.aia_url = h->conf.aia_url;
-	if ((r = load_cert(real, HOME_ROOT_PEM, &h->root)) != 0 ||
-	    (r = load_cert(real, HOME_INTER_PEM, &h->inter)) != 0) {
-		ret = r;
-		goto out;
+	{
+		/* init --external-root made a CA that cannot sign yet. */
+		char *pend = home_path(real, HOME_PENDING_CSR);
+		struct stat psb;
+		int pending;
+
+		if (pend == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		pending = lstat(pend, &psb) == 0;
+		free(pend);
+		if ((flags & HOME_PENDING) != 0) {
+			if (!pending) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "the CA in %s is "
+				    "not waiting for an intermediate certificate",
+				    real);
+				goto out;
+			}
+			if ((flags & HOME_SIGNER) != 0) {
+				ret = AMTCA_E_INTERNAL;
+				goto out;
+			}
+		} else if (pending) {
+			ret = amtca_fail(AMTCA_E_CONFIG, "the CA in %s waits for "
+			    "its intermediate certificate from the external root: "
+			    "run 'amtca ca import-intermediate --cert FILE --root "
+			    "FILE'", real);
+			goto out;
+		}
+		if (!pending && ((r = load_cert(real, HOME_ROOT_PEM,
+		    &h->root)) != 0 || (r = load_cert(real, HOME_INTER_PEM,
+		    &h->inter)) != 0)) {
+			ret = r;
+			goto out;
+		}
 	}
 	if ((r = open_stores(h, flags)) != 0) {
 		ret = r;

@@ -26,6 +26,9 @@
  * schema; each holds only its own tables' rows.
  */
 #define HOME_CONF      "amtca.conf"
+#define HOME_PENDING_CSR "intermediate.csr"	/* init --external-root: the
+					   request; present until
+					   ca import-intermediate */
 #define HOME_ROOT_PEM  "root.pem"
 #define HOME_INTER_PEM "intermediate.pem"
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
@@ -106,6 +109,10 @@ struct home {
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
 #define HOME_NO_SEAL 0x100	/* with HOME_SIGNER: never seal the audit
 				   trail (audit verify reads, changes nothing) */
+#define HOME_PENDING 0x200	/* a home waiting for its intermediate
+				   (init --external-root): configuration and
+				   stores only, no certificates (h->root and
+				   h->inter NULL), never HOME_SIGNER */
 #define HOME_STATE  0x4		/* only the operational state (h->state;
 				   h->store stays NULL): what a front end
 				   opens, the signer holding the rest */
