@@ -60,7 +60,7 @@ check_nc(X509 *cert, const struct ca_policy *policy)
 	GENERAL_SUBTREE *st;
 	char rt[CA_IP_RANGE_STRLEN], dns[AMTCA_FQDN_MAX + 1];
 	const char *d;
-	size_t nwant = 0, i, j, nperm_ip = 0;
+	size_t nwant = 0, i, j, nperm_ip = 0, nperm = 0, nexcl = 0;
 	int crit = 0, r, found, ex4 = 0, ex6 = 0, have4 = 0, have6 = 0;
 	int ret = AMTCA_E_INTERNAL;
 	unsigned char seen[AMTCA_DOMAINS_MAX];
@@ -69,13 +69,20 @@ check_nc(X509 *cert, const struct ca_policy *policy)
 		return r;
 	memset(seen, 0, sizeof(seen));
 	nc = X509_get_ext_d2i(cert, NID_name_constraints, &crit, NULL);
+	if (nc != NULL) {
+		/* An absent SEQUENCE OF is NULL, and counts -1. */
+		if (nc->permittedSubtrees != NULL)
+			nperm = (size_t)sk_GENERAL_SUBTREE_num(nc->permittedSubtrees);
+		if (nc->excludedSubtrees != NULL)
+			nexcl = (size_t)sk_GENERAL_SUBTREE_num(nc->excludedSubtrees);
+	}
 	if (nc == NULL) {
 		ret = amtca_fail(AMTCA_E_CERT, "the intermediate carries no name "
 		    "constraints (the root must add them; see "
 		    "docs/external-root.md, or import with --any-domain)");
 		goto out;
 	}
-	for (i = 0; i < (size_t)sk_GENERAL_SUBTREE_num(nc->permittedSubtrees); i++) {
+	for (i = 0; i < nperm; i++) {
 		st = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, (int)i);
 		if (st->base->type == GEN_DNS) {
 			int len = ASN1_STRING_length(st->base->d.dNSName);
@@ -162,7 +169,7 @@ check_nc(X509 *cert, const struct ca_policy *policy)
 	 * present: with no permitted iPAddress at all, both families must be
 	 * excluded whole, or the CA could vouch for any address.
 	 */
-	for (i = 0; i < (size_t)sk_GENERAL_SUBTREE_num(nc->excludedSubtrees); i++) {
+	for (i = 0; i < nexcl; i++) {
 		st = sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, (int)i);
 		if (subtree_range(st->base, &got) == 0 && got.prefix == 0) {
 			if (got.len == 4)
