@@ -147,6 +147,16 @@ int ca_intermediate_csr(const struct ca_signer *key, const char *cn,
 int ca_intermediate_check(X509 *cert, X509 *root, EVP_PKEY *key,
     const struct ca_policy *policy, int any_domain) AMTCA_WUR;
 
+/*
+ * The root's CRL over intermediates (`amtca crl --root`): signed by the
+ * root key `root` for `root_cert`, listing the serials of `revoked[0..n)`
+ * (revoked intermediates), CRLNumber = Unix milliseconds, AKI; valid for
+ * `days`.  PEM or DER into *out (malloc'd).
+ */
+int ca_root_crl_create(const struct ca_signer *root, X509 *root_cert,
+    X509 *const *revoked, size_t n, int days, int pem, unsigned char **out,
+    size_t *outlen) AMTCA_WUR;
+
 /* The issuing CA: signer + issuer certificate + policy + store. */
 struct ca;
 

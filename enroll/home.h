@@ -54,6 +54,12 @@ struct home_conf {
 	char *token_uri;
 	char *pin_file;
 	char *softhsm_conf;		/* set for the embedded SoftHSM token */
+	char *root_token_uri;		/* init --root-token-uri: the root key's
+					   own token (same module), offline
+					   except for init, rotation and the
+					   root's CRL; NULL: the root key is
+					   in token_uri's token (or external) */
+	char *root_pin_file;		/* its PIN (NULL: the URI's pin-source) */
 	char *module_env[AMTCA_MODULE_ENV_MAX];	/* "NAME=value" for the module */
 	size_t nmodule_env;
 	char *key_type;
@@ -116,6 +122,16 @@ struct home {
 #define HOME_STATE  0x4		/* only the operational state (h->state;
 				   h->store stays NULL): what a front end
 				   opens, the signer holding the rest */
+
+/*
+ * The root key, for what needs it (`what`: "crl --root", "ca rotate"):
+ * from the offline root token (conf root_token_uri; opened here into
+ * *own, which the caller frees after *out) or else the CA's own token
+ * (h->hsm: HOME_SIGNER).  A clear one-line error when the root token is
+ * absent, or when the root is external (no root key in any token).
+ */
+int home_root_key(struct home *h, const char *what, struct hsm **own,
+    struct hsm_key **out) AMTCA_WUR;
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);

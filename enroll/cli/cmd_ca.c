@@ -127,6 +127,7 @@ static const char init_synopsis[] =
     "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384]\n"
     "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]\n"
+    "           [--root-token-uri URI [--root-pin-file FILE]]\n"
     "           [--external-root --csr-out FILE]";
 
 static const char init_options[] =
@@ -145,6 +146,9 @@ static const char init_options[] =
     "  --org NAME             organisation in the CA names\n"
     "  --country CC           two-letter country in the CA names\n"
     "  --days N               default leaf validity in days (397)\n"
+    "  --root-token-uri URI   the root key in its own token of --module, kept\n"
+    "                         offline (needed for init, rotation, the root's CRL)\n"
+    "  --root-pin-file FILE   that token's PIN (else the URI's pin-source)\n"
     "  --external-root        no root here: make the intermediate key and its\n"
     "                         request for an external root (docs/external-root.md);\n"
     "                         then 'amtca ca import-intermediate'\n"
@@ -156,7 +160,7 @@ write_conf(const char *dir, const char *module, const char *uri,
     const char *pin_file, const char *softhsm_conf, char *const *env,
     size_t nenv, const char *key_type, char *const *domains, size_t nd,
     int any_domain, char *const *ranges, size_t nr, const char *org,
-    const char *country, int days)
+    const char *country, int days, const char *root_uri, const char *root_pin)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -208,6 +212,17 @@ write_conf(const char *dir, const char *module, const char *uri,
 		if (asprintf(&nt, "%s%s%s%s%s%s%s", text, org ? "org = " : "",
 		    org ? org : "", org ? "\n" : "", country ? "country = " : "",
 		    country ? country : "", country ? "\n" : "") == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
+	if (root_uri != NULL) {
+		if (asprintf(&nt, "%s# the root key's own token, needed only for "
+		    "init, rotation and the root's CRL\nroot_token_uri = %s\n"
+		    "%s%s%s", text, root_uri, root_pin ? "root_pin_file = " : "",
+		    root_pin ? root_pin : "", root_pin ? "\n" : "") == -1) {
 			free(text);
 			return AMTCA_E_NOMEM;
 		}
@@ -323,12 +338,16 @@ cmd_init(const char *homedir, int argc, char **argv)
 		{ "country", required_argument, NULL, 'c' },
 		{ "days", required_argument, NULL, 'D' },
 		{ "external-root", no_argument, NULL, 'E' },
+		{ "root-token-uri", required_argument, NULL, 'T' },
+		{ "root-pin-file", required_argument, NULL, 'P' },
 		{ "csr-out", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *module = NULL, *uri = NULL, *pin_file = NULL;
-	const char *csr_out = NULL;
+	const char *csr_out = NULL, *root_uri = NULL, *root_pin = NULL;
+	char *abs_root_pin = NULL;
+	struct hsm *rhsm = NULL;
 	int external = 0, wrote_csr = 0;
 	X509_REQ *req = NULL;
 	char *f_pend = NULL;
@@ -383,6 +402,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 		case 'A': any_domain = 1; break;
 		case 'E': external = 1; break;
 		case 'O': csr_out = optarg; break;
+		case 'T': root_uri = optarg; break;
+		case 'P': root_pin = optarg; break;
 		case 'R':
 			if (nr == AMTCA_IP_RANGES_MAX)
 				return usage_error("init", "too many --ip-range",
@@ -405,6 +426,13 @@ cmd_init(const char *homedir, int argc, char **argv)
 		    init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
+	if (root_pin != NULL && root_uri == NULL)
+		return usage_error("init", "--root-pin-file goes with "
+		    "--root-token-uri", init_synopsis);
+	if (root_uri != NULL && (softhsm || external))
+		return usage_error("init", "--root-token-uri takes a token of "
+		    "--module (not --softhsm, and no root with --external-root)",
+		    init_synopsis);
 	if (external != (csr_out != NULL))
 		return usage_error("init", "--external-root and --csr-out FILE go "
 		    "together", init_synopsis);
@@ -554,6 +582,23 @@ cmd_init(const char *homedir, int argc, char **argv)
 		if ((r = home_token_check(module, uri, pin_file, NULL, env,
 		    nenv)) != 0)
 			goto fail;
+		if (root_uri != NULL) {
+			if (strcmp(root_uri, uri) == 0) {
+				r = amtca_fail(AMTCA_E_USAGE, "--root-token-uri "
+				    "names the CA's own token; give the root's "
+				    "separate token");
+				goto fail;
+			}
+			if (root_pin != NULL && (abs_root_pin = realpath(root_pin,
+			    NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "--root-pin-file "
+				    "%s: %s", root_pin, strerror(errno));
+				goto fail;
+			}
+			if ((r = home_token_check(module, root_uri, abs_root_pin,
+			    NULL, env, nenv)) != 0)
+				goto fail;
+		}
 	}
 	memset(&ho, 0, sizeof(ho));
 	ho.module = module;
@@ -598,7 +643,19 @@ cmd_init(const char *homedir, int argc, char **argv)
 			goto fail;
 		goto stores_done;
 	}
-	if ((r = hsm_keygen(hsm, kt, KEY_LABEL_ROOT, &rk)) != 0 ||
+	/* The offline root: its key in its own token, opened only now. */
+	if (root_uri != NULL) {
+		struct hsm_open_opts rho;
+
+		memset(&rho, 0, sizeof(rho));
+		rho.module = module;
+		rho.token_uri = root_uri;
+		rho.pin_file = abs_root_pin;
+		if ((r = hsm_open(&rho, &rhsm)) != 0)
+			goto fail;
+	}
+	if ((r = hsm_keygen(rhsm != NULL ? rhsm : hsm, kt, KEY_LABEL_ROOT,
+	    &rk)) != 0 ||
 	    (r = hsm_keygen(hsm, kt, KEY_LABEL_INTER, &ik)) != 0 ||
 	    (r = hsm_keygen(hsm, kt, KEY_LABEL_AUDIT, &ak)) != 0)
 		goto fail;
@@ -633,7 +690,8 @@ stores_done:
 			sc = conf_out + rl + 1;
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
-		    domains, nd, any_domain, ranges, nr, org, country, days)) != 0)
+		    domains, nd, any_domain, ranges, nr, org, country, days,
+		    root_uri, abs_root_pin)) != 0)
 			goto fail;
 	}
 	if (external)
@@ -646,6 +704,9 @@ stores_done:
 		printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
 		    "  chain (PEM, bottom to top, for consoles): %s\n  keys: %s in %s\n",
 		    real, f_root, f_inter, f_chain, hsm_keytype_name(kt), uri);
+	if (root_uri != NULL)
+		printf("  root key: in %s; keep that token offline: it is needed "
+		    "only for ca rotate and crl --root\n", root_uri);
 	ret = EXIT_OK;
 	goto out;
 fail:
@@ -657,7 +718,7 @@ fail:
 	if (ik != NULL && hsm_key_destroy(hsm, ik) != 0)
 		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
 		    KEY_LABEL_INTER);
-	if (rk != NULL && hsm_key_destroy(hsm, rk) != 0)
+	if (rk != NULL && hsm_key_destroy(rhsm != NULL ? rhsm : hsm, rk) != 0)
 		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
 		    KEY_LABEL_ROOT);
 	if (wrote_csr)
@@ -676,7 +737,9 @@ out:
 	hsm_key_free(rk);
 	hsm_key_free(ik);
 	hsm_key_free(ak);
+	hsm_free(rhsm);
 	hsm_free(hsm);
+	free(abs_root_pin);
 	/* A token we made for a CA that failed to come up is removed whole. */
 	if (ret != EXIT_OK && softhsm && mod_out != NULL)
 		amtca_rmtree(hsmdir);
@@ -1448,15 +1511,18 @@ int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] =
-	    "[--format pem|der] [--out FILE] [--days N] [--json]";
+	    "[--format pem|der] [--out FILE] [--days N] [--json] [--root]";
 	static const char options[] =
 	    "  --format pem|der       encoding; default from the --out name\n"
 	    "                         (.crl/.der DER, else PEM); der needs --out\n"
 	    "  --out FILE             write there, not to stdout\n"
 	    "  --days N               nextUpdate in days (7)\n"
 	    "  --json                 one JSON document: numbers, dates, pem\n"
+	    "  --root                 the root's CRL over intermediates (needs the\n"
+	    "                         root key: the offline root token if any)\n"
 	    "  --help                 this text\n";
 	static const struct option opts[] = {
+		{ "root", no_argument, NULL, 'R' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "days", required_argument, NULL, 'd' },
@@ -1469,6 +1535,10 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	unsigned char *crl = NULL;
 	size_t len = 0;
 	int ch, r, pem = 1, days = 7, json = 0, fmt_given = 0, ret = EXIT_FAIL;
+	int rootcrl = 0;
+	struct hsm *rhsm = NULL;
+	struct hsm_key *rk = NULL;
+	struct ca_signer rs;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -1483,6 +1553,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 			break;
 		case 'o': outpath = optarg; break;
 		case 'j': json = 1; break;
+		case 'R': rootcrl = 1; break;
 		case 'd':
 			if (parse_days(optarg, &days) != 0)
 				return usage_error("crl", "--days takes 1..825", syn);
@@ -1508,7 +1579,23 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		outpath = NULL;
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
-	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
+	if (rootcrl) {
+		/* No intermediate is ever revoked yet (no rotation here):
+		 * the root's CRL lists none. */
+		if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
+		    (r = home_root_key(h, "crl --root", &rhsm, &rk)) != 0) {
+			ret = cli_fail(r);
+			goto out;
+		}
+		hsm_key_signer(rk, &rs);
+		if ((r = ca_root_crl_create(&rs, h->root, NULL, 0, days, pem,
+		    &crl, &len)) != 0 ||
+		    (r = store_audit_append(h->store, NULL, "ca.crl-root", "",
+		    "revoked=0")) != 0) {
+			ret = cli_fail(r);
+			goto out;
+		}
+	} else if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
 	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0 ||
 	    (r = crl_audit(h->store, crl, len, pem, days)) != 0) {
 		ret = cli_fail(r);
@@ -1523,6 +1610,8 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	ret = r == 0 ? EXIT_OK : cli_fail(r);
 out:
 	free(crl);
+	hsm_key_free(rk);
+	hsm_free(rhsm);
 	home_free(h);
 	return ret;
 }
