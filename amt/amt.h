@@ -43,6 +43,52 @@
 /* "DUPLICATE" for 2058 etc.; "UNKNOWN" for codes not in the table. */
 const char *amt_status_name(int pt_status);
 
+/*
+ * What amtca asks of a firmware generation: a table by AMT major version
+ * (amt/profile.c, data only), so that firmware facts can change without
+ * code changes.  Facts for AMT 22 are from public statements, not verified
+ * on hardware (docs/amtsim.md).
+ */
+#define AMT_KEYALG_RSA 0		/* GenerateKeyPair KeyAlgorithm */
+#define AMT_KEYALG_ECC 1
+#define AMT_PROFILE_KEYS_MAX 4
+
+struct amt_keyspec {
+	int alg;			/* AMT_KEYALG_* */
+	int bits;			/* KeyLength */
+	const char *name;		/* "ECC-384", for messages */
+};
+
+struct amt_profile {
+	const char *name;		/* "AMT 22 and later" */
+	int major_from;			/* applies from this AMT major version */
+	/* Device keys to generate, preferred first.  AMT says which it
+	 * offers only by refusing (2066, 2062 or 36, leaving nothing behind),
+	 * so the enrollment tries them in turn. */
+	struct amt_keyspec keys[AMT_PROFILE_KEYS_MAX];
+	size_t nkeys;
+	int csr_sigalg;			/* GeneratePKCS10RequestEx SigningAlgorithm:
+					   1 SHA-256, 2 SHA-384 (proposed) */
+	int leaf_sha384;		/* sign the leaf with SHA-384 */
+	int min_rsa_bits;		/* weakest leaf key the firmware takes; */
+	int min_ec_bits;		/* a CA chain should be no weaker */
+	int chain_sha384;		/* the firmware may refuse SHA-256-signed
+					   chain certificates */
+};
+
+/*
+ * The profile for a firmware version "X.Y.Z.B" (GeneralSettings): the row
+ * with the highest major_from not above X.  A version that does not parse
+ * gets the oldest profile.  Never NULL; static storage.
+ */
+const struct amt_profile *amt_profile_for(const char *amt_version);
+
+/* Is `pk` weaker than the profile's minimum (RSA bits, EC bits)? */
+int amt_profile_key_weak(const struct amt_profile *p, EVP_PKEY *pk);
+
+/* Did AMT refuse a GenerateKeyPair for its key type (so try the next)? */
+int amt_profile_keygen_refusal(int pt_status);
+
 #define AMT_TLS_REMOTE "Intel(r) AMT 802.3 TLS Settings"
 #define AMT_TLS_LOCAL  "Intel(r) AMT LMS TLS Settings"
 

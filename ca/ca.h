@@ -162,7 +162,8 @@ struct ca;
 
 /*
  * Precomputes what every leaf shares (issuer name, AKI, fixed extensions,
- * digest choice: SHA-384 under a P-384 issuer, else SHA-256).  Borrows all
+ * default digest: SHA-384 under a P-384 issuer, else SHA-256; a request
+ * may ask for either, see ca_request.digest).  Borrows all
  * arguments; they must outlive the ca.  `store` may be NULL only in unit
  * tests of building (ca_issue then fails with AMTCA_E_STORE).
  */
@@ -179,6 +180,18 @@ enum ca_profile {
 	CA_PROFILE_ADMIN		/* admin API client: clientAuth and the
 					   admin marker */
 };
+
+/*
+ * A leaf's signature digest.  AMT 22 refuses SHA-256-signed leaves, so the
+ * enrollment asks for SHA-384 whatever the issuing key (RSA or EC).
+ */
+enum ca_digest {
+	CA_DIGEST_DEFAULT = 0,		/* the issuer key's: SHA-384 under
+					   P-384, else SHA-256 */
+	CA_DIGEST_SHA256,
+	CA_DIGEST_SHA384,
+};
+#define CA_DIGEST_N 3
 
 /*
  * The admin marker: a certificatePolicies policyIdentifier under 2.25 (a
@@ -212,6 +225,7 @@ struct ca_request {
 	int days;			/* 0: policy default */
 	const char *requester;		/* who asked (user, "enroll", "est") */
 	const char *device;		/* optional AMT device binding (FQDN) */
+	enum ca_digest digest;		/* 0: the issuer key's default */
 	const char *actor;		/* who the audit entry names: the
 					   authenticated client (NULL: the
 					   store's actor, ca/store.h) */
@@ -222,7 +236,8 @@ struct ca_request {
  * (+IPs, each inside one of policy->ip_ranges, else AMTCA_E_POLICY), EKU serverAuth (+clientAuth), keyUsage digitalSignature
  * (+keyEncipherment for RSA) critical, CA:FALSE, AKI/SKI, CDP/AIA when
  * configured, random serial; notBefore = now - skew; notAfter = min(now +
- * days, issuer notAfter).  Returns only after the record is durably
+ * days, issuer notAfter); signed with req->digest (AMTCA_E_USAGE for an
+ * unknown one).  Returns only after the record is durably
  * committed; a serial collision draws a new serial.  Thread-safe.
  */
 int ca_issue(struct ca *ca, const struct ca_request *req, X509 **out) AMTCA_WUR;

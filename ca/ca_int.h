@@ -77,6 +77,9 @@ struct ca_sigalg {
 /* RSA: sha256WithRSAEncryption (NULL params); EC: ecdsa-with-SHA256, or
  * SHA-384 variants when the key is P-384.  AMTCA_E_CONFIG for other keys. */
 int ca_sigalg_init(struct ca_sigalg *a, EVP_PKEY *pub) AMTCA_WUR;
+/* The same with the digest chosen by the caller: `sha384` 1 or 0, or -1
+ * for the key's default as above. */
+int ca_sigalg_init_md(struct ca_sigalg *a, EVP_PKEY *pub, int sha384) AMTCA_WUR;
 void ca_sigalg_release(struct ca_sigalg *a);
 
 /*
@@ -113,6 +116,11 @@ struct ca {
 	const struct ca_policy *policy;
 	struct store *store;
 	struct ca_sigalg alg;
+	/* Leaves asking for a digest (enum ca_digest; [0] unused): the
+	 * algorithm and AlgorithmIdentifier || issuer Name for each. */
+	struct ca_sigalg dig_alg[CA_DIGEST_N];
+	unsigned char *dig_algid_issuer[CA_DIGEST_N];
+	size_t dig_algid_issuer_len[CA_DIGEST_N];
 	EVP_MD *sha1;			/* SKI, fetched once */
 	int days;
 	int skew;

@@ -295,6 +295,12 @@ ca_key_check(EVP_PKEY *pk, int code, const char *what, int *is_rsa)
 int
 ca_sigalg_init(struct ca_sigalg *a, EVP_PKEY *pub)
 {
+	return ca_sigalg_init_md(a, pub, -1);
+}
+
+int
+ca_sigalg_init_md(struct ca_sigalg *a, EVP_PKEY *pub, int sha384)
+{
 	X509_ALGOR *alg = NULL;
 	unsigned char *p;
 	int len, is_rsa = 0, p384 = 0, ret = AMTCA_E_INTERNAL, r;
@@ -302,10 +308,13 @@ ca_sigalg_init(struct ca_sigalg *a, EVP_PKEY *pub)
 	memset(a, 0, sizeof(*a));
 	if ((r = ca_key_check(pub, AMTCA_E_CONFIG, "signing key", &is_rsa)) != 0)
 		return r;
-	if (!is_rsa)
+	if (sha384 >= 0)
+		p384 = sha384;
+	else if (!is_rsa)
 		p384 = ec_curve_nid(pub) == NID_secp384r1;
 	if (is_rsa)
-		a->nid = NID_sha256WithRSAEncryption;
+		a->nid = p384 ? NID_sha384WithRSAEncryption :
+		    NID_sha256WithRSAEncryption;
 	else
 		a->nid = p384 ? NID_ecdsa_with_SHA384 : NID_ecdsa_with_SHA256;
 	/* Fetched once: the signer's digest init then skips the implicit fetch. */

@@ -65,6 +65,10 @@ struct leaf {
 	unsigned char ski[EVP_MAX_MD_SIZE];
 	unsigned int ski_len;
 	int is_rsa;
+	/* The signature algorithm, borrowed from the ca (req->digest). */
+	const struct ca_sigalg *alg;
+	const unsigned char *algid_issuer;
+	size_t algid_issuer_len;
 	time_t nb, na, now;
 };
 
@@ -382,7 +386,7 @@ ca_new(const struct ca_signer *signer, X509 *issuer,
 {
 	struct ca *ca = NULL;
 	unsigned char *name = NULL;
-	int r, len, ret = AMTCA_E_INTERNAL;
+	int r, len, i, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
 	if (signer == NULL || signer->sign == NULL || issuer == NULL ||
@@ -445,6 +449,23 @@ ca_new(const struct ca_signer *signer, X509 *issuer,
 	}
 	memcpy(ca->algid_issuer, ca->alg.algid, ca->alg.algid_len);
 	memcpy(ca->algid_issuer + ca->alg.algid_len, name, (size_t)len);
+	for (i = CA_DIGEST_SHA256; i < CA_DIGEST_N; i++) {
+		struct ca_sigalg *a = &ca->dig_alg[i];
+
+		if ((r = ca_sigalg_init_md(a, signer->pub,
+		    i == CA_DIGEST_SHA384)) != 0) {
+			ret = r;
+			goto out;
+		}
+		ca->dig_algid_issuer_len[i] = a->algid_len + (size_t)len;
+		if ((ca->dig_algid_issuer[i] =
+		    malloc(ca->dig_algid_issuer_len[i])) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		memcpy(ca->dig_algid_issuer[i], a->algid, a->algid_len);
+		memcpy(ca->dig_algid_issuer[i] + a->algid_len, name, (size_t)len);
+	}
 	if ((r = subject_prefix(ca)) != 0 ||
 	    (r = fixed_extensions(ca, issuer)) != 0) {
 		ret = r;
@@ -462,9 +483,15 @@ out:
 void
 ca_free(struct ca *ca)
 {
+	int i;
+
 	if (ca == NULL)
 		return;
 	ca_sigalg_release(&ca->alg);
+	for (i = 0; i < CA_DIGEST_N; i++) {
+		ca_sigalg_release(&ca->dig_alg[i]);
+		free(ca->dig_algid_issuer[i]);
+	}
 	EVP_MD_free(ca->sha1);
 	free(ca->algid_issuer);
 	free(ca->subj_prefix);
@@ -533,6 +560,20 @@ leaf_prepare(const struct ca *ca, const struct ca_request *req, struct leaf *l)
 		goto out;
 	}
 	l->fqdn_len = strlen(l->fqdn);
+	if ((unsigned)req->digest >= CA_DIGEST_N) {
+		ret = amtca_fail(AMTCA_E_USAGE, "issue: unknown digest %d",
+		    (int)req->digest);
+		goto out;
+	}
+	if (req->digest == CA_DIGEST_DEFAULT) {
+		l->alg = &ca->alg;
+		l->algid_issuer = ca->algid_issuer;
+		l->algid_issuer_len = ca->algid_issuer_len;
+	} else {
+		l->alg = &ca->dig_alg[req->digest];
+		l->algid_issuer = ca->dig_algid_issuer[req->digest];
+		l->algid_issuer_len = ca->dig_algid_issuer_len[req->digest];
+	}
 	if (req->nnames != 0 && req->profile != CA_PROFILE_EST) {
 		ret = amtca_fail(AMTCA_E_USAGE, "only an EST certificate carries "
 		    "several names");
@@ -664,13 +705,13 @@ leaf_tbs(const struct ca *ca, const struct leaf *l,
 		exts = ca->exts_admin;
 		exts_len = ca->exts_admin_len;
 	}
-	der_init(&d, 512 + ca->algid_issuer_len + ca->subj_prefix_len +
+	der_init(&d, 512 + l->algid_issuer_len + ca->subj_prefix_len +
 	    2 * l->fqdn_len + l->spki_len + exts_len +
 	    l->nnames * (AMTCA_FQDN_MAX + 4));
 	top = der_open(&d, DER_SEQUENCE);
 	der_raw(&d, v3, sizeof(v3));
 	der_prim(&d, DER_INTEGER, serial, AMTCA_SERIAL_BYTES);
-	der_raw(&d, ca->algid_issuer, ca->algid_issuer_len);
+	der_raw(&d, l->algid_issuer, l->algid_issuer_len);
 	s1 = der_open(&d, DER_SEQUENCE);
 	der_time(&d, l->nb);
 	der_time(&d, l->na);
@@ -739,7 +780,7 @@ leaf_sign(const struct ca *ca, const struct leaf *l,
 	*derlen = 0;
 	if ((r = ca_serial_draw(serial)) != 0 ||
 	    (r = leaf_tbs(ca, l, serial, &tbs, &tbslen)) != 0 ||
-	    (r = ca_sign_der(ca->signer, &ca->alg, tbs, tbslen, der,
+	    (r = ca_sign_der(ca->signer, l->alg, tbs, tbslen, der,
 	    derlen)) != 0) {
 		ret = r;
 		goto out;

@@ -130,7 +130,15 @@ static const char migrate_v1_sql[] =
     "CREATE TABLE leases ("
     " name text PRIMARY KEY,"
     " owner text NOT NULL,"
-    " expires_at bigint NOT NULL);";
+    " expires_at bigint NOT NULL);"
+    /* Sealed AMT credentials (issue 9): no password, the signer's blob. */
+    "CREATE TABLE IF NOT EXISTS credentials ("
+    " name text PRIMARY KEY,"
+    " amt_user text NOT NULL,"
+    " sealed bytea NOT NULL,"
+    " mechanism text NOT NULL,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL);";
 
 static const struct {
 	int version;
@@ -1609,6 +1617,127 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	    "lease", NULL, NULL);
 }
 
+/* --- credentials ---------------------------------------------------------- */
+
+#define CRED_COLS "name, amt_user, mechanism, created_at, updated_at"
+
+static int
+row_cred(const PGresult *res, int i, int with_blob, struct store_cred *c)
+{
+	unsigned char *b;
+	size_t len = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (dupval(res, i, 0, &c->name) != 0 || dupval(res, i, 1, &c->user) != 0 ||
+	    dupval(res, i, 2, &c->mechanism) != 0)
+		goto nomem;
+	c->created_at = (time_t)ival(res, i, 3);
+	c->updated_at = (time_t)ival(res, i, 4);
+	if (with_blob && !PQgetisnull(res, i, 5)) {
+		if ((b = PQunescapeBytea((const unsigned char *)
+		    PQgetvalue(res, i, 5), &len)) == NULL)
+			goto nomem;
+		if (len > 0 && (c->sealed = malloc(len)) == NULL) {
+			PQfreemem(b);
+			goto nomem;
+		}
+		if (len > 0)
+			memcpy(c->sealed, b, len);
+		c->sealed_len = len;
+		PQfreemem(b);
+	}
+	return 0;
+nomem:
+	store_cred_clear(c);
+	return AMTCA_E_NOMEM;
+}
+
+static int
+row_cred_v(const PGresult *res, int i, void *c)
+{
+	return row_cred(res, i, 0, c);
+}
+
+static void
+clear_cred_v(void *c)
+{
+	store_cred_clear(c);
+}
+
+static int
+pg_cred_put(void *be, const struct store_cred *c)
+{
+	struct prm a = { 0 };
+
+	p_text(&a, c->name);
+	p_text(&a, c->user);
+	p_bin(&a, c->sealed, c->sealed_len);
+	p_text(&a, c->mechanism);
+	p_int(&a, (long long)c->created_at);
+	p_int(&a, (long long)c->updated_at);
+	/* A replacement keeps the first created_at. */
+	return run(be, "INSERT INTO credentials (name, amt_user, sealed, "
+	    "mechanism, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+	    "ON CONFLICT (name) DO UPDATE SET amt_user = excluded.amt_user, "
+	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
+	    "updated_at = excluded.updated_at", &a, "credential update", NULL,
+	    NULL);
+}
+
+static int
+pg_cred_get(void *be, const char *name, struct store_cred **out)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	struct store_cred *c = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	p_text(&a, name);
+	if ((r = run(be, "SELECT " CRED_COLS ", sealed FROM credentials WHERE "
+	    "name = $1", &a, "query", &res, NULL)) != 0)
+		return r;
+	if (PQntuples(res) == 0) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+		goto out;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || row_cred(res, 0, 1, c) != 0) {
+		free(c);
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	*out = c;
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_cred_list(void *be, struct store_cred **out, size_t *n)
+{
+	return list(be, "SELECT " CRED_COLS " FROM credentials ORDER BY name "
+	    "COLLATE \"C\"", NULL, sizeof(**out), row_cred_v, clear_cred_v,
+	    (void **)out, n);
+}
+
+static int
+pg_cred_remove(void *be, const char *name)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r, ret;
+
+	p_text(&a, name);
+	if ((r = run(be, "DELETE FROM credentials WHERE name = $1", &a,
+	    "credential removal", &res, NULL)) != 0)
+		return r;
+	ret = strcmp(PQcmdTuples(res), "0") == 0 ? amtca_fail(AMTCA_E_NOT_FOUND,
+	    "no credential %.64s", name) : 0;
+	PQclear(res);
+	return ret;
+}
+
 #define PG_OPS \
 	.close = pg_close, \
 	.insert_batch = pg_insert_batch, \
@@ -1625,7 +1754,11 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	.job_device_list = pg_job_device_list, \
 	.lease_take = pg_lease_take, \
 	.lease_renew = pg_lease_renew, \
-	.lease_release = pg_lease_release
+	.lease_release = pg_lease_release, \
+	.cred_put = pg_cred_put, \
+	.cred_get = pg_cred_get, \
+	.cred_list = pg_cred_list, \
+	.cred_remove = pg_cred_remove
 
 const struct store_ops store_pg_ops = {
 	.scheme = "postgresql",

@@ -88,6 +88,8 @@ struct enroll_pass {
 	int already;			/* pre-flight proved the device enrolled */
 	int commit_lost;		/* bind: the commit's reply was lost */
 	struct devlock *lock;		/* the device's lease in the store */
+	const struct amt_profile *prof;	/* by AMT version (amt/profile.c) */
+	char *chain_added[2];		/* CA certificates this pass added */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -817,6 +819,75 @@ out:
 	return ret;
 }
 
+/* "RSA-2048", "P-256" for messages. */
+static void
+key_desc(EVP_PKEY *pk, char *buf, size_t len)
+{
+	if (pk != NULL && EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA)
+		snprintf(buf, len, "RSA-%d", EVP_PKEY_get_bits(pk));
+	else if (pk != NULL && EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC)
+		snprintf(buf, len, "P-%d", EVP_PKEY_get_bits(pk));
+	else
+		snprintf(buf, len, "an unusual key");
+}
+
+/* Signed with a digest shorter than SHA-384? */
+static int
+sig_below_sha384(X509 *x)
+{
+	const EVP_MD *md;
+	int mdnid = NID_undef;
+
+	if (X509_get_signature_info(x, &mdnid, NULL, NULL, NULL) != 1 ||
+	    (md = EVP_get_digestbynid(mdnid)) == NULL) {
+		ERR_clear_error();
+		return 1;
+	}
+	return EVP_MD_get_size(md) < 48;
+}
+
+/*
+ * Pre-flight: a CA chain weaker than the leaves this firmware takes (AMT
+ * 22: RSA-3072 or P-384) protects them only as much as its weakest key,
+ * and AMT 22 may refuse SHA-256-signed chain certificates.  Warnings, not
+ * failures: what AMT 22 enforces is not confirmed.
+ */
+static void
+chain_warnings(struct enroll_pass *e, const char *version)
+{
+	const struct amt_profile *p = e->prof;
+	X509 *ca[2] = { e->c->inter, e->c->root };
+	static const char *const what[2] = { "intermediate", "root" };
+	char weak[96] = "", sha[64] = "", kd[32];
+	size_t i, wl = 0, sl = 0;
+
+	for (i = 0; i < 2; i++) {
+		if (ca[i] == NULL)
+			continue;
+		if (amt_profile_key_weak(p, X509_get0_pubkey(ca[i])) &&
+		    wl < sizeof(weak)) {
+			key_desc(X509_get0_pubkey(ca[i]), kd, sizeof(kd));
+			wl += (size_t)snprintf(weak + wl, sizeof(weak) - wl,
+			    "%s%s %s", wl ? ", " : "", what[i], kd);
+		}
+		if (p->chain_sha384 && sig_below_sha384(ca[i]) &&
+		    sl < sizeof(sha))
+			sl += (size_t)snprintf(sha + sl, sizeof(sha) - sl,
+			    "%s%s", sl ? " and " : "", what[i]);
+	}
+	if (weak[0] != '\0')
+		warn(e, "AMT %s takes leaf keys of RSA-%d or P-%d and stronger, "
+		    "but this CA's chain is weaker than the leaf (%s): rotate "
+		    "with 'amtca ca rotate --key-type rsa3072|p384'",
+		    version ? version : "?", p->min_rsa_bits, p->min_ec_bits,
+		    weak);
+	if (sha[0] != '\0')
+		warn(e, "AMT %s may refuse chain certificates signed with "
+		    "SHA-256, and this CA's %s %s: rotate with 'amtca ca rotate "
+		    "--key-type rsa3072|p384' (a P-384 root signs with SHA-384)",
+		    version ? version : "?", sha, strchr(sha, ' ') ? "are" : "is");
+}
+
 static int
 step_preflight(struct enroll_pass *e)
 {
@@ -898,6 +969,8 @@ step_preflight(struct enroll_pass *e)
 		    "--legacy-tls", g.version, e->res->address);
 		goto out;
 	}
+	e->prof = amt_profile_for(g.version);
+	chain_warnings(e, g.version);
 	if ((r = set_str(&e->res->amt_version, g.version)) != 0 ||
 	    (r = check_identity(e, &g)) != 0 ||
 	    (r = check_enrolled(e, &e->already)) != 0) {
@@ -961,6 +1034,7 @@ static int
 add_ca_cert(struct enroll_pass *e, const unsigned char *der, int len, int root,
     const struct amt_cert *c, size_t nc, int *added)
 {
+	char **keep = &e->chain_added[root ? 0 : 1];
 	char *handle = NULL;
 	int r, ret = AMTCA_E_INTERNAL;
 
@@ -970,13 +1044,27 @@ add_ca_cert(struct enroll_pass *e, const unsigned char *der, int len, int root,
 	}
 	r = root ? amt_add_trusted_root(e->amt, der, (size_t)len, &handle) :
 	    amt_add_cert(e->amt, der, (size_t)len, &handle);
+	if (r != 0 && e->prof->chain_sha384 &&
+	    is_status(e, r, AMT_PT_INVALID_CERT)) {
+		r = amt_err(e, r, root ? "AddTrustedRootCertificate" :
+		    "AddCertificate (intermediate)");
+		ret = amtca_fail(r, "%s; this firmware may refuse SHA-256-signed "
+		    "chain certificates: rotate with 'amtca ca rotate --key-type "
+		    "p384'", errcopy(r));
+		goto out;
+	}
 	if (r != 0 && !is_status(e, r, AMT_PT_DUPLICATE)) {
 		ret = amt_err(e, r, root ? "AddTrustedRootCertificate" :
 		    "AddCertificate (intermediate)");
 		goto out;
 	}
-	if (r == 0)
+	if (r == 0) {
 		(*added)++;
+		/* Taken back if no device key can be had (new_leaf). */
+		free(*keep);
+		*keep = handle;
+		handle = NULL;
+	}
 	ret = 0;
 out:
 	free(handle);
@@ -1011,8 +1099,13 @@ out:
 
 /* DER of a PKCS#10 request for CN=fqdn over `pub`, "signed" with zeros. */
 static int
-null_csr(struct enroll_pass *e, EVP_PKEY *pub, unsigned char **out, size_t *outlen)
+null_csr(struct enroll_pass *e, EVP_PKEY *pub, int sigalg, unsigned char **out,
+    size_t *outlen)
 {
+	int rsa = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
+	int nid = sigalg == 2 ? (rsa ? NID_sha384WithRSAEncryption :
+	    NID_ecdsa_with_SHA384) : (rsa ? NID_sha256WithRSAEncryption :
+	    NID_ecdsa_with_SHA256);
 	X509_REQ *req = NULL;
 	X509_NAME *nm = NULL;
 	X509_ALGOR *alg = NULL;
@@ -1046,8 +1139,8 @@ null_csr(struct enroll_pass *e, EVP_PKEY *pub, unsigned char **out, size_t *outl
 		goto ssl;
 	/* The placeholder signature AMT replaces: algorithm + key-size zeros. */
 	if ((alg = X509_ALGOR_new()) == NULL ||
-	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption),
-	    V_ASN1_NULL, NULL) != 1 || X509_REQ_set1_signature_algo(req, alg) != 1)
+	    X509_ALGOR_set0(alg, OBJ_nid2obj(nid), rsa ? V_ASN1_NULL :
+	    V_ASN1_UNDEF, NULL) != 1 || X509_REQ_set1_signature_algo(req, alg) != 1)
 		goto ssl;
 	if ((ksize = EVP_PKEY_get_size(pub)) <= 0 ||
 	    (zeros = calloc(1, (size_t)ksize)) == NULL ||
@@ -1117,9 +1210,22 @@ newer_than_replaced(struct enroll_pass *e, X509 *x)
 }
 
 /*
+ * Would the firmware's profile take `x` as its leaf?  A leaf of an older
+ * profile (RSA-2048, SHA-256) left on a device updated to AMT 22 is not
+ * reused: AMT 22 refuses it in the handshake.
+ */
+static int
+leaf_fits_profile(struct enroll_pass *e, X509 *x)
+{
+	return !amt_profile_key_weak(e->prof, X509_get0_pubkey(x)) &&
+	    (!e->prof->leaf_sha384 || !sig_below_sha384(x));
+}
+
+/*
  * Reuse instead of generating (crash points after AddCertificate and after
  * ca_issue): an AMT certificate of ours for this FQDN with its key in AMT,
- * or a certificate we issued to this device whose key is in AMT.
+ * or a certificate we issued to this device whose key is in AMT, either
+ * fitting the firmware's profile.
  */
 static int
 find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
@@ -1137,7 +1243,7 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		    (x = der_x509(c[i].der, c[i].der_len)) == NULL)
 			continue;
 		if (!issued_by_us(e, x) || !leaf_good(e, x, 1, &why) ||
-		    revoked_in_store(e, x) ||
+		    !leaf_fits_profile(e, x) || revoked_in_store(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
 			X509_free(x);
@@ -1186,7 +1292,7 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		if (sc[i].status == NULL || strcmp(sc[i].status, "valid") != 0 ||
 		    (x = der_x509(sc[i].der, sc[i].der_len)) == NULL)
 			continue;
-		if (!leaf_good(e, x, 1, &why) ||
+		if (!leaf_good(e, x, 1, &why) || !leaf_fits_profile(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
 			X509_free(x);
@@ -1218,17 +1324,30 @@ out:
 	return ret;
 }
 
-/* GenerateKeyPair, retrying while AMT says it is busy generating keys. */
+/*
+ * GenerateKeyPair of one key type, retrying while AMT says it is busy
+ * generating keys.  A refusal of the type itself sets *refused to AMT's
+ * status and returns AMTCA_E_AMT_STATUS without a message.
+ */
 static int
-generate_key(struct enroll_pass *e, char **handle)
+generate_key_one(struct enroll_pass *e, const struct amt_keyspec *ks,
+    char **handle, int *refused)
 {
+	const struct amt_error *ae;
 	long backoff = AMTCA_AMT_KEYGEN_BACKOFF_MS;
 	int r, tries, ret = AMTCA_E_INTERNAL;
 
+	*refused = 0;
 	for (tries = 1;; tries++) {
-		r = amt_generate_key_pair(e->amt, 0, 2048, handle);
+		r = amt_generate_key_pair(e->amt, ks->alg, ks->bits, handle);
 		if (r == 0)
 			break;
+		ae = r == AMTCA_E_AMT_STATUS ? amt_last_error(e->amt) : NULL;
+		if (ae != NULL && amt_profile_keygen_refusal(ae->return_value)) {
+			*refused = ae->return_value;
+			ret = r;
+			goto out;
+		}
 		if (!is_status(e, r, AMT_PT_PKI_GENERATING_KEYS) ||
 		    tries >= AMTCA_AMT_KEYGEN_TRIES ||
 		    amt_aborted(e->o->abort_at_ms)) {
@@ -1244,6 +1363,63 @@ generate_key(struct enroll_pass *e, char **handle)
 		progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, "AMT was busy; key "
 		    "generated after %d tries", tries);
 	ret = 0;
+out:
+	return ret;
+}
+
+/*
+ * A device key of the first type in the profile that AMT accepts: AMT
+ * tells what it offers only by refusing, and a refused GenerateKeyPair
+ * creates nothing, so trying in turn stays reconcilable.  When every type
+ * is refused, the CA certificates this pass added are removed again, so
+ * that the device is left as it was found.
+ */
+static int
+generate_key(struct enroll_pass *e, char **handle,
+    const struct amt_keyspec **spec)
+{
+	const struct amt_profile *p = e->prof;
+	char tried[160] = "";
+	size_t i, tl = 0;
+	int r, refused, undone = 0, ret = AMTCA_E_INTERNAL;
+
+	*spec = NULL;
+	for (i = 0; i < p->nkeys; i++) {
+		r = generate_key_one(e, &p->keys[i], handle, &refused);
+		if (r == 0) {
+			if (i > 0)
+				progress(e, ENROLL_LEAF, ENROLL_EV_BEGIN, "AMT "
+				    "refused %s; generated %s", tried,
+				    p->keys[i].name);
+			*spec = &p->keys[i];
+			ret = 0;
+			goto out;
+		}
+		if (refused == 0) {
+			ret = r;
+			goto out;
+		}
+		if (tl < sizeof(tried))
+			tl += (size_t)snprintf(tried + tl, sizeof(tried) - tl,
+			    "%s%s: %d %s", tl ? ", " : "", p->keys[i].name,
+			    refused, amt_status_name(refused));
+	}
+	for (i = 0; i < 2; i++) {
+		if (e->chain_added[i] == NULL)
+			continue;
+		if ((r = amt_cert_delete(e->amt, e->chain_added[i])) != 0) {
+			ret = amt_err(e, r, "removing a CA certificate added by "
+			    "this run");
+			goto out;
+		}
+		free(e->chain_added[i]);
+		e->chain_added[i] = NULL;
+		undone++;
+	}
+	ret = amtca_fail(AMTCA_E_AMT_STATUS, "GenerateKeyPair: AMT %s refused "
+	    "every device key type of its profile (%s: %s)%s",
+	    e->res->amt_version ? e->res->amt_version : "?", p->name, tried,
+	    undone ? "; the CA certificates this run added were removed" : "");
 out:
 	return ret;
 }
@@ -1284,13 +1460,14 @@ new_leaf(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 	const unsigned char *dp;
 	size_t derlen = 0;
 	char *iserial = NULL;
+	const struct amt_keyspec *ks = NULL;
 	int r, n, ret = AMTCA_E_INTERNAL;
 
 	if ((r = delete_orphan_keys(e, c, nc, k, nk)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if ((r = generate_key(e, &khandle)) != 0) {
+	if ((r = generate_key(e, &khandle, &ks)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -1306,17 +1483,21 @@ new_leaf(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		    "it just generated (%s) with a usable public key", khandle);
 		goto out;
 	}
-	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA || EVP_PKEY_get_bits(pub) != 2048) {
-		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT generated a %d-bit "
-		    "non-RSA-2048 key for %s", EVP_PKEY_get_bits(pub), khandle);
+	if (EVP_PKEY_get_base_id(pub) != (ks->alg == AMT_KEYALG_RSA ?
+	    EVP_PKEY_RSA : EVP_PKEY_EC) || EVP_PKEY_get_bits(pub) != ks->bits) {
+		char kd[32];
+
+		key_desc(pub, kd, sizeof(kd));
+		ret = amtca_fail(AMTCA_E_AMT_MISMATCH, "AMT generated %s for %s "
+		    "when asked for %s", kd, khandle, ks->name);
 		goto out;
 	}
-	if ((r = null_csr(e, pub, &ncsr, &ncsr_len)) != 0) {
+	if ((r = null_csr(e, pub, e->prof->csr_sigalg, &ncsr, &ncsr_len)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if ((r = amt_pkcs10_request(e->amt, khandle, 1, ncsr, ncsr_len, &scsr,
-	    &scsr_len)) != 0) {
+	if ((r = amt_pkcs10_request(e->amt, khandle, e->prof->csr_sigalg,
+	    ncsr, ncsr_len, &scsr, &scsr_len)) != 0) {
 		ret = amt_err(e, r, "GeneratePKCS10RequestEx");
 		goto out;
 	}
@@ -1341,6 +1522,8 @@ new_leaf(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 	req.device = e->fqdn;
 	req.csr = scsr;
 	req.csrlen = scsr_len;
+	/* The profile's digest travels with the request (AMT 22: SHA-384). */
+	req.digest = e->prof->leaf_sha384 ? CA_DIGEST_SHA384 : CA_DIGEST_DEFAULT;
 	if ((r = sgn_issue(e->c->sgn, &who, &req, &leafder, &derlen,
 	    &iserial)) != 0) {
 		ret = amtca_fail(r, "issuing the certificate: %s", errcopy(r));
@@ -1828,6 +2011,9 @@ reset_pass(struct enroll_pass *e)
 	e->bound_serial[0] = '\0';
 	e->use_tls = e->rec_enrolled = e->resolved = e->have_pin = 0;
 	e->foreign_pin = 0;
+	free(e->chain_added[0]);
+	free(e->chain_added[1]);
+	e->chain_added[0] = e->chain_added[1] = NULL;
 	cred_rule_clear(&e->rule);
 	free(e->res->serial);
 	e->res->serial = NULL;
@@ -1959,6 +2145,7 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 	e.tls_port = o->tls_port ? o->tls_port : 16993;
 	e.tls_wait_ms = o->tls_wait_ms > 0 ? o->tls_wait_ms : AMTCA_AMT_TLS_WAIT_MS;
 	e.cur = ENROLL_PREFLIGHT;
+	e.prof = amt_profile_for(NULL);
 	if (c->store == NULL || c->sgn == NULL || c->root == NULL ||
 	    c->chain_path == NULL || c->policy == NULL) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the CA home is not fully open");
@@ -2030,6 +2217,8 @@ out:
 	OPENSSL_free(e.root_der);
 	OPENSSL_free(e.inter_der);
 	free(e.prev_serial);
+	free(e.chain_added[0]);
+	free(e.chain_added[1]);
 	cred_rule_clear(&e.rule);
 	OPENSSL_cleanse(e.pin, sizeof(e.pin));
 	return ret;

@@ -318,6 +318,7 @@ sgn_core_issue(struct sgn_core *c, const struct sgn_who *who,
 	cr.ips = req->ips;
 	cr.nips = req->nips;
 	cr.days = req->days;
+	cr.digest = (enum ca_digest)req->digest;	/* ca checks the range */
 	cr.requester = cl.name;
 	cr.actor = cl.name;		/* the audit entry's actor (docs/audit.md) */
 	if ((r = ca_issue_der(c->h->ca, &cr, der, derlen, serial)) != 0) {

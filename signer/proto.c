@@ -16,6 +16,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ca/ca.h"
 #include "signer/proc.h"
 
 /* --- encoding ---------------------------------------------------------- */
@@ -174,6 +175,9 @@ o_request(struct obuf *b, const struct sgn_msg *m)
 		o_u32(b, (uint32_t)(int32_t)q->days);
 		o_ostr(b, q->name, AMTCA_SGN_STR_MAX);
 		o_u8(b, q->reenroll != 0);
+		if (b->err == 0 && (q->digest < 0 || q->digest >= CA_DIGEST_N))
+			b->err = AMTCA_E_USAGE;
+		o_u8(b, (unsigned)q->digest);
 		break;
 	case SGN_MSG_CERT_GET:
 		o_str(b, m->serial, AMTCA_SGN_SERIAL_MAX);
@@ -651,8 +655,11 @@ i_request(struct ibuf *b, struct sgn_msg *m)
 			return fail(b, "days out of range");
 		q->days = (int)(int32_t)u;
 		if (i_ostr(b, AMTCA_SGN_STR_MAX, T_TEXT, &q->name) != 0 ||
-		    i_flag(b, &q->reenroll) != 0)
+		    i_flag(b, &q->reenroll) != 0 || i_u8(b, &v) != 0)
 			return -1;
+		if (v >= CA_DIGEST_N)
+			return fail(b, "unknown leaf digest");
+		q->digest = (int)v;
 		return 0;
 	case SGN_MSG_CERT_GET:
 		return i_str(b, AMTCA_SGN_SERIAL_MAX, T_TEXT, &m->serial);

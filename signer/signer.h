@@ -116,6 +116,10 @@ struct sgn_issue_req {
 	int reenroll;			/* EST simplereenroll: `who` must be the
 					   client's current certificate, whose
 					   names are kept */
+	int digest;			/* leaf signature digest, an enum
+					   ca_digest (ca/ca.h): 0 the issuer
+					   key's default, 2 SHA-384 (AMT 22);
+					   copied into ca_request.digest */
 };
 
 /*

@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "amt/amt.h"
 #include "common/limits.h"
@@ -292,6 +293,21 @@ out:
 	return ret;
 }
 
+/* SubjectPublicKeyInfo DER of `pkey` (OpenSSL-allocated). */
+static int
+encode_spki(const EVP_PKEY *pkey, unsigned char **out, size_t *len)
+{
+	unsigned char *buf = NULL;
+	int n;
+
+	*out = NULL;
+	if ((n = i2d_PUBKEY(pkey, &buf)) <= 0)
+		return amtca_fail_ssl(AMTCA_E_INTERNAL, "cannot encode key");
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
 /* Copy an OpenSSL-allocated buffer into malloc'd memory. */
 static int
 ossl_to_malloc(unsigned char *p, size_t n, unsigned char **out)
@@ -328,7 +344,11 @@ key_insert(struct sim_device *d, EVP_PKEY *pkey, int handle)
 	size_t n = 0;
 	int r;
 
-	if ((r = encode_der(pkey, EVP_PKEY_PUBLIC_KEY, &p, &n)) != 0) {
+	/* DERKey: PKCS#1 for RSA as AMT sends it; an EC key has no such
+	 * form, so SubjectPublicKeyInfo (seen on some firmware, §7). */
+	if ((r = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA ?
+	    encode_der(pkey, EVP_PKEY_PUBLIC_KEY, &p, &n) :
+	    encode_spki(pkey, &p, &n)) != 0) {
 		EVP_PKEY_free(pkey);
 		return r;
 	}
@@ -345,14 +365,33 @@ key_insert(struct sim_device *d, EVP_PKEY *pkey, int handle)
 	return 0;
 }
 
+/*
+ * What GenerateKeyPair can make, and the fact that says whether this
+ * firmware does (KeyAlgorithm 0 = RSA, 1 = ECC per the SDK's ValueMap).
+ */
+static const struct {
+	int alg, bits;
+	enum sim_quirk q;
+} keygen_rules[] = {
+	{ 0, 2048, SIM_Q_KEYGEN_RSA2048 },
+	{ 0, 3072, SIM_Q_KEYGEN_RSA3072 },
+	{ 1, 384, SIM_Q_KEYGEN_ECC384 },
+};
+#define NKEYGEN (sizeof(keygen_rules) / sizeof(keygen_rules[0]))
+
 int
 sim_key_generate(struct sim_device *d, int alg, int bits, int *handle)
 {
 	EVP_PKEY *pkey = NULL;
+	size_t i;
 	int r;
 
 	*handle = -1;
-	if (alg != 0 || bits != 2048)
+	for (i = 0; i < NKEYGEN; i++)
+		if (keygen_rules[i].alg == alg && keygen_rules[i].bits == bits)
+			break;
+	/* Unknown, or known and off for this firmware: the same 2066. */
+	if (i == NKEYGEN || !sim_quirk(d->cfg, keygen_rules[i].q))
 		return AMT_PT_UNSUPPORTED;
 	if (d->keygen_busy_left > 0) {
 		d->keygen_busy_left--;
@@ -360,12 +399,15 @@ sim_key_generate(struct sim_device *d, int alg, int bits, int *handle)
 	}
 	if (d->nkeys >= d->cfg->store_max)
 		return AMT_PT_MAX_LIMIT_REACHED;
-	if (d->cfg->key_pool != NULL) {
+	if (alg == 0 && bits == 2048 && d->cfg->key_pool != NULL) {
 		/* Pre-generated: no host CPU, as on real firmware. */
 		if ((r = sim_keypool_take(d->cfg->key_pool, &pkey)) != 0)
 			return r;
-	} else if ((pkey = EVP_RSA_gen(2048)) == NULL)
-		return amtca_fail_ssl(AMTCA_E_INTERNAL, "RSA key generation");
+	} else if (alg == 0) {
+		if ((pkey = EVP_RSA_gen((unsigned)bits)) == NULL)
+			return amtca_fail_ssl(AMTCA_E_INTERNAL, "RSA key generation");
+	} else if ((pkey = EVP_EC_gen("P-384")) == NULL)
+		return amtca_fail_ssl(AMTCA_E_INTERNAL, "EC key generation");
 	if ((r = key_insert(d, pkey, d->key_next)) != 0)
 		return r;
 	*handle = d->key_next++;
@@ -405,6 +447,27 @@ fail:
 	OSSL_DECODER_CTX_free(dctx);
 	ERR_clear_error();
 	return NULL;
+}
+
+/* An EC key pair as SEC1 ECPrivateKey (the state file's form for ECC). */
+static EVP_PKEY *
+parse_sec1(const unsigned char *der, size_t len)
+{
+	OSSL_DECODER_CTX *dctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	const unsigned char *p = der;
+	size_t left = len;
+
+	dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", "type-specific",
+	    "EC", EVP_PKEY_KEYPAIR, NULL, NULL);
+	if (dctx == NULL || OSSL_DECODER_from_data(dctx, &p, &left) != 1 ||
+	    left != 0 || pkey == NULL) {
+		EVP_PKEY_free(pkey);
+		pkey = NULL;
+		ERR_clear_error();
+	}
+	OSSL_DECODER_CTX_free(dctx);
+	return pkey;
 }
 
 static int
@@ -458,7 +521,8 @@ sim_key_restore(struct sim_device *d, int handle, const unsigned char *der,
 
 	if (d->nkeys >= d->cfg->store_max)
 		return amtca_fail(AMTCA_E_LIMIT, "state: more keys than --store-max");
-	if ((pkey = parse_pkcs1(der, len)) == NULL)
+	if ((pkey = parse_pkcs1(der, len)) == NULL &&
+	    (pkey = parse_sec1(der, len)) == NULL)
 		return amtca_fail(AMTCA_E_CONFIG, "state: bad key %d", handle);
 	return key_add_parsed(d, pkey, handle, NULL);
 }
@@ -531,6 +595,50 @@ parse_cert(const unsigned char *der, size_t len)
 	return x;
 }
 
+/* A digest shorter than SHA-384 (or one we cannot tell) signed `x`. */
+static int
+sig_weak(X509 *x)
+{
+	const EVP_MD *md;
+	int mdnid = NID_undef;
+
+	if (X509_get_signature_info(x, &mdnid, NULL, NULL, NULL) != 1 ||
+	    (md = EVP_get_digestbynid(mdnid)) == NULL) {
+		ERR_clear_error();
+		return 1;
+	}
+	return EVP_MD_get_size(md) < 48;
+}
+
+/* RSA under 3072 bits, EC under 384 (AMT 22: "RSA-2K or ECC-256"). */
+static int
+key_weak(X509 *x)
+{
+	EVP_PKEY *k = X509_get0_pubkey(x);
+
+	if (k == NULL)
+		return 1;
+	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA)
+		return EVP_PKEY_get_bits(k) < 3072;
+	return EVP_PKEY_get_bits(k) < 384;
+}
+
+int
+sim_cert_refused(const struct sim_config *cfg, X509 *x)
+{
+	if (X509_check_ca(x) != 0)
+		return sim_quirk(cfg, SIM_Q_REFUSE_SHA256_CHAIN) && sig_weak(x) ?
+		    AMT_PT_INVALID_CERT : 0;
+	/* A leaf: 2062 ("InvalidKeyLength" in go-wsman-messages) for its
+	 * key, 2063 (INVALID_CERT) for its signature; which codes AMT 22
+	 * really returns is unknown. */
+	if (sim_quirk(cfg, SIM_Q_REFUSE_WEAK_LEAF) && key_weak(x))
+		return AMT_PT_INVALID_KEY;
+	if (sim_quirk(cfg, SIM_Q_REFUSE_SHA256_LEAF) && sig_weak(x))
+		return AMT_PT_INVALID_CERT;
+	return 0;
+}
+
 int
 sim_cert_add(struct sim_device *d, const unsigned char *der, size_t len,
     int trusted_root, int *handle)
@@ -542,6 +650,10 @@ sim_cert_add(struct sim_device *d, const unsigned char *der, size_t len,
 	*handle = -1;
 	if ((x = parse_cert(der, len)) == NULL)
 		return AMT_PT_INVALID_CERT;
+	if ((r = sim_cert_refused(d->cfg, x)) != 0) {
+		X509_free(x);
+		return r;
+	}
 	for (i = 0; i < d->ncerts; i++) {
 		if (d->certs[i].der_len == len &&
 		    memcmp(d->certs[i].der, der, len) == 0) {
@@ -592,10 +704,27 @@ sim_cert_remove(struct sim_device *d, struct sim_cert *c)
 	d->ncerts--;
 }
 
+/*
+ * GeneratePKCS10RequestEx SigningAlgorithm: 0 SHA1-RSA, 1 SHA256-RSA
+ * (go-wsman-messages), 2 SHA-384 (proposed).  The digest applies to the
+ * key's own scheme: ECDSA for an ECC-384 key [UNVERIFIED].
+ */
+static const struct {
+	int sigalg;
+	const EVP_MD *(*md)(void);
+	enum sim_quirk q;
+} csr_algs[] = {
+	{ 0, EVP_sha1, SIM_Q_CSR_SHA1 },
+	{ 1, EVP_sha256, SIM_Q_CSR_SHA256 },
+	{ 2, EVP_sha384, SIM_Q_CSR_SHA384 },
+};
+#define NCSRALG (sizeof(csr_algs) / sizeof(csr_algs[0]))
+
 int
 sim_csr_sign(struct sim_device *d, int key_handle, int sigalg,
     const unsigned char *csr, size_t len, unsigned char **out, size_t *out_len)
 {
+	size_t i;
 	struct sim_key *k;
 	X509_REQ *req = NULL;
 	EVP_PKEY *pub;
@@ -607,12 +736,16 @@ sim_csr_sign(struct sim_device *d, int key_handle, int sigalg,
 	*out = NULL;
 	if ((k = sim_key_by_handle(d, key_handle)) == NULL)
 		return AMT_PT_INVALID_HANDLE;
-	if (sigalg == 1)
-		md = EVP_sha256();
-	else if (sigalg == 0)
-		md = EVP_sha1();
-	else
+	for (i = 0; i < NCSRALG; i++)
+		if (csr_algs[i].sigalg == sigalg)
+			break;
+	if (i == NCSRALG)
 		return AMT_PT_INVALID_PARAMETER;
+	/* Known but not on this firmware (SHA-1 from CSME 18, SHA-256 on
+	 * AMT 22): 2066 UNSUPPORTED, the closest documented status. */
+	if (!sim_quirk(d->cfg, csr_algs[i].q))
+		return AMT_PT_UNSUPPORTED;
+	md = csr_algs[i].md();
 	req = d2i_X509_REQ(NULL, &p, (long)len);
 	if (req == NULL || p != csr + len) {
 		ERR_clear_error();
@@ -729,6 +862,10 @@ sim_device_tls_material(struct sim_device *d, char **cert_pem, char **key_pem)
 	}
 	if ((c = sim_cert_by_handle(d, d->committed_ctx_cert)) == NULL ||
 	    (k = sim_cert_key(d, c)) == NULL)
+		return 0;
+	/* AMT 22: such a leaf is "refused in the TLS handshake" (one bound
+	 * before an upgrade, or restored from --state). */
+	if (sim_cert_refused(d->cfg, c->x509) != 0)
 		return 0;
 	/* TLS "silently refuses to come up" with a cert not valid yet (§9). */
 	now = sim_device_clock(d);

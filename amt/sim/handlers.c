@@ -868,6 +868,11 @@ op_tlsctx_write(struct sim_device *d, struct req *q, struct wsman_buf *resp,
 	if (sim_cert_key(d, c) == NULL)
 		return F_INTERNAL(d, q, resp, status, "AMT_STATUS_INTERNAL_ERROR "
 		    "(1): the certificate has no matching private key.");
+	/* AMT 22's field report: such a leaf is stored, the bind fails. */
+	if (sim_cert_refused(d->cfg, c->x509) != 0)
+		return F_INTERNAL(d, q, resp, status, "AMT_STATUS_INTERNAL_ERROR "
+		    "(1): the certificate's key or signature algorithm is not "
+		    "permitted on this platform.");
 	d->ctx_cert = h;
 	sim_device_changed(d);
 	if (create) {

@@ -36,6 +36,7 @@ usage(FILE *fp)
 	    "         [--clock-offset SECONDS] [--clock-file FILE]\n"
 	    "         [--lockout N] [--lockout-s S] [--nonce-ttl S] [--clock-skew S]\n"
 	    "         [--store-max N] [--amt-version X.Y.Z.B]\n"
+	    "         [--amt-quirk NAME=on|off]... [--list-quirks]\n"
 	    "         [--serve-cert PEM --serve-key PEM] [--non-secure-unsupported]\n"
 	    "         [--old-tls] [--redir-port N] [--verbose] [--help] [--version]\n");
 }
@@ -156,7 +157,8 @@ enum {
 	O_LOCKOUT, O_LOCKOUT_S, O_NONCE_TTL, O_CLOCK_SKEW, O_STORE_MAX,
 	O_AMT_VERSION, O_SERVE_CERT, O_SERVE_KEY, O_NON_SECURE_UNSUPPORTED,
 	O_OLD_TLS, O_VERBOSE, O_HELP, O_VERSION, O_REDIR_PORT, O_KEY_POOL,
-	O_KEY_POOL_SIZE, O_CLOCK_OFFSET, O_CLOCK_FILE,
+	O_KEY_POOL_SIZE, O_CLOCK_OFFSET, O_CLOCK_FILE, O_AMT_QUIRK,
+	O_LIST_QUIRKS,
 };
 
 static const struct option longopts[] = {
@@ -181,6 +183,8 @@ static const struct option longopts[] = {
 	{ "clock-skew", required_argument, NULL, O_CLOCK_SKEW },
 	{ "store-max", required_argument, NULL, O_STORE_MAX },
 	{ "amt-version", required_argument, NULL, O_AMT_VERSION },
+	{ "amt-quirk", required_argument, NULL, O_AMT_QUIRK },
+	{ "list-quirks", no_argument, NULL, O_LIST_QUIRKS },
 	{ "serve-cert", required_argument, NULL, O_SERVE_CERT },
 	{ "serve-key", required_argument, NULL, O_SERVE_KEY },
 	{ "non-secure-unsupported", no_argument, NULL, O_NON_SECURE_UNSUPPORTED },
@@ -215,6 +219,11 @@ main(int argc, char **argv)
 	int c, sig, r, n, rc = 1, started = 0;
 	uint32_t h0;
 	size_t i;
+	/* --amt-quirk applies on top of --amt-version's defaults, in any
+	 * order on the command line. */
+	const char *quirk_args[SIM_QUIRK_ARGS_MAX];
+	size_t nquirk_args = 0;
+	int list_quirks = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&fleet, 0, sizeof(fleet));
@@ -253,6 +262,12 @@ main(int argc, char **argv)
 		case O_SERVE_KEY: serve_key = optarg; break;
 		case O_NON_SECURE_UNSUPPORTED: cfg.non_secure_unsupported = 1; break;
 		case O_OLD_TLS: cfg.old_tls = 1; break;
+		case O_AMT_QUIRK:
+			if (nquirk_args == SIM_QUIRK_ARGS_MAX)
+				goto usage;
+			quirk_args[nquirk_args++] = optarg;
+			break;
+		case O_LIST_QUIRKS: list_quirks = 1; break;
 		case O_VERBOSE: cfg.verbose = 1; break;
 		case O_HELP: usage(stdout); return 0;
 		case O_VERSION:
@@ -324,6 +339,20 @@ main(int argc, char **argv)
 				goto usage;
 			}
 		}
+	}
+	cfg.quirks = sim_quirks_default(cfg.amt_version);
+	for (i = 0; i < nquirk_args; i++) {
+		if (sim_quirk_set(&cfg.quirks, quirk_args[i]) != 0) {
+			fprintf(stderr, "amtsim: unknown --amt-quirk '%s': "
+			    "NAME=on or NAME=off, names from --list-quirks\n",
+			    quirk_args[i]);
+			return 2;
+		}
+	}
+	if (list_quirks) {
+		printf("AMT %s\n", cfg.amt_version);
+		sim_quirks_print(stdout, cfg.quirks);
+		return 0;
 	}
 	if (pool_path != NULL && pool_size_given && listen_addr == NULL &&
 	    ndev == 0 && base == NULL && pattern == NULL && fqdn == NULL &&

@@ -59,6 +59,7 @@
 #define SIM_POOL_THREADS_MAX   16	/* key generation threads at start */
 #define SIM_CLOCK_OFFSET_MAX   (100LL * 366 * 86400)	/* |--clock-offset| */
 #define SIM_CLOCK_FILE_MAX     64
+#define SIM_QUIRK_ARGS_MAX     32	/* --amt-quirk options */
 
 /* TLS setting instances. */
 #define SIM_TLS_REMOTE 0
@@ -66,6 +67,22 @@
 #define SIM_TLS_N      2
 
 struct sim_keypool;
+
+/*
+ * Firmware facts that depend on the AMT version (quirks.c): defaults by
+ * version from a table, each switchable with --amt-quirk NAME=on|off.
+ */
+enum sim_quirk {
+	SIM_Q_KEYGEN_RSA2048,		/* GenerateKeyPair 0/2048 accepted */
+	SIM_Q_KEYGEN_RSA3072,		/* GenerateKeyPair 0/3072 accepted */
+	SIM_Q_KEYGEN_ECC384,		/* GenerateKeyPair 1/384 accepted */
+	SIM_Q_CSR_SHA1,			/* SigningAlgorithm 0 accepted */
+	SIM_Q_CSR_SHA256,		/* SigningAlgorithm 1 accepted */
+	SIM_Q_CSR_SHA384,		/* SigningAlgorithm 2 = SHA-384 */
+	SIM_Q_REFUSE_WEAK_LEAF,		/* RSA < 3072 / EC < 384 leaf refused */
+	SIM_Q_REFUSE_SHA256_LEAF,	/* leaf signed with < SHA-384 refused */
+	SIM_Q_REFUSE_SHA256_CHAIN,	/* CA cert signed with < SHA-384 refused */
+};
 
 /*
  * Options shared by every device (read-only once the fleet runs; what the
@@ -87,6 +104,7 @@ struct sim_config {
 	unsigned store_max;		/* certificates, and keys, each */
 	unsigned nonce_ttl_s;
 	char amt_version[32];
+	unsigned quirks;		/* 1u << enum sim_quirk, in force */
 	int non_secure_unsupported;	/* CSME >= 16.1 NonSecureConnectionsSupported=false */
 	int old_tls;
 	char *serve_cert_pem;		/* --serve-cert contents, or NULL */
@@ -102,8 +120,9 @@ struct sim_config {
 
 struct sim_key {
 	int handle;
-	EVP_PKEY *pkey;			/* RSA key pair */
-	unsigned char *pub;		/* PKCS#1 RSAPublicKey DER */
+	EVP_PKEY *pkey;			/* RSA or EC (P-384) key pair */
+	unsigned char *pub;		/* DERKey: PKCS#1 RSAPublicKey DER for
+					   RSA, SubjectPublicKeyInfo for EC */
 	size_t pub_len;
 };
 
@@ -254,6 +273,30 @@ int sim_device_wants_tls(const struct sim_device *d);
 
 /* Notify the state writer (caller holds d->lock). */
 void sim_device_changed(struct sim_device *d);
+
+/* ---- quirks.c ---- */
+
+/* The facts in force by default for this AMT version ("X.Y.Z.B"; one
+ * whose major number does not parse counts as 0). */
+unsigned sim_quirks_default(const char *amt_version);
+/* Apply "NAME=on" or "NAME=off" to *q; AMTCA_E_USAGE for an unknown name
+ * or value (*q unchanged). */
+int sim_quirk_set(unsigned *q, const char *arg) AMTCA_WUR;
+/* One line per fact: name, on/off, what it means and its source. */
+void sim_quirks_print(FILE *fp, unsigned q);
+
+static inline int
+sim_quirk(const struct sim_config *cfg, enum sim_quirk q)
+{
+	return (cfg->quirks & (1u << q)) != 0;
+}
+
+/*
+ * Would this firmware refuse `x` (PT_STATUS 2062 or 2063, else 0)?  A
+ * certificate that is not a CA is a leaf: key strength and signature
+ * digest per the REFUSE_* facts; a CA certificate only its digest.
+ */
+int sim_cert_refused(const struct sim_config *cfg, X509 *x);
 
 /* ---- handlers.c ---- */
 

@@ -138,7 +138,7 @@ def frame(t, i, body):
     return u32(len(b)) + b
 def issue(i, w, profile, fqdn):
     return frame(3, i, w + u8(profile) + s(fqdn) + opt(None) + u8(0) + s(csr)
-                 + u32(0) + opt(None) + u8(0))
+                 + u32(0) + opt(None) + u8(0) + u8(0))  # reenroll, digest
 
 def recv_frame(sk):
     def exact(n):

@@ -55,6 +55,38 @@ corpus(const char *name, unsigned char **buf, size_t *len)
 		    amtca_errmsg(r));
 }
 
+/* What AMT 22 hands back (SigningAlgorithm 2): an ECC-384 or RSA-3072
+ * key signed with SHA-384 is taken; a signature over other bytes is not. */
+static void
+test_amt22_sha384_requests(void **state)
+{
+	static const char *const kinds[] = { "p384", "rsa3072" };
+	unsigned char *der = NULL;
+	struct ca_csr *req;
+	X509_REQ *x;
+	EVP_PKEY *k;
+	size_t i;
+	int len;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		k = soft_key(kinds[i], 0);
+		x = soft_csr(k, 0);
+		assert_true(X509_REQ_sign(x, k, EVP_sha384()) > 0);
+		assert_true((len = i2d_X509_REQ(x, &der)) > 0);
+		req = expect_ok(der, (size_t)len);
+		assert_int_equal(EVP_PKEY_eq(ca_csr_pubkey(req), k), 1);
+		ca_csr_free(req);
+		/* Flip a byte of the subject: the SHA-384 signature fails. */
+		der[20] ^= 0x01;
+		assert_int_equal(ca_csr_parse(der, (size_t)len, &req), AMTCA_E_CSR);
+		OPENSSL_free(der);
+		der = NULL;
+		X509_REQ_free(x);
+		EVP_PKEY_free(k);
+	}
+}
+
 static void
 test_good_pem_and_der(void **state)
 {
@@ -280,6 +312,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_pem_and_der),
+		cmocka_unit_test(test_amt22_sha384_requests),
 		cmocka_unit_test(test_openssl_cli_requests),
 		cmocka_unit_test(test_weak_and_odd_keys),
 		cmocka_unit_test(test_bad_signature),

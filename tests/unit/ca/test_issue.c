@@ -466,6 +466,67 @@ test_p384_issuer_uses_sha384(void **state)
 	test_pki_free(&t);
 }
 
+/* A leaf built with req.digest set, from a key of `kind`. */
+static X509 *
+build_digest(struct test_pki *t, const char *kind, enum ca_digest dig, int *rc)
+{
+	EVP_PKEY *k = soft_key(kind, 0);
+	struct ca_csr *csr = soft_ca_csr(k);
+	struct ca_request req;
+	X509 *x = NULL;
+
+	assert_non_null(csr);
+	memset(&req, 0, sizeof(req));
+	req.fqdn = "amt22.corp.local";
+	req.csr = csr;
+	req.digest = dig;
+	*rc = ca_leaf_build(t->ca, &req, &x);
+	ca_csr_free(csr);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+/* AMT 22 wants SHA-384 leaves whatever the issuing key; asking for a
+ * digest overrides the issuer's default both ways, and the default stays. */
+static void
+test_leaf_digest_requested(void **state)
+{
+	static const struct {
+		const char *inter;
+		enum ca_digest dig;
+		int nid, null_params;
+	} cases[] = {
+		{ "rsa2048", CA_DIGEST_DEFAULT, NID_sha256WithRSAEncryption, 1 },
+		{ "rsa2048", CA_DIGEST_SHA384, NID_sha384WithRSAEncryption, 1 },
+		{ "rsa2048", CA_DIGEST_SHA256, NID_sha256WithRSAEncryption, 1 },
+		{ "p256", CA_DIGEST_SHA384, NID_ecdsa_with_SHA384, 0 },
+		{ "p384", CA_DIGEST_DEFAULT, NID_ecdsa_with_SHA384, 0 },
+		{ "p384", CA_DIGEST_SHA256, NID_ecdsa_with_SHA256, 0 },
+	};
+	struct test_pki t;
+	X509 *x;
+	size_t i;
+	int rc, err;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_pki_init(&t, "p384", cases[i].inter, 0, 0, NULL);
+		x = build_digest(&t, i % 2 ? "p384" : "rsa3072", cases[i].dig, &rc);
+		assert_int_equal(rc, 0);
+		assert_sigalg(x, cases[i].nid, cases[i].null_params);
+		assert_int_equal(X509_verify(x, t.inter->s.pub), 1);
+		assert_int_equal(verify(&t, x, "amt22.corp.local", &err), 1);
+		assert_canonical(x);
+		X509_free(x);
+		test_pki_free(&t);
+	}
+	test_pki_init(&t, "p384", "p384", 0, 0, NULL);
+	x = build_digest(&t, "p384", (enum ca_digest)7, &rc);
+	assert_int_equal(rc, AMTCA_E_USAGE);
+	assert_null(x);
+	test_pki_free(&t);
+}
+
 static void
 test_validity_clamp_and_days(void **state)
 {
@@ -1320,6 +1381,7 @@ main(void)
 		cmocka_unit_test(test_intermediate_never_outlives_root),
 		cmocka_unit_test(test_leaf_profile_rsa),
 		cmocka_unit_test(test_leaf_ec_key_usage),
+		cmocka_unit_test(test_leaf_digest_requested),
 		cmocka_unit_test(test_p384_issuer_uses_sha384),
 		cmocka_unit_test(test_validity_clamp_and_days),
 		cmocka_unit_test(test_skew_from_policy),

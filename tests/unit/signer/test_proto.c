@@ -84,6 +84,7 @@ test_issue_roundtrip(void **state)
 	m.issue.csrlen = sizeof(csr);
 	m.issue.days = 30;
 	m.issue.reenroll = 1;
+	m.issue.digest = 2;
 	roundtrip(&m, 0, &d, &f, &fl);
 	assert_int_equal(d.who.kind, SGN_WHO_BASIC);
 	assert_string_equal(d.who.user, "est-client-ü");
@@ -99,6 +100,7 @@ test_issue_roundtrip(void **state)
 	assert_int_equal(d.issue.days, 30);
 	assert_null(d.issue.name);
 	assert_int_equal(d.issue.reenroll, 1);
+	assert_int_equal(d.issue.digest, 2);
 	sgn_msg_clear(&d);
 	truncations(f, fl, 0);
 	/* A request is not a reply. */
