@@ -127,7 +127,7 @@ static const char init_synopsis[] =
     "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384]\n"
     "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]\n"
-    "           [--root-token-uri URI [--root-pin-file FILE]]\n"
+    "           [--root-token-uri URI] [--root-pin-file FILE]\n"
     "           [--external-root --csr-out FILE]";
 
 static const char init_options[] =
