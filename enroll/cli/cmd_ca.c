@@ -160,7 +160,8 @@ write_conf(const char *dir, const char *module, const char *uri,
     const char *pin_file, const char *softhsm_conf, char *const *env,
     size_t nenv, const char *key_type, char *const *domains, size_t nd,
     int any_domain, char *const *ranges, size_t nr, const char *org,
-    const char *country, int days, const char *root_uri, const char *root_pin)
+    const char *country, int days, const char *home_id, const char *root_uri,
+    const char *root_pin)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -218,6 +219,14 @@ write_conf(const char *dir, const char *module, const char *uri,
 		free(text);
 		text = nt;
 	}
+	/* The home's identity (also in the ca.init entry): a restored copy
+	 * gets another. */
+	if (asprintf(&nt, "%shome_id = %s\n", text, home_id) == -1) {
+		free(text);
+		return AMTCA_E_NOMEM;
+	}
+	free(text);
+	text = nt;
 	if (root_uri != NULL) {
 		if (asprintf(&nt, "%s# the root key's own token, needed only for "
 		    "init, rotation and the root's CRL\nroot_token_uri = %s\n"
@@ -272,15 +281,15 @@ cert_fp(X509 *x, char out[65])
 /*
  * The new CA's first audit entry, "ca.init" by the operator, and its
  * first seal (anchored in the token), so that the trail is pinned from
- * its first entry on.  The detail names both certificates and a random
- * identity of this home, which tells a restored copy's fork apart.
+ * its first entry on.  The detail names both certificates and the home's
+ * identity (home_id in amtca.conf), which tells a restored copy's fork
+ * apart.
  */
 static int
 init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
-    X509 *inter, const char *inter_cn, enum hsm_keytype kt)
+    X509 *inter, const char *inter_cn, enum hsm_keytype kt, const char *id)
 {
-	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL, *id = NULL;
-	unsigned char idb[16];
+	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL;
 	struct ca_signer as;
 	struct audit_sealer sl;
 	int r, ret = AMTCA_E_INTERNAL;
@@ -297,9 +306,7 @@ init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
 		snprintf(ifp, sizeof(ifp), "pending");
 		snprintf(cn, sizeof(cn), "%s", inter_cn);
 	}
-	if ((r = amtca_random(idb, sizeof(idb))) != 0 ||
-	    (r = amtca_hex_encode(idb, sizeof(idb), &id)) != 0 ||
-	    (r = home_local_actor(&actor)) != 0 ||
+	if ((r = home_local_actor(&actor)) != 0 ||
 	    (r = store_set_actor(st, actor)) != 0) {
 		ret = r;
 		goto out;
@@ -316,7 +323,6 @@ init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
 	ret = 0;
 out:
 	free(actor);
-	free(id);
 	return ret;
 }
 
@@ -355,7 +361,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
 	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
-	char rtext[CA_IP_RANGE_STRLEN];
+	char rtext[CA_IP_RANGE_STRLEN], home_id[HOME_ID_LEN + 1];
 	struct ca_ip_range rg;
 	size_t nd = 0, nr = 0, i;
 	int softhsm = 0, any_domain = 0, days = AMTCA_DAYS_DEFAULT, ch, r;
@@ -639,7 +645,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 		}
 		free(pem);
 		if (r != 0 || (r = store_open(f_db, 1, &st)) != 0 ||
-		    (r = init_audit(hsm, ak, st, NULL, NULL, inter_cn, kt)) != 0)
+		    (r = home_id_new(home_id)) != 0 ||
+		    (r = init_audit(hsm, ak, st, NULL, NULL, inter_cn, kt,
+		    home_id)) != 0)
 			goto fail;
 		goto stores_done;
 	}
@@ -671,7 +679,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (r = write_pem(f_inter, &inter, 1, 1)) != 0 ||
 	    (r = write_pem(f_chain, chain, 2, 1)) != 0 ||
 	    (r = store_open(f_db, 1, &st)) != 0 ||
-	    (r = init_audit(hsm, ak, st, root, inter, inter_cn, kt)) != 0)
+	    (r = home_id_new(home_id)) != 0 ||
+	    (r = init_audit(hsm, ak, st, root, inter, inter_cn, kt,
+	    home_id)) != 0)
 		goto fail;
 stores_done:
 	store_close(st);
@@ -691,7 +701,7 @@ stores_done:
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
 		    domains, nd, any_domain, ranges, nr, org, country, days,
-		    root_uri, abs_root_pin)) != 0)
+		    home_id, root_uri, abs_root_pin)) != 0)
 			goto fail;
 	}
 	if (external)
