@@ -118,8 +118,39 @@ conf_clear(struct home_conf *c)
 	free(c->country);
 	free(c->crl_url);
 	free(c->aia_url);
+	free(c->home_id);
+	free(c->restored_from);
 	free(c->credential_mechanism);
 	memset(c, 0, sizeof(*c));
+}
+
+int
+home_id_new(char out[HOME_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[HOME_ID_LEN / 2];
+	size_t i;
+	int r;
+
+	if ((r = amtca_random(raw, sizeof(raw))) != 0)
+		return r;
+	for (i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[HOME_ID_LEN] = '\0';
+	return 0;
+}
+
+int
+home_id_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < HOME_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[HOME_ID_LEN] == '\0';
 }
 
 /* A path from the conf: absolute as is, else relative to the home. */
@@ -186,7 +217,16 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			slot = &c->crl_url;
 		else if (strcmp(k, "aia_url") == 0)
 			slot = &c->aia_url;
-		else if (strcmp(k, "credential_mechanism") == 0) {
+		else if (strcmp(k, "home_id") == 0 ||
+		    strcmp(k, "restored_from") == 0) {
+			if (!home_id_valid(v)) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: %s must be "
+				    "%d lowercase hex digits", path, lineno, k,
+				    HOME_ID_LEN);
+				goto out;
+			}
+			slot = k[0] == 'h' ? &c->home_id : &c->restored_from;
+		} else if (strcmp(k, "credential_mechanism") == 0) {
 			enum hsm_aead_mech m;
 
 			if (hsm_aead_mech_parse(v, &m) != 0) {

@@ -67,8 +67,22 @@ struct home_conf {
 	int client_auth;
 	char *crl_url;
 	char *aia_url;
+	char *home_id;			/* HOME_ID_LEN hex digits; NULL in homes
+					   made before identities */
+	char *restored_from;		/* home_id of the backup's home, when
+					   this home was made by restore */
 	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
 };
+
+/*
+ * A home's identity: random, made by init (and by restore, which also
+ * records the backed-up home's as restored_from), so that two homes that
+ * share a CA key (a restored copy beside its original) can be told apart.
+ */
+#define HOME_ID_LEN 32
+int home_id_new(char out[HOME_ID_LEN + 1]) AMTCA_WUR;
+/* Is `s` a well-formed home id? */
+int home_id_valid(const char *s);
 
 /* An opened CA home.  Fields are valid according to the open flags. */
 struct home {

@@ -151,7 +151,7 @@ write_conf(const char *dir, const char *module, const char *uri,
     const char *pin_file, const char *softhsm_conf, char *const *env,
     size_t nenv, const char *key_type, char *const *domains, size_t nd,
     int any_domain, char *const *ranges, size_t nr, const char *org,
-    const char *country, int days)
+    const char *country, int days, const char *home_id)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -209,6 +209,14 @@ write_conf(const char *dir, const char *module, const char *uri,
 		free(text);
 		text = nt;
 	}
+	/* The home's identity (also in the ca.init entry): a restored copy
+	 * gets another. */
+	if (asprintf(&nt, "%shome_id = %s\n", text, home_id) == -1) {
+		free(text);
+		return AMTCA_E_NOMEM;
+	}
+	free(text);
+	text = nt;
 	if ((path = join(dir, HOME_CONF)) == NULL) {
 		free(text);
 		return AMTCA_E_NOMEM;
@@ -252,15 +260,15 @@ cert_fp(X509 *x, char out[65])
 /*
  * The new CA's first audit entry, "ca.init" by the operator, and its
  * first seal (anchored in the token), so that the trail is pinned from
- * its first entry on.  The detail names both certificates and a random
- * identity of this home, which tells a restored copy's fork apart.
+ * its first entry on.  The detail names both certificates and the home's
+ * identity (home_id in amtca.conf), which tells a restored copy's fork
+ * apart.
  */
 static int
 init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
-    X509 *inter, enum hsm_keytype kt)
+    X509 *inter, enum hsm_keytype kt, const char *id)
 {
-	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL, *id = NULL;
-	unsigned char idb[16];
+	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL;
 	struct ca_signer as;
 	struct audit_sealer sl;
 	int r, ret = AMTCA_E_INTERNAL;
@@ -270,9 +278,7 @@ init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(inter),
 	    NID_commonName, cn, sizeof(cn)) < 0)
 		cn[0] = '\0';
-	if ((r = amtca_random(idb, sizeof(idb))) != 0 ||
-	    (r = amtca_hex_encode(idb, sizeof(idb), &id)) != 0 ||
-	    (r = home_local_actor(&actor)) != 0 ||
+	if ((r = home_local_actor(&actor)) != 0 ||
 	    (r = store_set_actor(st, actor)) != 0) {
 		ret = r;
 		goto out;
@@ -289,7 +295,6 @@ init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
 	ret = 0;
 out:
 	free(actor);
-	free(id);
 	return ret;
 }
 
@@ -318,7 +323,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
 	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
-	char rtext[CA_IP_RANGE_STRLEN];
+	char rtext[CA_IP_RANGE_STRLEN], home_id[HOME_ID_LEN + 1];
 	struct ca_ip_range rg;
 	size_t nd = 0, nr = 0, i;
 	int softhsm = 0, any_domain = 0, days = AMTCA_DAYS_DEFAULT, ch, r;
@@ -555,7 +560,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (r = write_pem(f_inter, &inter, 1, 1)) != 0 ||
 	    (r = write_pem(f_chain, chain, 2, 1)) != 0 ||
 	    (r = store_open(f_db, 1, &st)) != 0 ||
-	    (r = init_audit(hsm, ak, st, root, inter, kt)) != 0)
+	    (r = home_id_new(home_id)) != 0 ||
+	    (r = init_audit(hsm, ak, st, root, inter, kt, home_id)) != 0)
 		goto fail;
 	store_close(st);
 	st = NULL;
@@ -573,7 +579,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 			sc = conf_out + rl + 1;
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
-		    domains, nd, any_domain, ranges, nr, org, country, days)) != 0)
+		    domains, nd, any_domain, ranges, nr, org, country, days,
+		    home_id)) != 0)
 			goto fail;
 	}
 	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
