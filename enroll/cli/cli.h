@@ -85,6 +85,7 @@ int cmd_admin(const char *home, int argc, char **argv);
 int cmd_serve(const char *home, int argc, char **argv);
 int cmd_credential(const char *home, int argc, char **argv);
 int cmd_audit(const char *home, int argc, char **argv);
+int cmd_ca(const char *home, int argc, char **argv);
 /* Hidden: the signer process (signer/proc.c), started by sgn_spawn(). */
 int cmd_signer(const char *home, int argc, char **argv);
 

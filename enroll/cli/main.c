@@ -43,6 +43,7 @@ static const struct {
 	{ "admin",    cmd_admin,    "add, revoke or list admin API clients" },
 	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
 	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
+	{ "ca",       cmd_ca,       "the CA hierarchy: import-intermediate (external root)" },
 	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
 };
 
