@@ -329,6 +329,19 @@ int store_client_bind(struct store *s, const char *name,
  * AMTCA_E_NOT_FOUND when unknown. */
 int store_client_remove(struct store *s, const char *name,
     time_t when) AMTCA_WUR;
+/*
+ * The same, naming `actor` in the audit entry each change appends in its
+ * own transaction (NULL: the store's actor): "client.add" (detail
+ * role=<admin|est> [serial=<s>] [allow=<n1,n2>]), "client.rebind"
+ * (serial=<s>), "client.remove" (role=... [serial=<s>]; a repeat removal
+ * changes nothing and appends nothing).
+ */
+int store_client_add_as(struct store *s, const struct store_client *c,
+    const char *actor) AMTCA_WUR;
+int store_client_bind_as(struct store *s, const char *name,
+    const char *serial, const char *actor) AMTCA_WUR;
+int store_client_remove_as(struct store *s, const char *name, time_t when,
+    const char *actor) AMTCA_WUR;
 void store_client_free(struct store_client *c);
 void store_clients_free(struct store_client *c, size_t n);
 
