@@ -219,8 +219,10 @@ remove_cred(const char *homedir, int argc, char **argv)
 	if ((r = store_cred_remove(h->state, argv[optind])) != 0) {
 		snprintf(detail, sizeof(detail), "failed=credential.remove "
 		    "error=%d", r);
-		(void)store_audit_append(h->store, NULL, "credential.error",
-		    argv[optind], detail);
+		if (store_audit_append(h->store, NULL, "credential.error",
+		    argv[optind], detail) != 0)
+			fprintf(stderr, "amtca: the audit trail lacks the "
+			    "failed removal of %s\n", argv[optind]);
 		ret = cli_fail(r);
 		goto out;
 	}
