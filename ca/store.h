@@ -350,8 +350,9 @@ void store_clients_free(struct store_client *c, size_t n);
  * transaction as the change they record, chained by hash, sealed now and
  * then with the audit key.  Appends by this store itself: "cert.issue" (one
  * per certificate, in its group commit's transaction), "cert.revoke" (when
- * a revocation changes the record).  Everything else calls
- * store_audit_append().
+ * a revocation changes the record), "client.add", "client.rebind",
+ * "client.remove" (store_client_*, when the record changes).  Everything
+ * else calls store_audit_append().
  */
 #define STORE_AUDIT_HASH_LEN 32
 
