@@ -1027,9 +1027,72 @@ client_name_ok(const char *name)
 	    n <= AMTCA_CLIENT_NAME_MAX;
 }
 
+/* The actor an entry names: the caller's, else the store's. */
+static const char *
+entry_actor(const struct store *s, const char *actor)
+{
+	if (actor == NULL || actor[0] == '\0')
+		actor = s->actor != NULL ? s->actor : "unknown";
+	return actor;
+}
+
+/*
+ * A client entry's detail: role=<admin|est|admin,est> [serial=<s>]
+ * [allow=<n1,n2>].  An allow list longer than the detail may hold is cut
+ * at a name and ends in ",..." (the record keeps it whole).
+ */
+static void
+client_detail(const struct store_client *c, const char *serial, int allow,
+    char *buf, size_t len)
+{
+	size_t n, i, cut;
+	int w;
+
+	w = snprintf(buf, len, "role=%s%s%s",
+	    (c->roles & STORE_CLIENT_ADMIN) ? "admin" : "",
+	    (c->roles & STORE_CLIENT_ADMIN) && (c->roles & STORE_CLIENT_EST) ?
+	    "," : "", (c->roles & STORE_CLIENT_EST) ? "est" : "");
+	if (w < 0 || (size_t)w >= len)
+		return;
+	n = (size_t)w;
+	if (serial != NULL) {
+		w = snprintf(buf + n, len - n, " serial=%s", serial);
+		if (w < 0 || (size_t)w >= len - n)
+			return;
+		n += (size_t)w;
+	}
+	if (!allow || c->allow == NULL || c->allow[0] == '\0' ||
+	    n + sizeof(" allow=,...") >= len)
+		return;
+	memcpy(buf + n, " allow=", 7);
+	n += 7;
+	cut = n;
+	for (i = 0; c->allow[i] != '\0'; i++) {
+		if (n + 1 + sizeof(",...") > len) {
+			/* Back to the last whole name. */
+			n = cut;
+			memcpy(buf + n, ",...", 4);
+			n += 4;
+			break;
+		}
+		if (c->allow[i] == ' ')
+			cut = n;
+		buf[n++] = c->allow[i] == ' ' ? ',' : c->allow[i];
+	}
+	buf[n] = '\0';
+}
+
 int
 store_client_add(struct store *s, const struct store_client *c)
 {
+	return store_client_add_as(s, c, NULL);
+}
+
+int
+store_client_add_as(struct store *s, const struct store_client *c,
+    const char *actor)
+{
+	char detail[AMTCA_AUDIT_DETAIL_MAX];
 	struct store_client row;
 	char *key = NULL;
 	int r;
@@ -1051,8 +1114,17 @@ store_client_add(struct store *s, const struct store_client *c)
 	}
 	if (row.created_at == 0)
 		row.created_at = time(NULL);
-	r = s->ops->client_add(s->be, &row);
+	actor = entry_actor(s, actor);
+	if (!audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX)) {
+		free(key);
+		return amtca_fail(AMTCA_E_USAGE, "store_client_add: the actor "
+		    "is not UTF-8 or too long");
+	}
+	client_detail(&row, row.serial, 1, detail, sizeof(detail));
+	r = s->ops->client_add(s->be, &row, actor, detail);
 	free(key);
+	if (r == 0)
+		seal_due(s, 0);
 	return r;
 }
 
@@ -1099,6 +1171,13 @@ store_client_list(struct store *s, struct store_client **out, size_t *n)
 int
 store_client_bind(struct store *s, const char *name, const char *serial)
 {
+	return store_client_bind_as(s, name, serial, NULL);
+}
+
+int
+store_client_bind_as(struct store *s, const char *name, const char *serial,
+    const char *actor)
+{
 	char *key = NULL;
 	int r;
 
@@ -1107,18 +1186,50 @@ store_client_bind(struct store *s, const char *name, const char *serial)
 	CLIENTS_OR_FAIL(s);
 	if ((r = norm_serial(serial, &key)) != 0)
 		return r;
-	r = s->ops->client_bind(s->be, name, key);
+	actor = entry_actor(s, actor);
+	if (!audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX)) {
+		free(key);
+		return amtca_fail(AMTCA_E_USAGE, "store_client_bind: the actor "
+		    "is not UTF-8 or too long");
+	}
+	r = s->ops->client_bind(s->be, name, key, actor);
 	free(key);
+	if (r == 0)
+		seal_due(s, 0);
 	return r;
 }
 
 int
 store_client_remove(struct store *s, const char *name, time_t when)
 {
+	return store_client_remove_as(s, name, when, NULL);
+}
+
+int
+store_client_remove_as(struct store *s, const char *name, time_t when,
+    const char *actor)
+{
+	struct store_client *c = NULL;
+	char detail[AMTCA_AUDIT_DETAIL_MAX];
+	int r;
+
 	if (s == NULL || !client_name_ok(name))
 		return amtca_fail(AMTCA_E_USAGE, "store_client_remove: no client");
 	CLIENTS_OR_FAIL(s);
-	return s->ops->client_remove(s->be, name, when != 0 ? when : time(NULL));
+	actor = entry_actor(s, actor);
+	if (!audit_text_ok(actor, AMTCA_AUDIT_FIELD_MAX))
+		return amtca_fail(AMTCA_E_USAGE, "store_client_remove: the actor "
+		    "is not UTF-8 or too long");
+	/* The entry names the role and certificate the record had. */
+	if ((r = s->ops->client_get(s->be, name, NULL, &c)) != 0)
+		return r;
+	client_detail(c, c->serial, 0, detail, sizeof(detail));
+	store_client_free(c);
+	r = s->ops->client_remove(s->be, name, when != 0 ? when : time(NULL),
+	    actor, detail);
+	if (r == 0)
+		seal_due(s, 0);
+	return r;
 }
 
 /* --- the audit trail ------------------------------------------------------ */

@@ -340,6 +340,19 @@ int store_client_bind(struct store *s, const char *name,
  * AMTCA_E_NOT_FOUND when unknown. */
 int store_client_remove(struct store *s, const char *name,
     time_t when) AMTCA_WUR;
+/*
+ * The same, naming `actor` in the audit entry each change appends in its
+ * own transaction (NULL: the store's actor): "client.add" (detail
+ * role=<admin|est> [serial=<s>] [allow=<n1,n2>]), "client.rebind"
+ * (serial=<s>), "client.remove" (role=... [serial=<s>]; a repeat removal
+ * changes nothing and appends nothing).
+ */
+int store_client_add_as(struct store *s, const struct store_client *c,
+    const char *actor) AMTCA_WUR;
+int store_client_bind_as(struct store *s, const char *name,
+    const char *serial, const char *actor) AMTCA_WUR;
+int store_client_remove_as(struct store *s, const char *name, time_t when,
+    const char *actor) AMTCA_WUR;
 void store_client_free(struct store_client *c);
 void store_clients_free(struct store_client *c, size_t n);
 
@@ -348,8 +361,9 @@ void store_clients_free(struct store_client *c, size_t n);
  * transaction as the change they record, chained by hash, sealed now and
  * then with the audit key.  Appends by this store itself: "cert.issue" (one
  * per certificate, in its group commit's transaction), "cert.revoke" (when
- * a revocation changes the record).  Everything else calls
- * store_audit_append().
+ * a revocation changes the record), "client.add", "client.rebind",
+ * "client.remove" (store_client_*, when the record changes).  Everything
+ * else calls store_audit_append().
  */
 #define STORE_AUDIT_HASH_LEN 32
 

@@ -105,13 +105,21 @@ struct store_ops {
 	    time_t now, int ttl_s);
 	int (*lease_release)(void *be, const char *name, const char *owner);
 
-	/* As store_client_*. */
-	int (*client_add)(void *be, const struct store_client *c);
+	/*
+	 * As store_client_*.  add, bind and remove append one audit entry
+	 * ("client.add", "client.rebind", "client.remove") by `actor` (never
+	 * NULL) with `detail` (may be "") in the change's own transaction,
+	 * only when the record changed.
+	 */
+	int (*client_add)(void *be, const struct store_client *c,
+	    const char *actor, const char *detail);
 	int (*client_get)(void *be, const char *name, const char *serial,
 	    struct store_client **out);	/* by name, or by serial if name NULL */
 	int (*client_list)(void *be, struct store_client **out, size_t *n);
-	int (*client_bind)(void *be, const char *name, const char *serial);
-	int (*client_remove)(void *be, const char *name, time_t when);
+	int (*client_bind)(void *be, const char *name, const char *serial,
+	    const char *actor);
+	int (*client_remove)(void *be, const char *name, time_t when,
+	    const char *actor, const char *detail);
 
 	/* As store_cred_*; put gets created_at/updated_at already set. */
 	int (*cred_put)(void *be, const struct store_cred *c);

@@ -1520,14 +1520,47 @@ clear_client_v(void *c)
 	store_client_clear(c);
 }
 
+/* Append one entry after the head inside the caller's transaction. */
 static int
-sq_client_add(void *be, const struct store_client *c)
+audit_note(struct sq *s, const char *actor, const char *action,
+    const char *subject, const char *detail)
+{
+	uint64_t q = 0;
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	int r;
+
+	if ((r = audit_head(s, &q, h)) != 0)
+		return r;
+	return audit_put(s, &q, h, actor, action, subject,
+	    detail != NULL ? detail : "");
+}
+
+/* COMMIT, or ROLLBACK what is open; dbmu held.  ret passes through. */
+static int
+txn_end(struct sq *s, int ret)
+{
+	if (ret == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		ret = db_fail(s, "commit");
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static int
+sq_client_add(void *be, const struct store_client *c, const char *actor,
+    const char *detail)
 {
 	struct sq *s = be;
 	sqlite3_stmt *st = NULL;
-	int rc, ret = AMTCA_E_INTERNAL;
+	int r, rc, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
+	/* The record and its "client.add" entry commit together. */
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO clients (name, roles, allow,"
 	    " pwhash, serial, created_at, removed_at) VALUES (?, ?, ?, ?, ?, ?,"
 	    " ?)", -1, &st, NULL) != SQLITE_OK) {
@@ -1552,9 +1585,14 @@ sq_client_add(void *be, const struct store_client *c)
 		ret = db_fail(s, "client record");
 		goto out;
 	}
+	if ((r = audit_note(s, actor, "client.add", c->name, detail)) != 0) {
+		ret = r;
+		goto out;
+	}
 	ret = 0;
 out:
 	sqlite3_finalize(st);
+	ret = txn_end(s, ret);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1597,15 +1635,23 @@ sq_client_list(void *be, struct store_client **out, size_t *n)
 	    sizeof(**out), row_client, clear_client_v, (void **)out, n);
 }
 
-/* One UPDATE of a client row; AMTCA_E_NOT_FOUND when it changed none. */
+/*
+ * One UPDATE of a client row and, when it changed the row, its audit entry
+ * in the same transaction; AMTCA_E_NOT_FOUND when it changed none.
+ */
 static int
 client_update(struct sq *s, const char *sql, const char *name,
-    const char *text, sqlite3_int64 num)
+    const char *text, sqlite3_int64 num, const char *actor,
+    const char *action, const char *detail)
 {
 	sqlite3_stmt *st = NULL;
-	int changed, ret = AMTCA_E_INTERNAL;
+	int r, changed, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "client update");
 		goto out;
@@ -1620,33 +1666,45 @@ client_update(struct sq *s, const char *sql, const char *name,
 		goto out;
 	}
 	changed = sqlite3_changes(s->db);
+	if (changed > 0 &&
+	    (r = audit_note(s, actor, action, name, detail)) != 0) {
+		ret = r;
+		goto out;
+	}
 	ret = changed > 0 ? 0 : AMTCA_E_NOT_FOUND;
 out:
 	sqlite3_finalize(st);
+	ret = txn_end(s, ret);	/* nothing changed: rolled back */
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
 
 static int
-sq_client_bind(void *be, const char *name, const char *serial)
+sq_client_bind(void *be, const char *name, const char *serial,
+    const char *actor)
 {
+	char detail[AMTCA_AUDIT_FIELD_MAX + 16];
 	int r;
 
+	snprintf(detail, sizeof(detail), "serial=%s", serial);
 	r = client_update(be, "UPDATE clients SET serial = ?2 WHERE name = ?1 "
-	    "AND removed_at = 0", name, serial, 0);
+	    "AND removed_at = 0", name, serial, 0, actor, "client.rebind",
+	    detail);
 	if (r == AMTCA_E_NOT_FOUND)
 		return amtca_fail(r, "no active client %.64s", name);
 	return r;
 }
 
 static int
-sq_client_remove(void *be, const char *name, time_t when)
+sq_client_remove(void *be, const char *name, time_t when, const char *actor,
+    const char *detail)
 {
 	struct store_client *c = NULL;
 	int r;
 
 	r = client_update(be, "UPDATE clients SET removed_at = ?2 WHERE "
-	    "name = ?1 AND removed_at = 0", name, NULL, (sqlite3_int64)when);
+	    "name = ?1 AND removed_at = 0", name, NULL, (sqlite3_int64)when,
+	    actor, "client.remove", detail);
 	if (r != AMTCA_E_NOT_FOUND)
 		return r;
 	/* Already removed is fine (the first time is kept); unknown is not. */

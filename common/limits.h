@@ -164,6 +164,10 @@
 #define AMTCA_AUTH_PEER_PER_MIN 60
 #define AMTCA_AUTH_BUCKETS_MAX  4096
 #define AMTCA_AUTH_FAIL_SLOTS   256             /* clients counted per minute */
+#define AMTCA_SGN_NOTE_BURST    5000            /* audit notes per actor, burst */
+#define AMTCA_SGN_NOTE_PER_MIN  3000            /* and refill a minute */
+#define AMTCA_SGN_NOTE_DETAIL_MAX 512           /* a front end's note detail */
+#define AMTCA_SGN_NOTE_ACTION_MAX 32            /* and its action */
 
 /* amtca serve */
 #define AMTCA_SERVE_HEADER_MAX  (32 * 1024)     /* request line and headers

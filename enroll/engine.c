@@ -2141,6 +2141,52 @@ run_steps(struct enroll_pass *e)
 	return 0;
 }
 
+/*
+ * Report this run's outcome to the signer, which appends an
+ * "enroll.outcome" entry naming us (docs/audit.md): once per run of a
+ * device whose name passed the policy.  A failed report never changes the
+ * run's result; it becomes the result's warning, and `ret`'s message is
+ * kept.
+ */
+static void
+report_outcome(const struct enroll_ctx *c, struct enroll_result *res, int ret)
+{
+	struct sgn_who who;
+	char detail[AMTCA_SGN_NOTE_DETAIL_MAX + 1], keep[512], *p;
+	const char *st = res->status;
+	int r, n;
+
+	if (c->sgn == NULL || res->host == NULL)
+		return;
+	if (st == NULL || ret != 0)
+		st = "failed";
+	else if (strcmp(st, "already enrolled") == 0)
+		st = "unchanged";
+	n = snprintf(detail, sizeof(detail), "result=%s", st);
+	if (n > 0 && (size_t)n < sizeof(detail) && res->serial != NULL)
+		n += snprintf(detail + n, sizeof(detail) - (size_t)n,
+		    " serial=%s", res->serial);
+	if (n > 0 && (size_t)n < sizeof(detail) && ret != 0)
+		(void)snprintf(detail + n, sizeof(detail) - (size_t)n,
+		    " error=%s", amtca_errmsg(ret));
+	/* One line of text: the protocol carries no control characters. */
+	for (p = detail; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	snprintf(keep, sizeof(keep), "%s", ret != 0 ? amtca_errmsg(ret) : "");
+	memset(&who, 0, sizeof(who));
+	who.kind = SGN_WHO_LOCAL;
+	if ((r = sgn_audit_note(c->sgn, &who, "enroll.outcome", res->host,
+	    detail)) != 0) {
+		if (res->warning == NULL &&
+		    (res->warning = malloc(600)) != NULL)
+			snprintf(res->warning, 600, "the audit trail lacks this "
+			    "outcome: %s", amtca_errmsg(r));
+		if (ret != 0)
+			(void)amtca_fail(ret, "%s", keep);
+	}
+}
+
 int
 enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
     struct enroll_result *res)
@@ -2224,6 +2270,7 @@ fail_early:
 	progress(&e, ENROLL_PREFLIGHT, ENROLL_EV_FAIL, "%s", amtca_errmsg(ret));
 out:
 	devlock_release(e.lock);
+	report_outcome(c, res, ret);
 	amt_free(e.amt);
 	X509_free(e.served);
 	X509_free(e.replaced);

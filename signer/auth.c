@@ -218,12 +218,29 @@ mono_ms(void)
 	    (unsigned long long)ts.tv_nsec / 1000000ULL;
 }
 
-/* Called with mu held. */
-static void
-fail_flush(struct sgn_auth_state *st)
+/*
+ * Authentication failures are counted per claimed name per minute and
+ * written when the minute is over (the first authentication after it, or
+ * shutdown): one log line and one "auth.fail" audit entry per name, so at
+ * most AMTCA_AUTH_FAIL_SLOTS + 1 entries a minute however many requests
+ * fail.  A request never writes or seals anything of its own.
+ */
+struct failbatch {
+	long minute;
+	size_t n;
+	struct failslot v[AMTCA_AUTH_FAIL_SLOTS + 1];
+};
+
+/* Move the ended minute's counts into a new batch (NULL when none, or out
+ * of memory: then the log lines are all there is).  mu held. */
+static struct failbatch *
+fail_take(struct sgn_auth_state *st)
 {
+	struct failbatch *b;
 	size_t i;
 
+	if (st->nfail == 0 && st->fail_other == 0)
+		return NULL;
 	for (i = 0; i < st->nfail; i++)
 		fprintf(stderr, "event=auth_fail client=%s count=%u "
 		    "minute=%ld\n", st->fail[i].name, st->fail[i].count,
@@ -231,23 +248,65 @@ fail_flush(struct sgn_auth_state *st)
 	if (st->fail_other > 0)
 		fprintf(stderr, "event=auth_fail client=* count=%u minute=%ld\n",
 		    st->fail_other, st->fail_minute);
+	if ((b = calloc(1, sizeof(*b))) != NULL) {
+		b->minute = st->fail_minute;
+		memcpy(b->v, st->fail, st->nfail * sizeof(st->fail[0]));
+		b->n = st->nfail;
+		if (st->fail_other > 0) {
+			snprintf(b->v[b->n].name, sizeof(b->v[b->n].name), "*");
+			b->v[b->n++].count = st->fail_other;
+		}
+	}
 	st->nfail = 0;
 	st->fail_other = 0;
+	return b;
 }
 
+/* Append the batch's entries, outside mu; frees it.  The actor is the
+ * signer itself (nobody authenticated); the subject is the claimed name,
+ * "-" for one that is no client name, "*" for names beyond the slots. */
 static void
+fail_write(struct sgn_core *c, struct failbatch *b)
+{
+	char detail[96];
+	size_t i;
+	int r;
+
+	if (b == NULL)
+		return;
+	for (i = 0; c != NULL && c->h != NULL && c->h->store != NULL &&
+	    i < b->n; i++) {
+		snprintf(detail, sizeof(detail), "count=%u minute=%ld",
+		    b->v[i].count, b->minute);
+		if ((r = store_audit_append(c->h->store, "signer", "auth.fail",
+		    strcmp(b->v[i].name, "?") == 0 ? "-" : b->v[i].name,
+		    detail)) != 0) {
+			fprintf(stderr, "event=audit_fail action=auth.fail "
+			    "error=%d\n", r);
+			break;
+		}
+	}
+	free(b);
+}
+
+/* A new minute: take the old one's counts.  mu held. */
+static struct failbatch *
 fail_tick(struct sgn_auth_state *st, long minute)
 {
+	struct failbatch *b = NULL;
+
 	if (minute != st->fail_minute) {
-		fail_flush(st);
+		b = fail_take(st);
 		st->fail_minute = minute;
 	}
+	return b;
 }
 
 /* Count one failure for `name` (anything not a client name is "?"). */
 static void
-fail_note(struct sgn_auth_state *st, const char *name)
+fail_note(struct sgn_core *c, struct sgn_auth_state *st, const char *name)
 {
+	struct failbatch *b;
 	const char *n = name;
 	size_t i, len;
 
@@ -258,7 +317,7 @@ fail_note(struct sgn_auth_state *st, const char *name)
 	    "0123456789._-") != len)
 		n = "?";
 	pthread_mutex_lock(&st->mu);
-	fail_tick(st, (long)(time(NULL) / 60));
+	b = fail_tick(st, (long)(time(NULL) / 60));
 	for (i = 0; i < st->nfail; i++)
 		if (strcmp(st->fail[i].name, n) == 0)
 			break;
@@ -271,6 +330,7 @@ fail_note(struct sgn_auth_state *st, const char *name)
 	} else
 		st->fail_other++;
 	pthread_mutex_unlock(&st->mu);
+	fail_write(c, b);
 }
 
 int
@@ -355,9 +415,12 @@ sgn_core_auth_free(struct sgn_core *c)
 
 	if (st == NULL)
 		return;
+	struct failbatch *b;
+
 	pthread_mutex_lock(&st->mu);
-	fail_flush(st);
+	b = fail_take(st);
 	pthread_mutex_unlock(&st->mu);
+	fail_write(c, b);
 	sgn_ratelimit_free(st->by_name);
 	sgn_ratelimit_free(st->by_peer);
 	X509_STORE_free(st->xs);
@@ -620,7 +683,7 @@ basic_auth(struct sgn_core *c, const struct sgn_who *who,
 	ret = 0;
 	goto out;
 fail:
-	fail_note(st, who->user);
+	fail_note(c, st, who->user);
 out:
 	store_client_free(rec);
 	return ret;
@@ -759,7 +822,7 @@ records:
 	ret = 0;
 	goto out;
 fail:
-	fail_note(st, who_name != NULL ? who_name : "?");
+	fail_note(c, st, who_name != NULL ? who_name : "?");
 out:
 	X509_STORE_CTX_free(ctx);
 	X509_free(leaf);
@@ -779,9 +842,12 @@ sgn_core_auth(struct sgn_core *c, const struct sgn_who *who,
 	if (who == NULL)
 		return amtca_fail(AMTCA_E_AUTH, "no requester");
 	if (c->auth != NULL) {
+		struct failbatch *b;
+
 		pthread_mutex_lock(&c->auth->mu);
-		fail_tick(c->auth, (long)(time(NULL) / 60));
+		b = fail_tick(c->auth, (long)(time(NULL) / 60));
 		pthread_mutex_unlock(&c->auth->mu);
+		fail_write(c, b);
 	}
 	switch (who->kind) {
 	case SGN_WHO_LOCAL:
@@ -813,5 +879,6 @@ sgn_core_client_rebind(struct sgn_core *c, const struct sgn_client *cl,
 	    (cl->roles & SGN_ROLE_EST) == 0)
 		return amtca_fail(AMTCA_E_USAGE, "only a certificate-"
 		    "authenticated EST client is rebound");
-	return store_client_bind(c->h->store, cl->name, serial);
+	/* The "client.rebind" entry names the client itself. */
+	return store_client_bind_as(c->h->store, cl->name, serial, cl->name);
 }

@@ -110,6 +110,11 @@ sgn_core_open(const char *dir, int frontend, const char *local_name,
 		goto out;
 	}
 	c->cred_up = 1;
+	if ((r = sgn_ratelimit_new(AMTCA_SGN_NOTE_BURST,
+	    AMTCA_SGN_NOTE_PER_MIN, AMTCA_AUTH_BUCKETS_MAX, &c->notes)) != 0) {
+		ret = r;
+		goto out;
+	}
 	*out = c;
 	c = NULL;
 	ret = 0;
@@ -127,6 +132,7 @@ sgn_core_free(struct sgn_core *c)
 		sgn_core_cred_free(c);
 	if (c->auth_up)
 		sgn_core_auth_free(c);
+	sgn_ratelimit_free(c->notes);
 	if (!c->borrowed)
 		home_free(c->h);
 	free(c->local_name);
@@ -890,6 +896,27 @@ sgn_cred_get(struct sgn *s, const char *name, const char *fqdn, char **user,
 			r = AMTCA_E_NOMEM;
 		}
 	}
+	sgn_msg_clear(&a);
+	return r;
+}
+
+int
+sgn_audit_note(struct sgn *s, const struct sgn_who *who, const char *action,
+    const char *subject, const char *detail)
+{
+	struct sgn_msg q, a;
+	int r;
+
+	if (s->core != NULL)
+		return sgn_core_audit_note(s->core, who, action, subject, detail);
+	sgn_msg_init(&q, SGN_MSG_AUDIT_NOTE, 0);
+	sgn_msg_init(&a, 0, 0);
+	q.who = *who;
+	q.action = action;
+	q.subject = subject != NULL ? subject : "";
+	q.detail = detail != NULL ? detail : "";
+	if ((r = sgn_proc_call(s, &q, &a)) == 0)
+		r = reply_result(&a);
 	sgn_msg_clear(&a);
 	return r;
 }

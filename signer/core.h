@@ -36,6 +36,7 @@ struct sgn_core {
 					   is a front end, not the operator */
 	int auth_up, cred_up;		/* core.c: which inits ran */
 	int borrowed;			/* h is the caller's (sgn_local_home) */
+	struct sgn_ratelimit *notes;	/* note.c: audit notes per actor */
 };
 
 /* auth.c */
@@ -80,6 +81,10 @@ int sgn_ratelimit_take(struct sgn_ratelimit *rl, const char *key,
     unsigned long long now_ms) AMTCA_WUR;
 size_t sgn_ratelimit_size(struct sgn_ratelimit *rl);
 void sgn_ratelimit_free(struct sgn_ratelimit *rl);
+
+/* note.c: sgn_audit_note() on this side. */
+int sgn_core_audit_note(struct sgn_core *c, const struct sgn_who *who,
+    const char *action, const char *subject, const char *detail) AMTCA_WUR;
 
 /* cred.c */
 int sgn_core_cred_init(struct sgn_core *c) AMTCA_WUR;

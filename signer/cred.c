@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -169,10 +170,50 @@ name_check(const char *name)
 	return 0;
 }
 
+/*
+ * Append "credential.add" (a new name) or "credential.replace" (a known
+ * one) by the operator; the password never appears.  *action is the one
+ * appended.
+ */
+static int
+cred_audit(struct sgn_core *c, const char *name, const char *user,
+    const char **action)
+{
+	struct store_cred *old = NULL;
+	char detail[AMTCA_AMT_USER_MAX + 8];
+	int r;
+
+	if (c->h->store == NULL)
+		return amtca_fail(AMTCA_E_INTERNAL, "credentials: the signer "
+		    "has no CA store for the audit trail");
+	r = store_cred_get(c->h->state, name, &old);
+	store_cred_free(old);
+	if (r != 0 && r != AMTCA_E_NOT_FOUND)
+		return r;
+	*action = r == 0 ? "credential.replace" : "credential.add";
+	snprintf(detail, sizeof(detail), "user=%s", user);
+	return store_audit_append(c->h->store, c->local_name, *action, name,
+	    detail);
+}
+
+/* The change an entry announced did not happen: say so in the trail. */
+static void
+cred_audit_error(struct sgn_core *c, const char *name, const char *action,
+    int err)
+{
+	char detail[96];
+
+	snprintf(detail, sizeof(detail), "failed=%s error=%d", action, err);
+	if (store_audit_append(c->h->store, c->local_name, "credential.error",
+	    name, detail) != 0)
+		fprintf(stderr, "event=audit_fail action=credential.error\n");
+}
+
 int
 sgn_core_cred_put(struct sgn_core *c, const char *name, const char *user,
     const char *password)
 {
+	const char *action = NULL;
 	struct sgn_cred_state *st = c->cred;
 	struct hsm_aead *key = NULL;
 	struct store_cred rec;
@@ -231,8 +272,22 @@ sgn_core_cred_put(struct sgn_core *c, const char *name, const char *user,
 	rec.sealed = blob;
 	rec.sealed_len = bloblen;
 	rec.mechanism = (char *)hsm_aead_mech_name(used);
+	/*
+	 * The audit entry goes first: the credential is operational state
+	 * and the trail is the CA store's, so no transaction holds both.
+	 * An entry therefore means "attempted"; a write that then fails
+	 * appends "credential.error" for the same name, and only a crash
+	 * in between leaves an entry whose change is not in the state
+	 * (docs/audit.md).  The reverse order could lose the entry of a
+	 * change that happened.
+	 */
+	if ((r = cred_audit(c, name, user, &action)) != 0) {
+		ret = r;
+		goto out;
+	}
 	if ((r = store_cred_put(c->h->state, &rec)) != 0) {
 		ret = r;
+		cred_audit_error(c, name, action, r);
 		goto out;
 	}
 	/* Keep the fresh handle: it knows of both keys. */

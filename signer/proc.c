@@ -485,6 +485,10 @@ dispatch(struct sgn_core *core, struct sgn_msg *q, unsigned char **frame,
 	case SGN_MSG_CRED_PUT:
 		r = sgn_core_cred_put(core, q->name, q->user, q->password);
 		break;
+	case SGN_MSG_AUDIT_NOTE:
+		r = sgn_core_audit_note(core, &q->who, q->action, q->subject,
+		    q->detail);
+		break;
 	case SGN_MSG_CRED_GET:
 		r = sgn_core_cred_get(core, q->name, q->fqdn, &user, &password);
 		a.user = user;

@@ -62,7 +62,8 @@ enum sgn_msg_type {
 	SGN_MSG_CRL,
 	SGN_MSG_CRED_PUT,
 	SGN_MSG_CRED_GET,
-	SGN_MSG__LAST = SGN_MSG_CRED_GET,
+	SGN_MSG_AUDIT_NOTE,
+	SGN_MSG__LAST = SGN_MSG_AUDIT_NOTE,
 	SGN_MSG_REPLY = 0x80		/* | the request's type */
 };
 
@@ -86,6 +87,9 @@ struct sgn_msg {
 	const char *user;		/* CRED_PUT; reply CRED_GET */
 	const char *password;		/* CRED_PUT; reply CRED_GET */
 	const char *fqdn;		/* CRED_GET */
+	const char *action;		/* AUDIT_NOTE */
+	const char *subject;		/* AUDIT_NOTE */
+	const char *detail;		/* AUDIT_NOTE */
 	/* replies (and HELLO) */
 	int32_t result;			/* 0 or AMTCA_E_* */
 	const char *errmsg;		/* result != 0 */

@@ -210,6 +210,12 @@ o_request(struct obuf *b, const struct sgn_msg *m)
 		o_str(b, m->name, AMTCA_SGN_STR_MAX);
 		o_str(b, m->fqdn, AMTCA_FQDN_MAX);
 		break;
+	case SGN_MSG_AUDIT_NOTE:
+		o_who(b, &m->who);
+		o_str(b, m->action, AMTCA_SGN_NOTE_ACTION_MAX);
+		o_str(b, m->subject, AMTCA_FQDN_MAX);
+		o_str(b, m->detail, AMTCA_SGN_NOTE_DETAIL_MAX);
+		break;
 	default:
 		b->err = AMTCA_E_USAGE;
 	}
@@ -264,6 +270,7 @@ o_reply(struct obuf *b, const struct sgn_msg *m)
 		o_blob(b, m->der, m->derlen, AMTCA_SGN_CRL_MAX);
 		break;
 	case SGN_MSG_CRED_PUT:
+	case SGN_MSG_AUDIT_NOTE:
 		break;
 	case SGN_MSG_CRED_GET:
 		o_str(b, m->user, AMTCA_SGN_STR_MAX);
@@ -697,6 +704,13 @@ i_request(struct ibuf *b, struct sgn_msg *m)
 		    i_str(b, AMTCA_FQDN_MAX, T_TEXT, &m->fqdn) != 0)
 			return -1;
 		return 0;
+	case SGN_MSG_AUDIT_NOTE:
+		if (i_who(b, &m->who) != 0 ||
+		    i_str(b, AMTCA_SGN_NOTE_ACTION_MAX, T_TEXT, &m->action) != 0 ||
+		    i_str(b, AMTCA_FQDN_MAX, T_TEXT, &m->subject) != 0 ||
+		    i_str(b, AMTCA_SGN_NOTE_DETAIL_MAX, T_TEXT, &m->detail) != 0)
+			return -1;
+		return 0;
 	}
 	return fail(b, "unknown request type");
 }
@@ -764,6 +778,7 @@ i_reply(struct ibuf *b, struct sgn_msg *m)
 		m->derlen = n;
 		return 0;
 	case SGN_MSG_CRED_PUT:
+	case SGN_MSG_AUDIT_NOTE:
 		return 0;
 	case SGN_MSG_CRED_GET:
 		if (i_str(b, AMTCA_SGN_STR_MAX, T_TEXT, &m->user) != 0 ||

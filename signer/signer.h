@@ -173,6 +173,17 @@ int sgn_crl(struct sgn *s, const char *issuer, unsigned char **der,
  * operational state, one at a time, rate-limited; *password is released
  * with amtca_secret_free().  The API never returns a password.
  */
+/*
+ * An audit entry a front end reports (docs/audit.md, docs/PROTOCOL.signer
+ * AUDIT_NOTE).  The signer appends it naming the requester it
+ * authenticated: "enroll.outcome" (LOCAL only; subject the device FQDN,
+ * detail "result=<enrolled|renewed|unchanged|failed> [serial=<s>]
+ * [error=...]"), "job.create" / "job.cancel" (an ADMIN client; subject the
+ * job id).  Nothing else; rate limited per actor (AMTCA_E_RATE).
+ */
+int sgn_audit_note(struct sgn *s, const struct sgn_who *who,
+    const char *action, const char *subject, const char *detail) AMTCA_WUR;
+
 int sgn_cred_put(struct sgn *s, const char *name, const char *user,
     const char *password) AMTCA_WUR;
 int sgn_cred_get(struct sgn *s, const char *name, const char *fqdn,

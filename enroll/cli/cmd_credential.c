@@ -8,11 +8,13 @@
 #include "enroll/cli/cli.h"
 
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ca/store.h"
 #include "common/json.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "signer/signer.h"
 
@@ -182,6 +184,8 @@ remove_cred(const char *homedir, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct store_cred *old = NULL;
+	char detail[AMTCA_AMT_USER_MAX + 64];
 	struct home *h = NULL;
 	int ch, r, ret = EXIT_FAIL;
 
@@ -195,14 +199,37 @@ remove_cred(const char *homedir, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage_err("remove takes one NAME");
-	if ((r = home_open(homedir, HOME_STATE, &h)) != 0 ||
-	    (r = store_cred_remove(h->state, argv[optind])) != 0) {
+	/* The CA store too: the removal's audit entry is written there. */
+	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
+	    (r = store_cred_get(h->state, argv[optind], &old)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	/*
+	 * Entry first, as sgn_core_cred_put() does (no transaction spans the
+	 * CA store and the state): a removal that then fails is followed by
+	 * "credential.error".
+	 */
+	snprintf(detail, sizeof(detail), "user=%s", old->user);
+	if ((r = store_audit_append(h->store, NULL, "credential.remove",
+	    argv[optind], detail)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	if ((r = store_cred_remove(h->state, argv[optind])) != 0) {
+		snprintf(detail, sizeof(detail), "failed=credential.remove "
+		    "error=%d", r);
+		if (store_audit_append(h->store, NULL, "credential.error",
+		    argv[optind], detail) != 0)
+			fprintf(stderr, "amtca: the audit trail lacks the "
+			    "failed removal of %s\n", argv[optind]);
 		ret = cli_fail(r);
 		goto out;
 	}
 	printf("credential %s removed\n", argv[optind]);
 	ret = EXIT_OK;
 out:
+	store_cred_free(old);
 	home_free(h);
 	return ret;
 }

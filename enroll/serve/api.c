@@ -488,6 +488,30 @@ out:
 	store_jobs_free(j, n);
 }
 
+/*
+ * The audit entry of a job change (docs/audit.md): the signer appends it
+ * naming the admin it authenticates again from the request's own chain.
+ * The job lives in the operational state, so the entry follows its
+ * change; a failure to append is logged, never the request's answer.
+ */
+static void
+api_audit(struct api_call *a, const char *action, const char *id, size_t n,
+    unsigned conc)
+{
+	char detail[64] = "";
+	int r;
+
+	if (strcmp(action, "job.create") == 0)
+		snprintf(detail, sizeof(detail), "devices=%zu concurrency=%u",
+		    n, conc);
+	else
+		snprintf(detail, sizeof(detail), "cancelling=%u", conc);
+	if ((r = sgn_audit_note(serve_sgn(a->s), &a->rq->who, action, id,
+	    detail)) != 0)
+		serve_log(a->s, "audit_error", "client=%s action=%s job=%s "
+		    "error=\"%s\"", a->cl.name, action, id, amtca_errmsg(r));
+}
+
 static void
 post_job(struct api_call *a)
 {
@@ -508,6 +532,7 @@ post_job(struct api_call *a)
 	}
 	serve_log(a->s, "job_submit", "client=%s job=%s devices=%zu "
 	    "concurrency=%u", a->cl.name, id, jr.n, jr.concurrency);
+	api_audit(a, "job.create", id, jr.n, jr.concurrency);
 	if ((doc = json_object()) == NULL ||
 	    asprintf(&loc, API_PREFIX "jobs/%s", id) == -1) {
 		loc = NULL;
@@ -541,6 +566,7 @@ delete_job(struct api_call *a, const char *id)
 	}
 	serve_log(a->s, "job_delete", "client=%s job=%s cancelling=%d",
 	    a->cl.name, id, cancelling);
+	api_audit(a, "job.cancel", id, 0, (unsigned)cancelling);
 	/* The job as it is now: "cancelled", or still stopping, or done. */
 	get_job(a, id);
 	if (a->rs->status == 200 && cancelling)

@@ -1380,6 +1380,58 @@ test_upgrade_from_previous(void **state)
 
 /* Admin and EST client records: unique names forever, lookup by serial,
  * removal keeps the record but disables binding. */
+/*
+ * Client changes append their audit entry in the record's own transaction,
+ * by the named actor or the store's, and only when the record changed.
+ */
+static void
+test_client_audit(void **state)
+{
+	struct fx *f = *state;
+	struct store_client c;
+	struct store_audit *e = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_set_actor(f->s, "op@host"), 0);
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"est1";
+	c.roles = STORE_CLIENT_EST;
+	c.allow = (char *)"example.test b.example.org";
+	assert_int_equal(store_client_add(f->s, &c), 0);
+	c.name = (char *)"adm";
+	c.roles = STORE_CLIENT_ADMIN;
+	c.allow = NULL;
+	c.serial = (char *)"0abc";
+	assert_int_equal(store_client_add_as(f->s, &c, "other@host"), 0);
+	/* Refused changes append nothing. */
+	assert_int_equal(store_client_add(f->s, &c), AMTCA_E_EXISTS);
+	assert_int_equal(store_client_bind(f->s, "ghost", "01"),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_client_remove(f->s, "ghost", 1),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_client_bind_as(f->s, "est1", "0def", "est1"), 0);
+	assert_int_equal(store_client_remove(f->s, "est1", 500), 0);
+	/* A repeat removal changes nothing and appends nothing. */
+	assert_int_equal(store_client_remove(f->s, "est1", 900), 0);
+
+	assert_int_equal(store_audit_list(f->s, 0, &e, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(e[0].action, "client.add");
+	assert_string_equal(e[0].actor, "op@host");
+	assert_string_equal(e[0].subject, "est1");
+	assert_string_equal(e[0].detail,
+	    "role=est allow=example.test,b.example.org");
+	assert_string_equal(e[1].actor, "other@host");
+	assert_string_equal(e[1].detail, "role=admin serial=0ABC");
+	assert_string_equal(e[2].action, "client.rebind");
+	assert_string_equal(e[2].actor, "est1");
+	assert_string_equal(e[2].detail, "serial=0DEF");
+	assert_string_equal(e[3].action, "client.remove");
+	assert_string_equal(e[3].actor, "op@host");
+	assert_string_equal(e[3].detail, "role=est serial=0DEF");
+	store_audits_free(e, n);
+}
+
 static void
 test_clients(void **state)
 {
@@ -2072,6 +2124,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
 		    teardown),

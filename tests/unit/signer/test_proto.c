@@ -414,6 +414,98 @@ test_bad_values(void **state)
 	assert_int_equal(sgn_proto_encode(&m, &f, &fl), AMTCA_E_IPC);
 }
 
+/* AUDIT_NOTE: who, action (<= AMTCA_SGN_NOTE_ACTION_MAX), subject (an
+ * FQDN's cap), detail (<= AMTCA_SGN_NOTE_DETAIL_MAX, one line); its reply
+ * is the result alone. */
+static void
+test_audit_note(void **state)
+{
+	struct sgn_msg m, d;
+	unsigned char *f = NULL, *b;
+	size_t fl = 0, bl;
+	char action[AMTCA_SGN_NOTE_ACTION_MAX + 2];
+	char *detail;
+
+	(void)state;
+	sgn_msg_init(&m, SGN_MSG_AUDIT_NOTE, 21);
+	m.who.kind = SGN_WHO_LOCAL;
+	m.action = "enroll.outcome";
+	m.subject = "amt-1.example.test";
+	m.detail = "result=enrolled serial=0A";
+	roundtrip(&m, 0, &d, &f, &fl);
+	assert_int_equal(d.who.kind, SGN_WHO_LOCAL);
+	assert_string_equal(d.action, "enroll.outcome");
+	assert_string_equal(d.subject, "amt-1.example.test");
+	assert_string_equal(d.detail, "result=enrolled serial=0A");
+	sgn_msg_clear(&d);
+	truncations(f, fl, 0);
+	/* A newline in the detail (the last field's last byte) is refused. */
+	b = f + 4;
+	bl = fl - 4;
+	b[bl - 1] = '\n';
+	assert_int_equal(sgn_proto_decode(b, bl, AMTCA_SGN_REQ_MAX, 0, &d),
+	    AMTCA_E_IPC);
+	/* Never accepted as a reply. */
+	b[bl - 1] = 'A';
+	assert_int_equal(sgn_proto_decode(b, bl, AMTCA_SGN_REPLY_MAX, 1, &d),
+	    AMTCA_E_IPC);
+	sgn_proto_free(f, fl);
+
+	/* Empty subject and detail are fine on the wire (core.c decides). */
+	m.subject = "";
+	m.detail = "";
+	roundtrip(&m, 0, &d, &f, &fl);
+	assert_string_equal(d.subject, "");
+	sgn_msg_clear(&d);
+	sgn_proto_free(f, fl);
+
+	/* Caps: action and detail one byte over are not encoded... */
+	memset(action, 'a', sizeof(action) - 1);
+	action[sizeof(action) - 1] = '\0';
+	m.action = action;
+	assert_int_equal(sgn_proto_encode(&m, &f, &fl), AMTCA_E_IPC);
+	action[AMTCA_SGN_NOTE_ACTION_MAX] = '\0';
+	assert_int_equal(sgn_proto_encode(&m, &f, &fl), 0);
+	/* ...nor decoded: the action's length field raised by one. */
+	b = f + 4;
+	bl = fl - 4;
+	/* type(1) id(4) kind(1) ncert(1) user(1) password(1) peer(1): 10 */
+	assert_int_equal(b[13], AMTCA_SGN_NOTE_ACTION_MAX);
+	b[13] = AMTCA_SGN_NOTE_ACTION_MAX + 1;
+	assert_int_equal(sgn_proto_decode(b, bl, AMTCA_SGN_REQ_MAX, 0, &d),
+	    AMTCA_E_IPC);
+	sgn_proto_free(f, fl);
+	m.action = "job.create";
+	detail = malloc(AMTCA_SGN_NOTE_DETAIL_MAX + 2);
+	assert_non_null(detail);
+	memset(detail, 'd', AMTCA_SGN_NOTE_DETAIL_MAX + 1);
+	detail[AMTCA_SGN_NOTE_DETAIL_MAX + 1] = '\0';
+	m.detail = detail;
+	assert_int_equal(sgn_proto_encode(&m, &f, &fl), AMTCA_E_IPC);
+	detail[AMTCA_SGN_NOTE_DETAIL_MAX] = '\0';
+	assert_int_equal(sgn_proto_encode(&m, &f, &fl), 0);
+	sgn_proto_free(f, fl);
+	free(detail);
+	/* No action at all is not encoded. */
+	m.action = NULL;
+	assert_int_equal(sgn_proto_encode(&m, &f, &fl), AMTCA_E_IPC);
+
+	/* The reply: the result, or a result and a message. */
+	sgn_msg_init(&m, SGN_MSG_REPLY | SGN_MSG_AUDIT_NOTE, 21);
+	roundtrip(&m, 1, &d, &f, &fl);
+	assert_int_equal(d.result, 0);
+	sgn_msg_clear(&d);
+	truncations(f, fl, 1);
+	sgn_proto_free(f, fl);
+	m.result = AMTCA_E_RATE;
+	m.errmsg = "audit notes by x: over 3000 a minute";
+	roundtrip(&m, 1, &d, &f, &fl);
+	assert_int_equal(d.result, AMTCA_E_RATE);
+	assert_string_equal(d.errmsg, m.errmsg);
+	sgn_msg_clear(&d);
+	sgn_proto_free(f, fl);
+}
+
 int
 main(void)
 {
@@ -424,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_oversize),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_audit_note),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
