@@ -1931,12 +1931,21 @@ clear_client_v(void *c)
 }
 
 static int
-pg_client_add(void *be, const struct store_client *c)
+pg_client_add(void *be, const struct store_client *c, const char *actor,
+    const char *detail)
 {
+	struct pg *p = be;
+	struct pgc *k = NULL;
+	PGresult *res = NULL;
 	struct prm a = { 0 };
-	char state[6];
-	int r;
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	int r, ret = AMTCA_E_INTERNAL;
 
+	if ((r = tx_begin(p, &k)) != 0)
+		return r;
+	/* The record and its "client.add" entry commit together; a known
+	 * name inserts nothing (names are never reused). */
 	p_text(&a, c->name);
 	p_int(&a, (long long)c->roles);
 	p_text(&a, c->allow);
@@ -1944,15 +1953,57 @@ pg_client_add(void *be, const struct store_client *c)
 	p_text(&a, c->serial);
 	p_int(&a, (long long)c->created_at);
 	p_int(&a, (long long)c->removed_at);
-	r = run(be, "INSERT INTO clients (name, roles, allow, pwhash, serial, "
-	    "created_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", &a,
-	    "client record", NULL, state);
-	/* 23505: unique violation, the name is known. */
-	if (r == AMTCA_E_STORE && strcmp(state, "23505") == 0)
-		return amtca_fail(AMTCA_E_EXISTS, "a client named %.64s is "
+	if ((r = tx_exec(k, "INSERT INTO clients (name, roles, allow, pwhash, "
+	    "serial, created_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6, "
+	    "$7) ON CONFLICT (name) DO NOTHING RETURNING name", &a,
+	    "client record", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		ret = amtca_fail(AMTCA_E_EXISTS, "a client named %.64s is "
 		    "already recorded (names are never reused, removed ones "
 		    "included)", c->name);
-	return r;
+		goto out;
+	}
+	ret = audit_put(k, actor, "client.add", c->name, detail, &seq, hash);
+out:
+	PQclear(res);
+	return tx_end(p, k, ret);
+}
+
+/*
+ * One UPDATE of a client row and, when it changed a row, its audit entry,
+ * in one transaction.  AMTCA_E_NOT_FOUND when no row changed.
+ */
+static int
+client_update(struct pg *p, const char *sql, const char *name,
+    const char *val, const char *actor, const char *action,
+    const char *detail)
+{
+	struct pgc *k = NULL;
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tx_begin(p, &k)) != 0)
+		return r;
+	p_text(&a, name);
+	p_text(&a, val);
+	if ((r = tx_exec(k, sql, &a, "client update", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		ret = AMTCA_E_NOT_FOUND;
+		goto out;
+	}
+	ret = audit_put(k, actor, action, name, detail, &seq, hash);
+out:
+	PQclear(res);
+	return tx_end(p, k, ret);
 }
 
 static int
@@ -1994,35 +2045,35 @@ pg_client_list(void *be, struct store_client **out, size_t *n)
 }
 
 static int
-pg_client_bind(void *be, const char *name, const char *serial)
+pg_client_bind(void *be, const char *name, const char *serial,
+    const char *actor)
 {
-	long cnt;
+	char detail[AMTCA_AUDIT_FIELD_MAX + 16];
 	int r;
 
-	if ((r = run_count(be, "UPDATE clients SET serial = $2 WHERE name = $1 "
-	    "AND removed_at = 0", name, serial, "client update", &cnt)) != 0)
-		return r;
-	if (cnt == 0)
-		return amtca_fail(AMTCA_E_NOT_FOUND, "no active client %.64s",
-		    name);
-	return 0;
+	snprintf(detail, sizeof(detail), "serial=%s", serial);
+	r = client_update(be, "UPDATE clients SET serial = $2 WHERE name = $1 "
+	    "AND removed_at = 0 RETURNING name", name, serial, actor,
+	    "client.rebind", detail);
+	if (r == AMTCA_E_NOT_FOUND)
+		return amtca_fail(r, "no active client %.64s", name);
+	return r;
 }
 
 static int
-pg_client_remove(void *be, const char *name, time_t when)
+pg_client_remove(void *be, const char *name, time_t when, const char *actor,
+    const char *detail)
 {
 	struct store_client *c = NULL;
 	char num[24];
-	long cnt;
 	int r;
 
 	snprintf(num, sizeof(num), "%lld", (long long)when);
-	if ((r = run_count(be, "UPDATE clients SET removed_at = $2::bigint "
-	    "WHERE name = $1 AND removed_at = 0", name, num, "client update",
-	    &cnt)) != 0)
+	r = client_update(be, "UPDATE clients SET removed_at = $2::bigint "
+	    "WHERE name = $1 AND removed_at = 0 RETURNING name", name, num,
+	    actor, "client.remove", detail);
+	if (r != AMTCA_E_NOT_FOUND)
 		return r;
-	if (cnt > 0)
-		return 0;
 	/* Already removed is fine (the first time is kept); unknown is not. */
 	r = pg_client_get(be, name, NULL, &c);
 	store_client_free(c);
