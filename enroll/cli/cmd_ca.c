@@ -342,7 +342,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	int wrote_files = 0;
 	struct stat sb;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': softhsm = 1; break;
 		case 'm': module = optarg; break;
@@ -717,7 +717,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	size_t derlen = 0;
 	char *user, *serial = NULL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': fqdn = optarg; break;
 		case 'c': csrpath = optarg; break;
@@ -901,7 +901,7 @@ cmd_chain(const char *homedir, int argc, char **argv)
 	X509 *chain[2];
 	int ch, r, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': fmt = optarg; break;
 		case 'o': outpath = optarg; break;
@@ -961,7 +961,7 @@ cmd_list(const char *homedir, int argc, char **argv)
 	time_t now = time(NULL);
 	char na[32];
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'h':
@@ -1054,7 +1054,7 @@ cmd_show(const char *homedir, int argc, char **argv)
 	unsigned char *pem = NULL;
 	size_t plen = 0;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'p': pemonly = 1; break;
@@ -1160,7 +1160,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 	int *was = NULL;
 	int ch, r = 0, json = 0, reason = 0, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			if ((reason = cred_reason_parse(optarg)) < 0)
@@ -1399,7 +1399,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	size_t len = 0;
 	int ch, r, pem = 1, days = 7, json = 0, fmt_given = 0, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			if (strcmp(optarg, "pem") == 0)

@@ -259,7 +259,7 @@ est_add(const char *homedir, int argc, char **argv)
 	int ch, r, json = 0, covered = 0, dev = 0, ret = EXIT_FAIL;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			if (nallow == AMTCA_CLIENT_ALLOW_MAX)
@@ -431,7 +431,7 @@ list(const char *homedir, const char *cmd, unsigned role, int argc,
 	int ch, r, json = 0;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'h':
@@ -504,7 +504,7 @@ disable_cmd(const char *homedir, const char *cmd, unsigned role, int argc,
 	int ch, json = 0, reason = with_reason ? CRL_UNSPECIFIED : CRL_CESSATION;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			if (!with_reason || (reason = cred_reason_parse(optarg)) < 0)
@@ -554,7 +554,7 @@ admin_add(const char *homedir, int argc, char **argv)
 	int ch, r, json = 0, ret = EXIT_FAIL;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': csrpath = optarg; break;
 		case 'o': outpath = optarg; break;

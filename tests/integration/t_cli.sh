@@ -261,4 +261,39 @@ for line in open(sys.argv[1]):
 EOF
 done
 ok "man page synopses: no nested optional arguments"
+# --- secret-file options only in full -------------------------------------------
+# getopt_long takes any unambiguous prefix: "--password VALUE" would be read
+# as --password-file VALUE and the value echoed as a missing file's name.
+# Every command with a secret-file option refuses the abbreviation (exit 2)
+# and never prints the value.
+SECRET="s3cr3t-$RANDOM-value"
+nohome="$T/no-such-home"
+abbrev_refused() { # cmd...: each abbreviation form of --password-file
+	local form
+	for form in "--password $SECRET" "--pass $SECRET" "--password=$SECRET" "--pa=$SECRET"; do
+		# shellcheck disable=SC2086
+		expect_fail 2 'command line' "$AMTCA" --home "$nohome" "$@" $form
+		if grep -a -q -F -- "$SECRET" "$T/err" "$T/out"; then
+			fail "$* $form: the value was echoed: $(cat "$T/err")"
+		fi
+		grep -q -- '--password-file' "$T/err" || fail "$* $form: no hint of the full option"
+	done
+}
+abbrev_refused enroll --host amt1.example.test --user admin
+abbrev_refused fleet --hosts "$T/hosts"
+abbrev_refused doctor --host amt1.example.test --user admin
+abbrev_refused amt-info --host amt1.example.test --user admin
+abbrev_refused devices retire amt1.example.test
+abbrev_refused est-client add c1
+abbrev_refused credential add lab --user admin
+for form in "--pin $SECRET" "--pin=$SECRET" "--pi $SECRET"; do
+	# shellcheck disable=SC2086
+	expect_fail 2 'command line' "$AMTCA" --home "$nohome" init --domain example.test $form
+	if grep -a -q -F -- "$SECRET" "$T/err" "$T/out"; then fail "init $form echoed the PIN"; fi
+	grep -q -- '--pin-file' "$T/err" || fail "init $form: no hint of --pin-file"
+done
+# The full name is untouched: a missing file is still reported as such.
+expect_fail 1 "$T/missing" "$AMTCA" --home "$nohome" doctor --host amt1.example.test \
+    --user admin --password-file "$T/missing"
+ok "secret-file options (--password-file, --pin-file) are refused abbreviated, value never echoed"
 echo "t_cli: all passed"
