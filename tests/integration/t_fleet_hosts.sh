@@ -36,6 +36,13 @@ hosts_csv "$T/bad3.csv" 'fh%03d.example.test' 127.0.66.1 3
 echo "fh003.example.test,127.0.66.4,admin,$T/no-such-password" >>"$T/bad3.csv"
 expect_fail 1 "line 5" fleet --hosts "$T/bad3.csv"
 nothing_ran "unreadable password file"
+# "credential:NAME" (a record's sealed-credential reference) is not a file name.
+hosts_csv "$T/bad4.csv" 'fh%03d.example.test' 127.0.66.1 3
+echo "fh003.example.test,127.0.66.4,admin,credential:lab" >>"$T/bad4.csv"
+expect_fail 1 "sealed credential" fleet --hosts "$T/bad4.csv"
+grep -q "line 5" "$T/err" || fail "sealed credential: line not named: $(cat "$T/err")"
+if grep -q "cannot open" "$T/err"; then fail "credential:lab opened as a file: $(cat "$T/err")"; fi
+nothing_ran "sealed credential in password_file"
 ok "missing column, duplicate FQDN, unreadable password file: refused naming the line, nothing ran"
 
 # fh005 has its own (wrong) password in its row.
