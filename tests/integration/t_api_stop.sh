@@ -143,6 +143,6 @@ for f in ass000 ass001; do
 	st=$(api GET "/api/v1/devices/$f.example.test")
 	[ "$(json_get "$T/body" state)" = failed ] ||
 	    fail "$f after the abort: $(cat "$T/body")"
-	json_get "$T/body" error | grep -q aborted || fail "$f: not aborted: $(cat "$T/body")"
+	json_get "$T/body" error | qgrep aborted || fail "$f: not aborted: $(cat "$T/body")"
 done
 ok "the aborted devices are recorded failed (reconcilable), the reason says aborted"

@@ -67,7 +67,7 @@ ok "progress bar on a terminal: done, failed, in flight, rate, ETA; summary list
     fail "fh005 is not auth_failed"
 [ "$(sqlite3 "$db" "SELECT cred_ref FROM devices WHERE fqdn = 'fh005.example.test'")" = "$T/wrong-pw" ] ||
     fail "the device record does not name its credential's file"
-sqlite3 "$db" "SELECT * FROM devices" | grep -q "not-the-password" && fail "the password is in the store"
+sqlite3 "$db" "SELECT * FROM devices" | qgrep "not-the-password" && fail "the password is in the store"
 rc=0
 fleet --hosts "$T/hosts.csv" --json >"$T/f2.json" 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || fail "second run exit $rc, want 1"
