@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+
 #include "common/json.h"
 #include "common/util.h"
 
@@ -151,6 +154,30 @@ cli_getopt_long(int argc, char **argv, const char *shortopts,
 		}
 	}
 	return getopt_long(argc, argv, shortopts, opts, longindex);
+}
+
+int
+cli_der_to_pem(const unsigned char *der, size_t derlen, unsigned char **out,
+    size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int ret = AMTCA_E_NOMEM;
+
+	*out = NULL;
+	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
+	    (long)derlen) <= 0)
+		goto out;
+	n = BIO_get_mem_data(b, &p);
+	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	ret = 0;
+out:
+	BIO_free(b);
+	return ret;
 }
 
 int

@@ -75,6 +75,10 @@ int cli_getopt_long(int argc, char **argv, const char *shortopts,
 /* A decimal integer in [lo, hi], nothing else; 0 or -1. */
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 
+/* PEM armour around certificate DER, without re-parsing it; *out malloc'd. */
+int cli_der_to_pem(const unsigned char *der, size_t derlen,
+    unsigned char **out, size_t *len);
+
 /* RFC 3339 UTC ("2026-11-27T12:00:00Z"); "?" for 0. */
 void cli_fmt_time(time_t t, char *buf, size_t len);
 

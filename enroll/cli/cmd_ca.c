@@ -51,31 +51,6 @@ join(const char *dir, const char *name)
 	return p;
 }
 
-/* PEM armour around certificate DER, without re-parsing it. */
-static int
-der_to_pem(const unsigned char *der, size_t derlen, unsigned char **out,
-    size_t *len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-	int ret = AMTCA_E_NOMEM;
-
-	*out = NULL;
-	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
-	    (long)derlen) <= 0)
-		goto out;
-	n = BIO_get_mem_data(b, &p);
-	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
-		goto out;
-	memcpy(*out, p, (size_t)n);
-	*len = (size_t)n;
-	ret = 0;
-out:
-	BIO_free(b);
-	return ret;
-}
-
 static int
 pem_of(X509 *x, unsigned char **out, size_t *len)
 {
@@ -85,7 +60,7 @@ pem_of(X509 *x, unsigned char **out, size_t *len)
 	*out = NULL;
 	if ((n = i2d_X509(x, &der)) <= 0)
 		return amtca_fail_ssl(AMTCA_E_CERT, "cannot encode a certificate");
-	ret = der_to_pem(der, (size_t)n, out, len);
+	ret = cli_der_to_pem(der, (size_t)n, out, len);
 	OPENSSL_free(der);
 	return ret;
 }
@@ -773,7 +748,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	 * failure to hand it out must say so, with the serial and the way to
 	 * get it again, or the user would retry and get a second certificate.
 	 */
-	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0)
+	if ((r = cli_der_to_pem(der, derlen, &pem, &len)) != 0)
 		goto handout_failed;
 	if (outpath != NULL)
 		r = amtca_out_write(outpath, pem, len, 0644);

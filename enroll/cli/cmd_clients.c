@@ -68,30 +68,6 @@ operator_name(char *buf, size_t len)
 	snprintf(buf, len, "%s@%s", u != NULL && *u != '\0' ? u : "cli", host);
 }
 
-static int
-der_pem(const unsigned char *der, size_t derlen, unsigned char **out,
-    size_t *len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-	int ret = AMTCA_E_NOMEM;
-
-	*out = NULL;
-	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
-	    (long)derlen) <= 0)
-		goto out;
-	n = BIO_get_mem_data(b, &p);
-	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
-		goto out;
-	memcpy(*out, p, (size_t)n);
-	*len = (size_t)n;
-	ret = 0;
-out:
-	BIO_free(b);
-	return ret;
-}
-
 /* Is `fqdn` an AMT device's name (in the inventory, or bound)? */
 static int
 is_device_name(struct home *h, const char *fqdn, int *yes)
@@ -153,7 +129,7 @@ issue_client_cert(struct home *h, enum ca_profile profile, const char *name,
 		ret = r;
 		goto out;
 	}
-	if ((r = der_pem(der, derlen, &pem, &pemlen)) != 0 ||
+	if ((r = cli_der_to_pem(der, derlen, &pem, &pemlen)) != 0 ||
 	    (r = amtca_out_write(outpath, pem, pemlen, 0644)) != 0) {
 		char why[240];
 
