@@ -28,8 +28,6 @@ serve_up
 jobs_count() {
 	sqlite3 "$1" "SELECT count(*) FROM jobs" 2>/dev/null || echo 0
 }
-STATE_DB=$HOME_CA/amtca.db
-[ -f "$HOME_CA/state/state.db" ] && STATE_DB=$HOME_CA/state/state.db
 
 # --- who may ask ----------------------------------------------------------
 jobs0=$(jobs_count "$STATE_DB")
