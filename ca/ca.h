@@ -127,6 +127,36 @@ int ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
     EVP_PKEY *inter_pub, const char *cn, const char *org,
     const struct ca_policy *policy, int days, X509 **out) AMTCA_WUR;
 
+/*
+ * External root (docs/external-root.md): the intermediate's PKCS#10
+ * request, signed by `key` (the HSM key), subject CN=cn (+O=org), with an
+ * extensionRequest for CA:TRUE pathlen 0, keyCertSign+cRLSign and the
+ * name constraints ca_intermediate_create() would set for `policy`.
+ */
+int ca_intermediate_csr(const struct ca_signer *key, const char *cn,
+    const char *org, const struct ca_policy *policy, X509_REQ **out) AMTCA_WUR;
+
+/*
+ * Before issuing under an intermediate certified elsewhere: its public key
+ * is `key`; basicConstraints CA:TRUE; keyUsage keyCertSign and cRLSign;
+ * it verifies to `root` (the only trust anchor); and, unless any_domain,
+ * its name constraints permit exactly policy->domains as dNSName and
+ * policy->ip_ranges as iPAddress, with both address families excluded
+ * whole when no range is permitted.  AMTCA_E_CERT naming the first failure.
+ */
+int ca_intermediate_check(X509 *cert, X509 *root, EVP_PKEY *key,
+    const struct ca_policy *policy, int any_domain) AMTCA_WUR;
+
+/*
+ * The root's CRL over intermediates (`amtca crl --root`): signed by the
+ * root key `root` for `root_cert`, listing the serials of `revoked[0..n)`
+ * (revoked intermediates), CRLNumber = Unix milliseconds, AKI; valid for
+ * `days`.  PEM or DER into *out (malloc'd).
+ */
+int ca_root_crl_create(const struct ca_signer *root, X509 *root_cert,
+    X509 *const *revoked, size_t n, int days, int pem, unsigned char **out,
+    size_t *outlen) AMTCA_WUR;
+
 /* The issuing CA: signer + issuer certificate + policy + store. */
 struct ca;
 

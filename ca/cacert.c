@@ -472,3 +472,120 @@ out:
 	X509_free(x);
 	return ret;
 }
+
+/*
+ * The intermediate's request for an external root: subject CN (+O), the
+ * HSM key, and an extensionRequest carrying exactly the extensions
+ * ca_intermediate_create() would put in (CA:TRUE pathlen 0, keyCertSign +
+ * cRLSign, name constraints), so that a root honouring requested
+ * extensions (openssl -copy_extensions) makes the same CA.  They are built
+ * on a scratch certificate by the same code and copied over, SKI aside.
+ */
+int
+ca_intermediate_csr(const struct ca_signer *key, const char *cn,
+    const char *org, const struct ca_policy *policy, X509_REQ **out)
+{
+	struct ca_ip_range ranges[AMTCA_IP_RANGES_MAX];
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	const STACK_OF(X509_EXTENSION) *all;
+	X509_EXTENSION *e;
+	X509_NAME *name = NULL;
+	X509 *scratch = NULL;
+	X509_REQ *req = NULL, *res = NULL;
+	const X509_ALGOR *alg = NULL;
+	const ASN1_BIT_STRING *sig = NULL;
+	struct ca_sigalg a;
+	unsigned char *tbs = NULL, *der = NULL;
+	const unsigned char *p;
+	size_t nranges = 0, derlen = 0, i;
+	int tbslen, r, is_rsa = 0, have_alg = 0, ret = AMTCA_E_INTERNAL;
+
+	*out = NULL;
+	if (key == NULL || key->sign == NULL || policy == NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "no intermediate signer or policy");
+		goto out;
+	}
+	for (i = 0; i < policy->ndomains; i++)
+		if ((r = ca_domain_check(policy->domains[i])) != 0) {
+			ret = r;
+			goto out;
+		}
+	if ((r = ca_key_check(key->pub, AMTCA_E_CONFIG, "intermediate key",
+	    &is_rsa)) != 0 || (r = ca_policy_ranges(policy, ranges,
+	    &nranges)) != 0 || (r = make_name(cn, org, &name)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((scratch = X509_new()) == NULL || (req = X509_REQ_new()) == NULL ||
+	    (exts = sk_X509_EXTENSION_new_null()) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (!X509_set_pubkey(scratch, key->pub)) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot build the request");
+		goto out;
+	}
+	if ((r = ca_extensions(scratch, 1)) != 0 ||
+	    (r = add_name_constraints(scratch, policy, ranges, nranges)) != 0) {
+		ret = r;
+		goto out;
+	}
+	all = X509_get0_extensions(scratch);
+	for (i = 0; i < (size_t)sk_X509_EXTENSION_num(all); i++) {
+		e = sk_X509_EXTENSION_value(all, (int)i);
+		if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) ==
+		    NID_subject_key_identifier)
+			continue;
+		if (!sk_X509_EXTENSION_push(exts, e)) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+	}
+	if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !X509_REQ_set_subject_name(req, name) ||
+	    !X509_REQ_set_pubkey(req, key->pub) ||
+	    !X509_REQ_add_extensions(req, exts)) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot build the request");
+		goto out;
+	}
+	if ((r = ca_sigalg_init(&a, key->pub)) != 0) {
+		ret = r;
+		goto out;
+	}
+	have_alg = 1;
+	X509_REQ_get0_signature(req, &sig, &alg);
+	if (!X509_ALGOR_set0((X509_ALGOR *)alg, OBJ_nid2obj(a.nid), a.ptype,
+	    NULL)) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((tbslen = i2d_re_X509_REQ_tbs(req, &tbs)) <= 0) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot encode the request");
+		goto out;
+	}
+	if ((r = ca_sign_der(key, &a, tbs, (size_t)tbslen, &der, &derlen)) != 0) {
+		ret = r;
+		goto out;
+	}
+	p = der;
+	if ((res = d2i_X509_REQ(NULL, &p, (long)derlen)) == NULL ||
+	    X509_REQ_verify(res, key->pub) != 1) {
+		ret = amtca_fail_ssl(AMTCA_E_CERT, "the signed request does not "
+		    "verify");
+		goto out;
+	}
+	*out = res;
+	res = NULL;
+	ret = 0;
+out:
+	if (have_alg)
+		ca_sigalg_release(&a);
+	OPENSSL_free(tbs);
+	free(der);
+	sk_X509_EXTENSION_free(exts);	/* borrowed from scratch */
+	X509_free(scratch);
+	X509_REQ_free(req);
+	X509_REQ_free(res);
+	X509_NAME_free(name);
+	return ret;
+}

@@ -198,6 +198,25 @@ store_destroy(const char *uri)
 	return ops->destroy(loc);
 }
 
+int
+store_backup(struct store *s, const char *dest_uri)
+{
+	const struct store_ops *ops;
+	const char *loc;
+	int r;
+
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_backup: no store");
+	if ((r = locate(dest_uri, &ops, &loc)) != 0)
+		return r;
+	if (ops != s->ops)
+		return amtca_fail(AMTCA_E_USAGE, "store_backup: %.200s is not a "
+		    "%s store", dest_uri, s->ops->scheme);
+	if (s->ops->backup == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "the %s store has no online "
+		    "backup; use its own tools", s->ops->scheme);
+	return s->ops->backup(s->be, loc);
+}
 static void seal_due(struct store *s, int force);
 
 /* One batch of n records through the backend.  Every pending gets a result. */

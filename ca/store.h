@@ -141,6 +141,17 @@ void store_close(struct store *s);
 int store_destroy(const char *uri) AMTCA_WUR;
 
 /*
+ * An online, consistent copy of the whole store `s` into a new store named
+ * by `dest_uri` (same backend; for SQLite the online backup API: one read
+ * snapshot, so writers on `s` in this or other processes go on and the copy
+ * is what one instant saw, never a file copy).  AMTCA_E_EXISTS when
+ * `dest_uri` already exists, AMTCA_E_USAGE for another backend's URI.  The
+ * copy is complete and durable on return; on failure nothing is left at
+ * `dest_uri`.
+ */
+int store_backup(struct store *s, const char *dest_uri) AMTCA_WUR;
+
+/*
  * Durably record a freshly issued certificate (status "valid").
  * AMTCA_E_EXISTS when the serial is already known (caller draws another).
  */

@@ -49,6 +49,10 @@ struct store_ops {
 	void (*close)(void *be);	/* NULL is fine */
 	/* Remove the database at `location` and its companions; 0 if absent. */
 	int (*destroy)(const char *location);
+	/* As store_backup(): a consistent copy of the open store into a new
+	 * database at `location`; AMTCA_E_EXISTS if something is there, and
+	 * nothing left there on failure. */
+	int (*backup)(void *be, const char *location);
 
 	/*
 	 * Insert recs[0..n) (1 <= n <= AMTCA_STORE_BATCH_MAX) in ONE

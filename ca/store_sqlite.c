@@ -27,6 +27,7 @@
 
 #include "ca/audit.h"
 #include "common/limits.h"
+#include "common/util.h"
 
 #define SCHEMA_VERSION 2
 
@@ -345,6 +346,76 @@ sq_destroy(const char *path)
 	ret = 0;
 out:
 	free(p);
+	return ret;
+}
+
+/*
+ * sqlite3_backup over the open handle: one step of all pages (-1) reads
+ * one snapshot (WAL: writers go on meanwhile), written to a new file that
+ * nothing else knows yet.  Page 1 carries WAL mode with it.
+ */
+static int
+sq_backup(void *be, const char *path)
+{
+	struct sq *s = be;
+	sqlite3 *dst = NULL;
+	sqlite3_backup *bk = NULL;
+	struct stat sb;
+	int rc, tries, made = 0, ret = AMTCA_E_INTERNAL;
+
+	if (lstat(path, &sb) == 0 || errno != ENOENT) {
+		ret = amtca_fail(AMTCA_E_EXISTS, "store backup: %s already "
+		    "exists", path);
+		goto out;
+	}
+	if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, NULL) != SQLITE_OK) {
+		ret = amtca_fail(AMTCA_E_STORE, "store backup: cannot create "
+		    "%s: %s", path, dst != NULL ? sqlite3_errmsg(dst) :
+		    "out of memory");
+		goto out;
+	}
+	made = 1;
+	sqlite3_busy_timeout(dst, AMTCA_STORE_BUSY_MS);
+	pthread_mutex_lock(&s->dbmu);
+	if ((bk = sqlite3_backup_init(dst, "main", s->db, "main")) == NULL) {
+		ret = amtca_fail(AMTCA_E_STORE, "store backup of %s: %s",
+		    s->path, sqlite3_errmsg(dst));
+		pthread_mutex_unlock(&s->dbmu);
+		goto out;
+	}
+	for (tries = 0;; tries++) {
+		rc = sqlite3_backup_step(bk, -1);
+		if (rc == SQLITE_DONE)
+			break;
+		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
+		    tries < AMTCA_STORE_BUSY_MS / 10) {
+			amtca_sleep_ms(10);
+			continue;
+		}
+		break;
+	}
+	rc = sqlite3_backup_finish(bk) == SQLITE_OK && rc == SQLITE_DONE ?
+	    SQLITE_OK : SQLITE_ERROR;
+	bk = NULL;
+	pthread_mutex_unlock(&s->dbmu);
+	if (rc != SQLITE_OK) {
+		ret = amtca_fail(AMTCA_E_STORE, "store backup of %s into %s: %s",
+		    s->path, path, sqlite3_errmsg(dst));
+		goto out;
+	}
+	if (sqlite3_close(dst) != SQLITE_OK) {
+		ret = amtca_fail(AMTCA_E_STORE, "store backup: cannot close %s",
+		    path);
+		goto out;
+	}
+	dst = NULL;
+	ret = 0;
+out:
+	if (dst != NULL)
+		sqlite3_close(dst);
+	if (ret != 0 && made)
+		(void)sq_destroy(path);
 	return ret;
 }
 
@@ -1760,6 +1831,7 @@ const struct store_ops store_sqlite_ops = {
 	.open = sq_open,
 	.close = sq_close,
 	.destroy = sq_destroy,
+	.backup = sq_backup,
 	.insert_batch = sq_insert_batch,
 	.cert_get = sq_cert_get,
 	.cert_list = sq_cert_list,

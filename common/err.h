@@ -34,6 +34,7 @@
 	X(POLICY,        "request violates the issuance policy")          \
 	X(CERT,          "certificate error")                              \
 	X(STORE,         "issuance database error")                        \
+	X(BACKUP,        "the backup does not match its manifest")         \
 	X(AUDIT,         "the audit trail does not verify")                \
 	X(AMT_TRANSPORT, "AMT device unreachable")                         \
 	X(AMT_TLS,       "TLS verification of the AMT device failed")      \

@@ -117,6 +117,10 @@
 #define AMTCA_STORE_PG_URI_MAX  2048            /* PostgreSQL store URI length */
 #define AMTCA_STORE_PG_LEASE_TRIES 5            /* lease changing hands between reads */
 #define AMTCA_HSM_TOKEN_OBJECT_MAX (64 * 1024)   /* SoftHSM token.object */
+/* Backups (enroll/backup.h). */
+#define AMTCA_BACKUP_FILES_MAX  4096            /* files in one backup */
+#define AMTCA_BACKUP_MANIFEST_MAX (1024 * 1024) /* BACKUP_MANIFEST */
+#define AMTCA_BACKUP_DEPTH      6               /* directory nesting */
 #define AMTCA_STORE_BATCH_MAX   512             /* records per group commit */
 #define AMTCA_STORE_LINGER_US   5000            /* async commit waits for company */
 #define AMTCA_STORE_LINGER_BATCH 64             /* ... unless this many are queued */

@@ -563,6 +563,76 @@ rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 	return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
+int
+amtca_file_copy(const char *src, const char *dst, mode_t mode, size_t *len)
+{
+	unsigned char buf[16384];
+	struct stat sb;
+	size_t total = 0;
+	ssize_t n, w, off;
+	int in = -1, out = -1, made = 0, ret = AMTCA_E_INTERNAL;
+
+	if (len != NULL)
+		*len = 0;
+	if ((in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		ret = amtca_fail(errno == ENOENT ? AMTCA_E_NOT_FOUND : AMTCA_E_IO,
+		    "cannot read %s: %s", src, strerror(errno));
+		goto out;
+	}
+	if (fstat(in, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		ret = amtca_fail(AMTCA_E_IO, "%s is not a regular file", src);
+		goto out;
+	}
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    mode)) == -1) {
+		ret = amtca_fail(errno == EEXIST ? AMTCA_E_EXISTS : AMTCA_E_IO,
+		    "cannot create %s: %s", dst, strerror(errno));
+		goto out;
+	}
+	made = 1;
+	for (;;) {
+		if ((n = read(in, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR)
+				continue;
+			ret = amtca_fail(AMTCA_E_IO, "cannot read %s: %s", src,
+			    strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (off = 0; off < n; off += w) {
+			if ((w = write(out, buf + off, (size_t)(n - off))) == -1) {
+				if (errno == EINTR) {
+					w = 0;
+					continue;
+				}
+				ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s",
+				    dst, strerror(errno));
+				goto out;
+			}
+		}
+		total += (size_t)n;
+	}
+	if (fchmod(out, mode) != 0 || fsync(out) != 0) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", dst,
+		    strerror(errno));
+		goto out;
+	}
+	if (len != NULL)
+		*len = total;
+	ret = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (in != -1)
+		close(in);
+	if (out != -1 && close(out) != 0 && ret == 0)
+		ret = amtca_fail(AMTCA_E_IO, "cannot write %s: %s", dst,
+		    strerror(errno));
+	if (ret != 0 && made)
+		(void)unlink(dst);
+	return ret;
+}
+
 void
 amtca_rmtree(const char *dir)
 {

@@ -70,6 +70,15 @@ int amtca_path_check_secure(const char *path, const char *what) AMTCA_WUR;
  */
 int amtca_mkdirs(const char *path, mode_t mode) AMTCA_WUR;
 
+/*
+ * Copy the regular file `src` (never through a symlink) to the new file
+ * `dst` (created O_EXCL with `mode`; AMTCA_E_EXISTS if anything is there),
+ * streamed and fsync'd; the copy buffer is wiped (token files, PINs).  A
+ * failed copy leaves no `dst`.  *len (if not NULL) gets the bytes copied.
+ */
+int amtca_file_copy(const char *src, const char *dst, mode_t mode,
+    size_t *len) AMTCA_WUR;
+
 /* rm -r of `dir` (not following symlinks); errors are ignored.  NULL ok. */
 void amtca_rmtree(const char *dir);
 

@@ -106,6 +106,8 @@ conf_clear(struct home_conf *c)
 	free(c->module);
 	free(c->token_uri);
 	free(c->pin_file);
+	free(c->root_token_uri);
+	free(c->root_pin_file);
 	free(c->softhsm_conf);
 	for (i = 0; i < c->nmodule_env; i++)
 		free(c->module_env[i]);
@@ -118,8 +120,39 @@ conf_clear(struct home_conf *c)
 	free(c->country);
 	free(c->crl_url);
 	free(c->aia_url);
+	free(c->home_id);
+	free(c->restored_from);
 	free(c->credential_mechanism);
 	memset(c, 0, sizeof(*c));
+}
+
+int
+home_id_new(char out[HOME_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[HOME_ID_LEN / 2];
+	size_t i;
+	int r;
+
+	if ((r = amtca_random(raw, sizeof(raw))) != 0)
+		return r;
+	for (i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[HOME_ID_LEN] = '\0';
+	return 0;
+}
+
+int
+home_id_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < HOME_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[HOME_ID_LEN] == '\0';
 }
 
 /* A path from the conf: absolute as is, else relative to the home. */
@@ -176,6 +209,8 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			slot = &c->module;
 		else if (strcmp(k, "token_uri") == 0)
 			slot = &c->token_uri;
+		else if (strcmp(k, "root_token_uri") == 0)
+			slot = &c->root_token_uri;
 		else if (strcmp(k, "key_type") == 0)
 			slot = &c->key_type;
 		else if (strcmp(k, "org") == 0)
@@ -186,7 +221,16 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			slot = &c->crl_url;
 		else if (strcmp(k, "aia_url") == 0)
 			slot = &c->aia_url;
-		else if (strcmp(k, "credential_mechanism") == 0) {
+		else if (strcmp(k, "home_id") == 0 ||
+		    strcmp(k, "restored_from") == 0) {
+			if (!home_id_valid(v)) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: %s must be "
+				    "%d lowercase hex digits", path, lineno, k,
+				    HOME_ID_LEN);
+				goto out;
+			}
+			slot = k[0] == 'h' ? &c->home_id : &c->restored_from;
+		} else if (strcmp(k, "credential_mechanism") == 0) {
 			enum hsm_aead_mech m;
 
 			if (hsm_aead_mech_parse(v, &m) != 0) {
@@ -197,8 +241,10 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			}
 			slot = &c->credential_mechanism;
 		}
-		else if (strcmp(k, "pin_file") == 0 || strcmp(k, "softhsm_conf") == 0) {
-			char **p = k[0] == 'p' ? &c->pin_file : &c->softhsm_conf;
+		else if (strcmp(k, "pin_file") == 0 || strcmp(k, "softhsm_conf") == 0 ||
+		    strcmp(k, "root_pin_file") == 0) {
+			char **p = k[0] == 'p' ? &c->pin_file : k[0] == 'r' ?
+			    &c->root_pin_file : &c->softhsm_conf;
 
 			free(*p);
 			if ((*p = home_path(dir, v)) == NULL) {
@@ -726,10 +772,42 @@ home_open(const char *dir, int flags, struct home **out)
 	h->policy.client_auth = h->conf.client_auth;
 	h->policy.crl_url = h->conf.crl_url;
 	h->policy.aia_url = h->conf.aia_url;
-	if ((r = load_cert(real, HOME_ROOT_PEM, &h->root)) != 0 ||
-	    (r = load_cert(real, HOME_INTER_PEM, &h->inter)) != 0) {
-		ret = r;
-		goto out;
+	{
+		/* init --external-root made a CA that cannot sign yet. */
+		char *pend = home_path(real, HOME_PENDING_CSR);
+		struct stat psb;
+		int pending;
+
+		if (pend == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		pending = lstat(pend, &psb) == 0;
+		free(pend);
+		if ((flags & HOME_PENDING) != 0) {
+			if (!pending) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "the CA in %s is "
+				    "not waiting for an intermediate certificate",
+				    real);
+				goto out;
+			}
+			if ((flags & HOME_SIGNER) != 0) {
+				ret = AMTCA_E_INTERNAL;
+				goto out;
+			}
+		} else if (pending) {
+			ret = amtca_fail(AMTCA_E_CONFIG, "the CA in %s waits for "
+			    "its intermediate certificate from the external root: "
+			    "run 'amtca ca import-intermediate --cert FILE --root "
+			    "FILE'", real);
+			goto out;
+		}
+		if (!pending && ((r = load_cert(real, HOME_ROOT_PEM,
+		    &h->root)) != 0 || (r = load_cert(real, HOME_INTER_PEM,
+		    &h->inter)) != 0)) {
+			ret = r;
+			goto out;
+		}
 	}
 	if ((r = open_stores(h, flags)) != 0) {
 		ret = r;
@@ -855,4 +933,50 @@ home_free(struct home *h)
 	free(h->chain_path);
 	free(h->dir);
 	free(h);
+}
+
+int
+home_root_key(struct home *h, const char *what, struct hsm **own,
+    struct hsm_key **out)
+{
+	struct hsm_open_opts ho;
+	int r;
+
+	*own = NULL;
+	*out = NULL;
+	if (h->conf.root_token_uri != NULL) {
+		memset(&ho, 0, sizeof(ho));
+		ho.module = h->conf.module;
+		ho.token_uri = h->conf.root_token_uri;
+		ho.pin_file = h->conf.root_pin_file;
+		ho.softhsm_conf = h->conf.softhsm_conf;
+		if ((r = hsm_open(&ho, own)) != 0) {
+			amtca_err_clear();
+			return amtca_fail(r == AMTCA_E_HSM_TOKEN ? r : AMTCA_E_HSM_TOKEN,
+			    "%s needs the offline root token (%s), which is not "
+			    "present or cannot be opened: insert it and run again",
+			    what, h->conf.root_token_uri);
+		}
+		if ((r = hsm_key_find(*own, KEY_LABEL_ROOT, out)) != 0) {
+			hsm_free(*own);
+			*own = NULL;
+			return amtca_fail(AMTCA_E_HSM_KEY, "%s: the root token (%s) "
+			    "holds no key '%s'", what, h->conf.root_token_uri,
+			    KEY_LABEL_ROOT);
+		}
+	} else if (hsm_key_find(h->hsm, KEY_LABEL_ROOT, out) != 0) {
+		amtca_err_clear();
+		return amtca_fail(AMTCA_E_HSM_KEY, "%s needs the root key, and this "
+		    "CA's root is external (not in any token of this home): that "
+		    "root's own CA does this", what);
+	}
+	if (EVP_PKEY_eq(hsm_key_public(*out), X509_get0_pubkey(h->root)) != 1) {
+		hsm_key_free(*out);
+		*out = NULL;
+		hsm_free(*own);
+		*own = NULL;
+		return amtca_fail(AMTCA_E_HSM_KEY, "%s: the token's key '%s' does "
+		    "not match %s/%s", what, KEY_LABEL_ROOT, h->dir, HOME_ROOT_PEM);
+	}
+	return 0;
 }

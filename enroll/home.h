@@ -26,6 +26,9 @@
  * schema; each holds only its own tables' rows.
  */
 #define HOME_CONF      "amtca.conf"
+#define HOME_PENDING_CSR "intermediate.csr"	/* init --external-root: the
+					   request; present until
+					   ca import-intermediate */
 #define HOME_ROOT_PEM  "root.pem"
 #define HOME_INTER_PEM "intermediate.pem"
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
@@ -51,6 +54,12 @@ struct home_conf {
 	char *token_uri;
 	char *pin_file;
 	char *softhsm_conf;		/* set for the embedded SoftHSM token */
+	char *root_token_uri;		/* init --root-token-uri: the root key's
+					   own token (same module), offline
+					   except for init, rotation and the
+					   root's CRL; NULL: the root key is
+					   in token_uri's token (or external) */
+	char *root_pin_file;		/* its PIN (NULL: the URI's pin-source) */
 	char *module_env[AMTCA_MODULE_ENV_MAX];	/* "NAME=value" for the module */
 	size_t nmodule_env;
 	char *key_type;
@@ -67,8 +76,22 @@ struct home_conf {
 	int client_auth;
 	char *crl_url;
 	char *aia_url;
+	char *home_id;			/* HOME_ID_LEN hex digits; NULL in homes
+					   made before identities */
+	char *restored_from;		/* home_id of the backup's home, when
+					   this home was made by restore */
 	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
 };
+
+/*
+ * A home's identity: random, made by init (and by restore, which also
+ * records the backed-up home's as restored_from), so that two homes that
+ * share a CA key (a restored copy beside its original) can be told apart.
+ */
+#define HOME_ID_LEN 32
+int home_id_new(char out[HOME_ID_LEN + 1]) AMTCA_WUR;
+/* Is `s` a well-formed home id? */
+int home_id_valid(const char *s);
 
 /* An opened CA home.  Fields are valid according to the open flags. */
 struct home {
@@ -106,9 +129,23 @@ struct home {
 #define HOME_SIGNER 0x2		/* log in to the token, resolve the issuing key */
 #define HOME_NO_SEAL 0x100	/* with HOME_SIGNER: never seal the audit
 				   trail (audit verify reads, changes nothing) */
+#define HOME_PENDING 0x200	/* a home waiting for its intermediate
+				   (init --external-root): configuration and
+				   stores only, no certificates (h->root and
+				   h->inter NULL), never HOME_SIGNER */
 #define HOME_STATE  0x4		/* only the operational state (h->state;
 				   h->store stays NULL): what a front end
 				   opens, the signer holding the rest */
+
+/*
+ * The root key, for what needs it (`what`: "crl --root", "ca rotate"):
+ * from the offline root token (conf root_token_uri; opened here into
+ * *own, which the caller frees after *out) or else the CA's own token
+ * (h->hsm: HOME_SIGNER).  A clear one-line error when the root token is
+ * absent, or when the root is external (no root key in any token).
+ */
+int home_root_key(struct home *h, const char *what, struct hsm **own,
+    struct hsm_key **out) AMTCA_WUR;
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);

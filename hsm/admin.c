@@ -10,6 +10,7 @@
  */
 #include "hsm/admin.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -682,5 +683,135 @@ out:
 	free(want);
 	free(head);
 	free(nt);
+	return ret;
+}
+
+/* ---- backup copy of the embedded token ---- */
+
+#define SOFTHSM_COPY_DEPTH 4		/* tokens/<uuid>/<object>: 2 */
+
+/* Copy directory `src` into the new directory `dst`, recursively. */
+static int
+softhsm_copy_dir(const char *src, const char *dst, const char *skip,
+    int depth)
+{
+	char *s = NULL, *d = NULL;
+	struct dirent *e;
+	struct stat sb;
+	DIR *dir = NULL;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if (depth > SOFTHSM_COPY_DEPTH) {
+		ret = amtca_fail(AMTCA_E_HSM_TOKEN, "%s: token store nested "
+		    "deeper than SoftHSM makes it", src);
+		goto out;
+	}
+	if (mkdir(dst, 0700) != 0) {
+		ret = amtca_fail(errno == EEXIST ? AMTCA_E_EXISTS : AMTCA_E_IO,
+		    "cannot create %s: %s", dst, strerror(errno));
+		goto out;
+	}
+	if ((dir = opendir(src)) == NULL) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot read %s: %s", src,
+		    strerror(errno));
+		goto out;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		free(s);
+		free(d);
+		s = d = NULL;
+		if (asprintf(&s, "%s/%s", src, e->d_name) < 0 ||
+		    asprintf(&d, "%s/%s", dst, e->d_name) < 0) {
+			s = d = NULL;
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if (lstat(s, &sb) != 0) {
+			ret = amtca_fail(AMTCA_E_IO, "cannot examine %s: %s", s,
+			    strerror(errno));
+			goto out;
+		}
+		if (depth == 0 && strcmp(e->d_name, SOFTHSM_LOCK_FILE) == 0)
+			continue;
+		if (skip != NULL && strcmp(s, skip) == 0)
+			continue;
+		if (S_ISDIR(sb.st_mode))
+			r = softhsm_copy_dir(s, d, skip, depth + 1);
+		else if (S_ISREG(sb.st_mode))
+			r = amtca_file_copy(s, d, 0600, NULL);
+		else
+			r = amtca_fail(AMTCA_E_HSM_TOKEN, "%s in the token store "
+			    "is neither a file nor a directory; not copying it",
+			    s);
+		if (r != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (dir != NULL)
+		closedir(dir);
+	free(s);
+	free(d);
+	return ret;
+}
+
+int
+hsm_softhsm_copy(const char *conf, const char *dest, const char *skip)
+{
+	char *home = NULL, *dconf = NULL;
+	int fd = -1, locked = 0, made = 0, r, ret = AMTCA_E_INTERNAL;
+	struct stat sb;
+
+	if (conf == NULL || dest == NULL || conf[0] != '/' || dest[0] != '/') {
+		ret = amtca_fail(AMTCA_E_USAGE, "hsm_softhsm_copy: absolute "
+		    "paths needed");
+		goto out;
+	}
+	if (lstat(dest, &sb) == 0 || errno != ENOENT) {
+		ret = amtca_fail(AMTCA_E_EXISTS, "%s already exists", dest);
+		goto out;
+	}
+	if ((home = hsm_softhsm_home(conf)) == NULL ||
+	    asprintf(&dconf, "%s/%s", dest, conf + strlen(home) + 1) < 0) {
+		dconf = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	/*
+	 * The same flock every amtca token write holds (hsm.c): a login,
+	 * key generation or restore check elsewhere waits for the copy, and
+	 * the copy never sees a token.object in the middle of being written.
+	 */
+	if ((r = hsm_softhsm_lock_open(home, &fd)) != 0 ||
+	    (r = hsm_softhsm_lock(fd, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	locked = 1;
+	made = 1;
+	if ((r = softhsm_copy_dir(home, dest, skip, 0)) != 0) {
+		ret = r;
+		goto out;
+	}
+	(void)hsm_softhsm_lock(fd, 0);
+	locked = 0;
+	if ((r = hsm_softhsm_relocate(dconf)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (locked)
+		(void)hsm_softhsm_lock(fd, 0);
+	if (fd != -1)
+		close(fd);
+	if (ret != 0 && made)
+		amtca_rmtree(dest);
+	free(home);
+	free(dconf);
 	return ret;
 }

@@ -60,6 +60,19 @@ int hsm_softhsm_tokendir(const char *conf, char **out) AMTCA_WUR;
 int hsm_softhsm_relocate(const char *conf) AMTCA_WUR;
 
 /*
+ * Backup of the embedded token (hsm_softhsm_create's layout: the directory
+ * holding `conf`): copy its files into the new directory `dest` (made
+ * 0700; it must not exist) with the token lock held, so no amtca login,
+ * key generation or token write is half-done in the copy, then make the
+ * copy's config name its own tokens/ (hsm_softhsm_relocate).  The lock
+ * file is not copied, nor `skip` (the PIN file's path, or NULL) when it is
+ * in there.  The copy is not opened: log in to it with hsm_open() on
+ * dest/softhsm2.conf to check it.  On failure `dest` is removed.
+ */
+int hsm_softhsm_copy(const char *conf, const char *dest, const char *skip)
+    AMTCA_WUR;
+
+/*
  * The protection of the AEAD's AES key (!mac) or HMAC key (mac), as
  * hsm_key_protection() reports it; AMTCA_E_HSM_KEY when that key is absent.
  */

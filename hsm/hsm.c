@@ -423,7 +423,6 @@ hsm_softhsm_home(const char *conf)
  * restore check.  C_Logout, C_CloseSession, C_Finalize and signing write
  * nothing there.  A vendor module needs none of this: lockfd stays -1.
  */
-#define SOFTHSM_LOCK_FILE "amtca.lock"
 
 /* Open (creating it 0600) the lock file of the token store at `home`. */
 int

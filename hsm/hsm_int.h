@@ -68,7 +68,10 @@ int hsm_slot_list(CK_FUNCTION_LIST *p, CK_SLOT_ID **out, CK_ULONG *n) AMTCA_WUR;
 /* The embedded token's directory (holding softhsm2.conf), malloc'd or NULL. */
 char *hsm_softhsm_home(const char *conf);
 
-/* The embedded token's lock (see hsm.c): open it, take or drop it. */
+/* The embedded token's lock (see hsm.c): its file in the token's
+ * directory; open it, take or drop it. */
+#define SOFTHSM_LOCK_FILE "amtca.lock"
+
 int hsm_softhsm_lock_open(const char *home, int *fdp) AMTCA_WUR;
 int hsm_softhsm_lock(int fd, int lock);	/* callers may ignore an unlock failure */
 

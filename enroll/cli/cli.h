@@ -96,11 +96,14 @@ int cmd_enroll(const char *home, int argc, char **argv);
 int cmd_doctor(const char *home, int argc, char **argv);
 int cmd_fleet(const char *home, int argc, char **argv);
 int cmd_devices(const char *home, int argc, char **argv);
+int cmd_backup(const char *home, int argc, char **argv);
+int cmd_restore(const char *home, int argc, char **argv);
 int cmd_est_client(const char *home, int argc, char **argv);
 int cmd_admin(const char *home, int argc, char **argv);
 int cmd_serve(const char *home, int argc, char **argv);
 int cmd_credential(const char *home, int argc, char **argv);
 int cmd_audit(const char *home, int argc, char **argv);
+int cmd_ca(const char *home, int argc, char **argv);
 /* Hidden: the signer process (signer/proc.c), started by sgn_spawn(). */
 int cmd_signer(const char *home, int argc, char **argv);
 

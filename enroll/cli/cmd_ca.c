@@ -101,7 +101,9 @@ static const char init_synopsis[] =
     "[--softhsm | --module PATH --token-uri URI --pin-file FILE]\n"
     "           [--key-type rsa2048|rsa3072|rsa4096|p256|p384]\n"
     "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
-    "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]";
+    "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]\n"
+    "           [--root-token-uri URI] [--root-pin-file FILE]\n"
+    "           [--external-root --csr-out FILE]";
 
 static const char init_options[] =
     "  --softhsm              a SoftHSM token inside the home (embedded default)\n"
@@ -119,6 +121,13 @@ static const char init_options[] =
     "  --org NAME             organisation in the CA names\n"
     "  --country CC           two-letter country in the CA names\n"
     "  --days N               default leaf validity in days (397)\n"
+    "  --root-token-uri URI   the root key in its own token of --module, kept\n"
+    "                         offline (needed for init, rotation, the root's CRL)\n"
+    "  --root-pin-file FILE   that token's PIN (else the URI's pin-source)\n"
+    "  --external-root        no root here: make the intermediate key and its\n"
+    "                         request for an external root (docs/external-root.md);\n"
+    "                         then 'amtca ca import-intermediate'\n"
+    "  --csr-out FILE         with --external-root: where the request goes (PEM)\n"
     "  --help                 this text\n";
 
 static int
@@ -126,7 +135,8 @@ write_conf(const char *dir, const char *module, const char *uri,
     const char *pin_file, const char *softhsm_conf, char *const *env,
     size_t nenv, const char *key_type, char *const *domains, size_t nd,
     int any_domain, char *const *ranges, size_t nr, const char *org,
-    const char *country, int days)
+    const char *country, int days, const char *home_id, const char *root_uri,
+    const char *root_pin)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -184,6 +194,25 @@ write_conf(const char *dir, const char *module, const char *uri,
 		free(text);
 		text = nt;
 	}
+	/* The home's identity (also in the ca.init entry): a restored copy
+	 * gets another. */
+	if (asprintf(&nt, "%shome_id = %s\n", text, home_id) == -1) {
+		free(text);
+		return AMTCA_E_NOMEM;
+	}
+	free(text);
+	text = nt;
+	if (root_uri != NULL) {
+		if (asprintf(&nt, "%s# the root key's own token, needed only for "
+		    "init, rotation and the root's CRL\nroot_token_uri = %s\n"
+		    "%s%s%s", text, root_uri, root_pin ? "root_pin_file = " : "",
+		    root_pin ? root_pin : "", root_pin ? "\n" : "") == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	if ((path = join(dir, HOME_CONF)) == NULL) {
 		free(text);
 		return AMTCA_E_NOMEM;
@@ -227,27 +256,32 @@ cert_fp(X509 *x, char out[65])
 /*
  * The new CA's first audit entry, "ca.init" by the operator, and its
  * first seal (anchored in the token), so that the trail is pinned from
- * its first entry on.  The detail names both certificates and a random
- * identity of this home, which tells a restored copy's fork apart.
+ * its first entry on.  The detail names both certificates and the home's
+ * identity (home_id in amtca.conf), which tells a restored copy's fork
+ * apart.
  */
 static int
 init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
-    X509 *inter, enum hsm_keytype kt)
+    X509 *inter, const char *inter_cn, enum hsm_keytype kt, const char *id)
 {
-	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL, *id = NULL;
-	unsigned char idb[16];
+	char rfp[65], ifp[65], detail[320], cn[256], *actor = NULL;
 	struct ca_signer as;
 	struct audit_sealer sl;
 	int r, ret = AMTCA_E_INTERNAL;
 
-	cert_fp(root, rfp);
-	cert_fp(inter, ifp);
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(inter),
-	    NID_commonName, cn, sizeof(cn)) < 0)
-		cn[0] = '\0';
-	if ((r = amtca_random(idb, sizeof(idb))) != 0 ||
-	    (r = amtca_hex_encode(idb, sizeof(idb), &id)) != 0 ||
-	    (r = home_local_actor(&actor)) != 0 ||
+	/* External root: nothing certified yet ("ca.import" follows). */
+	if (root != NULL) {
+		cert_fp(root, rfp);
+		cert_fp(inter, ifp);
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(inter),
+		    NID_commonName, cn, sizeof(cn)) < 0)
+			cn[0] = '\0';
+	} else {
+		snprintf(rfp, sizeof(rfp), "external");
+		snprintf(ifp, sizeof(ifp), "pending");
+		snprintf(cn, sizeof(cn), "%s", inter_cn);
+	}
+	if ((r = home_local_actor(&actor)) != 0 ||
 	    (r = store_set_actor(st, actor)) != 0) {
 		ret = r;
 		goto out;
@@ -264,7 +298,6 @@ init_audit(struct hsm *hsm, struct hsm_key *ak, struct store *st, X509 *root,
 	ret = 0;
 out:
 	free(actor);
-	free(id);
 	return ret;
 }
 
@@ -285,15 +318,25 @@ cmd_init(const char *homedir, int argc, char **argv)
 		{ "org", required_argument, NULL, 'o' },
 		{ "country", required_argument, NULL, 'c' },
 		{ "days", required_argument, NULL, 'D' },
+		{ "external-root", no_argument, NULL, 'E' },
+		{ "root-token-uri", required_argument, NULL, 'T' },
+		{ "root-pin-file", required_argument, NULL, 'P' },
+		{ "csr-out", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *module = NULL, *uri = NULL, *pin_file = NULL;
+	const char *csr_out = NULL, *root_uri = NULL, *root_pin = NULL;
+	char *abs_root_pin = NULL;
+	struct hsm *rhsm = NULL;
+	int external = 0, wrote_csr = 0;
+	X509_REQ *req = NULL;
+	char *f_pend = NULL;
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
 	char *ranges[AMTCA_IP_RANGES_MAX], fq[AMTCA_FQDN_MAX + 1];
-	char rtext[CA_IP_RANGE_STRLEN];
+	char rtext[CA_IP_RANGE_STRLEN], home_id[HOME_ID_LEN + 1];
 	struct ca_ip_range rg;
 	size_t nd = 0, nr = 0, i;
 	int softhsm = 0, any_domain = 0, days = AMTCA_DAYS_DEFAULT, ch, r;
@@ -338,6 +381,10 @@ cmd_init(const char *homedir, int argc, char **argv)
 			domains[nd++] = optarg;
 			break;
 		case 'A': any_domain = 1; break;
+		case 'E': external = 1; break;
+		case 'O': csr_out = optarg; break;
+		case 'T': root_uri = optarg; break;
+		case 'P': root_pin = optarg; break;
 		case 'R':
 			if (nr == AMTCA_IP_RANGES_MAX)
 				return usage_error("init", "too many --ip-range",
@@ -360,6 +407,16 @@ cmd_init(const char *homedir, int argc, char **argv)
 		    init_synopsis);
 	if (hsm_keytype_parse(key_type, &kt) != 0)
 		return usage_error("init", "unknown --key-type", init_synopsis);
+	if (root_pin != NULL && root_uri == NULL)
+		return usage_error("init", "--root-pin-file goes with "
+		    "--root-token-uri", init_synopsis);
+	if (root_uri != NULL && (softhsm || external))
+		return usage_error("init", "--root-token-uri takes a token of "
+		    "--module (not --softhsm, and no root with --external-root)",
+		    init_synopsis);
+	if (external != (csr_out != NULL))
+		return usage_error("init", "--external-root and --csr-out FILE go "
+		    "together", init_synopsis);
 	/* A CA that may vouch for any name is a choice, never a default. */
 	if (nd == 0 && !any_domain)
 		return usage_error("init", "--domain SUFFIX is required (or "
@@ -436,7 +493,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (d_keys = join(real, HOME_KEYS_DIR)) == NULL ||
 	    (d_state = join(real, HOME_STATE_DIR)) == NULL ||
 	    (hsmdir = join(real, HOME_HSM_DIR)) == NULL ||
-	    (pinpath = join(real, HOME_PIN_FILE)) == NULL) {
+	    (pinpath = join(real, HOME_PIN_FILE)) == NULL ||
+	    (f_pend = join(real, HOME_PENDING_CSR)) == NULL) {
 		r = AMTCA_E_NOMEM;
 		goto fail;
 	}
@@ -505,6 +563,23 @@ cmd_init(const char *homedir, int argc, char **argv)
 		if ((r = home_token_check(module, uri, pin_file, NULL, env,
 		    nenv)) != 0)
 			goto fail;
+		if (root_uri != NULL) {
+			if (strcmp(root_uri, uri) == 0) {
+				r = amtca_fail(AMTCA_E_USAGE, "--root-token-uri "
+				    "names the CA's own token; give the root's "
+				    "separate token");
+				goto fail;
+			}
+			if (root_pin != NULL && (abs_root_pin = realpath(root_pin,
+			    NULL)) == NULL) {
+				r = amtca_fail(AMTCA_E_CONFIG, "--root-pin-file "
+				    "%s: %s", root_pin, strerror(errno));
+				goto fail;
+			}
+			if ((r = home_token_check(module, root_uri, abs_root_pin,
+			    NULL, env, nenv)) != 0)
+				goto fail;
+		}
 	}
 	memset(&ho, 0, sizeof(ho));
 	ho.module = module;
@@ -514,7 +589,56 @@ cmd_init(const char *homedir, int argc, char **argv)
 	if ((r = hsm_open(&ho, &hsm)) != 0)
 		goto fail;
 	/* A key handle is non-NULL only when this run generated it. */
-	if ((r = hsm_keygen(hsm, kt, KEY_LABEL_ROOT, &rk)) != 0 ||
+	if (external) {
+		struct ca_signer is;
+		unsigned char *pem = NULL;
+		long plen;
+		char *pp;
+		BIO *b = NULL;
+
+		if ((r = hsm_keygen(hsm, kt, KEY_LABEL_INTER, &ik)) != 0 ||
+		    (r = hsm_keygen(hsm, kt, KEY_LABEL_AUDIT, &ak)) != 0)
+			goto fail;
+		hsm_key_signer(ik, &is);
+		if ((r = ca_intermediate_csr(&is, inter_cn, org, &pol, &req)) != 0)
+			goto fail;
+		if ((b = BIO_new(BIO_s_mem())) == NULL ||
+		    PEM_write_bio_X509_REQ(b, req) != 1 ||
+		    (plen = BIO_get_mem_data(b, &pp)) <= 0 ||
+		    (pem = malloc((size_t)plen)) == NULL) {
+			BIO_free(b);
+			r = AMTCA_E_NOMEM;
+			goto fail;
+		}
+		memcpy(pem, pp, (size_t)plen);
+		BIO_free(b);
+		wrote_files = 1;
+		r = amtca_file_write(f_pend, pem, (size_t)plen, 0644, 1);
+		if (r == 0) {
+			wrote_csr = 1;
+			r = amtca_file_write(csr_out, pem, (size_t)plen, 0644, 0);
+		}
+		free(pem);
+		if (r != 0 || (r = store_open(f_db, 1, &st)) != 0 ||
+		    (r = home_id_new(home_id)) != 0 ||
+		    (r = init_audit(hsm, ak, st, NULL, NULL, inter_cn, kt,
+		    home_id)) != 0)
+			goto fail;
+		goto stores_done;
+	}
+	/* The offline root: its key in its own token, opened only now. */
+	if (root_uri != NULL) {
+		struct hsm_open_opts rho;
+
+		memset(&rho, 0, sizeof(rho));
+		rho.module = module;
+		rho.token_uri = root_uri;
+		rho.pin_file = abs_root_pin;
+		if ((r = hsm_open(&rho, &rhsm)) != 0)
+			goto fail;
+	}
+	if ((r = hsm_keygen(rhsm != NULL ? rhsm : hsm, kt, KEY_LABEL_ROOT,
+	    &rk)) != 0 ||
 	    (r = hsm_keygen(hsm, kt, KEY_LABEL_INTER, &ik)) != 0 ||
 	    (r = hsm_keygen(hsm, kt, KEY_LABEL_AUDIT, &ak)) != 0)
 		goto fail;
@@ -530,8 +654,11 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (r = write_pem(f_inter, &inter, 1, 1)) != 0 ||
 	    (r = write_pem(f_chain, chain, 2, 1)) != 0 ||
 	    (r = store_open(f_db, 1, &st)) != 0 ||
-	    (r = init_audit(hsm, ak, st, root, inter, kt)) != 0)
+	    (r = home_id_new(home_id)) != 0 ||
+	    (r = init_audit(hsm, ak, st, root, inter, inter_cn, kt,
+	    home_id)) != 0)
 		goto fail;
+stores_done:
 	store_close(st);
 	st = NULL;
 	if ((r = store_open(f_state, 1, &st)) != 0)
@@ -548,12 +675,23 @@ cmd_init(const char *homedir, int argc, char **argv)
 			sc = conf_out + rl + 1;
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
-		    domains, nd, any_domain, ranges, nr, org, country, days)) != 0)
+		    domains, nd, any_domain, ranges, nr, org, country, days,
+		    home_id, root_uri, abs_root_pin)) != 0)
 			goto fail;
 	}
-	printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
-	    "  chain (PEM, bottom to top, for consoles): %s\n  keys: %s in %s\n",
-	    real, f_root, f_inter, f_chain, hsm_keytype_name(kt), uri);
+	if (external)
+		printf("CA key made in %s (%s in %s); request for the external "
+		    "root: %s\nnext: have the root sign it with the name "
+		    "constraints (docs/external-root.md), then run\n  amtca ca "
+		    "import-intermediate --cert FILE --root FILE\n", real,
+		    hsm_keytype_name(kt), uri, csr_out);
+	else
+		printf("CA created in %s\n  root:         %s\n  intermediate: %s\n"
+		    "  chain (PEM, bottom to top, for consoles): %s\n  keys: %s in %s\n",
+		    real, f_root, f_inter, f_chain, hsm_keytype_name(kt), uri);
+	if (root_uri != NULL)
+		printf("  root key: in %s; keep that token offline: it is needed "
+		    "only for ca rotate and crl --root\n", root_uri);
 	ret = EXIT_OK;
 	goto out;
 fail:
@@ -565,9 +703,11 @@ fail:
 	if (ik != NULL && hsm_key_destroy(hsm, ik) != 0)
 		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
 		    KEY_LABEL_INTER);
-	if (rk != NULL && hsm_key_destroy(hsm, rk) != 0)
+	if (rk != NULL && hsm_key_destroy(rhsm != NULL ? rhsm : hsm, rk) != 0)
 		fprintf(stderr, "amtca: could not remove key '%s' from the token\n",
 		    KEY_LABEL_ROOT);
+	if (wrote_csr)
+		unlink(f_pend);
 	if (wrote_files) {
 		unlink(f_root);
 		unlink(f_inter);
@@ -582,7 +722,9 @@ out:
 	hsm_key_free(rk);
 	hsm_key_free(ik);
 	hsm_key_free(ak);
+	hsm_free(rhsm);
 	hsm_free(hsm);
+	free(abs_root_pin);
 	/* A token we made for a CA that failed to come up is removed whole. */
 	if (ret != EXIT_OK && softhsm && mod_out != NULL)
 		amtca_rmtree(hsmdir);
@@ -613,6 +755,8 @@ out:
 	free(d_keys);
 	free(d_state);
 	free(f_conf);
+	free(f_pend);
+	X509_REQ_free(req);
 	return ret;
 }
 
@@ -1352,15 +1496,18 @@ int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] =
-	    "[--format pem|der] [--out FILE] [--days N] [--json]";
+	    "[--format pem|der] [--out FILE] [--days N] [--json] [--root]";
 	static const char options[] =
 	    "  --format pem|der       encoding; default from the --out name\n"
 	    "                         (.crl/.der DER, else PEM); der needs --out\n"
 	    "  --out FILE             write there, not to stdout\n"
 	    "  --days N               nextUpdate in days (7)\n"
 	    "  --json                 one JSON document: numbers, dates, pem\n"
+	    "  --root                 the root's CRL over intermediates (needs the\n"
+	    "                         root key: the offline root token if any)\n"
 	    "  --help                 this text\n";
 	static const struct option opts[] = {
+		{ "root", no_argument, NULL, 'R' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "days", required_argument, NULL, 'd' },
@@ -1373,6 +1520,10 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	unsigned char *crl = NULL;
 	size_t len = 0;
 	int ch, r, pem = 1, days = 7, json = 0, fmt_given = 0, ret = EXIT_FAIL;
+	int rootcrl = 0;
+	struct hsm *rhsm = NULL;
+	struct hsm_key *rk = NULL;
+	struct ca_signer rs;
 
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -1387,6 +1538,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 			break;
 		case 'o': outpath = optarg; break;
 		case 'j': json = 1; break;
+		case 'R': rootcrl = 1; break;
 		case 'd':
 			if (parse_days(optarg, &days) != 0)
 				return usage_error("crl", "--days takes 1..825", syn);
@@ -1412,7 +1564,23 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		outpath = NULL;
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
-	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
+	if (rootcrl) {
+		/* No intermediate is ever revoked yet (no rotation here):
+		 * the root's CRL lists none. */
+		if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
+		    (r = home_root_key(h, "crl --root", &rhsm, &rk)) != 0) {
+			ret = cli_fail(r);
+			goto out;
+		}
+		hsm_key_signer(rk, &rs);
+		if ((r = ca_root_crl_create(&rs, h->root, NULL, 0, days, pem,
+		    &crl, &len)) != 0 ||
+		    (r = store_audit_append(h->store, NULL, "ca.crl-root", "",
+		    "revoked=0")) != 0) {
+			ret = cli_fail(r);
+			goto out;
+		}
+	} else if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
 	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0 ||
 	    (r = crl_audit(h->store, crl, len, pem, days)) != 0) {
 		ret = cli_fail(r);
@@ -1427,6 +1595,154 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	ret = r == 0 ? EXIT_OK : cli_fail(r);
 out:
 	free(crl);
+	hsm_key_free(rk);
+	hsm_free(rhsm);
 	home_free(h);
 	return ret;
+}
+
+/* ------------------------------------------- ca import-intermediate */
+
+static const char import_synopsis[] =
+    "import-intermediate --cert FILE --root FILE [--any-domain]";
+static const char import_options[] =
+    "  --cert FILE            the intermediate certificate the external root\n"
+    "                         issued for 'amtca init --external-root's request\n"
+    "  --root FILE            the external root certificate (the trust anchor)\n"
+    "  --any-domain           accept an intermediate without the name\n"
+    "                         constraints asked for (warns)\n"
+    "  --help                 this text\n";
+
+static int
+ca_import(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cert", required_argument, NULL, 'c' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "any-domain", no_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *certf = NULL, *rootf = NULL;
+	int any = 0, ch, r, ret = EXIT_FAIL, wrote = 0;
+	struct home *h = NULL;
+	struct hsm *hsm = NULL;
+	struct hsm_key *ik = NULL, *ak = NULL;
+	struct hsm_open_opts ho;
+	struct ca_signer as;
+	struct audit_sealer sl;
+	X509 *cert = NULL, *root = NULL, *chain[2];
+	char *f_root = NULL, *f_inter = NULL, *f_chain = NULL, *f_pend = NULL;
+	char rfp[65], ifp[65], cn[256], detail[200];
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': certf = optarg; break;
+		case 'r': rootf = optarg; break;
+		case 'A': any = 1; break;
+		case 'h':
+			return cli_help("ca", import_synopsis, import_options, opts);
+		default:
+			return usage_error("ca", "bad option", import_synopsis);
+		}
+	}
+	if (optind != argc || certf == NULL || rootf == NULL)
+		return usage_error("ca", "import-intermediate takes --cert FILE "
+		    "and --root FILE", import_synopsis);
+	if ((r = home_open(homedir, HOME_PENDING | HOME_STORE, &h)) != 0 ||
+	    (r = ca_cert_load(certf, &cert)) != 0 ||
+	    (r = ca_cert_load(rootf, &root)) != 0 ||
+	    (r = home_token_prepare(&h->conf)) != 0)
+		goto fail;
+	memset(&ho, 0, sizeof(ho));
+	ho.module = h->conf.module;
+	ho.token_uri = h->conf.token_uri;
+	ho.pin_file = h->conf.pin_file;
+	ho.softhsm_conf = h->conf.softhsm_conf;
+	if ((r = hsm_open(&ho, &hsm)) != 0 ||
+	    (r = hsm_key_find(hsm, KEY_LABEL_INTER, &ik)) != 0 ||
+	    (r = hsm_key_find(hsm, KEY_LABEL_AUDIT, &ak)) != 0)
+		goto fail;
+	if ((r = ca_intermediate_check(cert, root, hsm_key_public(ik),
+	    &h->policy, any || h->conf.any_domain)) != 0)
+		goto fail;
+	if (any && !h->conf.any_domain)
+		fprintf(stderr, "amtca: warning: --any-domain: the intermediate's "
+		    "name constraints were not checked against --domain and "
+		    "--ip-range\n");
+	if ((f_root = join(h->dir, HOME_ROOT_PEM)) == NULL ||
+	    (f_inter = join(h->dir, HOME_INTER_PEM)) == NULL ||
+	    (f_chain = join(h->dir, HOME_CHAIN_PEM)) == NULL ||
+	    (f_pend = join(h->dir, HOME_PENDING_CSR)) == NULL) {
+		r = AMTCA_E_NOMEM;
+		goto fail;
+	}
+	chain[0] = cert;
+	chain[1] = root;
+	wrote = 1;
+	if ((r = write_pem(f_root, &root, 1, 1)) != 0 ||
+	    (r = write_pem(f_inter, &cert, 1, 1)) != 0 ||
+	    (r = write_pem(f_chain, chain, 2, 1)) != 0)
+		goto fail;
+	cert_fp(root, rfp);
+	cert_fp(cert, ifp);
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+	    NID_commonName, cn, sizeof(cn)) < 0)
+		cn[0] = '\0';
+	snprintf(detail, sizeof(detail), "root=%s intermediate=%s%s", rfp, ifp,
+	    any ? " any-domain" : "");
+	hsm_key_signer(ak, &as);
+	home_audit_sealer(hsm, &as, &sl);
+	if ((r = store_audit_append(h->store, NULL, "ca.import", cn,
+	    detail)) != 0 || (r = audit_seal(h->store, NULL, &sl, NULL)) != 0)
+		goto fail;
+	/* Last: the home stops being "pending" only when all is in place. */
+	if (unlink(f_pend) != 0) {
+		r = amtca_fail(AMTCA_E_IO, "cannot remove %s: %s", f_pend,
+		    strerror(errno));
+		goto fail;
+	}
+	wrote = 0;
+	printf("intermediate imported into %s\n  root:         %s\n"
+	    "  intermediate: %s\n  chain (PEM, bottom to top, for consoles): %s\n",
+	    h->dir, f_root, f_inter, f_chain);
+	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
+	if (wrote) {
+		unlink(f_root);
+		unlink(f_inter);
+		unlink(f_chain);
+	}
+out:
+	hsm_key_free(ik);
+	hsm_key_free(ak);
+	hsm_free(hsm);
+	home_free(h);
+	X509_free(cert);
+	X509_free(root);
+	free(f_root);
+	free(f_inter);
+	free(f_chain);
+	free(f_pend);
+	return ret;
+}
+
+static const char ca_synopsis[] =
+    "import-intermediate --cert FILE --root FILE [--any-domain]";
+
+int
+cmd_ca(const char *homedir, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "import-intermediate") == 0) {
+		optind = 1;
+		return ca_import(homedir, argc - 1, argv + 1);
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		printf("usage: amtca ca %s\n%s", ca_synopsis, import_options);
+		return EXIT_OK;
+	}
+	return usage_error("ca", "unknown or missing subcommand", ca_synopsis);
 }

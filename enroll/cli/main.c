@@ -37,10 +37,13 @@ static const struct {
 	{ "doctor",   cmd_doctor,   "diagnose DNS, ports, TLS and chain for an AMT device" },
 	{ "fleet",    cmd_fleet,    "reconcile every device of a hosts file, in one process" },
 	{ "devices",  cmd_devices,  "list the enrolled devices; devices retire FQDN" },
+	{ "backup",   cmd_backup,   "an online, verifiable backup of the CA home" },
+	{ "restore",  cmd_restore,  "make a new CA home from a backup" },
 	{ "est-client", cmd_est_client, "add, remove or list EST clients" },
 	{ "admin",    cmd_admin,    "add, revoke or list admin API clients" },
 	{ "serve",    cmd_serve,    "run the enrollment service (HTTPS, publication, status)" },
 	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
+	{ "ca",       cmd_ca,       "the CA hierarchy: import-intermediate (external root)" },
 	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
 };
 

@@ -58,6 +58,8 @@ declare -A opts=(
 	[amt-info]="--host --address --port --tls --tls-port --user --password-file --ca-file --legacy-tls --json"
 	[enroll]="--host --address --port --tls-port --user --password-file --force --json --accept-non-secure --allow-fqdn-mismatch --renew-days --legacy-tls --tls-wait-ms"
 	[doctor]="--host --address --port --tls-port --user --password-file --redir-port --legacy-tls --skip --json"
+	[backup]="--out --include-pin --json"
+	[restore]="--from --pin-file --home --json"
 	[audit]="--out --since --action --json"
 )
 for c in "${!opts[@]}"; do

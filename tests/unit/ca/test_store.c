@@ -725,6 +725,125 @@ test_destroy(void **state)
 	assert_int_equal(count(f->s), 0);
 }
 
+/*
+ * store_backup: a consistent copy while another thread keeps adding; the
+ * copy opens as a store of its own with every table's rows, holds a prefix
+ * of what was added (never a torn record), and refuses an existing target.
+ */
+struct bk_writer {
+	struct store *s;
+	volatile int stop;
+	int added;
+	int failures;
+};
+
+static void *
+bk_write(void *arg)
+{
+	struct bk_writer *w = arg;
+	unsigned char der[4] = { 0x30, 0x02 };
+	struct store_cert c;
+	char serial[32];
+
+	while (!w->stop && w->added < 5000) {
+		snprintf(serial, sizeof(serial), "B%05X", w->added);
+		der[2] = (unsigned char)(w->added >> 8);
+		der[3] = (unsigned char)w->added;
+		rec(&c, serial, "w.example.com", der, sizeof(der));
+		if (store_cert_add(w->s, &c) != 0)
+			w->failures++;
+		else
+			w->added++;
+	}
+	return NULL;
+}
+
+static void
+test_backup(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x01, 0x07 };
+	struct store_cert c, *v = NULL;
+	struct store_device d, *gd = NULL;
+	struct store_job j, *gj = NULL;
+	struct store *copy = NULL;
+	struct bk_writer w;
+	pthread_t th;
+	char uri[600];
+	size_t n = 0, i;
+	int r, before;
+
+	/* A backend without an online backup says so, and that is all. */
+	be->uri(f->dir, "probe", uri, sizeof(uri));
+	if ((r = store_backup(f->s, uri)) == AMTCA_E_USAGE) {
+		assert_non_null(strstr(amtca_errmsg(r), "no online backup"));
+		skip();
+	}
+	assert_int_equal(r, 0);
+	rec(&c, "0C01", "b.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0C01", 1, 9), 0);
+	memset(&d, 0, sizeof(d));
+	d.fqdn = (char *)"amt.example.com";
+	d.state = (char *)"enrolled";
+	d.updated_at = 5;
+	assert_int_equal(store_device_put(f->s, &d), 0);
+	memset(&j, 0, sizeof(j));
+	j.id = (char *)"job1";
+	j.state = (char *)"running";
+	j.created_at = 3;
+	j.total = 2;
+	assert_int_equal(store_job_put(f->s, &j), 0);
+
+	memset(&w, 0, sizeof(w));
+	w.s = f->s;
+	assert_int_equal(pthread_create(&th, NULL, bk_write, &w), 0);
+	while (w.added < 20)
+		usleep(1000);
+	before = w.added;
+	be->uri(f->dir, "copy", uri, sizeof(uri));
+	assert_int_equal(store_backup(f->s, uri), 0);
+	w.stop = 1;
+	pthread_join(th, NULL);
+	assert_int_equal(w.failures, 0);
+
+	assert_int_equal(store_open(uri, 0, &copy), 0);
+	assert_int_equal(store_cert_list(copy, &v, &n), 0);
+	/* The revoked one, then a prefix of the writer's, each whole. */
+	assert_true(n >= (size_t)before + 1);
+	assert_true(n <= (size_t)w.added + 1);
+	assert_string_equal(v[0].serial, "0C01");
+	assert_string_equal(v[0].status, "revoked");
+	for (i = 1; i < n; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "B%05zX", i - 1);
+		assert_string_equal(v[i].serial, want);
+		assert_int_equal(v[i].der_len, 4);
+		assert_int_equal(v[i].der[3], (unsigned char)(i - 1));
+	}
+	store_certs_free(v, n);
+	assert_int_equal(store_device_get(copy, "amt.example.com", &gd), 0);
+	assert_string_equal(gd->state, "enrolled");
+	store_device_free(gd);
+	assert_int_equal(store_job_get(copy, "job1", &gj), 0);
+	assert_int_equal(gj->total, 2);
+	store_job_free(gj);
+	/* The copy is a store of its own: it takes writes, the source not. */
+	rec(&c, "0C02", "only-copy.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(copy, &c), 0);
+	store_close(copy);
+	assert_int_equal(store_cert_get(f->s, "0C02", &v), AMTCA_E_NOT_FOUND);
+
+	/* An existing target is never written over. */
+	assert_int_equal(store_backup(f->s, uri), AMTCA_E_EXISTS);
+	assert_int_equal(store_open(uri, 0, &copy), 0);
+	assert_int_equal(store_cert_get(copy, "0C02", &v), 0);
+	store_cert_free(v);
+	store_close(copy);
+	assert_int_equal(store_backup(f->s, "nosuch:x"), AMTCA_E_USAGE);
+}
+
 static void
 test_list_by_device(void **state)
 {
@@ -1754,6 +1873,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_devices_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_by_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_add_calls_back_after_commit,
 		    setup, teardown),
