@@ -1635,7 +1635,7 @@ ca_import(const char *homedir, int argc, char **argv)
 	char *f_root = NULL, *f_inter = NULL, *f_chain = NULL, *f_pend = NULL;
 	char rfp[65], ifp[65], cn[256], detail[200];
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': certf = optarg; break;
 		case 'r': rootf = optarg; break;
