@@ -100,6 +100,16 @@ struct amt_opts {
 	int tls;			/* talk https on tls_port */
 	const char *ca_file;		/* PEM bundle that must verify the peer */
 	const unsigned char *pin_sha256;/* optional SHA-256 of the leaf DER */
+	/*
+	 * Optional: the DER of the leaf the records say was bound on this
+	 * device.  When the peer serves exactly these bytes, the chain check
+	 * (with ca_file) forgives that leaf's expiry, and nothing else: not
+	 * an expired CA certificate, not a leaf not yet valid, not another
+	 * leaf.  The hostname and the pin are checked as always.  Lets a
+	 * device offline past its certificate's notAfter be renewed.
+	 */
+	const unsigned char *expired_ok_der;
+	size_t expired_ok_len;
 	int legacy_tls;			/* AMT <= 12: legacy reneg, SECLEVEL 0 */
 	const char *user;
 	const char *password;		/* borrowed; the caller wipes it */

@@ -42,6 +42,8 @@ struct amt {
 	char *url;
 	unsigned char pin[32];
 	int have_pin;
+	unsigned char *expired_der;	/* o->expired_ok_der, copied */
+	size_t expired_len;
 	int legacy;
 	X509_STORE *ca_store;		/* ca_file parsed, shared (castore.c) */
 	struct curl_slist *resolve;
@@ -241,7 +243,8 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 	int len, ok = 1;
 
 	if (a->ca_file != NULL)
-		ok = X509_verify_cert(x) > 0;
+		ok = amt_verify_chain(x, a->expired_der, a->expired_len,
+		    NULL) > 0;
 	if (ok && a->have_pin) {
 		ok = 0;
 		leaf = X509_STORE_CTX_get0_cert(x);
@@ -370,6 +373,14 @@ amt_open(const struct amt_opts *o, struct amt **out)
 		memcpy(a->pin, o->pin_sha256, sizeof(a->pin));
 		a->have_pin = 1;
 	}
+	if (o->expired_ok_der != NULL && o->expired_ok_len > 0) {
+		if ((a->expired_der = malloc(o->expired_ok_len)) == NULL) {
+			ret = amtca_fail(AMTCA_E_NOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(a->expired_der, o->expired_ok_der, o->expired_ok_len);
+		a->expired_len = o->expired_ok_len;
+	}
 	v6 = strchr(o->host, ':') != NULL;
 	if ((a->host = strdup(o->host)) == NULL ||
 	    (a->user = strdup(o->user)) == NULL ||
@@ -473,6 +484,7 @@ amt_free(struct amt *a)
 	free(a->host);
 	free(a->user);
 	free(a->ca_file);
+	free(a->expired_der);
 	free(a->url);
 	OPENSSL_cleanse(a->pin, sizeof(a->pin));
 	free(a);

@@ -46,6 +46,17 @@ int amt_ca_store_get(const char *path, X509_STORE **out) AMTCA_WUR;
 /* How many times a bundle was read and parsed (for tests). */
 unsigned long amt_ca_store_loads(void);
 
+/*
+ * amt/castore.c: X509_verify_cert(x), except that when x's leaf is
+ * byte-equal to `der` (may be NULL), X509_V_ERR_CERT_HAS_EXPIRED at depth 0
+ * is forgiven (and only that); then the context's error reads X509_V_OK,
+ * so what OpenSSL records as the handshake's verify result is clean.
+ * Returns X509_verify_cert()'s result; *forgiven (may be NULL) is set when
+ * the leaf's expiry was forgiven.
+ */
+int amt_verify_chain(X509_STORE_CTX *x, const unsigned char *der, size_t len,
+    int *forgiven);
+
 struct amt_parse_gate {
 	unsigned limit;			/* permits */
 	unsigned used;			/* held now */

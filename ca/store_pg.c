@@ -42,10 +42,11 @@
 
 #include <libpq-fe.h>
 
+#include "ca/audit.h"
 #include "common/limits.h"
 
 /* The newest schema this amtca knows (the last entry of migrations[]). */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 /* pg_advisory_xact_lock key serialising migrations ("amtca" in ASCII). */
 #define PG_MIGRATE_LOCK "418262983521"
@@ -130,21 +131,61 @@ static const char migrate_v1_sql[] =
     "CREATE TABLE leases ("
     " name text PRIMARY KEY,"
     " owner text NOT NULL,"
-    " expires_at bigint NOT NULL);"
-    /* Sealed AMT credentials (issue 9): no password, the signer's blob. */
+    " expires_at bigint NOT NULL);";
+
+/*
+ * Version 2 holds what SQLite's schema 3 adds: admin and EST clients,
+ * sealed AMT credentials, and the audit trail with its seals.  The chain's
+ * head is the one row of audit_head: every append reads it with SELECT ...
+ * FOR UPDATE inside its transaction, so appends from any number of nodes
+ * queue on that row lock and never fork the chain; the head row and the
+ * entries change in the same transaction.
+ */
+static const char migrate_v2_sql[] =
+    "CREATE TABLE clients ("
+    " name text PRIMARY KEY,"
+    " roles bigint NOT NULL,"
+    " allow text,"
+    " pwhash text,"
+    " serial text,"
+    " created_at bigint NOT NULL,"
+    " removed_at bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX clients_serial ON clients (serial) WHERE serial IS NOT NULL;"
+    /* IF NOT EXISTS: an interim version 1 (never released) had it. */
     "CREATE TABLE IF NOT EXISTS credentials ("
     " name text PRIMARY KEY,"
     " amt_user text NOT NULL,"
     " sealed bytea NOT NULL,"
     " mechanism text NOT NULL,"
     " created_at bigint NOT NULL,"
-    " updated_at bigint NOT NULL);";
+    " updated_at bigint NOT NULL);"
+    "CREATE TABLE audit ("
+    " seq bigint PRIMARY KEY CHECK (seq > 0),"
+    " time bigint NOT NULL,"
+    " actor text NOT NULL,"
+    " action text NOT NULL,"
+    " subject text NOT NULL,"
+    " detail text NOT NULL,"
+    " prev bytea NOT NULL,"
+    " hash bytea NOT NULL);"
+    "CREATE TABLE audit_head ("
+    " one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+    " seq bigint NOT NULL,"
+    " hash bytea NOT NULL);"
+    "INSERT INTO audit_head (seq, hash) VALUES (0, decode(repeat('00', 32),"
+    " 'hex'));"
+    "CREATE TABLE audit_seals ("
+    " seq bigint PRIMARY KEY,"
+    " hash bytea NOT NULL,"
+    " sig bytea NOT NULL,"
+    " time bigint NOT NULL);";
 
 static const struct {
 	int version;
 	const char *sql;
 } migrations[] = {
 	{ 1, migrate_v1_sql },
+	{ 2, migrate_v2_sql },
 };
 
 static const char ins_sql[] =
@@ -906,6 +947,20 @@ pg_destroy_postgres(const char *loc)
 
 /* --- certificates --------------------------------------------------------- */
 
+/* The detail of a cert.issue entry (as SQLite writes it). */
+static void
+issue_detail(const struct store_cert *c, char *buf, size_t len)
+{
+	int n;
+
+	n = snprintf(buf, len, "fqdn=%s", c->fqdn);
+	if (n > 0 && (size_t)n < len && c->device != NULL)
+		n += snprintf(buf + n, len - (size_t)n, " device=%s", c->device);
+	if (n > 0 && (size_t)n < len && c->requester != NULL)
+		(void)snprintf(buf + n, len - (size_t)n, " requester=%s",
+		    c->requester);
+}
+
 static void
 fail_rest(struct store_rec **recs, size_t n, int code, const char *msg)
 {
@@ -931,10 +986,119 @@ pipe_next(PGconn *conn)
 	return res;
 }
 
+/* The 32 bytes of a bytea column (text format); zeros for anything else. */
+static int
+col_hash(const PGresult *res, int row, int col,
+    unsigned char out[STORE_AUDIT_HASH_LEN])
+{
+	unsigned char *b;
+	size_t len = 0;
+
+	memset(out, 0, STORE_AUDIT_HASH_LEN);
+	if (PQgetisnull(res, row, col))
+		return 0;
+	if ((b = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row,
+	    col), &len)) == NULL)
+		return AMTCA_E_NOMEM;
+	if (len == STORE_AUDIT_HASH_LEN)
+		memcpy(out, b, STORE_AUDIT_HASH_LEN);
+	PQfreemem(b);
+	return 0;
+}
+
+/* The locked head row's result into *seq and hash. */
+static int
+head_read(PGconn *conn, const PGresult *res, uint64_t *seq,
+    unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pq_fail(conn, res, "audit head");
+	if (PQntuples(res) != 1 || ival(res, 0, 0) < 0)
+		return amtca_fail(AMTCA_E_AUDIT, "issuance database: the audit "
+		    "trail's head is damaged; run 'amtca audit verify'");
+	*seq = (uint64_t)ival(res, 0, 0);
+	return col_hash(res, 0, 1, hash);
+}
+
+static const char head_sql[] = "SELECT seq, hash FROM audit_head FOR UPDATE";
+static const char ains_sql[] =
+    "INSERT INTO audit (seq, time, actor, action, subject, detail, prev, "
+    "hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+static const char head_set_sql[] =
+    "UPDATE audit_head SET seq = $1, hash = $2";
+
 /*
- * BEGIN, the INSERTs, COMMIT: sent in one pipeline, then the results read
- * in order.  A row count of 0 is a serial already recorded.  *broken: the
- * connection broke (every record then failed).
+ * The parameters of the entry after (*seq, hash), advancing both (the
+ * entry's own prev goes to `prev`, which must outlive `a`).
+ */
+static int
+entry_params(struct prm *a, uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN],
+    unsigned char prev[STORE_AUDIT_HASH_LEN], const char *actor,
+    const char *action, const char *subject, const char *detail)
+{
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	if ((r = audit_entry_hash(hash, *seq + 1, now, actor, action, subject,
+	    detail, h)) != 0)
+		return r;
+	memcpy(prev, hash, STORE_AUDIT_HASH_LEN);
+	memcpy(hash, h, STORE_AUDIT_HASH_LEN);
+	*seq += 1;
+	memset(a, 0, sizeof(*a));
+	p_int(a, (long long)*seq);
+	p_int(a, (long long)now);
+	p_text(a, actor);
+	p_text(a, action);
+	p_text(a, subject);
+	p_text(a, detail);
+	p_bin(a, prev, STORE_AUDIT_HASH_LEN);
+	return 0;
+}
+
+/* Prepare the batch's statements on a fresh pooled connection. */
+static int
+prepare_batch(struct pgc *c)
+{
+	static const struct {
+		const char *name, *sql;
+		int n;
+	} stmts[] = {
+		{ "ins", ins_sql, 8 },
+		{ "ains", ains_sql, 8 },
+		{ "head", head_sql, 0 },
+		{ "headset", head_set_sql, 2 },
+	};
+	PGresult *res;
+	size_t i;
+	int r;
+
+	for (i = 0; !c->prepared && i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+		res = PQprepare(c->conn, stmts[i].name, stmts[i].sql, stmts[i].n,
+		    NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			r = pq_fail(c->conn, res, "prepare");
+			PQclear(res);
+			return r;
+		}
+		PQclear(res);
+	}
+	c->prepared = 1;
+	return 0;
+}
+
+/*
+ * One batch, in two pipelined round trips on one connection:
+ *   1. BEGIN, the head row locked (FOR UPDATE), one INSERT ... ON CONFLICT
+ *      DO NOTHING per record, Sync: a row count of 0 is a serial already
+ *      recorded (by this node or another), which fails only that record;
+ *   2. one audit entry per inserted record, chained on the head read in
+ *      step 1, the head row moved on, COMMIT, Sync.
+ * The head's row lock is held from step 1 to COMMIT, so batches and
+ * appends of other nodes queue behind it and the chain never forks.  Any
+ * failure rolls everything back: no record reports 0 unless COMMIT
+ * answered COMMIT.  *broken: the connection broke.
  */
 static void
 batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
@@ -943,8 +1107,10 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 	PGresult *res = NULL;
 	struct prm a;
 	const struct store_cert *ct;
-	char msg[STORE_MSG_MAX];
-	size_t i;
+	char msg[STORE_MSG_MAX], detail[AMTCA_AUDIT_DETAIL_MAX + 1];
+	unsigned char hash[STORE_AUDIT_HASH_LEN], *prevs = NULL;
+	uint64_t seq = 0;
+	size_t i, added = 0;
 	int r, failed = 0, sent = 0;
 
 	msg[0] = '\0';
@@ -953,24 +1119,23 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 		recs[i]->result = 0;
 		recs[i]->msg[0] = '\0';
 	}
-	if ((r = conn_get(p, &c)) != 0) {
-		fail_rest(recs, n, r, amtca_errmsg(r));
+	if ((prevs = calloc(n, STORE_AUDIT_HASH_LEN)) == NULL) {
+		fail_rest(recs, n, AMTCA_E_NOMEM, "out of memory");
 		return;
 	}
-	if (!c->prepared) {
-		res = PQprepare(c->conn, "ins", ins_sql, 8, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			r = pq_fail(c->conn, res, "prepare");
-			fail_rest(recs, n, r, amtca_errmsg(r));
-			*broken = PQstatus(c->conn) == CONNECTION_BAD;
-			goto out;
-		}
-		PQclear(res);
-		res = NULL;
-		c->prepared = 1;
+	if ((r = conn_get(p, &c)) != 0) {
+		fail_rest(recs, n, r, amtca_errmsg(r));
+		free(prevs);
+		return;
+	}
+	if ((r = prepare_batch(c)) != 0) {
+		fail_rest(recs, n, r, amtca_errmsg(r));
+		*broken = PQstatus(c->conn) == CONNECTION_BAD;
+		goto out;
 	}
 	if (PQenterPipelineMode(c->conn) != 1 ||
-	    PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1)
+	    PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(c->conn, "head", 0, NULL, NULL, NULL, 0) != 1)
 		goto broken;
 	for (i = 0; i < n; i++) {
 		ct = recs[i]->c;
@@ -987,14 +1152,18 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 		    0) != 1)
 			goto broken;
 	}
-	if (PQsendQueryParams(c->conn, "COMMIT", 0, NULL, NULL, NULL, NULL,
-	    0) != 1 || PQpipelineSync(c->conn) != 1)
+	if (PQpipelineSync(c->conn) != 1)
 		goto broken;
-	sent = 1;
 
 	res = pipe_next(c->conn);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		r = pq_fail(c->conn, res, "transaction");
+		snprintf(msg, sizeof(msg), "%s", amtca_errmsg(r));
+		failed = 1;
+	}
+	PQclear(res);
+	res = pipe_next(c->conn);
+	if (!failed && (r = head_read(c->conn, res, &seq, hash)) != 0) {
 		snprintf(msg, sizeof(msg), "%s", amtca_errmsg(r));
 		failed = 1;
 	}
@@ -1010,6 +1179,62 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 			}
 		} else if (!failed) {
 			r = pq_fail(c->conn, res, "insert");
+			snprintf(msg, sizeof(msg), "%s", amtca_errmsg(r));
+			failed = 1;
+		}
+		PQclear(res);
+	}
+	res = pipe_next(c->conn);
+	if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+		goto broken;
+	PQclear(res);
+	res = NULL;
+
+	/* Step 2: the entries, or a rollback. */
+	for (i = 0; !failed && i < n; i++) {
+		if (recs[i]->result != 0)
+			continue;
+		ct = recs[i]->c;
+		issue_detail(ct, detail, sizeof(detail));
+		if ((r = entry_params(&a, &seq, hash, prevs + added *
+		    STORE_AUDIT_HASH_LEN, recs[i]->actor, "cert.issue",
+		    ct->serial, detail)) != 0) {
+			snprintf(msg, sizeof(msg), "%s", amtca_errmsg(r));
+			failed = 1;
+			break;
+		}
+		p_bin(&a, hash, STORE_AUDIT_HASH_LEN);
+		/* hash changes on the next entry: libpq copies on send. */
+		if (PQsendQueryPrepared(c->conn, "ains", a.n, a.v, a.len, a.fmt,
+		    0) != 1)
+			goto broken;
+		added++;
+	}
+	if (failed) {
+		if (PQsendQueryParams(c->conn, "ROLLBACK", 0, NULL, NULL, NULL,
+		    NULL, 0) != 1 || PQpipelineSync(c->conn) != 1)
+			goto broken;
+		PQclear(pipe_next(c->conn));
+		res = pipe_next(c->conn);
+		if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+			goto broken;
+		PQclear(res);
+		res = NULL;
+		goto done;
+	}
+	memset(&a, 0, sizeof(a));
+	p_int(&a, (long long)seq);
+	p_bin(&a, hash, STORE_AUDIT_HASH_LEN);
+	if ((added > 0 && PQsendQueryPrepared(c->conn, "headset", a.n, a.v,
+	    a.len, a.fmt, 0) != 1) ||
+	    PQsendQueryParams(c->conn, "COMMIT", 0, NULL, NULL, NULL, NULL,
+	    0) != 1 || PQpipelineSync(c->conn) != 1)
+		goto broken;
+	sent = 1;
+	for (i = 0; i < added + (added > 0); i++) {
+		res = pipe_next(c->conn);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !failed) {
+			r = pq_fail(c->conn, res, "audit append");
 			snprintf(msg, sizeof(msg), "%s", amtca_errmsg(r));
 			failed = 1;
 		}
@@ -1031,11 +1256,13 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 		goto broken;
 	PQclear(res);
 	res = NULL;
+done:
 	if (PQexitPipelineMode(c->conn) != 1)
 		goto broken;
-	if (failed)		/* nothing of this batch is durable */
+	if (failed) {		/* nothing of this batch is durable */
 		fail_rest(recs, n, AMTCA_E_STORE, msg[0] ? msg :
 		    "issuance database transaction failed");
+	}
 	*broken = PQstatus(c->conn) == CONNECTION_BAD;
 	goto out;
 broken:
@@ -1049,6 +1276,7 @@ broken:
 out:
 	PQclear(res);
 	conn_put(p, c);
+	free(prevs);
 }
 
 /*
@@ -1227,45 +1455,578 @@ pg_cert_list(void *be, enum store_cert_filter f, const char *arg,
 	return r;
 }
 
+/* --- transactions with audit entries ------------------------------------- */
+
+/*
+ * Borrow a connection and BEGIN on it; once more on a fresh one if the
+ * connection broke (nothing of the transaction was sent yet).
+ */
+static int
+tx_begin(struct pg *p, struct pgc **out)
+{
+	PGresult *res;
+	int r, attempt;
+
+	for (attempt = 0;; attempt++) {
+		if ((r = conn_get(p, out)) != 0)
+			return r;
+		res = PQexec((*out)->conn, "BEGIN");
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			PQclear(res);
+			return 0;
+		}
+		r = pq_fail((*out)->conn, res, "transaction");
+		PQclear(res);
+		if (PQstatus((*out)->conn) != CONNECTION_BAD || attempt > 0) {
+			conn_put(p, *out);
+			*out = NULL;
+			return r;
+		}
+		conn_put(p, *out);
+		*out = NULL;
+		pool_flush(p);
+	}
+}
+
+/* COMMIT (when `ok` is 0) or roll back, and return the connection. */
+static int
+tx_end(struct pg *p, struct pgc *c, int ok)
+{
+	PGresult *res;
+
+	if (ok == 0) {
+		res = PQexec(c->conn, "COMMIT");
+		if (PQresultStatus(res) != PGRES_COMMAND_OK ||
+		    strcmp(PQcmdStatus(res), "COMMIT") != 0)
+			ok = pq_fail(c->conn, res, "commit");
+		PQclear(res);
+	}
+	conn_put(p, c);		/* rolls back whatever is still open */
+	return ok;
+}
+
+/* One statement inside the caller's transaction. */
+static int
+tx_exec(struct pgc *c, const char *sql, const struct prm *a, const char *what,
+    PGresult **out)
+{
+	PGresult *res;
+	ExecStatusType st;
+	int r;
+
+	if (out != NULL)
+		*out = NULL;
+	res = PQexecParams(c->conn, sql, a ? a->n : 0, NULL, a ? a->v : NULL,
+	    a ? a->len : NULL, a ? a->fmt : NULL, 0);
+	st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		r = pq_fail(c->conn, res, what);
+		PQclear(res);
+		return r;
+	}
+	if (out != NULL)
+		*out = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+/*
+ * Append one entry inside the caller's transaction: the head row locked,
+ * the entry chained on it, the head moved on.  *seq and hash: the entry's.
+ */
+static int
+audit_put(struct pgc *c, const char *actor, const char *action,
+    const char *subject, const char *detail, uint64_t *seq,
+    unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	PGresult *res = NULL;
+	struct prm a;
+	unsigned char prev[STORE_AUDIT_HASH_LEN];
+	int r;
+
+	*seq = 0;
+	res = PQexec(c->conn, head_sql);
+	r = head_read(c->conn, res, seq, hash);
+	PQclear(res);
+	if (r != 0)
+		return r;
+	if ((r = entry_params(&a, seq, hash, prev, actor, action,
+	    subject != NULL ? subject : "", detail != NULL ? detail : "")) != 0)
+		return r;
+	p_bin(&a, hash, STORE_AUDIT_HASH_LEN);
+	if ((r = tx_exec(c, ains_sql, &a, "audit append", NULL)) != 0)
+		return r;
+	memset(&a, 0, sizeof(a));
+	p_int(&a, (long long)*seq);
+	p_bin(&a, hash, STORE_AUDIT_HASH_LEN);
+	return tx_exec(c, head_set_sql, &a, "audit append", NULL);
+}
+
 static int
 pg_cert_revoke(void *be, const char *key, int reason, time_t when,
     const char *actor)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	char detail[AMTCA_AUDIT_FIELD_MAX + 64];
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	/*
+	 * As SQLite: the first revocation fixes reason and date; a later
+	 * keyCompromise replaces the reason, keeping the date.  The change
+	 * and its audit entry commit together.
+	 */
+	p_int(&a, reason);
+	p_int(&a, (long long)when);
+	p_text(&a, key);
+	if ((r = tx_exec(c, "UPDATE certificates SET status = 'revoked', "
+	    "revoke_reason = $1, revoked_at = CASE WHEN status = 'revoked' THEN "
+	    "revoked_at ELSE $2 END WHERE serial = $3 AND (status = 'valid' OR "
+	    "($1 = 1 AND revoke_reason IS DISTINCT FROM 1)) RETURNING fqdn, "
+	    "revoke_reason", &a, "revoke", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (PQntuples(res) == 1) {
+		snprintf(detail, sizeof(detail), "reason=%d fqdn=%s",
+		    (int)ival(res, 0, 1), PQgetvalue(res, 0, 0));
+		if ((r = audit_put(c, actor, "cert.revoke", key, detail, &seq,
+		    hash)) != 0) {
+			ret = r;
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	/* Already revoked (fine, nothing to record) or unknown. */
+	memset(&a, 0, sizeof(a));
+	p_text(&a, key);
+	if ((r = tx_exec(c, "SELECT 1 FROM certificates WHERE serial = $1", &a,
+	    "query", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = PQntuples(res) == 0 ? amtca_fail(AMTCA_E_NOT_FOUND, "no "
+	    "certificate with serial %s", key) : 0;
+out:
+	PQclear(res);
+	return tx_end(p, c, ret);
+}
+
+static int
+pg_audit_append(void *be, const char *actor, const char *action,
+    const char *subject, const char *detail, uint64_t *seq,
+    unsigned char hash[STORE_AUDIT_HASH_LEN])
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	uint64_t q = 0;
+	unsigned char h[STORE_AUDIT_HASH_LEN];
+	int r;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	r = audit_put(c, actor, action, subject, detail, &q, h);
+	if ((r = tx_end(p, c, r)) != 0)
+		return r;
+	*seq = q;
+	memcpy(hash, h, STORE_AUDIT_HASH_LEN);
+	return 0;
+}
+
+static int
+row_audit(const PGresult *res, int i, void *v)
+{
+	struct store_audit *e = v;
+
+	memset(e, 0, sizeof(*e));
+	if (dupval(res, i, 2, &e->actor) != 0 ||
+	    dupval(res, i, 3, &e->action) != 0 ||
+	    dupval(res, i, 4, &e->subject) != 0 ||
+	    dupval(res, i, 5, &e->detail) != 0 ||
+	    col_hash(res, i, 6, e->prev) != 0 ||
+	    col_hash(res, i, 7, e->hash) != 0) {
+		store_audit_clear(e);
+		return AMTCA_E_NOMEM;
+	}
+	e->seq = (uint64_t)ival(res, i, 0);
+	e->time = (int64_t)ival(res, i, 1);
+	return 0;
+}
+
+static void
+clear_audit_v(void *e)
+{
+	store_audit_clear(e);
+}
+
+static int list(struct pg *, const char *, const char *, size_t,
+    int (*)(const PGresult *, int, void *), void (*)(void *), void **,
+    size_t *);
+
+static int
+pg_audit_list(void *be, uint64_t after, struct store_audit **out, size_t *n)
+{
+	char arg[24];
+
+	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)after);
+	return list(be, "SELECT seq, time, actor, action, subject, detail, "
+	    "prev, hash FROM audit WHERE seq > $1::bigint ORDER BY seq", arg,
+	    sizeof(**out), row_audit, clear_audit_v, (void **)out, n);
+}
+
+static int
+pg_audit_status(void *be, uint64_t *head, uint64_t *sealed)
+{
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = run(be, "SELECT (SELECT coalesce(max(seq), 0) FROM audit), "
+	    "(SELECT coalesce(max(seq), 0) FROM audit_seals)", NULL,
+	    "audit query", &res, NULL)) != 0)
+		return r;
+	*head = (uint64_t)ival(res, 0, 0);
+	*sealed = (uint64_t)ival(res, 0, 1);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_seal_add(void *be, const struct store_seal *seal)
 {
 	PGresult *res = NULL;
 	struct prm a = { 0 };
 	long cnt;
 	int r;
 
-	/* The audit entry that SQLite appends in this transaction is not
-	 * kept by this backend yet (no audit ops: see docs/deployment.md). */
-	(void)actor;
-	/* As SQLite: the first revocation fixes reason and date; a later
-	 * keyCompromise replaces the reason, keeping the date. */
-	p_int(&a, reason);
-	p_int(&a, (long long)when);
-	p_text(&a, key);
-	if ((r = run(be, "UPDATE certificates SET status = 'revoked', "
-	    "revoke_reason = $1, revoked_at = CASE WHEN status = 'revoked' THEN "
-	    "revoked_at ELSE $2 END WHERE serial = $3 AND (status = 'valid' OR "
-	    "($1 = 1 AND revoke_reason IS DISTINCT FROM 1))", &a, "revoke",
-	    &res, NULL)) != 0)
+	/* Only over an entry stored with exactly that hash. */
+	p_int(&a, (long long)seal->seq);
+	p_bin(&a, seal->hash, STORE_AUDIT_HASH_LEN);
+	p_bin(&a, seal->sig, seal->siglen);
+	p_int(&a, (long long)seal->time);
+	if ((r = run(be, "INSERT INTO audit_seals (seq, hash, sig, time) SELECT "
+	    "$1::bigint, $2::bytea, $3::bytea, $4::bigint WHERE EXISTS (SELECT 1 "
+	    "FROM audit WHERE seq = $1::bigint AND hash = $2::bytea) ON CONFLICT "
+	    "(seq) DO UPDATE SET hash = excluded.hash, sig = excluded.sig, time "
+	    "= excluded.time", &a, "seal", &res, NULL)) != 0)
 		return r;
 	cnt = changed(res);
 	PQclear(res);
+	if (cnt == 0)
+		return amtca_fail(AMTCA_E_AUDIT, "no audit entry %llu with the "
+		    "hash to be sealed", (unsigned long long)seal->seq);
+	return 0;
+}
+
+/* A bytea column into a fresh buffer (NULL, 0 when empty). */
+static int
+col_bytes(const PGresult *res, int row, int col, unsigned char **out,
+    size_t *len)
+{
+	unsigned char *b;
+	size_t l = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (PQgetisnull(res, row, col))
+		return 0;
+	if ((b = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row,
+	    col), &l)) == NULL)
+		return AMTCA_E_NOMEM;
+	if (l > 0) {
+		if ((*out = malloc(l)) == NULL) {
+			PQfreemem(b);
+			return AMTCA_E_NOMEM;
+		}
+		memcpy(*out, b, l);
+		*len = l;
+	}
+	PQfreemem(b);
+	return 0;
+}
+
+static int
+row_seal(const PGresult *res, int i, void *v)
+{
+	struct store_seal *e = v;
+
+	memset(e, 0, sizeof(*e));
+	if (col_hash(res, i, 1, e->hash) != 0 ||
+	    col_bytes(res, i, 2, &e->sig, &e->siglen) != 0) {
+		store_seal_clear(e);
+		return AMTCA_E_NOMEM;
+	}
+	e->seq = (uint64_t)ival(res, i, 0);
+	e->time = (int64_t)ival(res, i, 3);
+	return 0;
+}
+
+static void
+clear_seal_v(void *e)
+{
+	store_seal_clear(e);
+}
+
+static int
+pg_seal_list(void *be, struct store_seal **out, size_t *n)
+{
+	return list(be, "SELECT seq, hash, sig, time FROM audit_seals ORDER BY "
+	    "seq", NULL, sizeof(**out), row_seal, clear_seal_v, (void **)out, n);
+}
+
+/* --- credentials ---------------------------------------------------------- */
+
+#define CRED_COLS "name, amt_user, mechanism, created_at, updated_at"
+
+static int
+row_cred(const PGresult *res, int i, int with_blob, struct store_cred *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (dupval(res, i, 0, &c->name) != 0 || dupval(res, i, 1, &c->user) != 0 ||
+	    dupval(res, i, 2, &c->mechanism) != 0 ||
+	    (with_blob && col_bytes(res, i, 5, &c->sealed, &c->sealed_len) != 0)) {
+		store_cred_clear(c);
+		return AMTCA_E_NOMEM;
+	}
+	c->created_at = (time_t)ival(res, i, 3);
+	c->updated_at = (time_t)ival(res, i, 4);
+	return 0;
+}
+
+static int
+row_cred_v(const PGresult *res, int i, void *c)
+{
+	return row_cred(res, i, 0, c);
+}
+
+static int
+row_cred_blob_v(const PGresult *res, int i, void *c)
+{
+	return row_cred(res, i, 1, c);
+}
+
+static void
+clear_cred_v(void *c)
+{
+	store_cred_clear(c);
+}
+
+static int
+pg_cred_put(void *be, const struct store_cred *c)
+{
+	struct prm a = { 0 };
+
+	/* A replacement keeps the first created_at. */
+	p_text(&a, c->name);
+	p_text(&a, c->user);
+	p_bin(&a, c->sealed, c->sealed_len);
+	p_text(&a, c->mechanism);
+	p_int(&a, (long long)c->created_at);
+	p_int(&a, (long long)c->updated_at);
+	return run(be, "INSERT INTO credentials (name, amt_user, sealed, "
+	    "mechanism, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+	    "ON CONFLICT (name) DO UPDATE SET amt_user = excluded.amt_user, "
+	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
+	    "updated_at = excluded.updated_at", &a, "credential update", NULL,
+	    NULL);
+}
+
+static int
+pg_cred_get(void *be, const char *name, struct store_cred **out)
+{
+	struct store_cred *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list(be, "SELECT " CRED_COLS ", sealed FROM credentials WHERE "
+	    "name = $1", name, sizeof(*v), row_cred_blob_v, clear_cred_v,
+	    (void **)&v, &n)) != 0)
+		return r;
+	if (n == 0)
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+	*out = v;
+	return 0;
+}
+
+static int
+pg_cred_list(void *be, struct store_cred **out, size_t *n)
+{
+	return list(be, "SELECT " CRED_COLS " FROM credentials ORDER BY name "
+	    "COLLATE \"C\"", NULL, sizeof(**out), row_cred_v, clear_cred_v,
+	    (void **)out, n);
+}
+
+/* One statement with `name` as $1 (and `arg` as $2 if not NULL); its row
+ * count in *cnt. */
+static int
+run_count(struct pg *p, const char *sql, const char *name, const char *arg,
+    const char *what, long *cnt)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r;
+
+	*cnt = 0;
+	p_text(&a, name);
+	if (arg != NULL)
+		p_text(&a, arg);
+	if ((r = run(p, sql, &a, what, &res, NULL)) != 0)
+		return r;
+	*cnt = changed(res);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_cred_remove(void *be, const char *name)
+{
+	long cnt;
+	int r;
+
+	if ((r = run_count(be, "DELETE FROM credentials WHERE name = $1", name,
+	    NULL, "credential removal", &cnt)) != 0)
+		return r;
+	if (cnt == 0)
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
+	return 0;
+}
+
+/* --- admin and EST clients ----------------------------------------------- */
+
+#define CLIENT_SELECT "SELECT name, roles, allow, pwhash, serial, " \
+	"created_at, removed_at FROM clients "
+
+static int
+row_client(const PGresult *res, int i, void *v)
+{
+	struct store_client *c = v;
+
+	memset(c, 0, sizeof(*c));
+	if (dupval(res, i, 0, &c->name) != 0 || dupval(res, i, 2, &c->allow) != 0 ||
+	    dupval(res, i, 3, &c->pwhash) != 0 ||
+	    dupval(res, i, 4, &c->serial) != 0) {
+		store_client_clear(c);
+		return AMTCA_E_NOMEM;
+	}
+	c->roles = (unsigned)ival(res, i, 1);
+	c->created_at = (time_t)ival(res, i, 5);
+	c->removed_at = (time_t)ival(res, i, 6);
+	return 0;
+}
+
+static void
+clear_client_v(void *c)
+{
+	store_client_clear(c);
+}
+
+static int
+pg_client_add(void *be, const struct store_client *c)
+{
+	struct prm a = { 0 };
+	char state[6];
+	int r;
+
+	p_text(&a, c->name);
+	p_int(&a, (long long)c->roles);
+	p_text(&a, c->allow);
+	p_text(&a, c->pwhash);
+	p_text(&a, c->serial);
+	p_int(&a, (long long)c->created_at);
+	p_int(&a, (long long)c->removed_at);
+	r = run(be, "INSERT INTO clients (name, roles, allow, pwhash, serial, "
+	    "created_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", &a,
+	    "client record", NULL, state);
+	/* 23505: unique violation, the name is known. */
+	if (r == AMTCA_E_STORE && strcmp(state, "23505") == 0)
+		return amtca_fail(AMTCA_E_EXISTS, "a client named %.64s is "
+		    "already recorded (names are never reused, removed ones "
+		    "included)", c->name);
+	return r;
+}
+
+static int
+pg_client_get(void *be, const char *name, const char *serial,
+    struct store_client **out)
+{
+	struct store_client *v = NULL;
+	size_t n = 0, i;
+	int r;
+
+	*out = NULL;
+	if (name != NULL)
+		r = list(be, CLIENT_SELECT "WHERE name = $1", name, sizeof(*v),
+		    row_client, clear_client_v, (void **)&v, &n);
+	else
+		r = list(be, CLIENT_SELECT "WHERE serial = $1 ORDER BY "
+		    "removed_at <> 0, created_at DESC", serial, sizeof(*v),
+		    row_client, clear_client_v, (void **)&v, &n);
+	if (r != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return name != NULL ?
+		    amtca_fail(AMTCA_E_NOT_FOUND, "no client %.64s", name) :
+		    amtca_fail(AMTCA_E_NOT_FOUND, "no client holds certificate "
+		    "%.64s", serial);
+	}
+	for (i = 1; i < n; i++)
+		store_client_clear(&v[i]);
+	*out = v;		/* the first row; its array slot is the block */
+	return 0;
+}
+
+static int
+pg_client_list(void *be, struct store_client **out, size_t *n)
+{
+	return list(be, CLIENT_SELECT "ORDER BY name COLLATE \"C\"", NULL,
+	    sizeof(**out), row_client, clear_client_v, (void **)out, n);
+}
+
+static int
+pg_client_bind(void *be, const char *name, const char *serial)
+{
+	long cnt;
+	int r;
+
+	if ((r = run_count(be, "UPDATE clients SET serial = $2 WHERE name = $1 "
+	    "AND removed_at = 0", name, serial, "client update", &cnt)) != 0)
+		return r;
+	if (cnt == 0)
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no active client %.64s",
+		    name);
+	return 0;
+}
+
+static int
+pg_client_remove(void *be, const char *name, time_t when)
+{
+	struct store_client *c = NULL;
+	char num[24];
+	long cnt;
+	int r;
+
+	snprintf(num, sizeof(num), "%lld", (long long)when);
+	if ((r = run_count(be, "UPDATE clients SET removed_at = $2::bigint "
+	    "WHERE name = $1 AND removed_at = 0", name, num, "client update",
+	    &cnt)) != 0)
+		return r;
 	if (cnt > 0)
 		return 0;
-	/* Already revoked (fine) or unknown. */
-	memset(&a, 0, sizeof(a));
-	p_text(&a, key);
-	if ((r = run(be, "SELECT 1 FROM certificates WHERE serial = $1", &a,
-	    "query", &res, NULL)) != 0)
-		return r;
-	cnt = PQntuples(res);
-	PQclear(res);
-	if (cnt == 0)
-		return amtca_fail(AMTCA_E_NOT_FOUND, "no certificate with serial %s",
-		    key);
-	return 0;
+	/* Already removed is fine (the first time is kept); unknown is not. */
+	r = pg_client_get(be, name, NULL, &c);
+	store_client_free(c);
+	return r;
 }
 
 /* --- devices -------------------------------------------------------------- */
@@ -1617,127 +2378,6 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	    "lease", NULL, NULL);
 }
 
-/* --- credentials ---------------------------------------------------------- */
-
-#define CRED_COLS "name, amt_user, mechanism, created_at, updated_at"
-
-static int
-row_cred(const PGresult *res, int i, int with_blob, struct store_cred *c)
-{
-	unsigned char *b;
-	size_t len = 0;
-
-	memset(c, 0, sizeof(*c));
-	if (dupval(res, i, 0, &c->name) != 0 || dupval(res, i, 1, &c->user) != 0 ||
-	    dupval(res, i, 2, &c->mechanism) != 0)
-		goto nomem;
-	c->created_at = (time_t)ival(res, i, 3);
-	c->updated_at = (time_t)ival(res, i, 4);
-	if (with_blob && !PQgetisnull(res, i, 5)) {
-		if ((b = PQunescapeBytea((const unsigned char *)
-		    PQgetvalue(res, i, 5), &len)) == NULL)
-			goto nomem;
-		if (len > 0 && (c->sealed = malloc(len)) == NULL) {
-			PQfreemem(b);
-			goto nomem;
-		}
-		if (len > 0)
-			memcpy(c->sealed, b, len);
-		c->sealed_len = len;
-		PQfreemem(b);
-	}
-	return 0;
-nomem:
-	store_cred_clear(c);
-	return AMTCA_E_NOMEM;
-}
-
-static int
-row_cred_v(const PGresult *res, int i, void *c)
-{
-	return row_cred(res, i, 0, c);
-}
-
-static void
-clear_cred_v(void *c)
-{
-	store_cred_clear(c);
-}
-
-static int
-pg_cred_put(void *be, const struct store_cred *c)
-{
-	struct prm a = { 0 };
-
-	p_text(&a, c->name);
-	p_text(&a, c->user);
-	p_bin(&a, c->sealed, c->sealed_len);
-	p_text(&a, c->mechanism);
-	p_int(&a, (long long)c->created_at);
-	p_int(&a, (long long)c->updated_at);
-	/* A replacement keeps the first created_at. */
-	return run(be, "INSERT INTO credentials (name, amt_user, sealed, "
-	    "mechanism, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
-	    "ON CONFLICT (name) DO UPDATE SET amt_user = excluded.amt_user, "
-	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
-	    "updated_at = excluded.updated_at", &a, "credential update", NULL,
-	    NULL);
-}
-
-static int
-pg_cred_get(void *be, const char *name, struct store_cred **out)
-{
-	PGresult *res = NULL;
-	struct prm a = { 0 };
-	struct store_cred *c = NULL;
-	int r, ret = AMTCA_E_INTERNAL;
-
-	*out = NULL;
-	p_text(&a, name);
-	if ((r = run(be, "SELECT " CRED_COLS ", sealed FROM credentials WHERE "
-	    "name = $1", &a, "query", &res, NULL)) != 0)
-		return r;
-	if (PQntuples(res) == 0) {
-		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no credential %.64s", name);
-		goto out;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL || row_cred(res, 0, 1, c) != 0) {
-		free(c);
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	*out = c;
-	ret = 0;
-out:
-	PQclear(res);
-	return ret;
-}
-
-static int
-pg_cred_list(void *be, struct store_cred **out, size_t *n)
-{
-	return list(be, "SELECT " CRED_COLS " FROM credentials ORDER BY name "
-	    "COLLATE \"C\"", NULL, sizeof(**out), row_cred_v, clear_cred_v,
-	    (void **)out, n);
-}
-
-static int
-pg_cred_remove(void *be, const char *name)
-{
-	PGresult *res = NULL;
-	struct prm a = { 0 };
-	int r, ret;
-
-	p_text(&a, name);
-	if ((r = run(be, "DELETE FROM credentials WHERE name = $1", &a,
-	    "credential removal", &res, NULL)) != 0)
-		return r;
-	ret = strcmp(PQcmdTuples(res), "0") == 0 ? amtca_fail(AMTCA_E_NOT_FOUND,
-	    "no credential %.64s", name) : 0;
-	PQclear(res);
-	return ret;
-}
-
 #define PG_OPS \
 	.close = pg_close, \
 	.insert_batch = pg_insert_batch, \
@@ -1755,6 +2395,16 @@ pg_cred_remove(void *be, const char *name)
 	.lease_take = pg_lease_take, \
 	.lease_renew = pg_lease_renew, \
 	.lease_release = pg_lease_release, \
+	.audit_append = pg_audit_append, \
+	.audit_list = pg_audit_list, \
+	.audit_status = pg_audit_status, \
+	.seal_add = pg_seal_add, \
+	.seal_list = pg_seal_list, \
+	.client_add = pg_client_add, \
+	.client_get = pg_client_get, \
+	.client_list = pg_client_list, \
+	.client_bind = pg_client_bind, \
+	.client_remove = pg_client_remove, \
 	.cred_put = pg_cred_put, \
 	.cred_get = pg_cred_get, \
 	.cred_list = pg_cred_list, \

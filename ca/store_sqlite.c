@@ -29,7 +29,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct sq {
 	sqlite3 *db;
@@ -113,9 +113,9 @@ static const char upgrade_v2_sql[] =
     "PRAGMA user_version = 2;";
 
 /*
- * Tables added after version 2, created on every open (IF NOT EXISTS) so
- * a version-2 file gains them without a version bump: admin and EST
- * clients.  A name is the key forever (removed clients stay, disabled).
+ * Version 3 (issue 9's service): admin and EST clients (a name is the key
+ * forever: removed clients stay, disabled) and, below, the audit trail.
+ * IF NOT EXISTS, because development files of version 2 may have them.
  */
 static const char tables_sql[] =
     "CREATE TABLE IF NOT EXISTS clients ("
@@ -130,9 +130,8 @@ static const char tables_sql[] =
     " WHERE serial IS NOT NULL;";
 
 /*
- * The audit trail (ca/audit.h, docs/audit.md): created on every open, so
- * that any file of this schema version gets it (no version bump of its
- * own).  seq is the rowid; prev and hash are the 32 raw bytes.
+ * The audit trail (ca/audit.h, docs/audit.md), part of version 3: seq is
+ * the rowid; prev and hash are the 32 raw bytes.
  */
 static const char audit_sql[] =
     "CREATE TABLE IF NOT EXISTS audit ("
@@ -224,9 +223,14 @@ schema(struct sq *s, int create)
 		ret = r;
 		goto out;
 	}
-	if ((r = exec(s, tables_sql, "schema update")) != 0 ||
-	    (r = exec(s, audit_sql, "audit trail schema")) != 0 ||
-	    (r = exec(s, "COMMIT", "commit")) != 0) {
+	if (v <= 2 && ((r = exec(s, tables_sql, "schema upgrade to version "
+	    "3")) != 0 || (r = exec(s, audit_sql, "schema upgrade to version "
+	    "3")) != 0 || (r = exec(s, "PRAGMA user_version = 3",
+	    "schema upgrade to version 3")) != 0)) {
+		ret = r;
+		goto out;
+	}
+	if ((r = exec(s, "COMMIT", "commit")) != 0) {
 		ret = r;
 		goto out;
 	}

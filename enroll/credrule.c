@@ -72,6 +72,7 @@ cred_rule_clear(struct cred_rule *r)
 		return;
 	free(r->pins);
 	free(r->bound_serial);
+	free(r->bound_der);
 	memset(r, 0, sizeof(*r));
 	r->bound_reason = -1;
 }
@@ -182,6 +183,20 @@ cred_rule_load(struct store *s, struct sgn *sgn, const char *fqdn,
 			ret = r;
 			goto out;
 		}
+		/*
+		 * The bound one's exact bytes: a device offline past its
+		 * notAfter is renewed over TLS that forgives only that.
+		 */
+		if (bound && (!revoked || !cred_reason_compromise(
+		    c[i].revoke_reason)) && c[i].der != NULL &&
+		    c[i].der_len > 0 && out->bound_der == NULL) {
+			if ((out->bound_der = malloc(c[i].der_len)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			memcpy(out->bound_der, c[i].der, c[i].der_len);
+			out->bound_der_len = c[i].der_len;
+		}
 	}
 	if (out->compromised) {
 		/* Not even the operator's pin: the key may be elsewhere. */
@@ -189,6 +204,9 @@ cred_rule_load(struct store *s, struct sgn *sgn, const char *fqdn,
 		out->pins = NULL;
 		out->npins = 0;
 		out->op_pin = 0;
+		free(out->bound_der);
+		out->bound_der = NULL;
+		out->bound_der_len = 0;
 	}
 	ret = 0;
 out:

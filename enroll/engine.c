@@ -442,6 +442,9 @@ amt_opts_fill(struct enroll_pass *e, struct amt_opts *ao, int tls)
 	ao->user = e->o->user;
 	ao->password = e->o->password;
 	ao->abort_at_ms = e->o->abort_at_ms;
+	/* The bound leaf's exact bytes: its expiry alone is forgiven. */
+	ao->expired_ok_der = e->rule.bound_der;
+	ao->expired_ok_len = e->rule.bound_der_len;
 }
 
 /* (Re)connect: TLS verified by our chain, or plain HTTP. */
@@ -644,6 +647,18 @@ choose_transport(struct enroll_pass *e)
 		r = amt_tls_fetch_leaf(&ao, &x);
 		if (r == 0 && (r = cred_rule_tls(&e->rule, e->fqdn, x,
 		    e->pin)) == 0) {
+			time_t na = asn1_time(X509_get0_notAfter(x));
+
+			if (na <= time(NULL)) {
+				char when[64];
+
+				amtca_fmt_time(na, when, sizeof(when));
+				warn(e, "the certificate port %d serves expired "
+				    "at %s; it is, byte for byte, the one the "
+				    "records bound on %s, so it is renewed over "
+				    "TLS that ignores only its validity period",
+				    e->tls_port, when, e->fqdn);
+			}
 			e->served = x;
 			x = NULL;
 			e->have_pin = 1;

@@ -172,6 +172,11 @@ struct cred_rule {
 	char *bound_serial;		/* recorded bound leaf, or NULL */
 	int bound_revoked;		/* ... and it is revoked */
 	int bound_reason;		/* its CRLReason, -1 when not revoked */
+	unsigned char *bound_der;	/* its DER, when recorded and its key
+					   is not known to be elsewhere: TLS
+					   forgives this exact leaf's expiry
+					   (amt_opts.expired_ok_der) */
+	size_t bound_der_len;
 	unsigned char (*pins)[32];	/* leaves credentials may go to */
 	size_t npins;
 };

@@ -123,6 +123,7 @@ conf_clear(struct home_conf *c)
 	free(c->home_id);
 	free(c->restored_from);
 	free(c->credential_mechanism);
+	free(c->store);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -221,6 +222,8 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			slot = &c->crl_url;
 		else if (strcmp(k, "aia_url") == 0)
 			slot = &c->aia_url;
+		else if (strcmp(k, "store") == 0)
+			slot = &c->store;
 		else if (strcmp(k, "home_id") == 0 ||
 		    strcmp(k, "restored_from") == 0) {
 			if (!home_id_valid(v)) {
@@ -687,6 +690,22 @@ open_stores(struct home *h, int flags)
 
 	if ((flags & (HOME_STORE | HOME_SIGNER | HOME_STATE)) == 0)
 		return 0;
+	/*
+	 * "store = URI" (init --store): one shared database holds the CA's
+	 * records and the state alike (docs/deployment.md), so one handle
+	 * serves both roles.  A schema newer than this amtca, or older (not
+	 * migrated yet), is refused here with the backend's one-line error.
+	 */
+	if (h->conf.store != NULL) {
+		h->split = 1;
+		if ((r = store_open(h->conf.store, 0, &h->state)) != 0)
+			return r == AMTCA_E_NOT_FOUND ? amtca_fail(AMTCA_E_STORE,
+			    "the store of the CA home %s is gone: %s", h->dir,
+			    amtca_errmsg(r)) : r;
+		if ((flags & (HOME_STORE | HOME_SIGNER)) != 0)
+			h->store = h->state;
+		return 0;
+	}
 	if ((sd = home_path(h->dir, HOME_STATE_DIR)) == NULL)
 		return AMTCA_E_NOMEM;
 	h->split = lstat(sd, &sb) == 0 && S_ISDIR(sb.st_mode);

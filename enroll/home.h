@@ -81,6 +81,10 @@ struct home_conf {
 	char *restored_from;		/* home_id of the backup's home, when
 					   this home was made by restore */
 	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
+	char *store;			/* "store = URI": one shared store
+					   (postgresql://...) for the CA
+					   records and the state; NULL: the
+					   home's SQLite files */
 };
 
 /*

@@ -867,10 +867,13 @@ sim_device_tls_material(struct sim_device *d, char **cert_pem, char **key_pem)
 	 * before an upgrade, or restored from --state). */
 	if (sim_cert_refused(d->cfg, c->x509) != 0)
 		return 0;
-	/* TLS "silently refuses to come up" with a cert not valid yet (§9). */
+	/*
+	 * TLS "silently refuses to come up" with a cert not valid yet (§9).
+	 * An expired one is still served (issue 10 §5: a device offline
+	 * past its leaf's notAfter is reached over TLS and renewed).
+	 */
 	now = sim_device_clock(d);
-	if (X509_cmp_time(X509_get0_notBefore(c->x509), &now) > 0 ||
-	    X509_cmp_time(X509_get0_notAfter(c->x509), &now) < 0)
+	if (X509_cmp_time(X509_get0_notBefore(c->x509), &now) > 0)
 		return 0;
 	if ((r = pem_of_cert(c->x509, cert_pem)) != 0)
 		return r;

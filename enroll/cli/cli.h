@@ -91,6 +91,7 @@ int cmd_show(const char *home, int argc, char **argv);
 int cmd_revoke(const char *home, int argc, char **argv);
 int cmd_crl(const char *home, int argc, char **argv);
 int cmd_bench(const char *home, int argc, char **argv);
+int cmd_store(const char *home, int argc, char **argv);
 int cmd_amt_info(const char *home, int argc, char **argv);
 int cmd_enroll(const char *home, int argc, char **argv);
 int cmd_doctor(const char *home, int argc, char **argv);

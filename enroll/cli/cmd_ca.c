@@ -103,7 +103,8 @@ static const char init_synopsis[] =
     "           (--domain SUFFIX... | --any-domain) [--ip-range CIDR]...\n"
     "           [--root-cn CN] [--inter-cn CN] [--org NAME] [--country CC] [--days N]\n"
     "           [--root-token-uri URI] [--root-pin-file FILE]\n"
-    "           [--external-root --csr-out FILE]";
+    "           [--external-root --csr-out FILE]\n"
+    "           [--store sqlite|postgresql://...]";
 
 static const char init_options[] =
     "  --softhsm              a SoftHSM token inside the home (embedded default)\n"
@@ -128,6 +129,9 @@ static const char init_options[] =
     "                         request for an external root (docs/external-root.md);\n"
     "                         then 'amtca ca import-intermediate'\n"
     "  --csr-out FILE         with --external-root: where the request goes (PEM)\n"
+    "  --store URI            where the records live: sqlite (the home's files,\n"
+    "                         default) or postgresql://... (a shared database;\n"
+    "                         password only from a passfile)\n"
     "  --help                 this text\n";
 
 static int
@@ -136,7 +140,7 @@ write_conf(const char *dir, const char *module, const char *uri,
     size_t nenv, const char *key_type, char *const *domains, size_t nd,
     int any_domain, char *const *ranges, size_t nr, const char *org,
     const char *country, int days, const char *home_id, const char *root_uri,
-    const char *root_pin)
+    const char *root_pin, const char *store)
 {
 	char *path = NULL, *text = NULL, *nt;
 	size_t i;
@@ -151,6 +155,14 @@ write_conf(const char *dir, const char *module, const char *uri,
 	    softhsm_conf ? "softhsm_conf = " : "", softhsm_conf ? softhsm_conf : "",
 	    softhsm_conf ? "\n" : "", key_type, days, AMTCA_SKEW_DEFAULT_S) == -1)
 		return AMTCA_E_NOMEM;
+	if (store != NULL) {
+		if (asprintf(&nt, "%sstore = %s\n", text, store) == -1) {
+			free(text);
+			return AMTCA_E_NOMEM;
+		}
+		free(text);
+		text = nt;
+	}
 	for (i = 0; i < nenv; i++) {
 		if (asprintf(&nt, "%smodule_env = %s\n", text, env[i]) == -1) {
 			free(text);
@@ -301,6 +313,43 @@ out:
 	return ret;
 }
 
+/*
+ * --store: "sqlite" (or "sqlite:") is the home's own files, the default
+ * (*uri becomes NULL); a postgresql:// or postgres:// URI must name a
+ * database holding no amtca store yet (init --join is for another node),
+ * must fit on one amtca.conf line and carries no password (the backend
+ * refuses one: a passfile= path is the way).  Nothing is made here.
+ */
+static int
+init_store_check(const char **uri)
+{
+	struct store *st = NULL;
+	const char *u = *uri, *c;
+	int r;
+
+	if (strcmp(u, "sqlite") == 0 || strcmp(u, "sqlite:") == 0) {
+		*uri = NULL;
+		return 0;
+	}
+	if (strncmp(u, "postgresql://", 13) != 0 &&
+	    strncmp(u, "postgres://", 11) != 0)
+		return usage_error("init", "--store takes sqlite (the home's own "
+		    "files, the default) or a postgresql:// URI", init_synopsis);
+	for (c = u; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x21 || *c == '#' || *c == 0x7f)
+			return usage_error("init", "--store: the URI may not hold "
+			    "spaces, control characters or '#'", init_synopsis);
+	r = store_open(u, 0, &st);
+	store_close(st);
+	if (r == 0)
+		return cli_fail(amtca_fail(AMTCA_E_EXISTS, "the store at %s "
+		    "already holds a CA; refusing to overwrite it", u));
+	if (r != AMTCA_E_NOT_FOUND)
+		return cli_fail(r);
+	amtca_err_clear();
+	return 0;
+}
+
 int
 cmd_init(const char *homedir, int argc, char **argv)
 {
@@ -322,6 +371,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 		{ "root-token-uri", required_argument, NULL, 'T' },
 		{ "root-pin-file", required_argument, NULL, 'P' },
 		{ "csr-out", required_argument, NULL, 'O' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -332,6 +382,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	int external = 0, wrote_csr = 0;
 	X509_REQ *req = NULL;
 	char *f_pend = NULL;
+	const char *store_uri = NULL;
 	const char *key_type = "rsa2048", *root_cn = "amtca Root CA";
 	const char *inter_cn = "amtca Issuing CA", *org = NULL, *country = NULL;
 	char *domains[AMTCA_DOMAINS_MAX], real[PATH_MAX];
@@ -385,6 +436,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 		case 'O': csr_out = optarg; break;
 		case 'T': root_uri = optarg; break;
 		case 'P': root_pin = optarg; break;
+		case 'S': store_uri = optarg; break;
 		case 'R':
 			if (nr == AMTCA_IP_RANGES_MAX)
 				return usage_error("init", "too many --ip-range",
@@ -417,6 +469,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 	if (external != (csr_out != NULL))
 		return usage_error("init", "--external-root and --csr-out FILE go "
 		    "together", init_synopsis);
+	if (store_uri != NULL && (r = init_store_check(&store_uri)) != 0)
+		return r;
 	/* A CA that may vouch for any name is a choice, never a default. */
 	if (nd == 0 && !any_domain)
 		return usage_error("init", "--domain SUFFIX is required (or "
@@ -488,8 +542,9 @@ cmd_init(const char *homedir, int argc, char **argv)
 	    (f_root = join(real, HOME_ROOT_PEM)) == NULL ||
 	    (f_inter = join(real, HOME_INTER_PEM)) == NULL ||
 	    (f_chain = join(real, HOME_CHAIN_PEM)) == NULL ||
-	    (f_db = join(real, HOME_CA_DB)) == NULL ||
-	    (f_state = join(real, HOME_STATE_DB)) == NULL ||
+	    (f_db = store_uri != NULL ? strdup(store_uri) :
+	    join(real, HOME_CA_DB)) == NULL ||
+	    (store_uri == NULL && (f_state = join(real, HOME_STATE_DB)) == NULL) ||
 	    (d_keys = join(real, HOME_KEYS_DIR)) == NULL ||
 	    (d_state = join(real, HOME_STATE_DIR)) == NULL ||
 	    (hsmdir = join(real, HOME_HSM_DIR)) == NULL ||
@@ -661,7 +716,8 @@ cmd_init(const char *homedir, int argc, char **argv)
 stores_done:
 	store_close(st);
 	st = NULL;
-	if ((r = store_open(f_state, 1, &st)) != 0)
+	/* A shared store holds the state too (home_open). */
+	if (f_state != NULL && (r = store_open(f_state, 1, &st)) != 0)
 		goto fail;
 	store_close(st);
 	st = NULL;
@@ -676,7 +732,7 @@ stores_done:
 		}
 		if ((r = write_conf(real, module, uri, pf, sc, env, nenv, key_type,
 		    domains, nd, any_domain, ranges, nr, org, country, days,
-		    home_id, root_uri, abs_root_pin)) != 0)
+		    home_id, root_uri, abs_root_pin, store_uri)) != 0)
 			goto fail;
 	}
 	if (external)
@@ -692,6 +748,8 @@ stores_done:
 	if (root_uri != NULL)
 		printf("  root key: in %s; keep that token offline: it is needed "
 		    "only for ca rotate and crl --root\n", root_uri);
+	if (store_uri != NULL)
+		printf("  store: %s\n", store_uri);
 	ret = EXIT_OK;
 	goto out;
 fail:

@@ -45,6 +45,7 @@ static const struct {
 	{ "credential", cmd_credential, "add, list or remove sealed AMT credentials" },
 	{ "ca",       cmd_ca,       "the CA hierarchy: import-intermediate (external root)" },
 	{ "audit",    cmd_audit,    "the audit trail: export, show, verify, seal, pubkey" },
+	{ "store",    cmd_store,    "store migrate: bring the store to this amtca's schema" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

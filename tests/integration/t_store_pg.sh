@@ -47,12 +47,12 @@ grep -q '^raw_sign_per_s=[0-9]* issue_per_s=[0-9]* ' "$T/bench.out" ||
 ok "issuance through the CA on PostgreSQL; scratch store removed"
 
 # A store that exists is never a scratch store (the bench would drop it).
-pg_psql amtca_bench -c "CREATE SCHEMA amtca; CREATE TABLE amtca.schema_version
-    (version integer PRIMARY KEY, applied_at bigint NOT NULL);
-    INSERT INTO amtca.schema_version VALUES (1, 0)"
+AMTCA_HOME="$T/nohome" "$AMTCA" store migrate --store "$bench_uri" >/dev/null ||
+	fail "store migrate --store could not create a store"
+pg_psql amtca_bench -c "INSERT INTO amtca.leases VALUES ('mine', 'x', 0)"
 expect_fail 1 "scratch store" env AMTCA_HOME="$T/nohome" "$AMTCA" bench issue \
     --count 5 --store "$bench_uri"
-[ "$(pg_psql amtca_bench -c "SELECT count(*) FROM amtca.schema_version")" = 1 ] ||
+[ "$(pg_psql amtca_bench -c "SELECT count(*) FROM amtca.leases")" = 1 ] ||
 	fail "existing store touched"
 ok "bench refuses an existing store and leaves it alone"
 

@@ -1573,8 +1573,12 @@ test_clock_offset(void **state)
 	write_pem(ca_path, ca, NULL);
 	d.o.ca_file = ca_path;
 	wait_tls(&d, 1);
-	/* ... not once the simulated clock is past its notAfter ... */
+	/* ... still once the simulated clock is past its notAfter (issue
+	 * 10 §5: an expired leaf is served, and renewed over TLS) ... */
 	sim_set_clock(&d.sim, clk, 2L * 365 * 86400);
+	wait_tls(&d, 1);
+	/* ... not while the clock is before its notBefore ... */
+	sim_set_clock(&d.sim, clk, -2L * 86400);
 	wait_tls(&d, 0);
 	/* ... and again when the clock comes back. */
 	sim_set_clock(&d.sim, clk, 7200);

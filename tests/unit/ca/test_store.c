@@ -302,6 +302,47 @@ pg_check_gone(const char *uri)
 	assert_true(pg_equals(uri, "SELECT to_regnamespace('amtca') IS NULL", "t"));
 }
 
+/* A store of the previous release: schema version 1 (certificates,
+ * devices, jobs, leases), no clients, credentials or audit trail. */
+static void
+pg_make_previous(const char *uri)
+{
+	pg_make_foreign(uri);		/* the database, and a bare schema */
+	pg_exec_at(uri, NULL, "DROP TABLE amtca.other;"
+	    "CREATE TABLE amtca.schema_version (version integer PRIMARY KEY,"
+	    " applied_at bigint NOT NULL);"
+	    "INSERT INTO amtca.schema_version VALUES (1, 0);"
+	    "CREATE TABLE amtca.certificates (seq bigint GENERATED ALWAYS AS"
+	    " IDENTITY, serial text PRIMARY KEY, fqdn text NOT NULL,"
+	    " not_before bigint NOT NULL, not_after bigint NOT NULL,"
+	    " issued_at bigint NOT NULL, status text NOT NULL DEFAULT 'valid'"
+	    " CHECK (status IN ('valid','revoked')), revoke_reason integer,"
+	    " revoked_at bigint, requester text, device text, der bytea NOT NULL);"
+	    "CREATE TABLE amtca.devices (fqdn text PRIMARY KEY, address text,"
+	    " amt_version text, cert_serial text, state text NOT NULL,"
+	    " last_step text, error text, updated_at bigint NOT NULL,"
+	    " port integer NOT NULL DEFAULT 0, tls_port integer NOT NULL"
+	    " DEFAULT 0, amt_user text, cred_ref text, cred_stamp text,"
+	    " tls_pin text);"
+	    "CREATE TABLE amtca.jobs (seq bigint GENERATED ALWAYS AS IDENTITY,"
+	    " id text PRIMARY KEY, created_at bigint NOT NULL, finished_at"
+	    " bigint NOT NULL DEFAULT 0, state text NOT NULL, hosts_digest text,"
+	    " total bigint NOT NULL DEFAULT 0);"
+	    "CREATE TABLE amtca.job_devices (job_id text NOT NULL REFERENCES"
+	    " amtca.jobs (id) ON DELETE CASCADE, fqdn text NOT NULL, result text"
+	    " NOT NULL, serial text, error text, attempts integer NOT NULL"
+	    " DEFAULT 0, updated_at bigint NOT NULL, PRIMARY KEY (job_id, fqdn));"
+	    "CREATE TABLE amtca.leases (name text PRIMARY KEY, owner text NOT"
+	    " NULL, expires_at bigint NOT NULL);"
+	    "INSERT INTO amtca.certificates (serial, fqdn, not_before, not_after,"
+	    " issued_at, requester, device, der) VALUES ('0B01',"
+	    " 'old.example.com', 1, 2, 1, 'enroll', 'old.example.com',"
+	    " '\\x3000');"
+	    "INSERT INTO amtca.devices (fqdn, address, amt_version, cert_serial,"
+	    " state, last_step, error, updated_at) VALUES ('old.example.com',"
+	    " '10.0.0.9', '16.1.25', '0B01', 'enrolled', 'cleanup', NULL, 77)");
+}
+
 static void
 pg_make_newer(const char *uri)
 {
@@ -313,7 +354,7 @@ static const struct backend backends[] = {
 	    sqlite_litter, sqlite_check_gone, sqlite_make_previous,
 	    sqlite_make_newer },
 	{ "postgresql", pg_uri, pg_check_durable, pg_make_foreign, pg_litter,
-	    pg_check_gone, NULL, pg_make_newer },
+	    pg_check_gone, pg_make_previous, pg_make_newer },
 };
 
 /* The backend the current group runs on. */
@@ -1278,12 +1319,21 @@ test_upgrade_from_previous(void **state)
 	struct store_cert *c = NULL;
 	struct store_job j;
 	struct store_cred cr;
+	uint64_t head = 0, sealed = 0;
 	char uri[512];
 
 	if (be->make_previous == NULL)
 		skip();
 	be->uri(f->dir, "previous", uri, sizeof(uri));
 	be->make_previous(uri);
+	if (strcmp(be->name, "postgresql") == 0) {
+		/* Shared by nodes: migrating is explicit (amtca store
+		 * migrate, or init), a plain open refuses. */
+		assert_int_equal(store_open(uri, 0, &s), AMTCA_E_STORE);
+		assert_int_equal(store_open(uri, 1, &s), 0);
+		store_close(s);
+		s = NULL;
+	}
 	assert_int_equal(store_open(uri, 0, &s), 0);
 	assert_int_equal(store_device_get(s, "old.example.com", &d), 0);
 	assert_string_equal(d->state, "enrolled");
@@ -1314,6 +1364,11 @@ test_upgrade_from_previous(void **state)
 	cr.sealed_len = 1;
 	cr.mechanism = (char *)"aes-256-gcm";
 	assert_int_equal(store_cred_put(s, &cr), 0);
+	/* The audit trail is there and chains from its genesis. */
+	assert_int_equal(store_audit_append(s, "tester", "test.upgrade", "x",
+	    NULL), 0);
+	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
+	assert_int_equal(head, 1);
 	store_close(s);
 	/* Reopened: already upgraded, data kept. */
 	assert_int_equal(store_open(uri, 0, &s2), 0);
@@ -1619,6 +1674,75 @@ node_add(void *arg)
 	return NULL;
 }
 
+/*
+ * Several nodes (handles of their own) append to the audit trail at once,
+ * directly and through certificate batches and revocations: one chain,
+ * seq 1..N without gap or fork, and it verifies.
+ */
+static void *
+node_audit(void *arg)
+{
+	struct node *n = arg;
+	struct store *s = NULL;
+	char subject[32];
+	int i;
+
+	assert_int_equal(store_open(n->uri, 0, &s), 0);
+	n->add.s = s;
+	pthread_barrier_wait(n->go);
+	for (i = 0; i < PER_THREAD / 4; i++) {
+		snprintf(subject, sizeof(subject), "%s-%d", n->owner, i);
+		if (store_audit_append(s, n->owner, "test.node", subject,
+		    NULL) != 0)
+			n->add.failures++;
+	}
+	add_many(&n->add);
+	snprintf(subject, sizeof(subject), "%02X%04X", n->add.id, 0);
+	if (store_cert_revoke_as(s, subject, 4, 2000, n->owner) != 0)
+		n->add.failures++;
+	store_close(s);
+	return NULL;
+}
+
+static void
+test_audit_nodes_never_fork(void **state)
+{
+	struct fx *f = *state;
+	struct node n[NODES];
+	pthread_t th[NODES];
+	pthread_barrier_t go;
+	struct store_audit *e = NULL;
+	size_t cnt = 0, i;
+	int k;
+
+	pthread_barrier_init(&go, NULL, NODES);
+	memset(n, 0, sizeof(n));
+	for (k = 0; k < NODES; k++) {
+		n[k].uri = f->uri;
+		n[k].go = &go;
+		n[k].add = (struct adder){ .id = k };
+		snprintf(n[k].owner, sizeof(n[k].owner), "node%d", k);
+		assert_int_equal(pthread_create(&th[k], NULL, node_audit, &n[k]), 0);
+	}
+	for (k = 0; k < NODES; k++) {
+		pthread_join(th[k], NULL);
+		assert_int_equal(n[k].add.failures, 0);
+		assert_int_equal(n[k].add.exists, 0);
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(store_audit_list(f->s, 0, &e, &cnt), 0);
+	/* Per node: its appends, one cert.issue per record, one revoke. */
+	assert_int_equal(cnt, NODES * (PER_THREAD / 4 + PER_THREAD + 1));
+	for (i = 0; i < cnt; i++) {
+		assert_int_equal(e[i].seq, i + 1);
+		if (i > 0)
+			assert_memory_equal(e[i].prev, e[i - 1].hash,
+			    STORE_AUDIT_HASH_LEN);
+	}
+	assert_int_equal(audit_verify(e, cnt, NULL, 0, NULL, NULL), 0);
+	store_audits_free(e, cnt);
+}
+
 static void
 test_nodes_share_one_store(void **state)
 {
@@ -1719,8 +1843,9 @@ test_pg_concurrent_create(void **state)
 		assert_int_equal(n[i].took, 1);
 	}
 	pthread_barrier_destroy(&go);
-	assert_true(pg_equals(uri, "SELECT count(*) FROM amtca.schema_version",
-	    "1"));
+	/* Each migration applied once. */
+	assert_true(pg_equals(uri, "SELECT count(*) = count(DISTINCT version) "
+	    "AND count(*) = max(version) FROM amtca.schema_version", "t"));
 }
 
 /* A database whose commits would not wait for the flush is refused. */
@@ -1856,6 +1981,71 @@ test_pg_passfile(void **state)
 	store_close(s2);
 }
 
+/*
+ * SQLite only (versions are the file's user_version): a version-2 file,
+ * the release before clients, credentials' neighbours and the audit trail,
+ * opens, gains them and is version 3; reopening changes nothing.
+ */
+static void
+test_sqlite_upgrade_from_v2(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	struct store_client c, *g = NULL;
+	struct store_device *d = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint64_t head = 0, sealed = 0;
+	struct store_device nd;
+	char uri[512];
+
+	be->uri(f->dir, "v2", uri, sizeof(uri));
+	/* A version-2 file: today's schema less what version 3 added. */
+	assert_int_equal(store_open(uri, 1, &s), 0);
+	memset(&nd, 0, sizeof(nd));
+	nd.fqdn = (char *)"v2.example.com";
+	nd.state = (char *)"enrolled";
+	nd.updated_at = 5;
+	assert_int_equal(store_device_put(s, &nd), 0);
+	store_close(s);
+	s = NULL;
+	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE clients; DROP TABLE audit;"
+	    " DROP TABLE audit_seals; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	db = NULL;
+
+	assert_int_equal(store_open(uri, 0, &s), 0);
+	assert_int_equal(store_device_get(s, "v2.example.com", &d), 0);
+	assert_int_equal(d->updated_at, 5);
+	store_device_free(d);
+	memset(&c, 0, sizeof(c));
+	c.name = (char *)"ops";
+	c.roles = STORE_CLIENT_ADMIN;
+	assert_int_equal(store_client_add(s, &c), 0);
+	assert_int_equal(store_client_get(s, "ops", &g), 0);
+	store_client_free(g);
+	assert_int_equal(store_audit_append(s, "tester", "test.upgrade", "", NULL),
+	    0);
+	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
+	assert_int_equal(head, 1);
+	store_close(s);
+	s = NULL;
+	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* Reopened as version 3: the rows stay. */
+	assert_int_equal(store_open(uri, 0, &s), 0);
+	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
+	assert_int_equal(head, 1);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -1892,6 +2082,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_share_one_store, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_audit_nodes_never_fork, setup,
+		    teardown),
 	};
 	const struct CMUnitTest pg_only[] = {
 		cmocka_unit_test_setup_teardown(test_pg_concurrent_create, setup,
@@ -1901,6 +2093,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pg_passfile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_older_schema_refused, setup,
+		    teardown),
+	};
+	const struct CMUnitTest sqlite_only[] = {
+		cmocka_unit_test_setup_teardown(test_sqlite_upgrade_from_v2, setup,
 		    teardown),
 	};
 	const struct CMUnitTest front[] = {
@@ -1931,6 +2127,9 @@ main(void)
 		failed += cmocka_run_group_tests_name("store: postgresql only",
 		    pg_only, NULL, NULL);
 	}
+	be = &backends[0];
+	failed += cmocka_run_group_tests_name("store: sqlite only", sqlite_only,
+	    NULL, NULL);
 	failed += cmocka_run_group_tests_name("store URI selection", front,
 	    NULL, NULL);
 	return failed;
