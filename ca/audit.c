@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "common/json.h"
 #include "common/limits.h"
 
 static void
@@ -355,40 +356,6 @@ audit_verify(const struct store_audit *e, size_t n,
 	return 0;
 }
 
-/* JSON string body of s into f (RFC 8259 escapes; UTF-8 passes through). */
-static void
-json_text(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-
-	fputc('"', f);
-	for (; *p != '\0'; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
-
 int
 audit_entry_json(const struct store_audit *e, char **out)
 {
@@ -404,13 +371,13 @@ audit_entry_json(const struct store_audit *e, char **out)
 	hex(e->hash, AUDIT_HASH_LEN, hh);
 	fprintf(f, "{\"seq\":%" PRIu64 ",\"time\":%" PRId64 ",\"actor\":", e->seq,
 	    e->time);
-	json_text(f, e->actor);
+	json_put_string(f, e->actor);
 	fputs(",\"action\":", f);
-	json_text(f, e->action);
+	json_put_string(f, e->action);
 	fputs(",\"subject\":", f);
-	json_text(f, e->subject);
+	json_put_string(f, e->subject);
 	fputs(",\"detail\":", f);
-	json_text(f, e->detail);
+	json_put_string(f, e->detail);
 	fprintf(f, ",\"prev\":\"%s\",\"hash\":\"%s\"}\n", ph, hh);
 	if (fclose(f) != 0) {
 		free(buf);

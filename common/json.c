@@ -40,13 +40,13 @@ json_stdout_documents(void)
 	return stdout_docs;
 }
 
-static void
-put_string(FILE *f, const char *s)
+void
+json_put_string(FILE *f, const char *s)
 {
 	const unsigned char *p;
 
 	fputc('"', f);
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+	for (p = (const unsigned char *)(s != NULL ? s : ""); *p != '\0'; p++) {
 		switch (*p) {
 		case '"':
 			fputs("\\\"", f);
@@ -79,7 +79,7 @@ member(struct json *j, const char *key)
 	if (j->count[j->depth]++ > 0)
 		fputc(',', j->f);
 	if (key != NULL) {
-		put_string(j->f, key);
+		json_put_string(j->f, key);
 		fputc(':', j->f);
 	}
 }
@@ -129,7 +129,7 @@ json_str(struct json *j, const char *key, const char *val)
 	if (val == NULL)
 		fputs("null", j->f);
 	else
-		put_string(j->f, val);
+		json_put_string(j->f, val);
 }
 
 void

@@ -386,8 +386,8 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 	size_t nmine = 0;
 	long long deadline;
 	struct devlock *lock = NULL;
-	const char *user, *pwfile;
-	char *password = NULL;
+	const char *user, *pwfile, *sealed = NULL;
+	char *password = NULL, *cuser = NULL;
 	int r, tls = 0, changed = 0, ret = AMTCA_E_INTERNAL;
 
 	memset(res, 0, sizeof(*res));
@@ -442,7 +442,23 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		/* The operator's credential, else the one the record names. */
 		user = o->user != NULL ? o->user : d->user;
 		pwfile = o->password_file != NULL ? o->password_file : d->cred_ref;
-		if (user == NULL || *user == '\0' || pwfile == NULL ||
+		/* A record naming a sealed credential: the signer opens it
+		 * (only while the device has work pending), never a file. */
+		if (o->password_file == NULL && pwfile != NULL &&
+		    strncmp(pwfile, STORE_CRED_REF_PREFIX,
+		    strlen(STORE_CRED_REF_PREFIX)) == 0) {
+			sealed = pwfile + strlen(STORE_CRED_REF_PREFIX);
+			if ((r = sgn_cred_get(c->sgn, sealed, fq, &cuser,
+			    &password)) != 0) {
+				ret = amtca_fail(r, "retire %s: the device uses "
+				    "sealed credential %s, which the signer does "
+				    "not open for it now (%s); give --user and "
+				    "--password-file", fq, sealed,
+				    errcopy(r, why, sizeof(why)));
+				goto out;
+			}
+			user = cuser;
+		} else if (user == NULL || *user == '\0' || pwfile == NULL ||
 		    *pwfile == '\0') {
 			ret = amtca_fail(AMTCA_E_USAGE, "retire %s: the record names "
 			    "no AMT credential; give --user and --password-file",
@@ -455,7 +471,8 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		ao.tls_port = o->tls_port != 0 ? o->tls_port : d->tls_port;
 		ao.ca_file = c->chain_path;
 		ao.user = user;
-		if ((r = amtca_secret_read(pwfile, &password)) != 0) {
+		if (sealed == NULL &&
+		    (r = amtca_secret_read(pwfile, &password)) != 0) {
 			ret = r;
 			goto out;
 		}
@@ -545,6 +562,7 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 out:
 	amt_free(a);
 	amtca_secret_free(password);
+	free(cuser);
 	devlock_release(lock);
 	cred_rule_clear(&rule);
 	store_certs_free(mine, nmine);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ca/store.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/enroll.h"
@@ -364,6 +365,10 @@ parse_row(const struct rec *r, const int *at, const struct hosts_defaults *d,
 		return AMTCA_E_NOMEM;
 
 	v = r->f[at[COL_PWFILE]];
+	if (strncmp(v, STORE_CRED_REF_PREFIX, strlen(STORE_CRED_REF_PREFIX)) == 0)
+		return amtca_fail(AMTCA_E_USAGE, "hosts file line %u: %.80s is a "
+		    "sealed credential, which only amtca serve's jobs use; amtca "
+		    "fleet needs a password file", r->line, v);
 	if (*v != '\0')
 		r2 = abs_path(v, base, &h->password_file);
 	else if (d->password_file != NULL && *d->password_file != '\0')

@@ -218,8 +218,9 @@ out:
 	return ret;
 }
 
-int
-hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out)
+CK_RV
+hsm_protection_get(struct hsm *h, CK_OBJECT_HANDLE o,
+    struct hsm_key_protection *out)
 {
 	CK_BBOOL v[6] = { 0 };
 	CK_ATTRIBUTE a[] = {
@@ -230,6 +231,24 @@ hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out)
 		{ CKA_ALWAYS_SENSITIVE, &v[4], sizeof(v[4]) },
 		{ CKA_NEVER_EXTRACTABLE, &v[5], sizeof(v[5]) },
 	};
+	CK_RV rv;
+
+	memset(out, 0, sizeof(*out));
+	rv = h->p11->C_GetAttributeValue(h->admin, o, a, sizeof(a) / sizeof(a[0]));
+	if (rv != CKR_OK)
+		return rv;
+	out->token = v[0] == CK_TRUE;
+	out->is_private = v[1] == CK_TRUE;
+	out->sensitive = v[2] == CK_TRUE;
+	out->extractable = v[3] == CK_TRUE;
+	out->always_sensitive = v[4] == CK_TRUE;
+	out->never_extractable = v[5] == CK_TRUE;
+	return CKR_OK;
+}
+
+int
+hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out)
+{
 	struct hsm *h;
 	CK_RV rv;
 
@@ -238,18 +257,11 @@ hsm_key_protection(struct hsm_key *k, struct hsm_key_protection *out)
 		return amtca_fail(AMTCA_E_HSM_KEY, "key was removed from the token");
 	h = k->h;
 	pthread_mutex_lock(&h->admin_lock);
-	rv = h->p11->C_GetAttributeValue(h->admin, k->priv, a,
-	    sizeof(a) / sizeof(a[0]));
+	rv = hsm_protection_get(h, k->priv, out);
 	pthread_mutex_unlock(&h->admin_lock);
 	if (rv != CKR_OK)
 		return hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read the attributes of "
 		    "key %s in token %s", k->label, h->token);
-	out->token = v[0] == CK_TRUE;
-	out->is_private = v[1] == CK_TRUE;
-	out->sensitive = v[2] == CK_TRUE;
-	out->extractable = v[3] == CK_TRUE;
-	out->always_sensitive = v[4] == CK_TRUE;
-	out->never_extractable = v[5] == CK_TRUE;
 	return 0;
 }
 

@@ -162,28 +162,11 @@ gen_secret(struct hsm *h, int mac, CK_OBJECT_HANDLE *out)
 static int
 protection(struct hsm *h, CK_OBJECT_HANDLE o, struct hsm_key_protection *out)
 {
-	CK_BBOOL v[6] = { 0 };
-	CK_ATTRIBUTE a[] = {
-		{ CKA_TOKEN, &v[0], sizeof(v[0]) },
-		{ CKA_PRIVATE, &v[1], sizeof(v[1]) },
-		{ CKA_SENSITIVE, &v[2], sizeof(v[2]) },
-		{ CKA_EXTRACTABLE, &v[3], sizeof(v[3]) },
-		{ CKA_ALWAYS_SENSITIVE, &v[4], sizeof(v[4]) },
-		{ CKA_NEVER_EXTRACTABLE, &v[5], sizeof(v[5]) },
-	};
 	CK_RV rv;
 
-	memset(out, 0, sizeof(*out));
-	rv = h->p11->C_GetAttributeValue(h->admin, o, a, sizeof(a) / sizeof(a[0]));
-	if (rv != CKR_OK)
+	if ((rv = hsm_protection_get(h, o, out)) != CKR_OK)
 		return hsm_p11_fail(AMTCA_E_HSM, rv, "cannot read the attributes "
 		    "of the credential key in token %s", h->token);
-	out->token = v[0] == CK_TRUE;
-	out->is_private = v[1] == CK_TRUE;
-	out->sensitive = v[2] == CK_TRUE;
-	out->extractable = v[3] == CK_TRUE;
-	out->always_sensitive = v[4] == CK_TRUE;
-	out->never_extractable = v[5] == CK_TRUE;
 	return 0;
 }
 

@@ -87,4 +87,13 @@ int hsm_find_objects(struct hsm *h, CK_OBJECT_CLASS cls, const char *label,
 int hsm_key_build(struct hsm *h, const char *label, CK_OBJECT_HANDLE priv,
     CK_OBJECT_HANDLE pub, struct hsm_key **out) AMTCA_WUR;
 
+/*
+ * Provisioning side only (defined in admin.c, used by admin.c and aead.c;
+ * hsm.o never calls it): the six protection attributes of object o, read
+ * in the admin session (the caller holds admin_lock where it must).
+ */
+struct hsm_key_protection;
+CK_RV hsm_protection_get(struct hsm *h, CK_OBJECT_HANDLE o,
+    struct hsm_key_protection *out);
+
 #endif

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+
 #include "common/json.h"
 #include "common/util.h"
 
@@ -95,6 +98,86 @@ cli_help(const char *cmd, const char *synopsis, const char *options,
 		    " ARG" : "");
 	}
 	return EXIT_OK;
+}
+
+static int
+secret_file_option(const char *name)
+{
+	static const char *const suffix[] = {
+		"password-file", "pin-file", "secret-file",
+	};
+	size_t i, n = strlen(name), m;
+
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		m = strlen(suffix[i]);
+		if (n >= m && strcmp(name + n - m, suffix[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The secret-file option of opts that arg ("--xyz[=v]") abbreviates, if any. */
+static const char *
+abbreviated_secret_file(const char *arg, const struct option *opts)
+{
+	const struct option *o;
+	size_t n;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return NULL;
+	arg += 2;
+	n = strcspn(arg, "=");
+	if (n == 0)
+		return NULL;
+	for (o = opts; o->name != NULL; o++)
+		if (strlen(o->name) == n && strncmp(arg, o->name, n) == 0)
+			return NULL;	/* exactly some option */
+	for (o = opts; o->name != NULL; o++)
+		if (secret_file_option(o->name) && strlen(o->name) > n &&
+		    strncmp(arg, o->name, n) == 0)
+			return o->name;
+	return NULL;
+}
+
+int
+cli_getopt_long(int argc, char **argv, const char *shortopts,
+    const struct option *opts, int *longindex)
+{
+	const char *name;
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if ((name = abbreviated_secret_file(argv[i], opts)) != NULL) {
+			fprintf(stderr, "amtca %s: a secret is never taken on "
+			    "the command line: give --%s FILE\n", argv[0], name);
+			return '?';
+		}
+	}
+	return getopt_long(argc, argv, shortopts, opts, longindex);
+}
+
+int
+cli_der_to_pem(const unsigned char *der, size_t derlen, unsigned char **out,
+    size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int ret = AMTCA_E_NOMEM;
+
+	*out = NULL;
+	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
+	    (long)derlen) <= 0)
+		goto out;
+	n = BIO_get_mem_data(b, &p);
+	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	ret = 0;
+out:
+	BIO_free(b);
+	return ret;
 }
 
 int

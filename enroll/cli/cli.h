@@ -58,8 +58,26 @@ struct option;
 int cli_help(const char *cmd, const char *synopsis, const char *options,
     const struct option *opts);
 
+/*
+ * getopt_long(3) for every command.  getopt_long takes any unambiguous
+ * prefix of a long option, so "--password SECRET" would be read as
+ * --password-file and the secret then echoed as a missing file's name.
+ * A secret-file option of `opts` (a name ending in "password-file",
+ * "pin-file" or "secret-file") is therefore only accepted in full: an
+ * abbreviation of one (before "--") prints
+ * "amtca CMD: a secret is never taken on the command line: give --NAME FILE"
+ * on stderr, never the value, and returns '?', which the command treats
+ * as a usage error like any other bad option.
+ */
+int cli_getopt_long(int argc, char **argv, const char *shortopts,
+    const struct option *opts, int *longindex);
+
 /* A decimal integer in [lo, hi], nothing else; 0 or -1. */
 int cli_parse_long(const char *s, long lo, long hi, long *out);
+
+/* PEM armour around certificate DER, without re-parsing it; *out malloc'd. */
+int cli_der_to_pem(const unsigned char *der, size_t derlen,
+    unsigned char **out, size_t *len);
 
 /* RFC 3339 UTC ("2026-11-27T12:00:00Z"); "?" for 0. */
 void cli_fmt_time(time_t t, char *buf, size_t len);

@@ -137,7 +137,7 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	memset(&g, 0, sizeof(g));
 	memset(&rule, 0, sizeof(rule));
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': o.host = optarg; break;
 		case 'a': o.address = optarg; break;

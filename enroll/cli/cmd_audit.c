@@ -258,7 +258,7 @@ cmd_audit(const char *homedir, int argc, char **argv)
 	argc--;
 	argv++;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'o': outpath = optarg; break;
 		case 's':

@@ -36,7 +36,7 @@ cmd_backup(const char *homedir, int argc, char **argv)
 	int ch, r, json = 0;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'o': out = optarg; break;
 		case 'P': o.include_pin = 1; break;
@@ -105,7 +105,7 @@ cmd_restore(const char *homedir, int argc, char **argv)
 	int ch, r, json = 0;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': from = optarg; break;
 		case 'p': o.pin_file = optarg; break;

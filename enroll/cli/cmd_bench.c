@@ -282,7 +282,7 @@ cmd_bench(const char *homedir, int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
 			if (cli_parse_long(optarg, 1, 10000000, &v) != 0)

@@ -51,31 +51,6 @@ join(const char *dir, const char *name)
 	return p;
 }
 
-/* PEM armour around certificate DER, without re-parsing it. */
-static int
-der_to_pem(const unsigned char *der, size_t derlen, unsigned char **out,
-    size_t *len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-	int ret = AMTCA_E_NOMEM;
-
-	*out = NULL;
-	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
-	    (long)derlen) <= 0)
-		goto out;
-	n = BIO_get_mem_data(b, &p);
-	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
-		goto out;
-	memcpy(*out, p, (size_t)n);
-	*len = (size_t)n;
-	ret = 0;
-out:
-	BIO_free(b);
-	return ret;
-}
-
 static int
 pem_of(X509 *x, unsigned char **out, size_t *len)
 {
@@ -85,7 +60,7 @@ pem_of(X509 *x, unsigned char **out, size_t *len)
 	*out = NULL;
 	if ((n = i2d_X509(x, &der)) <= 0)
 		return amtca_fail_ssl(AMTCA_E_CERT, "cannot encode a certificate");
-	ret = der_to_pem(der, (size_t)n, out, len);
+	ret = cli_der_to_pem(der, (size_t)n, out, len);
 	OPENSSL_free(der);
 	return ret;
 }
@@ -436,7 +411,7 @@ cmd_init(const char *homedir, int argc, char **argv)
 	int wrote_files = 0;
 	struct stat sb;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': softhsm = 1; break;
 		case 'm': module = optarg; break;
@@ -919,7 +894,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	size_t derlen = 0;
 	char *user, *serial = NULL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': fqdn = optarg; break;
 		case 'c': csrpath = optarg; break;
@@ -975,7 +950,7 @@ cmd_issue(const char *homedir, int argc, char **argv)
 	 * failure to hand it out must say so, with the serial and the way to
 	 * get it again, or the user would retry and get a second certificate.
 	 */
-	if ((r = der_to_pem(der, derlen, &pem, &len)) != 0)
+	if ((r = cli_der_to_pem(der, derlen, &pem, &len)) != 0)
 		goto handout_failed;
 	if (outpath != NULL)
 		r = amtca_out_write(outpath, pem, len, 0644);
@@ -1103,7 +1078,7 @@ cmd_chain(const char *homedir, int argc, char **argv)
 	X509 *chain[2];
 	int ch, r, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': fmt = optarg; break;
 		case 'o': outpath = optarg; break;
@@ -1163,7 +1138,7 @@ cmd_list(const char *homedir, int argc, char **argv)
 	time_t now = time(NULL);
 	char na[32];
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'h':
@@ -1256,7 +1231,7 @@ cmd_show(const char *homedir, int argc, char **argv)
 	unsigned char *pem = NULL;
 	size_t plen = 0;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'p': pemonly = 1; break;
@@ -1362,7 +1337,7 @@ cmd_revoke(const char *homedir, int argc, char **argv)
 	int *was = NULL;
 	int ch, r = 0, json = 0, reason = 0, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			if ((reason = cred_reason_parse(optarg)) < 0)
@@ -1608,7 +1583,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	struct hsm_key *rk = NULL;
 	struct ca_signer rs;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			if (strcmp(optarg, "pem") == 0)
@@ -1718,7 +1693,7 @@ ca_import(const char *homedir, int argc, char **argv)
 	char *f_root = NULL, *f_inter = NULL, *f_chain = NULL, *f_pend = NULL;
 	char rfp[65], ifp[65], cn[256], detail[200];
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': certf = optarg; break;
 		case 'r': rootf = optarg; break;

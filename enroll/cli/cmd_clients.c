@@ -68,30 +68,6 @@ operator_name(char *buf, size_t len)
 	snprintf(buf, len, "%s@%s", u != NULL && *u != '\0' ? u : "cli", host);
 }
 
-static int
-der_pem(const unsigned char *der, size_t derlen, unsigned char **out,
-    size_t *len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-	int ret = AMTCA_E_NOMEM;
-
-	*out = NULL;
-	if (b == NULL || PEM_write_bio(b, PEM_STRING_X509, "", der,
-	    (long)derlen) <= 0)
-		goto out;
-	n = BIO_get_mem_data(b, &p);
-	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
-		goto out;
-	memcpy(*out, p, (size_t)n);
-	*len = (size_t)n;
-	ret = 0;
-out:
-	BIO_free(b);
-	return ret;
-}
-
 /* Is `fqdn` an AMT device's name (in the inventory, or bound)? */
 static int
 is_device_name(struct home *h, const char *fqdn, int *yes)
@@ -153,7 +129,7 @@ issue_client_cert(struct home *h, enum ca_profile profile, const char *name,
 		ret = r;
 		goto out;
 	}
-	if ((r = der_pem(der, derlen, &pem, &pemlen)) != 0 ||
+	if ((r = cli_der_to_pem(der, derlen, &pem, &pemlen)) != 0 ||
 	    (r = amtca_out_write(outpath, pem, pemlen, 0644)) != 0) {
 		char why[240];
 
@@ -259,7 +235,7 @@ est_add(const char *homedir, int argc, char **argv)
 	int ch, r, json = 0, covered = 0, dev = 0, ret = EXIT_FAIL;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			if (nallow == AMTCA_CLIENT_ALLOW_MAX)
@@ -431,7 +407,7 @@ list(const char *homedir, const char *cmd, unsigned role, int argc,
 	int ch, r, json = 0;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'h':
@@ -504,7 +480,7 @@ disable_cmd(const char *homedir, const char *cmd, unsigned role, int argc,
 	int ch, json = 0, reason = with_reason ? CRL_UNSPECIFIED : CRL_CESSATION;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			if (!with_reason || (reason = cred_reason_parse(optarg)) < 0)
@@ -554,7 +530,7 @@ admin_add(const char *homedir, int argc, char **argv)
 	int ch, r, json = 0, ret = EXIT_FAIL;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': csrpath = optarg; break;
 		case 'o': outpath = optarg; break;

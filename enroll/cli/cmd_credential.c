@@ -41,29 +41,6 @@ usage_err(const char *msg)
 	return cli_usage("credential", msg, syn);
 }
 
-/*
- * getopt_long takes any unambiguous prefix: "--password SECRET" would be
- * read as --password-file and the secret echoed as a missing file's name.
- * Only the full option name is accepted.
- */
-static int
-abbreviated_password_file(int argc, char **argv)
-{
-	static const char full[] = "password-file";
-	size_t n;
-	int i;
-
-	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (strncmp(argv[i], "--", 2) != 0)
-			continue;
-		n = strcspn(argv[i] + 2, "=");
-		if (n > 0 && n < sizeof(full) - 1 &&
-		    strncmp(argv[i] + 2, full, n) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 static int
 add(const char *homedir, int argc, char **argv)
 {
@@ -78,10 +55,7 @@ add(const char *homedir, int argc, char **argv)
 	struct sgn *s = NULL;
 	int ch, r, ret = EXIT_FAIL;
 
-	if (abbreviated_password_file(argc, argv))
-		return usage_err("a password is never taken on the command line: "
-		    "give --password-file FILE");
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'u': user = optarg; break;
 		case 'w': pwfile = optarg; break;
@@ -128,7 +102,7 @@ list(const char *homedir, int argc, char **argv)
 	char cr[32], up[32];
 	int ch, r, json = 0, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'h':
@@ -189,7 +163,7 @@ remove_cred(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	int ch, r, ret = EXIT_FAIL;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'h':
 			return cli_help("credential", syn, options, opts);

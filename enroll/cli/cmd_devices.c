@@ -71,7 +71,7 @@ retire(const char *homedir, int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'R': o.remove_from_device = 1; break;
 		case 'u': o.user = optarg; break;
@@ -185,7 +185,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 		return retire(homedir, argc - 1, argv + 1);
 	memset(&f, 0, sizeof(f));
 	f.expiring_days = -1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if (!device_state_valid(optarg))

@@ -137,7 +137,7 @@ cmd_doctor(const char *homedir, int argc, char **argv)
 	long n;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': o.host = optarg; break;
 		case 'a': o.address = optarg; break;

@@ -193,7 +193,7 @@ cmd_enroll(const char *homedir, int argc, char **argv)
 	memset(&res, 0, sizeof(res));
 	res.failed_step = -1;
 	o.renew_days = AMTCA_RENEW_WINDOW_DAYS;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': o.host = optarg; break;
 		case 'a': o.address = optarg; break;

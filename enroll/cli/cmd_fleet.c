@@ -206,7 +206,7 @@ cmd_fleet(const char *homedir, int argc, char **argv)
 	memset(&v, 0, sizeof(v));
 	fo.concurrency = AMTCA_FLEET_CONCURRENCY;
 	fo.renew_days = AMTCA_RENEW_WINDOW_DAYS;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': hosts_path = optarg; break;
 		case 'u': user = optarg; break;

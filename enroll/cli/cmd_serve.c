@@ -76,7 +76,7 @@ cmd_serve(const char *home, int argc, char **argv)
 	o.max_connections = AMTCA_SERVE_CONN_MAX;
 	o.timeout_s = AMTCA_SERVE_TIMEOUT_S;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': o.listen = optarg; break;
 		case 'n': o.name = optarg; break;

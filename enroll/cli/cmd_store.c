@@ -73,7 +73,7 @@ cmd_store(const char *homedir, int argc, char **argv)
 		return cli_usage("store", "unknown subcommand", store_synopsis);
 	argc--;
 	argv++;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'S': uri = optarg; break;
 		case 'h':

@@ -235,8 +235,9 @@ arg(const struct srv_req *rq, const char *key)
 	return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
-static int
-serial_valid(const char *s)
+/* The length of s when it is all hex digits, else 0. */
+static size_t
+hex_len(const char *s)
 {
 	size_t i;
 
@@ -244,7 +245,15 @@ serial_valid(const char *s)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
 		    (s[i] >= 'A' && s[i] <= 'F')))
 			return 0;
-	return i > 0 && i <= 64;
+	return i;
+}
+
+static int
+serial_valid(const char *s)
+{
+	size_t n = hex_len(s);
+
+	return n > 0 && n <= 64;
 }
 
 static void
@@ -363,13 +372,7 @@ static const char *const job_results[] = { "pending", "enrolled", "renewed",
 static int
 id_valid(const char *s)
 {
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-		    (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return i == 32;
+	return hex_len(s) == 32;
 }
 
 static json_t *

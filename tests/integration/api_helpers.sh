@@ -1,10 +1,14 @@
 # Helpers for t_api*.sh (sourced after lib.sh, enroll_helpers.sh and
 # fleet_helpers.sh).
-#   api_setup ADDR          a sealed credential "site" for $PW, an admin
+#   api_sims N BASE PATTERN [ARGS...]  a key pool and one amtsim for N
+#                           devices at BASE (start_sim; admin/$PW, latency
+#                           40 ms, commit delay 600 ms, then ARGS)
+#   api_setup ADDR          sets STATE_DB (the operational state's file);
+#                           a sealed credential "site" for $PW, an admin
 #                           client certificate ($T/admin.pem, .key) and an
 #                           EST client's ($T/estc.pem, .key); the service
-#                           will listen on ADDR:8443 (HTTPS) and ADDR:8080
-#                           (publication)
+#                           will listen on ADDR:8443 (HTTPS), ADDR:8080
+#                           (publication) and ADDR:9193 (status)
 #   serve_up [ARGS...]      start `amtca serve` (ARGS, default
 #                           --reconcile-every 0) and wait for "ready"; sets
 #                           SERVE_PID (registered for cleanup)
@@ -13,11 +17,24 @@
 #                           HTTP status
 #   api_job DEVS_JSON [CONC] POST a job; prints its id
 #   job_wait ID STATE [SECONDS]  poll GET /jobs/ID until its state is STATE
+#   job_finished ID         how many devices of job ID have a result
+#   job_wait_finished ID MIN  poll (60 s) until job_finished ID >= MIN
 #   devices_json PATTERN BASE FIRST N CRED  the "devices" array for a job
+
+api_sims() {
+	local n=$1 base=$2 pattern=$3
+	shift 3
+	sim_key_pool_fill $((n + 10))
+	start_sim "$T/sim.log" --devices "$n" --address-base "$base" \
+	    --fqdn-pattern "$pattern" --user admin --password-file "$PW" \
+	    --key-pool "$SIM_KEY_POOL" --latency-ms 40 --commit-delay-ms 600 "$@"
+}
 
 api_setup() {
 	API_ADDR=$1
 	API_NAME=api.example.test
+	STATE_DB=$HOME_CA/amtca.db
+	[ ! -f "$HOME_CA/state/state.db" ] || STATE_DB=$HOME_CA/state/state.db
 	"$AMTCA" --home "$HOME_CA" credential add site --user admin \
 	    --password-file "$PW" >"$T/cred.out" || fail "credential add failed"
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
@@ -35,16 +52,23 @@ api_setup() {
 }
 
 serve_up() {
-	local i
+	local i st=()
 	[ $# -gt 0 ] || set -- --reconcile-every 0
+	# The status listener on this test's own address too: its default,
+	# 127.0.0.1:9193, is shared by every test that runs serve.
+	case " $* " in *" --status-listen "*) ;; *) st=(--status-listen "$API_ADDR:9193") ;; esac
 	: >"$T/serve.out"
 	"$AMTCA" --home "$HOME_CA" serve --listen "$API_ADDR:8443" \
-	    --name "$API_NAME" --publish-listen "$API_ADDR:8080" \
+	    --name "$API_NAME" --publish-listen "$API_ADDR:8080" "${st[@]}" \
 	    "$@" >>"$T/serve.out" 2>>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill -KILL $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
 	for ((i = 0; i < 600; i++)); do
-		grep -q '^ready' "$T/serve.out" && return 0
+		if grep -q '^ready' "$T/serve.out"; then
+			[ ${#st[@]} = 0 ] || curl -fsS -o /dev/null "http://$API_ADDR:9193/metrics" ||
+			    fail "the status listener is not on $API_ADDR:9193"
+			return 0
+		fi
 		kill -0 "$SERVE_PID" 2>/dev/null ||
 		    fail "amtca serve exited: $(tail -n 5 "$T/serve.err")"
 		sleep 0.05
@@ -101,4 +125,18 @@ job_wait() {
 		sleep 0.25
 	done
 	fail "job $id not $want after $secs s: $(head -c 400 "$T/body")"
+}
+
+job_finished() {
+	api GET "/api/v1/jobs/$1" >/dev/null
+	python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]; print(c["enrolled"]+c["renewed"]+c["unchanged"]+c["failed"])' "$T/body"
+}
+
+job_wait_finished() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(job_finished "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
 }

@@ -64,7 +64,7 @@ s_client_ok() {
 	    -verify_return_error -verify_hostname "$2" \
 	    -CAfile "$HOME_CA/chain.pem" </dev/null 2>&1) ||
 	    fail "openssl s_client failed for $2: $(echo "$out" | tail -n 3)"
-	echo "$out" | grep -q 'Verify return code: 0 (ok)' ||
+	echo "$out" | qgrep 'Verify return code: 0 (ok)' ||
 	    fail "s_client: $(echo "$out" | grep 'Verify return code')"
 }
 

@@ -18,6 +18,11 @@ VG
 	chmod +x "$T/amtca-vg"
 	AMTCA="$T/amtca-vg"
 fi
+# qgrep ARGS...: `grep -q ARGS` for the end of a pipe.  grep -q exits at
+# the first match, the writer then dies of SIGPIPE and, under pipefail, the
+# pipe fails although it matched; qgrep reads all of its input.
+qgrep() { grep "$@" >/dev/null; }
+
 _cleanups=()
 _cleanup() {
 	local i

@@ -114,7 +114,7 @@ stop_sim
 sim_up "$T/sim1b.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22" \
     --state "$T/sim1.state"
 s_client_ok "$ADDR" "$FQDN"
-served_text "$ADDR" "$FQDN" | grep -q "ecdsa-with-SHA384" || fail "restored device serves another leaf"
+served_text "$ADDR" "$FQDN" | qgrep "ecdsa-with-SHA384" || fail "restored device serves another leaf"
 enroll "$ADDR" "$FQDN" >"$T/a2.out" 2>&1 || fail "re-run after restart failed: $(cat "$T/a2.out")"
 grep -q "already enrolled" "$T/a2.out" || fail "restored AMT 22 device not seen as enrolled: $(cat "$T/a2.out")"
 ok "an AMT 22 device restored from --state keeps its ECC-384 key and leaf"

@@ -28,8 +28,6 @@ serve_up
 jobs_count() {
 	sqlite3 "$1" "SELECT count(*) FROM jobs" 2>/dev/null || echo 0
 }
-STATE_DB=$HOME_CA/amtca.db
-[ -f "$HOME_CA/state/state.db" ] && STATE_DB=$HOME_CA/state/state.db
 
 # --- who may ask ----------------------------------------------------------
 jobs0=$(jobs_count "$STATE_DB")
@@ -169,15 +167,15 @@ st=$(api POST "/api/v1/certificates/$serial/revoke" -H 'Content-Type: applicatio
 [ "$(json_get "$T/body" revoke_reason)" = keyCompromise ] || fail "reason: $(cat "$T/body")"
 curl -sS --max-time 10 -o "$T/crl.der" "http://$API_ADDR:8080/crl" || fail "GET /crl failed"
 openssl crl -inform DER -in "$T/crl.der" -out "$T/crl.pem" || fail "/crl is not a DER CRL"
-openssl crl -in "$T/crl.pem" -noout -text | tr -d ' :' | grep -qi "SerialNumber$serial" ||
+openssl crl -in "$T/crl.pem" -noout -text | tr -d ' :' | qgrep -i "SerialNumber$serial" ||
     fail "/crl does not list $serial"
 "$AMTCA" --home "$HOME_CA" show "$serial" --pem >"$T/leaf.pem" || fail "amtca show $serial failed"
-openssl x509 -in "$T/leaf.pem" -noout -serial | grep -qi "=$serial$" ||
+openssl x509 -in "$T/leaf.pem" -noout -serial | qgrep -i "=$serial$" ||
     fail "the leaf fetched is not $serial"
 awk 'BEGIN{n=0} /BEGIN CERT/{n++} n==1' "$HOME_CA/chain.pem" >"$T/inter.pem"
 vout=$(openssl verify -crl_check -CAfile "$HOME_CA/root.pem" -untrusted "$T/inter.pem" \
     -CRLfile "$T/crl.pem" "$T/leaf.pem" 2>&1) && fail "openssl verify -crl_check accepted a revoked certificate: $vout"
-echo "$vout" | grep -q 'certificate revoked' || fail "verify failed for another reason: $vout"
+echo "$vout" | qgrep 'certificate revoked' || fail "verify failed for another reason: $vout"
 st=$(api GET /api/v1/devices/api003.example.test)
 [ "$(json_get "$T/body" state)" = compromised ] ||
     fail "the device of a keyCompromise-revoked bound leaf is not compromised: $(cat "$T/body")"

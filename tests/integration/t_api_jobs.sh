@@ -17,28 +17,14 @@ source "$(dirname "$0")/api_helpers.sh"
 
 ca_setup
 N=40
-sim_key_pool_fill $((N + 10))
-start_sim "$T/sim.log" --devices $N --address-base 127.0.92.1 \
-    --fqdn-pattern 'aj%03d.example.test' --user admin --password-file "$PW" \
-    --key-pool "$SIM_KEY_POOL" --latency-ms 40 --commit-delay-ms 600
+api_sims $N 127.0.92.1 'aj%03d.example.test'
 api_setup 127.0.92.254
 serve_up
-STATE_DB=$HOME_CA/amtca.db
-[ -f "$HOME_CA/state/state.db" ] && STATE_DB=$HOME_CA/state/state.db
-
-# finished ID: devices of job ID with a result other than pending.
-finished() {
-	api GET "/api/v1/jobs/$1" >/dev/null
-	python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]; print(c["enrolled"]+c["renewed"]+c["unchanged"]+c["failed"])' "$T/body"
-}
 
 # --- cancel ---------------------------------------------------------------
 id=$(api_job "$(devices_json 'aj%03d.example.test' 127.0.92.1 0 20 site)" 2)
-for i in $(seq 1 600); do
-	[ "$(finished "$id")" -ge 2 ] && break
-	sleep 0.1
-done
-[ "$(finished "$id")" -ge 2 ] || fail "the job did not get going: $(head -c 400 "$T/body")"
+job_wait_finished "$id" 2 || true
+[ "$(job_finished "$id")" -ge 2 ] || fail "the job did not get going: $(head -c 400 "$T/body")"
 st=$(api DELETE "/api/v1/jobs/$id")
 [ "$st" = 202 ] || [ "$st" = 200 ] || fail "DELETE: $st $(cat "$T/body")"
 t0=$(date +%s)
@@ -59,12 +45,12 @@ ok "the cancelled job: some devices enrolled, the rest pending or failed, none l
 
 # --- resume after SIGKILL --------------------------------------------------
 id2=$(api_job "$(devices_json 'aj%03d.example.test' 127.0.92.1 0 $N site)" 4)
-before=$(finished "$id2")
+before=$(job_finished "$id2")
 for i in $(seq 1 600); do
-	[ "$(finished "$id2")" -ge $((before + 4)) ] && break
+	[ "$(job_finished "$id2")" -ge $((before + 4)) ] && break
 	sleep 0.1
 done
-done1=$(finished "$id2")
+done1=$(job_finished "$id2")
 [ "$done1" -lt $N ] || fail "the job finished before it could be killed"
 kill -KILL "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null || true

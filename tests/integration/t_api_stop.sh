@@ -18,27 +18,14 @@ source "$(dirname "$0")/api_helpers.sh"
 
 ca_setup
 N=12
-sim_key_pool_fill $((N + 10))
-start_sim "$T/sim.log" --devices $((N + 1)) --address-base 127.0.93.1 \
-    --fqdn-pattern 'as%03d.example.test' --user admin --password-file "$PW" \
-    --key-pool "$SIM_KEY_POOL" --latency-ms 40 --commit-delay-ms 600
+api_sims $((N + 1)) 127.0.93.1 'as%03d.example.test'
 api_setup 127.0.93.254
 serve_up
-STATE_DB=$HOME_CA/amtca.db
-[ -f "$HOME_CA/state/state.db" ] && STATE_DB=$HOME_CA/state/state.db
-
-finished() {
-	api GET "/api/v1/jobs/$1" >/dev/null
-	python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]; print(c["enrolled"]+c["renewed"]+c["unchanged"]+c["failed"])' "$T/body"
-}
 
 # --- SIGTERM mid-job --------------------------------------------------------
 id=$(api_job "$(devices_json 'as%03d.example.test' 127.0.93.1 0 $N site)" 2)
-for i in $(seq 1 600); do
-	[ "$(finished "$id")" -ge 2 ] && break
-	sleep 0.1
-done
-done1=$(finished "$id")
+job_wait_finished "$id" 2 || true
+done1=$(job_finished "$id")
 [ "$done1" -lt $N ] || fail "the job finished before SIGTERM"
 t0=$(date +%s.%N)
 kill -TERM "$SERVE_PID"
@@ -143,6 +130,6 @@ for f in ass000 ass001; do
 	st=$(api GET "/api/v1/devices/$f.example.test")
 	[ "$(json_get "$T/body" state)" = failed ] ||
 	    fail "$f after the abort: $(cat "$T/body")"
-	json_get "$T/body" error | grep -q aborted || fail "$f: not aborted: $(cat "$T/body")"
+	json_get "$T/body" error | qgrep aborted || fail "$f: not aborted: $(cat "$T/body")"
 done
 ok "the aborted devices are recorded failed (reconcilable), the reason says aborted"

@@ -46,7 +46,7 @@ n=$(ca audit show --action cert.issue --json | python3 -c 'import json,sys; e=js
 [ "$n" = 1 ] || fail "show --action cert.issue listed $n entries"
 n=$(ca audit show --since 2099-01-01T00:00:00Z --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')
 [ "$n" = 0 ] || fail "show --since in the future listed $n entries"
-ca audit show | grep -q "cert.revoke" || fail "show (text) lacks cert.revoke"
+ca audit show | qgrep "cert.revoke" || fail "show (text) lacks cert.revoke"
 ok "show filters by --action and --since"
 
 # A repeated revocation changes nothing and appends nothing.

@@ -115,7 +115,7 @@ make_csr "$T/w.csr" ec:P-256
 openssl verify -CAfile "$T/root-orig.pem" -untrusted "$H/intermediate.pem" "$T/w.pem" >/dev/null ||
     fail "a certificate of the restored CA does not verify to the original root"
 "$AMTCA" --home "$H" crl --out "$T/c.pem" >/dev/null 2>"$T/c.err" || fail "crl in the restored home: $(cat "$T/c.err")"
-openssl crl -in "$T/c.pem" -noout -verify -CAfile "$H/intermediate.pem" 2>&1 | grep -q 'verify OK' ||
+openssl crl -in "$T/c.pem" -noout -verify -CAfile "$H/intermediate.pem" 2>&1 | qgrep 'verify OK' ||
     fail "the restored CA's CRL does not verify"
 "$AMTCA" --home "$H" audit verify >"$T/a.out" 2>&1 || fail "audit verify on the restored home: $(cat "$T/a.out")"
 "$AMTCA" --home "$H" audit show --json >"$T/a.json" || fail "audit show on the restored home"

@@ -18,13 +18,13 @@ ok "init refuses to overwrite an existing CA"
 
 # --- CA certificates ---------------------------------------------------
 openssl x509 -in "$H/root.pem" -noout -text >"$T/root.txt"
-grep -A1 'Basic Constraints: critical' "$T/root.txt" | grep -q 'CA:TRUE' || fail "root lacks critical CA:TRUE"
-grep -A1 'Key Usage: critical' "$T/root.txt" | grep -q 'Certificate Sign, CRL Sign' || fail "root keyUsage"
+grep -A1 'Basic Constraints: critical' "$T/root.txt" | qgrep 'CA:TRUE' || fail "root lacks critical CA:TRUE"
+grep -A1 'Key Usage: critical' "$T/root.txt" | qgrep 'Certificate Sign, CRL Sign' || fail "root keyUsage"
 grep -q 'Subject Key Identifier' "$T/root.txt" || fail "root lacks SKI"
 openssl x509 -in "$H/intermediate.pem" -noout -text >"$T/inter.txt"
-grep -A1 'Basic Constraints: critical' "$T/inter.txt" | grep -q 'CA:TRUE, pathlen:0' || fail "intermediate lacks pathlen 0"
-grep -A3 'Name Constraints: critical' "$T/inter.txt" | grep -q 'DNS:example.test' || fail "intermediate name constraints"
-grep -A3 'Name Constraints: critical' "$T/inter.txt" | grep -q 'DNS:amt.corp.test' || fail "intermediate name constraints (2nd)"
+grep -A1 'Basic Constraints: critical' "$T/inter.txt" | qgrep 'CA:TRUE, pathlen:0' || fail "intermediate lacks pathlen 0"
+grep -A3 'Name Constraints: critical' "$T/inter.txt" | qgrep 'DNS:example.test' || fail "intermediate name constraints"
+grep -A3 'Name Constraints: critical' "$T/inter.txt" | qgrep 'DNS:amt.corp.test' || fail "intermediate name constraints (2nd)"
 grep -q 'Authority Key Identifier' "$T/inter.txt" || fail "intermediate lacks AKI"
 openssl verify -x509_strict -CAfile "$H/root.pem" "$H/intermediate.pem" >/dev/null || fail "intermediate does not verify under root"
 ok "root and intermediate profiles"
@@ -58,9 +58,9 @@ openssl x509 -in "$T/leaf.pem" -noout -text >"$T/leaf.txt"
 grep -q 'Subject: .*CN = amt-01.example.test' "$T/leaf.txt" || fail "leaf CN is not the lowercased FQDN"
 grep -q 'evil' "$T/leaf.txt" && fail "a name from the CSR leaked into the certificate"
 grep -q 'DNS:amt-01.example.test, IP Address:192.0.2.10' "$T/leaf.txt" || fail "leaf SAN"
-grep -A1 'Extended Key Usage' "$T/leaf.txt" | grep -q 'TLS Web Server Authentication$' || fail "leaf EKU"
-grep -A1 'Key Usage: critical' "$T/leaf.txt" | grep -q 'Digital Signature, Key Encipherment' || fail "leaf KU"
-grep -A1 'Basic Constraints: critical' "$T/leaf.txt" | grep -q 'CA:FALSE' || fail "leaf CA:FALSE"
+grep -A1 'Extended Key Usage' "$T/leaf.txt" | qgrep 'TLS Web Server Authentication$' || fail "leaf EKU"
+grep -A1 'Key Usage: critical' "$T/leaf.txt" | qgrep 'Digital Signature, Key Encipherment' || fail "leaf KU"
+grep -A1 'Basic Constraints: critical' "$T/leaf.txt" | qgrep 'CA:FALSE' || fail "leaf CA:FALSE"
 grep -q 'sha256WithRSAEncryption' "$T/leaf.txt" || fail "leaf signature is not SHA-256"
 ok "RSA-2048 leaf verifies with openssl and certtool, profile as specified"
 
@@ -68,7 +68,7 @@ make_csr "$T/ec.csr" ec:P-256
 "$AMTCA" --home "$H" issue --fqdn ec.amt.corp.test --csr "$T/ec.csr" >"$T/ec.pem"
 openssl verify -x509_strict -purpose sslserver -verify_hostname ec.amt.corp.test \
 	-CAfile "$H/root.pem" -untrusted "$H/intermediate.pem" "$T/ec.pem" >/dev/null || fail "P-256 leaf"
-openssl x509 -in "$T/ec.pem" -noout -text | grep -A1 'Key Usage: critical' | grep -q 'Digital Signature$' ||
+openssl x509 -in "$T/ec.pem" -noout -text | grep -A1 'Key Usage: critical' | qgrep 'Digital Signature$' ||
 	fail "EC leaf must not carry keyEncipherment"
 ok "P-256 leaf issued to stdout and verifies"
 
@@ -105,8 +105,8 @@ ok "list/show report the recorded certificates"
 subjects=$(openssl crl2pkcs7 -nocrl -certfile "$T/chain.pem" | openssl pkcs7 -print_certs -noout | grep '^subject')
 first=$(echo "$subjects" | sed -n 1p)
 second=$(echo "$subjects" | sed -n 2p)
-echo "$first" | grep -q 'amtca Issuing CA' || fail "chain PEM does not start with the intermediate: $first"
-echo "$second" | grep -q 'amtca Root CA' || fail "chain PEM does not end with the root: $second"
+echo "$first" | qgrep 'amtca Issuing CA' || fail "chain PEM does not start with the intermediate: $first"
+echo "$second" | qgrep 'amtca Root CA' || fail "chain PEM does not end with the root: $second"
 [ "$(echo "$subjects" | wc -l)" = 2 ] || fail "chain PEM has other than 2 certificates"
 mkdir "$T/der"
 "$AMTCA" --home "$H" chain --format der --out "$T/der"
@@ -167,22 +167,22 @@ ok "wrong PIN and missing token: clear errors, no record, token still usable"
 # --- usage errors exit 2 ---------------------------------------------------------
 expect_fail 2 "required" "$AMTCA" --home "$H" issue --csr "$T/rsa.csr"
 expect_fail 2 "unknown command" "$AMTCA" frobnicate
-"$AMTCA" --help | grep -q 'enroll' || fail "--help does not list commands"
+"$AMTCA" --help | qgrep 'enroll' || fail "--help does not list commands"
 ok "usage errors exit 2"
 
 # --- revoke + CRL -------------------------------------------------------------------
 "$AMTCA" --home "$H" revoke "$serial" --reason superseded >/dev/null
-"$AMTCA" --home "$H" show "$serial" --json | grep -q '"status":"revoked"' || fail "revoked status not shown"
+"$AMTCA" --home "$H" show "$serial" --json | qgrep '"status":"revoked"' || fail "revoked status not shown"
 "$AMTCA" --home "$H" crl --out "$T/crl.pem"
-openssl crl -in "$T/crl.pem" -CAfile "$H/chain.pem" -noout 2>&1 | grep -q 'verify OK' || fail "CRL signature does not verify"
-openssl crl -in "$T/crl.pem" -noout -text | grep -q "$serial" || fail "CRL does not list the revoked serial"
+openssl crl -in "$T/crl.pem" -CAfile "$H/chain.pem" -noout 2>&1 | qgrep 'verify OK' || fail "CRL signature does not verify"
+openssl crl -in "$T/crl.pem" -noout -text | qgrep "$serial" || fail "CRL does not list the revoked serial"
 ok "revoke and CRL"
 
 # --- a second CA type: P-384 everywhere -> SHA-384 leaves -------------------------
 H2="$T/home384"
 new_ca "$H2" --key-type p384 --any-domain 2>/dev/null
 "$AMTCA" --home "$H2" issue --fqdn x.any.test --csr "$T/ec.csr" >"$T/p384leaf.pem"
-openssl x509 -in "$T/p384leaf.pem" -noout -text | grep -q 'ecdsa-with-SHA384' || fail "P-384 issuer must sign with SHA-384"
+openssl x509 -in "$T/p384leaf.pem" -noout -text | qgrep 'ecdsa-with-SHA384' || fail "P-384 issuer must sign with SHA-384"
 openssl verify -x509_strict -purpose sslserver -CAfile "$H2/root.pem" -untrusted "$H2/intermediate.pem" "$T/p384leaf.pem" >/dev/null ||
 	fail "P-384 chain does not verify"
 ok "P-384 CA signs leaves with SHA-384"

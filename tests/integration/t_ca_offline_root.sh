@@ -66,8 +66,8 @@ mv "$T/away" "$S/tokens/$rootdir"
 "$AMTCA" --home "$HOME_CA" crl --root --out "$T/root.crl" || fail "crl --root with the token back"
 openssl crl -in "$T/root.crl" -inform DER -CAfile "$HOME_CA/root.pem" -noout 2>"$T/v" ||
     fail "root CRL does not verify: $(cat "$T/v")"
-openssl crl -in "$T/root.crl" -inform DER -noout -issuer | grep -q "amtca Root CA" ||
+openssl crl -in "$T/root.crl" -inform DER -noout -issuer | qgrep "amtca Root CA" ||
     fail "root CRL issuer"
-"$AMTCA" --home "$HOME_CA" audit show --action ca.crl-root | grep -q ca.crl-root ||
+"$AMTCA" --home "$HOME_CA" audit show --action ca.crl-root | qgrep ca.crl-root ||
     fail "crl --root not audited"
 ok "with the root token back, crl --root makes a CRL the root certificate verifies"

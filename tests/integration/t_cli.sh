@@ -120,7 +120,7 @@ d = json.load(open(sys.argv[1]))
 assert d["format"] == "pem" and d["revoked"] == 1 and d["crl_number"], d
 open(sys.argv[2], "w").write(d["pem"] + "\n")
 EOF
-openssl crl -in "$T/crl.pem" -noout -text | grep -q "$serial_a" || fail "crl --json pem does not list the revoked serial"
+openssl crl -in "$T/crl.pem" -noout -text | qgrep "$serial_a" || fail "crl --json pem does not list the revoked serial"
 "$AMTCA" --home "$H" crl --format der --out "$T/crl.der" --json >"$T/c2.json" || fail "crl --format der --out --json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=="der" and d["pem"] is None and d["out"], d' "$T/c2.json" ||
 	fail "crl der --json: $(cat "$T/c2.json")"
@@ -169,7 +169,7 @@ grep -q "get it with: amtca --home $H show $serial_d --pem" "$T/err" || fail "no
 [ "$(cert_count "$H")" = $((before + 1)) ] || fail "the certificate is not recorded"
 "$AMTCA" --home "$H" show "$serial_d" --pem >"$T/d.pem" || fail "show --pem"
 [ "$(openssl x509 -in "$T/d.pem" -noout -serial | cut -d= -f2)" = "$serial_d" ] || fail "show --pem serial"
-openssl x509 -in "$T/d.pem" -noout -subject | grep -q 'CN *= *d.example.test' || fail "show --pem subject"
+openssl x509 -in "$T/d.pem" -noout -subject | qgrep 'CN *= *d.example.test' || fail "show --pem subject"
 [ "$(openssl x509 -in "$T/d.pem" -noout -pubkey)" = "$(openssl req -in "$T/a.csr" -noout -pubkey)" ] ||
 	fail "show --pem is not the certificate issued for the CSR"
 openssl verify -CAfile "$H/root.pem" -untrusted "$H/intermediate.pem" "$T/d.pem" >/dev/null ||
@@ -263,4 +263,49 @@ for line in open(sys.argv[1]):
 EOF
 done
 ok "man page synopses: no nested optional arguments"
+# --- secret-file options only in full -------------------------------------------
+# getopt_long takes any unambiguous prefix: "--password VALUE" would be read
+# as --password-file VALUE and the value echoed as a missing file's name.
+# Every command with a secret-file option refuses the abbreviation (exit 2)
+# and never prints the value.
+SECRET="s3cr3t-$RANDOM-value"
+nohome="$T/no-such-home"
+abbrev_refused() { # cmd...: each abbreviation form of --password-file
+	local form
+	for form in "--password $SECRET" "--pass $SECRET" "--password=$SECRET" "--pa=$SECRET"; do
+		# shellcheck disable=SC2086
+		expect_fail 2 'command line' "$AMTCA" --home "$nohome" "$@" $form
+		if grep -a -q -F -- "$SECRET" "$T/err" "$T/out"; then
+			fail "$* $form: the value was echoed: $(cat "$T/err")"
+		fi
+		grep -q -- '--password-file' "$T/err" || fail "$* $form: no hint of the full option"
+	done
+}
+abbrev_refused enroll --host amt1.example.test --user admin
+abbrev_refused fleet --hosts "$T/hosts"
+abbrev_refused doctor --host amt1.example.test --user admin
+abbrev_refused amt-info --host amt1.example.test --user admin
+abbrev_refused devices retire amt1.example.test
+abbrev_refused est-client add c1
+abbrev_refused credential add lab --user admin
+for form in "--pin $SECRET" "--pin=$SECRET" "--pi $SECRET"; do
+	# shellcheck disable=SC2086
+	expect_fail 2 'command line' "$AMTCA" --home "$nohome" init --domain example.test $form
+	if grep -a -q -F -- "$SECRET" "$T/err" "$T/out"; then fail "init $form echoed the PIN"; fi
+	grep -q -- '--pin-file' "$T/err" || fail "init $form: no hint of --pin-file"
+done
+# The full name is untouched: a missing file is still reported as such.
+expect_fail 1 "$T/missing" "$AMTCA" --home "$nohome" doctor --host amt1.example.test \
+    --user admin --password-file "$T/missing"
+ok "secret-file options (--password-file, --pin-file) are refused abbreviated, value never echoed"
+# --- test pipes end in qgrep, never grep -q -----------------------------------
+# Under pipefail, a writer piped into grep -q fails when grep exits at the first
+# match and the writer dies of SIGPIPE: `yes` always does.
+g=grep
+if (yes | $g -q y) 2>/dev/null; then fail "yes piped into grep -q succeeded: pipefail is not on"; fi
+seq 1 200000 | qgrep '^1$' || fail "qgrep failed on a long matching input"
+left=$(grep -rnE '\| *grep +-[a-zA-Z]*q' "$top/tests" "$top/scripts" --include='*.sh' |
+    grep -v '/scripts/deps.sh:' || true)
+[ -z "$left" ] || fail "pipes into grep -q under pipefail: $left"
+ok "no test or script pipe ends in grep -q (qgrep reads all its input)"
 echo "t_cli: all passed"

@@ -61,7 +61,7 @@ ok "est-client add --csr issues an EST certificate for its name and binds the re
 "$AMTCA" --home "$H" est-client remove gw.example.test >/dev/null
 j=$(clients est-client)
 [ "$(field "$j" gw.example.test state)" = removed ] || fail "not removed: $j"
-"$AMTCA" --home "$H" show "$serial" --json | grep -q '"status":"revoked"' || fail "removed client's certificate not revoked"
+"$AMTCA" --home "$H" show "$serial" --json | qgrep '"status":"revoked"' || fail "removed client's certificate not revoked"
 "$AMTCA" --home "$H" est-client remove est1 >/dev/null
 expect_fail 1 "already recorded" "$AMTCA" --home "$H" est-client add est1 --allow example.test --password-file "$T/pw"
 expect_fail 1 "no client" "$AMTCA" --home "$H" est-client remove nobody
@@ -74,20 +74,20 @@ openssl x509 -in "$T/alice.pem" -noout -text >"$T/alice.txt"
 grep -q 'Subject: .*CN = alice' "$T/alice.txt" || fail "admin CN"
 grep -q 'evil' "$T/alice.txt" && fail "a name from the CSR leaked into the admin certificate"
 grep -q 'Subject Alternative Name' "$T/alice.txt" && fail "a plain admin name got a SAN"
-grep -A1 'Extended Key Usage' "$T/alice.txt" | grep -q '^ *TLS Web Client Authentication$' || fail "admin EKU is not clientAuth only"
+grep -A1 'Extended Key Usage' "$T/alice.txt" | qgrep '^ *TLS Web Client Authentication$' || fail "admin EKU is not clientAuth only"
 grep -q 'Policy: 2.25.230505298089611763819222273082359297452' "$T/alice.txt" || fail "admin marker missing"
 openssl verify -x509_strict -purpose sslclient -CAfile "$H/root.pem" -untrusted "$H/intermediate.pem" "$T/alice.pem" >/dev/null || fail "admin cert does not verify as a TLS client"
 aserial=$(openssl x509 -in "$T/alice.pem" -noout -serial | cut -d= -f2)
 j=$(clients admin)
 [ "$(field "$j" alice serial)" = "$aserial" ] || fail "admin not bound: $j"
-"$AMTCA" --home "$H" show "$aserial" --json | grep -q '"requester":"[^"]*@' || fail "admin cert requester is not the operator"
+"$AMTCA" --home "$H" show "$aserial" --json | qgrep '"requester":"[^"]*@' || fail "admin cert requester is not the operator"
 [ "$(clients est-client | grep -c alice || true)" = 0 ] || fail "admin listed as EST client"
 ok "admin add issues clientAuth + the admin marker, bound and recorded"
 
 expect_fail 1 "already recorded" "$AMTCA" --home "$H" admin add alice --csr "$T/a.csr" --out "$T/x.pem"
 expect_fail 1 "client name" "$AMTCA" --home "$H" admin add 'bad name' --csr "$T/a.csr" --out "$T/x.pem"
 "$AMTCA" --home "$H" admin revoke alice --reason keyCompromise >/dev/null
-"$AMTCA" --home "$H" show "$aserial" --json | grep -q '"reason":"keyCompromise"' || fail "admin revoke did not revoke"
+"$AMTCA" --home "$H" show "$aserial" --json | qgrep '"reason":"keyCompromise"' || fail "admin revoke did not revoke"
 [ "$(field "$(clients admin)" alice state)" = removed ] || fail "admin revoke did not disable"
 expect_fail 1 "not an admin" "$AMTCA" --home "$H" admin revoke est1
 ok "admin revoke revokes the certificate and disables the record"

@@ -30,7 +30,7 @@ start_sim "$T/sim.log" --devices 2 --address-base "$BASE.1" \
 pid=$!
 # Wait until it talks to the device: well past start-up, password in use.
 for i in $(seq 1 200); do
-	ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'socket:' && break
+	ls -l "/proc/$pid/fd" 2>/dev/null | qgrep 'socket:' && break
 	kill -0 "$pid" 2>/dev/null || fail "enroll ended early: $(cat "$T/e0.err")"
 	sleep 0.05
 done

@@ -62,9 +62,9 @@ rc=0
     --user admin --password-file "$PW" >"$T/da.out" 2>"$T/da.err" || rc=$?
 [ "$rc" = 1 ] || fail "doctor exit $rc: $(cat "$T/da.out")"
 nothing_sent "doctor (TLS port closed)"
-verdict "TLS handshake" "$T/da.out" | grep -q "^FAIL .* — fix: " ||
+verdict "TLS handshake" "$T/da.out" | qgrep "^FAIL .* — fix: " ||
     fail "doctor does not FAIL the TLS handshake with a fix: $(cat "$T/da.out")"
-verdict "WS-MAN login" "$T/da.out" | grep -q "^FAIL .*credentials not sent over plain HTTP.* — fix: fix the TLS failure" ||
+verdict "WS-MAN login" "$T/da.out" | qgrep "^FAIL .*credentials not sent over plain HTTP.* — fix: fix the TLS failure" ||
     fail "doctor login line: $(verdict "WS-MAN login" "$T/da.out")"
 ok "(a) doctor: TLS FAIL with the fix, login not attempted over plain HTTP, nothing sent"
 
@@ -90,7 +90,7 @@ rc=0
     --user admin --password-file "$PW" >"$T/db.out" 2>"$T/db.err" || rc=$?
 [ "$rc" = 1 ] || fail "doctor exit $rc: $(cat "$T/db.out")"
 nothing_sent "doctor (hand-issued leaf on TLS)"
-verdict "WS-MAN login" "$T/db.out" | grep -q "^FAIL .*credentials not sent.*records issued.* — fix: " ||
+verdict "WS-MAN login" "$T/db.out" | qgrep "^FAIL .*credentials not sent.*records issued.* — fix: " ||
     fail "doctor login line: $(verdict "WS-MAN login" "$T/db.out")"
 ok "(b) doctor: the hand-issued leaf verifies but is not the device's: login FAIL, nothing sent"
 

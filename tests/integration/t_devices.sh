@@ -109,6 +109,17 @@ expect_fail 1 "password-file" dev retire "$F1" --remove-from-device
 expect_fail 2 "go together" dev retire "$F1" --remove-from-device --user admin
 ok "retire without removal, twice; unknown devices and missing credentials refused"
 
+# A record naming a sealed credential (cred_ref "credential:NAME", as the
+# API's jobs set it) is never opened as a password file: the signer is asked,
+# and it does not open a credential for a device without work pending.
+state_db="$HOME_CA/state/state.db"
+[ -f "$state_db" ] || state_db="$HOME_CA/amtca.db"
+sqlite3 "$state_db" "UPDATE devices SET cred_ref='credential:lab', amt_user='admin' WHERE fqdn='$F1'"
+expect_fail 1 "sealed credential lab" dev retire "$F1" --remove-from-device
+if grep -q "cannot open" "$T/err"; then fail "credential:lab was opened as a file: $(cat "$T/err")"; fi
+sqlite3 "$state_db" "UPDATE devices SET cred_ref=NULL WHERE fqdn='$F1'"
+ok "retire of a device with a sealed credential asks the signer, never opens a file of that name"
+
 # Retired in the records, TLS still on (as an interrupted retire leaves
 # it): retire --remove-from-device finishes over TLS pinned to the revoked
 # leaf, and only retire may talk to the device.

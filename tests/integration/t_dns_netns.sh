@@ -25,7 +25,7 @@ cat >"/etc/netns/$NS/hosts" <<HOSTS
 HOSTS
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns ip link set lo up
-in_ns getent hosts pc5.example.test | grep -q '^127.0.0.5 ' || fail "namespace hosts file not in effect"
+in_ns getent hosts pc5.example.test | qgrep '^127.0.0.5 ' || fail "namespace hosts file not in effect"
 
 H="$T/home"
 new_ca "$H" --domain example.test
@@ -80,7 +80,7 @@ rc=0
 in_ns "$AMTCA" --home "$H" doctor --host moved.example.test --address 127.0.0.8 \
 	--user admin --password-file "$T/pw" >"$T/doc2.out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "doctor with stale DNS exited $rc"
-grep -E '^FAIL *DNS' "$T/doc2.out" | grep -q '127.0.0.7' ||
+grep -E '^FAIL *DNS' "$T/doc2.out" | qgrep '127.0.0.7' ||
 	fail "doctor does not report the DNS mismatch: $(cat "$T/doc2.out")"
 ok "stale DNS: pre-flight and doctor name the mismatch, nothing issued"
 echo "t_dns_netns: all passed"

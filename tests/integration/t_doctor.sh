@@ -44,7 +44,7 @@ want OK "port 16992" "$T/d0.out"
 want OK "chain.pem" "$T/d0.out"
 want SKIP "WS-MAN login" "$T/d0.out"
 want FAIL "redirection TLS" "$T/d0.out"
-line "redirection TLS" "$T/d0.out" | grep -q "16995" || fail "redirection line lacks the port"
+line "redirection TLS" "$T/d0.out" | qgrep "16995" || fail "redirection line lacks the port"
 grep -q '^amtca: doctor: ' "$T/d0.err" || fail "no one-line summary on stderr: $(cat "$T/d0.err")"
 ok "before enrollment: 16993 and TLS FAIL with fixes, chain.pem OK"
 
@@ -52,7 +52,7 @@ ok "before enrollment: 16993 and TLS FAIL with fixes, chain.pem OK"
 rc=0
 doctor --host amt-d9.example.test --address "$ADDR" --user admin --password-file "$PW" >"$T/dm.out" 2>&1 || rc=$?
 want FAIL "AMT identity" "$T/dm.out"
-line "AMT identity" "$T/dm.out" | grep -q "'amt-d1.example.test', not amt-d9.example.test" ||
+line "AMT identity" "$T/dm.out" | qgrep "'amt-d1.example.test', not amt-d9.example.test" ||
     fail "identity line does not say what AMT reports: $(line "AMT identity" "$T/dm.out")"
 want OK "WS-MAN login" "$T/dm.out"
 ok "FQDN mismatch (plain device): FAIL AMT identity, says what AMT reports"
@@ -100,7 +100,7 @@ ok "unresolvable FQDN: FAIL DNS"
 rc=0
 doctor --host amt-d9.example.test --address "$ADDR" --user admin --password-file "$PW" >"$T/d2.out" 2>&1 || rc=$?
 want FAIL "TLS handshake" "$T/d2.out"
-line "TLS handshake" "$T/d2.out" | grep -q "hostname mismatch.*CN=amt-d1.example.test" ||
+line "TLS handshake" "$T/d2.out" | qgrep "hostname mismatch.*CN=amt-d1.example.test" ||
     fail "TLS line does not say the served name: $(line "TLS handshake" "$T/d2.out")"
 want FAIL "WS-MAN login" "$T/d2.out"
 ok "FQDN mismatch (enrolled device): FAIL TLS handshake naming the served certificate"
@@ -131,6 +131,6 @@ sim_up "$T/sim2.log" 127.0.15.2 amt-d2.example.test --commit-delay-ms 100 \
 enroll 127.0.15.2 amt-d2.example.test >/dev/null 2>&1 || true	# fails closed
 doctor --host amt-d2.example.test --address 127.0.15.2 >"$T/d5.out" 2>&1 || true
 want FAIL "TLS handshake" "$T/d5.out"
-line "TLS handshake" "$T/d5.out" | grep -q "served: subject CN=amt-d2.example.test" ||
+line "TLS handshake" "$T/d5.out" | qgrep "served: subject CN=amt-d2.example.test" ||
     fail "TLS line does not say what is served: $(line "TLS handshake" "$T/d5.out")"
 ok "foreign certificate on 16993: FAIL TLS handshake, says what is served"

@@ -106,7 +106,7 @@ openssl verify -x509_strict -purpose sslclient -CAfile "$HOME_CA/root.pem" \
     -untrusted "$HOME_CA/intermediate.pem" "$T/www.pem" >/dev/null || fail "EST certificate is not a TLS client certificate"
 [ "$(count)" = $((n0 + 1)) ] || fail "simpleenroll did not record one certificate"
 serial=$(openssl x509 -in "$T/www.pem" -noout -serial | cut -d= -f2)
-"$AMTCA" --home "$HOME_CA" show "$serial" --json | grep -q '"requester":"est1"' ||
+"$AMTCA" --home "$HOME_CA" show "$serial" --json | qgrep '"requester":"est1"' ||
     fail "the record does not name the EST client as requester"
 ok "simpleenroll with Basic: serverAuth+clientAuth for www.example.test, recorded with requester est1"
 
@@ -121,7 +121,7 @@ refused() { # WANT-STATUS WHAT OP CSR [curl args...]
 }
 refused 401 "no credentials" simpleenroll "$T/www.csr"
 "${C[@]}" -D - -o /dev/null -H 'Content-Type: application/pkcs10' --data-binary @"$T/body.b64" \
-    "$URL/simpleenroll" | grep -qi '^www-authenticate: Basic' || fail "401 without a Basic challenge"
+    "$URL/simpleenroll" | qgrep -i '^www-authenticate: Basic' || fail "401 without a Basic challenge"
 refused 401 "wrong password" simpleenroll "$T/www.csr" -u "est1:not-the-password"
 refused 401 "unknown client" simpleenroll "$T/www.csr" -u "nobody:$(cat "$T/pw")"
 make_csr "$T/other.csr" ec:prime256v1 host.badexample.test
@@ -165,7 +165,7 @@ n0=$(count)
 s=$(post simpleenroll "$T/web.csr" "$T/web.b64" "${CC[@]}")
 [ "$s" = 200 ] || fail "simpleenroll (certificate): HTTP $s $(cat "$T/web.b64")"
 p7_to_pem "$T/web.b64" "$T/web.pem"
-openssl x509 -in "$T/web.pem" -noout -ext subjectAltName | grep -q 'DNS:web.example.test' ||
+openssl x509 -in "$T/web.pem" -noout -ext subjectAltName | qgrep 'DNS:web.example.test' ||
     fail "certificate-authenticated simpleenroll: wrong name"
 [ "$(count)" = $((n0 + 1)) ] || fail "simpleenroll (certificate) did not record one certificate"
 refused 403 "a certificate client outside its allow list" simpleenroll "$T/www.csr" "${CC[@]}"
@@ -180,9 +180,9 @@ s=$(post simplereenroll "$T/gw.csr" "$T/gw2.b64" "${CC[@]}")
 p7_to_pem "$T/gw2.b64" "$T/gw2.pem"
 new=$(openssl x509 -in "$T/gw2.pem" -noout -serial | cut -d= -f2)
 [ "$new" != "$old" ] || fail "simplereenroll returned the same certificate"
-openssl x509 -in "$T/gw2.pem" -noout -ext subjectAltName | grep -q 'DNS:gw.example.test' ||
+openssl x509 -in "$T/gw2.pem" -noout -ext subjectAltName | qgrep 'DNS:gw.example.test' ||
     fail "simplereenroll changed the names"
-"$AMTCA" --home "$HOME_CA" est-client list --json | grep -q "\"serial\":\"$new\"" ||
+"$AMTCA" --home "$HOME_CA" est-client list --json | qgrep "\"serial\":\"$new\"" ||
     fail "the client is not bound to its renewed certificate"
 # The renewed certificate authenticates; the old one no longer does.
 s=$(post simpleenroll "$T/web.csr" "$T/web2.b64" --cert "$T/gw2.pem" --key "$T/gw.csr.key")

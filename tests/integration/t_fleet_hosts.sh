@@ -36,6 +36,13 @@ hosts_csv "$T/bad3.csv" 'fh%03d.example.test' 127.0.66.1 3
 echo "fh003.example.test,127.0.66.4,admin,$T/no-such-password" >>"$T/bad3.csv"
 expect_fail 1 "line 5" fleet --hosts "$T/bad3.csv"
 nothing_ran "unreadable password file"
+# "credential:NAME" (a record's sealed-credential reference) is not a file name.
+hosts_csv "$T/bad4.csv" 'fh%03d.example.test' 127.0.66.1 3
+echo "fh003.example.test,127.0.66.4,admin,credential:lab" >>"$T/bad4.csv"
+expect_fail 1 "sealed credential" fleet --hosts "$T/bad4.csv"
+grep -q "line 5" "$T/err" || fail "sealed credential: line not named: $(cat "$T/err")"
+if grep -q "cannot open" "$T/err"; then fail "credential:lab opened as a file: $(cat "$T/err")"; fi
+nothing_ran "sealed credential in password_file"
 ok "missing column, duplicate FQDN, unreadable password file: refused naming the line, nothing ran"
 
 # fh005 has its own (wrong) password in its row.
@@ -60,7 +67,7 @@ ok "progress bar on a terminal: done, failed, in flight, rate, ETA; summary list
     fail "fh005 is not auth_failed"
 [ "$(sqlite3 "$db" "SELECT cred_ref FROM devices WHERE fqdn = 'fh005.example.test'")" = "$T/wrong-pw" ] ||
     fail "the device record does not name its credential's file"
-sqlite3 "$db" "SELECT * FROM devices" | grep -q "not-the-password" && fail "the password is in the store"
+sqlite3 "$db" "SELECT * FROM devices" | qgrep "not-the-password" && fail "the password is in the store"
 rc=0
 fleet --hosts "$T/hosts.csv" --json >"$T/f2.json" 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || fail "second run exit $rc, want 1"

@@ -59,7 +59,7 @@ ca revoke "$SA" --reason keyCompromise >/dev/null
 [ "$(q "SELECT status FROM amtca.certificates WHERE serial = '$SA'")" = revoked ] ||
 	fail "revocation not in PostgreSQL"
 ca crl >"$T/crl.pem"
-openssl crl -in "$T/crl.pem" -noout -text | grep -qi "Serial Number: 0*${SA#0}" ||
+openssl crl -in "$T/crl.pem" -noout -text | qgrep -i "Serial Number: 0*${SA#0}" ||
 	fail "CRL lacks $SA"
 [ "$(q "SELECT count(*) FROM amtca.audit WHERE action IN ('cert.issue','cert.revoke') AND subject = '$SA'")" = 2 ] ||
 	fail "audit entries for issue and revoke missing: $(q "SELECT seq, action, subject FROM amtca.audit")"

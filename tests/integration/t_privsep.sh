@@ -15,15 +15,15 @@ ca_setup
 ADDR=127.0.141.1
 
 # The signer is internal: not among the commands, but it says what it is.
-"$AMTCA" --help | grep -qw signer && fail "amtca --help lists the internal signer command"
-"$AMTCA" signer --help | grep -q "^Internal" || fail "amtca signer --help does not say it is internal"
+"$AMTCA" --help | qgrep -w signer && fail "amtca --help lists the internal signer command"
+"$AMTCA" signer --help | qgrep "^Internal" || fail "amtca signer --help does not say it is internal"
 expect_fail 2 "internal" "$AMTCA" signer
 ok "amtca signer is hidden and says it is internal"
 
 # The front end under background job $1 (a subshell running a helper):
 # the amtca process among its descendants that is not the signer.
 kids() { cat /proc/"$1"/task/*/children 2>/dev/null; }
-is_signer() { tr '\0' ' ' </proc/"$1"/cmdline 2>/dev/null | grep -q '^amtca signer'; }
+is_signer() { tr '\0' ' ' </proc/"$1"/cmdline 2>/dev/null | qgrep '^amtca signer'; }
 frontend_of() {
 	local pid=$1 c i
 	for i in $(seq 1 200); do

@@ -105,12 +105,12 @@ for v in tls1_2 tls1_3; do
 	    fail "$v handshake does not verify: $(tail -5 "$T/$v.out")"
 	want=TLSv1.2
 	[ $v = tls1_3 ] && want=TLSv1.3
-	grep -q "Protocol *: *$want" "$T/$v.out" || grep -q "New, $want," "$T/$v.out" ||
+	grep -q "Protocol *: *$want" "$T/$v.out" || qgrep "New, $want," "$T/$v.out" ||
 	    fail "$v: not $want: $(grep -i protocol "$T/$v.out")"
 done
 grep -q 'Acceptable client certificate CA names' "$T/tls1_2.out" ||
     fail "no client certificate requested"
-grep -A3 'Acceptable client certificate CA names' "$T/tls1_2.out" | grep -q 'Issuing CA' ||
+grep -A3 'Acceptable client certificate CA names' "$T/tls1_2.out" | qgrep 'Issuing CA' ||
     fail "client certificates are not requested under our CA"
 # The client is willing (SECLEVEL=0): the refusal is the server's.
 openssl s_client -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -connect "$HTTPS" \
@@ -168,11 +168,11 @@ openssl verify -crl_check -CAfile "$T/vfy-a.pem" "$T/leaf.pem" >/dev/null 2>&1 |
 t0=$(date +%s%N)
 for ((i = 0; i < 100; i++)); do
 	"${CS[@]}" "https://$FQDN:8443/crl" -o "$T/crl-b.der"
-	openssl crl -inform DER -in "$T/crl-b.der" -noout -text | grep -q "Serial Number: $serial" && break
+	openssl crl -inform DER -in "$T/crl-b.der" -noout -text | qgrep "Serial Number: $serial" && break
 	sleep 0.1
 done
 lag=$((($(date +%s%N) - t0) / 1000000))
-openssl crl -inform DER -in "$T/crl-b.der" -noout -text | grep -q "Serial Number: $serial" ||
+openssl crl -inform DER -in "$T/crl-b.der" -noout -text | qgrep "Serial Number: $serial" ||
     fail "the revoked serial is not in /crl after 10 s"
 openssl crl -inform DER -in "$T/crl-b.der" -out "$T/crl-b.pem"
 cat "$T/chain.pem" "$T/crl-b.pem" >"$T/vfy-b.pem"
@@ -330,7 +330,7 @@ start_serve "$T/s2" --listen "$HTTPS" --name "$FQDN" --status-listen "unix:$T/st
     --user nobody --reconcile-every 0
 grep -q "event=service_cert fqdn=$FQDN reused=1" "$T/s2.err" || fail "service certificate not reused"
 [ "$(stat -c '%a %U' "$T/st.sock")" = "660 nobody" ] || fail "status socket: $(stat -c '%a %U' "$T/st.sock")"
-"${C[@]}" --unix-socket "$T/st.sock" http://x/metrics | grep -q '^amtca_devices{state="enrolled"} 3$' ||
+"${C[@]}" --unix-socket "$T/st.sock" http://x/metrics | qgrep '^amtca_devices{state="enrolled"} 3$' ||
     fail "metrics over the unix socket"
 now=$(openssl s_client -connect "$HTTPS" -servername "$FQDN" </dev/null 2>/dev/null | openssl x509 -noout -serial)
 [ -n "$old" ] && [ "$now" = "$old" ] || fail "restart serves $now, not the stored $old"

@@ -74,7 +74,7 @@ for job in $(jobs -p); do
 	[ "$job" = "$SIM_PID" ] && continue
 	wait "$job" || efail=$((efail + 1))
 done
-if [ "$efail" != 0 ] || cat "$T"/en-*.err | grep -q .; then
+if [ "$efail" != 0 ] || cat "$T"/en-*.err | qgrep .; then
 	fail "$efail of $D parallel enrollments failed (exit status), stderr: $(cat "$T"/en-*.err | sort | uniq -c | head -n 5)"
 fi
 n=$(cat "$T"/en-*.out | grep -c enrolled || true)

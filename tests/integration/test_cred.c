@@ -10,7 +10,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,46 +20,27 @@
 #include "ca/store.h"
 #include "common/util.h"
 #include "hsm/admin.h"
+#include "integration/helper_token.h"
 #include "signer/core.h"
 
 #define TOKEN_LABEL	"amtca-cred-test"
 #define PASSWORD	"Pa55-w0rd-nobody-should-see"
 
 struct st {
-	char dir[64];
-	char pin_path[128];
+	struct test_token tok;
 	char db[128];
-	char *module, *uri, *conf;
 };
 
 static struct st *S;
 
 static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 group_setup(void **state)
 {
 	static struct st st;
-	int r;
 
-	snprintf(st.dir, sizeof(st.dir), "/tmp/amtca-cred-XXXXXX");
-	if (mkdtemp(st.dir) == NULL)
+	if (test_token_create(&st.tok, "amtca-cred", TOKEN_LABEL) != 0)
 		return -1;
-	snprintf(st.pin_path, sizeof(st.pin_path), "%s/user.pin", st.dir);
-	snprintf(st.db, sizeof(st.db), "sqlite:%s/state.db", st.dir);
-	r = hsm_softhsm_create(st.dir, TOKEN_LABEL, st.pin_path, &st.module,
-	    &st.uri, &st.conf);
-	if (r != 0) {
-		fprintf(stderr, "hsm_softhsm_create: %s\n", amtca_errmsg(r));
-		return -1;
-	}
+	snprintf(st.db, sizeof(st.db), "sqlite:%s/state.db", st.tok.dir);
 	S = &st;
 	*state = &st;
 	return 0;
@@ -73,20 +53,17 @@ group_teardown(void **state)
 
 	if (st == NULL)
 		return 0;
-	free(st->module);
-	free(st->uri);
-	free(st->conf);
-	return nftw(st->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return test_token_destroy(&st->tok);
 }
 
 static struct hsm *
 open_ok(void)
 {
 	struct hsm_open_opts o = {
-		.module = S->module,
-		.token_uri = S->uri,
-		.pin_file = S->pin_path,
-		.softhsm_conf = S->conf,
+		.module = S->tok.module,
+		.token_uri = S->tok.uri,
+		.pin_file = S->tok.pin_path,
+		.softhsm_conf = S->tok.conf,
 	};
 	struct hsm *h = NULL;
 	int r;

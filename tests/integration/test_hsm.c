@@ -10,7 +10,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,46 +21,28 @@
 
 #include "common/util.h"
 #include "hsm/admin.h"
+#include "integration/helper_token.h"
 
 #define TOKEN_LABEL	"amtca-test"
 #define THREADS		4
 #define PER_THREAD	100
 
 struct st {
-	char dir[64];
-	char pin_path[128];
+	struct test_token tok;
 	char bad_pin_path[128];
-	char *module, *uri, *conf;
 };
 
 static struct st *S;
 
 static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 group_setup(void **state)
 {
 	static struct st st;
-	int r;
 
-	snprintf(st.dir, sizeof(st.dir), "/tmp/amtca-hsm-XXXXXX");
-	if (mkdtemp(st.dir) == NULL)
+	if (test_token_create(&st.tok, "amtca-hsm", TOKEN_LABEL) != 0)
 		return -1;
-	snprintf(st.pin_path, sizeof(st.pin_path), "%s/user.pin", st.dir);
-	snprintf(st.bad_pin_path, sizeof(st.bad_pin_path), "%s/bad.pin", st.dir);
-	r = hsm_softhsm_create(st.dir, TOKEN_LABEL, st.pin_path, &st.module,
-	    &st.uri, &st.conf);
-	if (r != 0) {
-		fprintf(stderr, "hsm_softhsm_create: %s\n", amtca_errmsg(r));
-		return -1;
-	}
+	snprintf(st.bad_pin_path, sizeof(st.bad_pin_path), "%s/bad.pin",
+	    st.tok.dir);
 	if (amtca_file_write(st.bad_pin_path, "0000\n", 5, 0600, 1) != 0)
 		return -1;
 	S = &st;
@@ -76,10 +57,7 @@ group_teardown(void **state)
 
 	if (st == NULL)
 		return 0;
-	free(st->module);
-	free(st->uri);
-	free(st->conf);
-	return nftw(st->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return test_token_destroy(&st->tok);
 }
 
 static int
@@ -90,7 +68,7 @@ try_open(const char *module, const char *uri, const char *pin_file,
 		.module = module,
 		.token_uri = uri,
 		.pin_file = pin_file,
-		.softhsm_conf = S->conf,
+		.softhsm_conf = S->tok.conf,
 	};
 
 	return hsm_open(&o, h);
@@ -102,7 +80,7 @@ open_ok(void)
 	struct hsm *h = NULL;
 	int r;
 
-	r = try_open(S->module, S->uri, S->pin_path, &h);
+	r = try_open(S->tok.module, S->tok.uri, S->tok.pin_path, &h);
 	if (r != 0)
 		fprintf(stderr, "hsm_open: %s\n", amtca_errmsg(r));
 	assert_int_equal(r, 0);
@@ -310,13 +288,13 @@ test_wrong_pin_is_hsm_pin_and_does_not_lock(void **state)
 
 	(void)state;
 	/* No other handle is open here, so the PIN really is checked. */
-	r = try_open(S->module, S->uri, S->bad_pin_path, &h);
+	r = try_open(S->tok.module, S->tok.uri, S->bad_pin_path, &h);
 	assert_int_equal(r, AMTCA_E_HSM_PIN);
 	assert_null(h);
 	msg = amtca_errmsg(r);
 	assert_non_null(strstr(msg, "wrong PIN"));
 	assert_null(strstr(msg, "0000"));
-	assert_int_equal(amtca_secret_read(S->pin_path, &pin), 0);
+	assert_int_equal(amtca_secret_read(S->tok.pin_path, &pin), 0);
 	assert_null(strstr(msg, pin));
 	amtca_secret_free(pin);
 	/* One failure must not lock the token: the right PIN still works. */
@@ -332,23 +310,23 @@ test_pin_source_in_uri(void **state)
 	int r;
 
 	(void)state;
-	snprintf(uri, sizeof(uri), "%s;pin-source=file:%s", S->uri, S->pin_path);
-	assert_int_equal(try_open(S->module, uri, NULL, &h), 0);
+	snprintf(uri, sizeof(uri), "%s;pin-source=file:%s", S->tok.uri, S->tok.pin_path);
+	assert_int_equal(try_open(S->tok.module, uri, NULL, &h), 0);
 	hsm_free(h);
 	h = NULL;
-	snprintf(uri, sizeof(uri), "%s?pin-source=file://%s", S->uri, S->pin_path);
-	assert_int_equal(try_open(S->module, uri, NULL, &h), 0);
+	snprintf(uri, sizeof(uri), "%s?pin-source=file://%s", S->tok.uri, S->tok.pin_path);
+	assert_int_equal(try_open(S->tok.module, uri, NULL, &h), 0);
 	hsm_free(h);
 	h = NULL;
-	snprintf(uri, sizeof(uri), "%s?pin-source=%s", S->uri, S->bad_pin_path);
-	assert_int_equal(try_open(S->module, uri, NULL, &h), AMTCA_E_HSM_PIN);
+	snprintf(uri, sizeof(uri), "%s?pin-source=%s", S->tok.uri, S->bad_pin_path);
+	assert_int_equal(try_open(S->tok.module, uri, NULL, &h), AMTCA_E_HSM_PIN);
 	/* A PIN inside the URI is refused before anything is tried. */
-	snprintf(uri, sizeof(uri), "%s?pin-value=1234", S->uri);
-	r = try_open(S->module, uri, NULL, &h);
+	snprintf(uri, sizeof(uri), "%s?pin-value=1234", S->tok.uri);
+	r = try_open(S->tok.module, uri, NULL, &h);
 	assert_int_equal(r, AMTCA_E_CONFIG);
 	assert_null(strstr(amtca_errmsg(r), "1234"));
 	/* No PIN at all. */
-	assert_int_equal(try_open(S->module, S->uri, NULL, &h), AMTCA_E_CONFIG);
+	assert_int_equal(try_open(S->tok.module, S->tok.uri, NULL, &h), AMTCA_E_CONFIG);
 	assert_null(h);
 }
 
@@ -358,13 +336,13 @@ test_missing_token_is_hsm_token(void **state)
 	struct hsm *h = NULL;
 
 	(void)state;
-	assert_int_equal(try_open(S->module, "pkcs11:token=no-such-token",
-	    S->pin_path, &h), AMTCA_E_HSM_TOKEN);
+	assert_int_equal(try_open(S->tok.module, "pkcs11:token=no-such-token",
+	    S->tok.pin_path, &h), AMTCA_E_HSM_TOKEN);
 	assert_null(h);
 	/* "pkcs11:" matches our token and SoftHSM's empty slot: ambiguous. */
-	assert_int_equal(try_open(S->module, "pkcs11:", S->pin_path, &h),
+	assert_int_equal(try_open(S->tok.module, "pkcs11:", S->tok.pin_path, &h),
 	    AMTCA_E_HSM_TOKEN);
-	assert_int_equal(try_open(S->module, "https://example", S->pin_path, &h),
+	assert_int_equal(try_open(S->tok.module, "https://example", S->tok.pin_path, &h),
 	    AMTCA_E_CONFIG);
 }
 
@@ -374,10 +352,10 @@ test_missing_module_is_hsm_module(void **state)
 	struct hsm *h = NULL;
 
 	(void)state;
-	assert_int_equal(try_open("/nonexistent/libnothing.so", S->uri,
-	    S->pin_path, &h), AMTCA_E_HSM_MODULE);
+	assert_int_equal(try_open("/nonexistent/libnothing.so", S->tok.uri,
+	    S->tok.pin_path, &h), AMTCA_E_HSM_MODULE);
 	assert_null(h);
-	assert_int_equal(try_open(NULL, S->uri, S->pin_path, &h),
+	assert_int_equal(try_open(NULL, S->tok.uri, S->tok.pin_path, &h),
 	    AMTCA_E_HSM_MODULE);
 }
 
@@ -439,8 +417,8 @@ test_softhsm_create_refuses_existing(void **state)
 	char *m = NULL, *u = NULL, *c = NULL, pin2[160];
 
 	(void)state;
-	snprintf(pin2, sizeof(pin2), "%s/second.pin", S->dir);
-	assert_int_equal(hsm_softhsm_create(S->dir, "again", pin2, &m, &u, &c),
+	snprintf(pin2, sizeof(pin2), "%s/second.pin", S->tok.dir);
+	assert_int_equal(hsm_softhsm_create(S->tok.dir, "again", pin2, &m, &u, &c),
 	    AMTCA_E_EXISTS);
 	assert_null(m);
 	assert_int_equal(access(pin2, F_OK), -1);
@@ -448,9 +426,9 @@ test_softhsm_create_refuses_existing(void **state)
 	{
 		struct stat sb;
 
-		assert_int_equal(stat(S->pin_path, &sb), 0);
+		assert_int_equal(stat(S->tok.pin_path, &sb), 0);
 		assert_int_equal(sb.st_mode & 0777, 0600);
-		assert_int_equal(stat(S->dir, &sb), 0);
+		assert_int_equal(stat(S->tok.dir, &sb), 0);
 		assert_int_equal(sb.st_mode & 0077, 0);
 	}
 }
@@ -487,13 +465,13 @@ test_pkcs11_tool_sees_sensitive_never_extractable(void **state)
 	(void)state;
 	if (access("/usr/bin/pkcs11-tool", X_OK) != 0)
 		skip();
-	assert_int_equal(amtca_secret_read(S->pin_path, &pin), 0);
+	assert_int_equal(amtca_secret_read(S->tok.pin_path, &pin), 0);
 	assert_int_equal(setenv("AMTCA_TEST_PIN", pin, 1), 0);
 	amtca_secret_free(pin);
-	assert_int_equal(setenv("SOFTHSM2_CONF", S->conf, 1), 0);
+	assert_int_equal(setenv("SOFTHSM2_CONF", S->tok.conf, 1), 0);
 	snprintf(cmd, sizeof(cmd), "pkcs11-tool --module '%s' --token-label '%s' "
 	    "--login --pin env:AMTCA_TEST_PIN --list-objects --type privkey 2>&1",
-	    S->module, TOKEN_LABEL);
+	    S->tok.module, TOKEN_LABEL);
 	assert_non_null(f = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (strncmp(line, "Private Key Object", 18) == 0)
