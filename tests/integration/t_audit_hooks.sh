@@ -62,7 +62,7 @@ ca credential remove lab >/dev/null 2>"$T/e" || fail "credential remove: $(cat "
 ca credential remove lab >/dev/null 2>&1 && fail "removing a removed credential succeeded"
 ca audit show --json >"$T/k.json"
 grep -qF "$(cat "$T/cpw")" "$T/k.json" && fail "the AMT password is in the trail"
-ca audit export | grep -qF "$(cat "$T/cpw")" && fail "the AMT password is in the export"
+ca audit export | qgrep -F "$(cat "$T/cpw")" && fail "the AMT password is in the export"
 python3 - "$T/k.json" "$ME" <<'PY' || fail "credential entries: $(cat "$T/k.json")"
 import json, sys
 es, me = json.load(open(sys.argv[1]))["entries"], sys.argv[2]
@@ -110,8 +110,8 @@ mid=$(ca audit show --json | python3 -c 'import json,sys; print(len(json.load(sy
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null || true
 end_min=$(( $(date +%s) / 60 ))
-echo "$codes" | tr ' ' '\n' | grep -qx 401 || fail "no 401 in the burst: $codes"
-echo "$codes" | tr ' ' '\n' | grep -qx 200 && fail "a bad password was accepted: $codes"
+echo "$codes" | tr ' ' '\n' | qgrep -x 401 || fail "no 401 in the burst: $codes"
+echo "$codes" | tr ' ' '\n' | qgrep -x 200 && fail "a bad password was accepted: $codes"
 ca audit show --json >"$T/s.json"
 python3 - "$T/s.json" "$before" "$mid" "$start_min" "$end_min" <<'PY' || fail "service entries: $(cat "$T/s.json")"
 import json, sys, collections
