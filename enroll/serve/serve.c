@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -544,8 +545,22 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && (n = strtoll(cl, NULL, 10)) > 0 &&
 		    (unsigned long long)n > q->cap) {
-			/* Refused before a byte of the body is read. */
+			const char *ex = MHD_lookup_connection_value(c,
+			    MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+
 			q->too_big = 1;
+			/*
+			 * A client that sends its body without waiting for
+			 * "100 Continue" would meet a closed connection (a
+			 * reset, not our 413) if we answered now: read and
+			 * drop what it sends, then answer, unless that is
+			 * more than we ever drop.
+			 */
+			if ((ex == NULL || strcasecmp(ex, "100-continue") != 0) &&
+			    (unsigned long long)n - q->cap <=
+			    AMTCA_SERVE_DISCARD_MAX)
+				return MHD_YES;
+			/* Refused before a byte of the body is read. */
 			q->started = 1;
 			peer_of(c, peer, sizeof(peer));
 			srv_error(&rs, 413, "request body larger than %zu bytes",
