@@ -486,6 +486,7 @@ test_audit_note(void **state)
 	assert_int_equal(sgn_proto_encode(&m, &f, &fl), 0);
 	sgn_proto_free(f, fl);
 	free(detail);
+	m.detail = "";
 	/* No action at all is not encoded. */
 	m.action = NULL;
 	assert_int_equal(sgn_proto_encode(&m, &f, &fl), AMTCA_E_IPC);
