@@ -47,10 +47,17 @@ amtca_errname(int code)
 	return err_names[index_of(code)];
 }
 
+/*
+ * Formatted into a scratch buffer first: callers may pass amtca_errmsg()
+ * (this very buffer) as an argument, to wrap an earlier detail.
+ */
 static void
 vset(int code, const char *fmt, va_list ap)
 {
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	char tmp[sizeof(detail)];
+
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	memcpy(detail, tmp, sizeof(detail));
 	detail_code = code;
 }
 
