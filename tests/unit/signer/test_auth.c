@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "ca/store.h"
 #include "signer/clients.h"
 #include "signer/core.h"
@@ -168,13 +169,9 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
-
 	sgn_core_auth_free(&f->c);
 	store_close(f->s);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		return -1;
+	amtca_rmtree(f->dir);
 	free(f);
 	return 0;
 }
