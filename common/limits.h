@@ -204,4 +204,7 @@
 #define AMTCA_SGN_START_MS      60000           /* the signer's HELLO */
 #define AMTCA_SGN_CRL_DAYS      7               /* CRLs the signer builds */
 
+/* Retired intermediates a home keeps in its chain after `ca rotate`. */
+#define AMTCA_RETIRED_MAX 8
+
 #endif

@@ -132,6 +132,11 @@ struct enroll_ctx {
 	const struct ca_policy *policy;	/* which FQDNs this CA may name */
 	X509 *root;			/* installed into AMT's store */
 	X509 *inter;			/* ditto; NULL when there is none */
+	X509 *const *retired;		/* earlier intermediates after `ca
+					   rotate`, still in their overlap
+					   (newest first): leaves under them
+					   are ours but not current */
+	size_t nretired;
 	const char *chain_path;		/* CA file for verifying AMT's TLS */
 };
 

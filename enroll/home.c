@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "common/limits.h"
@@ -382,6 +383,67 @@ load_cert(const char *dir, const char *name, X509 **out)
 		ret = amtca_fail_ssl(AMTCA_E_CONFIG, "%s is not a PEM certificate",
 		    path);
 out:
+	BIO_free(bio);
+	free(buf);
+	free(path);
+	return ret;
+}
+
+/*
+ * The retired intermediates (HOME_RETIRED_PEM, a PEM bundle, newest first):
+ * none when the file is absent; every certificate must parse, at most
+ * AMTCA_RETIRED_MAX.
+ */
+static int
+load_retired(const char *dir, X509 ***out, size_t *n)
+{
+	char *path = NULL;
+	unsigned char *buf = NULL;
+	size_t len, i;
+	BIO *bio = NULL;
+	X509 **v = NULL, *x;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	if ((path = home_path(dir, HOME_RETIRED_PEM)) == NULL)
+		return AMTCA_E_NOMEM;
+	if ((ret = amtca_file_read(path, AMTCA_CERT_FILE_MAX *
+	    AMTCA_RETIRED_MAX, &buf, &len)) == AMTCA_E_NOT_FOUND) {
+		amtca_err_clear();
+		ret = 0;
+		goto out;
+	} else if (ret != 0)
+		goto out;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (v = calloc(AMTCA_RETIRED_MAX, sizeof(*v))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL; i++) {
+		if (i == AMTCA_RETIRED_MAX) {
+			X509_free(x);
+			ret = amtca_fail(AMTCA_E_CONFIG, "%s holds more than %d "
+			    "certificates", path, AMTCA_RETIRED_MAX);
+			goto out;
+		}
+		v[i] = x;
+	}
+	ERR_clear_error();
+	if (i == 0) {
+		ret = amtca_fail(AMTCA_E_CONFIG, "%s holds no PEM certificate",
+		    path);
+		goto out;
+	}
+	*out = v;
+	*n = i;
+	v = NULL;
+	ret = 0;
+out:
+	if (v != NULL)
+		for (i = 0; i < AMTCA_RETIRED_MAX; i++)
+			X509_free(v[i]);
+	free(v);
 	BIO_free(bio);
 	free(buf);
 	free(path);
@@ -823,7 +885,8 @@ home_open(const char *dir, int flags, struct home **out)
 		}
 		if (!pending && ((r = load_cert(real, HOME_ROOT_PEM,
 		    &h->root)) != 0 || (r = load_cert(real, HOME_INTER_PEM,
-		    &h->inter)) != 0)) {
+		    &h->inter)) != 0 || (r = load_retired(real, &h->retired,
+		    &h->nretired)) != 0)) {
 			ret = r;
 			goto out;
 		}
@@ -902,6 +965,8 @@ home_open(const char *dir, int flags, struct home **out)
 	h->engine.policy = &h->policy;
 	h->engine.root = h->root;
 	h->engine.inter = h->inter;
+	h->engine.retired = h->retired;
+	h->engine.nretired = h->nretired;
 	h->engine.chain_path = h->chain_path;
 	*out = h;
 	h = NULL;
@@ -948,6 +1013,9 @@ home_free(struct home *h)
 	store_close(h->store);
 	X509_free(h->root);
 	X509_free(h->inter);
+	for (size_t i = 0; i < h->nretired; i++)
+		X509_free(h->retired[i]);
+	free(h->retired);
 	conf_clear(&h->conf);
 	free(h->chain_path);
 	free(h->dir);

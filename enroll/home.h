@@ -32,6 +32,10 @@
 #define HOME_ROOT_PEM  "root.pem"
 #define HOME_INTER_PEM "intermediate.pem"
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
+#define HOME_RETIRED_PEM "intermediate-retired.pem"	/* after `ca rotate`:
+					   the earlier intermediates still in
+					   their overlap, newest first (absent:
+					   none) */
 #define HOME_KEYS_DIR  "keys"
 #define HOME_STATE_DIR "state"
 #define HOME_CA_DB     "keys/ca.db"	/* the CA's records (signer only) */
@@ -105,7 +109,11 @@ struct home {
 	struct home_conf conf;
 	struct ca_policy policy;	/* views into conf */
 	X509 *root;
-	X509 *inter;
+	X509 *inter;			/* the current (issuing) intermediate */
+	X509 **retired;			/* earlier intermediates still in their
+					   overlap (HOME_RETIRED_PEM), newest
+					   first: they sign only their CRLs */
+	size_t nretired;
 	char *chain_path;		/* absolute path of chain.pem */
 	struct store *store;		/* HOME_STORE or HOME_SIGNER: the CA's
 					   records, keys/ca.db */
