@@ -470,6 +470,9 @@ device_retire(const struct enroll_ctx *c, const struct retire_opts *o,
 		ao.port = o->port != 0 ? o->port : d->port;
 		ao.tls_port = o->tls_port != 0 ? o->tls_port : d->tls_port;
 		ao.ca_file = c->chain_path;
+		/* Enroll's rule: the bound leaf's expiry alone is forgiven. */
+		ao.expired_ok_der = rule.bound_der;
+		ao.expired_ok_len = rule.bound_der_len;
 		ao.user = user;
 		if (sealed == NULL &&
 		    (r = amtca_secret_read(pwfile, &password)) != 0) {

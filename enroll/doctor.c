@@ -278,7 +278,10 @@ check_tls_handshake(struct doctor_state *st)
 		} else
 			add(st, DOCTOR_OK, DOCTOR_TLS_HANDSHAKE, NULL, "%s:%d chain "
 			    "verifies under %s, hostname %s matches (issuer "
-			    "%s)", addr, st->tls_port, st->chain, host, iss);
+			    "%s)%s", addr, st->tls_port, st->chain, host, iss,
+			    asn1_time(X509_get0_notAfter(st->leaf)) < time(NULL) ?
+			    "; its expiry alone is forgiven: it is, byte for "
+			    "byte, the leaf the records bound there" : "");
 		store_cert_free(sc);
 		amtca_err_clear();
 	} else {
@@ -655,6 +658,14 @@ doctor_run(struct home *h, const struct doctor_opts *o,
 	st.ao.legacy_tls = o->legacy_tls;
 	st.ao.user = o->user;
 	st.ao.password = st.password;
+	/*
+	 * The rule enroll uses: the recorded bound leaf's exact bytes have
+	 * only their expiry forgiven, so a device offline past its notAfter
+	 * is looked at over verified TLS (and validity_* say it expired);
+	 * any other expired leaf fails the handshake.
+	 */
+	st.ao.expired_ok_der = st.rule.bound_der;
+	st.ao.expired_ok_len = st.rule.bound_der_len;
 	for (i = 0; i < DOCTOR_NCHECKS && !st.stop; i++)
 		if (doctor_checks[i].run != NULL)
 			doctor_checks[i].run(&st);

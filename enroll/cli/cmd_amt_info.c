@@ -211,8 +211,13 @@ cmd_amt_info(const char *homedir, int argc, char **argv)
 		o.ca_file = chain;
 	}
 	if (o.tls) {
-		/* Verified leaf first; credentials only to one the rule allows,
-		 * and the session is pinned to it. */
+		/*
+		 * Verified leaf first; credentials only to one the rule allows,
+		 * and the session is pinned to it.  As in enroll, only the
+		 * recorded bound leaf's expiry is forgiven (its exact bytes).
+		 */
+		o.expired_ok_der = rule.bound_der;
+		o.expired_ok_len = rule.bound_der_len;
 		if ((r = amt_tls_fetch_leaf(&o, &served)) != 0 ||
 		    (r = cred_rule_tls(&rule, o.host, served, pin)) != 0) {
 			ret = cli_fail(r);

@@ -14,7 +14,10 @@
 #   (b) a fleet run renews the device: over TLS that verifies chain and
 #       hostname forgiving only that leaf's expiry, because it is byte-equal
 #       to the one the records bound there.  The new leaf verifies now, and
-#       the old one is revoked as superseded.
+#       the old one is revoked as superseded;
+#   (d) doctor and amt-info follow the same rule: they reach the device
+#       serving its expired bound leaf over TLS (doctor then FAILs the
+#       validity checks with a fix), and in (c) send nothing.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
@@ -102,6 +105,36 @@ openssl s_client -connect "$ADDR:16993" -servername "$FQDN" -verify_return_error
     fail "a normal verified handshake took the expired leaf: $(tail -n 3 "$T/sc.out")"
 ok "(a) the device serves its bound leaf, expired $(openssl x509 -in "$T/old.pem" -noout -enddate | cut -d= -f2); a verified handshake refuses it"
 
+# --- (d) doctor and amt-info follow enroll's expired-leaf rule ------------
+# The served leaf is the bound one, expired: TLS verifies chain and hostname
+# forgiving only its expiry, so doctor logs in over TLS and says it expired
+# (validity FAIL, with the fix), and amt-info reads the device over TLS.
+rc=0
+"$AMTCA" --home "$HOME_CA" doctor --host "$FQDN" --address "$ADDR" --user admin \
+    --password-file "$PW" --json >"$T/doc.json" 2>"$T/doc.err" || rc=$?
+[ "$rc" = 1 ] || fail "doctor on the expired device: exit $rc: $(cat "$T/doc.err")"
+python3 - "$T/doc.json" <<'PY' || fail "doctor does not use the expired-leaf rule: $(cat "$T/doc.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+res = {c["check"]: c for c in d["checks"]}
+assert res["TLS handshake"]["result"] == "ok", res["TLS handshake"]
+assert "expiry alone is forgiven" in res["TLS handshake"]["detail"], res["TLS handshake"]
+assert res["WS-MAN login"]["result"] == "ok", res["WS-MAN login"]
+assert res["AMT identity"]["result"] == "ok", res["AMT identity"]
+for k in ("certificate validity (our clock)", "certificate validity (AMT clock)"):
+    assert res[k]["result"] == "fail" and "expired" in res[k]["detail"] and res[k]["fix"], res[k]
+PY
+"$AMTCA" --home "$HOME_CA" amt-info --host "$FQDN" --address "$ADDR" --user admin \
+    --password-file "$PW" --json >"$T/ai.json" 2>"$T/ai.err" ||
+    fail "amt-info on the expired device failed: $(cat "$T/ai.err")"
+python3 - "$T/ai.json" "$OLD" <<'PY' || fail "amt-info did not read the device: $(head -c 600 "$T/ai.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+b = [c for c in d["certificates"] if c["bound"]]
+assert len(b) == 1 and b[0]["serial"].upper().lstrip("0") == sys.argv[2].upper().lstrip("0"), b
+PY
+ok "(d) doctor and amt-info reach the device over TLS that forgives only the bound leaf's expiry; doctor reports the expiry with a fix"
+
 # --- (c) an expired leaf that is not the bound one ------------------------
 # The records still bind the expired $OLD.  A fake AMT that records
 # Authorization headers, on a second address given for the same name,
@@ -139,9 +172,25 @@ fleet --hosts "$T/hosts2.csv" --renew-days 0 --json >"$T/f2.json" 2>"$T/f2.err" 
 [ "$(json_get "$T/f2.json" failed)" = 1 ] ||
     fail "fleet did not fail the device: $(head -c 800 "$T/f2.json") $(cat "$T/f2.err")"
 nothing_sent "fleet (expired hand-issued leaf)"
+rc=0
+"$AMTCA" --home "$HOME_CA" doctor --host "$FQDN" --address "$ADDR2" --user admin \
+    --password-file "$PW" --json >"$T/doc2.json" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "doctor against the non-bound expired leaf: exit $rc"
+python3 - "$T/doc2.json" <<'PY' || fail "doctor forgave a leaf that is not the bound one: $(cat "$T/doc2.json")"
+import json, sys
+res = {c["check"]: c for c in json.load(open(sys.argv[1]))["checks"]}
+assert res["TLS handshake"]["result"] == "fail" and "expired" in res["TLS handshake"]["detail"], res["TLS handshake"]
+assert res["WS-MAN login"]["result"] != "ok", res["WS-MAN login"]
+PY
+nothing_sent "doctor (expired hand-issued leaf)"
+rc=0
+"$AMTCA" --home "$HOME_CA" amt-info --host "$FQDN" --address "$ADDR2" --user admin \
+    --password-file "$PW" --json >/dev/null 2>"$T/ai2.err" || rc=$?
+[ "$rc" = 1 ] || fail "amt-info against the non-bound expired leaf: exit $rc"
+nothing_sent "amt-info (expired hand-issued leaf)"
 kill "$REC_PID" 2>/dev/null || true
 wait "$REC_PID" 2>/dev/null || true
-ok "(c) the records bind an expired leaf, and another expired leaf of this CA for the name is served: enroll and fleet fail closed, nothing sent"
+ok "(c) the records bind an expired leaf, and another expired leaf of this CA for the name is served: enroll, fleet, doctor and amt-info fail closed, nothing sent"
 
 printf 'fqdn,address,user,password_file\n%s,%s,,\n' "$FQDN" "$ADDR" >"$T/hosts.csv"
 fleet --hosts "$T/hosts.csv" --renew-days 0 --json >"$T/f1.json" 2>"$T/f1.err" ||
