@@ -254,6 +254,11 @@ leaf_good(struct enroll_pass *e, X509 *x, int window, const char **why)
 		goto out;
 	if (e->c->inter != NULL && sk_X509_push(untrusted, e->c->inter) <= 0)
 		goto out;
+	/* A leaf under a retired intermediate (ca rotate) verifies during
+	 * its overlap, as it does under chain.pem. */
+	for (size_t i = 0; i < e->c->nretired; i++)
+		if (sk_X509_push(untrusted, e->c->retired[i]) <= 0)
+			goto out;
 	if (X509_STORE_CTX_init(ctx, st, x, untrusted) != 1)
 		goto out;
 	vp = X509_STORE_CTX_get0_param(ctx);
@@ -312,18 +317,26 @@ revoked_in_store(struct enroll_pass *e, X509 *x)
 	return revoked;
 }
 
-/* Is `x` a non-CA certificate signed by our intermediate? */
+/*
+ * Is `x` a non-CA certificate signed by one of our intermediates, the
+ * current one or one retired by `ca rotate` (issuer.c)?  Recognising the
+ * bound leaf, and our old leaves for cleanup, takes either.
+ */
 static int
 issued_by_us(struct enroll_pass *e, X509 *x)
 {
-	EVP_PKEY *ipub;
+	return enroll_issuer(e->c, x) != ENROLL_ISSUER_NONE;
+}
 
-	if (x == NULL || e->c->inter == NULL || X509_check_ca(x) != 0)
-		return 0;
-	if (X509_check_issued(e->c->inter, x) != X509_V_OK)
-		return 0;
-	ipub = X509_get0_pubkey(e->c->inter);
-	return ipub != NULL && X509_verify(x, ipub) == 1;
+/*
+ * May `x` stay (or become) the device's leaf in this run?  When the run
+ * moves devices onto the current intermediate, only a leaf under it may.
+ */
+static int
+issuer_acceptable(struct enroll_pass *e, X509 *x)
+{
+	return !e->o->reissue_retired ||
+	    enroll_issuer(e->c, x) == ENROLL_ISSUER_CURRENT;
 }
 
 static const struct amt_key *
@@ -826,7 +839,8 @@ check_enrolled(struct enroll_pass *e, int *already)
 		ok = 0;
 	}
 	*already = e->replaced != NULL && bound_is_served && ok &&
-	    !e->o->force && leaf_good(e, e->served, 1, &why);
+	    !e->o->force && leaf_good(e, e->served, 1, &why) &&
+	    issuer_acceptable(e, e->served);
 	ret = 0;
 out:
 	amt_certs_free(c, nc);
@@ -1257,7 +1271,8 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		if (c[i].trusted_root || c[i].read_only ||
 		    (x = der_x509(c[i].der, c[i].der_len)) == NULL)
 			continue;
-		if (!issued_by_us(e, x) || !leaf_good(e, x, 1, &why) ||
+		if (!issued_by_us(e, x) || !issuer_acceptable(e, x) ||
+		    !leaf_good(e, x, 1, &why) ||
 		    !leaf_fits_profile(e, x) || revoked_in_store(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
@@ -1308,6 +1323,7 @@ find_reusable(struct enroll_pass *e, const struct amt_cert *c, size_t nc,
 		    (x = der_x509(sc[i].der, sc[i].der_len)) == NULL)
 			continue;
 		if (!leaf_good(e, x, 1, &why) || !leaf_fits_profile(e, x) ||
+		    !issuer_acceptable(e, x) ||
 		    key_for_pub(k, nk, X509_get0_pubkey(x)) == NULL ||
 		    (e->o->force && !newer_than_replaced(e, x))) {
 			X509_free(x);
@@ -1924,8 +1940,8 @@ step_cleanup(struct enroll_pass *e)
 	char *bound = NULL, detail[120];
 	const struct amt_cert *b;
 	X509 *bx = NULL, *x;
-	unsigned dc = 0, dk = 0;
-	int r, ret = AMTCA_E_INTERNAL;
+	unsigned dc = 0, dk = 0, dr = 0;
+	int r, k_ret, leaf_issuer, pass, ret = AMTCA_E_INTERNAL;
 
 	if ((r = amt_tls_context_get(e->amt, &bound)) != 0 ||
 	    (r = amt_certs_list(e->amt, &c, &nc)) != 0) {
@@ -1938,21 +1954,38 @@ step_cleanup(struct enroll_pass *e)
 		    "point at the verified certificate; not cleaning up");
 		goto out;
 	}
-	/* Certificates first: our unbound leaves (never CA certs, roots,
-	 * read-only ones, or anything not issued by our intermediate, except
-	 * the pinned leaf we replaced). */
+	/*
+	 * Certificates first: our unbound leaves (never CA certs, roots,
+	 * read-only ones, or anything not issued by our intermediates, except
+	 * the pinned leaf we replaced), and the retired intermediates (`ca
+	 * rotate`, matched by DER) the bound leaf is not under: AMT's store
+	 * is small.  Never the root or the current intermediate.  Leaves in
+	 * the first pass, intermediates in the second: a CA certificate is
+	 * never removed before the leaves under it.
+	 */
+	leaf_issuer = enroll_issuer(e->c, e->leaf);
+	for (pass = 0; pass < 2; pass++)
 	for (i = 0; i < nc; i++) {
 		if (&c[i] == b || c[i].trusted_root || c[i].read_only ||
 		    cert_by_der(&c[i], 1, e->root_der, (size_t)e->root_len) ||
 		    (e->inter_der && cert_by_der(&c[i], 1, e->inter_der,
 		    (size_t)e->inter_len)))
 			continue;
-		if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
+		k_ret = enroll_retired_match(e->c, c[i].der, c[i].der_len);
+		if ((k_ret >= 0) != (pass == 1))
 			continue;
-		/* ... and the foreign leaf the operator's pin let us replace. */
-		r = (issued_by_us(e, x) || (e->foreign_pin && e->served != NULL &&
-		    x509_eq(x, e->served))) && !x509_eq(x, e->leaf);
-		X509_free(x);
+		if (k_ret >= 0)
+			r = leaf_issuer != k_ret + 1;
+		else if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
+			continue;
+		else {
+			/* ... and the foreign leaf the operator's pin let us
+			 * replace. */
+			r = (issued_by_us(e, x) || (e->foreign_pin &&
+			    e->served != NULL && x509_eq(x, e->served))) &&
+			    !x509_eq(x, e->leaf);
+			X509_free(x);
+		}
 		if (!r)
 			continue;
 		if ((r = amt_cert_delete(e->amt, c[i].instance_id)) != 0) {
@@ -1961,10 +1994,12 @@ step_cleanup(struct enroll_pass *e)
 				    c[i].instance_id, amtca_errmsg(r));
 				continue;
 			}
-			ret = amt_err(e, r, "deleting an old certificate");
+			ret = amt_err(e, r, k_ret >= 0 ? "deleting a retired "
+			    "intermediate" : "deleting an old certificate");
 			goto out;
 		}
 		dc++;
+		dr += k_ret >= 0;
 	}
 	/* Then keys that no longer have a certificate (never the bound one). */
 	amt_certs_free(c, nc);
@@ -1992,11 +2027,14 @@ step_cleanup(struct enroll_pass *e)
 	}
 	e->res->removed_certs += dc;
 	e->res->removed_keys += dk;
+	e->res->removed_retired += dr;
 	if (e->res->removed_certs + e->res->removed_keys == 0)
 		snprintf(detail, sizeof(detail), "nothing to remove");
 	else
-		snprintf(detail, sizeof(detail), "removed %u certificate(s), "
-		    "%u key pair(s)", e->res->removed_certs, e->res->removed_keys);
+		snprintf(detail, sizeof(detail), "removed %u certificate(s)%s, "
+		    "%u key pair(s)", e->res->removed_certs,
+		    e->res->removed_retired ? " (retired intermediates among "
+		    "them)" : "", e->res->removed_keys);
 	step_done(e, ENROLL_CLEANUP, 0, detail);
 	ret = 0;
 out:

@@ -81,6 +81,12 @@ struct enroll_opts {
 	int accept_non_secure;		/* keep 16992 open after TLS is on */
 	int allow_fqdn_mismatch;
 	int renew_days;			/* renewal window */
+	int reissue_retired;		/* move the device onto the current
+					   intermediate: a bound leaf under a
+					   retired one (after `ca rotate`) is
+					   renewed even outside the window, and
+					   no leaf under a retired one is
+					   reused (see enroll_issuer) */
 	int legacy_tls;
 	long tls_wait_ms;		/* 0 = AMTCA_AMT_TLS_WAIT_MS */
 	/* Optional: a deadline (amtca_now_ms() clock; *abort_at_ms 0: none)
@@ -108,6 +114,8 @@ struct enroll_result {
 	int non_secure_open;		/* 16992 left open */
 	unsigned removed_certs;		/* cleanup counts */
 	unsigned removed_keys;
+	unsigned removed_retired;	/* ... of which retired intermediates
+					   (also in removed_certs) */
 	unsigned superseded;		/* other leaves of the device revoked
 					   (superseded) after the proof */
 	char *warning;			/* one line or NULL */
@@ -150,6 +158,30 @@ struct enroll_ctx {
  */
 int enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
     struct enroll_result *res) AMTCA_WUR;
+
+/* --- issuer.c: which of our intermediates issued a certificate -------- */
+
+enum { ENROLL_ISSUER_NONE = -1, ENROLL_ISSUER_CURRENT = 0 };
+
+/*
+ * Which of c's intermediates issued `x`, a non-CA certificate (checked by
+ * name and signature, not by validity): ENROLL_ISSUER_CURRENT (c->inter),
+ * i + 1 for c->retired[i], or ENROLL_ISSUER_NONE (not ours, or a CA
+ * certificate).  A leaf under a retired intermediate is ours; whether it
+ * is also current matters only where a device is to be moved.
+ */
+int enroll_issuer(const struct enroll_ctx *c, X509 *x);
+
+/* The index in c->retired of the certificate whose DER is `der`, or -1. */
+int enroll_retired_match(const struct enroll_ctx *c, const unsigned char *der,
+    size_t len);
+
+/*
+ * A CA certificate's key identifier as the records, CRL paths and
+ * sgn_crl() spell it: lowercase hex SHA-1 of its public key bits (41+
+ * bytes of `buf`).  0, or -1 (buf "").
+ */
+int enroll_keyid_hex(X509 *ca, char *buf, size_t len);
 
 /* --- credrule.c: where AMT credentials may go ------------------------- */
 
