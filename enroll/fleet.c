@@ -273,6 +273,7 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 	eo.user = h->user;
 	eo.tls_pin = h->has_pin ? h->tls_pin : NULL;
 	eo.renew_days = f->o->renew_days;
+	eo.reissue_retired = f->o->reissue_retired;
 	eo.tls_wait_ms = f->o->tls_wait_ms;
 	if (f->o->stop != NULL)
 		eo.abort_at_ms = &f->o->stop->abort_at_ms;
@@ -409,6 +410,9 @@ hosts_digest(const struct fleet_opts *o, char **out)
 	}
 	snprintf(buf, sizeof(buf), "renew=%d\n", o->renew_days);
 	EVP_DigestUpdate(md, buf, strlen(buf));
+	/* Only when set: jobs recorded before the option keep their digest. */
+	if (o->reissue_retired)
+		EVP_DigestUpdate(md, "reissue=1\n", 10);
 	for (i = 0; i < o->nhosts; i++) {
 		const struct fleet_host *h = &o->hosts[i];
 

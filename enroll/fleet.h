@@ -89,6 +89,10 @@ struct fleet_opts {
 	size_t nhosts;
 	unsigned concurrency;		/* 0: AMTCA_FLEET_CONCURRENCY */
 	int renew_days;			/* renewal window */
+	int reissue_retired;		/* enroll_opts.reissue_retired: move
+					   every device whose bound leaf is
+					   under a retired intermediate onto
+					   the current one ("renewed") */
 	int tries;			/* 0: AMTCA_FLEET_TRIES; per device */
 	long backoff_ms;		/* 0: AMTCA_FLEET_BACKOFF_MS; first
 					   retry's base delay, doubled each

@@ -23,7 +23,8 @@
 
 static const char syn[] =
     "--hosts FILE [--user USER --password-file FILE] [--concurrency N]\n"
-    "                   [--renew-days D] [--json]";
+    "                   [--renew-days D] [--reissue-older-than-intermediate]\n"
+    "                   [--json]";
 
 static int
 usage_err(const char *msg)
@@ -43,6 +44,9 @@ help(const struct option *opts)
 	    "  --password-file FILE   AMT password for rows that name none\n"
 	    "  --concurrency N        devices in flight (%d, at most %d)\n"
 	    "  --renew-days D         renew when fewer than D days remain (%d)\n"
+	    "  --reissue-older-than-intermediate\n"
+	    "                         re-issue, under the current intermediate,\n"
+	    "                         leaves under one `ca rotate` retired\n"
 	    "  --json                 one JSON document on stdout, also on failure\n"
 	    "  --help                 this text\n",
 	    AMTCA_FLEET_CONCURRENCY, AMTCA_FLEET_CONCURRENCY_MAX,
@@ -50,8 +54,11 @@ help(const struct option *opts)
 	cli_help("fleet", syn, options, opts);
 	printf("\nReconcile every device of the hosts file: enroll new ones, renew\n"
 	    "those inside the renewal window, re-enroll revoked ones, verify the\n"
-	    "rest over pinned TLS.  Rerunning after an interruption (even SIGKILL)\n"
-	    "continues the job.  Exit 0 only when every device ended healthy.\n");
+	    "rest over pinned TLS.  After `amtca ca rotate`, devices under the\n"
+	    "retired intermediate stay valid (unchanged) unless\n"
+	    "--reissue-older-than-intermediate moves them (renewed).  Rerunning\n"
+	    "after an interruption (even SIGKILL) continues the job.  Exit 0 only\n"
+	    "when every device ended healthy.\n");
 }
 
 /* The front end's view of the run, updated from the engine's callback. */
@@ -185,6 +192,7 @@ cmd_fleet(const char *homedir, int argc, char **argv)
 		{ "password-file", required_argument, NULL, 'w' },
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "renew-days", required_argument, NULL, 'r' },
+		{ "reissue-older-than-intermediate", no_argument, NULL, 'I' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -212,6 +220,7 @@ cmd_fleet(const char *homedir, int argc, char **argv)
 		case 'u': user = optarg; break;
 		case 'w': pwfile = optarg; break;
 		case 'j': json = 1; break;
+		case 'I': fo.reissue_retired = 1; break;
 		case 'c':
 			if (cli_parse_long(optarg, 1, AMTCA_FLEET_CONCURRENCY_MAX,
 			    &n) != 0)

@@ -419,6 +419,8 @@ job_json(struct store *st, const struct store_job *j, int with_devices)
 	    strncmp(j->hosts_digest, "reconcile:", 10) == 0 ? "reconcile" :
 	    j->hosts_digest != NULL && strncmp(j->hosts_digest, "api:", 4) == 0 ?
 	    "api" : "fleet"));
+	json_object_set_new(o, "reissue_older_than_intermediate", json_boolean(
+	    api_job_reissues(j->hosts_digest)));
 	json_object_set_new(o, "created_at", jtime(j->created_at));
 	json_object_set_new(o, "finished_at", jtime(j->finished_at));
 	json_object_set_new(o, "total", json_integer(j->total));
@@ -529,12 +531,14 @@ post_job(struct api_call *a)
 		reply_err(a->rs, r);
 		goto out;
 	}
-	if ((r = api_job_submit(a->s, jr.hosts, jr.n, jr.concurrency, &id)) != 0) {
+	if ((r = api_job_submit(a->s, jr.hosts, jr.n, jr.concurrency,
+	    jr.reissue, &id)) != 0) {
 		reply_err(a->rs, r);
 		goto out;
 	}
 	serve_log(a->s, "job_submit", "client=%s job=%s devices=%zu "
-	    "concurrency=%u", a->cl.name, id, jr.n, jr.concurrency);
+	    "concurrency=%u%s", a->cl.name, id, jr.n, jr.concurrency,
+	    jr.reissue ? " reissue=1" : "");
 	api_audit(a, "job.create", id, jr.n, jr.concurrency);
 	if ((doc = json_object()) == NULL ||
 	    asprintf(&loc, API_PREFIX "jobs/%s", id) == -1) {
@@ -545,6 +549,8 @@ post_job(struct api_call *a)
 	json_object_set_new(doc, "id", json_string(id));
 	json_object_set_new(doc, "devices", json_integer((json_int_t)jr.n));
 	json_object_set_new(doc, "concurrency", json_integer(jr.concurrency));
+	json_object_set_new(doc, "reissue_older_than_intermediate",
+	    json_boolean(jr.reissue));
 	reply(a->rs, 202, doc);
 	doc = NULL;
 	(void)!srv_header(a->rs, "Location", loc);

@@ -36,18 +36,25 @@ int api_ctype_is_json(const char *ctype);
  */
 int api_json_depth(const unsigned char *buf, size_t len, int max);
 
-/* A job as POSTed: {"devices":[{...}], "concurrency":N}. */
+/*
+ * A job as POSTed: {"devices":[{...}], "concurrency":N,
+ * "reissue_older_than_intermediate":BOOL}.
+ */
 struct api_job_req {
 	struct fleet_host *hosts;	/* credential set, password_file NULL */
 	size_t n;
 	unsigned concurrency;		/* clamped to AMTCA_API_CONCURRENCY_MAX */
+	int reissue;			/* move devices under a retired
+					   intermediate onto the current one
+					   (fleet_opts.reissue_retired) */
 };
 
 /*
  * Parse and check a POST /api/v1/jobs body: an object with "devices" (1 to
  * AMTCA_API_JOB_DEVICES_MAX objects with "fqdn" and "credential",
  * optional "address" (numeric IP), "port", "tls_port" (1-65535),
- * "tls_pin_sha256" (64 hex digits)) and an optional "concurrency" (>= 1).
+ * "tls_pin_sha256" (64 hex digits)), an optional "concurrency" (>= 1) and
+ * an optional boolean "reissue_older_than_intermediate" (false).
  * Unknown fields, wrong types, a duplicate FQDN, an FQDN outside `policy`
  * (NULL: syntax only), a credential name that is not 1 to
  * AMTCA_API_CRED_NAME_MAX of [A-Za-z0-9._-]: AMTCA_E_USAGE with a detail
@@ -69,11 +76,21 @@ int api_cred_name_valid(const char *s);
 /*
  * Store a job (state "running", every device "pending" in it, each
  * device's record naming its credential as cred_ref "credential:NAME")
- * and queue it.  *id is malloc'd.  AMTCA_E_RATE when AMTCA_API_QUEUE_MAX
+ * and queue it; `reissue`: the job moves devices onto the current
+ * intermediate (recorded with it, kept when it is resumed).  *id is
+ * malloc'd.  AMTCA_E_RATE when AMTCA_API_QUEUE_MAX
  * jobs wait already; AMTCA_E_USAGE once the service is stopping.
  */
 int api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
-    unsigned concurrency, char **id) AMTCA_WUR;
+    unsigned concurrency, int reissue, char **id) AMTCA_WUR;
+
+/*
+ * What a stored job's kind field (hosts_digest) says about how it runs:
+ * whether it moves devices onto the current intermediate (reconcile jobs
+ * always do; API jobs when they asked).  `amtca fleet` jobs record a hash
+ * only: 0.
+ */
+int api_job_reissues(const char *hosts_digest);
 
 /*
  * Cancel a job: one still waiting ends "cancelled" at once; the running

@@ -163,7 +163,24 @@ get_int(json_t *o, const char *key, long long lo, long long hi,
 	return 0;
 }
 
-static const char *const job_fields[] = { "devices", "concurrency", NULL };
+/* An optional boolean member: *out 0 when absent. */
+static int
+get_bool(json_t *o, const char *key, const char *where, int *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v))
+		return amtca_fail(AMTCA_E_USAGE, "%s: \"%s\" must be true or "
+		    "false", where, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static const char *const job_fields[] = { "devices", "concurrency",
+    "reissue_older_than_intermediate", NULL };
 static const char *const device_fields[] = { "fqdn", "address", "credential",
     "port", "tls_port", "tls_pin_sha256", NULL };
 
@@ -234,7 +251,9 @@ api_job_parse(const unsigned char *body, size_t len,
 	if ((r = load_object(body, len, &root)) != 0 ||
 	    (r = only_fields(root, job_fields, "job")) != 0 ||
 	    (r = get_int(root, "concurrency", 1, 1000000, "job", &conc,
-	    &present)) != 0) {
+	    &present)) != 0 ||
+	    (r = get_bool(root, "reissue_older_than_intermediate", "job",
+	    &out->reissue)) != 0) {
 		ret = r;
 		goto out;
 	}

@@ -39,6 +39,7 @@ struct qjob {
 	char *id;
 	unsigned concurrency;		/* 0: the default */
 	int reconcile;
+	int reissue;			/* fleet_opts.reissue_retired */
 };
 
 static struct {
@@ -258,6 +259,7 @@ run_one(struct serve *s, struct qjob *q)
 	fo.concurrency = q->concurrency > 0 ? q->concurrency :
 	    AMTCA_API_CONCURRENCY_DEFAULT;
 	fo.renew_days = AMTCA_RENEW_WINDOW_DAYS;
+	fo.reissue_retired = q->reissue;
 	fo.progress = progress;
 	fo.progress_ctx = s;
 	fo.job_id = q->id;
@@ -265,8 +267,9 @@ run_one(struct serve *s, struct qjob *q)
 	fo.cred_get = cred_get;
 	fo.cred_stamp = cred_stamp;
 	fo.cred_ctx = s;
-	serve_log(s, "job_start", "job=%s devices=%zu concurrency=%u%s", q->id,
-	    n, fo.concurrency, q->reconcile ? " reconcile=1" : "");
+	serve_log(s, "job_start", "job=%s devices=%zu concurrency=%u%s%s",
+	    q->id, n, fo.concurrency, q->reconcile ? " reconcile=1" : "",
+	    q->reissue ? " reissue=1" : "");
 	if ((r = fleet_run(&c, &fo, &rep)) != 0) {
 		serve_log(s, "job_error", "job=%s error=\"%s\"", q->id,
 		    amtca_errmsg(r));
@@ -318,7 +321,7 @@ runner(void *arg)
 
 /* Queue a stored job; R.mu held. */
 static int
-enqueue(const char *id, unsigned concurrency, int reconcile)
+enqueue(const char *id, unsigned concurrency, int reconcile, int reissue)
 {
 	char *dup;
 
@@ -332,6 +335,7 @@ enqueue(const char *id, unsigned concurrency, int reconcile)
 	R.q[R.nq].id = dup;
 	R.q[R.nq].concurrency = concurrency;
 	R.q[R.nq].reconcile = reconcile;
+	R.q[R.nq].reissue = reissue;
 	R.nq++;
 	pthread_cond_broadcast(&R.cv);
 	return 0;
@@ -388,7 +392,7 @@ out:
 /* Store a job and its devices; *id malloc'd. */
 static int
 job_store(struct store *st, const struct fleet_host *hosts, size_t n,
-    int reconcile, unsigned concurrency, char **id)
+    int reconcile, int reissue, unsigned concurrency, char **id)
 {
 	struct store_job j;
 	struct store_job_device jd;
@@ -406,10 +410,11 @@ job_store(struct store *st, const struct fleet_host *hosts, size_t n,
 	/*
 	 * Never the digest of a hosts file, so `amtca fleet` never takes the
 	 * job; it says what kind of job this is and its concurrency, which a
-	 * resumed job keeps (job_concurrency()).
+	 * resumed job keeps (job_concurrency(), api_job_reissues()).  A
+	 * reconcile always moves devices onto the current intermediate.
 	 */
-	if (asprintf(&digest, "%s:%s:c=%u", reconcile ? "reconcile" : "api",
-	    jid, concurrency) == -1) {
+	if (asprintf(&digest, "%s:%s:%sc=%u", reconcile ? "reconcile" : "api",
+	    jid, reissue && !reconcile ? "r=1:" : "", concurrency) == -1) {
 		digest = NULL;
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -449,8 +454,18 @@ out:
 }
 
 int
+api_job_reissues(const char *digest)
+{
+	if (digest == NULL)
+		return 0;
+	if (strncmp(digest, "reconcile:", 10) == 0)
+		return 1;
+	return strncmp(digest, "api:", 4) == 0 && strstr(digest, ":r=1:") != NULL;
+}
+
+int
 api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
-    unsigned concurrency, char **id)
+    unsigned concurrency, int reissue, char **id)
 {
 	struct store *st = serve_home(s)->state;
 	int r, ret = AMTCA_E_INTERNAL;
@@ -458,7 +473,8 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	*id = NULL;
 	/* Refuse early (same refusal as enqueue's, nothing stored)... */
 	pthread_mutex_lock(&R.mu);
-	r = R.stopping || R.nq >= AMTCA_API_QUEUE_MAX ? enqueue("", 0, 0) : 0;
+	r = R.stopping || R.nq >= AMTCA_API_QUEUE_MAX ? enqueue("", 0, 0, 0) :
+	    0;
 	pthread_mutex_unlock(&R.mu);
 	if (r != 0) {
 		ret = r;
@@ -469,12 +485,12 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	 * per row).  Killed here, the job is "running" and the next start
 	 * runs it; a DELETE of it before it is queued leaves it cancelled.
 	 */
-	if ((r = job_store(st, hosts, n, 0, concurrency, id)) != 0) {
+	if ((r = job_store(st, hosts, n, 0, reissue, concurrency, id)) != 0) {
 		ret = r;
 		goto out;
 	}
 	pthread_mutex_lock(&R.mu);
-	r = enqueue(*id, concurrency, 0);
+	r = enqueue(*id, concurrency, 0, reissue);
 	pthread_mutex_unlock(&R.mu);
 	if (r != 0) {
 		job_mark(st, *id, "cancelled");
@@ -590,7 +606,8 @@ api_jobs_start(struct serve *s)
 		if ((r = enqueue(jobs[i].id,
 		    job_concurrency(jobs[i].hosts_digest),
 		    jobs[i].hosts_digest != NULL &&
-		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0)) != 0) {
+		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0,
+		    api_job_reissues(jobs[i].hosts_digest))) != 0) {
 			serve_log(s, "job_error", "job=%s resume=1 error=\"%s\"",
 			    jobs[i].id, amtca_errmsg(r));
 			continue;
@@ -719,13 +736,13 @@ api_reconcile(struct serve *s)
 		ret = 0;
 		goto out;
 	}
-	if ((r = job_store(st, h, k, 1, AMTCA_API_CONCURRENCY_DEFAULT,
+	if ((r = job_store(st, h, k, 1, 1, AMTCA_API_CONCURRENCY_DEFAULT,
 	    &id)) != 0) {
 		ret = r;
 		goto out;
 	}
 	pthread_mutex_lock(&R.mu);
-	r = enqueue(id, 0, 1);
+	r = enqueue(id, 0, 1, 1);
 	pthread_mutex_unlock(&R.mu);
 	if (r != 0) {
 		job_mark(st, id, "cancelled");

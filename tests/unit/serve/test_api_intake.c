@@ -140,6 +140,39 @@ test_job_concurrency(void **state)
 	    "\"concurrency\":2.5}", "concurrency");
 }
 
+/* After `ca rotate`: moving devices onto the current intermediate. */
+static void
+test_job_reissue(void **state)
+{
+	struct api_job_req jr;
+
+	(void)state;
+	assert_int_equal(job("{\"devices\":[{\"fqdn\":\"a.example.test\","
+	    "\"credential\":\"c\"}]}", &jr), 0);
+	assert_int_equal(jr.reissue, 0);	/* absent: left alone */
+	api_job_req_clear(&jr);
+	assert_int_equal(job("{\"devices\":[{\"fqdn\":\"a.example.test\","
+	    "\"credential\":\"c\"}],\"reissue_older_than_intermediate\":true}",
+	    &jr), 0);
+	assert_int_equal(jr.reissue, 1);
+	api_job_req_clear(&jr);
+	assert_int_equal(jr.reissue, 0);
+	assert_int_equal(job("{\"reissue_older_than_intermediate\":false,"
+	    "\"devices\":[{\"fqdn\":\"a.example.test\",\"credential\":\"c\"}]}",
+	    &jr), 0);
+	assert_int_equal(jr.reissue, 0);
+	api_job_req_clear(&jr);
+	refused("{\"devices\":[{\"fqdn\":\"a.example.test\",\"credential\":\"c\"}],"
+	    "\"reissue_older_than_intermediate\":1}",
+	    "reissue_older_than_intermediate");
+	refused("{\"devices\":[{\"fqdn\":\"a.example.test\",\"credential\":\"c\"}],"
+	    "\"reissue_older_than_intermediate\":\"true\"}",
+	    "reissue_older_than_intermediate");
+	/* A per-device flag is not a thing: unknown field. */
+	refused("{\"devices\":[{\"fqdn\":\"a.example.test\",\"credential\":\"c\","
+	    "\"reissue_older_than_intermediate\":true}]}", "unknown field");
+}
+
 static void
 test_job_refused(void **state)
 {
@@ -268,6 +301,7 @@ main(void)
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_job_ok),
 		cmocka_unit_test(test_job_concurrency),
+		cmocka_unit_test(test_job_reissue),
 		cmocka_unit_test(test_job_refused),
 		cmocka_unit_test(test_job_too_many),
 		cmocka_unit_test(test_revoke),
