@@ -45,6 +45,33 @@ device_info_fields(const struct device_info *v, const struct device_fields *o)
 	o->str(o->ctx, "last_step", v->d.last_step);
 	o->str(o->ctx, "error", v->d.error);
 	o->time(o->ctx, "updated_at", v->d.updated_at, 0);
+	o->str(o->ctx, "issuer", v->issuer[0] != '\0' ? v->issuer : NULL);
+	o->flag(o->ctx, "issuer_current", v->issuer_current);
+}
+
+/*
+ * Which of ca's intermediates issued the leaf `der` (issuer.c): its key
+ * id, and whether it is the current one.  A leaf under no intermediate
+ * of ours (or unreadable) keeps "" and 0.
+ */
+static void
+issuer_of(const struct enroll_ctx *ca, const unsigned char *der, size_t len,
+    struct device_info *v)
+{
+	const unsigned char *p = der;
+	X509 *x;
+	int k;
+
+	v->issuer_current = 0;
+	if (der == NULL || (x = d2i_X509(NULL, &p, (long)len)) == NULL)
+		return;
+	k = enroll_issuer(ca, x);
+	X509_free(x);
+	if (k == ENROLL_ISSUER_NONE)
+		return;
+	(void)enroll_keyid_hex(k == ENROLL_ISSUER_CURRENT ? ca->inter :
+	    ca->retired[k - 1], v->issuer, sizeof(v->issuer));
+	v->issuer_current = k == ENROLL_ISSUER_CURRENT;
 }
 
 void
@@ -113,10 +140,14 @@ devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
 		if (f != NULL && f->state != NULL &&
 		    (d[i].state == NULL || strcmp(d[i].state, f->state) != 0))
 			continue;
+		v[nv].issuer_current = -1;
 		if (d[i].cert_serial != NULL && sgn != NULL) {
-			if ((r = sgn_cert_get(sgn, d[i].cert_serial, &c)) == 0)
+			if ((r = sgn_cert_get(sgn, d[i].cert_serial, &c)) == 0) {
 				na = c->not_after;
-			else if (r != AMTCA_E_NOT_FOUND) {
+				if (f != NULL && f->ca != NULL)
+					issuer_of(f->ca, c->der, c->der_len,
+					    &v[nv]);
+			} else if (r != AMTCA_E_NOT_FOUND) {
 				ret = r;
 				goto out;
 			}
@@ -124,8 +155,10 @@ devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
 			store_cert_free(c);
 			c = NULL;
 		}
-		if (f != NULL && f->expiring_days >= 0 && (na == 0 || na >= limit))
+		if (f != NULL && f->expiring_days >= 0 && (na == 0 || na >= limit)) {
+			memset(&v[nv], 0, sizeof(v[nv]));
 			continue;
+		}
 		/* Move the record's strings over. */
 		v[nv].d = d[i];
 		v[nv].not_after = na;

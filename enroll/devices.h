@@ -26,6 +26,12 @@ int device_state_valid(const char *s);
 struct device_info {
 	struct store_device d;		/* as stored (strings owned) */
 	time_t not_after;		/* of d.cert_serial; 0 when unknown */
+	/* With device_filter.ca: the intermediate d.cert_serial is under
+	 * (after `ca rotate`, the current one or a retired one). */
+	char issuer[48];		/* its key id (enroll_keyid_hex), ""
+					   when unknown */
+	int issuer_current;		/* 1 current, 0 retired or not ours,
+					   -1 unknown */
 };
 
 struct device_filter {
@@ -35,6 +41,9 @@ struct device_filter {
 					   before now + days (expired ones
 					   included) */
 	time_t now;			/* 0: time(NULL) */
+	const struct enroll_ctx *ca;	/* NULL: issuer unknown; else each
+					   row's issuer against ca->inter and
+					   ca->retired */
 };
 
 /*
@@ -52,11 +61,12 @@ void device_infos_free(struct device_info *v, size_t n);
  * service's GET /api/v1/devices), in order: the one list of them, so that
  * front ends writing JSON with different writers agree.  str(): a string
  * or NULL (null).  time(): a Unix time printed as RFC 3339 UTC; when
- * `nullable` and t is 0, null.
+ * `nullable` and t is 0, null.  flag(): true (1), false (0), null (-1).
  */
 struct device_fields {
 	void (*str)(void *ctx, const char *key, const char *val);
 	void (*time)(void *ctx, const char *key, time_t t, int nullable);
+	void (*flag)(void *ctx, const char *key, int val);
 	void *ctx;
 };
 void device_info_fields(const struct device_info *v,

@@ -152,6 +152,15 @@ field_str(void *ctx, const char *key, const char *val)
 }
 
 static void
+field_flag(void *ctx, const char *key, int val)
+{
+	if (val < 0)
+		json_str(ctx, key, NULL);
+	else
+		json_bool(ctx, key, val);
+}
+
+static void
 field_time(void *ctx, const char *key, time_t t, int nullable)
 {
 	if (nullable && t == 0)
@@ -175,7 +184,7 @@ cmd_devices(const char *homedir, int argc, char **argv)
 	struct home *h = NULL;
 	struct sgn *sgn = NULL;
 	struct json j;
-	struct device_fields jf = { field_str, field_time, &j };
+	struct device_fields jf = { field_str, field_time, field_flag, &j };
 	size_t n = 0, i;
 	long d;
 	char na[32], up[32];
@@ -209,8 +218,12 @@ cmd_devices(const char *homedir, int argc, char **argv)
 	if (optind != argc)
 		return usage_err("unexpected argument (did you mean devices retire "
 		    "FQDN?)");
-	if ((r = home_open_frontend(homedir, 1, &h, &sgn)) != 0 ||
-	    (r = devices_list(h->state, sgn, &f, &v, &n)) != 0) {
+	if ((r = home_open_frontend(homedir, 1, &h, &sgn)) != 0) {
+		ret = cli_fail(r);
+		goto out;
+	}
+	f.ca = &h->engine;	/* which intermediate each leaf is under */
+	if ((r = devices_list(h->state, sgn, &f, &v, &n)) != 0) {
 		ret = cli_fail(r);
 		goto out;
 	}
@@ -227,20 +240,25 @@ cmd_devices(const char *homedir, int argc, char **argv)
 		json_obj_end(&j);
 		json_finish(&j);
 	} else {
-		printf("%-30s %-15s %-13s %-11s %-32s %-20s %-10s %-20s %s\n",
-		    "FQDN", "ADDRESS", "AMT", "STATE", "SERIAL", "NOT AFTER",
-		    "LAST STEP", "UPDATED", "ERROR");
+		printf("%-30s %-15s %-13s %-11s %-32s %-20s %-8s %-10s %-20s "
+		    "%s\n", "FQDN", "ADDRESS", "AMT", "STATE", "SERIAL",
+		    "NOT AFTER", "ISSUER", "LAST STEP", "UPDATED", "ERROR");
 		for (i = 0; i < n; i++) {
 			if (v[i].not_after != 0)
 				cli_fmt_time(v[i].not_after, na, sizeof(na));
 			else
 				snprintf(na, sizeof(na), "-");
 			cli_fmt_time(v[i].d.updated_at, up, sizeof(up));
-			printf("%-30s %-15s %-13s %-11s %-32s %-20s %-10s %-20s %s\n",
+			/* current, retired (under an intermediate `ca
+			 * rotate` retired), or - (none, or not ours) */
+			printf("%-30s %-15s %-13s %-11s %-32s %-20s %-8s %-10s "
+			    "%-20s %s\n",
 			    v[i].d.fqdn, v[i].d.address ? v[i].d.address : "-",
 			    v[i].d.amt_version ? v[i].d.amt_version : "-",
 			    v[i].d.state ? v[i].d.state : "-",
 			    v[i].d.cert_serial ? v[i].d.cert_serial : "-", na,
+			    v[i].issuer[0] == '\0' ? "-" : v[i].issuer_current ?
+			    "current" : "retired",
 			    v[i].d.last_step ? v[i].d.last_step : "-", up,
 			    v[i].d.error ? v[i].d.error : "");
 		}

@@ -121,11 +121,17 @@ dev_time(void *ctx, const char *key, time_t t, int nullable)
 	}
 }
 
+static void
+dev_flag(void *ctx, const char *key, int val)
+{
+	json_object_set_new(ctx, key, val < 0 ? json_null() : json_boolean(val));
+}
+
 static json_t *
 device_json(const struct device_info *v)
 {
 	json_t *o = json_object();
-	struct device_fields f = { dev_str, dev_time, o };
+	struct device_fields f = { dev_str, dev_time, dev_flag, o };
 
 	if (o != NULL)
 		device_info_fields(v, &f);
@@ -136,11 +142,15 @@ static void
 get_devices(struct api_call *a, const char *fqdn)
 {
 	struct device_info *v = NULL;
+	struct device_filter flt;
 	json_t *arr = NULL, *doc = NULL;
 	size_t n = 0, i;
 	int r;
 
-	if ((r = devices_list(serve_home(a->s)->state, serve_sgn(a->s), NULL,
+	memset(&flt, 0, sizeof(flt));
+	flt.expiring_days = -1;
+	flt.ca = &serve_home(a->s)->engine;
+	if ((r = devices_list(serve_home(a->s)->state, serve_sgn(a->s), &flt,
 	    &v, &n)) != 0) {
 		reply_err(a->rs, r);
 		goto out;

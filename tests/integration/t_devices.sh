@@ -26,7 +26,7 @@ assert list(doc) == ["devices"], doc
 devs = doc["devices"]
 assert len(devs) == 2, devs
 keys = ["fqdn", "address", "amt_version", "state", "serial", "not_after",
-        "last_step", "error", "updated_at"]
+        "last_step", "error", "updated_at", "issuer", "issuer_current"]
 ts = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 for d, (f, a, s) in zip(devs, [sys.argv[2:5], sys.argv[5:8]]):
     assert list(d) == keys, list(d)
@@ -37,6 +37,8 @@ for d, (f, a, s) in zip(devs, [sys.argv[2:5], sys.argv[5:8]]):
     assert d["amt_version"], d
     assert d["last_step"] == "cleanup", d
     assert ts.match(d["not_after"]) and ts.match(d["updated_at"]), d
+    # No rotation yet: under the one (current) intermediate.
+    assert re.match(r"^[0-9a-f]{40}$", d["issuer"]) and d["issuer_current"] is True, d
 PY
 ok "devices --json lists both devices with the contract's fields"
 

@@ -104,11 +104,43 @@ teardown(void **state)
 static size_t
 list(struct fx *f, const char *st, int days, struct device_info **v)
 {
-	struct device_filter flt = { st, days, NOW };
+	struct device_filter flt = { st, days, NOW, NULL };
 	size_t n = 99;
 
 	assert_int_equal(devices_list(f->s, f->sg, &flt, v, &n), 0);
 	return n;
+}
+
+/*
+ * The issuer columns: unknown (-1, "") without a CA to compare with; with
+ * one, a certificate under none of its intermediates (these test records
+ * are not even certificates) is "not current" with no key id, and a device
+ * without a certificate stays unknown.  t_rotate_fleet covers real leaves.
+ */
+static void
+test_issuer_columns(void **state)
+{
+	struct fx *f = *state;
+	struct device_info *v = NULL;
+	struct device_filter flt = { NULL, -1, NOW, NULL };
+	struct enroll_ctx none;
+	size_t n = 0, i;
+
+	assert_int_equal(devices_list(f->s, f->sg, &flt, &v, &n), 0);
+	assert_int_equal(n, 4);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(v[i].issuer_current, -1);
+		assert_string_equal(v[i].issuer, "");
+	}
+	device_infos_free(v, n);
+	memset(&none, 0, sizeof(none));
+	flt.ca = &none;
+	assert_int_equal(devices_list(f->s, f->sg, &flt, &v, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(v[0].issuer_current, 0);	/* a: a record, not ours */
+	assert_string_equal(v[0].issuer, "");
+	assert_int_equal(v[1].issuer_current, -1);	/* b: no certificate */
+	device_infos_free(v, n);
 }
 
 static void
@@ -173,7 +205,7 @@ static void
 test_states(void **state)
 {
 	struct fx *f = *state;
-	struct device_filter flt = { "gone", -1, 0 };
+	struct device_filter flt = { "gone", -1, 0, NULL };
 	struct device_info *v = (struct device_info *)1;
 	size_t n = 5, i;
 	static const char *const want[] = { "pending", "enrolling", "enrolled",
@@ -196,6 +228,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_issuer_columns, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_all_sorted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
