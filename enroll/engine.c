@@ -1931,6 +1931,41 @@ supersede_others(struct enroll_pass *e)
 
 /* --- step 7: cleanup ----------------------------------------------------- */
 
+/*
+ * Does cleanup delete AMT's certificate `ci` (b: the bound one)?  Pass 0:
+ * our unbound leaves (issued by the current or a retired intermediate; never
+ * CA certificates, roots, read-only ones, anything not ours), and the
+ * foreign leaf the operator's pin let us replace.  Pass 1: a retired
+ * intermediate (`ca rotate`; matched by DER against the home's list) that
+ * the bound leaf (issuer `leaf_issuer`, enroll_issuer()) is not under.
+ * Never the root or the current intermediate.  *retired: ci is one.
+ */
+static int
+cleanup_wanted(struct enroll_pass *e, const struct amt_cert *ci,
+    const struct amt_cert *b, int pass, int leaf_issuer, int *retired)
+{
+	X509 *x;
+	int k, want;
+
+	*retired = 0;
+	if (ci == b || ci->trusted_root || ci->read_only ||
+	    cert_by_der(ci, 1, e->root_der, (size_t)e->root_len) ||
+	    (e->inter_der && cert_by_der(ci, 1, e->inter_der,
+	    (size_t)e->inter_len)))
+		return 0;
+	k = enroll_retired_match(e->c, ci->der, ci->der_len);
+	if (k >= 0) {
+		*retired = 1;
+		return pass == 1 && leaf_issuer != k + 1;
+	}
+	if (pass != 0 || (x = der_x509(ci->der, ci->der_len)) == NULL)
+		return 0;
+	want = (issued_by_us(e, x) || (e->foreign_pin && e->served != NULL &&
+	    x509_eq(x, e->served))) && !x509_eq(x, e->leaf);
+	X509_free(x);
+	return want;
+}
+
 static int
 step_cleanup(struct enroll_pass *e)
 {
@@ -1939,9 +1974,9 @@ step_cleanup(struct enroll_pass *e)
 	size_t nc = 0, nk = 0, i;
 	char *bound = NULL, detail[120];
 	const struct amt_cert *b;
-	X509 *bx = NULL, *x;
+	X509 *bx = NULL;
 	unsigned dc = 0, dk = 0, dr = 0;
-	int r, k_ret, leaf_issuer, pass, ret = AMTCA_E_INTERNAL;
+	int r, retired, leaf_issuer, pass, ret = AMTCA_E_INTERNAL;
 
 	if ((r = amt_tls_context_get(e->amt, &bound)) != 0 ||
 	    (r = amt_certs_list(e->amt, &c, &nc)) != 0) {
@@ -1964,42 +1999,25 @@ step_cleanup(struct enroll_pass *e)
 	 * never removed before the leaves under it.
 	 */
 	leaf_issuer = enroll_issuer(e->c, e->leaf);
-	for (pass = 0; pass < 2; pass++)
-	for (i = 0; i < nc; i++) {
-		if (&c[i] == b || c[i].trusted_root || c[i].read_only ||
-		    cert_by_der(&c[i], 1, e->root_der, (size_t)e->root_len) ||
-		    (e->inter_der && cert_by_der(&c[i], 1, e->inter_der,
-		    (size_t)e->inter_len)))
-			continue;
-		k_ret = enroll_retired_match(e->c, c[i].der, c[i].der_len);
-		if ((k_ret >= 0) != (pass == 1))
-			continue;
-		if (k_ret >= 0)
-			r = leaf_issuer != k_ret + 1;
-		else if ((x = der_x509(c[i].der, c[i].der_len)) == NULL)
-			continue;
-		else {
-			/* ... and the foreign leaf the operator's pin let us
-			 * replace. */
-			r = (issued_by_us(e, x) || (e->foreign_pin &&
-			    e->served != NULL && x509_eq(x, e->served))) &&
-			    !x509_eq(x, e->leaf);
-			X509_free(x);
-		}
-		if (!r)
-			continue;
-		if ((r = amt_cert_delete(e->amt, c[i].instance_id)) != 0) {
-			if (r == AMTCA_E_AMT_FAULT || r == AMTCA_E_AMT_STATUS) {
-				warn(e, "AMT refused to delete %s: %s",
-				    c[i].instance_id, amtca_errmsg(r));
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < nc; i++) {
+			if (!cleanup_wanted(e, &c[i], b, pass, leaf_issuer,
+			    &retired))
 				continue;
+			if ((r = amt_cert_delete(e->amt, c[i].instance_id)) != 0) {
+				if (r == AMTCA_E_AMT_FAULT ||
+				    r == AMTCA_E_AMT_STATUS) {
+					warn(e, "AMT refused to delete %s: %s",
+					    c[i].instance_id, amtca_errmsg(r));
+					continue;
+				}
+				ret = amt_err(e, r, retired ? "deleting a retired "
+				    "intermediate" : "deleting an old certificate");
+				goto out;
 			}
-			ret = amt_err(e, r, k_ret >= 0 ? "deleting a retired "
-			    "intermediate" : "deleting an old certificate");
-			goto out;
+			dc++;
+			dr += retired;
 		}
-		dc++;
-		dr += k_ret >= 0;
 	}
 	/* Then keys that no longer have a certificate (never the bound one). */
 	amt_certs_free(c, nc);
