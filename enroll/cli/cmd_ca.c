@@ -1827,7 +1827,7 @@ out:
 
 static const char ca_synopsis[] =
     "import-intermediate --cert FILE --root FILE [--any-domain]\n"
-    "       amtca ca rotate [--key-type rsa2048|rsa3072|p256|p384] [--days N]\n"
+    "       amtca ca rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N]\n"
     "       amtca ca revoke-intermediate KEYID [--reason REASON]\n"
     "       amtca ca prune [--dry-run]\n"
     "       amtca ca list [--json]";
