@@ -9,7 +9,9 @@
 # a second rotation to P-384 works; the audit trail verifies; a SIGKILL at
 # each step of a rotation leaves a home that issues (old or new CA, never
 # half); revoke-intermediate refuses the current one and `crl --root` lists
-# a revoked one; prune drops an intermediate with no valid certificate.
+# a revoked one; prune drops an intermediate with no valid certificate;
+# backup/restore keeps every intermediate; crl_url's {keyid} gives each
+# leaf its own issuer's CRL URL.
 # Addresses: 127.0.140.x (amtsim 1, serve 200).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
@@ -193,6 +195,18 @@ done
 "$AMTCA" --home "$H" crl --issuer "$K1" --out "$T/old4.pem" >/dev/null || fail "G1's CRL after prune"
 ok "prune: G3 (its only leaf revoked) leaves the chain; G1 and G2 (valid leaves) stay"
 
+# --- backup and restore keep every intermediate ----------------------------
+"$AMTCA" --home "$H" backup --out "$T/bk" >"$T/b.out" 2>"$T/b.err" || fail "backup after rotations: $(cat "$T/b.err")"
+"$AMTCA" restore --from "$T/bk" --home "$T/restored" --pin-file "$H/keys/softhsm/user.pin" >/dev/null 2>"$T/r.err" ||
+    fail "restore after rotations: $(cat "$T/r.err")"
+cmp -s "$H/chain.pem" "$T/restored/chain.pem" || fail "the restored chain differs"
+"$AMTCA" --home "$T/restored" issue --fqdn e.example.test --csr "$T/leaf.csr" --out "$T/E.pem" >/dev/null ||
+    fail "the restored home does not issue"
+openssl x509 -in "$T/E.pem" -noout -issuer | qgrep "amtca Issuing CA G4" || fail "restored home issues under $(openssl x509 -in "$T/E.pem" -noout -issuer)"
+"$AMTCA" --home "$T/restored" crl --issuer "$K1" --out "$T/rold.pem" >/dev/null || fail "restored: G1's CRL"
+crl_lists "$T/rold.pem" "$R" || fail "restored: G1's CRL lost R"
+ok "backup and restore after rotations: same chain, issues under G4, G1's CRL still lists R"
+
 # --- a kill at each step of a rotation -------------------------------------
 for step in key records conf retired chain; do
 	H2="$T/k-$step"
@@ -224,6 +238,24 @@ for step in key records conf retired chain; do
 	"$AMTCA" --home "$H2" audit verify >/dev/null 2>&1 || fail "crash at $step: audit verify"
 done
 ok "SIGKILL after key, records, conf, retired and chain: the old CA issues on; a rerun completes the rotation"
+
+# --- crl_url {keyid}: each leaf names its own issuer's CRL -----------------
+H3="$T/cdp"
+new_ca "$H3" --domain example.test
+echo 'crl_url = http://ca.example.test:8080/crl/{keyid}.crl' >>"$H3/amtca.conf"
+cdp() { openssl x509 -in "$1" -noout -ext crlDistributionPoints | sed -n 's/^ *URI://p'; }
+"$AMTCA" --home "$H3" issue --fqdn a.example.test --csr "$T/leaf.csr" --out "$T/cdp1.pem" >/dev/null
+"$AMTCA" --home "$H3" ca rotate >/dev/null 2>"$T/err" || fail "rotate with crl_url: $(cat "$T/err")"
+[ -s "$T/err" ] && fail "rotate warned with {keyid} in crl_url: $(cat "$T/err")"
+"$AMTCA" --home "$H3" issue --fqdn b.example.test --csr "$T/leaf.csr" --out "$T/cdp2.pem" >/dev/null
+[ "$(cdp "$T/cdp1.pem")" = "http://ca.example.test:8080/crl/$(keyid "$H3/intermediate-retired.pem").crl" ] ||
+    fail "G1 leaf CDP: $(cdp "$T/cdp1.pem")"
+[ "$(cdp "$T/cdp2.pem")" = "http://ca.example.test:8080/crl/$(keyid "$H3/intermediate.pem").crl" ] ||
+    fail "G2 leaf CDP: $(cdp "$T/cdp2.pem")"
+sed -i 's|^crl_url = .*|crl_url = http://ca.example.test:8080/crl|' "$H3/amtca.conf"
+"$AMTCA" --home "$H3" ca rotate >/dev/null 2>"$T/err" || fail "rotate with a fixed crl_url: $(cat "$T/err")"
+grep -q "warning: crl_url has no {keyid}" "$T/err" || fail "no warning for a fixed crl_url: $(cat "$T/err")"
+ok "crl_url with {keyid}: G1's and G2's leaves each name their issuer's /crl/<keyid>.crl; a fixed crl_url warns at rotate"
 
 # Bad input changes nothing.
 cp "$H/chain.pem" "$T/c0.pem"
