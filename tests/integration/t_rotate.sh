@@ -124,7 +124,6 @@ enroll 127.0.140.1 amt-r1.example.test >/dev/null 2>"$T/en.err" || fail "enroll 
 s_client_ok 127.0.140.1 amt-r1.example.test
 openssl s_client -connect 127.0.140.1:16993 -servername amt-r1.example.test </dev/null 2>/dev/null |
     openssl x509 -noout -issuer | qgrep "amtca Issuing CA G2" || fail "the device's leaf is not G2's"
-stop_sim
 ok "enrollment after rotate: the device serves a G2 leaf that verifies with chain.pem"
 
 # --- a second rotation, to P-384 ------------------------------------------
@@ -143,6 +142,13 @@ for f in A B C; do
 	openssl verify -CAfile "$T/anchor.pem" -untrusted "$T/chain3.pem" "$T/$f.pem" >/dev/null ||
 	    fail "$f does not verify after the second rotation"
 done
+# doctor: chain.pem (G3, G2, G1, root) is sound and holds the issuer of
+# the device's G2 leaf, now a retired intermediate's.
+"$AMTCA" --home "$H" doctor --host amt-r1.example.test --address 127.0.140.1 \
+    --user admin --password-file "$PW" >"$T/doc.out" 2>&1 || true
+grep -q "^OK   chain.pem: .*4 certificate(s).*a retired intermediate in it issued the served leaf" "$T/doc.out" ||
+    fail "doctor chain.pem after rotation: $(grep chain.pem "$T/doc.out")"
+stop_sim
 "$AMTCA" --home "$H" crl --issuer "$K1" --out "$T/old3.pem" >/dev/null || fail "G1's CRL after 2 rotations"
 crl_lists "$T/old3.pem" "$R" || fail "G1's CRL lost R"
 "$AMTCA" --home "$H" ca rotate --key-type rsa3072 --days 30 >/dev/null 2>"$T/err" || fail "rotate --key-type rsa3072: $(cat "$T/err")"
