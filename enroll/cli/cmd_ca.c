@@ -1176,6 +1176,7 @@ cmd_list(const char *homedir, int argc, char **argv)
 			json_time(&j, "issued_at", c[i].issued_at);
 			json_str(&j, "requester", c[i].requester);
 			json_str(&j, "device", c[i].device);
+			json_str(&j, "issuer", c[i].issuer);
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);
@@ -1280,6 +1281,7 @@ cmd_show(const char *homedir, int argc, char **argv)
 		json_time(&j, "issued_at", c->issued_at);
 		json_str(&j, "requester", c->requester);
 		json_str(&j, "device", c->device);
+		json_str(&j, "issuer", c->issuer);
 		if (strcmp(c->status, "revoked") == 0) {
 			json_time(&j, "revoked_at", c->revoked_at);
 			json_int(&j, "revoke_reason", c->revoke_reason);

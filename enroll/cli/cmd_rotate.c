@@ -261,7 +261,7 @@ static const char rotate_options[] =
     "                         past the root)\n"
     "  --help                 this text\n";
 
-#define ROTATE_RECS_MAX (2 * AMTCA_RETIRED_MAX + 2)
+#define ROTATE_RECS_MAX AMTCA_CACERT_PUT_MAX
 
 static int
 ca_rotate(const char *homedir, int argc, char **argv)

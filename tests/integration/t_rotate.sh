@@ -29,6 +29,8 @@ issue a.example.test "$T/A.pem"
 issue r.example.test "$T/R.pem"
 R=$(serial_of "$T/R.pem")
 "$AMTCA" --home "$H" revoke "$R" --reason keyCompromise >/dev/null
+# R as a record made before rotation existed: no issuer (generation 1's).
+sqlite3 "$H/keys/ca.db" "UPDATE certificates SET issuer = NULL WHERE serial = '$R'"
 cp "$H/intermediate.pem" "$T/g1.pem"
 K1=$(keyid "$T/g1.pem")
 "$AMTCA" --home "$H" crl --out "$T/pre.pem" >/dev/null
@@ -51,6 +53,10 @@ pkcs11_labels() { SOFTHSM2_CONF="$H/keys/softhsm/softhsm2.conf" pkcs11-tool --mo
 ok "ca rotate: new key amtca-intermediate-g2, new intermediate 'amtca Issuing CA G2' under the same root, same name constraints"
 
 issue b.example.test "$T/B.pem"
+"$AMTCA" --home "$H" show "$(serial_of "$T/B.pem")" --json | qgrep "\"issuer\":\"$K2\"" ||
+    fail "show --json does not name B's issuer $K2"
+"$AMTCA" --home "$H" show "$(serial_of "$T/A.pem")" --json | qgrep "\"issuer\":\"$K1\"" ||
+    fail "show --json does not name A's issuer $K1"
 [ "$(openssl x509 -in "$T/B.pem" -noout -issuer -nameopt multiline | sed -n 's/^ *commonName *= *//p')" = "amtca Issuing CA G2" ] ||
     fail "B is not issued by G2"
 "$AMTCA" --home "$H" chain >"$T/chain.pem"
