@@ -121,7 +121,9 @@ int ca_root_create(const struct ca_signer *root, const char *cn,
  * (when any are set), permitted iPAddress subtrees exactly
  * policy->ip_ranges, and an excluded 0.0.0.0/0 or ::/0 for each address
  * family without a range, so that no verifier has to guess about IP
- * names.  Never valid past the root.
+ * names.  Never valid past the root.  Signed with SHA-384 when `inter_pub`
+ * is RSA-3072 or larger or P-384 (AMT 22 may refuse SHA-256 chain
+ * certificates), else with the root key's default.
  */
 int ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
     EVP_PKEY *inter_pub, const char *cn, const char *org,

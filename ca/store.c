@@ -578,7 +578,7 @@ store_cacert_put(struct store *s, const struct store_cacert *v, size_t n,
 	size_t i;
 	int r;
 
-	if (s == NULL || v == NULL || n == 0 || n > AMTCA_RETIRED_MAX + 1)
+	if (s == NULL || v == NULL || n == 0 || n > AMTCA_CACERT_PUT_MAX)
 		return amtca_fail(AMTCA_E_USAGE, "store_cacert_put: no store or "
 		    "records");
 	for (i = 0; i < n; i++)

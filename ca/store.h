@@ -479,8 +479,9 @@ int store_cacert_state_valid(const char *state);
  * Insert or update v[0..n) (by keyid; a revoked row stays revoked, its
  * reason and date kept) and, when `action` is not NULL, append one audit
  * entry (action, subject, detail; by the store's actor) in the same
- * transaction.  1 <= n <= AMTCA_RETIRED_MAX + 1.
+ * transaction.  1 <= n <= AMTCA_CACERT_PUT_MAX.
  */
+
 int store_cacert_put(struct store *s, const struct store_cacert *v, size_t n,
     const char *action, const char *subject, const char *detail) AMTCA_WUR;
 /* All, by generation.  Free with store_cacerts_free(). */

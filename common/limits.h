@@ -206,5 +206,8 @@
 
 /* Retired intermediates a home keeps in its chain after `ca rotate`. */
 #define AMTCA_RETIRED_MAX 8
+/* CA certificate records one store_cacert_put() writes (ca rotate: the
+ * new one, the old one, the retired ones, and what interrupted runs left). */
+#define AMTCA_CACERT_PUT_MAX 32
 
 #endif

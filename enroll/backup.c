@@ -292,6 +292,9 @@ token_check(const struct home *h, const char *conf)
 	struct hsm_open_opts ho;
 	struct hsm *t = NULL;
 	struct hsm_key *k = NULL;
+	const char *label = h->conf.intermediate_key != NULL ?
+	    h->conf.intermediate_key : KEY_LABEL_INTER;
+	char prev[HOME_INTER_LABEL_MAX];
 	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(&ho, 0, sizeof(ho));
@@ -300,10 +303,23 @@ token_check(const struct home *h, const char *conf)
 	ho.pin_file = h->conf.pin_file;
 	ho.softhsm_conf = conf;
 	if ((r = hsm_open(&ho, &t)) != 0 ||
-	    (r = hsm_key_find(t, KEY_LABEL_INTER, &k)) != 0) {
+	    (r = hsm_key_find(t, label, &k)) != 0) {
 		ret = amtca_fail(r, "the token copied into the backup does not "
 		    "open: %s", amtca_errmsg(r));
 		goto out;
+	}
+	/* A rotation that stopped before its switch: the previous key
+	 * (docs/rotation.md). */
+	if (EVP_PKEY_eq(hsm_key_public(k), X509_get0_pubkey(h->inter)) != 1 &&
+	    home_inter_label_gen(label) > 1) {
+		home_inter_label(home_inter_label_gen(label) - 1, prev);
+		hsm_key_free(k);
+		k = NULL;
+		if ((r = hsm_key_find(t, prev, &k)) != 0) {
+			ret = amtca_fail(r, "the token copied into the backup "
+			    "lacks the issuing key: %s", amtca_errmsg(r));
+			goto out;
+		}
 	}
 	if (EVP_PKEY_eq(hsm_key_public(k), X509_get0_pubkey(h->inter)) != 1) {
 		ret = amtca_fail(AMTCA_E_HSM_KEY, "the issuing key in the copied "

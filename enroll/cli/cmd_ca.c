@@ -1176,6 +1176,7 @@ cmd_list(const char *homedir, int argc, char **argv)
 			json_time(&j, "issued_at", c[i].issued_at);
 			json_str(&j, "requester", c[i].requester);
 			json_str(&j, "device", c[i].device);
+			json_str(&j, "issuer", c[i].issuer);
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);
@@ -1280,6 +1281,7 @@ cmd_show(const char *homedir, int argc, char **argv)
 		json_time(&j, "issued_at", c->issued_at);
 		json_str(&j, "requester", c->requester);
 		json_str(&j, "device", c->device);
+		json_str(&j, "issuer", c->issuer);
 		if (strcmp(c->status, "revoked") == 0) {
 			json_time(&j, "revoked_at", c->revoked_at);
 			json_int(&j, "revoke_reason", c->revoke_reason);
@@ -1827,7 +1829,7 @@ out:
 
 static const char ca_synopsis[] =
     "import-intermediate --cert FILE --root FILE [--any-domain]\n"
-    "       amtca ca rotate [--key-type rsa2048|rsa3072|p256|p384] [--days N]\n"
+    "       amtca ca rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N]\n"
     "       amtca ca revoke-intermediate KEYID [--reason REASON]\n"
     "       amtca ca prune [--dry-run]\n"
     "       amtca ca list [--json]";

@@ -253,7 +253,7 @@ cacert_of(X509 *x, int gen, const char *state, struct store_cacert *c,
 /* ------------------------------------------------------------- ca rotate */
 
 static const char rotate_synopsis[] =
-    "rotate [--key-type rsa2048|rsa3072|p256|p384] [--days N]";
+    "rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N]";
 static const char rotate_options[] =
     "  --key-type TYPE        the new intermediate key's type (default: the\n"
     "                         current one's); AMT 22 wants rsa3072 or p384\n"
@@ -261,7 +261,7 @@ static const char rotate_options[] =
     "                         past the root)\n"
     "  --help                 this text\n";
 
-#define ROTATE_RECS_MAX (2 * AMTCA_RETIRED_MAX + 2)
+#define ROTATE_RECS_MAX AMTCA_CACERT_PUT_MAX
 
 static int
 ca_rotate(const char *homedir, int argc, char **argv)
@@ -311,7 +311,7 @@ ca_rotate(const char *homedir, int argc, char **argv)
 	if (optind != argc)
 		return cli_usage("ca", "unexpected argument", rotate_synopsis);
 	if (key_type != NULL && hsm_keytype_parse(key_type, &kt) != 0)
-		return cli_usage("ca", "unknown --key-type (rsa2048, rsa3072, "
+		return cli_usage("ca", "unknown --key-type (rsa2048, rsa3072, rsa4096, "
 		    "p256, p384)", rotate_synopsis);
 	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0)
 		goto fail;
