@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "amt/amt.h"
 #include "common/limits.h"
@@ -49,29 +51,65 @@ device_info_fields(const struct device_info *v, const struct device_fields *o)
 	o->flag(o->ctx, "issuer_current", v->issuer_current);
 }
 
+/* The key ids (ca_keyid_hex) of a home's intermediates: [0] current. */
+struct ca_ids {
+	char id[1 + AMTCA_RETIRED_MAX][CA_KEYID_HEX_MAX + 1];
+	size_t n;
+};
+
+static void
+ca_ids_load(const struct enroll_ctx *ca, struct ca_ids *ids)
+{
+	size_t i;
+
+	memset(ids, 0, sizeof(*ids));
+	if (ca->inter == NULL || ca_keyid_hex(ca->inter, ids->id[0]) != 0) {
+		amtca_err_clear();
+		return;
+	}
+	for (ids->n = 1, i = 0; i < ca->nretired && i < AMTCA_RETIRED_MAX; i++)
+		if (ca_keyid_hex(ca->retired[i], ids->id[ids->n]) == 0)
+			ids->n++;
+	amtca_err_clear();
+}
+
 /*
- * Which of ca's intermediates issued the leaf `der` (issuer.c): its key
- * id, and whether it is the current one.  A leaf under no intermediate
- * of ours (or unreadable) keeps "" and 0.
+ * Which intermediate issued the record `c`: its `issuer` column, or for a
+ * record from before rotation (none) the leaf's authority key id, either
+ * matched against the home's intermediates.  Neither a signature check nor
+ * a chain: the record is the CA's own, and this is a listing.  Not one of
+ * them: "" and not current.
  */
 static void
-issuer_of(const struct enroll_ctx *ca, const unsigned char *der, size_t len,
+issuer_of(const struct ca_ids *ids, const struct store_cert *c,
     struct device_info *v)
 {
-	const unsigned char *p = der;
-	X509 *x;
-	int k;
+	const ASN1_OCTET_STRING *aki;
+	const unsigned char *p = c->der, *d;
+	char hex[CA_KEYID_HEX_MAX + 1];
+	X509 *x = NULL;
+	size_t i;
+	int k, n;
 
 	v->issuer_current = 0;
-	if (der == NULL || (x = d2i_X509(NULL, &p, (long)len)) == NULL)
-		return;
-	k = enroll_issuer(ca, x);
+	hex[0] = '\0';
+	if (c->issuer != NULL)
+		snprintf(hex, sizeof(hex), "%s", c->issuer);
+	else if (p != NULL && (x = d2i_X509(NULL, &p, (long)c->der_len)) != NULL &&
+	    (aki = X509_get0_authority_key_id(x)) != NULL &&
+	    (n = ASN1_STRING_length(aki)) > 0 && 2 * n < (int)sizeof(hex)) {
+		d = ASN1_STRING_get0_data(aki);
+		for (k = 0; k < n; k++)
+			snprintf(hex + 2 * k, 3, "%02x", d[k]);
+	}
 	X509_free(x);
-	if (k == ENROLL_ISSUER_NONE)
-		return;
-	(void)enroll_keyid_hex(k == ENROLL_ISSUER_CURRENT ? ca->inter :
-	    ca->retired[k - 1], v->issuer, sizeof(v->issuer));
-	v->issuer_current = k == ENROLL_ISSUER_CURRENT;
+	ERR_clear_error();
+	for (i = 0; hex[0] != '\0' && i < ids->n; i++)
+		if (strcasecmp(hex, ids->id[i]) == 0) {
+			snprintf(v->issuer, sizeof(v->issuer), "%s", ids->id[i]);
+			v->issuer_current = i == 0;
+			return;
+		}
 }
 
 void
@@ -111,6 +149,7 @@ devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
 	struct store_device *d = NULL;
 	struct store_cert *c = NULL;
 	struct device_info *v = NULL;
+	struct ca_ids ids;
 	size_t nd = 0, nv = 0, i;
 	time_t now, limit = 0;
 	int r, ret = AMTCA_E_INTERNAL;
@@ -126,6 +165,8 @@ devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
 	now = f != NULL && f->now != 0 ? f->now : time(NULL);
 	if (f != NULL && f->expiring_days >= 0)
 		limit = now + (time_t)f->expiring_days * 86400;
+	if (f != NULL && f->ca != NULL)
+		ca_ids_load(f->ca, &ids);
 	if ((r = store_device_list(s, &d, &nd)) != 0) {
 		ret = r;
 		goto out;
@@ -145,8 +186,7 @@ devices_list(struct store *s, struct sgn *sgn, const struct device_filter *f,
 			if ((r = sgn_cert_get(sgn, d[i].cert_serial, &c)) == 0) {
 				na = c->not_after;
 				if (f != NULL && f->ca != NULL)
-					issuer_of(f->ca, c->der, c->der_len,
-					    &v[nv]);
+					issuer_of(&ids, c, &v[nv]);
 			} else if (r != AMTCA_E_NOT_FOUND) {
 				ret = r;
 				goto out;

@@ -28,8 +28,8 @@ struct device_info {
 	time_t not_after;		/* of d.cert_serial; 0 when unknown */
 	/* With device_filter.ca: the intermediate d.cert_serial is under
 	 * (after `ca rotate`, the current one or a retired one). */
-	char issuer[48];		/* its key id (enroll_keyid_hex), ""
-					   when unknown */
+	char issuer[CA_KEYID_HEX_MAX + 1];	/* its key id (ca_keyid_hex),
+					   "" when unknown */
 	int issuer_current;		/* 1 current, 0 retired or not ours,
 					   -1 unknown */
 };

@@ -176,13 +176,6 @@ int enroll_issuer(const struct enroll_ctx *c, X509 *x);
 int enroll_retired_match(const struct enroll_ctx *c, const unsigned char *der,
     size_t len);
 
-/*
- * A CA certificate's key identifier as the records, CRL paths and
- * sgn_crl() spell it: lowercase hex SHA-1 of its public key bits (41+
- * bytes of `buf`).  0, or -1 (buf "").
- */
-int enroll_keyid_hex(X509 *ca, char *buf, size_t len);
-
 /* --- credrule.c: where AMT credentials may go ------------------------- */
 
 /*

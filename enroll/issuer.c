@@ -12,7 +12,6 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -66,22 +65,4 @@ enroll_retired_match(const struct enroll_ctx *c, const unsigned char *der,
 			return (int)i;
 	}
 	return -1;
-}
-
-int
-enroll_keyid_hex(X509 *ca, char *buf, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-
-	if (len > 0)
-		buf[0] = '\0';
-	if (ca == NULL || len < 2 * (size_t)SHA_DIGEST_LENGTH + 1 ||
-	    X509_pubkey_digest(ca, EVP_sha1(), md, &mdlen) != 1) {
-		ERR_clear_error();
-		return -1;
-	}
-	for (i = 0; i < mdlen; i++)
-		snprintf(buf + 2 * i, 3, "%02x", md[i]);
-	return 0;
 }

@@ -1099,7 +1099,7 @@ const char api_openapi_json[] =
     "       \"string\",\n"
     "       \"null\"\n"
     "      ],\n"
-    "      \"description\": \"key id (lowercase hex SHA-1 of the public key, as /crl/<id>.crl) of the intermediate the bound leaf is under; null when there is no bound leaf or it is under none of this CA's intermediates\"\n"
+    "      \"description\": \"key id (its subjectKeyIdentifier in lowercase hex, as the records and /crl/<keyid>.crl spell it) of the intermediate the bound leaf is under; null when there is no bound leaf or it is under none of this CA's intermediates\"\n"
     "     },\n"
     "     \"issuer_current\": {\n"
     "      \"type\": [\n"

@@ -4,7 +4,7 @@
  * under the current or a retired intermediate is ours (by name and
  * signature, expired or not), a leaf of a look-alike CA (same name,
  * another key) or a CA certificate is not; retired intermediates are
- * matched by DER only; key ids are what the records and CRL paths use.
+ * matched by DER only.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,42 +217,12 @@ test_retired_match(void **state)
 	pki_free(&p);
 }
 
-static void
-test_keyid(void **state)
-{
-	struct pki p;
-	char a[64], b[64], small[40];
-	unsigned char md[20];
-	unsigned int mdlen = 0, i;
-	char want[41];
-
-	(void)state;
-	pki_make(&p);
-	assert_int_equal(enroll_keyid_hex(p.g1, a, sizeof(a)), 0);
-	assert_int_equal(enroll_keyid_hex(p.g2, b, sizeof(b)), 0);
-	assert_int_equal(strlen(a), 40);
-	assert_string_not_equal(a, b);
-	/* SHA-1 of the key bits, lowercase: what sgn_crl() and /crl/ use. */
-	assert_int_equal(X509_pubkey_digest(p.g1, EVP_sha1(), md, &mdlen), 1);
-	for (i = 0; i < mdlen; i++)
-		snprintf(want + 2 * i, 3, "%02x", md[i]);
-	assert_string_equal(a, want);
-	/* The look-alike has G1's name, not its key id. */
-	assert_int_equal(enroll_keyid_hex(p.fake, b, sizeof(b)), 0);
-	assert_string_not_equal(a, b);
-	assert_int_equal(enroll_keyid_hex(p.g1, small, sizeof(small)), -1);
-	assert_string_equal(small, "");
-	assert_int_equal(enroll_keyid_hex(NULL, a, sizeof(a)), -1);
-	pki_free(&p);
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_issuer),
 		cmocka_unit_test(test_retired_match),
-		cmocka_unit_test(test_keyid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
