@@ -203,6 +203,7 @@
 #define AMTCA_SGN_TIMEOUT_MS    120000          /* one request's answer */
 #define AMTCA_SGN_START_MS      60000           /* the signer's HELLO */
 #define AMTCA_SGN_CRL_DAYS      7               /* CRLs the signer builds */
+#define AMTCA_SGN_KEYID_MAX     128             /* an issuer key id (hex) */
 
 /* Retired intermediates a home keeps in its chain after `ca rotate`. */
 #define AMTCA_RETIRED_MAX 8

@@ -29,6 +29,10 @@
 #define HOME_PENDING_CSR "intermediate.csr"	/* init --external-root: the
 					   request; present until
 					   ca import-intermediate */
+#define HOME_NEXT_CSR "intermediate-next.csr"	/* ca rotate --csr-out
+					   (external root): the next
+					   intermediate's request; present
+					   until ca import-intermediate */
 #define HOME_ROOT_PEM  "root.pem"
 #define HOME_INTER_PEM "intermediate.pem"
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */

@@ -1706,6 +1706,7 @@ static const char import_synopsis[] =
 static const char import_options[] =
     "  --cert FILE            the intermediate certificate the external root\n"
     "                         issued for 'amtca init --external-root's request\n"
+    "                         (or 'amtca ca rotate --csr-out's: a rotation)\n"
     "  --root FILE            the external root certificate (the trust anchor)\n"
     "  --any-domain           accept an intermediate without the name\n"
     "                         constraints asked for (warns)\n"
@@ -1747,6 +1748,34 @@ ca_import(const char *homedir, int argc, char **argv)
 	if (optind != argc || certf == NULL || rootf == NULL)
 		return usage_error("ca", "import-intermediate takes --cert FILE "
 		    "and --root FILE", import_synopsis);
+	/* A rotation under the external root (ca rotate --csr-out). */
+	{
+		char *next = join(home_default_dir(homedir), HOME_NEXT_CSR);
+		char *pend = join(home_default_dir(homedir), HOME_PENDING_CSR);
+		struct stat nsb;
+		int rot;
+
+		if (next == NULL || pend == NULL) {
+			free(next);
+			free(pend);
+			return cli_fail(AMTCA_E_NOMEM);
+		}
+		rot = lstat(next, &nsb) == 0 && lstat(pend, &nsb) != 0;
+		free(next);
+		free(pend);
+		if (rot) {
+			if ((r = ca_cert_load(certf, &cert)) != 0 ||
+			    (r = ca_cert_load(rootf, &root)) != 0 ||
+			    (r = cmd_ca_rotate_import(homedir, cert, root,
+			    any)) != 0)
+				ret = cli_fail(r);
+			else
+				ret = EXIT_OK;
+			X509_free(cert);
+			X509_free(root);
+			return ret;
+		}
+	}
 	if ((r = home_open(homedir, HOME_PENDING | HOME_STORE, &h)) != 0 ||
 	    (r = ca_cert_load(certf, &cert)) != 0 ||
 	    (r = ca_cert_load(rootf, &root)) != 0 ||
@@ -1830,6 +1859,7 @@ out:
 static const char ca_synopsis[] =
     "import-intermediate --cert FILE --root FILE [--any-domain]\n"
     "       amtca ca rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N]\n"
+    "                       [--csr-out FILE]\n"
     "       amtca ca revoke-intermediate KEYID [--reason REASON]\n"
     "       amtca ca prune [--dry-run]\n"
     "       amtca ca list [--json]";

@@ -253,141 +253,90 @@ cacert_of(X509 *x, int gen, const char *state, struct store_cacert *c,
 /* ------------------------------------------------------------- ca rotate */
 
 static const char rotate_synopsis[] =
-    "rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N]";
+    "rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N] "
+    "[--csr-out FILE]";
 static const char rotate_options[] =
     "  --key-type TYPE        the new intermediate key's type (default: the\n"
     "                         current one's); AMT 22 wants rsa3072 or p384\n"
     "  --days N               the new intermediate's validity (3650; never\n"
     "                         past the root)\n"
+    "  --csr-out FILE         external root: make the new key and write its\n"
+    "                         request; ca import-intermediate completes\n"
     "  --help                 this text\n";
 
 #define ROTATE_RECS_MAX AMTCA_CACERT_PUT_MAX
 
+/* The new intermediate's label: the next generation's, its key not yet in
+ * any chain (one an interrupted run left is removed). */
 static int
-ca_rotate(const char *homedir, int argc, char **argv)
+next_label(struct home *h, unsigned *gen, char label[HOME_INTER_LABEL_MAX])
 {
-	static const struct option opts[] = {
-		{ "key-type", required_argument, NULL, 'k' },
-		{ "days", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *key_type = NULL;
-	long ldays = AMTCA_CA_DAYS_INTER;
-	int ch, r, ret = EXIT_FAIL;
-	struct home *h = NULL;
-	struct hsm *rhsm = NULL;
-	struct hsm_key *rk = NULL, *nk = NULL, *stray = NULL;
-	struct ca_signer rs;
-	enum hsm_keytype kt;
-	X509 *nc = NULL, *retired[AMTCA_RETIRED_MAX];
-	char label[HOME_INTER_LABEL_MAX], cn[128], org[128];
+	struct hsm_key *stray = NULL;
+	int r;
+
+	if ((*gen = h->inter_gen + 1) > HOME_INTER_GEN_MAX)
+		return amtca_fail(AMTCA_E_LIMIT, "no intermediate generation "
+		    "after %u", h->inter_gen);
+	home_inter_label(*gen, label);
+	if (hsm_key_find(h->hsm, label, &stray) == 0) {
+		r = hsm_key_destroy(h->hsm, stray);
+		hsm_key_free(stray);
+		if (r != 0)
+			return r;
+		fprintf(stderr, "amtca: removed key '%s' left by an interrupted "
+		    "rotation\n", label);
+	}
+	amtca_err_clear();
+	return 0;
+}
+
+/*
+ * Switch the home to `nc` (generation `gen`, key `label`): the records and
+ * the ca.rotate entry in one transaction, then the files in an order every
+ * step of which home_open() reads as the old CA or the new one
+ * (docs/rotation.md): the conf first (its key for generation N is used only
+ * once intermediate.pem is N's), the retired list (the current one in it
+ * is ignored), the chain (a superset until the end), and intermediate.pem
+ * last: the switch.
+ */
+static int
+rotate_commit(struct home *h, X509 *nc, unsigned gen, const char *label,
+    const char *ktname)
+{
+	X509 *retired[AMTCA_RETIRED_MAX];
 	char keyids[ROTATE_RECS_MAX][CA_KEYID_HEX_MAX + 1];
 	char cns[ROTATE_RECS_MAX][128], *serials[ROTATE_RECS_MAX];
 	unsigned char *ders[ROTATE_RECS_MAX];
 	struct store_cacert recs[ROTATE_RECS_MAX], *old = NULL;
 	size_t nrecs = 0, nold = 0, i, j;
 	char detail[CA_KEYID_HEX_MAX + 96];
-	unsigned gen;
+	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(serials, 0, sizeof(serials));
 	memset(ders, 0, sizeof(ders));
-	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'k': key_type = optarg; break;
-		case 'D':
-			if (cli_parse_long(optarg, 1, AMTCA_CA_DAYS_ROOT,
-			    &ldays) != 0)
-				return cli_usage("ca", "--days takes 1..7300",
-				    rotate_synopsis);
-			break;
-		case 'h':
-			return cli_help("ca", rotate_synopsis, rotate_options,
-			    opts);
-		default:
-			return cli_usage("ca", "bad option", rotate_synopsis);
-		}
+	/* Retired: the old one and the earlier ones; any other "current"
+	 * an interrupted rotation left: ended. */
+	if ((r = store_cacert_list(h->store, &old, &nold)) != 0 ||
+	    (r = cacert_of(nc, (int)gen, "current", &recs[nrecs], keyids[nrecs],
+	    cns[nrecs], &serials[nrecs], &ders[nrecs])) != 0) {
+		ret = r;
+		goto out;
 	}
-	if (optind != argc)
-		return cli_usage("ca", "unexpected argument", rotate_synopsis);
-	if (key_type != NULL && hsm_keytype_parse(key_type, &kt) != 0)
-		return cli_usage("ca", "unknown --key-type (rsa2048, rsa3072, rsa4096, "
-		    "p256, p384)", rotate_synopsis);
-	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0)
-		goto fail;
-	/* An external root signs our intermediates itself. */
-	if (h->conf.root_token_uri == NULL &&
-	    hsm_key_find(h->hsm, KEY_LABEL_ROOT, &rk) != 0) {
-		amtca_err_clear();
-		r = amtca_fail(AMTCA_E_HSM_KEY, "ca rotate needs the root key, "
-		    "and this CA's root is external: a new intermediate is a "
-		    "new request to that root (as init --external-root) and ca "
-		    "import-intermediate, which ca rotate does not do yet");
-		goto fail;
-	}
-	hsm_key_free(rk);
-	rk = NULL;
-	if ((r = home_root_key(h, "ca rotate", &rhsm, &rk)) != 0)
-		goto fail;
-	if (h->nretired >= AMTCA_RETIRED_MAX) {
-		r = amtca_fail(AMTCA_E_LIMIT, "%zu intermediates are already in "
-		    "their overlap (at most %d): run 'amtca ca prune' first",
-		    h->nretired, AMTCA_RETIRED_MAX);
-		goto fail;
-	}
-	if (key_type == NULL)
-		kt = hsm_key_type(h->inter_key);
-	if ((gen = h->inter_gen + 1) > HOME_INTER_GEN_MAX) {
-		r = amtca_fail(AMTCA_E_LIMIT, "no intermediate generation "
-		    "after %u", h->inter_gen);
-		goto fail;
-	}
-	home_inter_label(gen, label);
-	/*
-	 * A key under the new label is what an earlier rotation left when
-	 * it stopped before intermediate.pem changed: never certified into
-	 * the chain, so it goes and a fresh one is made.
-	 */
-	if (hsm_key_find(h->hsm, label, &stray) == 0) {
-		if ((r = hsm_key_destroy(h->hsm, stray)) != 0)
-			goto fail;
-		fprintf(stderr, "amtca: removed key '%s' left by an interrupted "
-		    "rotation\n", label);
-	}
-	amtca_err_clear();
-	if ((r = hsm_keygen(h->hsm, kt, label, &nk)) != 0)
-		goto fail;
-	crash_point("key");
-	/* Same root, same O and name constraints, its own name. */
-	next_cn(h->inter, gen, cn, sizeof(cn));
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(h->inter),
-	    NID_organizationName, org, sizeof(org)) < 0)
-		org[0] = '\0';
-	hsm_key_signer(rk, &rs);
-	if ((r = ca_intermediate_create(&rs, h->root, hsm_key_public(nk), cn,
-	    org[0] != '\0' ? org : NULL, &h->policy, (int)ldays, &nc)) != 0)
-		goto fail;
-	/*
-	 * Records: the new one current, the old one and the earlier retired
-	 * ones retired, any other "current" left by an interrupted rotation
-	 * ended; and the audit entry, in one transaction.
-	 */
-	if ((r = store_cacert_list(h->store, &old, &nold)) != 0)
-		goto fail;
-	if ((r = cacert_of(nc, (int)gen, "current", &recs[nrecs], keyids[nrecs],
-	    cns[nrecs], &serials[nrecs], &ders[nrecs])) != 0)
-		goto fail;
 	nrecs++;
 	if ((r = cacert_of(h->inter, (int)h->inter_gen, "retired", &recs[nrecs],
-	    keyids[nrecs], cns[nrecs], &serials[nrecs], &ders[nrecs])) != 0)
-		goto fail;
+	    keyids[nrecs], cns[nrecs], &serials[nrecs], &ders[nrecs])) != 0) {
+		ret = r;
+		goto out;
+	}
 	nrecs++;
 	for (i = 0; i < h->nretired; i++) {
 		if ((r = cacert_of(h->retired[i], h->retired_gen[i] > 0 ?
 		    (int)h->retired_gen[i] : 1, "retired", &recs[nrecs],
 		    keyids[nrecs], cns[nrecs], &serials[nrecs],
-		    &ders[nrecs])) != 0)
-			goto fail;
+		    &ders[nrecs])) != 0) {
+			ret = r;
+			goto out;
+		}
 		nrecs++;
 	}
 	for (i = 0; i < nold && nrecs < ROTATE_RECS_MAX; i++) {
@@ -403,58 +352,274 @@ ca_rotate(const char *homedir, int argc, char **argv)
 		nrecs++;
 	}
 	snprintf(detail, sizeof(detail), "old=%s generation=%u key=%s",
-	    recs[1].keyid, gen, hsm_keytype_name(kt));
+	    recs[1].keyid, gen, ktname);
 	if ((r = store_cacert_put(h->store, recs, nrecs, "ca.rotate",
-	    recs[0].keyid, detail)) != 0)
-		goto fail;
+	    recs[0].keyid, detail)) != 0) {
+		ret = r;
+		goto out;
+	}
 	crash_point("records");
-	/*
-	 * The files, each replaced atomically, in an order every step of
-	 * which home_open() reads as the old CA or the new one
-	 * (docs/rotation.md): the conf first (its key for generation N is
-	 * used only once intermediate.pem is N's), the retired list (the
-	 * current one in it is ignored), the chain (a superset until the
-	 * end), and intermediate.pem last: the switch.
-	 */
 	retired[0] = h->inter;
 	for (i = 0; i < h->nretired; i++)
 		retired[i + 1] = h->retired[i];
-	if ((r = conf_set_inter_key(h->dir, label)) != 0)
-		goto fail;
+	if ((r = conf_set_inter_key(h->dir, label)) != 0) {
+		ret = r;
+		goto out;
+	}
 	crash_point("conf");
-	if ((r = write_retired(h->dir, retired, h->nretired + 1)) != 0)
-		goto fail;
+	if ((r = write_retired(h->dir, retired, h->nretired + 1)) != 0) {
+		ret = r;
+		goto out;
+	}
 	crash_point("retired");
 	if ((r = write_chain(h->dir, nc, retired, h->nretired + 1,
-	    h->root)) != 0)
-		goto fail;
+	    h->root)) != 0) {
+		ret = r;
+		goto out;
+	}
 	crash_point("chain");
-	if ((r = write_bundle(h->dir, HOME_INTER_PEM, &nc, 1)) != 0)
-		goto fail;
+	if ((r = write_bundle(h->dir, HOME_INTER_PEM, &nc, 1)) != 0) {
+		ret = r;
+		goto out;
+	}
+	subject_cn(nc, cns[0], sizeof(cns[0]));
 	printf("intermediate rotated in %s\n  new:     %s (key %s, %s, key id "
 	    "%s)\n  retired: key id %s, signs its CRL until its last "
-	    "certificate expires\n  chain:   %s\n", h->dir, cn, label,
-	    hsm_keytype_name(kt), recs[0].keyid, recs[1].keyid, h->chain_path);
+	    "certificate expires\n  chain:   %s\n", h->dir, cns[0], label,
+	    ktname, recs[0].keyid, recs[1].keyid, h->chain_path);
 	if (h->conf.crl_url != NULL &&
 	    strstr(h->conf.crl_url, CA_CRL_URL_KEYID) == NULL)
 		fprintf(stderr, "amtca: warning: crl_url has no %s: leaves of "
 		    "both intermediates point at one CRL, which only one of "
 		    "them signs (docs/rotation.md)\n", CA_CRL_URL_KEYID);
-	ret = EXIT_OK;
-	goto out;
-fail:
-	ret = cli_fail(r);
+	ret = 0;
 out:
 	for (i = 0; i < ROTATE_RECS_MAX; i++) {
 		free(serials[i]);
 		OPENSSL_free(ders[i]);
 	}
 	store_cacerts_free(old, nold);
+	return ret;
+}
+
+/*
+ * External root: the next generation's key and its request (as init
+ * --external-root), written to `out` and kept in the home as
+ * HOME_NEXT_CSR until ca import-intermediate completes the rotation.
+ */
+static int
+rotate_request(struct home *h, enum hsm_keytype kt, const char *out)
+{
+	struct hsm_key *nk = NULL;
+	struct ca_signer ns;
+	X509_REQ *req = NULL;
+	BIO *b = NULL;
+	char label[HOME_INTER_LABEL_MAX], cn[128], org[128], *pp, *path = NULL;
+	unsigned gen;
+	long plen;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = next_label(h, &gen, label)) != 0 ||
+	    (r = hsm_keygen(h->hsm, kt, label, &nk)) != 0) {
+		ret = r;
+		goto out;
+	}
+	next_cn(h->inter, gen, cn, sizeof(cn));
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(h->inter),
+	    NID_organizationName, org, sizeof(org)) < 0)
+		org[0] = '\0';
+	hsm_key_signer(nk, &ns);
+	if ((r = ca_intermediate_csr(&ns, cn, org[0] != '\0' ? org : NULL,
+	    &h->policy, &req)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_X509_REQ(b, req) != 1 ||
+	    (plen = BIO_get_mem_data(b, &pp)) <= 0 ||
+	    (path = join(h->dir, HOME_NEXT_CSR)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if ((r = amtca_file_write(path, pp, (size_t)plen, 0644, 0)) != 0 ||
+	    (r = amtca_out_write(out, pp, (size_t)plen, 0644)) != 0) {
+		ret = r;
+		goto out;
+	}
+	printf("new intermediate key %s (%s) made; request for the external "
+	    "root: %s\nnext: have the root sign it with the name constraints "
+	    "(docs/external-root.md), then run\n  amtca ca import-intermediate "
+	    "--cert FILE --root FILE\n", label, hsm_keytype_name(kt), out);
+	ret = 0;
+out:
+	free(path);
+	BIO_free(b);
+	X509_REQ_free(req);
+	hsm_key_free(nk);
+	return ret;
+}
+
+static int
+ca_rotate(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-type", required_argument, NULL, 'k' },
+		{ "days", required_argument, NULL, 'D' },
+		{ "csr-out", required_argument, NULL, 'O' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *key_type = NULL, *csr_out = NULL;
+	long ldays = AMTCA_CA_DAYS_INTER;
+	int ch, r, ret = EXIT_FAIL, external, days_given = 0;
+	struct home *h = NULL;
+	struct hsm *rhsm = NULL;
+	struct hsm_key *rk = NULL, *nk = NULL;
+	struct ca_signer rs;
+	enum hsm_keytype kt;
+	X509 *nc = NULL;
+	char label[HOME_INTER_LABEL_MAX], cn[128], org[128];
+	unsigned gen;
+
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k': key_type = optarg; break;
+		case 'O': csr_out = optarg; break;
+		case 'D':
+			if (cli_parse_long(optarg, 1, AMTCA_CA_DAYS_ROOT,
+			    &ldays) != 0)
+				return cli_usage("ca", "--days takes 1..7300",
+				    rotate_synopsis);
+			days_given = 1;
+			break;
+		case 'h':
+			return cli_help("ca", rotate_synopsis, rotate_options,
+			    opts);
+		default:
+			return cli_usage("ca", "bad option", rotate_synopsis);
+		}
+	}
+	if (optind != argc)
+		return cli_usage("ca", "unexpected argument", rotate_synopsis);
+	if (key_type != NULL && hsm_keytype_parse(key_type, &kt) != 0)
+		return cli_usage("ca", "unknown --key-type (rsa2048, rsa3072, "
+		    "rsa4096, p256, p384)", rotate_synopsis);
+	if (csr_out != NULL && days_given)
+		return cli_usage("ca", "--days goes to the external root with "
+		    "--csr-out: it sets the validity", rotate_synopsis);
+	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0)
+		goto fail;
+	/* An external root has no key in any token of ours. */
+	external = h->conf.root_token_uri == NULL &&
+	    hsm_key_find(h->hsm, KEY_LABEL_ROOT, &rk) != 0;
+	amtca_err_clear();
+	hsm_key_free(rk);
+	rk = NULL;
+	if (external != (csr_out != NULL)) {
+		r = external ? amtca_fail(AMTCA_E_HSM_KEY, "ca rotate needs the "
+		    "root key, and this CA's root is external: run 'amtca ca "
+		    "rotate --csr-out FILE', have that root sign the request, "
+		    "then 'amtca ca import-intermediate'") :
+		    amtca_fail(AMTCA_E_USAGE, "--csr-out is for a CA under an "
+		    "external root; this CA signs its own intermediates");
+		goto fail;
+	}
+	if (h->nretired >= AMTCA_RETIRED_MAX) {
+		r = amtca_fail(AMTCA_E_LIMIT, "%zu intermediates are already in "
+		    "their overlap (at most %d): run 'amtca ca prune' first",
+		    h->nretired, AMTCA_RETIRED_MAX);
+		goto fail;
+	}
+	if (key_type == NULL)
+		kt = hsm_key_type(h->inter_key);
+	if (external) {
+		if ((r = rotate_request(h, kt, csr_out)) != 0)
+			goto fail;
+		ret = EXIT_OK;
+		goto out;
+	}
+	if ((r = home_root_key(h, "ca rotate", &rhsm, &rk)) != 0 ||
+	    (r = next_label(h, &gen, label)) != 0 ||
+	    (r = hsm_keygen(h->hsm, kt, label, &nk)) != 0)
+		goto fail;
+	crash_point("key");
+	/* Same root, same O and name constraints, its own name. */
+	next_cn(h->inter, gen, cn, sizeof(cn));
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(h->inter),
+	    NID_organizationName, org, sizeof(org)) < 0)
+		org[0] = '\0';
+	hsm_key_signer(rk, &rs);
+	if ((r = ca_intermediate_create(&rs, h->root, hsm_key_public(nk), cn,
+	    org[0] != '\0' ? org : NULL, &h->policy, (int)ldays, &nc)) != 0 ||
+	    (r = rotate_commit(h, nc, gen, label, hsm_keytype_name(kt))) != 0)
+		goto fail;
+	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
+out:
 	X509_free(nc);
-	hsm_key_free(stray);
 	hsm_key_free(nk);
 	hsm_key_free(rk);
 	hsm_free(rhsm);
+	home_free(h);
+	return ret;
+}
+
+int
+cmd_ca_rotate_import(const char *homedir, X509 *cert, X509 *root, int any)
+{
+	struct home *h = NULL;
+	struct hsm_key *nk = NULL;
+	char label[HOME_INTER_LABEL_MAX], *path = NULL;
+	unsigned gen;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (X509_cmp(root, h->root) != 0) {
+		ret = amtca_fail(AMTCA_E_CERT, "--root is not this CA's root "
+		    "(%s): a rotation stays under the same root", HOME_ROOT_PEM);
+		goto out;
+	}
+	gen = h->inter_gen + 1;
+	home_inter_label(gen, label);
+	if ((r = hsm_key_find(h->hsm, label, &nk)) != 0) {
+		ret = amtca_fail(AMTCA_E_HSM_KEY, "the token has no key '%s' for "
+		    "the requested intermediate: run 'amtca ca rotate --csr-out "
+		    "FILE' again", label);
+		goto out;
+	}
+	if ((r = ca_intermediate_check(cert, h->root, hsm_key_public(nk),
+	    &h->policy, any || h->conf.any_domain)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (any && !h->conf.any_domain)
+		fprintf(stderr, "amtca: warning: --any-domain: the intermediate's "
+		    "name constraints were not checked against --domain and "
+		    "--ip-range\n");
+	if ((r = rotate_commit(h, cert, gen, label,
+	    hsm_keytype_name(hsm_key_type(nk)))) != 0) {
+		ret = r;
+		goto out;
+	}
+	/* Last: the request is answered. */
+	if ((path = join(h->dir, HOME_NEXT_CSR)) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		ret = amtca_fail(AMTCA_E_IO, "cannot remove %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(path);
+	hsm_key_free(nk);
 	home_free(h);
 	return ret;
 }
