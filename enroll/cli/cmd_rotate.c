@@ -195,15 +195,12 @@ static void
 next_cn(X509 *old, unsigned gen, char *out, size_t len)
 {
 	char cn[128];
-	size_t n;
 	char *sp;
 
 	subject_cn(old, cn, sizeof(cn));
-	n = strlen(cn);
 	if ((sp = strrchr(cn, ' ')) != NULL && sp[1] == 'G' && sp[2] != '\0' &&
 	    strspn(sp + 2, "0123456789") == strlen(sp + 2))
 		*sp = '\0';
-	(void)n;
 	if (cn[0] == '\0')
 		snprintf(cn, sizeof(cn), "amtca Issuing CA");
 	/* 64 is the CN's upper bound (RFC 5280 ub-common-name). */
@@ -661,9 +658,11 @@ ca_revoke_intermediate(const char *homedir, int argc, char **argv)
 			return cli_usage("ca", "bad option", revoke_synopsis);
 		}
 	}
-	if (optind + 1 != argc || strlen(argv[optind]) > CA_KEYID_HEX_MAX)
-		return cli_usage("ca", "revoke-intermediate takes one KEYID",
-		    revoke_synopsis);
+	if (optind + 1 != argc || strlen(argv[optind]) > CA_KEYID_HEX_MAX ||
+	    argv[optind][0] == '\0' || strspn(argv[optind],
+	    "0123456789abcdefABCDEF") != strlen(argv[optind]))
+		return cli_usage("ca", "revoke-intermediate takes one KEYID (hex, "
+		    "as ca list shows it)", revoke_synopsis);
 	for (i = 0; argv[optind][i] != '\0'; i++)
 		keyid[i] = (char)(argv[optind][i] >= 'A' && argv[optind][i] <= 'F' ?
 		    argv[optind][i] + 32 : argv[optind][i]);
