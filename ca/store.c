@@ -547,6 +547,20 @@ store_cert_list_revoked_by(struct store *s, const char *issuer,
 	    n);
 }
 
+int
+store_cert_list_unrevoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || issuer == NULL || issuer[0] == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_unrevoked_by: "
+		    "no store or issuer");
+	NEED_OP(s, cert_list);
+	return s->ops->cert_list(s->be, with_unknown ?
+	    STORE_CERTS_VALID_BY_FIRST : STORE_CERTS_VALID_BY, issuer, out, n);
+}
+
 /* --- the CA's own certificates ------------------------------------------ */
 
 int

@@ -206,6 +206,10 @@ int store_cert_list_revoked(struct store *s, struct store_cert **out,
  */
 int store_cert_list_revoked_by(struct store *s, const char *issuer,
     int with_unknown, struct store_cert **out, size_t *n) AMTCA_WUR;
+/* The same for the certificates not revoked (expired ones included):
+ * whether an intermediate's overlap may end (ca prune). */
+int store_cert_list_unrevoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n) AMTCA_WUR;
 
 /*
  * Mark revoked (idempotent for an already revoked serial: the first reason

@@ -40,6 +40,8 @@ enum store_cert_filter {
 	STORE_CERTS_REVOKED,		/* without DER */
 	STORE_CERTS_REVOKED_BY,		/* arg: issuer key id; without DER */
 	STORE_CERTS_REVOKED_BY_FIRST,	/* the same, and issuer NULL */
+	STORE_CERTS_VALID_BY,		/* not revoked, issuer arg; no DER */
+	STORE_CERTS_VALID_BY_FIRST,	/* the same, and issuer NULL */
 };
 
 struct store_ops {

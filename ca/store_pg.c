@@ -1484,6 +1484,19 @@ pg_cert_list(void *be, enum store_cert_filter f, const char *arg,
 		p_text(&a, arg);
 		with_der = 0;
 		break;
+	case STORE_CERTS_VALID_BY:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'valid' AND issuer = $1 ORDER BY issued_at, seq";
+		p_text(&a, arg);
+		with_der = 0;
+		break;
+	case STORE_CERTS_VALID_BY_FIRST:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'valid' AND (issuer = $1 OR issuer IS NULL) ORDER BY "
+		    "issued_at, seq";
+		p_text(&a, arg);
+		with_der = 0;
+		break;
 	}
 	if (sql == NULL)
 		return amtca_fail(AMTCA_E_USAGE, "unknown certificate filter");

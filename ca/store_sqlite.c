@@ -760,6 +760,14 @@ sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
 		    "NULL)";
 		with_der = 0;
 		break;
+	case STORE_CERTS_VALID_BY:
+		where = "WHERE status = 'valid' AND issuer = ?";
+		with_der = 0;
+		break;
+	case STORE_CERTS_VALID_BY_FIRST:
+		where = "WHERE status = 'valid' AND (issuer = ? OR issuer IS NULL)";
+		with_der = 0;
+		break;
 	}
 	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
 	    "issued_at, rowid", cert_cols, with_der ? ", der" : "", where);

@@ -195,15 +195,12 @@ static void
 next_cn(X509 *old, unsigned gen, char *out, size_t len)
 {
 	char cn[128];
-	size_t n;
 	char *sp;
 
 	subject_cn(old, cn, sizeof(cn));
-	n = strlen(cn);
 	if ((sp = strrchr(cn, ' ')) != NULL && sp[1] == 'G' && sp[2] != '\0' &&
 	    strspn(sp + 2, "0123456789") == strlen(sp + 2))
 		*sp = '\0';
-	(void)n;
 	if (cn[0] == '\0')
 		snprintf(cn, sizeof(cn), "amtca Issuing CA");
 	/* 64 is the CN's upper bound (RFC 5280 ub-common-name). */
@@ -661,9 +658,11 @@ ca_revoke_intermediate(const char *homedir, int argc, char **argv)
 			return cli_usage("ca", "bad option", revoke_synopsis);
 		}
 	}
-	if (optind + 1 != argc || strlen(argv[optind]) > CA_KEYID_HEX_MAX)
-		return cli_usage("ca", "revoke-intermediate takes one KEYID",
-		    revoke_synopsis);
+	if (optind + 1 != argc || strlen(argv[optind]) > CA_KEYID_HEX_MAX ||
+	    argv[optind][0] == '\0' || strspn(argv[optind],
+	    "0123456789abcdefABCDEF") != strlen(argv[optind]))
+		return cli_usage("ca", "revoke-intermediate takes one KEYID (hex, "
+		    "as ca list shows it)", revoke_synopsis);
 	for (i = 0; argv[optind][i] != '\0'; i++)
 		keyid[i] = (char)(argv[optind][i] >= 'A' && argv[optind][i] <= 'F' ?
 		    argv[optind][i] + 32 : argv[optind][i]);
@@ -700,21 +699,23 @@ out:
 /* --------------------------------------------------------------- ca prune */
 
 /*
- * Whether any certificate `ca_x` issued is still valid: not revoked and not
- * expired.  Records without an issuer are generation 1's.
+ * Whether a certificate `keyid` issued is still valid: not revoked and not
+ * expired.  Records without an issuer are generation 1's (`first`).
  */
 static int
-still_used(struct store_cert *c, size_t n, const char *keyid, int first,
-    time_t now)
+still_used(struct store *st, const char *keyid, int first, time_t now,
+    int *used)
 {
-	size_t i;
+	struct store_cert *c = NULL;
+	size_t n = 0, i;
+	int r;
 
-	for (i = 0; i < n; i++) {
-		if (c[i].issuer != NULL ? strcmp(c[i].issuer, keyid) != 0 : !first)
-			continue;
-		if (strcmp(c[i].status, "revoked") != 0 && c[i].not_after > now)
-			return 1;
-	}
+	*used = 0;
+	if ((r = store_cert_list_unrevoked_by(st, keyid, first, &c, &n)) != 0)
+		return r;
+	for (i = 0; i < n && !*used; i++)
+		*used = c[i].not_after > now;
+	store_certs_free(c, n);
 	return 0;
 }
 
@@ -732,13 +733,12 @@ ca_prune(const char *homedir, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct home *h = NULL;
-	struct store_cert *c = NULL;
 	struct store_cacert *v = NULL, upd[AMTCA_RETIRED_MAX];
 	X509 *keep[AMTCA_RETIRED_MAX];
-	size_t n = 0, nv = 0, nkeep = 0, nupd = 0, i, j;
+	size_t nv = 0, nkeep = 0, nupd = 0, i, j;
 	char keyid[CA_KEYID_HEX_MAX + 1];
 	time_t now = time(NULL);
-	int ch, r, dry = 0, ret = EXIT_FAIL, first;
+	int ch, r, dry = 0, ret = EXIT_FAIL, first, used;
 
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -752,7 +752,6 @@ ca_prune(const char *homedir, int argc, char **argv)
 	if (optind != argc)
 		return cli_usage("ca", "unexpected argument", prune_synopsis);
 	if ((r = home_open(homedir, HOME_STORE, &h)) != 0 ||
-	    (r = store_cert_list(h->store, &c, &n)) != 0 ||
 	    (r = store_cacert_list(h->store, &v, &nv)) != 0)
 		goto fail;
 	for (i = 0; i < h->nretired; i++) {
@@ -763,7 +762,9 @@ ca_prune(const char *homedir, int argc, char **argv)
 		for (j = 0; j < nv; j++)
 			if (strcmp(v[j].keyid, keyid) == 0)
 				first = v[j].generation == 1;
-		if (still_used(c, n, keyid, first, now)) {
+		if ((r = still_used(h->store, keyid, first, now, &used)) != 0)
+			goto fail;
+		if (used) {
 			keep[nkeep++] = h->retired[i];
 			continue;
 		}
@@ -796,7 +797,6 @@ ca_prune(const char *homedir, int argc, char **argv)
 fail:
 	ret = cli_fail(r);
 out:
-	store_certs_free(c, n);
 	store_cacerts_free(v, nv);
 	home_free(h);
 	return ret;

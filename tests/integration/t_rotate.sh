@@ -273,5 +273,8 @@ ok "crl_url with {keyid}: G1's and G2's leaves each name their issuer's /crl/<ke
 cp "$H/chain.pem" "$T/c0.pem"
 expect_fail 2 "unknown --key-type" "$AMTCA" --home "$H" ca rotate --key-type rsa1024
 expect_fail 2 "--days" "$AMTCA" --home "$H" ca rotate --days 0
+expect_fail 2 "takes one KEYID" "$AMTCA" --home "$H" ca revoke-intermediate not-hex
+expect_fail 1 "is for a CA under an external root" "$AMTCA" --home "$H" ca rotate --csr-out "$T/x.csr"
+[ -e "$T/x.csr" ] && fail "--csr-out on an own-root CA wrote a request"
 cmp -s "$T/c0.pem" "$H/chain.pem" || fail "a refused rotate changed chain.pem"
 ok "option errors change nothing"

@@ -2155,6 +2155,17 @@ test_revoked_by_issuer(void **state)
 	assert_int_equal(store_cert_list_revoked_by(f->s, "cc33", 0, &v, &n), 0);
 	assert_int_equal(n, 0);
 	store_certs_free(v, n);
+	/* What is not revoked, per issuer (ca prune). */
+	assert_int_equal(store_cert_list_unrevoked_by(f->s, "bb22", 0, &v, &n),
+	    0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "0A04");
+	assert_null(v[0].der);
+	store_certs_free(v, n);
+	assert_int_equal(store_cert_list_unrevoked_by(f->s, "aa11", 1, &v, &n),
+	    0);
+	assert_int_equal(n, 0);
+	store_certs_free(v, n);
 }
 
 /*
