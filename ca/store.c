@@ -891,6 +891,21 @@ store_job_claimable(struct store *s, time_t now, char ***ids, size_t *n)
 }
 
 int
+store_job_claim_owners(struct store *s, const char *job_id, char ***owners,
+    size_t *n)
+{
+	if (owners != NULL)
+		*owners = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || job_id == NULL || owners == NULL || n == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_owners: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_owners);
+	return s->ops->job_claim_owners(s->be, job_id, owners, n);
+}
+
+int
 store_job_finish(struct store *s, const char *job_id, time_t when,
     int *finished)
 {

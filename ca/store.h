@@ -267,6 +267,11 @@ int store_job_claim_release(struct store *s, const char *job_id,
  * first.  Free each id, then the array. */
 int store_job_claimable(struct store *s, time_t now, char ***ids,
     size_t *n) AMTCA_WUR;
+/* The owners holding claims (live or lapsed) on unfinished devices of
+ * `job_id`, each once: a restarted node releases those of its dead
+ * predecessors on this host.  Free each, then the array. */
+int store_job_claim_owners(struct store *s, const char *job_id,
+    char ***owners, size_t *n) AMTCA_WUR;
 /*
  * Mark `job_id` done at `when` if it is running and none of its devices is
  * unfinished, in one statement: of the nodes finishing a job's last

@@ -106,6 +106,8 @@ struct store_ops {
 	int (*job_claim_release)(void *be, const char *job_id,
 	    const char *owner, const char *fqdn);
 	int (*job_claimable)(void *be, time_t now, char ***ids, size_t *n);
+	int (*job_claim_owners)(void *be, const char *job_id, char ***owners,
+	    size_t *n);
 	int (*job_finish)(void *be, const char *job_id, time_t when,
 	    int *finished);
 	int (*revocation_mark)(void *be, uint64_t *mark);

@@ -2432,20 +2432,16 @@ pg_job_claim_release(void *be, const char *job_id, const char *owner,
 	    NULL);
 }
 
+/* The first column of every row of `sql` with parameters `a`. */
 static int
-pg_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+pg_strings(struct pg *p, const char *sql, const struct prm *a, char ***out,
+    size_t *n)
 {
 	PGresult *res = NULL;
-	struct prm a = { 0 };
 	char **v = NULL;
 	int i, cnt, r, ret = AMTCA_E_INTERNAL;
 
-	p_int(&a, (long long)now);
-	if ((r = run(be, "SELECT id FROM jobs j WHERE state = 'running' AND "
-	    "EXISTS (SELECT 1 FROM job_devices jd WHERE jd.job_id = j.id AND "
-	    "jd.result = 'pending' AND (jd.claimed_by IS NULL OR "
-	    "jd.claim_expires <= $1::bigint)) ORDER BY created_at, seq", &a,
-	    "query", &res, NULL)) != 0)
+	if ((r = run(p, sql, a, "query", &res, NULL)) != 0)
 		return r;
 	cnt = PQntuples(res);
 	if (cnt > 0 && (v = calloc((size_t)cnt, sizeof(*v))) == NULL) {
@@ -2461,12 +2457,36 @@ pg_job_claimable(void *be, time_t now, char ***ids, size_t *n)
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
-	*ids = v;
+	*out = v;
 	*n = (size_t)cnt;
 	ret = 0;
 out:
 	PQclear(res);
 	return ret;
+}
+
+static int
+pg_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+{
+	struct prm a = { 0 };
+
+	p_int(&a, (long long)now);
+	return pg_strings(be, "SELECT id FROM jobs j WHERE state = 'running' AND "
+	    "EXISTS (SELECT 1 FROM job_devices jd WHERE jd.job_id = j.id AND "
+	    "jd.result = 'pending' AND (jd.claimed_by IS NULL OR "
+	    "jd.claim_expires <= $1::bigint)) ORDER BY created_at, seq", &a, ids,
+	    n);
+}
+
+static int
+pg_job_claim_owners(void *be, const char *job_id, char ***owners, size_t *n)
+{
+	struct prm a = { 0 };
+
+	p_text(&a, job_id);
+	return pg_strings(be, "SELECT DISTINCT claimed_by FROM job_devices WHERE "
+	    "job_id = $1 AND result = 'pending' AND claimed_by IS NOT NULL ORDER "
+	    "BY claimed_by", &a, owners, n);
 }
 
 static int
@@ -2622,6 +2642,7 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	.job_claim_renew = pg_job_claim_renew, \
 	.job_claim_release = pg_job_claim_release, \
 	.job_claimable = pg_job_claimable, \
+	.job_claim_owners = pg_job_claim_owners, \
 	.job_finish = pg_job_finish, \
 	.revocation_mark = pg_revocation_mark, \
 	.lease_take = pg_lease_take, \

@@ -1502,24 +1502,23 @@ sq_job_claim_release(void *be, const char *job_id, const char *owner,
 	    fqdn, 0, NULL, "claim release");
 }
 
+/* The first column of every row of `sql` (text ?1, integer ?2). */
 static int
-sq_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+sq_strings(struct sq *s, const char *sql, const char *a1, sqlite3_int64 i2,
+    char ***out, size_t *n)
 {
-	struct sq *s = be;
 	sqlite3_stmt *st = NULL;
 	char **v = NULL, **nv;
 	size_t cnt = 0, cap = 0, i;
 	int rc, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "SELECT id FROM jobs j WHERE state = "
-	    "'running' AND EXISTS (SELECT 1 FROM job_devices WHERE job_id = j.id "
-	    "AND " CLAIMABLE ") ORDER BY created_at, rowid", -1,
-	    &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	bind_text(st, 1, a1);
+	sqlite3_bind_int64(st, 2, i2);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -1539,7 +1538,7 @@ sq_job_claimable(void *be, time_t now, char ***ids, size_t *n)
 		ret = db_fail(s, "query");
 		goto out;
 	}
-	*ids = v;
+	*out = v;
 	*n = cnt;
 	v = NULL;
 	cnt = 0;
@@ -1551,6 +1550,23 @@ out:
 		free(v[i]);
 	free(v);
 	return ret;
+}
+
+static int
+sq_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+{
+	return sq_strings(be, "SELECT id FROM jobs j WHERE state = 'running' "
+	    "AND EXISTS (SELECT 1 FROM job_devices WHERE job_id = j.id AND "
+	    CLAIMABLE ") ORDER BY created_at, rowid", NULL,
+	    (sqlite3_int64)now, ids, n);
+}
+
+static int
+sq_job_claim_owners(void *be, const char *job_id, char ***owners, size_t *n)
+{
+	return sq_strings(be, "SELECT DISTINCT claimed_by FROM job_devices "
+	    "WHERE job_id = ?1 AND result = 'pending' AND claimed_by IS NOT NULL "
+	    "ORDER BY claimed_by", job_id, 0, owners, n);
 }
 
 static int
@@ -2167,6 +2183,7 @@ const struct store_ops store_sqlite_ops = {
 	.job_claim_renew = sq_job_claim_renew,
 	.job_claim_release = sq_job_claim_release,
 	.job_claimable = sq_job_claimable,
+	.job_claim_owners = sq_job_claim_owners,
 	.job_finish = sq_job_finish,
 	.revocation_mark = sq_revocation_mark,
 	.lease_take = sq_lease_take,

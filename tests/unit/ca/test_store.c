@@ -1306,6 +1306,7 @@ test_job_claims(void **state)
 	struct store *s2 = NULL;
 	struct store_job *j = NULL;
 	char *a = NULL, *b = NULL, *c = NULL, *x = NULL, *prev = NULL;
+	char **owners = NULL;
 	size_t n = 0;
 	int fin = -1;
 
@@ -1332,6 +1333,13 @@ test_job_claims(void **state)
 	    AMTCA_E_NOT_FOUND);
 	assert_null(x);
 	claimable_is(f->s, 1010, NULL);
+	assert_int_equal(store_job_claim_owners(s2, "job-c", &owners, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(owners[0], "A");
+	assert_string_equal(owners[1], "B");
+	free(owners[0]);
+	free(owners[1]);
+	free(owners);
 	/* A renews its claims (two), B does not: at 1030 B's has lapsed. */
 	assert_int_equal(store_job_claim_renew(f->s, "job-c", "A", 1020, 30, &n),
 	    0);

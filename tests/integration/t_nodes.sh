@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Several nodes (issue 11, section 2): two `amtca serve` nodes on one
+# PostgreSQL store (a throwaway cluster) and one SoftHSM token outside both
+# homes (standing in for a network HSM):
+#  - parallel issuance from both nodes: no duplicate serial, every
+#    certificate listed from both;
+#  - a revocation made on node B is in node A's /crl on the next fetch (the
+#    CRL cache checks the store's revocation mark);
+#  - a job of 100 simulated devices submitted to node A is worked by both
+#    (job claims); A is killed with SIGKILL mid-job; its claims lapse
+#    (--claim-ttl 5) and B finishes those devices: every device has one
+#    valid and one bound certificate, one key in AMT, none is left
+#    enrolling, no certificate was issued twice, the job ends "done";
+#  - the reconcile leader lease: one leader; B takes over when A dies;
+#  - `amtca audit verify` passes from either node;
+#  - `amtca serve` refuses a store whose schema is newer than it knows.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg_helpers.sh"
+source "$(dirname "$0")/enroll_helpers.sh"
+source "$(dirname "$0")/fleet_helpers.sh"
+
+if ! pg_available; then
+	echo "skip: no PostgreSQL server binaries (apt-get install postgresql)"
+	exit 0
+fi
+pg_start
+URI="postgresql:///amtca_nodes?host=$PG_SOCK&user=amtca"
+q() { pg_psql amtca_nodes -c "$1"; }
+
+# --- the shared token and node A's home --------------------------------------
+HSM=$T/hsm
+mkdir -p "$HSM/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$HSM/tokens" >"$HSM/softhsm2.conf"
+SOFTHSM2_CONF="$HSM/softhsm2.conf" softhsm2-util --init-token --free --label nodes \
+    --so-pin 12345678 --pin 24681357 >/dev/null || fail "cannot make the shared token"
+printf '24681357\n' >"$HSM/pin"
+chmod 600 "$HSM/pin"
+A=$T/node-a
+B=$T/node-b
+SOFTHSM2_CONF="$HSM/softhsm2.conf" "$AMTCA" --home "$A" init --module "$SOFTHSM_MODULE" \
+    --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" --domain example.test \
+    --store "$URI" >"$T/init.out" 2>"$T/init.err" || fail "init of node A: $(cat "$T/init.err")"
+[ ! -e "$A/keys/softhsm" ] || fail "node A made a token of its own"
+# Node B: `amtca init --join` when it exists, else a copy of A's home (the
+# same store URI and token, which is what --join makes).
+if "$AMTCA" init --help 2>&1 | grep -q -- '--join'; then
+	"$AMTCA" --home "$B" init --join --store "$URI" --module "$SOFTHSM_MODULE" \
+	    --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" >"$T/join.out" 2>"$T/join.err" ||
+		fail "init --join: $(cat "$T/join.err")"
+	how="init --join"
+else
+	cp -a "$A" "$B"
+	how="a copy of A's home"
+fi
+ok "node A on $URI with an external token; node B by $how"
+
+# --- parallel issuance from both nodes --------------------------------------
+make_csr "$T/leaf.csr" ec:prime256v1 web.example.test
+issue_loop() { # home tag count
+	local i
+	for ((i = 0; i < $3; i++)); do
+		"$AMTCA" --home "$1" issue --fqdn web.example.test --csr "$T/leaf.csr" \
+		    --out "$T/$2-$i.pem" >/dev/null 2>>"$T/$2.err" || echo "$2-$i" >>"$T/$2.failed"
+	done
+}
+issue_loop "$A" a 8 &
+pa=$!
+issue_loop "$B" b 8 &
+pb=$!
+wait $pa $pb
+[ ! -s "$T/a.failed" ] && [ ! -s "$T/b.failed" ] ||
+	fail "issuance failed: $(cat "$T/a.err" "$T/b.err" | head -n 3)"
+for h in "$A" "$B"; do
+	"$AMTCA" --home "$h" list --json >"$T/list.json"
+	python3 - "$T/list.json" 16 <<'PY' || fail "list from $h"
+import json, sys
+c = json.load(open(sys.argv[1]))["certificates"]
+s = [x["serial"] for x in c]
+assert len(s) == len(set(s)), "duplicate serial"
+assert len([x for x in c if x["fqdn"] == "web.example.test"]) == int(sys.argv[2]), len(c)
+PY
+done
+ok "16 certificates issued from both nodes at once: no duplicate serial, all listed from both"
+
+# --- two services ----------------------------------------------------------
+PW="$T/amt-password"
+password_file "$PW" "Adm1n-$RANDOM-pw"
+"$AMTCA" --home "$A" credential add site --user admin --password-file "$PW" >/dev/null ||
+	fail "credential add"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/admin.key" 2>/dev/null
+openssl req -new -key "$T/admin.key" -subj "/CN=ops" -out "$T/admin.csr"
+"$AMTCA" --home "$A" admin add ops --csr "$T/admin.csr" --out "$T/admin.pem" >/dev/null ||
+	fail "admin add"
+
+ADDR_A=127.0.151.1
+ADDR_B=127.0.151.2
+node_up() { # tag home addr [args...]
+	local tag=$1 home=$2 addr=$3 i
+	shift 3
+	: >"$T/$tag.out"
+	"$AMTCA" --home "$home" serve --listen "$addr:8443" --name "api-$tag.example.test" \
+	    --publish-listen "$addr:8080" --status-listen "$addr:9193" --claim-ttl 5 \
+	    "$@" >>"$T/$tag.out" 2>>"$T/$tag.log" &
+	eval "PID_$tag=$!"
+	on_exit "kill -KILL $! 2>/dev/null; wait $! 2>/dev/null"
+	for ((i = 0; i < 600; i++)); do
+		grep -q '^ready' "$T/$tag.out" && return 0
+		kill -0 "$(eval echo "\$PID_$tag")" 2>/dev/null ||
+			fail "node $tag exited: $(tail -n 5 "$T/$tag.log")"
+		sleep 0.05
+	done
+	fail "node $tag not ready: $(tail -n 5 "$T/$tag.log")"
+}
+api_at() { # tag method path [curl args...]
+	local tag=$1 addr
+	addr=$([ "$tag" = a ] && echo $ADDR_A || echo $ADDR_B)
+	curl -sS --max-time 30 --cacert "$A/chain.pem" \
+	    --resolve "api-$tag.example.test:8443:$addr" --cert "$T/admin.pem" \
+	    --key "$T/admin.key" -X "$2" -o "$T/body" -w '%{http_code}' "${@:4}" \
+	    "https://api-$tag.example.test:8443$3"
+}
+node_up a "$A" $ADDR_A --reconcile-every 1h
+node_up b "$B" $ADDR_B --reconcile-every 1h
+grep -q 'event=leader role=reconcile state=leader' "$T/a.log" ||
+	fail "node A (first up) is not the reconcile leader: $(grep event=leader "$T/a.log")"
+for i in $(seq 1 40); do
+	grep -q 'event=leader role=reconcile state=follower' "$T/b.log" && break
+	sleep 0.1
+done
+grep -q 'state=follower' "$T/b.log" || fail "node B does not follow: $(grep event=leader "$T/b.log")"
+grep -q 'state=leader' "$T/b.log" && fail "two reconcile leaders"
+ok "both nodes serve; A leads reconcile, B follows"
+
+# --- a revocation on B is in A's CRL at the next fetch ------------------------
+crl_has() { # addr serial
+	curl -fsS --max-time 10 -o "$T/crl.der" "http://$1:8080/crl" || fail "GET /crl on $1"
+	openssl crl -inform DER -in "$T/crl.der" -noout -text >"$T/crl.txt" || fail "bad CRL from $1"
+	grep -qi "Serial Number: 0*${2#0}$" "$T/crl.txt"
+}
+S=$(openssl x509 -in "$T/b-3.pem" -noout -serial | sed 's/serial=//')
+crl_has $ADDR_A "$S" && fail "serial $S on the CRL before its revocation"
+t0=$(date +%s.%N)
+"$AMTCA" --home "$B" revoke "$S" --reason keyCompromise >/dev/null || fail "revoke on node B"
+crl_has $ADDR_A "$S" || fail "node A's CRL lacks $S revoked on node B"
+ok "revoked on node B, in node A's /crl at the next fetch ($(python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)") s after the revoke began; its cache lasts 2 s)"
+
+# --- a job of 100 devices: A killed mid-job, B finishes ---------------------
+N=100
+BASE=127.0.150.1
+PAT='nd%03d.example.test'
+sim_key_pool_fill $((N + 10))
+start_sim "$T/sim.log" --devices $N --address-base $BASE --fqdn-pattern "$PAT" \
+    --user admin --password-file "$PW" --key-pool "$SIM_KEY_POOL" --latency-ms 40 \
+    --commit-delay-ms 600
+devs=$(python3 - "$PAT" $BASE $N <<'PY'
+import json, sys
+pat, base, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pre, last = base.rsplit(".", 1)
+print(json.dumps([{"fqdn": pat % i, "address": "%s.%d" % (pre, int(last) + i),
+                   "credential": "site"} for i in range(n)]))
+PY
+)
+st=$(api_at a POST /api/v1/jobs -H 'Content-Type: application/json' \
+    --data-binary "{\"devices\":$devs,\"concurrency\":4}")
+[ "$st" = 202 ] || fail "POST /api/v1/jobs on A: $st $(cat "$T/body")"
+JOB=$(json_get "$T/body" id)
+# Both nodes work on it; kill A once it has finished some and holds claims.
+for i in $(seq 1 600); do
+	na=$(grep -c "event=job_device job=$JOB" "$T/a.log" || true)
+	grep -q "event=claim job=$JOB" "$T/b.log" && [ "$na" -ge 8 ] && break
+	sleep 0.1
+done
+grep -q "event=claim job=$JOB" "$T/b.log" || fail "node B never claimed a device of A's job"
+[ "$na" -ge 8 ] || fail "node A finished only $na devices"
+kill -KILL "$PID_a"
+wait "$PID_a" 2>/dev/null || true
+held=$(q "SELECT count(*) FROM amtca.job_devices WHERE job_id = '$JOB' AND result = 'pending' AND claimed_by LIKE '%:$PID_a:%'")
+[ "$held" -ge 1 ] || fail "node A held no claim when it was killed"
+nb0=$(grep -c "event=job_device job=$JOB" "$T/b.log" || true)
+ok "job $JOB: A killed with SIGKILL after $na devices (B had done $nb0), holding $held claims"
+
+for i in $(seq 1 1200); do
+	[ "$(q "SELECT state FROM amtca.jobs WHERE id = '$JOB'")" = done ] && break
+	sleep 0.1
+done
+st=$(api_at b GET "/api/v1/jobs/$JOB")
+[ "$st" = 200 ] || fail "GET the job on B: $st $(cat "$T/body")"
+python3 - "$T/body" $N <<'PY' || fail "the job after failover: $(head -c 600 "$T/body")"
+import json, sys
+d, n = json.load(open(sys.argv[1])), int(sys.argv[2])
+c = d["counts"]
+assert d["state"] == "done", d["state"]
+assert c["failed"] == 0 and c["pending"] == 0, c
+assert c["enrolled"] + c["unchanged"] + c["renewed"] == n, c
+PY
+tk=$(grep -c "event=claim job=$JOB fqdn=[^ ]* expired=1 taken_over_from=\"process $PID_a " "$T/b.log" || true)
+[ "$tk" -ge "$held" ] || fail "B took over $tk of A's $held lapsed claims: $(grep expired=1 "$T/b.log" | head -n 3)"
+grep -q "event=job_end job=$JOB state=done" "$T/b.log" || fail "B did not log the job done"
+[ "$(q "SELECT count(*) FROM amtca.devices WHERE state = 'enrolling'")" = 0 ] ||
+	fail "devices left enrolling: $(q "SELECT fqdn FROM amtca.devices WHERE state = 'enrolling'")"
+HOME_CA=$B
+check_devices "$PAT" $BASE $N
+ndev=$("$AMTCA" --home "$B" list --json | python3 -c 'import json,sys; print(len([c for c in json.load(sys.stdin)["certificates"] if c.get("device")]))')
+[ "$ndev" = $N ] || fail "$ndev device certificates for $N devices: one issued twice"
+ok "node B finished the job after A died ($tk lapsed claims taken over): one bound leaf, one key, one valid record per device, none enrolling, none issued twice"
+
+for i in $(seq 1 100); do
+	grep -q 'event=leader role=reconcile state=leader' "$T/b.log" && break
+	sleep 0.1
+done
+grep -q 'event=leader role=reconcile state=leader' "$T/b.log" ||
+	fail "node B did not take the reconcile lead after A died"
+ok "node B took the reconcile leader lease over from A"
+
+# --- the audit trail from either node ----------------------------------------
+"$AMTCA" --home "$A" audit verify >"$T/va.out" 2>&1 || fail "audit verify on A: $(cat "$T/va.out")"
+"$AMTCA" --home "$B" audit verify >"$T/vb.out" 2>&1 || fail "audit verify on B: $(cat "$T/vb.out")"
+ok "audit verify passes from node A and from node B"
+
+# --- a newer schema: serve refuses ------------------------------------------
+kill -TERM "$PID_b"
+wait "$PID_b" 2>/dev/null || true
+q "INSERT INTO amtca.schema_version VALUES (99, 0)"
+expect_fail 1 "newer than this amtca" "$AMTCA" --home "$B" serve --listen "$ADDR_B:8443" \
+    --name api-b.example.test --status-listen "$ADDR_B:9193" --reconcile-every 0
+q "DELETE FROM amtca.schema_version WHERE version = 99"
+ok "serve refuses a store whose schema is newer than it knows"
