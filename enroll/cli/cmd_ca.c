@@ -132,6 +132,8 @@ static const char init_options[] =
     "  --store URI            where the records live: sqlite (the home's files,\n"
     "                         default) or postgresql://... (a shared database;\n"
     "                         password only from a passfile)\n"
+    "  --join                 another node of the CA in a shared store\n"
+    "                         (amtca init --join --help)\n"
     "  --help                 this text\n";
 
 static int

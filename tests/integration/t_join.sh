@@ -175,3 +175,9 @@ q "DELETE FROM amtca.meta WHERE name = 'intermediate-retired.pem'"
     2>"$T/err" || fail "issue on B after the new set: $(cat "$T/err")"
 [ ! -e "$B/intermediate-retired.pem" ] || fail "B kept a retired set the store dropped"
 ok "a new certificate set in the store reaches each node at its next command"
+
+# --- backup ------------------------------------------------------------------
+expect_fail 1 "pg_dump" "$AMTCA" --home "$B" backup --out "$T/bk"
+said
+[ ! -e "$T/bk" ] || fail "a refused backup made $T/bk"
+ok "amtca backup on a PostgreSQL home refuses and names pg_dump"
