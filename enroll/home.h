@@ -236,6 +236,9 @@ int home_open_frontend(const char *dir, unsigned nconn, struct home **h,
  * HOME_SHARED_CONF: every line whose key is not node-local).
  */
 #define HOME_SHARED_CONF "conf"
+/* In the home: each shared item's hash as the home and the store last
+ * agreed on it (sha256sum format), to tell where a difference came from. */
+#define HOME_SHARED_BASE "shared.sha256"
 
 /* Is this amtca.conf key node-local (never shared)? */
 int home_conf_key_local(const char *key);
@@ -258,11 +261,13 @@ int home_shared_publish_dir(const char *dir, struct store *st) AMTCA_WUR;
 
 /*
  * Bring the home in `dir` in step with its store (home_open does this for
- * a home with a shared store, when it may write the home): certificate
- * files that differ from the store's are replaced atomically (the store's
- * win); amtca.conf's shared part is replaced by the store's, unless the
- * file changed after the store's copy (an edit on this node), which is then
- * published.  A store holding no shared set yet is seeded from the home.
+ * a home with a shared store, when it may write the home), item by item
+ * against HOME_SHARED_BASE: an item changed only in the store (a rotation
+ * on another node) is taken, its file replaced atomically (amtca.conf:
+ * only its shared lines); an item changed only here (an edit of a shared
+ * setting on this node, a rotation here that was not published) is
+ * published; changed on both sides, or without a base, the store's wins.
+ * A store holding no shared set yet is seeded from the home.
  * *conf_changed: amtca.conf was rewritten (parse it again).
  */
 int home_shared_sync(const char *dir, struct store *st,

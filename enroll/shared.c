@@ -13,12 +13,13 @@
  * later (e.g. the rotation's intermediate_key) is shared unless it is
  * listed here as local.
  *
- * Who wins when a node differs from the store: the certificates always
- * come from the store (they change only through init, ca
- * import-intermediate and ca rotate, which publish them); amtca.conf's
- * shared part comes from the store unless the node's file was changed
- * after the store's copy (an operator's edit on one node), which is then
- * published for the others.
+ * Who wins when a node differs from the store: decided item by item
+ * against HOME_SHARED_BASE, the hashes both last agreed on (written by
+ * every publish, join and sync).  Changed only in the store: taken.
+ * Changed only here: published (an edit of a shared setting on this node,
+ * or a rotation here interrupted before its publish).  Changed on both
+ * sides, or never agreed: the store's.  A required certificate file is
+ * never removed from the store.
  */
 #include "enroll/home.h"
 
@@ -32,6 +33,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 
 #include "common/limits.h"
 #include "common/util.h"
@@ -174,57 +176,164 @@ write_home_file(const char *dir, const char *name, const unsigned char *buf,
 	return r;
 }
 
+/*
+ * The shared items, in a fixed order: amtca.conf's shared part, then the
+ * certificate files.  A set's values: NULL for an absent item.
+ */
+#define NITEMS (NSHARED_FILES + 1)
+
+static const char *
+item_name(size_t i)
+{
+	return i == 0 ? HOME_SHARED_CONF : shared_files[i - 1];
+}
+
+/* Which of the home's files holds item i. */
+static const char *
+item_file(size_t i)
+{
+	return i == 0 ? HOME_CONF : shared_files[i - 1];
+}
+
+struct set {
+	unsigned char *v[NITEMS];
+	size_t len[NITEMS];
+	char *local;			/* amtca.conf's node-local lines */
+};
+
+static void
+set_clear(struct set *s)
+{
+	size_t i;
+
+	for (i = 0; i < NITEMS; i++)
+		free(s->v[i]);
+	free(s->local);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The home's shared set: amtca.conf split, the certificate files as they are. */
+static int
+set_read(const char *dir, struct set *s)
+{
+	unsigned char *conf = NULL;
+	char *shared = NULL;
+	size_t i, len;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	if ((r = read_opt(dir, HOME_CONF, AMTCA_CONF_MAX, &conf, &len,
+	    NULL)) != 0)
+		return r;
+	if (conf == NULL)
+		return amtca_fail(AMTCA_E_CONFIG, "no CA in %s (%s missing)", dir,
+		    HOME_CONF);
+	r = home_conf_split((const char *)conf, &s->local, &shared);
+	free(conf);
+	if (r != 0)
+		return r;
+	s->v[0] = (unsigned char *)shared;
+	s->len[0] = strlen(shared);
+	for (i = 1; i < NITEMS; i++) {
+		if ((r = read_opt(dir, item_file(i), AMTCA_CERT_FILE_MAX *
+		    AMTCA_RETIRED_MAX, &s->v[i], &s->len[i], NULL)) != 0) {
+			set_clear(s);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* SHA-256 of an item's value, lowercase hex; "-" for an absent item. */
+static void
+item_hash(const unsigned char *v, size_t len, char out[65])
+{
+	unsigned char md[32];
+	size_t i;
+
+	if (v == NULL) {
+		snprintf(out, 65, "-");
+		return;
+	}
+	SHA256(v, len, md);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/*
+ * HOME_SHARED_BASE: the hash of each item as this home and the store last
+ * agreed on it ("HASH  NAME" lines, "-" for absent), so that a difference
+ * can be told apart: changed here (publish it), changed in the store (take
+ * it), or both (the store's wins).  base[i][0] is '\0' when unknown.
+ */
+static int
+base_read(const char *dir, char base[NITEMS][65])
+{
+	unsigned char *buf = NULL;
+	char *line, *save = NULL, *sp;
+	size_t len, i;
+	int r;
+
+	memset(base, 0, NITEMS * 65);
+	if ((r = read_opt(dir, HOME_SHARED_BASE, 4096, &buf, &len, NULL)) != 0)
+		return r;
+	if (buf == NULL)
+		return 0;
+	for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if ((sp = strstr(line, "  ")) == NULL || sp - line > 64)
+			continue;
+		for (i = 0; i < NITEMS; i++)
+			if (strcmp(sp + 2, item_name(i)) == 0)
+				snprintf(base[i], 65, "%.*s", (int)(sp - line), line);
+	}
+	free(buf);
+	return 0;
+}
+
+static int
+base_write(const char *dir, char h[NITEMS][65])
+{
+	char text[NITEMS * (64 + 2 + AMTCA_STORE_META_NAME_MAX + 1) + 1];
+	size_t i, off = 0;
+
+	text[0] = '\0';
+	for (i = 0; i < NITEMS; i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "%s  %s\n",
+		    h[i], item_name(i));
+	return write_home_file(dir, HOME_SHARED_BASE, (unsigned char *)text, off);
+}
+
 int
 home_shared_publish_dir(const char *dir, struct store *st)
 {
-	struct store_meta v[NSHARED_FILES + 1];
-	unsigned char *buf[NSHARED_FILES + 1];
-	char *local = NULL, *shared = NULL;
-	size_t i, len;
-	int r, ret = AMTCA_E_INTERNAL;
+	struct store_meta v[NITEMS];
+	struct set s;
+	char h[NITEMS][65];
+	size_t i;
+	int r;
 
+	if ((r = set_read(dir, &s)) != 0)
+		return r;
 	memset(v, 0, sizeof(v));
-	memset(buf, 0, sizeof(buf));
-	for (i = 0; i < NSHARED_FILES; i++) {
-		if ((r = read_opt(dir, shared_files[i], AMTCA_CERT_FILE_MAX *
-		    AMTCA_RETIRED_MAX, &buf[i], &len, NULL)) != 0) {
-			ret = r;
+	for (i = 0; i < NITEMS; i++) {
+		if (s.v[i] == NULL && i <= NREQUIRED_FILES) {
+			r = amtca_fail(AMTCA_E_CONFIG, "%s/%s is missing: the CA "
+			    "has no certificates to share yet", dir, item_file(i));
 			goto out;
 		}
-		if (buf[i] == NULL && i < NREQUIRED_FILES) {
-			ret = amtca_fail(AMTCA_E_CONFIG, "%s/%s is missing: the CA "
-			    "has no certificates to share yet", dir,
-			    shared_files[i]);
-			goto out;
-		}
-		v[i].name = (char *)shared_files[i];
-		v[i].value = buf[i];	/* NULL: no longer there */
-		v[i].len = len;
+		v[i].name = (char *)item_name(i);
+		v[i].value = s.v[i];	/* NULL: no longer there */
+		v[i].len = s.len[i];
+		item_hash(s.v[i], s.len[i], h[i]);
 	}
-	if ((r = read_opt(dir, HOME_CONF, AMTCA_CONF_MAX, &buf[i], &len,
-	    NULL)) != 0) {
-		ret = r;
+	if ((r = store_meta_put(st, v, NITEMS)) != 0 ||
+	    (r = base_write(dir, h)) != 0)
 		goto out;
-	}
-	if (buf[i] == NULL) {
-		ret = amtca_fail(AMTCA_E_CONFIG, "no CA in %s (%s missing)", dir,
-		    HOME_CONF);
-		goto out;
-	}
-	if ((r = home_conf_split((const char *)buf[i], &local, &shared)) != 0) {
-		ret = r;
-		goto out;
-	}
-	v[i].name = (char *)HOME_SHARED_CONF;
-	v[i].value = (unsigned char *)shared;
-	v[i].len = strlen(shared);
-	ret = store_meta_put(st, v, NSHARED_FILES + 1);
+	r = 0;
 out:
-	for (i = 0; i <= NSHARED_FILES; i++)
-		free(buf[i]);
-	free(local);
-	free(shared);
-	return ret;
+	set_clear(&s);
+	return r;
 }
 
 int
@@ -253,23 +362,16 @@ meta_find(const struct store_meta *v, size_t n, const char *name)
 	return NULL;
 }
 
-static int
-same(const unsigned char *a, size_t alen, const struct store_meta *m)
-{
-	if (m == NULL)
-		return a == NULL;
-	return a != NULL && alen == m->len && memcmp(a, m->value, alen) == 0;
-}
-
 /* amtca.conf of a node: its local lines, the mark, the shared ones. */
 static int
-conf_compose(const char *local, const struct store_meta *shared, char **out)
+conf_compose(const char *local, const unsigned char *shared, size_t len,
+    char **out)
 {
 	const char *mark = strstr(local, SHARED_MARK) != NULL ? "" : SHARED_MARK;
 
 	*out = NULL;
-	if (asprintf(out, "%s%s%.*s", local, mark, (int)shared->len,
-	    (const char *)shared->value) == -1) {
+	if (asprintf(out, "%s%s%.*s", local, mark, (int)len,
+	    (const char *)shared) == -1) {
 		*out = NULL;
 		return AMTCA_E_NOMEM;
 	}
@@ -279,15 +381,15 @@ conf_compose(const char *local, const struct store_meta *shared, char **out)
 int
 home_shared_sync(const char *dir, struct store *st, int *conf_changed)
 {
-	struct store_meta *v = NULL;
-	const struct store_meta *m, *mc;
-	unsigned char *buf = NULL, *cbuf = NULL;
-	char *local = NULL, *shared = NULL, *text = NULL;
-	size_t n = 0, i, len, clen;
-	time_t cmtime = 0;
-	int r, ret = AMTCA_E_INTERNAL;
+	struct store_meta *v = NULL, pub[NITEMS];
+	const struct store_meta *m;
+	struct set s;
+	char base[NITEMS][65], lh[65], dh[65], agreed[NITEMS][65], *text = NULL;
+	size_t n = 0, i, npub = 0;
+	int r, ret = AMTCA_E_INTERNAL, take, dirty = 0;
 
 	*conf_changed = 0;
+	memset(&s, 0, sizeof(s));
 	if ((r = store_meta_list(st, &v, &n)) != 0)
 		return r;
 	if (meta_find(v, n, HOME_INTER_PEM) == NULL) {
@@ -296,74 +398,82 @@ home_shared_sync(const char *dir, struct store *st, int *conf_changed)
 		 * by its first node to open it), or a CA still waiting for
 		 * its intermediate (published by import-intermediate).
 		 */
-		if ((r = read_opt(dir, HOME_INTER_PEM, AMTCA_CERT_FILE_MAX,
-		    &buf, &len, NULL)) != 0) {
+		unsigned char *b = NULL;
+		size_t len;
+
+		if ((r = read_opt(dir, HOME_INTER_PEM, AMTCA_CERT_FILE_MAX, &b,
+		    &len, NULL)) != 0) {
 			ret = r;
 			goto out;
 		}
-		ret = buf != NULL ? home_shared_publish_dir(dir, st) : 0;
+		free(b);
+		ret = b != NULL ? home_shared_publish_dir(dir, st) : 0;
 		goto out;
 	}
-	/* The certificates: the store's. */
-	for (i = 0; i < NSHARED_FILES; i++) {
-		m = meta_find(v, n, shared_files[i]);
-		free(buf);
-		if ((r = read_opt(dir, shared_files[i], AMTCA_CERT_FILE_MAX *
-		    AMTCA_RETIRED_MAX, &buf, &len, NULL)) != 0) {
-			ret = r;
-			goto out;
-		}
-		if (same(buf, len, m))
+	if ((r = set_read(dir, &s)) != 0 || (r = base_read(dir, base)) != 0) {
+		ret = r;
+		goto out;
+	}
+	memset(pub, 0, sizeof(pub));
+	for (i = 0; i < NITEMS; i++) {
+		m = meta_find(v, n, item_name(i));
+		item_hash(s.v[i], s.len[i], lh);
+		item_hash(m ? m->value : NULL, m ? m->len : 0, dh);
+		snprintf(agreed[i], 65, "%s", dh);
+		if (strcmp(lh, dh) == 0) {
+			dirty |= strcmp(base[i], dh) != 0;
 			continue;
-		if ((r = write_home_file(dir, shared_files[i], m ? m->value : NULL,
+		}
+		dirty = 1;
+		/*
+		 * Changed here only (the store still has what both last agreed
+		 * on): publish it, unless that would remove a required file.
+		 * Changed in the store, or in both, or never agreed: the
+		 * store's.
+		 */
+		take = !(base[i][0] != '\0' && strcmp(dh, base[i]) == 0 &&
+		    (s.v[i] != NULL || i > NREQUIRED_FILES));
+		if (!take) {
+			pub[npub].name = (char *)item_name(i);
+			pub[npub].value = s.v[i];
+			pub[npub].len = s.len[i];
+			npub++;
+			snprintf(agreed[i], 65, "%s", lh);
+			continue;
+		}
+		if (i == 0) {
+			if (m == NULL) {
+				/* No shared conf in the store: publish ours. */
+				pub[npub].name = (char *)item_name(i);
+				pub[npub].value = s.v[i];
+				pub[npub].len = s.len[i];
+				npub++;
+				snprintf(agreed[i], 65, "%s", lh);
+				continue;
+			}
+			if ((r = conf_compose(s.local, m->value, m->len,
+			    &text)) != 0 || (r = write_home_file(dir, HOME_CONF,
+			    (unsigned char *)text, strlen(text))) != 0) {
+				ret = r;
+				goto out;
+			}
+			*conf_changed = 1;
+			continue;
+		}
+		if ((r = write_home_file(dir, item_file(i), m ? m->value : NULL,
 		    m ? m->len : 0)) != 0) {
 			ret = r;
 			goto out;
 		}
 	}
-	/* amtca.conf's shared part: the newer side's. */
-	if ((mc = meta_find(v, n, HOME_SHARED_CONF)) == NULL) {
-		ret = home_shared_publish_dir(dir, st);
-		goto out;
-	}
-	if ((r = read_opt(dir, HOME_CONF, AMTCA_CONF_MAX, &cbuf, &clen,
-	    &cmtime)) != 0 || cbuf == NULL) {
-		ret = r != 0 ? r : amtca_fail(AMTCA_E_CONFIG, "no CA in %s (%s "
-		    "missing)", dir, HOME_CONF);
-		goto out;
-	}
-	if ((r = home_conf_split((const char *)cbuf, &local, &shared)) != 0) {
+	if (npub > 0 && (r = store_meta_put(st, pub, npub)) != 0) {
 		ret = r;
 		goto out;
 	}
-	if (strlen(shared) == mc->len && memcmp(shared, mc->value, mc->len) == 0) {
-		ret = 0;
-		goto out;
-	}
-	if (cmtime > mc->updated_at) {
-		struct store_meta up;
-
-		memset(&up, 0, sizeof(up));
-		up.name = (char *)HOME_SHARED_CONF;
-		up.value = (unsigned char *)shared;
-		up.len = strlen(shared);
-		ret = store_meta_put(st, &up, 1);
-		goto out;
-	}
-	if ((r = conf_compose(local, mc, &text)) != 0 ||
-	    (r = write_home_file(dir, HOME_CONF, (unsigned char *)text,
-	    strlen(text))) != 0) {
-		ret = r;
-		goto out;
-	}
-	*conf_changed = 1;
-	ret = 0;
+	ret = dirty ? base_write(dir, agreed) : 0;
 out:
 	store_metas_free(v, n);
-	free(buf);
-	free(cbuf);
-	free(local);
-	free(shared);
+	set_clear(&s);
 	free(text);
 	return ret;
 }
@@ -636,7 +746,7 @@ home_join(const struct home_join *j, char home_id[HOME_ID_LEN + 1])
 	}
 	if ((r = home_id_new(home_id)) != 0 ||
 	    (r = join_local_conf(j, env, nenv, home_id, &local)) != 0 ||
-	    (r = conf_compose(local, conf, &text)) != 0) {
+	    (r = conf_compose(local, conf->value, conf->len, &text)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -651,6 +761,18 @@ home_join(const struct home_join *j, char home_id[HOME_ID_LEN + 1])
 		r = amtca_file_write(path, text, strlen(text), 0644, 1);
 		free(path);
 		if (r != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	{
+		char h[NITEMS][65];
+
+		for (i = 0; i < NITEMS; i++) {
+			m = meta_find(v, n, item_name(i));
+			item_hash(m ? m->value : NULL, m ? m->len : 0, h[i]);
+		}
+		if ((r = base_write(real, h)) != 0) {
 			ret = r;
 			goto out;
 		}
@@ -685,7 +807,7 @@ out:
 			/* Pre-made empty directory: leave it empty. */
 			static const char *const names[] = { HOME_CONF,
 			    HOME_ROOT_PEM, HOME_INTER_PEM, HOME_CHAIN_PEM,
-			    HOME_RETIRED_PEM, NULL };
+			    HOME_RETIRED_PEM, HOME_SHARED_BASE, NULL };
 			char *p = NULL;
 
 			for (i = 0; names[i] != NULL; i++) {

@@ -145,7 +145,6 @@ ok "the trail verifies from both nodes and names B's join (home_id, host)"
 # --- keeping in step -----------------------------------------------------------
 # A shared setting edited on A goes to the store at A's next command, and
 # from there to B at its next.
-sleep 1			# the edit is newer than the store's copy
 echo "crl_url = http://pki.example.test/amtca.crl" >>"$A/amtca.conf"
 "$AMTCA" --home "$A" list >/dev/null
 q "SELECT convert_from(value, 'UTF8') FROM amtca.meta WHERE name = 'conf'" |

@@ -1,10 +1,11 @@
 /*
  * The shared configuration of several nodes (enroll/shared.c) over a
  * SQLite store: amtca.conf split into node-local and shared lines; a home
- * published; a second home brought in step with the store (the store's
- * certificates win, a retired set comes and goes, the shared conf lines
- * follow the newer side, the node's own lines never change); a store with
- * nothing shared is seeded from the home that opens it.
+ * published; a second home brought in step with the store, item by item
+ * against the last agreed hashes (changed in the store: taken; changed
+ * here: published; both, or never agreed: the store's; a retired set comes
+ * and goes; the node's own lines never change); a store with nothing
+ * shared is seeded from the home that opens it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -56,7 +56,7 @@
 
 struct fx {
 	char *tmp;
-	char a[300], b[300], uri[320];
+	char a[300], b[300], uri[320], b_inter[330];
 	struct store *s;
 };
 
@@ -84,20 +84,6 @@ get(const char *dir, const char *name)
 	return (char *)b;
 }
 
-/* Set a file's mtime `ago` seconds before now. */
-static void
-age(const char *dir, const char *name, int ago)
-{
-	char p[400];
-	struct timeval tv[2];
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	gettimeofday(&tv[0], NULL);
-	tv[0].tv_sec -= ago;
-	tv[1] = tv[0];
-	assert_int_equal(utimes(p, tv), 0);
-}
-
 static int
 setup(void **state)
 {
@@ -110,6 +96,7 @@ setup(void **state)
 	snprintf(f->a, sizeof(f->a), "%s/a", f->tmp);
 	snprintf(f->b, sizeof(f->b), "%s/b", f->tmp);
 	snprintf(f->uri, sizeof(f->uri), "sqlite:%s/shared.db", f->tmp);
+	snprintf(f->b_inter, sizeof(f->b_inter), "%s/%s", f->b, HOME_INTER_PEM);
 	assert_int_equal(mkdir(f->a, 0700), 0);
 	assert_int_equal(mkdir(f->b, 0700), 0);
 	assert_int_equal(store_open(f->uri, 1, &f->s), 0);
@@ -180,7 +167,6 @@ test_publish_and_sync(void **state)
 	put(f->b, HOME_CONF, CONF_B_LOCAL "domain = old.test\n");
 	put(f->b, HOME_ROOT_PEM, "root-1\n");
 	put(f->b, HOME_INTER_PEM, "stale\n");
-	age(f->b, HOME_CONF, 3600);
 	assert_int_equal(home_shared_sync(f->b, f->s, &changed), 0);
 	assert_int_equal(changed, 1);
 	assert_non_null(t = get(f->b, HOME_INTER_PEM));
@@ -223,15 +209,81 @@ test_publish_and_sync(void **state)
 	assert_int_equal(store_meta_put(f->s, &up[1], 1), 0);
 	assert_int_equal(home_shared_sync(f->b, f->s, &changed), 0);
 	assert_null(get(f->b, HOME_RETIRED_PEM));
-	/* A certificate file edited on the node: the store's wins. */
-	put(f->b, HOME_ROOT_PEM, "forged\n");
+	/* Changed on both sides since they last agreed: the store's wins. */
+	put(f->b, HOME_CHAIN_PEM, "local\n");
+	up[0].name = (char *)HOME_CHAIN_PEM;
+	up[0].value = (unsigned char *)"remote\n";
+	up[0].len = 7;
+	assert_int_equal(store_meta_put(f->s, up, 1), 0);
 	assert_int_equal(home_shared_sync(f->b, f->s, &changed), 0);
-	assert_non_null(t = get(f->b, HOME_ROOT_PEM));
-	assert_string_equal(t, "root-1\n");
+	assert_non_null(t = get(f->b, HOME_CHAIN_PEM));
+	assert_string_equal(t, "remote\n");
+	free(t);
+	/* A required file gone here is taken back, never removed there. */
+	assert_int_equal(unlink(f->b_inter), 0);
+	assert_int_equal(home_shared_sync(f->b, f->s, &changed), 0);
+	assert_non_null(t = get(f->b, HOME_INTER_PEM));
+	assert_string_equal(t, "inter-2\n");
 	free(t);
 }
 
-/* A shared line edited on a node after the store's copy goes to the store. */
+/*
+ * A node that missed a rotation, whose shared setting is then edited: the
+ * store's conf wins (the edit is lost), the store's certificates come in,
+ * and nothing of the stale node reaches the store.
+ */
+static void
+test_stale_node_edit(void **state)
+{
+	struct fx *f = *state;
+	struct store_meta *m = NULL, up[2];
+	char *t = NULL;
+	int changed = -1;
+
+	assert_int_equal(home_shared_publish_dir(f->a, f->s), 0);
+	put(f->b, HOME_CONF, CONF_B_LOCAL);
+	assert_int_equal(home_shared_sync(f->b, f->s, &changed), 0);
+	assert_int_equal(changed, 1);
+	/* The rotation, elsewhere: new key label and intermediate. */
+	memset(up, 0, sizeof(up));
+	up[0].name = (char *)HOME_SHARED_CONF;
+	up[0].value = (unsigned char *)SHARED_A "intermediate_key = k3\n";
+	up[0].len = strlen(SHARED_A "intermediate_key = k3\n");
+	up[1].name = (char *)HOME_INTER_PEM;
+	up[1].value = (unsigned char *)"inter-3\n";
+	up[1].len = 8;
+	assert_int_equal(store_meta_put(f->s, up, 2), 0);
+	/* B's operator edits before B ran any command. */
+	{
+		char p[400], *nt = NULL;
+
+		assert_non_null(t = get(f->b, HOME_CONF));
+		assert_true(asprintf(&nt, "%sdays = 30\n", t) > 0);
+		snprintf(p, sizeof(p), "%s/%s", f->b, HOME_CONF);
+		assert_int_equal(amtca_file_write(p, nt, strlen(nt), 0644, 0), 0);
+		free(nt);
+		free(t);
+	}
+	assert_int_equal(home_shared_sync(f->b, f->s, &changed), 0);
+	assert_int_equal(changed, 1);
+	assert_non_null(t = get(f->b, HOME_CONF));
+	assert_non_null(strstr(t, "intermediate_key = k3\n"));
+	assert_null(strstr(t, "days = 30"));
+	assert_non_null(strstr(t, CONF_B_LOCAL));
+	free(t);
+	assert_non_null(t = get(f->b, HOME_INTER_PEM));
+	assert_string_equal(t, "inter-3\n");
+	free(t);
+	assert_int_equal(store_meta_get(f->s, HOME_SHARED_CONF, &m), 0);
+	assert_null(memmem(m->value, m->len, "days = 30", 9));
+	store_meta_free(m);
+}
+
+/*
+ * Changed here only since the home and the store last agreed: published
+ * (a shared setting edited on this node; certificates written here and not
+ * yet published, as by a rotation interrupted before its publish).
+ */
 static void
 test_local_edit_published(void **state)
 {
@@ -241,13 +293,8 @@ test_local_edit_published(void **state)
 	int changed = -1;
 
 	assert_int_equal(home_shared_publish_dir(f->a, f->s), 0);
-	/* Make the store's copy older than the edit. */
-	assert_int_equal(store_meta_get(f->s, HOME_SHARED_CONF, &m), 0);
-	m->updated_at -= 60;
-	assert_int_equal(store_meta_put(f->s, m, 1), 0);
-	store_meta_free(m);
-	m = NULL;
 	put(f->a, HOME_CONF, CONF_A "\ncrl_url = http://x.test/c.crl\n");
+	put(f->a, HOME_RETIRED_PEM, "inter-0\n");
 	assert_int_equal(home_shared_sync(f->a, f->s, &changed), 0);
 	assert_int_equal(changed, 0);
 	assert_int_equal(store_meta_get(f->s, HOME_SHARED_CONF, &m), 0);
@@ -256,6 +303,15 @@ test_local_edit_published(void **state)
 	assert_null(strstr(t, "module"));
 	free(t);
 	store_meta_free(m);
+	assert_int_equal(store_meta_get(f->s, HOME_RETIRED_PEM, &m), 0);
+	assert_memory_equal(m->value, "inter-0\n", 8);
+	store_meta_free(m);
+	/* And its removal too. */
+	assert_int_equal(unlink(strcat(strcpy(f->b_inter, f->a), "/"
+	    HOME_RETIRED_PEM)), 0);
+	assert_int_equal(home_shared_sync(f->a, f->s, &changed), 0);
+	assert_int_equal(store_meta_get(f->s, HOME_RETIRED_PEM, &m),
+	    AMTCA_E_NOT_FOUND);
 }
 
 /* A store without a shared set (made before it) is seeded by a home. */
@@ -284,6 +340,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_publish_and_sync, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_local_edit_published, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stale_node_edit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
 	};
