@@ -27,9 +27,11 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$S/tokens" >"$
 export SOFTHSM2_CONF="$S/softhsm2.conf"
 softhsm2-util --init-token --free --label ca --so-pin 12345678 --pin 11112222 >/dev/null
 softhsm2-util --init-token --free --label other --so-pin 12345678 --pin 55556666 >/dev/null
+softhsm2-util --init-token --free --label ext --so-pin 12345678 --pin 77778888 >/dev/null
 echo 11112222 >"$S/ca.pin"
 echo 55556666 >"$S/other.pin"
-chmod 600 "$S/ca.pin" "$S/other.pin"
+echo 77778888 >"$S/ext.pin"
+chmod 600 "$S/ca.pin" "$S/other.pin" "$S/ext.pin"
 
 URI="postgresql:///amtca_join?host=$PG_SOCK&user=amtca"
 A="$T/a"
@@ -180,3 +182,35 @@ expect_fail 1 "pg_dump" "$AMTCA" --home "$B" backup --out "$T/bk"
 said
 [ ! -e "$T/bk" ] || fail "a refused backup made $T/bk"
 ok "amtca backup on a PostgreSQL home refuses and names pg_dump"
+
+# --- an external root: the set is shared once it is imported ------------------
+XURI="postgresql:///amtca_ext?host=$PG_SOCK&user=amtca"
+X="$T/x"
+xjoin() { # HOME
+	"$AMTCA" --home "$1" init --join --store "$XURI" --module "$SOFTHSM_MODULE" \
+	    --token-uri pkcs11:token=ext --pin-file "$S/ext.pin"
+}
+"$AMTCA" --home "$X" init --module "$SOFTHSM_MODULE" --token-uri pkcs11:token=ext \
+    --pin-file "$S/ext.pin" --domain example.test --external-root \
+    --csr-out "$T/x.csr" --store "$XURI" >/dev/null 2>"$T/err" ||
+	fail "init --external-root --store: $(cat "$T/err")"
+expect_fail 1 "holds no CA to join" xjoin "$T/x2"
+said
+gone "$T/x2"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/eroot.key" \
+    -subj "/O=Enterprise/CN=Enterprise root CA" -days 3650 -out "$T/eroot.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+printf '%s\n' "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    "keyUsage=critical,keyCertSign,cRLSign" \
+    "nameConstraints=critical,permitted;DNS:example.test,excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0" >"$T/ca.ext"
+openssl x509 -req -in "$T/x.csr" -CA "$T/eroot.pem" -CAkey "$T/eroot.key" \
+    -set_serial "0x$(openssl rand -hex 8)" -days 1000 -out "$T/xinter.pem" \
+    -extfile "$T/ca.ext" 2>/dev/null
+"$AMTCA" --home "$X" ca import-intermediate --cert "$T/xinter.pem" --root "$T/eroot.pem" \
+    >/dev/null 2>"$T/err" || fail "import-intermediate: $(cat "$T/err")"
+xjoin "$T/x2" >/dev/null 2>"$T/err" || fail "join after the import: $(cat "$T/err")"
+for f in root.pem intermediate.pem chain.pem; do
+	cmp -s "$X/$f" "$T/x2/$f" || fail "the joined node's $f differs after the import"
+done
+ok "a CA waiting for its external root cannot be joined; after ca import-intermediate it can"
