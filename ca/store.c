@@ -1542,3 +1542,101 @@ store_seals_free(struct store_seal *v, size_t n)
 		store_seal_clear(&v[i]);
 	free(v);
 }
+
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+meta_name_ok(const char *name)
+{
+	size_t n;
+
+	if (name == NULL || (n = strlen(name)) == 0 ||
+	    n > AMTCA_STORE_META_NAME_MAX)
+		return 0;
+	for (; *name != '\0'; name++)
+		if ((unsigned char)*name <= 0x20 || (unsigned char)*name >= 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+store_meta_put(struct store *s, const struct store_meta *v, size_t n)
+{
+	struct store_meta rows[AMTCA_STORE_META_PUT_MAX];
+	time_t now = time(NULL);
+	size_t i, j;
+
+	if (s == NULL || v == NULL || n == 0 || n > AMTCA_STORE_META_PUT_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "store_meta_put: 1 to %d items",
+		    AMTCA_STORE_META_PUT_MAX);
+	for (i = 0; i < n; i++) {
+		if (!meta_name_ok(v[i].name))
+			return amtca_fail(AMTCA_E_USAGE, "store_meta_put: an item "
+			    "name is 1-%d printable characters without spaces",
+			    AMTCA_STORE_META_NAME_MAX);
+		if (v[i].len > AMTCA_STORE_META_VALUE_MAX ||
+		    (v[i].value == NULL && v[i].len != 0))
+			return amtca_fail(AMTCA_E_USAGE, "store_meta_put: %s: "
+			    "a value is at most %d bytes", v[i].name,
+			    AMTCA_STORE_META_VALUE_MAX);
+		for (j = 0; j < i; j++)
+			if (strcmp(v[i].name, v[j].name) == 0)
+				return amtca_fail(AMTCA_E_USAGE, "store_meta_put: "
+				    "%s twice", v[i].name);
+		rows[i] = v[i];
+		if (rows[i].updated_at == 0)
+			rows[i].updated_at = now;
+	}
+	NEED_OP(s, meta_put);
+	return s->ops->meta_put(s->be, rows, n);
+}
+
+int
+store_meta_get(struct store *s, const char *name, struct store_meta **out)
+{
+	*out = NULL;
+	if (s == NULL || !meta_name_ok(name))
+		return amtca_fail(AMTCA_E_USAGE, "store_meta_get: bad name");
+	NEED_OP(s, meta_get);
+	return s->ops->meta_get(s->be, name, out);
+}
+
+int
+store_meta_list(struct store *s, struct store_meta **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_meta_list: no store");
+	NEED_OP(s, meta_list);
+	return s->ops->meta_list(s->be, out, n);
+}
+
+void
+store_meta_clear(struct store_meta *m)
+{
+	free(m->name);
+	free(m->value);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+store_meta_free(struct store_meta *m)
+{
+	if (m == NULL)
+		return;
+	store_meta_clear(m);
+	free(m);
+}
+
+void
+store_metas_free(struct store_meta *m, size_t n)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_meta_clear(&m[i]);
+	free(m);
+}

@@ -494,4 +494,33 @@ void store_seal_due(struct store *s);
 int store_cert_revoke_as(struct store *s, const char *serial, int reason,
     time_t when, const char *actor) AMTCA_WUR;
 
+/*
+ * Shared configuration: named blobs (name -> value) that every node of a
+ * shared store reads, so that nodes keep one CA (enroll/home.c,
+ * docs/deployment.md): the shareable part of amtca.conf and the CA's
+ * certificate files.  Never secrets, never node-local settings.  Names are
+ * 1..AMTCA_STORE_META_NAME_MAX printable ASCII characters; values at most
+ * AMTCA_STORE_META_VALUE_MAX bytes (may be empty).
+ */
+struct store_meta {
+	char *name;
+	unsigned char *value;		/* in a put: NULL removes the item */
+	size_t len;
+	time_t updated_at;		/* in a put: 0 is now */
+};
+
+/*
+ * Set (or, value NULL, remove) v[0..n) (1 <= n <= AMTCA_STORE_META_PUT_MAX)
+ * in ONE transaction: another node reads the whole old set or the whole new
+ * one.  AMTCA_E_USAGE for a bad name or value.  Durable on return.
+ */
+int store_meta_put(struct store *s, const struct store_meta *v, size_t n) AMTCA_WUR;
+/* One item with its value; AMTCA_E_NOT_FOUND when unknown. */
+int store_meta_get(struct store *s, const char *name,
+    struct store_meta **out) AMTCA_WUR;
+/* Every item with its value, by name, read in one snapshot. */
+int store_meta_list(struct store *s, struct store_meta **out, size_t *n) AMTCA_WUR;
+void store_meta_free(struct store_meta *m);
+void store_metas_free(struct store_meta *m, size_t n);
+
 #endif

@@ -141,6 +141,11 @@ struct store_ops {
 	int (*cred_get)(void *be, const char *name, struct store_cred **out);
 	int (*cred_list)(void *be, struct store_cred **out, size_t *n);
 	int (*cred_remove)(void *be, const char *name);
+
+	/* As store_meta_*; put gets checked items, updated_at set. */
+	int (*meta_put)(void *be, const struct store_meta *v, size_t n);
+	int (*meta_get)(void *be, const char *name, struct store_meta **out);
+	int (*meta_list)(void *be, struct store_meta **out, size_t *n);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -156,5 +161,6 @@ void store_job_device_clear(struct store_job_device *d);
 void store_cred_clear(struct store_cred *c);
 void store_audit_clear(struct store_audit *e);
 void store_seal_clear(struct store_seal *e);
+void store_meta_clear(struct store_meta *m);
 
 #endif

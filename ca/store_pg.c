@@ -46,7 +46,7 @@
 #include "common/limits.h"
 
 /* The newest schema this amtca knows (the last entry of migrations[]). */
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 
 /* pg_advisory_xact_lock key serialising migrations ("amtca" in ASCII). */
 #define PG_MIGRATE_LOCK "418262983521"
@@ -193,6 +193,13 @@ static const char migrate_v4_sql[] =
     " WHERE result = 'pending';"
     "CREATE INDEX audit_revoke ON audit (seq) WHERE action = 'cert.revoke';";
 
+/* Version 5: the shared configuration (store_meta_*, init --join). */
+static const char migrate_v5_sql[] =
+    "CREATE TABLE meta ("
+    " name text PRIMARY KEY,"
+    " value bytea NOT NULL,"
+    " updated_at bigint NOT NULL);";
+
 static const struct {
 	int version;
 	const char *sql;
@@ -201,6 +208,7 @@ static const struct {
 	{ 2, migrate_v2_sql },
 	{ 3, "SELECT 1; -- reserved: intermediate rotation (h-rotate)" },
 	{ 4, migrate_v4_sql },
+	{ 5, migrate_v5_sql },
 };
 
 static const char ins_sql[] =
@@ -2624,6 +2632,89 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	    "lease", NULL, NULL);
 }
 
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+row_meta(const PGresult *res, int i, void *p)
+{
+	struct store_meta *m = p;
+
+	memset(m, 0, sizeof(*m));
+	if (dupval(res, i, 0, &m->name) != 0 ||
+	    col_bytes(res, i, 1, &m->value, &m->len) != 0 ||
+	    /* An empty value is a non-NULL, zero-length buffer. */
+	    (m->value == NULL && (m->value = malloc(1)) == NULL)) {
+		store_meta_clear(m);
+		return AMTCA_E_NOMEM;
+	}
+	m->updated_at = (time_t)ival(res, i, 2);
+	return 0;
+}
+
+static void
+clear_meta_v(void *m)
+{
+	store_meta_clear(m);
+}
+
+static int
+pg_meta_put(void *be, const struct store_meta *v, size_t n)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	struct prm a;
+	size_t i;
+	int r;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		memset(&a, 0, sizeof(a));
+		p_text(&a, v[i].name);
+		if (v[i].value == NULL) {
+			r = tx_exec(c, "DELETE FROM meta WHERE name = $1", &a,
+			    "configuration update", NULL);
+			continue;
+		}
+		p_bin(&a, v[i].value, v[i].len);
+		p_int(&a, (long long)v[i].updated_at);
+		r = tx_exec(c, "INSERT INTO meta (name, value, updated_at) VALUES "
+		    "($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = "
+		    "excluded.value, updated_at = excluded.updated_at", &a,
+		    "configuration update", NULL);
+	}
+	return tx_end(p, c, r);
+}
+
+static int
+pg_meta_list(void *be, struct store_meta **out, size_t *n)
+{
+	return list(be, "SELECT name, value, updated_at FROM meta ORDER BY name "
+	    "COLLATE \"C\"", NULL, sizeof(**out), row_meta, clear_meta_v,
+	    (void **)out, n);
+}
+
+static int
+pg_meta_get(void *be, const char *name, struct store_meta **out)
+{
+	struct store_meta *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list(be, "SELECT name, value, updated_at FROM meta WHERE name "
+	    "= $1", name, sizeof(*v), row_meta, clear_meta_v, (void **)&v,
+	    &n)) != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no configuration item %.64s",
+		    name);
+	}
+	*out = v;		/* n is 1: the name is the key */
+	return 0;
+}
+
 #define PG_OPS \
 	.close = pg_close, \
 	.insert_batch = pg_insert_batch, \
@@ -2661,7 +2752,10 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	.cred_put = pg_cred_put, \
 	.cred_get = pg_cred_get, \
 	.cred_list = pg_cred_list, \
-	.cred_remove = pg_cred_remove
+	.cred_remove = pg_cred_remove, \
+	.meta_put = pg_meta_put, \
+	.meta_get = pg_meta_get, \
+	.meta_list = pg_meta_list
 
 const struct store_ops store_pg_ops = {
 	.scheme = "postgresql",

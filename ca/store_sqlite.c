@@ -29,7 +29,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 struct sq {
 	sqlite3 *db;
@@ -205,6 +205,13 @@ out:
 	return ret;
 }
 
+/* Version 6: the shared configuration (store_meta_*). */
+static const char meta_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta ("
+    " name TEXT PRIMARY KEY,"
+    " value BLOB NOT NULL,"
+    " updated_at INTEGER NOT NULL);";
+
 static int
 schema(struct sq *s, int create)
 {
@@ -254,6 +261,12 @@ schema(struct sq *s, int create)
 	}
 	if (v <= 4 && (r = exec(s, upgrade_v5_sql, "schema upgrade to version "
 	    "5")) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (v <= 5 && ((r = exec(s, meta_sql, "schema upgrade to version 6")) !=
+	    0 || (r = exec(s, "PRAGMA user_version = 6", "schema upgrade to "
+	    "version 6")) != 0)) {
 		ret = r;
 		goto out;
 	}
@@ -2156,6 +2169,120 @@ sq_seal_list(void *be, struct store_seal **out, size_t *n)
 	    (void **)out, n);
 }
 
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+row_meta(sqlite3_stmt *st, void *p)
+{
+	struct store_meta *m = p;
+	const void *b;
+	int n;
+
+	memset(m, 0, sizeof(*m));
+	if (dup_text(st, 0, &m->name) != 0)
+		goto nomem;
+	b = sqlite3_column_blob(st, 1);
+	n = sqlite3_column_bytes(st, 1);
+	/* An empty value is a non-NULL, zero-length buffer. */
+	if ((m->value = malloc(n > 0 ? (size_t)n : 1)) == NULL)
+		goto nomem;
+	if (n > 0)
+		memcpy(m->value, b, (size_t)n);
+	m->len = (size_t)n;
+	m->updated_at = (time_t)sqlite3_column_int64(st, 2);
+	return 0;
+nomem:
+	store_meta_clear(m);
+	return AMTCA_E_NOMEM;
+}
+
+static void
+clear_meta_v(void *m)
+{
+	store_meta_clear(m);
+}
+
+static int
+sq_meta_put(void *be, const struct store_meta *v, size_t n)
+{
+	struct sq *s = be;
+	sqlite3_stmt *up = NULL, *del = NULL, *st;
+	size_t i;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO meta (name, value, "
+	    "updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+	    "value = excluded.value, updated_at = excluded.updated_at", -1, &up,
+	    NULL) != SQLITE_OK || sqlite3_prepare_v2(s->db, "DELETE FROM meta "
+	    "WHERE name = ?", -1, &del, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "configuration update");
+		goto out;
+	}
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "configuration update");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		st = v[i].value != NULL ? up : del;
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		bind_text(st, 1, v[i].name);
+		if (v[i].value != NULL) {
+			/* A zero-length blob, not NULL. */
+			sqlite3_bind_blob(st, 2, v[i].len ? (const void *)v[i].value :
+			    "", (int)v[i].len, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)v[i].updated_at);
+		}
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			ret = db_fail(s, "configuration update");
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			goto out;
+		}
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "configuration update");
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_meta_list(void *be, struct store_meta **out, size_t *n)
+{
+	return list_rows(be, "SELECT name, value, updated_at FROM meta ORDER BY "
+	    "name", NULL, sizeof(**out), row_meta, clear_meta_v, (void **)out,
+	    n);
+}
+
+static int
+sq_meta_get(void *be, const char *name, struct store_meta **out)
+{
+	struct store_meta *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list_rows(be, "SELECT name, value, updated_at FROM meta WHERE "
+	    "name = ?", name, sizeof(*v), row_meta, clear_meta_v, (void **)&v,
+	    &n)) != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no configuration item %.64s",
+		    name);
+	}
+	/* The array's first element is the item: one allocation to free. */
+	*out = v;
+	return 0;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -2198,4 +2325,7 @@ const struct store_ops store_sqlite_ops = {
 	.cred_get = sq_cred_get,
 	.cred_list = sq_cred_list,
 	.cred_remove = sq_cred_remove,
+	.meta_put = sq_meta_put,
+	.meta_get = sq_meta_get,
+	.meta_list = sq_meta_list,
 };

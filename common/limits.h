@@ -125,6 +125,9 @@
 #define AMTCA_STORE_PG_POOL_MAX 8               /* PostgreSQL connections per store */
 #define AMTCA_STORE_PG_URI_MAX  2048            /* PostgreSQL store URI length */
 #define AMTCA_STORE_PG_LEASE_TRIES 5            /* lease changing hands between reads */
+#define AMTCA_STORE_META_NAME_MAX 64            /* a shared-configuration item's name */
+#define AMTCA_STORE_META_VALUE_MAX (1024 * 1024) /* ... its value */
+#define AMTCA_STORE_META_PUT_MAX 16             /* items per store_meta_put */
 #define AMTCA_HSM_TOKEN_OBJECT_MAX (64 * 1024)   /* SoftHSM token.object */
 /* Backups (enroll/backup.h). */
 #define AMTCA_BACKUP_FILES_MAX  4096            /* files in one backup */

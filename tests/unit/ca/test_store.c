@@ -1615,6 +1615,97 @@ test_credentials(void **state)
 	store_close(s2);
 }
 
+/*
+ * The shared configuration: a put of several items is one transaction that
+ * a second connection sees whole; a value round-trips byte for byte (NUL
+ * bytes, empty); a NULL value removes; bad names and oversize values are
+ * refused and change nothing.
+ */
+static void
+test_meta(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_meta v[3], *g = NULL, *l = NULL;
+	unsigned char blob[] = { 'a', 0, 'b', 0xff };
+	unsigned char *big = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_meta_list(f->s, &l, &n), 0);
+	assert_int_equal(n, 0);
+	store_metas_free(l, n);
+	l = NULL;
+	assert_int_equal(store_meta_get(f->s, "conf", &g), AMTCA_E_NOT_FOUND);
+	assert_null(g);
+
+	memset(v, 0, sizeof(v));
+	v[0].name = (char *)"root.pem";
+	v[0].value = blob;
+	v[0].len = sizeof(blob);
+	v[1].name = (char *)"conf";
+	v[1].value = (unsigned char *)"";
+	v[1].len = 0;
+	v[2].name = (char *)"chain.pem";
+	v[2].value = (unsigned char *)"x";
+	v[2].len = 1;
+	v[2].updated_at = 42;
+	assert_int_equal(store_meta_put(f->s, v, 3), 0);
+
+	/* Another connection (another node) reads the whole set. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	assert_int_equal(store_meta_list(s2, &l, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].name, "chain.pem");
+	assert_int_equal(l[0].updated_at, 42);
+	assert_string_equal(l[1].name, "conf");
+	assert_non_null(l[1].value);
+	assert_int_equal(l[1].len, 0);
+	assert_true(l[1].updated_at > 0);
+	assert_string_equal(l[2].name, "root.pem");
+	assert_int_equal(l[2].len, sizeof(blob));
+	assert_memory_equal(l[2].value, blob, sizeof(blob));
+	store_metas_free(l, n);
+	l = NULL;
+
+	/* Replace one, remove one, in one put. */
+	v[0].value = (unsigned char *)"new";
+	v[0].len = 3;
+	v[1].value = NULL;
+	assert_int_equal(store_meta_put(f->s, v, 2), 0);
+	assert_int_equal(store_meta_get(s2, "root.pem", &g), 0);
+	assert_int_equal(g->len, 3);
+	assert_memory_equal(g->value, "new", 3);
+	store_meta_free(g);
+	g = NULL;
+	assert_int_equal(store_meta_get(s2, "conf", &g), AMTCA_E_NOT_FOUND);
+	/* Removing what is absent is no error. */
+	assert_int_equal(store_meta_put(f->s, &v[1], 1), 0);
+
+	/* Refused, and nothing changed. */
+	v[0].name = (char *)"with space";
+	assert_int_equal(store_meta_put(f->s, v, 1), AMTCA_E_USAGE);
+	v[0].name = (char *)"";
+	assert_int_equal(store_meta_put(f->s, v, 1), AMTCA_E_USAGE);
+	v[0].name = (char *)"root.pem";
+	v[1].name = (char *)"root.pem";
+	v[1].value = (unsigned char *)"dup";
+	v[1].len = 3;
+	assert_int_equal(store_meta_put(f->s, v, 2), AMTCA_E_USAGE);
+	assert_non_null(big = calloc(1, AMTCA_STORE_META_VALUE_MAX + 1));
+	v[0].value = big;
+	v[0].len = AMTCA_STORE_META_VALUE_MAX + 1;
+	assert_int_equal(store_meta_put(f->s, v, 1), AMTCA_E_USAGE);
+	free(big);
+	assert_int_equal(store_meta_put(f->s, v, 0), AMTCA_E_USAGE);
+	assert_int_equal(store_meta_get(s2, "root.pem", &g), 0);
+	assert_memory_equal(g->value, "new", 3);
+	store_meta_free(g);
+	assert_int_equal(store_meta_list(s2, &l, &n), 0);
+	assert_int_equal(n, 2);
+	store_metas_free(l, n);
+	store_close(s2);
+}
+
 /* A home made by the previous release keeps working after the upgrade. */
 static void
 test_upgrade_from_previous(void **state)
@@ -2342,7 +2433,8 @@ test_pg_passfile(void **state)
 /*
  * SQLite only (versions are the file's user_version): a version-2 file,
  * the release before clients, credentials' neighbours and the audit trail,
- * opens, gains them and is version 3; reopening changes nothing.
+ * opens, gains them and is upgraded to the newest version (6); reopening
+ * changes nothing.
  */
 static void
 test_sqlite_upgrade_from_v2(void **state)
@@ -2398,7 +2490,8 @@ test_sqlite_upgrade_from_v2(void **state)
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
 	    NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 5);
+	/* Upgraded step by step to the newest version. */
+	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	/* Reopened as the current version: the rows stay. */
@@ -2441,6 +2534,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
