@@ -42,18 +42,11 @@ SOFTHSM2_CONF="$HSM/softhsm2.conf" "$AMTCA" --home "$A" init --module "$SOFTHSM_
     --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" --domain example.test \
     --store "$URI" >"$T/init.out" 2>"$T/init.err" || fail "init of node A: $(cat "$T/init.err")"
 [ ! -e "$A/keys/softhsm" ] || fail "node A made a token of its own"
-# Node B: `amtca init --join` when it exists, else a copy of A's home (the
-# same store URI and token, which is what --join makes).
-if "$AMTCA" init --help 2>&1 | grep -q -- '--join'; then
-	"$AMTCA" --home "$B" init --join --store "$URI" --module "$SOFTHSM_MODULE" \
-	    --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" >"$T/join.out" 2>"$T/join.err" ||
-		fail "init --join: $(cat "$T/join.err")"
-	how="init --join"
-else
-	cp -a "$A" "$B"
-	how="a copy of A's home"
-fi
-t_ok "node A on $URI with an external token; node B by $how"
+# Node B from the shared store, with the same token through its own module.
+SOFTHSM2_CONF="$HSM/softhsm2.conf" "$AMTCA" --home "$B" init --join --store "$URI" \
+    --module "$SOFTHSM_MODULE" --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" \
+    >"$T/join.out" 2>"$T/join.err" || fail "init --join: $(cat "$T/join.err")"
+t_ok "node A on $URI with an external token; node B by init --join"
 
 # --- clients, then two services -------------------------------------------
 # (SoftHSM, the stand-in for the network HSM, rewrites its token file on
