@@ -488,8 +488,10 @@ renewer(void *arg)
 			    f->o->claim_owner, time(NULL), f->claim_ttl_s, NULL);
 			next_renew = amtca_now_ms() + every_ms;
 		}
+		/* Cancelled (not done: another node may have finished it
+		   while our workers wind down). */
 		if (store_job_get(f->c->store, f->job_id, &j) == 0 &&
-		    strcmp(j->state, "running") != 0 &&
+		    strcmp(j->state, "cancelled") == 0 &&
 		    atomic_load(&f->o->stop->stop) == FLEET_RUN) {
 			atomic_store(&f->o->stop->abort_at_ms, amtca_now_ms() +
 			    AMTCA_API_CANCEL_GRACE_MS);
@@ -522,6 +524,20 @@ worker(void *arg)
 			   only if the store says it is pending: it is. */
 			o->carried = 0;
 			run_device(f, &f->o->hosts[i], o);
+			if (o->result == FLEET_FAILED &&
+			    stopped(f) == FLEET_STOP_SHUTDOWN) {
+				/*
+				 * Cut short by this node's shutdown: left
+				 * pending for the other nodes (job_close
+				 * releases the claim), as a resumed job would
+				 * run it again.
+				 */
+				pthread_mutex_lock(&f->mu);
+				f->prog.in_flight--;
+				o->skipped = 1;
+				pthread_mutex_unlock(&f->mu);
+				continue;
+			}
 			record_progress(f, o);	/* ends the claim */
 
 			pthread_mutex_lock(&f->mu);
@@ -709,6 +725,11 @@ job_close(struct fleet *f)
 		    &f->rep->finished);
 	if ((r = store_job_get(f->c->store, f->job_id, &j)) != 0)
 		return r;
+	/* Claim mode: a job another node already ended stays as it ended. */
+	if (f->o->claim_owner != NULL && strcmp(j->state, "running") != 0) {
+		store_job_free(j);
+		return 0;
+	}
 	free(j->state);
 	if ((j->state = strdup(how == FLEET_STOP_CANCEL ? "cancelled" :
 	    "done")) == NULL) {

@@ -120,7 +120,8 @@ struct fleet_opts {
 	 * cancelled anywhere stops here as by FLEET_STOP_CANCEL (`stop` must
 	 * be set).  A run stopped by FLEET_STOP_SHUTDOWN releases its claims;
 	 * a run that ends finishes the job with store_job_finish(), which
-	 * only the process finishing its last device does.
+	 * only the process finishing its last device does; a job another
+	 * process already ended (done or cancelled) is left as it ended.
 	 */
 	const char *claim_owner;
 	int claim_ttl_s;

@@ -18,80 +18,14 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg_helpers.sh"
 source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
-t_ok() { ok "$* [${SECONDS}s]"; }
+source "$(dirname "$0")/nodes_helpers.sh"
 
-if ! pg_available; then
-	echo "skip: no PostgreSQL server binaries (apt-get install postgresql)"
-	exit 0
-fi
-pg_start
-URI="postgresql:///amtca_nodes?host=$PG_SOCK&user=amtca"
-q() { pg_psql amtca_nodes -c "$1"; }
-
-# --- the shared token and node A's home --------------------------------------
-HSM=$T/hsm
-mkdir -p "$HSM/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$HSM/tokens" >"$HSM/softhsm2.conf"
-SOFTHSM2_CONF="$HSM/softhsm2.conf" softhsm2-util --init-token --free --label nodes \
-    --so-pin 12345678 --pin 24681357 >/dev/null || fail "cannot make the shared token"
-printf '24681357\n' >"$HSM/pin"
-chmod 600 "$HSM/pin"
-A=$T/node-a
-B=$T/node-b
-SOFTHSM2_CONF="$HSM/softhsm2.conf" "$AMTCA" --home "$A" init --module "$SOFTHSM_MODULE" \
-    --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" --domain example.test \
-    --store "$URI" >"$T/init.out" 2>"$T/init.err" || fail "init of node A: $(cat "$T/init.err")"
-[ ! -e "$A/keys/softhsm" ] || fail "node A made a token of its own"
-# Node B from the shared store, with the same token through its own module.
-SOFTHSM2_CONF="$HSM/softhsm2.conf" "$AMTCA" --home "$B" init --join --store "$URI" \
-    --module "$SOFTHSM_MODULE" --token-uri pkcs11:token=nodes --pin-file "$HSM/pin" \
-    >"$T/join.out" 2>"$T/join.err" || fail "init --join: $(cat "$T/join.err")"
+nodes_setup amtca_nodes 127.0.151.1 127.0.151.2
 t_ok "node A on $URI with an external token; node B by init --join"
-
-# --- clients, then two services -------------------------------------------
-# (SoftHSM, the stand-in for the network HSM, rewrites its token file on
-# every login, outside any lock another process honours: t_token_race.sh.
-# So amtca processes are started one at a time here, and the two nodes
-# issue through their long-lived signers, never through parallel CLIs.)
-PW="$T/amt-password"
-password_file "$PW" "Adm1n-$RANDOM-pw"
-"$AMTCA" --home "$A" credential add site --user admin --password-file "$PW" >/dev/null ||
-	fail "credential add"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/admin.key" 2>/dev/null
-openssl req -new -key "$T/admin.key" -subj "/CN=ops" -out "$T/admin.csr"
-"$AMTCA" --home "$A" admin add ops --csr "$T/admin.csr" --out "$T/admin.pem" >/dev/null ||
-	fail "admin add"
 make_csr "$T/estc.csr" ec:prime256v1 gw.example.test
 "$AMTCA" --home "$B" est-client add gw.example.test --allow gw.example.test --allow web.example.test \
     --csr "$T/estc.csr" --out "$T/estc.pem" >/dev/null || fail "est-client add on node B"
 
-ADDR_A=127.0.151.1
-ADDR_B=127.0.151.2
-addr_of() { [ "$1" = a ] && echo $ADDR_A || echo $ADDR_B; }
-node_up() { # tag home [args...]
-	local tag=$1 home=$2 addr i
-	shift 2
-	addr=$(addr_of "$tag")
-	: >"$T/$tag.out"
-	"$AMTCA" --home "$home" serve --listen "$addr:8443" --name "api-$tag.example.test" \
-	    --publish-listen "$addr:8080" --status-listen "$addr:9193" --claim-ttl 5 \
-	    "$@" >>"$T/$tag.out" 2>>"$T/$tag.log" &
-	eval "PID_$tag=$!"
-	on_exit "kill -KILL $! 2>/dev/null; wait $! 2>/dev/null"
-	for ((i = 0; i < 600; i++)); do
-		grep -q '^ready' "$T/$tag.out" && return 0
-		kill -0 "$(eval echo "\$PID_$tag")" 2>/dev/null ||
-			fail "node $tag exited: $(tail -n 5 "$T/$tag.log")"
-		sleep 0.05
-	done
-	fail "node $tag not ready: $(tail -n 5 "$T/$tag.log")"
-}
-api_at() { # tag method path [curl args...]
-	curl -sS --max-time 30 --cacert "$A/chain.pem" \
-	    --resolve "api-$1.example.test:8443:$(addr_of "$1")" --cert "$T/admin.pem" \
-	    --key "$T/admin.key" -X "$2" -o "$T/body" -w '%{http_code}' "${@:4}" \
-	    "https://api-$1.example.test:8443$3"
-}
 node_up a "$A" --reconcile-every 1h
 node_up b "$B" --reconcile-every 1h
 grep -q 'event=leader role=reconcile state=leader' "$T/a.log" ||
@@ -167,18 +101,7 @@ sim_key_pool_fill $((N + 10))
 start_sim "$T/sim.log" --devices $N --address-base $BASE --fqdn-pattern "$PAT" \
     --user admin --password-file "$PW" --key-pool "$SIM_KEY_POOL" --latency-ms 20 \
     --commit-delay-ms 200
-devs=$(python3 - "$PAT" $BASE $N <<'PY'
-import json, sys
-pat, base, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-pre, last = base.rsplit(".", 1)
-print(json.dumps([{"fqdn": pat % i, "address": "%s.%d" % (pre, int(last) + i),
-                   "credential": "site"} for i in range(n)]))
-PY
-)
-st=$(api_at a POST /api/v1/jobs -H 'Content-Type: application/json' \
-    --data-binary "{\"devices\":$devs,\"concurrency\":6}")
-[ "$st" = 202 ] || fail "POST /api/v1/jobs on A: $st $(cat "$T/body")"
-JOB=$(json_get "$T/body" id)
+JOB=$(nodes_job a "$PAT" $BASE $N 6)
 # Both nodes work on it; kill A once it has finished some and holds claims.
 for i in $(seq 1 600); do
 	na=$(grep -c "event=job_device job=$JOB" "$T/a.log" || true)
@@ -224,24 +147,8 @@ kill -TERM "$PID_b"
 wait "$PID_b" 2>/dev/null || true
 [ "$(q "SELECT count(*) FROM amtca.devices WHERE state = 'enrolling'")" = 0 ] ||
 	fail "devices left enrolling: $(q "SELECT fqdn FROM amtca.devices WHERE state = 'enrolling'")"
-# check_devices runs amt-info four at a time, each with a signer opening
-# the shared SoftHSM token; SoftHSM's file store can fail a reader while
-# another process writes the token (an audit seal): once more then.
-cat >"$T/amtca-retry" <<EOF
-#!/bin/bash
-o=\$(mktemp) e=\$(mktemp) rc=1
-for n in 1 2 3; do
-	"$AMTCA" "\$@" >"\$o" 2>"\$e" && { rc=0; break; }
-	grep -Eq 'PKCS#11 token|of token|CKR' "\$e" || break
-	sleep 0.5
-done
-cat "\$o"; cat "\$e" >&2; rm -f "\$o" "\$e"; exit \$rc
-EOF
-chmod 755 "$T/amtca-retry"
 HOME_CA=$B
-AMTCA=$T/amtca-retry check_devices "$PAT" $BASE $N
-ndev=$("$AMTCA" --home "$B" list --json | python3 -c 'import json,sys; print(len([c for c in json.load(sys.stdin)["certificates"] if c.get("device")]))')
-[ "$ndev" = $N ] || fail "$ndev device certificates for $N devices: one issued twice"
+nodes_check_devices "$PAT" $BASE $N
 t_ok "node B finished the job after A died ($tk lapsed claims taken over): one bound leaf, one key, one valid record per device, none enrolling, none issued twice"
 
 # --- the audit trail from either node ----------------------------------------
