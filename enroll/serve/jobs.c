@@ -12,6 +12,13 @@
  * the rest run again).  One job at a time: a job's `concurrency` (capped)
  * is what runs in parallel.
  *
+ * Several nodes (docs/serve.md, "Several nodes"): the engine runs in claim
+ * mode, taking the job's devices one by one from the store as this node
+ * (serve_node()), so every node running the job shares its devices; when
+ * idle, the runner polls the store every AMTCA_SERVE_JOB_POLL_MS for
+ * running jobs with a claimable device (submitted elsewhere, or left by a
+ * node that died) and runs them too.
+ *
  * Stopping: DELETE sets FLEET_STOP_CANCEL on the running job (no further
  * device, AMT calls in flight aborted after AMTCA_API_CANCEL_GRACE_MS);
  * SIGTERM sets FLEET_STOP_SHUTDOWN with the caller's deadline, which
