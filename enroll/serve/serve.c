@@ -1242,6 +1242,10 @@ recon_main(void *arg)
 	long tick = ttl / 3 > 0 ? ttl / 3 : 1;
 	time_t now, exp = 0, next = 0;
 
+	/* Renew the lease every third of it, reconcile on time. */
+	if (tick > s->o->reconcile_every_s)
+		tick = s->o->reconcile_every_s;
+
 	while (!atomic_load(&s->stop)) {
 		now = time(NULL);
 		r = store_lease_take(st, AMTCA_SERVE_LEADER_LEASE, s->node, now,
