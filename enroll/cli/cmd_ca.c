@@ -1213,6 +1213,13 @@ cmd_chain(const char *homedir, int argc, char **argv)
 		return usage_error("chain", "der and p7b need --out", syn);
 	if ((r = home_open(homedir, 0, &h)) != 0)
 		return cli_fail(r);
+	/* A node of a shared store: in step with it first (a rotation
+	 * elsewhere), which opening its store does. */
+	if (h->conf.store != NULL) {
+		home_free(h);
+		if ((r = home_open(homedir, HOME_STATE, &h)) != 0)
+			return cli_fail(r);
+	}
 	/* Current, retired in their overlap (newest first), root. */
 	chain[nchain++] = h->inter;
 	for (size_t i = 0; i < h->nretired; i++)

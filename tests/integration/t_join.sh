@@ -182,6 +182,11 @@ ok "a new certificate set in the store reaches each node at its next command"
 "$AMTCA" --home "$A" ca rotate >/dev/null 2>"$T/err" || fail "ca rotate on A: $(cat "$T/err")"
 cmp -s "$A/intermediate.pem" "$B/intermediate.pem" && fail "rotation did not change A's intermediate"
 "$AMTCA" --home "$A" list >/dev/null	# (published by A's next command at the latest)
+"$AMTCA" --home "$A" chain >"$T/chain-a.pem"
+"$AMTCA" --home "$B" chain >"$T/chain-b.pem" || fail "chain on B after A's rotation"
+cmp -s "$T/chain-a.pem" "$T/chain-b.pem" || fail "B's chain output is not A's after the rotation"
+[ "$(grep -c "BEGIN CERTIFICATE" "$T/chain-b.pem")" = 3 ] ||
+	fail "B's chain does not list current, retired and root"
 "$AMTCA" --home "$B" issue --fqdn web3.example.test --csr "$T/b.csr" --out "$T/b3.pem" \
     2>"$T/err" || fail "issue on B after A's rotation: $(cat "$T/err")"
 for f in root.pem intermediate.pem chain.pem intermediate-retired.pem; do
