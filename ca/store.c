@@ -964,6 +964,104 @@ store_job_devices_free(struct store_job_device *d, size_t n)
 
 /* --- leases --------------------------------------------------------------- */
 
+/* --- job claims ------------------------------------------------------------ */
+
+int
+store_job_claim(struct store *s, const char *job_id, const char *owner,
+    time_t now, int ttl_s, char **fqdn, char **prev)
+{
+	if (fqdn != NULL)
+		*fqdn = NULL;
+	if (prev != NULL)
+		*prev = NULL;
+	if (s == NULL || job_id == NULL || owner == NULL || *owner == '\0' ||
+	    ttl_s <= 0 || fqdn == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim: needs a job "
+		    "id, an owner and a positive lifetime");
+	NEED_OP(s, job_claim);
+	return s->ops->job_claim(s->be, job_id, owner, now, ttl_s, fqdn, prev);
+}
+
+int
+store_job_claim_renew(struct store *s, const char *job_id, const char *owner,
+    time_t now, int ttl_s, size_t *n)
+{
+	size_t dummy;
+
+	if (n == NULL)
+		n = &dummy;
+	*n = 0;
+	if (s == NULL || owner == NULL || *owner == '\0' || ttl_s <= 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_renew: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_renew);
+	return s->ops->job_claim_renew(s->be, job_id, owner, now, ttl_s, n);
+}
+
+int
+store_job_claim_release(struct store *s, const char *job_id,
+    const char *owner, const char *fqdn)
+{
+	if (s == NULL || job_id == NULL || owner == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_release: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_release);
+	return s->ops->job_claim_release(s->be, job_id, owner, fqdn);
+}
+
+int
+store_job_claimable(struct store *s, time_t now, char ***ids, size_t *n)
+{
+	if (ids != NULL)
+		*ids = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || ids == NULL || n == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claimable: bad "
+		    "arguments");
+	NEED_OP(s, job_claimable);
+	return s->ops->job_claimable(s->be, now, ids, n);
+}
+
+int
+store_job_claim_owners(struct store *s, const char *job_id, char ***owners,
+    size_t *n)
+{
+	if (owners != NULL)
+		*owners = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || job_id == NULL || owners == NULL || n == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_owners: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_owners);
+	return s->ops->job_claim_owners(s->be, job_id, owners, n);
+}
+
+int
+store_job_finish(struct store *s, const char *job_id, time_t when,
+    int *finished)
+{
+	if (finished != NULL)
+		*finished = 0;
+	if (s == NULL || job_id == NULL || finished == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_finish: bad arguments");
+	NEED_OP(s, job_finish);
+	return s->ops->job_finish(s->be, job_id, when, finished);
+}
+
+int
+store_revocation_mark(struct store *s, uint64_t *mark)
+{
+	if (mark != NULL)
+		*mark = 0;
+	if (s == NULL || mark == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_revocation_mark: bad "
+		    "arguments");
+	NEED_OP(s, revocation_mark);
+	return s->ops->revocation_mark(s->be, mark);
+}
+
 int
 store_lease_take(struct store *s, const char *name, const char *owner,
     time_t now, int ttl_s, const char *takeover, char **holder,
