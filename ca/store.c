@@ -218,6 +218,9 @@ store_backup(struct store *s, const char *dest_uri)
 	return s->ops->backup(s->be, loc);
 }
 static void seal_due(struct store *s, int force);
+static int check_field(const char *what, const char *v, size_t max,
+    int may_be_empty);
+static int keyid_ok(const char *k);
 
 /* One batch of n records through the backend.  Every pending gets a result. */
 static void
@@ -272,6 +275,9 @@ check_record(const struct store_cert *c)
 	if (strspn(c->serial, "0123456789ABCDEF") != strlen(c->serial))
 		return amtca_fail(AMTCA_E_USAGE, "serial \"%.64s\" is not "
 		    "uppercase hexadecimal", c->serial);
+	if (c->issuer != NULL && !keyid_ok(c->issuer))
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: the issuer "
+		    "is not a lowercase hex key id");
 	return 0;
 }
 
@@ -527,6 +533,132 @@ store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 }
 
 int
+store_cert_list_revoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || issuer == NULL || issuer[0] == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_revoked_by: "
+		    "no store or issuer");
+	NEED_OP(s, cert_list);
+	return s->ops->cert_list(s->be, with_unknown ?
+	    STORE_CERTS_REVOKED_BY_FIRST : STORE_CERTS_REVOKED_BY, issuer, out,
+	    n);
+}
+
+/* --- the CA's own certificates ------------------------------------------ */
+
+int
+store_cacert_state_valid(const char *state)
+{
+	return state != NULL && (strcmp(state, "current") == 0 ||
+	    strcmp(state, "retired") == 0 || strcmp(state, "ended") == 0 ||
+	    strcmp(state, "revoked") == 0);
+}
+
+static int
+keyid_ok(const char *k)
+{
+	size_t i, n;
+
+	if (k == NULL || (n = strlen(k)) == 0 || n > 128)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int
+store_cacert_put(struct store *s, const struct store_cacert *v, size_t n,
+    const char *action, const char *subject, const char *detail)
+{
+	const char *actor;
+	size_t i;
+	int r;
+
+	if (s == NULL || v == NULL || n == 0 || n > AMTCA_RETIRED_MAX + 1)
+		return amtca_fail(AMTCA_E_USAGE, "store_cacert_put: no store or "
+		    "records");
+	for (i = 0; i < n; i++)
+		if (!keyid_ok(v[i].keyid) || v[i].role == NULL ||
+		    v[i].generation < 1 || v[i].subject == NULL ||
+		    v[i].serial == NULL || v[i].der == NULL || v[i].der_len == 0 ||
+		    !store_cacert_state_valid(v[i].state))
+			return amtca_fail(AMTCA_E_USAGE, "store_cacert_put: an "
+			    "incomplete CA certificate record");
+	actor = s->actor != NULL ? s->actor : "unknown";
+	if (action != NULL && ((r = check_field("action", action,
+	    AMTCA_AUDIT_FIELD_MAX, 0)) != 0 || (r = check_field("subject",
+	    subject, AMTCA_AUDIT_FIELD_MAX, 1)) != 0 || (r = check_field(
+	    "detail", detail, AMTCA_AUDIT_DETAIL_MAX, 1)) != 0))
+		return r;
+	NEED_OP(s, cacert_put);
+	if ((r = s->ops->cacert_put(s->be, v, n, actor, action,
+	    subject != NULL ? subject : "", detail != NULL ? detail : "")) != 0)
+		return r;
+	if (action != NULL)
+		seal_due(s, strncmp(action, "ca.", 3) == 0);
+	return 0;
+}
+
+int
+store_cacert_list(struct store *s, struct store_cacert **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cacert_list: no store");
+	NEED_OP(s, cacert_list);
+	return s->ops->cacert_list(s->be, out, n);
+}
+
+int
+store_cacert_revoke(struct store *s, const char *keyid, int reason,
+    time_t when)
+{
+	int r;
+
+	if (s == NULL || !keyid_ok(keyid))
+		return amtca_fail(AMTCA_E_USAGE, "store_cacert_revoke: no store "
+		    "or key id");
+	if (reason < 0 || reason > 10 || reason == 7)
+		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
+		    "CRLReason (0-10 except 7)", reason);
+	NEED_OP(s, cacert_revoke);
+	if ((r = s->ops->cacert_revoke(s->be, keyid, reason, when,
+	    s->actor != NULL ? s->actor : "unknown")) != 0)
+		return r;
+	seal_due(s, 1);
+	return 0;
+}
+
+void
+store_cacert_clear(struct store_cacert *c)
+{
+	free(c->keyid);
+	free(c->role);
+	free(c->subject);
+	free(c->serial);
+	free(c->state);
+	free(c->der);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_cacerts_free(struct store_cacert *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_cacert_clear(&v[i]);
+	free(v);
+}
+
+int
 store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 {
 	return store_cert_revoke_as(s, serial, reason, when, NULL);
@@ -568,6 +700,7 @@ store_cert_clear(struct store_cert *c)
 	free(c->requester);
 	free(c->device);
 	free(c->der);
+	free(c->issuer);
 	memset(c, 0, sizeof(*c));
 }
 

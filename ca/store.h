@@ -55,6 +55,11 @@ struct store_cert {
 	char *device;			/* AMT device FQDN or NULL */
 	unsigned char *der;
 	size_t der_len;
+	char *issuer;			/* key id (lowercase hex, ca_keyid_hex)
+					   of the intermediate that issued it;
+					   NULL in records made before
+					   rotation: the first intermediate's
+					   (docs/rotation.md) */
 	const char *actor;		/* add only: who the audit entry names
 					   (NULL: the store's actor, else the
 					   requester); borrowed, never stored
@@ -193,6 +198,14 @@ int store_cert_list_fqdn(struct store *s, const char *fqdn,
  */
 int store_cert_list_revoked(struct store *s, struct store_cert **out,
     size_t *n) AMTCA_WUR;
+
+/*
+ * The revoked certificates one intermediate issued (issuer = `issuer`),
+ * and with `with_unknown` also those without an issuer (the first
+ * intermediate's): the CRL of that intermediate.  As above otherwise.
+ */
+int store_cert_list_revoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n) AMTCA_WUR;
 
 /*
  * Mark revoked (idempotent for an already revoked serial: the first reason
@@ -489,6 +502,50 @@ void store_set_sealer(struct store *s, store_seal_fn fn, void *arg);
 
 /* Run the hook now if the condition above holds (e.g. at open). */
 void store_seal_due(struct store *s);
+
+/*
+ * The CA's own certificates (docs/rotation.md): each intermediate this home
+ * has had, keyed by its key id.  States: "current" (issuing), "retired"
+ * (in its overlap: signs only its CRL), "ended" (overlap over: out of the
+ * chain), "revoked" (listed by the root's CRL; never leaves that state).
+ */
+struct store_cacert {
+	char *keyid;			/* ca_keyid_hex, lowercase */
+	char *role;			/* "intermediate" */
+	int generation;			/* 1 (init), 2, ... (ca rotate) */
+	char *subject;			/* the subject CN */
+	char *serial;			/* uppercase hex */
+	time_t not_after;
+	char *state;			/* one of the states above */
+	int revoke_reason;		/* CRLReason when revoked */
+	time_t created_at;
+	time_t revoked_at;
+	unsigned char *der;
+	size_t der_len;
+};
+
+/* Is `state` one of the CA certificate states above? */
+int store_cacert_state_valid(const char *state);
+
+/*
+ * Insert or update v[0..n) (by keyid; a revoked row stays revoked, its
+ * reason and date kept) and, when `action` is not NULL, append one audit
+ * entry (action, subject, detail; by the store's actor) in the same
+ * transaction.  1 <= n <= AMTCA_RETIRED_MAX + 1.
+ */
+int store_cacert_put(struct store *s, const struct store_cacert *v, size_t n,
+    const char *action, const char *subject, const char *detail) AMTCA_WUR;
+/* All, by generation.  Free with store_cacerts_free(). */
+int store_cacert_list(struct store *s, struct store_cacert **out,
+    size_t *n) AMTCA_WUR;
+/*
+ * Mark one revoked (reason a CRLReason as for certificates) with a
+ * "ca.revoke-intermediate" entry in the same transaction; AMTCA_E_NOT_FOUND
+ * for an unknown key id, 0 without a change for a revoked one.
+ */
+int store_cacert_revoke(struct store *s, const char *keyid, int reason,
+    time_t when) AMTCA_WUR;
+void store_cacerts_free(struct store_cacert *v, size_t n);
 
 /* store_cert_revoke(), naming `actor` in the audit entry (NULL: the store's). */
 int store_cert_revoke_as(struct store *s, const char *serial, int reason,

@@ -38,6 +38,8 @@ enum store_cert_filter {
 	STORE_CERTS_FQDN,		/* arg: FQDN, case-insensitive; with DER */
 	STORE_CERTS_DEVICE,		/* arg: device, case-insensitive; with DER */
 	STORE_CERTS_REVOKED,		/* without DER */
+	STORE_CERTS_REVOKED_BY,		/* arg: issuer key id; without DER */
+	STORE_CERTS_REVOKED_BY_FIRST,	/* the same, and issuer NULL */
 };
 
 struct store_ops {
@@ -136,6 +138,15 @@ struct store_ops {
 	int (*client_remove)(void *be, const char *name, time_t when,
 	    const char *actor, const char *detail);
 
+	/* As store_cacert_*; `actor` never NULL.  revoke appends its entry
+	 * only when the row changed. */
+	int (*cacert_put)(void *be, const struct store_cacert *v, size_t n,
+	    const char *actor, const char *action, const char *subject,
+	    const char *detail);
+	int (*cacert_list)(void *be, struct store_cacert **out, size_t *n);
+	int (*cacert_revoke)(void *be, const char *keyid, int reason,
+	    time_t when, const char *actor);
+
 	/* As store_cred_*; put gets created_at/updated_at already set. */
 	int (*cred_put)(void *be, const struct store_cred *c);
 	int (*cred_get)(void *be, const char *name, struct store_cred **out);
@@ -155,6 +166,7 @@ extern const struct store_ops store_pg_alias_ops;	/* postgres:// */
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);
+void store_cacert_clear(struct store_cacert *c);
 void store_device_clear(struct store_device *d);
 void store_job_clear(struct store_job *j);
 void store_job_device_clear(struct store_job_device *d);

@@ -181,6 +181,30 @@ static const char migrate_v2_sql[] =
     " time bigint NOT NULL);";
 
 /*
+ * Version 3 holds what SQLite's schema 4 adds (intermediate rotation,
+ * docs/rotation.md): each certificate's issuing intermediate (its key id;
+ * NULL in older rows: the first intermediate's) and the CA's own
+ * certificates.
+ */
+static const char migrate_v3_sql[] =
+    "ALTER TABLE certificates ADD COLUMN issuer text;"
+    "CREATE INDEX certificates_revoked_issuer ON certificates (issuer)"
+    " WHERE status = 'revoked';"
+    "CREATE TABLE ca_certs ("
+    " keyid text PRIMARY KEY,"
+    " role text NOT NULL,"
+    " generation integer NOT NULL,"
+    " subject text NOT NULL,"
+    " serial text NOT NULL,"
+    " not_after bigint NOT NULL,"
+    " state text NOT NULL CHECK (state IN ('current','retired','ended',"
+    "'revoked')),"
+    " revoke_reason integer,"
+    " created_at bigint NOT NULL,"
+    " revoked_at bigint,"
+    " der bytea NOT NULL);";
+
+/*
  * Version 4 (issue 11, several nodes): job claims on each device's row of
  * a job, and the indexes the claim and the CRL cache's revocation mark
  * read.  Version 3 is the intermediate rotation's.
@@ -206,18 +230,18 @@ static const struct {
 } migrations[] = {
 	{ 1, migrate_v1_sql },
 	{ 2, migrate_v2_sql },
-	{ 3, "SELECT 1; -- reserved: intermediate rotation (h-rotate)" },
+	{ 3, migrate_v3_sql },
 	{ 4, migrate_v4_sql },
 	{ 5, migrate_v5_sql },
 };
 
 static const char ins_sql[] =
     "INSERT INTO certificates (serial, fqdn, not_before, not_after,"
-    " issued_at, status, requester, device, der) VALUES ($1, $2, $3, $4, $5,"
-    " 'valid', $6, $7, $8) ON CONFLICT (serial) DO NOTHING";
+    " issued_at, status, requester, device, der, issuer) VALUES ($1, $2, $3,"
+    " $4, $5, 'valid', $6, $7, $8, $9) ON CONFLICT (serial) DO NOTHING";
 
 #define CERT_COLS "serial, fqdn, not_before, not_after, issued_at, status, " \
-	"revoke_reason, revoked_at, requester, device"
+	"revoke_reason, revoked_at, requester, device, issuer"
 
 /* --- parameters and results ----------------------------------------------- */
 
@@ -1088,7 +1112,7 @@ prepare_batch(struct pgc *c)
 		const char *name, *sql;
 		int n;
 	} stmts[] = {
-		{ "ins", ins_sql, 8 },
+		{ "ins", ins_sql, 9 },
 		{ "ains", ains_sql, 8 },
 		{ "head", head_sql, 0 },
 		{ "headset", head_set_sql, 2 },
@@ -1171,6 +1195,7 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 		p_text(&a, ct->requester);
 		p_text(&a, ct->device);
 		p_bin(&a, ct->der, ct->der_len);
+		p_text(&a, ct->issuer);
 		if (PQsendQueryPrepared(c->conn, "ins", a.n, a.v, a.len, a.fmt,
 		    0) != 1)
 			goto broken;
@@ -1334,16 +1359,17 @@ row_cert(const PGresult *res, int i, int with_der, struct store_cert *c)
 	if (dupval(res, i, 0, &c->serial) != 0 || dupval(res, i, 1, &c->fqdn) != 0 ||
 	    dupval(res, i, 5, &c->status) != 0 ||
 	    dupval(res, i, 8, &c->requester) != 0 ||
-	    dupval(res, i, 9, &c->device) != 0)
+	    dupval(res, i, 9, &c->device) != 0 ||
+	    dupval(res, i, 10, &c->issuer) != 0)
 		goto nomem;
 	c->not_before = (time_t)ival(res, i, 2);
 	c->not_after = (time_t)ival(res, i, 3);
 	c->issued_at = (time_t)ival(res, i, 4);
 	c->revoke_reason = (int)ival(res, i, 6);
 	c->revoked_at = (time_t)ival(res, i, 7);
-	if (with_der && !PQgetisnull(res, i, 10)) {
+	if (with_der && !PQgetisnull(res, i, 11)) {
 		if ((b = PQunescapeBytea((const unsigned char *)
-		    PQgetvalue(res, i, 10), &len)) == NULL)
+		    PQgetvalue(res, i, 11), &len)) == NULL)
 			goto nomem;
 		if (len > 0 && (c->der = malloc(len)) == NULL) {
 			PQfreemem(b);
@@ -1465,6 +1491,19 @@ pg_cert_list(void *be, enum store_cert_filter f, const char *arg,
 	case STORE_CERTS_REVOKED:
 		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
 		    "'revoked' ORDER BY issued_at, seq";
+		with_der = 0;
+		break;
+	case STORE_CERTS_REVOKED_BY:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'revoked' AND issuer = $1 ORDER BY issued_at, seq";
+		p_text(&a, arg);
+		with_der = 0;
+		break;
+	case STORE_CERTS_REVOKED_BY_FIRST:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'revoked' AND (issuer = $1 OR issuer IS NULL) ORDER BY "
+		    "issued_at, seq";
+		p_text(&a, arg);
 		with_der = 0;
 		break;
 	}
@@ -2632,6 +2671,167 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	    "lease", NULL, NULL);
 }
 
+/* --- the CA's own certificates ------------------------------------------- */
+
+static int
+pg_cacert_put(void *be, const struct store_cacert *v, size_t n,
+    const char *actor, const char *action, const char *subject,
+    const char *detail)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	struct prm a;
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	size_t i;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		memset(&a, 0, sizeof(a));
+		p_text(&a, v[i].keyid);
+		p_text(&a, v[i].role);
+		p_int(&a, v[i].generation);
+		p_text(&a, v[i].subject);
+		p_text(&a, v[i].serial);
+		p_int(&a, (long long)v[i].not_after);
+		p_text(&a, v[i].state);
+		p_int(&a, (long long)(v[i].created_at != 0 ? v[i].created_at :
+		    time(NULL)));
+		p_bin(&a, v[i].der, v[i].der_len);
+		/* A revoked row stays revoked (the root's CRL lists it). */
+		if ((r = tx_exec(c, "INSERT INTO ca_certs (keyid, role, "
+		    "generation, subject, serial, not_after, state, created_at, "
+		    "der) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT "
+		    "(keyid) DO UPDATE SET role = $2, generation = $3, subject = "
+		    "$4, serial = $5, not_after = $6, der = $9, state = CASE WHEN "
+		    "ca_certs.state = 'revoked' THEN 'revoked' ELSE $7 END", &a,
+		    "CA certificate record", NULL)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if (action != NULL && (r = audit_put(c, actor, action, subject, detail,
+	    &seq, hash)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	return tx_end(p, c, ret);
+}
+
+static int
+row_cacert(const PGresult *res, int i, void *vp)
+{
+	struct store_cacert *c = vp;
+	unsigned char *b;
+	size_t len = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (dupval(res, i, 0, &c->keyid) != 0 ||
+	    dupval(res, i, 1, &c->role) != 0 ||
+	    dupval(res, i, 3, &c->subject) != 0 ||
+	    dupval(res, i, 4, &c->serial) != 0 ||
+	    dupval(res, i, 6, &c->state) != 0)
+		goto nomem;
+	c->generation = (int)ival(res, i, 2);
+	c->not_after = (time_t)ival(res, i, 5);
+	c->revoke_reason = (int)ival(res, i, 7);
+	c->created_at = (time_t)ival(res, i, 8);
+	c->revoked_at = (time_t)ival(res, i, 9);
+	if (!PQgetisnull(res, i, 10)) {
+		if ((b = PQunescapeBytea((const unsigned char *)
+		    PQgetvalue(res, i, 10), &len)) == NULL)
+			goto nomem;
+		if (len > 0 && (c->der = malloc(len)) == NULL) {
+			PQfreemem(b);
+			goto nomem;
+		}
+		if (len > 0)
+			memcpy(c->der, b, len);
+		c->der_len = len;
+		PQfreemem(b);
+	}
+	return 0;
+nomem:
+	store_cacert_clear(c);
+	return AMTCA_E_NOMEM;
+}
+
+static void
+clear_cacert_v(void *c)
+{
+	store_cacert_clear(c);
+}
+
+static int
+pg_cacert_list(void *be, struct store_cacert **out, size_t *n)
+{
+	PGresult *res = NULL;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = run(be, "SELECT keyid, role, generation, subject, serial, "
+	    "not_after, state, revoke_reason, created_at, revoked_at, der FROM "
+	    "ca_certs ORDER BY generation, keyid", NULL, "query", &res,
+	    NULL)) != 0)
+		return r;
+	r = rows(res, sizeof(**out), row_cacert, clear_cacert_v, (void **)out,
+	    n);
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
+    const char *actor)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	char detail[96];
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	p_int(&a, reason);
+	p_int(&a, (long long)when);
+	p_text(&a, keyid);
+	if ((r = tx_exec(c, "UPDATE ca_certs SET state = 'revoked', "
+	    "revoke_reason = $1, revoked_at = $2 WHERE keyid = $3 AND state <> "
+	    "'revoked' RETURNING serial", &a, "revoke", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (PQntuples(res) == 1) {
+		snprintf(detail, sizeof(detail), "reason=%d serial=%.40s", reason,
+		    PQgetvalue(res, 0, 0));
+		ret = audit_put(c, actor, "ca.revoke-intermediate", keyid, detail,
+		    &seq, hash);
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	memset(&a, 0, sizeof(a));
+	p_text(&a, keyid);
+	if ((r = tx_exec(c, "SELECT 1 FROM ca_certs WHERE keyid = $1", &a,
+	    "query", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = PQntuples(res) == 0 ? amtca_fail(AMTCA_E_NOT_FOUND, "no "
+	    "intermediate with key identifier %s", keyid) : 0;
+out:
+	PQclear(res);
+	return tx_end(p, c, ret);
+}
+
 /* --- shared configuration ------------------------------------------------- */
 
 static int
@@ -2753,6 +2953,9 @@ pg_meta_get(void *be, const char *name, struct store_meta **out)
 	.cred_get = pg_cred_get, \
 	.cred_list = pg_cred_list, \
 	.cred_remove = pg_cred_remove, \
+	.cacert_put = pg_cacert_put, \
+	.cacert_list = pg_cacert_list, \
+	.cacert_revoke = pg_cacert_revoke, \
 	.meta_put = pg_meta_put, \
 	.meta_get = pg_meta_get, \
 	.meta_list = pg_meta_list

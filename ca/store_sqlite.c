@@ -150,10 +150,34 @@ static const char audit_sql[] =
     " time INTEGER NOT NULL);";
 
 /*
+ * Version 4 (intermediate rotation, docs/rotation.md): which intermediate
+ * issued each certificate (its key id; NULL in older rows: the first
+ * intermediate's), and the CA's own certificates.
+ */
+static const char upgrade_v4_sql[] =
+    "ALTER TABLE certificates ADD COLUMN issuer TEXT;"
+    "CREATE INDEX IF NOT EXISTS certificates_revoked_issuer ON"
+    " certificates(issuer) WHERE status = 'revoked';"
+    "CREATE TABLE IF NOT EXISTS ca_certs ("
+    " keyid TEXT PRIMARY KEY NOT NULL,"
+    " role TEXT NOT NULL,"
+    " generation INTEGER NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " serial TEXT NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('current','retired','ended',"
+    "'revoked')),"
+    " revoke_reason INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " revoked_at INTEGER,"
+    " der BLOB NOT NULL);"
+    "PRAGMA user_version = 4;";
+
+/*
  * Version 5 (issue 11, several nodes): job claims on each device's row of
  * a job (who works on it, until when) and the indexes the claim and the
  * CRL cache's revocation mark read.  Version 4 is the intermediate
- * rotation's (below, a placeholder on this branch).
+ * rotation's (above).
  */
 static const char upgrade_v5_sql[] =
     "ALTER TABLE job_devices ADD COLUMN claimed_by TEXT;"
@@ -167,7 +191,7 @@ static const char upgrade_v5_sql[] =
 
 static const char cert_cols[] =
     "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
-    " revoked_at, requester, device";
+    " revoked_at, requester, device, issuer";
 
 /* The files SQLite keeps beside a database in WAL (or rollback) mode. */
 static const char *const companions[] = { "-wal", "-shm", "-journal" };
@@ -253,9 +277,8 @@ schema(struct sq *s, int create)
 		ret = r;
 		goto out;
 	}
-	/* 4: reserved for the intermediate rotation (h-rotate). */
-	if (v <= 3 && (r = exec(s, "PRAGMA user_version = 4", "schema upgrade "
-	    "to version 4")) != 0) {
+	if (v <= 3 && (r = exec(s, upgrade_v4_sql, "schema upgrade to version "
+	    "4")) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -344,8 +367,8 @@ sq_open(const char *path, int create, void **out)
 		goto out;
 	}
 	if (sqlite3_prepare_v3(s->db, "INSERT INTO certificates (serial, fqdn,"
-	    " not_before, not_after, issued_at, status, requester, device, der)"
-	    " VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?)", -1,
+	    " not_before, not_after, issued_at, status, requester, device, der,"
+	    " issuer) VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?, ?)", -1,
 	    SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->db, "INSERT INTO audit (seq, time, actor, "
 	    "action, subject, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -597,6 +620,8 @@ sq_insert_batch(void *be, struct store_rec **recs, size_t n)
 		sqlite3_bind_text(s->ins, 6, c->requester, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s->ins, 7, c->device, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s->ins, 8, c->der, (int)c->der_len, SQLITE_STATIC);
+		if (c->issuer != NULL)
+			sqlite3_bind_text(s->ins, 9, c->issuer, -1, SQLITE_STATIC);
 		rc = sqlite3_step(s->ins);
 		if (rc == SQLITE_DONE) {
 			/* Its audit entry, in this transaction: the head is
@@ -665,7 +690,8 @@ row_cert(sqlite3_stmt *st, int with_der, struct store_cert *c)
 	if (dup_text(st, 0, &c->serial) != 0 || dup_text(st, 1, &c->fqdn) != 0 ||
 	    dup_text(st, 5, &c->status) != 0 ||
 	    dup_text(st, 8, &c->requester) != 0 ||
-	    dup_text(st, 9, &c->device) != 0)
+	    dup_text(st, 9, &c->device) != 0 ||
+	    dup_text(st, 10, &c->issuer) != 0)
 		goto nomem;
 	c->not_before = (time_t)sqlite3_column_int64(st, 2);
 	c->not_after = (time_t)sqlite3_column_int64(st, 3);
@@ -673,8 +699,8 @@ row_cert(sqlite3_stmt *st, int with_der, struct store_cert *c)
 	c->revoke_reason = sqlite3_column_int(st, 6);
 	c->revoked_at = (time_t)sqlite3_column_int64(st, 7);
 	if (with_der) {
-		b = sqlite3_column_blob(st, 10);
-		n = sqlite3_column_bytes(st, 10);
+		b = sqlite3_column_blob(st, 11);
+		n = sqlite3_column_bytes(st, 11);
 		if (b != NULL && n > 0) {
 			if ((c->der = malloc((size_t)n)) == NULL)
 				goto nomem;
@@ -758,6 +784,15 @@ sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
 		where = "WHERE status = 'revoked'";
 		with_der = 0;
 		arg = NULL;
+		break;
+	case STORE_CERTS_REVOKED_BY:
+		where = "WHERE status = 'revoked' AND issuer = ?";
+		with_der = 0;
+		break;
+	case STORE_CERTS_REVOKED_BY_FIRST:
+		where = "WHERE status = 'revoked' AND (issuer = ? OR issuer IS "
+		    "NULL)";
+		with_der = 0;
 		break;
 	}
 	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
@@ -2169,6 +2204,217 @@ sq_seal_list(void *be, struct store_seal **out, size_t *n)
 	    (void **)out, n);
 }
 
+/* --- the CA's own certificates ------------------------------------------- */
+
+static int
+sq_cacert_put(void *be, const struct store_cacert *v, size_t n,
+    const char *actor, const char *action, const char *subject,
+    const char *detail)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	uint64_t aseq = 0;
+	unsigned char ahash[STORE_AUDIT_HASH_LEN];
+	size_t i;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	/* A revoked row stays revoked: the root's CRL lists it for good. */
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO ca_certs (keyid, role, "
+	    "generation, subject, serial, not_after, state, created_at, der) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(keyid) DO "
+	    "UPDATE SET role = ?2, generation = ?3, subject = ?4, serial = ?5, "
+	    "not_after = ?6, der = ?9, state = CASE WHEN state = 'revoked' THEN "
+	    "'revoked' ELSE ?7 END", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "CA certificate record");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		sqlite3_bind_text(st, 1, v[i].keyid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, v[i].role, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, v[i].generation);
+		sqlite3_bind_text(st, 4, v[i].subject, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, v[i].serial, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)v[i].not_after);
+		sqlite3_bind_text(st, 7, v[i].state, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)(v[i].created_at != 0 ?
+		    v[i].created_at : time(NULL)));
+		sqlite3_bind_blob(st, 9, v[i].der, (int)v[i].der_len,
+		    SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			ret = db_fail(s, "CA certificate record");
+			goto out;
+		}
+	}
+	if (action != NULL && ((r = audit_head(s, &aseq, ahash)) != 0 ||
+	    (r = audit_put(s, &aseq, ahash, actor, action, subject,
+	    detail)) != 0)) {
+		ret = r;
+		goto out;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_cacert_list(void *be, struct store_cacert **out, size_t *n)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_cacert *v = NULL, *nv, *c;
+	size_t cnt = 0, cap = 0;
+	const void *b;
+	int rc, len, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "SELECT keyid, role, generation, subject, "
+	    "serial, not_after, state, revoke_reason, created_at, revoked_at, "
+	    "der FROM ca_certs ORDER BY generation, keyid", -1, &st,
+	    NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		c = &v[cnt];
+		memset(c, 0, sizeof(*c));
+		cnt++;
+		if (dup_text(st, 0, &c->keyid) != 0 ||
+		    dup_text(st, 1, &c->role) != 0 ||
+		    dup_text(st, 3, &c->subject) != 0 ||
+		    dup_text(st, 4, &c->serial) != 0 ||
+		    dup_text(st, 6, &c->state) != 0) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		c->generation = sqlite3_column_int(st, 2);
+		c->not_after = (time_t)sqlite3_column_int64(st, 5);
+		c->revoke_reason = sqlite3_column_int(st, 7);
+		c->created_at = (time_t)sqlite3_column_int64(st, 8);
+		c->revoked_at = (time_t)sqlite3_column_int64(st, 9);
+		b = sqlite3_column_blob(st, 10);
+		len = sqlite3_column_bytes(st, 10);
+		if (b != NULL && len > 0) {
+			if ((c->der = malloc((size_t)len)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			memcpy(c->der, b, (size_t)len);
+			c->der_len = (size_t)len;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	store_cacerts_free(v, cnt);
+	return ret;
+}
+
+static int
+sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
+    const char *actor)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	uint64_t aseq = 0;
+	unsigned char ahash[STORE_AUDIT_HASH_LEN];
+	char detail[96], serial[AMTCA_AUDIT_FIELD_MAX + 1];
+	const unsigned char *t;
+	int rc, r, changed, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "UPDATE ca_certs SET state = 'revoked', "
+	    "revoke_reason = ?1, revoked_at = ?2 WHERE keyid = ?3 AND state <> "
+	    "'revoked'", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "revoke");
+		goto out;
+	}
+	sqlite3_bind_int(st, 1, reason);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+	sqlite3_bind_text(st, 3, keyid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "revoke");
+		goto out;
+	}
+	changed = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT serial FROM ca_certs WHERE "
+	    "keyid = ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no intermediate with key "
+		    "identifier %s", keyid);
+		goto out;
+	} else if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	t = sqlite3_column_text(st, 0);
+	snprintf(serial, sizeof(serial), "%s", t != NULL ? (const char *)t : "");
+	if (changed) {
+		snprintf(detail, sizeof(detail), "reason=%d serial=%.40s", reason,
+		    serial);
+		if ((r = audit_head(s, &aseq, ahash)) != 0 ||
+		    (r = audit_put(s, &aseq, ahash, actor,
+		    "ca.revoke-intermediate", keyid, detail)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
 /* --- shared configuration ------------------------------------------------- */
 
 static int
@@ -2325,6 +2571,9 @@ const struct store_ops store_sqlite_ops = {
 	.cred_get = sq_cred_get,
 	.cred_list = sq_cred_list,
 	.cred_remove = sq_cred_remove,
+	.cacert_put = sq_cacert_put,
+	.cacert_list = sq_cacert_list,
+	.cacert_revoke = sq_cacert_revoke,
 	.meta_put = sq_meta_put,
 	.meta_get = sq_meta_get,
 	.meta_list = sq_meta_list,

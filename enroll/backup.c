@@ -468,8 +468,10 @@ backup_make(const char *home_dir, const char *out_dir,
 	if (h->conf.store != NULL) {
 		ret = amtca_fail(AMTCA_E_USAGE, "the CA's records are in the "
 		    "shared store %s: back it up with pg_dump (docs/deployment.md), "
-		    "the token with its HSM's own tools; amtca backup copies "
-		    "homes with SQLite stores", h->conf.store);
+		    "%s; amtca backup copies homes with SQLite stores",
+		    h->conf.store, h->conf.softhsm_conf != NULL ? "and the "
+		    "embedded token (keys/softhsm) by copying it while amtca is "
+		    "stopped" : "the token with its HSM's own tools");
 		goto out;
 	}
 	if (h->conf.home_id != NULL)

@@ -48,7 +48,12 @@
 #define HOME_DB        "amtca.db"
 #define HOME_OLD_HSM_DIR "softhsm"
 #define KEY_LABEL_ROOT  "amtca-root"
-#define KEY_LABEL_INTER "amtca-intermediate"
+#define KEY_LABEL_INTER "amtca-intermediate"	/* generation 1; generation
+					   N > 1 (after `ca rotate`) is
+					   "amtca-intermediate-gN" */
+#define HOME_INTER_GEN_MAX 9999		/* intermediate generations */
+/* Room for any intermediate key label, NUL included. */
+#define HOME_INTER_LABEL_MAX 32
 #define KEY_LABEL_AUDIT "amtca-audit"		/* seals the audit trail */
 #define HOME_AUDIT_ANCHOR "amtca-audit-anchor"	/* token data object */
 
@@ -85,6 +90,10 @@ struct home_conf {
 	char *restored_from;		/* home_id of the backup's home, when
 					   this home was made by restore */
 	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
+	char *intermediate_key;		/* "intermediate_key = LABEL": the
+					   token key of the current
+					   intermediate (NULL: KEY_LABEL_INTER);
+					   set by `ca rotate` */
 	char *store;			/* "store = URI": one shared store
 					   (postgresql://...) for the CA
 					   records and the state; NULL: the
@@ -124,7 +133,16 @@ struct home {
 					   as `store` in an old home */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
+	char inter_label[HOME_INTER_LABEL_MAX];	/* HOME_SIGNER: its label */
+	unsigned inter_gen;		/* HOME_SIGNER: its generation (1..) */
 	struct ca_signer signer;	/* HOME_SIGNER */
+	struct hsm_key **retired_keys;	/* HOME_SIGNER: [nretired], each
+					   retired intermediate's key (NULL
+					   when the token lacks it) */
+	unsigned *retired_gen;		/* HOME_SIGNER: their generations */
+	struct ca_signer *retired_signers;	/* HOME_SIGNER */
+	struct ca **retired_ca;		/* HOME_SIGNER: NULL without a key;
+					   they sign only their own CRLs */
 	struct hsm_key *audit_key;	/* HOME_SIGNER: seals the audit trail
 					   (found, or made on first use; with
 					   HOME_NO_SEAL only found: may be
@@ -158,6 +176,23 @@ struct home {
  */
 int home_root_key(struct home *h, const char *what, struct hsm **own,
     struct hsm_key **out) AMTCA_WUR;
+
+/*
+ * Intermediate key labels by generation (docs/rotation.md): 1 is
+ * KEY_LABEL_INTER, N > 1 KEY_LABEL_INTER "-gN".  home_inter_label_gen()
+ * is the inverse: 0 for anything else.
+ */
+void home_inter_label(unsigned gen, char buf[HOME_INTER_LABEL_MAX]);
+unsigned home_inter_label_gen(const char *label);
+
+/*
+ * The CA (and its certificate) whose key identifier (ca_keyid_hex) is
+ * `keyid`: the current intermediate, or a retired one whose key is in the
+ * token (HOME_SIGNER); NULL for `keyid` NULL or "" means the current one.
+ * AMTCA_E_NOT_FOUND naming the id otherwise.
+ */
+int home_ca_by_keyid(struct home *h, const char *keyid, struct ca **ca,
+    X509 **cert) AMTCA_WUR;
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);

@@ -601,7 +601,21 @@ join_token_check(const struct home_join *j, char *const *env, size_t nenv,
 		ret = r;
 		goto out;
 	}
-	if ((r = hsm_key_find(hsm, label, &ik)) != 0 ||
+	if (((r = hsm_key_find(hsm, label, &ik)) != 0 ||
+	    EVP_PKEY_eq(hsm_key_public(ik), X509_get0_pubkey(inter)) != 1) &&
+	    home_inter_label_gen(label) > 1) {
+		/* A rotation that named its key but did not get to publish
+		 * its certificate: the previous generation's (home_open does
+		 * the same). */
+		char prev[HOME_INTER_LABEL_MAX];
+
+		amtca_err_clear();
+		hsm_key_free(ik);
+		ik = NULL;
+		home_inter_label(home_inter_label_gen(label) - 1, prev);
+		r = hsm_key_find(hsm, prev, &ik);
+	}
+	if (r != 0 || ik == NULL ||
 	    EVP_PKEY_eq(hsm_key_public(ik), X509_get0_pubkey(inter)) != 1) {
 		amtca_err_clear();
 		ret = amtca_fail(AMTCA_E_HSM_KEY, "the token %s does not hold this "

@@ -90,6 +90,9 @@ int cmd_list(const char *home, int argc, char **argv);
 int cmd_show(const char *home, int argc, char **argv);
 int cmd_revoke(const char *home, int argc, char **argv);
 int cmd_crl(const char *home, int argc, char **argv);
+/* ca rotate, revoke-intermediate, prune, list (cmd_rotate.c); -1 for
+ * another subcommand. */
+int cmd_ca_rotation(const char *home, int argc, char **argv);
 int cmd_bench(const char *home, int argc, char **argv);
 int cmd_store(const char *home, int argc, char **argv);
 int cmd_amt_info(const char *home, int argc, char **argv);

@@ -1188,7 +1188,8 @@ cmd_chain(const char *homedir, int argc, char **argv)
 	const char *fmt = NULL, *outpath = NULL, *why;
 	enum ca_chain_format f = CA_CHAIN_PEM;
 	struct home *h = NULL;
-	X509 *chain[2];
+	X509 *chain[AMTCA_RETIRED_MAX + 2];
+	size_t nchain = 0;
 	int ch, r, ret = EXIT_FAIL;
 
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1212,9 +1213,19 @@ cmd_chain(const char *homedir, int argc, char **argv)
 		return usage_error("chain", "der and p7b need --out", syn);
 	if ((r = home_open(homedir, 0, &h)) != 0)
 		return cli_fail(r);
-	chain[0] = h->inter;
-	chain[1] = h->root;
-	if ((r = ca_chain_export(chain, 2, f, outpath)) != 0)
+	/* A node of a shared store: in step with it first (a rotation
+	 * elsewhere), which opening its store does. */
+	if (h->conf.store != NULL) {
+		home_free(h);
+		if ((r = home_open(homedir, HOME_STATE, &h)) != 0)
+			return cli_fail(r);
+	}
+	/* Current, retired in their overlap (newest first), root. */
+	chain[nchain++] = h->inter;
+	for (size_t i = 0; i < h->nretired; i++)
+		chain[nchain++] = h->retired[i];
+	chain[nchain++] = h->root;
+	if ((r = ca_chain_export(chain, nchain, f, outpath)) != 0)
 		ret = cli_fail(r);
 	else
 		ret = EXIT_OK;
@@ -1667,7 +1678,8 @@ int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] =
-	    "[--format pem|der] [--out FILE] [--days N] [--json] [--root]";
+	    "[--format pem|der] [--out FILE] [--days N] [--json] [--root | "
+	    "--issuer KEYID]";
 	static const char options[] =
 	    "  --format pem|der       encoding; default from the --out name\n"
 	    "                         (.crl/.der DER, else PEM); der needs --out\n"
@@ -1676,9 +1688,12 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	    "  --json                 one JSON document: numbers, dates, pem\n"
 	    "  --root                 the root's CRL over intermediates (needs the\n"
 	    "                         root key: the offline root token if any)\n"
+	    "  --issuer KEYID         the CRL of that intermediate (a retired one\n"
+	    "                         still in its overlap); default: the current\n"
 	    "  --help                 this text\n";
 	static const struct option opts[] = {
 		{ "root", no_argument, NULL, 'R' },
+		{ "issuer", required_argument, NULL, 'I' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "days", required_argument, NULL, 'd' },
@@ -1692,9 +1707,15 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	size_t len = 0;
 	int ch, r, pem = 1, days = 7, json = 0, fmt_given = 0, ret = EXIT_FAIL;
 	int rootcrl = 0;
+	const char *issuer = NULL;
 	struct hsm *rhsm = NULL;
 	struct hsm_key *rk = NULL;
 	struct ca_signer rs;
+	struct ca *ica = NULL;
+	struct store_cacert *cv = NULL;
+	size_t ncv = 0, nrev = 0, i;
+	X509 *rev[64];
+	char rdetail[64];
 
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -1710,6 +1731,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		case 'o': outpath = optarg; break;
 		case 'j': json = 1; break;
 		case 'R': rootcrl = 1; break;
+		case 'I': issuer = optarg; break;
 		case 'd':
 			if (parse_days(optarg, &days) != 0)
 				return usage_error("crl", "--days takes 1..825", syn);
@@ -1722,6 +1744,9 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("crl", "unexpected argument", syn);
+	if (rootcrl && issuer != NULL)
+		return usage_error("crl", "--root and --issuer exclude each other",
+		    syn);
 	/* The --out name says the encoding, as for chain: never a PEM file
 	 * named .crl/.der that a Windows CDP client cannot read. */
 	if (outpath != NULL && (r = crl_format_of(outpath)) >= 0) {
@@ -1736,23 +1761,40 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
 	if (rootcrl) {
-		/* No intermediate is ever revoked yet (no rotation here):
-		 * the root's CRL lists none. */
+		/* The revoked intermediates, from the records. */
 		if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
-		    (r = home_root_key(h, "crl --root", &rhsm, &rk)) != 0) {
+		    (r = home_root_key(h, "crl --root", &rhsm, &rk)) != 0 ||
+		    (r = store_cacert_list(h->store, &cv, &ncv)) != 0) {
 			ret = cli_fail(r);
 			goto out;
 		}
+		for (i = 0; i < ncv; i++) {
+			const unsigned char *dp = cv[i].der;
+
+			if (strcmp(cv[i].state, "revoked") != 0)
+				continue;
+			if (nrev == sizeof(rev) / sizeof(rev[0]) ||
+			    (rev[nrev] = d2i_X509(NULL, &dp,
+			    (long)cv[i].der_len)) == NULL) {
+				r = amtca_fail(AMTCA_E_CERT, "the record of "
+				    "intermediate %s does not parse", cv[i].keyid);
+				ret = cli_fail(r);
+				goto out;
+			}
+			nrev++;
+		}
+		snprintf(rdetail, sizeof(rdetail), "revoked=%zu", nrev);
 		hsm_key_signer(rk, &rs);
-		if ((r = ca_root_crl_create(&rs, h->root, NULL, 0, days, pem,
+		if ((r = ca_root_crl_create(&rs, h->root, rev, nrev, days, pem,
 		    &crl, &len)) != 0 ||
 		    (r = store_audit_append(h->store, NULL, "ca.crl-root", "",
-		    "revoked=0")) != 0) {
+		    rdetail)) != 0) {
 			ret = cli_fail(r);
 			goto out;
 		}
 	} else if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
-	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0 ||
+	    (r = home_ca_by_keyid(h, issuer, &ica, NULL)) != 0 ||
+	    (r = ca_crl_create(ica, days, pem, &crl, &len)) != 0 ||
 	    (r = crl_audit(h->store, crl, len, pem, days)) != 0) {
 		ret = cli_fail(r);
 		goto out;
@@ -1765,6 +1807,9 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		r = crl_json(crl, len, pem, outpath);
 	ret = r == 0 ? EXIT_OK : cli_fail(r);
 out:
+	for (i = 0; i < nrev; i++)
+		X509_free(rev[i]);
+	store_cacerts_free(cv, ncv);
 	free(crl);
 	hsm_key_free(rk);
 	hsm_free(rhsm);
@@ -1904,15 +1949,23 @@ out:
 }
 
 static const char ca_synopsis[] =
-    "import-intermediate --cert FILE --root FILE [--any-domain]";
+    "import-intermediate --cert FILE --root FILE [--any-domain]\n"
+    "       amtca ca rotate [--key-type rsa2048|rsa3072|p256|p384] [--days N]\n"
+    "       amtca ca revoke-intermediate KEYID [--reason REASON]\n"
+    "       amtca ca prune [--dry-run]\n"
+    "       amtca ca list [--json]";
 
 int
 cmd_ca(const char *homedir, int argc, char **argv)
 {
+	int r;
+
 	if (argc >= 2 && strcmp(argv[1], "import-intermediate") == 0) {
 		optind = 1;
 		return ca_import(homedir, argc - 1, argv + 1);
 	}
+	if (argc >= 2 && (r = cmd_ca_rotation(homedir, argc, argv)) != -1)
+		return r;
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		printf("usage: amtca ca %s\n%s", ca_synopsis, import_options);

@@ -3,11 +3,15 @@
  * on the HTTPS listener and on the plain-HTTP publication listener
  * (Windows fetches CDP and AIA over HTTP only):
  *
- *   /chain.pem          intermediate then root, byte-equal to `amtca chain`
+ *   /chain.pem          the current intermediate, the retired ones still in
+ *                       their overlap (newest first), the root: byte-equal
+ *                       to `amtca chain`
  *   /chain.p7b          the same, PKCS#7 certs-only (DER)
  *   /root.pem           the root
  *   /crl                the current issuing CA's CRL (DER)
- *   /crl/<id>.crl       the CRL of the CA whose subject key id is <id>
+ *   /crl/<id>.crl       the CRL of the intermediate whose subject key id is
+ *                       <id>: the current one or a retired one (each signs
+ *                       its own, docs/rotation.md)
  *   /ca/<id>.cer        that CA's certificate (DER)
  *
  * <id> is the lowercase hex of the certificate's subject key identifier.
@@ -37,7 +41,7 @@
 #include "enroll/serve/serve.h"
 
 #define PUB_KEYID_HEX_MAX 128		/* 64-byte key identifiers */
-#define PUB_CACHE_SLOTS 4
+#define PUB_CACHE_SLOTS (AMTCA_RETIRED_MAX + 2)
 
 /* One service per process: the cache is the module's. */
 static struct {
@@ -72,13 +76,18 @@ bio_take(BIO *b, unsigned char **out, size_t *len)
 	return 0;
 }
 
-/* The CA certificates we publish: intermediate first, root last. */
+/* The CA certificates we publish: current, retired, root last. */
+#define PUB_CAS_MAX (AMTCA_RETIRED_MAX + 2)
 static size_t
-ca_certs(struct home *h, X509 *out[2])
+ca_certs(struct home *h, X509 *out[PUB_CAS_MAX])
 {
-	out[0] = h->inter;
-	out[1] = h->root;
-	return 2;
+	size_t n = 0, i;
+
+	out[n++] = h->inter;
+	for (i = 0; i < h->nretired && i < AMTCA_RETIRED_MAX; i++)
+		out[n++] = h->retired[i];
+	out[n++] = h->root;
+	return n;
 }
 
 /* Lowercase hex of the subject key id into buf; 0 or -1. */
@@ -109,7 +118,7 @@ static X509 *
 by_keyid(struct home *h, const char *name, const char *suffix, char *id,
     size_t idlen)
 {
-	X509 *cas[2];
+	X509 *cas[PUB_CAS_MAX];
 	char k[PUB_KEYID_HEX_MAX + 1];
 	size_t n, sl = strlen(suffix), i;
 
@@ -273,7 +282,7 @@ void
 publish_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs)
 {
 	struct home *h = serve_home(s);
-	X509 *cas[2], *x;
+	X509 *cas[PUB_CAS_MAX], *x;
 	char id[PUB_KEYID_HEX_MAX + 1], age[32];
 	unsigned char *body = NULL;
 	size_t len = 0, n;

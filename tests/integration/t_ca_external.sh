@@ -129,6 +129,15 @@ openssl verify -x509_strict -CAfile "$E/root.pem" -untrusted "$HOME_CA/intermedi
     "$T/leaf.pem" >/dev/null || fail "leaf does not verify to the external root"
 ok "issued leaf verifies to the external root"
 
+# Rotation needs the root key, which an external root keeps: refused,
+# saying how such a CA gets a new intermediate, and nothing changes.
+cp "$HOME_CA/chain.pem" "$T/chain0.pem"
+expect_fail 1 "this CA's root is external.*ca import-intermediate" \
+    "$AMTCA" --home "$HOME_CA" ca rotate
+cmp -s "$T/chain0.pem" "$HOME_CA/chain.pem" || fail "a refused rotate changed chain.pem"
+grep -q intermediate_key "$HOME_CA/amtca.conf" && fail "a refused rotate changed amtca.conf"
+ok "ca rotate under an external root: refused with the way out, nothing changed"
+
 # --- enrollment against amtsim; s_client trusts the external root only --
 # AMT serves the leaf alone: the client holds our intermediate (untrusted
 # without -partial_chain: OpenSSL must still reach a self-signed anchor,

@@ -177,6 +177,28 @@ q "DELETE FROM amtca.meta WHERE name = 'intermediate-retired.pem'"
 [ ! -e "$B/intermediate-retired.pem" ] || fail "B kept a retired set the store dropped"
 ok "a new certificate set in the store reaches each node at its next command"
 
+# A real rotation on A (ca rotate): published, B takes it at its next
+# command and issues with the new intermediate key.
+"$AMTCA" --home "$A" ca rotate >/dev/null 2>"$T/err" || fail "ca rotate on A: $(cat "$T/err")"
+cmp -s "$A/intermediate.pem" "$B/intermediate.pem" && fail "rotation did not change A's intermediate"
+"$AMTCA" --home "$A" list >/dev/null	# (published by A's next command at the latest)
+"$AMTCA" --home "$A" chain >"$T/chain-a.pem"
+"$AMTCA" --home "$B" chain >"$T/chain-b.pem" || fail "chain on B after A's rotation"
+cmp -s "$T/chain-a.pem" "$T/chain-b.pem" || fail "B's chain output is not A's after the rotation"
+[ "$(grep -c "BEGIN CERTIFICATE" "$T/chain-b.pem")" = 3 ] ||
+	fail "B's chain does not list current, retired and root"
+"$AMTCA" --home "$B" issue --fqdn web3.example.test --csr "$T/b.csr" --out "$T/b3.pem" \
+    2>"$T/err" || fail "issue on B after A's rotation: $(cat "$T/err")"
+for f in root.pem intermediate.pem chain.pem intermediate-retired.pem; do
+	cmp -s "$A/$f" "$B/$f" || fail "B's $f differs from A's after the rotation"
+done
+grep -qx "intermediate_key = amtca-intermediate-g2" "$B/amtca.conf" ||
+	fail "B's amtca.conf does not name the new key: $(cat "$B/amtca.conf")"
+openssl verify -CAfile "$A/root.pem" -untrusted "$A/intermediate.pem" "$T/b3.pem" >/dev/null ||
+	fail "B's certificate after the rotation is not under A's new intermediate"
+"$AMTCA" --home "$B" audit verify >"$T/v.out" 2>&1 || fail "audit verify on B after the rotation: $(cat "$T/v.out")"
+ok "ca rotate on A reaches B: same files, the new key's label, issuance under the new intermediate"
+
 # --- backup ------------------------------------------------------------------
 expect_fail 1 "pg_dump" "$AMTCA" --home "$B" backup --out "$T/bk"
 said

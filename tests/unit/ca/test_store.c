@@ -2450,7 +2450,7 @@ test_sqlite_upgrade_from_v2(void **state)
 	char uri[512];
 
 	be->uri(f->dir, "v2", uri, sizeof(uri));
-	/* A version-2 file: today's schema less what version 3 added. */
+	/* A version-2 file: today's schema less what versions 3 and 4 added. */
 	assert_int_equal(store_open(uri, 1, &s), 0);
 	memset(&nd, 0, sizeof(nd));
 	nd.fqdn = (char *)"v2.example.com";
@@ -2461,11 +2461,14 @@ test_sqlite_upgrade_from_v2(void **state)
 	s = NULL;
 	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE clients; DROP TABLE audit;"
-	    " DROP TABLE audit_seals; DROP INDEX job_devices_pending;"
+	    " DROP TABLE audit_seals; DROP TABLE ca_certs;"
+	    " DROP INDEX certificates_revoked_issuer;"
+	    " ALTER TABLE certificates DROP COLUMN issuer;"
+	    " DROP INDEX job_devices_pending;"
 	    " ALTER TABLE job_devices DROP COLUMN claimed_by;"
 	    " ALTER TABLE job_devices DROP COLUMN claim_expires;"
-	    " PRAGMA user_version = 2", NULL, NULL, NULL),
-	    SQLITE_OK);
+	    " DROP TABLE meta;"
+	    " PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	db = NULL;
 
@@ -2494,11 +2497,153 @@ test_sqlite_upgrade_from_v2(void **state)
 	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	/* Reopened as the current version: the rows stay. */
+	/* Reopened as version 6: the rows stay. */
 	assert_int_equal(store_open(uri, 0, &s), 0);
 	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
 	assert_int_equal(head, 2);
 	store_close(s);
+}
+
+/*
+ * Rotation (docs/rotation.md): each record names its issuing intermediate;
+ * the per-issuer revoked listing is that intermediate's CRL, and records
+ * without an issuer (made before rotation) belong to the first one only.
+ */
+static void
+test_revoked_by_issuer(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x03, 0x01, 0x02, 0x03 };
+	struct store_cert c, *got = NULL, *v = NULL;
+	size_t n = 0;
+
+	rec(&c, "0A01", "old.example.com", der, sizeof(der));	/* no issuer */
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A02", "g1.example.com", der, sizeof(der));
+	c.issuer = (char *)"aa11";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A03", "g2.example.com", der, sizeof(der));
+	c.issuer = (char *)"bb22";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A04", "g2b.example.com", der, sizeof(der));
+	c.issuer = (char *)"bb22";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A05", "bad.example.com", der, sizeof(der));
+	c.issuer = (char *)"BB22";	/* key ids are lowercase hex */
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_USAGE);
+
+	assert_int_equal(store_cert_get(f->s, "0A03", &got), 0);
+	assert_non_null(got->issuer);
+	assert_string_equal(got->issuer, "bb22");
+	store_cert_free(got);
+	assert_int_equal(store_cert_get(f->s, "0A01", &got), 0);
+	assert_null(got->issuer);
+	store_cert_free(got);
+
+	assert_int_equal(store_cert_revoke(f->s, "0A01", 0, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A02", 0, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A03", 0, 1700), 0);
+	/* The first intermediate's CRL: its own and the issuer-less one. */
+	assert_int_equal(store_cert_list_revoked_by(f->s, "aa11", 1, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].serial, "0A01");
+	assert_string_equal(v[1].serial, "0A02");
+	store_certs_free(v, n);
+	/* The second's: only its own revoked one, never the others'. */
+	assert_int_equal(store_cert_list_revoked_by(f->s, "bb22", 0, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "0A03");
+	assert_string_equal(v[0].issuer, "bb22");
+	store_certs_free(v, n);
+	assert_int_equal(store_cert_list_revoked_by(f->s, "cc33", 0, &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_certs_free(v, n);
+}
+
+/*
+ * The CA's own certificates: upsert by key id with an audit entry in the
+ * same transaction, listed by generation; a revoked one stays revoked
+ * whatever a later put says; revoking the unknown is NOT_FOUND.
+ */
+static void
+test_cacert_records(void **state)
+{
+	struct fx *f = *state;
+	unsigned char d1[] = { 0x30, 0x01, 0x01 }, d2[] = { 0x30, 0x01, 0x02 };
+	struct store_cacert r[2], *v = NULL;
+	struct store_audit *e = NULL;
+	uint64_t head0 = 0, head = 0, sealed = 0;
+	size_t n = 0;
+
+	assert_int_equal(store_cacert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_cacerts_free(v, n);
+	assert_int_equal(store_audit_status(f->s, &head0, &sealed), 0);
+	memset(r, 0, sizeof(r));
+	r[0].keyid = (char *)"bb22";
+	r[0].role = (char *)"intermediate";
+	r[0].generation = 2;
+	r[0].subject = (char *)"X G2";
+	r[0].serial = (char *)"0B";
+	r[0].not_after = 5000;
+	r[0].state = (char *)"current";
+	r[0].der = d2;
+	r[0].der_len = sizeof(d2);
+	r[1] = r[0];
+	r[1].keyid = (char *)"aa11";
+	r[1].generation = 1;
+	r[1].subject = (char *)"X";
+	r[1].serial = (char *)"0A";
+	r[1].state = (char *)"retired";
+	r[1].der = d1;
+	r[1].der_len = sizeof(d1);
+	assert_int_equal(store_cacert_put(f->s, r, 2, "ca.rotate", "bb22",
+	    "old=aa11 generation=2"), 0);
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, head0 + 1);
+	assert_int_equal(store_audit_list(f->s, head0, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].action, "ca.rotate");
+	assert_string_equal(e[0].subject, "bb22");
+	store_audits_free(e, n);
+
+	assert_int_equal(store_cacert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].keyid, "aa11");	/* by generation */
+	assert_int_equal(v[0].generation, 1);
+	assert_string_equal(v[0].state, "retired");
+	assert_string_equal(v[0].serial, "0A");
+	assert_int_equal(v[0].der_len, sizeof(d1));
+	assert_memory_equal(v[0].der, d1, sizeof(d1));
+	assert_string_equal(v[1].keyid, "bb22");
+	assert_string_equal(v[1].state, "current");
+	assert_int_equal(v[1].not_after, 5000);
+	store_cacerts_free(v, n);
+
+	assert_int_equal(store_cacert_revoke(f->s, "aa11", 1, 1700), 0);
+	assert_int_equal(store_cacert_revoke(f->s, "aa11", 4, 1800), 0);
+	assert_int_equal(store_cacert_revoke(f->s, "dd44", 1, 1700),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_cacert_revoke(f->s, "aa11", 7, 1700),
+	    AMTCA_E_USAGE);
+	/* One entry for the one change. */
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, head0 + 2);
+	/* A later put (no entry) never un-revokes. */
+	r[1].state = (char *)"ended";
+	assert_int_equal(store_cacert_put(f->s, &r[1], 1, NULL, NULL, NULL), 0);
+	assert_int_equal(store_cacert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].state, "revoked");
+	assert_int_equal(v[0].revoke_reason, 1);
+	assert_int_equal(v[0].revoked_at, 1700);
+	store_cacerts_free(v, n);
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, head0 + 2);
+	/* Incomplete records are refused. */
+	r[1].state = (char *)"gone";
+	assert_int_equal(store_cacert_put(f->s, &r[1], 1, NULL, NULL, NULL),
+	    AMTCA_E_USAGE);
 }
 
 int
@@ -2545,6 +2690,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nodes_share_one_store, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_audit_nodes_never_fork, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_by_issuer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cacert_records, setup,
 		    teardown),
 	};
 	const struct CMUnitTest pg_only[] = {
