@@ -46,7 +46,7 @@
 #include "common/limits.h"
 
 /* The newest schema this amtca knows (the last entry of migrations[]). */
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 5
 
 /* pg_advisory_xact_lock key serialising migrations ("amtca" in ASCII). */
 #define PG_MIGRATE_LOCK "418262983521"
@@ -204,6 +204,26 @@ static const char migrate_v3_sql[] =
     " revoked_at bigint,"
     " der bytea NOT NULL);";
 
+/*
+ * Version 4 (issue 11, several nodes): job claims on each device's row of
+ * a job, and the indexes the claim and the CRL cache's revocation mark
+ * read.  Version 3 is the intermediate rotation's.
+ */
+static const char migrate_v4_sql[] =
+    "ALTER TABLE job_devices ADD COLUMN claimed_by text;"
+    "ALTER TABLE job_devices ADD COLUMN claim_expires bigint NOT NULL"
+    " DEFAULT 0;"
+    "CREATE INDEX job_devices_pending ON job_devices (job_id, fqdn)"
+    " WHERE result = 'pending';"
+    "CREATE INDEX audit_revoke ON audit (seq) WHERE action = 'cert.revoke';";
+
+/* Version 5: the shared configuration (store_meta_*, init --join). */
+static const char migrate_v5_sql[] =
+    "CREATE TABLE meta ("
+    " name text PRIMARY KEY,"
+    " value bytea NOT NULL,"
+    " updated_at bigint NOT NULL);";
+
 static const struct {
 	int version;
 	const char *sql;
@@ -211,6 +231,8 @@ static const struct {
 	{ 1, migrate_v1_sql },
 	{ 2, migrate_v2_sql },
 	{ 3, migrate_v3_sql },
+	{ 4, migrate_v4_sql },
+	{ 5, migrate_v5_sql },
 };
 
 static const char ins_sql[] =
@@ -2367,7 +2389,8 @@ pg_job_device_put(void *be, const struct store_job_device *d)
 	    "error, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
 	    "ON CONFLICT (job_id, fqdn) DO UPDATE SET result = excluded.result, "
 	    "serial = excluded.serial, error = excluded.error, attempts = "
-	    "excluded.attempts, updated_at = excluded.updated_at", &a,
+	    "excluded.attempts, updated_at = excluded.updated_at, claimed_by = "
+	    "NULL, claim_expires = 0", &a,
 	    "job progress update", NULL, state);
 	/* 23503: the job's foreign key. */
 	if (r == AMTCA_E_STORE && strcmp(state, "23503") == 0)
@@ -2383,6 +2406,185 @@ pg_job_device_list(void *be, const char *job_id,
 	    "updated_at FROM job_devices WHERE job_id = $1 ORDER BY fqdn "
 	    "COLLATE \"C\"", job_id, sizeof(**out), row_job_device,
 	    clear_job_device_v, (void **)out, n);
+}
+
+/* --- job claims ------------------------------------------------------------ */
+
+/*
+ * One statement: the subquery picks and row-locks the first claimable row,
+ * skipping rows another node's claim has locked (SKIP LOCKED), and the
+ * UPDATE claims it; a row that changed since the statement's snapshot is
+ * re-checked on its newest version when locked (READ COMMITTED), so two
+ * claimers never get the same device.  `prev` is the row as it was.
+ */
+static int
+pg_job_claim(void *be, const char *job_id, const char *owner, time_t now,
+    int ttl_s, char **fqdn, char **prev)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r, ret = AMTCA_E_INTERNAL;
+
+	p_text(&a, job_id);
+	p_text(&a, owner);
+	p_int(&a, (long long)now);
+	p_int(&a, ttl_s);
+	if ((r = run(be, "UPDATE job_devices d SET claimed_by = $2, "
+	    "claim_expires = $3::bigint + $4::bigint FROM (SELECT jd.job_id, "
+	    "jd.fqdn, jd.claimed_by AS prev FROM job_devices jd WHERE jd.job_id "
+	    "= $1 AND jd.result = 'pending' AND (jd.claimed_by IS NULL OR "
+	    "jd.claim_expires <= $3::bigint) AND EXISTS (SELECT 1 FROM jobs "
+	    "WHERE id = $1 AND state = 'running') ORDER BY jd.fqdn COLLATE \"C\" "
+	    "LIMIT 1 FOR UPDATE OF jd SKIP LOCKED) c WHERE d.job_id = c.job_id "
+	    "AND d.fqdn = c.fqdn RETURNING d.fqdn, c.prev", &a, "claim", &res,
+	    NULL)) != 0)
+		return r;
+	if (PQntuples(res) != 1) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "job %.64s has no device to "
+		    "claim", job_id);
+		goto out;
+	}
+	if (dupval(res, 0, 0, fqdn) != 0 ||
+	    (prev != NULL && dupval(res, 0, 1, prev) != 0)) {
+		free(*fqdn);
+		*fqdn = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_job_claim_renew(void *be, const char *job_id, const char *owner,
+    time_t now, int ttl_s, size_t *n)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r;
+
+	p_text(&a, job_id);
+	p_text(&a, owner);
+	p_int(&a, (long long)now + ttl_s);
+	if ((r = run(be, "UPDATE job_devices SET claim_expires = $3 WHERE "
+	    "claimed_by = $2 AND result = 'pending' AND ($1::text IS NULL OR "
+	    "job_id = $1)", &a, "claim renewal", &res, NULL)) != 0)
+		return r;
+	*n = (size_t)changed(res);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_job_claim_release(void *be, const char *job_id, const char *owner,
+    const char *fqdn)
+{
+	struct prm a = { 0 };
+
+	p_text(&a, job_id);
+	p_text(&a, owner);
+	p_text(&a, fqdn);
+	return run(be, "UPDATE job_devices SET claimed_by = NULL, claim_expires "
+	    "= 0 WHERE job_id = $1 AND claimed_by = $2 AND result = 'pending' "
+	    "AND ($3::text IS NULL OR fqdn = $3)", &a, "claim release", NULL,
+	    NULL);
+}
+
+/* The first column of every row of `sql` with parameters `a`. */
+static int
+pg_strings(struct pg *p, const char *sql, const struct prm *a, char ***out,
+    size_t *n)
+{
+	PGresult *res = NULL;
+	char **v = NULL;
+	int i, cnt, r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = run(p, sql, a, "query", &res, NULL)) != 0)
+		return r;
+	cnt = PQntuples(res);
+	if (cnt > 0 && (v = calloc((size_t)cnt, sizeof(*v))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < cnt; i++)
+		if (dupval(res, i, 0, &v[i]) != 0) {
+			while (i-- > 0)
+				free(v[i]);
+			free(v);
+			v = NULL;
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+	*out = v;
+	*n = (size_t)cnt;
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+{
+	struct prm a = { 0 };
+
+	p_int(&a, (long long)now);
+	return pg_strings(be, "SELECT id FROM jobs j WHERE state = 'running' AND "
+	    "EXISTS (SELECT 1 FROM job_devices jd WHERE jd.job_id = j.id AND "
+	    "jd.result = 'pending' AND (jd.claimed_by IS NULL OR "
+	    "jd.claim_expires <= $1::bigint)) ORDER BY created_at, seq", &a, ids,
+	    n);
+}
+
+static int
+pg_job_claim_owners(void *be, const char *job_id, char ***owners, size_t *n)
+{
+	struct prm a = { 0 };
+
+	p_text(&a, job_id);
+	return pg_strings(be, "SELECT DISTINCT claimed_by FROM job_devices WHERE "
+	    "job_id = $1 AND result = 'pending' AND claimed_by IS NOT NULL ORDER "
+	    "BY claimed_by", &a, owners, n);
+}
+
+static int
+pg_job_finish(void *be, const char *job_id, time_t when, int *finished)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r;
+
+	p_text(&a, job_id);
+	p_int(&a, (long long)when);
+	/*
+	 * Each finisher runs this after its own last result committed, so the
+	 * one whose result committed last sees no pending row; the row lock
+	 * and the state check make it the only one.
+	 */
+	if ((r = run(be, "UPDATE jobs SET state = 'done', finished_at = $2 "
+	    "WHERE id = $1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM "
+	    "job_devices WHERE job_id = $1 AND result = 'pending')", &a,
+	    "job update", &res, NULL)) != 0)
+		return r;
+	*finished = changed(res) == 1;
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_revocation_mark(void *be, uint64_t *mark)
+{
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = run(be, "SELECT coalesce(max(seq), 0) FROM audit WHERE action "
+	    "= 'cert.revoke'", NULL, "query", &res, NULL)) != 0)
+		return r;
+	*mark = (uint64_t)ival(res, 0, 0);
+	PQclear(res);
+	return 0;
 }
 
 /* --- leases --------------------------------------------------------------- */
@@ -2643,6 +2845,89 @@ out:
 	return tx_end(p, c, ret);
 }
 
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+row_meta(const PGresult *res, int i, void *p)
+{
+	struct store_meta *m = p;
+
+	memset(m, 0, sizeof(*m));
+	if (dupval(res, i, 0, &m->name) != 0 ||
+	    col_bytes(res, i, 1, &m->value, &m->len) != 0 ||
+	    /* An empty value is a non-NULL, zero-length buffer. */
+	    (m->value == NULL && (m->value = malloc(1)) == NULL)) {
+		store_meta_clear(m);
+		return AMTCA_E_NOMEM;
+	}
+	m->updated_at = (time_t)ival(res, i, 2);
+	return 0;
+}
+
+static void
+clear_meta_v(void *m)
+{
+	store_meta_clear(m);
+}
+
+static int
+pg_meta_put(void *be, const struct store_meta *v, size_t n)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	struct prm a;
+	size_t i;
+	int r;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		memset(&a, 0, sizeof(a));
+		p_text(&a, v[i].name);
+		if (v[i].value == NULL) {
+			r = tx_exec(c, "DELETE FROM meta WHERE name = $1", &a,
+			    "configuration update", NULL);
+			continue;
+		}
+		p_bin(&a, v[i].value, v[i].len);
+		p_int(&a, (long long)v[i].updated_at);
+		r = tx_exec(c, "INSERT INTO meta (name, value, updated_at) VALUES "
+		    "($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = "
+		    "excluded.value, updated_at = excluded.updated_at", &a,
+		    "configuration update", NULL);
+	}
+	return tx_end(p, c, r);
+}
+
+static int
+pg_meta_list(void *be, struct store_meta **out, size_t *n)
+{
+	return list(be, "SELECT name, value, updated_at FROM meta ORDER BY name "
+	    "COLLATE \"C\"", NULL, sizeof(**out), row_meta, clear_meta_v,
+	    (void **)out, n);
+}
+
+static int
+pg_meta_get(void *be, const char *name, struct store_meta **out)
+{
+	struct store_meta *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list(be, "SELECT name, value, updated_at FROM meta WHERE name "
+	    "= $1", name, sizeof(*v), row_meta, clear_meta_v, (void **)&v,
+	    &n)) != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no configuration item %.64s",
+		    name);
+	}
+	*out = v;		/* n is 1: the name is the key */
+	return 0;
+}
+
 #define PG_OPS \
 	.close = pg_close, \
 	.insert_batch = pg_insert_batch, \
@@ -2657,6 +2942,13 @@ out:
 	.job_list = pg_job_list, \
 	.job_device_put = pg_job_device_put, \
 	.job_device_list = pg_job_device_list, \
+	.job_claim = pg_job_claim, \
+	.job_claim_renew = pg_job_claim_renew, \
+	.job_claim_release = pg_job_claim_release, \
+	.job_claimable = pg_job_claimable, \
+	.job_claim_owners = pg_job_claim_owners, \
+	.job_finish = pg_job_finish, \
+	.revocation_mark = pg_revocation_mark, \
 	.lease_take = pg_lease_take, \
 	.lease_renew = pg_lease_renew, \
 	.lease_release = pg_lease_release, \
@@ -2676,7 +2968,10 @@ out:
 	.cred_remove = pg_cred_remove, \
 	.cacert_put = pg_cacert_put, \
 	.cacert_list = pg_cacert_list, \
-	.cacert_revoke = pg_cacert_revoke
+	.cacert_revoke = pg_cacert_revoke, \
+	.meta_put = pg_meta_put, \
+	.meta_get = pg_meta_get, \
+	.meta_list = pg_meta_list
 
 const struct store_ops store_pg_ops = {
 	.scheme = "postgresql",

@@ -475,6 +475,21 @@ backup_make(const char *home_dir, const char *out_dir,
 		ret = r;
 		goto out;
 	}
+	/*
+	 * A shared store is the database's to back up, consistently for every
+	 * node at once; a copy of one node's home beside it would restore
+	 * into a second CA writing the same records.  The token of such a
+	 * CA is a network HSM's, backed up by its vendor's tools.
+	 */
+	if (h->conf.store != NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "the CA's records are in the "
+		    "shared store %s: back it up with pg_dump (docs/deployment.md), "
+		    "%s; amtca backup copies homes with SQLite stores",
+		    h->conf.store, h->conf.softhsm_conf != NULL ? "and the "
+		    "embedded token (keys/softhsm) by copying it while amtca is "
+		    "stopped" : "the token with its HSM's own tools");
+		goto out;
+	}
 	if (h->conf.home_id != NULL)
 		snprintf(res->home_id, sizeof(res->home_id), "%s", h->conf.home_id);
 	res->split = h->split;

@@ -2284,7 +2284,8 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto fail_early;
 	}
-	if ((r = devlock_take(c->store, e.fqdn, &e.lock)) != 0) {
+	if ((r = devlock_take_ttl(c->store, e.fqdn, c->lease_ttl_s,
+	    &e.lock)) != 0) {
 		ret = r;
 		goto fail_early;
 	}

@@ -1011,19 +1011,6 @@ home_open(const char *dir, int flags, struct home **out)
 		ret = r;
 		goto out;
 	}
-	ca_policy_init(&h->policy);
-	h->policy.domains = (const char *const *)h->conf.domains;
-	h->policy.ndomains = h->conf.ndomains;
-	h->policy.ip_ranges = (const char *const *)h->conf.ip_ranges;
-	h->policy.nip_ranges = h->conf.nip_ranges;
-	h->policy.allow_wildcard = h->conf.allow_wildcard;
-	h->policy.org = h->conf.org;
-	h->policy.country = h->conf.country;
-	h->policy.days = h->conf.days;
-	h->policy.skew_s = h->conf.skew_s;
-	h->policy.client_auth = h->conf.client_auth;
-	h->policy.crl_url = h->conf.crl_url;
-	h->policy.aia_url = h->conf.aia_url;
 	{
 		/* init --external-root made a CA that cannot sign yet. */
 		char *pend = home_path(real, HOME_PENDING_CSR);
@@ -1054,6 +1041,32 @@ home_open(const char *dir, int flags, struct home **out)
 			    "FILE'", real);
 			goto out;
 		}
+		/*
+		 * A shared store: the stores first, to bring the home in step
+		 * with what the other nodes published (a rotation there) before
+		 * anything is read.  Only by a process that may write the home;
+		 * others read the files as they are.
+		 */
+		if (!pending && h->conf.store != NULL && (flags & (HOME_STORE |
+		    HOME_SIGNER | HOME_STATE)) != 0) {
+			int changed = 0;
+
+			if ((r = open_stores(h, flags)) != 0 ||
+			    (access(real, W_OK) == 0 &&
+			    (r = home_shared_sync(real, h->store != NULL ?
+			    h->store : h->state, &changed)) != 0)) {
+				ret = r;
+				goto out;
+			}
+			/* The store URI is node-local: the same after this. */
+			if (changed) {
+				conf_clear(&h->conf);
+				if ((r = conf_parse(real, conf, &h->conf)) != 0) {
+					ret = r;
+					goto out;
+				}
+			}
+		}
 		if (!pending && ((r = load_cert(real, HOME_ROOT_PEM,
 		    &h->root)) != 0 || (r = load_cert(real, HOME_INTER_PEM,
 		    &h->inter)) != 0 || (r = load_retired(real, &h->retired,
@@ -1074,7 +1087,20 @@ home_open(const char *dir, int flags, struct home **out)
 				i++;
 		}
 	}
-	if ((r = open_stores(h, flags)) != 0) {
+	ca_policy_init(&h->policy);
+	h->policy.domains = (const char *const *)h->conf.domains;
+	h->policy.ndomains = h->conf.ndomains;
+	h->policy.ip_ranges = (const char *const *)h->conf.ip_ranges;
+	h->policy.nip_ranges = h->conf.nip_ranges;
+	h->policy.allow_wildcard = h->conf.allow_wildcard;
+	h->policy.org = h->conf.org;
+	h->policy.country = h->conf.country;
+	h->policy.days = h->conf.days;
+	h->policy.skew_s = h->conf.skew_s;
+	h->policy.client_auth = h->conf.client_auth;
+	h->policy.crl_url = h->conf.crl_url;
+	h->policy.aia_url = h->conf.aia_url;
+	if (h->state == NULL && (r = open_stores(h, flags)) != 0) {
 		ret = r;
 		goto out;
 	}

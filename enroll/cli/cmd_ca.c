@@ -132,6 +132,8 @@ static const char init_options[] =
     "  --store URI            where the records live: sqlite (the home's files,\n"
     "                         default) or postgresql://... (a shared database;\n"
     "                         password only from a passfile)\n"
+    "  --join                 another node of the CA in a shared store\n"
+    "                         (amtca init --join --help)\n"
     "  --help                 this text\n";
 
 static int
@@ -350,6 +352,105 @@ init_store_check(const char **uri)
 	return 0;
 }
 
+/* ------------------------------------------------------------ init --join */
+
+static const char join_synopsis[] =
+    "--join --store postgresql://... --module PATH --token-uri URI\n"
+    "           [--pin-file FILE]";
+
+static const char join_options[] =
+    "  --join                 another node of the CA in --store: its chain and\n"
+    "                         configuration come from the database, its keys\n"
+    "                         from the same token through this node's module\n"
+    "  --store URI            the CA's shared store (postgresql://...; password\n"
+    "                         only from a passfile)\n"
+    "  --module PATH          this node's PKCS#11 module for the CA's token\n"
+    "  --token-uri URI        RFC 7512 URI of the token (may carry pin-source)\n"
+    "  --pin-file FILE        the token's user PIN (first line)\n"
+    "  --help                 this text\n";
+
+static int
+cmd_init_join(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "join", no_argument, NULL, 'J' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "module", required_argument, NULL, 'm' },
+		{ "token-uri", required_argument, NULL, 'u' },
+		{ "pin-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *store = NULL, *module = NULL, *uri = NULL, *pin = NULL, *c;
+	char *abs_module = NULL, *abs_pin = NULL, home_id[HOME_ID_LEN + 1];
+	struct home_join j;
+	int ch, r, ret = EXIT_FAIL;
+
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'J': break;
+		case 'S': store = optarg; break;
+		case 'm': module = optarg; break;
+		case 'u': uri = optarg; break;
+		case 'p': pin = optarg; break;
+		case 'h':
+			return cli_help("init", join_synopsis, join_options, opts);
+		default:
+			return usage_error("init", "--join takes only --store, "
+			    "--module, --token-uri and --pin-file", join_synopsis);
+		}
+	}
+	if (optind != argc)
+		return usage_error("init", "unexpected argument", join_synopsis);
+	if (store == NULL || module == NULL || uri == NULL)
+		return usage_error("init", "--join needs --store, --module and "
+		    "--token-uri (with --pin-file or a pin-source in the URI)",
+		    join_synopsis);
+	if (strncmp(store, "postgresql://", 13) != 0 &&
+	    strncmp(store, "postgres://", 11) != 0)
+		return usage_error("init", "--join: --store takes the CA's shared "
+		    "postgresql:// URI", join_synopsis);
+	for (c = store; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x21 || *c == '#' || *c == 0x7f)
+			return usage_error("init", "--store: the URI may not hold "
+			    "spaces, control characters or '#'", join_synopsis);
+	/* amtca.conf is read from anywhere later: absolute paths. */
+	if (strchr(module, '/') != NULL) {
+		if ((abs_module = realpath(module, NULL)) == NULL) {
+			r = amtca_fail(AMTCA_E_HSM_MODULE, "--module %s: %s", module,
+			    strerror(errno));
+			goto fail;
+		}
+		module = abs_module;
+	}
+	if (pin != NULL) {
+		if ((abs_pin = realpath(pin, NULL)) == NULL) {
+			r = amtca_fail(AMTCA_E_CONFIG, "--pin-file %s: %s", pin,
+			    strerror(errno));
+			goto fail;
+		}
+		pin = abs_pin;
+	}
+	memset(&j, 0, sizeof(j));
+	j.dir = home_default_dir(homedir);
+	j.store = store;
+	j.module = module;
+	j.token_uri = uri;
+	j.pin_file = pin;
+	if ((r = home_join(&j, home_id)) != 0)
+		goto fail;
+	printf("node joined the CA in %s\n  home: %s\n  home_id: %s\n"
+	    "  keys: in %s\n", store, j.dir, home_id, uri);
+	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
+out:
+	free(abs_module);
+	free(abs_pin);
+	return ret;
+}
+
 int
 cmd_init(const char *homedir, int argc, char **argv)
 {
@@ -408,9 +509,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 	char *abs_module = NULL, *abs_pin = NULL;
 	char *env[AMTCA_MODULE_ENV_MAX];
 	size_t nenv = 0;
-	int wrote_files = 0;
+	int wrote_files = 0, wrote_conf = 0;
 	struct stat sb;
 
+	for (i = 1; i < (size_t)argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--join") == 0)
+			return cmd_init_join(homedir, argc, argv);
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': softhsm = 1; break;
@@ -734,7 +838,14 @@ stores_done:
 		    domains, nd, any_domain, ranges, nr, org, country, days,
 		    home_id, root_uri, abs_root_pin, store_uri)) != 0)
 			goto fail;
+		wrote_conf = 1;
 	}
+	/* A shared store: what init --join on other nodes builds from. */
+	if (store_uri != NULL && !external && ((r = store_open(f_db, 0,
+	    &st)) != 0 || (r = home_shared_publish_dir(real, st)) != 0))
+		goto fail;
+	store_close(st);
+	st = NULL;
 	if (external)
 		printf("CA key made in %s (%s in %s); request for the external "
 		    "root: %s\nnext: have the root sign it with the name "
@@ -766,6 +877,8 @@ fail:
 		    KEY_LABEL_ROOT);
 	if (wrote_csr)
 		unlink(f_pend);
+	if (wrote_conf)
+		unlink(f_conf);
 	if (wrote_files) {
 		unlink(f_root);
 		unlink(f_inter);
@@ -1100,6 +1213,13 @@ cmd_chain(const char *homedir, int argc, char **argv)
 		return usage_error("chain", "der and p7b need --out", syn);
 	if ((r = home_open(homedir, 0, &h)) != 0)
 		return cli_fail(r);
+	/* A node of a shared store: in step with it first (a rotation
+	 * elsewhere), which opening its store does. */
+	if (h->conf.store != NULL) {
+		home_free(h);
+		if ((r = home_open(homedir, HOME_STATE, &h)) != 0)
+			return cli_fail(r);
+	}
 	/* Current, retired in their overlap (newest first), root. */
 	chain[nchain++] = h->inter;
 	for (size_t i = 0; i < h->nretired; i++)
@@ -1822,6 +1942,9 @@ ca_import(const char *homedir, int argc, char **argv)
 	home_audit_sealer(hsm, &as, &sl);
 	if ((r = store_audit_append(h->store, NULL, "ca.import", cn,
 	    detail)) != 0 || (r = audit_seal(h->store, NULL, &sl, NULL)) != 0)
+		goto fail;
+	/* Nodes of a shared store take the certificates from it. */
+	if ((r = home_shared_publish(h)) != 0)
 		goto fail;
 	/* Last: the home stops being "pending" only when all is in place. */
 	if (unlink(f_pend) != 0) {

@@ -379,6 +379,13 @@ rotate_commit(struct home *h, X509 *nc, unsigned gen, const char *label,
 		ret = r;
 		goto out;
 	}
+	/* Other nodes of a shared store take the new set from there; a
+	 * failure here is not the rotation's: this node's next command
+	 * publishes what its files say (home_shared_sync). */
+	if ((r = home_shared_publish(h)) != 0)
+		fprintf(stderr, "amtca: warning: the rotation is done here but "
+		    "not yet in the shared store (%s); the next amtca command "
+		    "on this node publishes it\n", amtca_errmsg(r));
 	subject_cn(nc, cns[0], sizeof(cns[0]));
 	printf("intermediate rotated in %s\n  new:     %s (key %s, %s, key id "
 	    "%s)\n  retired: key id %s, signs its CRL until its last "
@@ -792,6 +799,10 @@ ca_prune(const char *homedir, int argc, char **argv)
 	    (nupd > 0 && (r = store_cacert_put(h->store, upd, nupd, "ca.prune",
 	    "", "")) != 0))
 		goto fail;
+	if ((r = home_shared_publish(h)) != 0)
+		fprintf(stderr, "amtca: warning: pruned here but not yet in the "
+		    "shared store (%s); the next amtca command on this node "
+		    "publishes it\n", amtca_errmsg(r));
 	ret = EXIT_OK;
 	goto out;
 fail:

@@ -18,9 +18,13 @@
  * CRLs come from the signer (sgn_crl), built from the records: a revoke
  * from the CLI shows at the latest AMTCA_SERVE_CRL_CACHE_S seconds later
  * (the cache keeps a flood of fetches off the signer); nextUpdate is the
- * signer's.
+ * signer's.  A cached CRL is also checked against the store's revocation
+ * mark (store_revocation_mark()) before it is served: with a shared
+ * PostgreSQL store, where the operational state is the CA's database, a
+ * revocation on any node shows in every node's next CRL fetch.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +34,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "ca/store.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/home.h"
@@ -44,6 +49,7 @@ static struct {
 	unsigned char *der;
 	size_t len;
 	struct timespec at;
+	uint64_t mark;			/* revocation mark before it was built */
 } cache[PUB_CACHE_SLOTS];
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -149,13 +155,20 @@ crl_get(struct serve *s, const char *id, unsigned char **out, size_t *len)
 {
 	unsigned char *der = NULL;
 	size_t dlen = 0, i, slot = 0;
-	int r, ret = AMTCA_E_INTERNAL;
+	uint64_t mark = 0;
+	int r, marked, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
 	*len = 0;
+	/* Read before the CRL is built: a revocation committed in between
+	   makes the next fetch build it again, never serve it stale. */
+	marked = store_revocation_mark(serve_home(s)->state, &mark) == 0;
+	if (!marked)
+		amtca_err_clear();
 	pthread_mutex_lock(&cache_mu);
 	for (i = 0; i < PUB_CACHE_SLOTS; i++)
 		if (cache[i].der != NULL && strcmp(cache[i].id, id) == 0 &&
+		    marked && cache[i].mark == mark &&
 		    age_s(&cache[i].at) < AMTCA_SERVE_CRL_CACHE_S) {
 			if ((*out = malloc(cache[i].len)) == NULL) {
 				ret = AMTCA_E_NOMEM;
@@ -190,6 +203,7 @@ crl_get(struct serve *s, const char *id, unsigned char **out, size_t *len)
 	if ((cache[slot].der = malloc(dlen)) != NULL) {
 		memcpy(cache[slot].der, der, dlen);
 		cache[slot].len = dlen;
+		cache[slot].mark = mark;
 		snprintf(cache[slot].id, sizeof(cache[slot].id), "%s", id);
 		clock_gettime(CLOCK_MONOTONIC, &cache[slot].at);
 	}

@@ -120,9 +120,25 @@ openssl crl -inform DER -in "$T/pub-cur.der" -noout -verify -CAfile "$T/g2.pem" 
 "${C[@]}" "http://$A:8080/ca/$K2.cer" -o "$T/pub-g2.cer" || fail "GET /ca/$K2.cer"
 openssl x509 -inform DER -in "$T/pub-g1.cer" | cmp -s - <(openssl x509 -in "$T/g1.pem") ||
     fail "/ca/$K1.cer is not G1"
+"${C[@]}" --cacert "$H/root.pem" --resolve "svc.example.test:8443:$A" \
+    "https://svc.example.test:8443/.well-known/est/cacerts" -o "$T/est-ca.b64" || fail "GET EST cacerts"
+base64 -d "$T/est-ca.b64" | openssl pkcs7 -inform DER -print_certs >"$T/est-ca.pem" ||
+    fail "EST cacerts does not decode"
+[ "$(grep -c BEGIN "$T/est-ca.pem")" = 3 ] || fail "EST cacerts does not carry 3 certificates"
+for g in g1 g2 root; do
+	[ "$g" = root ] && f="$H/root.pem" || f="$T/$g.pem"
+	fp=$(openssl x509 -in "$f" -noout -fingerprint -sha256)
+	csplit -s -z -f "$T/estc" "$T/est-ca.pem" '/BEGIN/' '{*}'
+	found=0
+	for c in "$T"/estc*; do
+		[ "$(openssl x509 -in "$c" -noout -fingerprint -sha256 2>/dev/null)" = "$fp" ] && found=1
+	done
+	rm -f "$T"/estc*
+	[ $found = 1 ] || fail "EST cacerts lacks $g"
+done
 kill -TERM "$SP"
 wait "$SP" || fail "serve did not exit 0"
-ok "serve: /chain.pem byte-equal to amtca chain, /chain.p7b with both, /crl/$K1.crl lists R, /crl is G2's, /ca/<id>.cer for each"
+ok "serve: /chain.pem byte-equal to amtca chain, /chain.p7b with both, /crl/$K1.crl lists R, /crl is G2's, /ca/<id>.cer for each, EST cacerts with both intermediates"
 
 # --- a device enrolls under G2 and verifies with chain.pem ---------------
 sim_up "$T/sim.log" 127.0.140.1 amt-r1.example.test
