@@ -333,6 +333,43 @@ fail_note(struct sgn_core *c, struct sgn_auth_state *st, const char *name)
 	fail_write(c, b);
 }
 
+
+/* Push `x` (a reference taken) onto the untrusted intermediates. */
+static int
+push_inter(STACK_OF(X509) *sk, X509 *x)
+{
+	if (!X509_up_ref(x))
+		return AMTCA_E_INTERNAL;
+	if (!sk_X509_push(sk, x)) {
+		X509_free(x);
+		return AMTCA_E_NOMEM;
+	}
+	return 0;
+}
+
+/* 1 when the records mark the intermediate `x` revoked, 0 when not (or no
+ * records), or a negative AMTCA_E_*. */
+static int
+inter_revoked(struct store *s, X509 *x)
+{
+	struct store_cacert *v = NULL;
+	char id[CA_KEYID_HEX_MAX + 1];
+	size_t n = 0, i;
+	int r, ret = 0;
+
+	if (s == NULL)
+		return 0;
+	if ((r = ca_keyid_hex(x, id)) != 0 ||
+	    (r = store_cacert_list(s, &v, &n)) != 0)
+		return r;
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].keyid, id) == 0 &&
+		    strcmp(v[i].state, "revoked") == 0)
+			ret = 1;
+	store_cacerts_free(v, n);
+	return ret;
+}
+
 int
 sgn_core_auth_init(struct sgn_core *c)
 {
@@ -364,12 +401,24 @@ sgn_core_auth_init(struct sgn_core *c)
 			    "root for client authentication");
 			goto out;
 		}
-		if (c->h->inter != NULL) {
-			if (!X509_up_ref(c->h->inter))
+		if (c->h->inter != NULL && (r = push_inter(st->inter,
+		    c->h->inter)) != 0) {
+			ret = r;
+			goto out;
+		}
+		/*
+		 * Clients enrolled before a `ca rotate` keep authenticating
+		 * during the overlap, under the intermediate that issued them,
+		 * unless it was revoked (ca revoke-intermediate).
+		 */
+		for (size_t i = 0; i < c->h->nretired; i++) {
+			if ((r = inter_revoked(c->h->store, c->h->retired[i])) < 0) {
+				ret = r;
 				goto out;
-			if (!sk_X509_push(st->inter, c->h->inter)) {
-				X509_free(c->h->inter);
-				ret = AMTCA_E_NOMEM;
+			}
+			if (r == 0 && (r = push_inter(st->inter,
+			    c->h->retired[i])) != 0) {
+				ret = r;
 				goto out;
 			}
 		}

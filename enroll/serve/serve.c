@@ -1435,11 +1435,17 @@ static int
 trust_pem(struct serve *s)
 {
 	BIO *b = NULL;
-	int ret = AMTCA_E_INTERNAL;
+	size_t i;
+	int ok, ret = AMTCA_E_INTERNAL;
 
-	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    !PEM_write_bio_X509(b, s->h->inter) ||
-	    !PEM_write_bio_X509(b, s->h->root) ||
+	/* The retired intermediates too: clients enrolled before a `ca
+	 * rotate` present leaves under them during the overlap (the signer
+	 * decides whether each is still accepted). */
+	ok = (b = BIO_new(BIO_s_mem())) != NULL &&
+	    PEM_write_bio_X509(b, s->h->inter);
+	for (i = 0; ok && i < s->h->nretired; i++)
+		ok = PEM_write_bio_X509(b, s->h->retired[i]);
+	if (!ok || !PEM_write_bio_X509(b, s->h->root) ||
 	    (s->trust = bio_str(b)) == NULL) {
 		ret = amtca_fail_ssl(AMTCA_E_NOMEM, "cannot encode the chain");
 		goto out;
