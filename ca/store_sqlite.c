@@ -37,7 +37,90 @@ struct sq {
 	sqlite3_stmt *ins;		/* prepared once; used under dbmu */
 	sqlite3_stmt *ains;		/* audit entry insert; under dbmu */
 	char *path;
+	/* Prepared statements kept for reuse (sq_prep/sq_done). */
+	pthread_mutex_t cmu;
+	struct sq_cached {
+		char *sql;
+		sqlite3_stmt *st;
+		int busy;		/* handed out, not yet sq_done'd */
+	} cache[AMTCA_SQLITE_STMT_CACHE];
 };
+
+/*
+ * Statements are prepared once per SQL text and kept: preparing (parsing
+ * and planning) was about a tenth of the signer's CPU under EST load,
+ * more than many of the lookups themselves.  sq_prep() hands out the kept
+ * statement for `sql` when it is idle, else prepares one (kept when a slot
+ * is free); sq_done() resets a kept one (bindings cleared) and finalizes
+ * any other.  A statement in use is never handed out twice, so a lookup
+ * nested inside another with the same SQL gets its own.  Own lock: the
+ * statements themselves are used under dbmu as before.
+ */
+static int
+sq_prep(struct sq *s, const char *sql, int nbyte, sqlite3_stmt **out,
+    const char **tail)
+{
+	struct sq_cached *e, *free_slot = NULL;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (tail != NULL || nbyte != -1)
+		return sqlite3_prepare_v2(s->db, sql, nbyte, out, tail);
+	pthread_mutex_lock(&s->cmu);
+	for (i = 0; i < AMTCA_SQLITE_STMT_CACHE; i++) {
+		e = &s->cache[i];
+		if (e->sql == NULL) {
+			if (free_slot == NULL)
+				free_slot = e;
+		} else if (!e->busy && strcmp(e->sql, sql) == 0) {
+			e->busy = 1;
+			*out = e->st;
+			pthread_mutex_unlock(&s->cmu);
+			return SQLITE_OK;
+		}
+	}
+	if (free_slot != NULL) {
+		/* Reserved before preparing, outside the lock. */
+		free_slot->busy = 1;
+		free_slot->sql = (char *)"";
+	}
+	pthread_mutex_unlock(&s->cmu);
+	rc = sqlite3_prepare_v3(s->db, sql, -1, free_slot != NULL ?
+	    SQLITE_PREPARE_PERSISTENT : 0, out, NULL);
+	if (free_slot == NULL)
+		return rc;
+	pthread_mutex_lock(&s->cmu);
+	if (rc == SQLITE_OK && *out != NULL &&
+	    (free_slot->sql = strdup(sql)) != NULL)
+		free_slot->st = *out;
+	else {
+		free_slot->sql = NULL;
+		free_slot->busy = 0;
+	}
+	pthread_mutex_unlock(&s->cmu);
+	return rc;
+}
+
+static void
+sq_done(struct sq *s, sqlite3_stmt *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&s->cmu);
+	for (i = 0; i < AMTCA_SQLITE_STMT_CACHE; i++)
+		if (s->cache[i].st == st && s->cache[i].busy) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			s->cache[i].busy = 0;
+			pthread_mutex_unlock(&s->cmu);
+			return;
+		}
+	pthread_mutex_unlock(&s->cmu);
+	sqlite3_finalize(st);
+}
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS certificates ("
@@ -217,7 +300,7 @@ pragma_int(struct sq *s, const char *sql, int *out)
 	sqlite3_stmt *st = NULL;
 	int ret;
 
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -225,7 +308,7 @@ pragma_int(struct sq *s, const char *sql, int *out)
 	*out = sqlite3_column_int(st, 0);
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	return ret;
 }
 
@@ -310,10 +393,15 @@ sq_close(void *be)
 
 	if (s == NULL)
 		return;
-	sqlite3_finalize(s->ins);
-	sqlite3_finalize(s->ains);
+	sq_done(s, s->ins);
+	sq_done(s, s->ains);
+	for (size_t i = 0; i < AMTCA_SQLITE_STMT_CACHE; i++) {
+		sqlite3_finalize(s->cache[i].st);
+		free(s->cache[i].sql);
+	}
 	if (s->db != NULL)
 		sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->cmu);
 	pthread_mutex_destroy(&s->dbmu);
 	free(s->path);
 	free(s);
@@ -336,6 +424,7 @@ sq_open(const char *path, int create, void **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return AMTCA_E_NOMEM;
 	pthread_mutex_init(&s->dbmu, NULL);
+	pthread_mutex_init(&s->cmu, NULL);
 	if ((s->path = strdup(path)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
@@ -350,7 +439,7 @@ sq_open(const char *path, int create, void **out)
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, AMTCA_STORE_BUSY_MS);
 	/* WAL is persistent in the file; check we really got it. */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st,
+	if (sq_prep(s, "PRAGMA journal_mode=WAL", -1, &st,
 	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
 	    sqlite3_column_text(st, 0) == NULL ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
@@ -358,7 +447,7 @@ sq_open(const char *path, int create, void **out)
 		    "switch to WAL mode", path);
 		goto out;
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
 	if ((r = exec(s, "PRAGMA synchronous=FULL", "setup")) != 0 ||
 	    (r = exec(s, "PRAGMA cache_size=-16384", "setup")) != 0 ||
@@ -380,7 +469,7 @@ sq_open(const char *path, int create, void **out)
 	s = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	sq_close(s);
 	return ret;
 }
@@ -498,7 +587,7 @@ audit_head(struct sq *s, uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN]
 
 	*seq = 0;
 	memset(hash, 0, STORE_AUDIT_HASH_LEN);
-	if (sqlite3_prepare_v2(s->db, "SELECT seq, hash FROM audit ORDER BY seq "
+	if (sq_prep(s, "SELECT seq, hash FROM audit ORDER BY seq "
 	    "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "audit query");
 		goto out;
@@ -521,7 +610,7 @@ audit_head(struct sq *s, uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN]
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	return ret;
 }
 
@@ -727,7 +816,7 @@ sq_cert_get(void *be, const char *key, struct store_cert **out)
 	snprintf(sql, sizeof(sql), "SELECT %s, der FROM certificates WHERE "
 	    "serial = ?", cert_cols);
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -750,7 +839,7 @@ sq_cert_get(void *be, const char *key, struct store_cert **out)
 	c = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	free(c);
 	return ret;
@@ -806,7 +895,7 @@ sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
 	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
 	    "issued_at, rowid", cert_cols, with_der ? ", der" : "", where);
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -837,7 +926,7 @@ sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
 	cnt = 0;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	store_certs_free(v, cnt);
 	return ret;
@@ -865,7 +954,7 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when,
 	 * later, as RFC 5280 5.3.1 practice has it: to keyCompromise, which
 	 * the next CRL then shows (the date stays the first one).
 	 */
-	if (sqlite3_prepare_v2(s->db, "UPDATE certificates SET status = "
+	if (sq_prep(s, "UPDATE certificates SET status = "
 	    "'revoked', revoke_reason = ?1, revoked_at = CASE WHEN status = "
 	    "'revoked' THEN revoked_at ELSE ?2 END WHERE serial = ?3 AND "
 	    "(status = 'valid' OR (?1 = 1 AND revoke_reason IS NOT 1))", -1,
@@ -881,10 +970,10 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when,
 		goto out;
 	}
 	changed = sqlite3_changes(s->db);
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
 	/* Unknown, already revoked (nothing to record), or just changed. */
-	if (sqlite3_prepare_v2(s->db, "SELECT fqdn, revoke_reason FROM "
+	if (sq_prep(s, "SELECT fqdn, revoke_reason FROM "
 	    "certificates WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -912,7 +1001,7 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when,
 			goto out;
 		}
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "commit");
@@ -920,7 +1009,7 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->dbmu);
@@ -954,7 +1043,7 @@ sq_device_put(void *be, const struct store_device *d)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO devices (fqdn, address, "
+	if (sq_prep(s, "INSERT INTO devices (fqdn, address, "
 	    "amt_version, cert_serial, state, last_step, error, updated_at, "
 	    "port, tls_port, amt_user, cred_ref, cred_stamp, tls_pin) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fqdn) DO UPDATE SET "
@@ -988,7 +1077,7 @@ sq_device_put(void *be, const struct store_device *d)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1031,7 +1120,7 @@ sq_device_get(void *be, const char *fqdn, struct store_device **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, DEVICE_SELECT "WHERE fqdn = ?", -1, &st,
+	if (sq_prep(s, DEVICE_SELECT "WHERE fqdn = ?", -1, &st,
 	    NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -1054,7 +1143,7 @@ sq_device_get(void *be, const char *fqdn, struct store_device **out)
 	d = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	free(d);
 	return ret;
@@ -1077,7 +1166,7 @@ list_rows(struct sq *s, const char *sql, const char *arg, size_t size,
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1108,7 +1197,7 @@ list_rows(struct sq *s, const char *sql, const char *arg, size_t size,
 	cnt = 0;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	for (i = 0; i < cnt; i++)
 		clear(v + i * size);
@@ -1171,7 +1260,7 @@ sq_job_put(void *be, const struct store_job *j)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO jobs (id, "
+	if (sq_prep(s, "INSERT OR REPLACE INTO jobs (id, "
 	    "created_at, finished_at, state, hosts_digest, total) VALUES "
 	    "(?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "job update");
@@ -1189,7 +1278,7 @@ sq_job_put(void *be, const struct store_job *j)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1252,7 +1341,7 @@ sq_job_device_put(void *be, const struct store_job_device *d)
 
 	pthread_mutex_lock(&s->dbmu);
 	/* Only for a job that exists (no foreign keys: they are per connection). */
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO job_devices "
+	if (sq_prep(s, "INSERT OR REPLACE INTO job_devices "
 	    "(job_id, fqdn, result, serial, error, attempts, updated_at) "
 	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM "
 	    "jobs WHERE id = ?1)", -1, &st, NULL) != SQLITE_OK) {
@@ -1276,7 +1365,7 @@ sq_job_device_put(void *be, const struct store_job_device *d)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1313,7 +1402,7 @@ sq_lease_take(void *be, const char *name, const char *owner, time_t now,
 		ret = db_fail(s, "lock");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(s->db, "SELECT owner, expires_at FROM leases "
+	if (sq_prep(s, "SELECT owner, expires_at FROM leases "
 	    "WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -1338,9 +1427,9 @@ sq_lease_take(void *be, const char *name, const char *owner, time_t now,
 		ret = db_fail(s, "query");
 		goto out;
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO leases (name, "
+	if (sq_prep(s, "INSERT OR REPLACE INTO leases (name, "
 	    "owner, expires_at) VALUES (?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "lease");
 		goto out;
@@ -1352,7 +1441,7 @@ sq_lease_take(void *be, const char *name, const char *owner, time_t now,
 		ret = db_fail(s, "lease");
 		goto out;
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "commit");
@@ -1360,7 +1449,7 @@ sq_lease_take(void *be, const char *name, const char *owner, time_t now,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->dbmu);
@@ -1376,7 +1465,7 @@ lease_stmt(struct sq *s, const char *sql, const char *name, const char *owner,
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "lease");
 		goto out;
 	}
@@ -1391,7 +1480,7 @@ lease_stmt(struct sq *s, const char *sql, const char *name, const char *owner,
 	*changed = sqlite3_changes(s->db);
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1441,7 +1530,7 @@ sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
 		ret = db_fail(s, "lock");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(s->db, "SELECT fqdn, claimed_by FROM job_devices "
+	if (sq_prep(s, "SELECT fqdn, claimed_by FROM job_devices "
 	    "WHERE job_id = ?1 AND " CLAIMABLE " AND EXISTS (SELECT 1 FROM jobs "
 	    "WHERE id = ?1 AND state = 'running') ORDER BY fqdn LIMIT 1", -1,
 	    &st, NULL) != SQLITE_OK) {
@@ -1463,9 +1552,9 @@ sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db, "UPDATE job_devices SET claimed_by = ?3, "
+	if (sq_prep(s, "UPDATE job_devices SET claimed_by = ?3, "
 	    "claim_expires = ?4 WHERE job_id = ?1 AND fqdn = ?2", -1, &st,
 	    NULL) != SQLITE_OK) {
 		ret = db_fail(s, "claim");
@@ -1479,7 +1568,7 @@ sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
 		ret = db_fail(s, "claim");
 		goto out;
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "commit");
@@ -1493,7 +1582,7 @@ sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->dbmu);
@@ -1515,7 +1604,7 @@ sq_update(struct sq *s, const char *sql, const char *a1, const char *a2,
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, what);
 		goto out;
 	}
@@ -1533,7 +1622,7 @@ sq_update(struct sq *s, const char *sql, const char *a1, const char *a2,
 		*n = (size_t)sqlite3_changes(s->db);
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1569,7 +1658,7 @@ sq_strings(struct sq *s, const char *sql, const char *a1, sqlite3_int64 i2,
 	int rc, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1600,7 +1689,7 @@ sq_strings(struct sq *s, const char *sql, const char *a1, sqlite3_int64 i2,
 	cnt = 0;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	for (i = 0; i < cnt; i++)
 		free(v[i]);
@@ -1648,7 +1737,7 @@ sq_revocation_mark(void *be, uint64_t *mark)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(seq), 0) FROM audit "
+	if (sq_prep(s, "SELECT coalesce(max(seq), 0) FROM audit "
 	    "WHERE action = 'cert.revoke'", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		ret = db_fail(s, "query");
@@ -1657,7 +1746,7 @@ sq_revocation_mark(void *be, uint64_t *mark)
 	*mark = (uint64_t)sqlite3_column_int64(st, 0);
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1715,7 +1804,7 @@ sq_cred_put(void *be, const struct store_cred *c)
 
 	pthread_mutex_lock(&s->dbmu);
 	/* A replacement keeps the first created_at. */
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO credentials (name, amt_user, "
+	if (sq_prep(s, "INSERT INTO credentials (name, amt_user, "
 	    "sealed, mechanism, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
 	    "ON CONFLICT(name) DO UPDATE SET amt_user = excluded.amt_user, "
 	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
@@ -1735,7 +1824,7 @@ sq_cred_put(void *be, const struct store_cred *c)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1750,7 +1839,7 @@ sq_cred_get(void *be, const char *name, struct store_cred **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "SELECT " CRED_COLS ", sealed FROM "
+	if (sq_prep(s, "SELECT " CRED_COLS ", sealed FROM "
 	    "credentials WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -1773,7 +1862,7 @@ sq_cred_get(void *be, const char *name, struct store_cred **out)
 	c = NULL;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	free(c);
 	return ret;
@@ -1795,7 +1884,7 @@ sq_cred_remove(void *be, const char *name)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM credentials WHERE name = ?",
+	if (sq_prep(s, "DELETE FROM credentials WHERE name = ?",
 	    -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "credential removal");
 		goto out;
@@ -1811,7 +1900,7 @@ sq_cred_remove(void *be, const char *name)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -1885,7 +1974,7 @@ sq_client_add(void *be, const struct store_client *c, const char *actor,
 		ret = db_fail(s, "lock");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO clients (name, roles, allow,"
+	if (sq_prep(s, "INSERT INTO clients (name, roles, allow,"
 	    " pwhash, serial, created_at, removed_at) VALUES (?, ?, ?, ?, ?, ?,"
 	    " ?)", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "client record");
@@ -1915,7 +2004,7 @@ sq_client_add(void *be, const struct store_client *c, const char *actor,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	ret = txn_end(s, ret);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
@@ -1976,7 +2065,7 @@ client_update(struct sq *s, const char *sql, const char *name,
 		ret = db_fail(s, "lock");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "client update");
 		goto out;
 	}
@@ -1997,7 +2086,7 @@ client_update(struct sq *s, const char *sql, const char *name,
 	}
 	ret = changed > 0 ? 0 : AMTCA_E_NOT_FOUND;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	ret = txn_end(s, ret);	/* nothing changed: rolled back */
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
@@ -2126,7 +2215,7 @@ sq_audit_status(void *be, uint64_t *head, uint64_t *sealed)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT ifnull(max(seq), 0) FROM "
+	if (sq_prep(s, "SELECT (SELECT ifnull(max(seq), 0) FROM "
 	    "audit), (SELECT ifnull(max(seq), 0) FROM audit_seals)", -1, &st,
 	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
 		ret = db_fail(s, "audit query");
@@ -2136,7 +2225,7 @@ sq_audit_status(void *be, uint64_t *head, uint64_t *sealed)
 	*sealed = (uint64_t)sqlite3_column_int64(st, 1);
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -2150,7 +2239,7 @@ sq_seal_add(void *be, const struct store_seal *seal)
 
 	pthread_mutex_lock(&s->dbmu);
 	/* Only over an entry stored with exactly that hash. */
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO audit_seals (seq, "
+	if (sq_prep(s, "INSERT OR REPLACE INTO audit_seals (seq, "
 	    "hash, sig, time) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM "
 	    "audit WHERE seq = ?1 AND hash = ?2)", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "seal");
@@ -2171,7 +2260,7 @@ sq_seal_add(void *be, const struct store_seal *seal)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }
@@ -2232,7 +2321,7 @@ sq_cacert_put(void *be, const struct store_cacert *v, size_t n,
 		goto out;
 	}
 	/* A revoked row stays revoked: the root's CRL lists it for good. */
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO ca_certs (keyid, role, "
+	if (sq_prep(s, "INSERT INTO ca_certs (keyid, role, "
 	    "generation, subject, serial, not_after, state, created_at, der) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(keyid) DO "
 	    "UPDATE SET role = ?2, generation = ?3, subject = ?4, serial = ?5, "
@@ -2272,7 +2361,7 @@ sq_cacert_put(void *be, const struct store_cacert *v, size_t n,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->dbmu);
@@ -2290,7 +2379,7 @@ sq_cacert_list(void *be, struct store_cacert **out, size_t *n)
 	int rc, len, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "SELECT keyid, role, generation, subject, "
+	if (sq_prep(s, "SELECT keyid, role, generation, subject, "
 	    "serial, not_after, state, revoke_reason, created_at, revoked_at, "
 	    "der FROM ca_certs ORDER BY generation, keyid", -1, &st,
 	    NULL) != SQLITE_OK) {
@@ -2343,7 +2432,7 @@ sq_cacert_list(void *be, struct store_cacert **out, size_t *n)
 	cnt = 0;
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	pthread_mutex_unlock(&s->dbmu);
 	store_cacerts_free(v, cnt);
 	return ret;
@@ -2366,7 +2455,7 @@ sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
 		ret = db_fail(s, "lock");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(s->db, "UPDATE ca_certs SET state = 'revoked', "
+	if (sq_prep(s, "UPDATE ca_certs SET state = 'revoked', "
 	    "revoke_reason = ?1, revoked_at = ?2 WHERE keyid = ?3 AND state <> "
 	    "'revoked'", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "revoke");
@@ -2380,9 +2469,9 @@ sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
 		goto out;
 	}
 	changed = sqlite3_changes(s->db);
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT serial FROM ca_certs WHERE "
+	if (sq_prep(s, "SELECT serial FROM ca_certs WHERE "
 	    "keyid = ?", -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -2408,7 +2497,7 @@ sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
 			goto out;
 		}
 	}
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	st = NULL;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "commit");
@@ -2416,7 +2505,7 @@ sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	sq_done(s, st);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->dbmu);
@@ -2465,10 +2554,10 @@ sq_meta_put(void *be, const struct store_meta *v, size_t n)
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO meta (name, value, "
+	if (sq_prep(s, "INSERT INTO meta (name, value, "
 	    "updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
 	    "value = excluded.value, updated_at = excluded.updated_at", -1, &up,
-	    NULL) != SQLITE_OK || sqlite3_prepare_v2(s->db, "DELETE FROM meta "
+	    NULL) != SQLITE_OK || sq_prep(s, "DELETE FROM meta "
 	    "WHERE name = ?", -1, &del, NULL) != SQLITE_OK) {
 		ret = db_fail(s, "configuration update");
 		goto out;
@@ -2501,8 +2590,8 @@ sq_meta_put(void *be, const struct store_meta *v, size_t n)
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(up);
-	sqlite3_finalize(del);
+	sq_done(s, up);
+	sq_done(s, del);
 	pthread_mutex_unlock(&s->dbmu);
 	return ret;
 }

@@ -223,4 +223,7 @@
  * new one, the old one, the retired ones, and what interrupted runs left). */
 #define AMTCA_CACERT_PUT_MAX 32
 
+/* Prepared statements the SQLite store keeps per connection for reuse. */
+#define AMTCA_SQLITE_STMT_CACHE 64
+
 #endif
