@@ -861,3 +861,13 @@ amtca_nofile_ensure(unsigned long need)
 	}
 	return 0;
 }
+
+char *
+amtca_path_join(const char *a, const char *b)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", a, b) == -1)
+		return NULL;
+	return p;
+}

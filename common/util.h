@@ -120,4 +120,7 @@ int amtca_random(void *buf, size_t len) AMTCA_WUR;
  */
 int amtca_nofile_ensure(unsigned long need) AMTCA_WUR;
 
+/* "a/b" (malloc'd); NULL on allocation failure. */
+char *amtca_path_join(const char *a, const char *b);
+
 #endif

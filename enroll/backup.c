@@ -223,17 +223,6 @@ out:
 	return ret;
 }
 
-/* "a/b" joined; NULL on allocation failure. */
-static char *
-join(const char *a, const char *b)
-{
-	char *p = NULL;
-
-	if (asprintf(&p, "%s/%s", a, b) < 0)
-		return NULL;
-	return p;
-}
-
 /* `path` inside `dir` (both absolute, canonical): its relative part. */
 static const char *
 inside(const char *dir, const char *path)
@@ -355,7 +344,7 @@ manifest_write(const char *dir, size_t *nfiles)
 		if (strcmp(l.path[i], BACKUP_MANIFEST) == 0)
 			continue;
 		free(p);
-		if ((p = join(dir, l.path[i])) == NULL) {
+		if ((p = amtca_path_join(dir, l.path[i])) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -372,7 +361,7 @@ manifest_write(const char *dir, size_t *nfiles)
 		len++;
 	}
 	free(p);
-	if ((p = join(dir, BACKUP_MANIFEST)) == NULL) {
+	if ((p = amtca_path_join(dir, BACKUP_MANIFEST)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -411,8 +400,8 @@ copy_top(const char *home, const char *out)
 			continue;
 		free(s);
 		free(d);
-		if ((s = join(home, e->d_name)) == NULL ||
-		    (d = join(out, e->d_name)) == NULL) {
+		if ((s = amtca_path_join(home, e->d_name)) == NULL ||
+		    (d = amtca_path_join(out, e->d_name)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -442,7 +431,7 @@ info_write(const char *out, const struct home *h, int token, int pin)
 
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if ((p = join(out, BACKUP_INFO)) == NULL ||
+	if ((p = amtca_path_join(out, BACKUP_INFO)) == NULL ||
 	    asprintf(&text, "# amtca backup; see docs/backup.md\n"
 	    "format = %d\nhome_id = %s\ncreated = %s\nlayout = %s\n"
 	    "token = %s\npin = %s\n", BACKUP_FORMAT,
@@ -539,8 +528,8 @@ backup_make(const char *home_dir, const char *out_dir,
 		}
 		free(p);
 		free(q);
-		if ((p = join(out, rel)) == NULL ||
-		    (q = join(p, basename(h->conf.softhsm_conf))) == NULL) {
+		if ((p = amtca_path_join(out, rel)) == NULL ||
+		    (q = amtca_path_join(p, basename(h->conf.softhsm_conf))) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -558,8 +547,8 @@ backup_make(const char *home_dir, const char *out_dir,
 	free(q);
 	p = q = NULL;
 	if (h->split) {
-		if ((p = join(out, HOME_KEYS_DIR)) == NULL ||
-		    (q = join(out, HOME_STATE_DIR)) == NULL) {
+		if ((p = amtca_path_join(out, HOME_KEYS_DIR)) == NULL ||
+		    (q = amtca_path_join(out, HOME_STATE_DIR)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -571,8 +560,8 @@ backup_make(const char *home_dir, const char *out_dir,
 		}
 		free(p);
 		free(q);
-		if ((p = join(out, HOME_CA_DB)) == NULL ||
-		    (q = join(out, HOME_STATE_DB)) == NULL) {
+		if ((p = amtca_path_join(out, HOME_CA_DB)) == NULL ||
+		    (q = amtca_path_join(out, HOME_STATE_DB)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -582,7 +571,7 @@ backup_make(const char *home_dir, const char *out_dir,
 			goto out;
 		}
 	} else {
-		if ((p = join(out, HOME_DB)) == NULL) {
+		if ((p = amtca_path_join(out, HOME_DB)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -618,7 +607,7 @@ backup_make(const char *home_dir, const char *out_dir,
 			r = amtca_fail(AMTCA_E_CONFIG, "the PIN file %s is not "
 			    "inside the CA home; keep it with the HSM's own "
 			    "backup", pin != NULL ? pin : "(none)");
-		else if ((p = join(out, rel)) == NULL)
+		else if ((p = amtca_path_join(out, rel)) == NULL)
 			r = AMTCA_E_NOMEM;
 		/* Copied with the token when it lives there. */
 		else if (lstat(p, &sb) != 0) {
@@ -768,7 +757,7 @@ manifest_read(const char *dir, struct backup_manifest **out)
 	int r, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
-	if ((path = join(dir, BACKUP_MANIFEST)) == NULL) {
+	if ((path = amtca_path_join(dir, BACKUP_MANIFEST)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -923,7 +912,7 @@ backup_restore(const char *from, const char *home_dir,
 	}
 	for (i = 0; i < man->n; i++) {
 		free(s);
-		if ((s = join(src, man->e[i].path)) == NULL) {
+		if ((s = amtca_path_join(src, man->e[i].path)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -964,8 +953,8 @@ backup_restore(const char *from, const char *home_dir,
 			continue;
 		free(s);
 		free(d);
-		if ((s = join(src, man->e[i].path)) == NULL ||
-		    (d = join(dst, man->e[i].path)) == NULL) {
+		if ((s = amtca_path_join(src, man->e[i].path)) == NULL ||
+		    (d = amtca_path_join(dst, man->e[i].path)) == NULL) {
 			ret = AMTCA_E_NOMEM;
 			goto out;
 		}
@@ -989,7 +978,7 @@ backup_restore(const char *from, const char *home_dir,
 		res->nfiles++;
 	}
 	free(d);
-	if ((d = join(dst, HOME_CONF)) == NULL) {
+	if ((d = amtca_path_join(dst, HOME_CONF)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}

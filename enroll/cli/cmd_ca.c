@@ -41,16 +41,6 @@ parse_days(const char *s, int *out)
 	return 0;
 }
 
-static char *
-join(const char *dir, const char *name)
-{
-	char *p = NULL;
-
-	if (asprintf(&p, "%s/%s", dir, name) == -1)
-		return NULL;
-	return p;
-}
-
 static int
 pem_of(X509 *x, unsigned char **out, size_t *len)
 {
@@ -227,7 +217,7 @@ write_conf(const char *dir, const char *module, const char *uri,
 		free(text);
 		text = nt;
 	}
-	if ((path = join(dir, HOME_CONF)) == NULL) {
+	if ((path = amtca_path_join(dir, HOME_CONF)) == NULL) {
 		free(text);
 		return AMTCA_E_NOMEM;
 	}
@@ -642,18 +632,18 @@ cmd_init(const char *homedir, int argc, char **argv)
 		r = amtca_fail(AMTCA_E_IO, "cannot resolve %s", homedir);
 		goto fail;
 	}
-	if ((f_conf = join(real, HOME_CONF)) == NULL ||
-	    (f_root = join(real, HOME_ROOT_PEM)) == NULL ||
-	    (f_inter = join(real, HOME_INTER_PEM)) == NULL ||
-	    (f_chain = join(real, HOME_CHAIN_PEM)) == NULL ||
+	if ((f_conf = amtca_path_join(real, HOME_CONF)) == NULL ||
+	    (f_root = amtca_path_join(real, HOME_ROOT_PEM)) == NULL ||
+	    (f_inter = amtca_path_join(real, HOME_INTER_PEM)) == NULL ||
+	    (f_chain = amtca_path_join(real, HOME_CHAIN_PEM)) == NULL ||
 	    (f_db = store_uri != NULL ? strdup(store_uri) :
-	    join(real, HOME_CA_DB)) == NULL ||
-	    (store_uri == NULL && (f_state = join(real, HOME_STATE_DB)) == NULL) ||
-	    (d_keys = join(real, HOME_KEYS_DIR)) == NULL ||
-	    (d_state = join(real, HOME_STATE_DIR)) == NULL ||
-	    (hsmdir = join(real, HOME_HSM_DIR)) == NULL ||
-	    (pinpath = join(real, HOME_PIN_FILE)) == NULL ||
-	    (f_pend = join(real, HOME_PENDING_CSR)) == NULL) {
+	    amtca_path_join(real, HOME_CA_DB)) == NULL ||
+	    (store_uri == NULL && (f_state = amtca_path_join(real, HOME_STATE_DB)) == NULL) ||
+	    (d_keys = amtca_path_join(real, HOME_KEYS_DIR)) == NULL ||
+	    (d_state = amtca_path_join(real, HOME_STATE_DIR)) == NULL ||
+	    (hsmdir = amtca_path_join(real, HOME_HSM_DIR)) == NULL ||
+	    (pinpath = amtca_path_join(real, HOME_PIN_FILE)) == NULL ||
+	    (f_pend = amtca_path_join(real, HOME_PENDING_CSR)) == NULL) {
 		r = AMTCA_E_NOMEM;
 		goto fail;
 	}
@@ -1870,8 +1860,8 @@ ca_import(const char *homedir, int argc, char **argv)
 		    "and --root FILE", import_synopsis);
 	/* A rotation under the external root (ca rotate --csr-out). */
 	{
-		char *next = join(home_default_dir(homedir), HOME_NEXT_CSR);
-		char *pend = join(home_default_dir(homedir), HOME_PENDING_CSR);
+		char *next = amtca_path_join(home_default_dir(homedir), HOME_NEXT_CSR);
+		char *pend = amtca_path_join(home_default_dir(homedir), HOME_PENDING_CSR);
 		struct stat nsb;
 		int rot;
 
@@ -1917,10 +1907,10 @@ ca_import(const char *homedir, int argc, char **argv)
 		fprintf(stderr, "amtca: warning: --any-domain: the intermediate's "
 		    "name constraints were not checked against --domain and "
 		    "--ip-range\n");
-	if ((f_root = join(h->dir, HOME_ROOT_PEM)) == NULL ||
-	    (f_inter = join(h->dir, HOME_INTER_PEM)) == NULL ||
-	    (f_chain = join(h->dir, HOME_CHAIN_PEM)) == NULL ||
-	    (f_pend = join(h->dir, HOME_PENDING_CSR)) == NULL) {
+	if ((f_root = amtca_path_join(h->dir, HOME_ROOT_PEM)) == NULL ||
+	    (f_inter = amtca_path_join(h->dir, HOME_INTER_PEM)) == NULL ||
+	    (f_chain = amtca_path_join(h->dir, HOME_CHAIN_PEM)) == NULL ||
+	    (f_pend = amtca_path_join(h->dir, HOME_PENDING_CSR)) == NULL) {
 		r = AMTCA_E_NOMEM;
 		goto fail;
 	}

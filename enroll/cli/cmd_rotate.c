@@ -30,16 +30,6 @@
 #include "hsm/admin.h"
 #include "enroll/enroll.h"
 
-static char *
-join(const char *dir, const char *name)
-{
-	char *p = NULL;
-
-	if (asprintf(&p, "%s/%s", dir, name) == -1)
-		return NULL;
-	return p;
-}
-
 /* PEM of certs[0..n) into one buffer (malloc'd). */
 static int
 pem_bundle(X509 *const *certs, size_t n, unsigned char **out, size_t *outlen)
@@ -83,7 +73,7 @@ write_bundle(const char *dir, const char *name, X509 *const *certs, size_t n)
 	char *path = NULL;
 	int r;
 
-	if ((path = join(dir, name)) == NULL)
+	if ((path = amtca_path_join(dir, name)) == NULL)
 		return AMTCA_E_NOMEM;
 	if ((r = pem_bundle(certs, n, &buf, &len)) == 0)
 		r = amtca_file_write(path, buf, len, 0644, 0);
@@ -116,7 +106,7 @@ write_retired(const char *dir, X509 *const *retired, size_t n)
 
 	if (n > 0)
 		return write_bundle(dir, HOME_RETIRED_PEM, retired, n);
-	if ((path = join(dir, HOME_RETIRED_PEM)) == NULL)
+	if ((path = amtca_path_join(dir, HOME_RETIRED_PEM)) == NULL)
 		return AMTCA_E_NOMEM;
 	if (unlink(path) != 0 && errno != ENOENT)
 		r = amtca_fail(AMTCA_E_IO, "cannot remove %s: %s", path,
@@ -138,7 +128,7 @@ conf_set_inter_key(const char *dir, const char *label)
 	struct stat sb;
 	int r, ret = AMTCA_E_INTERNAL;
 
-	if ((path = join(dir, HOME_CONF)) == NULL)
+	if ((path = amtca_path_join(dir, HOME_CONF)) == NULL)
 		return AMTCA_E_NOMEM;
 	if ((r = amtca_file_read(path, AMTCA_CONF_MAX, &buf, &len)) != 0 ||
 	    stat(path, &sb) != 0) {
@@ -441,7 +431,7 @@ rotate_request(struct home *h, enum hsm_keytype kt, const char *out)
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
 	    PEM_write_bio_X509_REQ(b, req) != 1 ||
 	    (plen = BIO_get_mem_data(b, &pp)) <= 0 ||
-	    (path = join(h->dir, HOME_NEXT_CSR)) == NULL) {
+	    (path = amtca_path_join(h->dir, HOME_NEXT_CSR)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
@@ -611,7 +601,7 @@ cmd_ca_rotate_import(const char *homedir, X509 *cert, X509 *root, int any)
 		goto out;
 	}
 	/* Last: the request is answered. */
-	if ((path = join(h->dir, HOME_NEXT_CSR)) == NULL) {
+	if ((path = amtca_path_join(h->dir, HOME_NEXT_CSR)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
