@@ -121,7 +121,9 @@ int ca_root_create(const struct ca_signer *root, const char *cn,
  * (when any are set), permitted iPAddress subtrees exactly
  * policy->ip_ranges, and an excluded 0.0.0.0/0 or ::/0 for each address
  * family without a range, so that no verifier has to guess about IP
- * names.  Never valid past the root.
+ * names.  Never valid past the root.  Signed with SHA-384 when `inter_pub`
+ * is RSA-3072 or larger or P-384 (AMT 22 may refuse SHA-256 chain
+ * certificates), else with the root key's default.
  */
 int ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
     EVP_PKEY *inter_pub, const char *cn, const char *org,
@@ -157,6 +159,17 @@ int ca_root_crl_create(const struct ca_signer *root, X509 *root_cert,
     X509 *const *revoked, size_t n, int days, int pem, unsigned char **out,
     size_t *outlen) AMTCA_WUR;
 
+/*
+ * A CA certificate's key identifier as the records, the signer's CRL
+ * requests and /crl/<keyid>.crl name it: its subjectKeyIdentifier in
+ * lowercase hex, or the SHA-1 of its public key when it has none.
+ * AMTCA_E_CERT when neither can be had.
+ */
+#define CA_KEYID_HEX_MAX 128
+/* In a policy's crl_url: replaced by the issuing intermediate's key id. */
+#define CA_CRL_URL_KEYID "{keyid}"
+int ca_keyid_hex(X509 *x, char out[CA_KEYID_HEX_MAX + 1]) AMTCA_WUR;
+
 /* The issuing CA: signer + issuer certificate + policy + store. */
 struct ca;
 
@@ -170,6 +183,16 @@ struct ca;
 int ca_new(const struct ca_signer *signer, X509 *issuer,
     const struct ca_policy *policy, struct store *store, struct ca **out) AMTCA_WUR;
 void ca_free(struct ca *ca);
+
+/*
+ * Certificate records without an issuer (made before rotation existed) are
+ * the first intermediate's (generation 1): its CA says so with `first` set
+ * (the default from ca_new), and its CRL then lists them too
+ * (docs/rotation.md).
+ */
+void ca_set_first(struct ca *ca, int first);
+/* The key identifier (ca_keyid_hex) of the CA's certificate. */
+const char *ca_keyid(const struct ca *ca);
 
 /* Leaf profiles (docs/profiles.md).  WEBSERVER is the AMT leaf above. */
 enum ca_profile {
@@ -304,7 +327,9 @@ int ca_chain_export(X509 *const *certs, size_t n, enum ca_chain_format fmt,
     const char *path) AMTCA_WUR;
 
 /*
- * CRL over the store's revoked entries, signed by the issuing CA; valid for
+ * CRL over the store's revoked entries this CA issued (records whose issuer
+ * is its key id, and those without an issuer when ca_set_first()), signed
+ * by it; valid for
  * `days` (1-AMTCA_DAYS_MAX).  Output PEM or DER into *out (malloc'd, free()).
  * v2, AKI, CRLNumber = creation time in Unix milliseconds (monotonic without
  * any stored counter); entries carry the revocation date and, unless it is

@@ -166,6 +166,9 @@ struct ca {
 	struct ca_ip_range ranges[AMTCA_IP_RANGES_MAX];	/* policy->ip_ranges */
 	size_t nranges;
 	char ranges_text[256];		/* "a/n, b/m, ..." for messages */
+	char keyid[CA_KEYID_HEX_MAX + 1];	/* the issuer's (ca_keyid_hex):
+					   recorded as each leaf's issuer */
+	int first;			/* issuer-less records are ours */
 };
 
 struct ca_csr;

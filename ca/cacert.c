@@ -122,11 +122,24 @@ out:
 }
 
 /*
+ * An intermediate key of AMT 22's strength (RSA-3072 and up, P-384) is
+ * certified with SHA-384 whatever the root's key: firmware that refuses
+ * SHA-256-signed chain certificates then takes it (ca rotate --key-type).
+ */
+static int
+key_strong(EVP_PKEY *k)
+{
+	return (EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA &&
+	    EVP_PKEY_get_bits(k) >= 3072) ||
+	    (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC && EVP_PKEY_get_bits(k) >= 384);
+}
+
+/*
  * Set the signature AlgorithmIdentifier in both places, take the TBS DER,
  * have the signer sign it and parse the assembled certificate back.
  */
 static int
-sign_x509(const struct ca_signer *s, X509 *x, X509 **out)
+sign_x509(const struct ca_signer *s, X509 *x, int sha384, X509 **out)
 {
 	struct ca_sigalg a;
 	const X509_ALGOR *outer = NULL;
@@ -138,7 +151,8 @@ sign_x509(const struct ca_signer *s, X509 *x, X509 **out)
 	X509 *res = NULL;
 
 	*out = NULL;
-	if ((r = ca_sigalg_init(&a, s->pub)) != 0) {
+	if ((r = sha384 ? ca_sigalg_init_md(&a, s->pub, 1) :
+	    ca_sigalg_init(&a, s->pub)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -219,7 +233,7 @@ ca_root_create(const struct ca_signer *root, const char *cn, const char *org,
 	if ((r = ca_skeleton(x, name, name, now - AMTCA_SKEW_DEFAULT_S,
 	    now + (time_t)days * 86400, root->pub)) != 0 ||
 	    (r = ca_extensions(x, 0)) != 0 ||
-	    (r = sign_x509(root, x, out)) != 0) {
+	    (r = sign_x509(root, x, 0, out)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -462,7 +476,7 @@ ca_intermediate_create(const struct ca_signer *root, X509 *root_cert,
 	    (r = ca_extensions(x, 1)) != 0 ||
 	    (r = add_aki(x, root_cert)) != 0 ||
 	    (r = add_name_constraints(x, policy, ranges, nranges)) != 0 ||
-	    (r = sign_x509(root, x, out)) != 0) {
+	    (r = sign_x509(root, x, key_strong(inter_pub), out)) != 0) {
 		ret = r;
 		goto out;
 	}

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/x509v3.h>
 
 #include "common/util.h"
 
@@ -281,4 +282,38 @@ ca_cert_load(const char *path, X509 **out)
 out:
 	free(buf);
 	return ret;
+}
+
+int
+ca_keyid_hex(X509 *x, char out[CA_KEYID_HEX_MAX + 1])
+{
+	static const char hx[] = "0123456789abcdef";
+	const ASN1_OCTET_STRING *k = X509_get0_subject_key_id(x);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	const unsigned char *d;
+	unsigned int mdlen = 0;
+	int i, n;
+
+	out[0] = '\0';
+	if (k != NULL) {
+		d = ASN1_STRING_get0_data(k);
+		n = ASN1_STRING_length(k);
+	} else {
+		ERR_clear_error();
+		if (X509_pubkey_digest(x, EVP_sha1(), md, &mdlen) != 1)
+			return amtca_fail_ssl(AMTCA_E_CERT, "cannot hash a CA "
+			    "certificate's key");
+		d = md;
+		n = (int)mdlen;
+	}
+	if (n <= 0 || n * 2 > CA_KEYID_HEX_MAX)
+		return amtca_fail(AMTCA_E_CERT, "a CA certificate's key "
+		    "identifier is empty or longer than %d bytes",
+		    CA_KEYID_HEX_MAX / 2);
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hx[d[i] >> 4];
+		out[2 * i + 1] = hx[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+	return 0;
 }

@@ -72,7 +72,8 @@ ca_crl_create(struct ca *ca, int days, int pem, unsigned char **out,
 		    "of range (1-%d)", days, AMTCA_DAYS_MAX);
 		goto out;
 	}
-	if ((r = store_cert_list_revoked(ca->store, &revoked, &nrevoked)) != 0) {
+	if ((r = store_cert_list_revoked_by(ca->store, ca->keyid, ca->first,
+	    &revoked, &nrevoked)) != 0) {
 		ret = r;
 		goto out;
 	}

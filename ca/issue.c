@@ -190,6 +190,19 @@ put_uri_access(struct der *d, const char *url)
 static int profile_extensions(struct ca *ca, int what, unsigned char **out,
     size_t *outlen);
 
+/* `url` with its first "{keyid}" replaced by `keyid` (truncated to `len`). */
+static void
+crl_url_expand(const char *url, const char *keyid, char *out, size_t len)
+{
+	const char *k = strstr(url, CA_CRL_URL_KEYID);
+
+	if (k == NULL)
+		snprintf(out, len, "%s", url);
+	else
+		snprintf(out, len, "%.*s%s%s", (int)(k - url), url, keyid,
+		    k + strlen(CA_CRL_URL_KEYID));
+}
+
 static int
 fixed_extensions(struct ca *ca, X509 *issuer)
 {
@@ -309,7 +322,12 @@ profile_extensions(struct ca *ca, int what, unsigned char **out,
 		{
 			size_t s4 = der_open(&d, DER_CTXC(0));
 
-			put_uri_access(&d, p->crl_url);
+			char url[AMTCA_URL_MAX + CA_KEYID_HEX_MAX + 1];
+
+			/* "{keyid}": each intermediate's own CRL (a verifier
+			 * wants the CRL its issuer signed: docs/rotation.md). */
+			crl_url_expand(p->crl_url, ca->keyid, url, sizeof(url));
+			put_uri_access(&d, url);
 			der_close(&d, s4);
 		}
 		der_close(&d, s3);
@@ -417,6 +435,7 @@ ca_new(const struct ca_signer *signer, X509 *issuer,
 	ca->signer = signer;
 	ca->policy = policy;
 	ca->store = store;
+	ca->first = 1;			/* until the home says otherwise */
 	ca->days = policy->days > 0 ? policy->days : AMTCA_DAYS_DEFAULT;
 	ca->skew = policy->skew_s;
 	if ((r = ca_policy_ranges(policy, ca->ranges, &ca->nranges)) != 0) {
@@ -466,7 +485,8 @@ ca_new(const struct ca_signer *signer, X509 *issuer,
 		memcpy(ca->dig_algid_issuer[i], a->algid, a->algid_len);
 		memcpy(ca->dig_algid_issuer[i] + a->algid_len, name, (size_t)len);
 	}
-	if ((r = subject_prefix(ca)) != 0 ||
+	if ((r = ca_keyid_hex(issuer, ca->keyid)) != 0 ||
+	    (r = subject_prefix(ca)) != 0 ||
 	    (r = fixed_extensions(ca, issuer)) != 0) {
 		ret = r;
 		goto out;
@@ -478,6 +498,18 @@ out:
 	OPENSSL_free(name);
 	ca_free(ca);
 	return ret;
+}
+
+void
+ca_set_first(struct ca *ca, int first)
+{
+	ca->first = first;
+}
+
+const char *
+ca_keyid(const struct ca *ca)
+{
+	return ca->keyid;
 }
 
 void
@@ -892,6 +924,7 @@ issue(struct ca *ca, const struct ca_request *req, X509 **xout,
 		rec.actor = req->actor;
 		rec.der = der;
 		rec.der_len = derlen;
+		rec.issuer = (char *)ca->keyid;
 		/* Only a durably recorded certificate leaves this function. */
 		r = store_cert_add(ca->store, &rec);
 		if (r == 0) {
@@ -1016,6 +1049,7 @@ job_sign_submit(struct job *j)
 	j->rec.actor = j->actor;
 	j->rec.der = j->der;
 	j->rec.der_len = j->derlen;
+	j->rec.issuer = j->ca->keyid;
 	j->tries++;
 	return store_cert_add_async(j->ca->store, &j->rec, job_done, j);
 }

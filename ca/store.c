@@ -218,6 +218,9 @@ store_backup(struct store *s, const char *dest_uri)
 	return s->ops->backup(s->be, loc);
 }
 static void seal_due(struct store *s, int force);
+static int check_field(const char *what, const char *v, size_t max,
+    int may_be_empty);
+static int keyid_ok(const char *k);
 
 /* One batch of n records through the backend.  Every pending gets a result. */
 static void
@@ -272,6 +275,9 @@ check_record(const struct store_cert *c)
 	if (strspn(c->serial, "0123456789ABCDEF") != strlen(c->serial))
 		return amtca_fail(AMTCA_E_USAGE, "serial \"%.64s\" is not "
 		    "uppercase hexadecimal", c->serial);
+	if (c->issuer != NULL && !keyid_ok(c->issuer))
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_add: the issuer "
+		    "is not a lowercase hex key id");
 	return 0;
 }
 
@@ -527,6 +533,146 @@ store_cert_list_revoked(struct store *s, struct store_cert **out, size_t *n)
 }
 
 int
+store_cert_list_revoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || issuer == NULL || issuer[0] == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_revoked_by: "
+		    "no store or issuer");
+	NEED_OP(s, cert_list);
+	return s->ops->cert_list(s->be, with_unknown ?
+	    STORE_CERTS_REVOKED_BY_FIRST : STORE_CERTS_REVOKED_BY, issuer, out,
+	    n);
+}
+
+int
+store_cert_list_unrevoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || issuer == NULL || issuer[0] == '\0')
+		return amtca_fail(AMTCA_E_USAGE, "store_cert_list_unrevoked_by: "
+		    "no store or issuer");
+	NEED_OP(s, cert_list);
+	return s->ops->cert_list(s->be, with_unknown ?
+	    STORE_CERTS_VALID_BY_FIRST : STORE_CERTS_VALID_BY, issuer, out, n);
+}
+
+/* --- the CA's own certificates ------------------------------------------ */
+
+int
+store_cacert_state_valid(const char *state)
+{
+	return state != NULL && (strcmp(state, "current") == 0 ||
+	    strcmp(state, "retired") == 0 || strcmp(state, "ended") == 0 ||
+	    strcmp(state, "revoked") == 0);
+}
+
+static int
+keyid_ok(const char *k)
+{
+	size_t i, n;
+
+	if (k == NULL || (n = strlen(k)) == 0 || n > 128)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int
+store_cacert_put(struct store *s, const struct store_cacert *v, size_t n,
+    const char *action, const char *subject, const char *detail)
+{
+	const char *actor;
+	size_t i;
+	int r;
+
+	if (s == NULL || v == NULL || n == 0 || n > AMTCA_CACERT_PUT_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "store_cacert_put: no store or "
+		    "records");
+	for (i = 0; i < n; i++)
+		if (!keyid_ok(v[i].keyid) || v[i].role == NULL ||
+		    v[i].generation < 1 || v[i].subject == NULL ||
+		    v[i].serial == NULL || v[i].der == NULL || v[i].der_len == 0 ||
+		    !store_cacert_state_valid(v[i].state))
+			return amtca_fail(AMTCA_E_USAGE, "store_cacert_put: an "
+			    "incomplete CA certificate record");
+	actor = s->actor != NULL ? s->actor : "unknown";
+	if (action != NULL && ((r = check_field("action", action,
+	    AMTCA_AUDIT_FIELD_MAX, 0)) != 0 || (r = check_field("subject",
+	    subject, AMTCA_AUDIT_FIELD_MAX, 1)) != 0 || (r = check_field(
+	    "detail", detail, AMTCA_AUDIT_DETAIL_MAX, 1)) != 0))
+		return r;
+	NEED_OP(s, cacert_put);
+	if ((r = s->ops->cacert_put(s->be, v, n, actor, action,
+	    subject != NULL ? subject : "", detail != NULL ? detail : "")) != 0)
+		return r;
+	if (action != NULL)
+		seal_due(s, strncmp(action, "ca.", 3) == 0);
+	return 0;
+}
+
+int
+store_cacert_list(struct store *s, struct store_cacert **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_cacert_list: no store");
+	NEED_OP(s, cacert_list);
+	return s->ops->cacert_list(s->be, out, n);
+}
+
+int
+store_cacert_revoke(struct store *s, const char *keyid, int reason,
+    time_t when)
+{
+	int r;
+
+	if (s == NULL || !keyid_ok(keyid))
+		return amtca_fail(AMTCA_E_USAGE, "store_cacert_revoke: no store "
+		    "or key id");
+	if (reason < 0 || reason > 10 || reason == 7)
+		return amtca_fail(AMTCA_E_USAGE, "revocation reason %d is not a "
+		    "CRLReason (0-10 except 7)", reason);
+	NEED_OP(s, cacert_revoke);
+	if ((r = s->ops->cacert_revoke(s->be, keyid, reason, when,
+	    s->actor != NULL ? s->actor : "unknown")) != 0)
+		return r;
+	seal_due(s, 1);
+	return 0;
+}
+
+void
+store_cacert_clear(struct store_cacert *c)
+{
+	free(c->keyid);
+	free(c->role);
+	free(c->subject);
+	free(c->serial);
+	free(c->state);
+	free(c->der);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_cacerts_free(struct store_cacert *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_cacert_clear(&v[i]);
+	free(v);
+}
+
+int
 store_cert_revoke(struct store *s, const char *serial, int reason, time_t when)
 {
 	return store_cert_revoke_as(s, serial, reason, when, NULL);
@@ -568,6 +714,7 @@ store_cert_clear(struct store_cert *c)
 	free(c->requester);
 	free(c->device);
 	free(c->der);
+	free(c->issuer);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -830,6 +977,104 @@ store_job_devices_free(struct store_job_device *d, size_t n)
 }
 
 /* --- leases --------------------------------------------------------------- */
+
+/* --- job claims ------------------------------------------------------------ */
+
+int
+store_job_claim(struct store *s, const char *job_id, const char *owner,
+    time_t now, int ttl_s, char **fqdn, char **prev)
+{
+	if (fqdn != NULL)
+		*fqdn = NULL;
+	if (prev != NULL)
+		*prev = NULL;
+	if (s == NULL || job_id == NULL || owner == NULL || *owner == '\0' ||
+	    ttl_s <= 0 || fqdn == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim: needs a job "
+		    "id, an owner and a positive lifetime");
+	NEED_OP(s, job_claim);
+	return s->ops->job_claim(s->be, job_id, owner, now, ttl_s, fqdn, prev);
+}
+
+int
+store_job_claim_renew(struct store *s, const char *job_id, const char *owner,
+    time_t now, int ttl_s, size_t *n)
+{
+	size_t dummy;
+
+	if (n == NULL)
+		n = &dummy;
+	*n = 0;
+	if (s == NULL || owner == NULL || *owner == '\0' || ttl_s <= 0)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_renew: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_renew);
+	return s->ops->job_claim_renew(s->be, job_id, owner, now, ttl_s, n);
+}
+
+int
+store_job_claim_release(struct store *s, const char *job_id,
+    const char *owner, const char *fqdn)
+{
+	if (s == NULL || job_id == NULL || owner == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_release: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_release);
+	return s->ops->job_claim_release(s->be, job_id, owner, fqdn);
+}
+
+int
+store_job_claimable(struct store *s, time_t now, char ***ids, size_t *n)
+{
+	if (ids != NULL)
+		*ids = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || ids == NULL || n == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claimable: bad "
+		    "arguments");
+	NEED_OP(s, job_claimable);
+	return s->ops->job_claimable(s->be, now, ids, n);
+}
+
+int
+store_job_claim_owners(struct store *s, const char *job_id, char ***owners,
+    size_t *n)
+{
+	if (owners != NULL)
+		*owners = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || job_id == NULL || owners == NULL || n == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_claim_owners: bad "
+		    "arguments");
+	NEED_OP(s, job_claim_owners);
+	return s->ops->job_claim_owners(s->be, job_id, owners, n);
+}
+
+int
+store_job_finish(struct store *s, const char *job_id, time_t when,
+    int *finished)
+{
+	if (finished != NULL)
+		*finished = 0;
+	if (s == NULL || job_id == NULL || finished == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_job_finish: bad arguments");
+	NEED_OP(s, job_finish);
+	return s->ops->job_finish(s->be, job_id, when, finished);
+}
+
+int
+store_revocation_mark(struct store *s, uint64_t *mark)
+{
+	if (mark != NULL)
+		*mark = 0;
+	if (s == NULL || mark == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_revocation_mark: bad "
+		    "arguments");
+	NEED_OP(s, revocation_mark);
+	return s->ops->revocation_mark(s->be, mark);
+}
 
 int
 store_lease_take(struct store *s, const char *name, const char *owner,
@@ -1443,4 +1688,102 @@ store_seals_free(struct store_seal *v, size_t n)
 	for (i = 0; i < n; i++)
 		store_seal_clear(&v[i]);
 	free(v);
+}
+
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+meta_name_ok(const char *name)
+{
+	size_t n;
+
+	if (name == NULL || (n = strlen(name)) == 0 ||
+	    n > AMTCA_STORE_META_NAME_MAX)
+		return 0;
+	for (; *name != '\0'; name++)
+		if ((unsigned char)*name <= 0x20 || (unsigned char)*name >= 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+store_meta_put(struct store *s, const struct store_meta *v, size_t n)
+{
+	struct store_meta rows[AMTCA_STORE_META_PUT_MAX];
+	time_t now = time(NULL);
+	size_t i, j;
+
+	if (s == NULL || v == NULL || n == 0 || n > AMTCA_STORE_META_PUT_MAX)
+		return amtca_fail(AMTCA_E_USAGE, "store_meta_put: 1 to %d items",
+		    AMTCA_STORE_META_PUT_MAX);
+	for (i = 0; i < n; i++) {
+		if (!meta_name_ok(v[i].name))
+			return amtca_fail(AMTCA_E_USAGE, "store_meta_put: an item "
+			    "name is 1-%d printable characters without spaces",
+			    AMTCA_STORE_META_NAME_MAX);
+		if (v[i].len > AMTCA_STORE_META_VALUE_MAX ||
+		    (v[i].value == NULL && v[i].len != 0))
+			return amtca_fail(AMTCA_E_USAGE, "store_meta_put: %s: "
+			    "a value is at most %d bytes", v[i].name,
+			    AMTCA_STORE_META_VALUE_MAX);
+		for (j = 0; j < i; j++)
+			if (strcmp(v[i].name, v[j].name) == 0)
+				return amtca_fail(AMTCA_E_USAGE, "store_meta_put: "
+				    "%s twice", v[i].name);
+		rows[i] = v[i];
+		if (rows[i].updated_at == 0)
+			rows[i].updated_at = now;
+	}
+	NEED_OP(s, meta_put);
+	return s->ops->meta_put(s->be, rows, n);
+}
+
+int
+store_meta_get(struct store *s, const char *name, struct store_meta **out)
+{
+	*out = NULL;
+	if (s == NULL || !meta_name_ok(name))
+		return amtca_fail(AMTCA_E_USAGE, "store_meta_get: bad name");
+	NEED_OP(s, meta_get);
+	return s->ops->meta_get(s->be, name, out);
+}
+
+int
+store_meta_list(struct store *s, struct store_meta **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "store_meta_list: no store");
+	NEED_OP(s, meta_list);
+	return s->ops->meta_list(s->be, out, n);
+}
+
+void
+store_meta_clear(struct store_meta *m)
+{
+	free(m->name);
+	free(m->value);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+store_meta_free(struct store_meta *m)
+{
+	if (m == NULL)
+		return;
+	store_meta_clear(m);
+	free(m);
+}
+
+void
+store_metas_free(struct store_meta *m, size_t n)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_meta_clear(&m[i]);
+	free(m);
 }

@@ -55,6 +55,11 @@ struct store_cert {
 	char *device;			/* AMT device FQDN or NULL */
 	unsigned char *der;
 	size_t der_len;
+	char *issuer;			/* key id (lowercase hex, ca_keyid_hex)
+					   of the intermediate that issued it;
+					   NULL in records made before
+					   rotation: the first intermediate's
+					   (docs/rotation.md) */
 	const char *actor;		/* add only: who the audit entry names
 					   (NULL: the store's actor, else the
 					   requester); borrowed, never stored
@@ -195,6 +200,18 @@ int store_cert_list_revoked(struct store *s, struct store_cert **out,
     size_t *n) AMTCA_WUR;
 
 /*
+ * The revoked certificates one intermediate issued (issuer = `issuer`),
+ * and with `with_unknown` also those without an issuer (the first
+ * intermediate's): the CRL of that intermediate.  As above otherwise.
+ */
+int store_cert_list_revoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n) AMTCA_WUR;
+/* The same for the certificates not revoked (expired ones included):
+ * whether an intermediate's overlap may end (ca prune). */
+int store_cert_list_unrevoked_by(struct store *s, const char *issuer,
+    int with_unknown, struct store_cert **out, size_t *n) AMTCA_WUR;
+
+/*
  * Mark revoked (idempotent for an already revoked serial: the first reason
  * and date are kept, except that a later keyCompromise replaces the
  * reason; the date stays).  Callers print what store_cert_get() then reads.  `reason` is a CRLReason 0-10 except 7;
@@ -234,6 +251,58 @@ int store_job_device_put(struct store *s, const struct store_job_device *d) AMTC
 int store_job_device_list(struct store *s, const char *job_id,
     struct store_job_device **out, size_t *n) AMTCA_WUR;
 void store_job_devices_free(struct store_job_device *d, size_t n);
+
+/*
+ * Job claims: how the devices of a stored job are shared out between the
+ * processes (service nodes) running it.  A device of a job is unfinished
+ * while its result is "pending"; it is claimable when the job is
+ * "running" and the device is unclaimed or its claim expired (expires <=
+ * now).  store_job_device_put() clears a row's claim (a finished device's
+ * claim is over).
+ *
+ * store_job_claim(): claim the next claimable device of `job_id` for
+ * `owner` until now + ttl_s, atomically against every other claimer on the
+ * store (PostgreSQL: UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED);
+ * SQLite: one BEGIN IMMEDIATE transaction).  *fqdn (malloc'd) is the
+ * device; *prev (if not NULL; malloc'd or NULL) the owner of the expired
+ * claim it took over.  AMTCA_E_NOT_FOUND when nothing is claimable (the
+ * job is not running, every device is finished or claimed by a live
+ * claim).
+ */
+int store_job_claim(struct store *s, const char *job_id, const char *owner,
+    time_t now, int ttl_s, char **fqdn, char **prev) AMTCA_WUR;
+/* Extend every claim `owner` holds on unfinished devices of `job_id` (all
+ * jobs when NULL) to now + ttl_s; *n (if not NULL) how many. */
+int store_job_claim_renew(struct store *s, const char *job_id,
+    const char *owner, time_t now, int ttl_s, size_t *n) AMTCA_WUR;
+/* Drop `owner`'s claim on `fqdn` of `job_id` (every claim of the owner in
+ * that job when fqdn is NULL) on unfinished devices, so others may claim
+ * them at once. */
+int store_job_claim_release(struct store *s, const char *job_id,
+    const char *owner, const char *fqdn) AMTCA_WUR;
+/* The ids of the running jobs with a claimable device at `now`, oldest
+ * first.  Free each id, then the array. */
+int store_job_claimable(struct store *s, time_t now, char ***ids,
+    size_t *n) AMTCA_WUR;
+/* The owners holding claims (live or lapsed) on unfinished devices of
+ * `job_id`, each once: a restarted node releases those of its dead
+ * predecessors on this host.  Free each, then the array. */
+int store_job_claim_owners(struct store *s, const char *job_id,
+    char ***owners, size_t *n) AMTCA_WUR;
+/*
+ * Mark `job_id` done at `when` if it is running and none of its devices is
+ * unfinished, in one statement: of the nodes finishing a job's last
+ * devices at once, exactly one sees *finished = 1.
+ */
+int store_job_finish(struct store *s, const char *job_id, time_t when,
+    int *finished) AMTCA_WUR;
+
+/*
+ * A number that changes whenever a certificate's revocation record changes
+ * in this store (the seq of the newest "cert.revoke" audit entry; 0 when
+ * none): what a cached CRL is checked against before it is served.
+ */
+int store_revocation_mark(struct store *s, uint64_t *mark) AMTCA_WUR;
 
 /*
  * Leases: named locks kept in the store, so that processes (enroll, fleet,
@@ -438,8 +507,82 @@ void store_set_sealer(struct store *s, store_seal_fn fn, void *arg);
 /* Run the hook now if the condition above holds (e.g. at open). */
 void store_seal_due(struct store *s);
 
+/*
+ * The CA's own certificates (docs/rotation.md): each intermediate this home
+ * has had, keyed by its key id.  States: "current" (issuing), "retired"
+ * (in its overlap: signs only its CRL), "ended" (overlap over: out of the
+ * chain), "revoked" (listed by the root's CRL; never leaves that state).
+ */
+struct store_cacert {
+	char *keyid;			/* ca_keyid_hex, lowercase */
+	char *role;			/* "intermediate" */
+	int generation;			/* 1 (init), 2, ... (ca rotate) */
+	char *subject;			/* the subject CN */
+	char *serial;			/* uppercase hex */
+	time_t not_after;
+	char *state;			/* one of the states above */
+	int revoke_reason;		/* CRLReason when revoked */
+	time_t created_at;
+	time_t revoked_at;
+	unsigned char *der;
+	size_t der_len;
+};
+
+/* Is `state` one of the CA certificate states above? */
+int store_cacert_state_valid(const char *state);
+
+/*
+ * Insert or update v[0..n) (by keyid; a revoked row stays revoked, its
+ * reason and date kept) and, when `action` is not NULL, append one audit
+ * entry (action, subject, detail; by the store's actor) in the same
+ * transaction.  1 <= n <= AMTCA_CACERT_PUT_MAX.
+ */
+
+int store_cacert_put(struct store *s, const struct store_cacert *v, size_t n,
+    const char *action, const char *subject, const char *detail) AMTCA_WUR;
+/* All, by generation.  Free with store_cacerts_free(). */
+int store_cacert_list(struct store *s, struct store_cacert **out,
+    size_t *n) AMTCA_WUR;
+/*
+ * Mark one revoked (reason a CRLReason as for certificates) with a
+ * "ca.revoke-intermediate" entry in the same transaction; AMTCA_E_NOT_FOUND
+ * for an unknown key id, 0 without a change for a revoked one.
+ */
+int store_cacert_revoke(struct store *s, const char *keyid, int reason,
+    time_t when) AMTCA_WUR;
+void store_cacerts_free(struct store_cacert *v, size_t n);
+
 /* store_cert_revoke(), naming `actor` in the audit entry (NULL: the store's). */
 int store_cert_revoke_as(struct store *s, const char *serial, int reason,
     time_t when, const char *actor) AMTCA_WUR;
+
+/*
+ * Shared configuration: named blobs (name -> value) that every node of a
+ * shared store reads, so that nodes keep one CA (enroll/home.c,
+ * docs/deployment.md): the shareable part of amtca.conf and the CA's
+ * certificate files.  Never secrets, never node-local settings.  Names are
+ * 1..AMTCA_STORE_META_NAME_MAX printable ASCII characters; values at most
+ * AMTCA_STORE_META_VALUE_MAX bytes (may be empty).
+ */
+struct store_meta {
+	char *name;
+	unsigned char *value;		/* in a put: NULL removes the item */
+	size_t len;
+	time_t updated_at;		/* in a put: 0 is now */
+};
+
+/*
+ * Set (or, value NULL, remove) v[0..n) (1 <= n <= AMTCA_STORE_META_PUT_MAX)
+ * in ONE transaction: another node reads the whole old set or the whole new
+ * one.  AMTCA_E_USAGE for a bad name or value.  Durable on return.
+ */
+int store_meta_put(struct store *s, const struct store_meta *v, size_t n) AMTCA_WUR;
+/* One item with its value; AMTCA_E_NOT_FOUND when unknown. */
+int store_meta_get(struct store *s, const char *name,
+    struct store_meta **out) AMTCA_WUR;
+/* Every item with its value, by name, read in one snapshot. */
+int store_meta_list(struct store *s, struct store_meta **out, size_t *n) AMTCA_WUR;
+void store_meta_free(struct store_meta *m);
+void store_metas_free(struct store_meta *m, size_t n);
 
 #endif

@@ -38,6 +38,10 @@ enum store_cert_filter {
 	STORE_CERTS_FQDN,		/* arg: FQDN, case-insensitive; with DER */
 	STORE_CERTS_DEVICE,		/* arg: device, case-insensitive; with DER */
 	STORE_CERTS_REVOKED,		/* without DER */
+	STORE_CERTS_REVOKED_BY,		/* arg: issuer key id; without DER */
+	STORE_CERTS_REVOKED_BY_FIRST,	/* the same, and issuer NULL */
+	STORE_CERTS_VALID_BY,		/* not revoked, issuer arg; no DER */
+	STORE_CERTS_VALID_BY_FIRST,	/* the same, and issuer NULL */
 };
 
 struct store_ops {
@@ -97,6 +101,21 @@ struct store_ops {
 	int (*seal_add)(void *be, const struct store_seal *seal);
 	int (*seal_list)(void *be, struct store_seal **out, size_t *n);
 
+	/* As store_job_claim*, store_job_claimable, store_job_finish,
+	 * store_revocation_mark (arguments checked by the front). */
+	int (*job_claim)(void *be, const char *job_id, const char *owner,
+	    time_t now, int ttl_s, char **fqdn, char **prev);
+	int (*job_claim_renew)(void *be, const char *job_id, const char *owner,
+	    time_t now, int ttl_s, size_t *n);
+	int (*job_claim_release)(void *be, const char *job_id,
+	    const char *owner, const char *fqdn);
+	int (*job_claimable)(void *be, time_t now, char ***ids, size_t *n);
+	int (*job_claim_owners)(void *be, const char *job_id, char ***owners,
+	    size_t *n);
+	int (*job_finish)(void *be, const char *job_id, time_t when,
+	    int *finished);
+	int (*revocation_mark)(void *be, uint64_t *mark);
+
 	/* As store_lease_*; atomic against other processes on the store. */
 	int (*lease_take)(void *be, const char *name, const char *owner,
 	    time_t now, int ttl_s, const char *takeover, char **holder,
@@ -121,11 +140,25 @@ struct store_ops {
 	int (*client_remove)(void *be, const char *name, time_t when,
 	    const char *actor, const char *detail);
 
+	/* As store_cacert_*; `actor` never NULL.  revoke appends its entry
+	 * only when the row changed. */
+	int (*cacert_put)(void *be, const struct store_cacert *v, size_t n,
+	    const char *actor, const char *action, const char *subject,
+	    const char *detail);
+	int (*cacert_list)(void *be, struct store_cacert **out, size_t *n);
+	int (*cacert_revoke)(void *be, const char *keyid, int reason,
+	    time_t when, const char *actor);
+
 	/* As store_cred_*; put gets created_at/updated_at already set. */
 	int (*cred_put)(void *be, const struct store_cred *c);
 	int (*cred_get)(void *be, const char *name, struct store_cred **out);
 	int (*cred_list)(void *be, struct store_cred **out, size_t *n);
 	int (*cred_remove)(void *be, const char *name);
+
+	/* As store_meta_*; put gets checked items, updated_at set. */
+	int (*meta_put)(void *be, const struct store_meta *v, size_t n);
+	int (*meta_get)(void *be, const char *name, struct store_meta **out);
+	int (*meta_list)(void *be, struct store_meta **out, size_t *n);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -135,11 +168,13 @@ extern const struct store_ops store_pg_alias_ops;	/* postgres:// */
 
 /* Free what a record owns and zero it (for backends building arrays). */
 void store_cert_clear(struct store_cert *c);
+void store_cacert_clear(struct store_cacert *c);
 void store_device_clear(struct store_device *d);
 void store_job_clear(struct store_job *j);
 void store_job_device_clear(struct store_job_device *d);
 void store_cred_clear(struct store_cred *c);
 void store_audit_clear(struct store_audit *e);
 void store_seal_clear(struct store_seal *e);
+void store_meta_clear(struct store_meta *m);
 
 #endif

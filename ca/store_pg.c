@@ -46,7 +46,7 @@
 #include "common/limits.h"
 
 /* The newest schema this amtca knows (the last entry of migrations[]). */
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 5
 
 /* pg_advisory_xact_lock key serialising migrations ("amtca" in ASCII). */
 #define PG_MIGRATE_LOCK "418262983521"
@@ -180,21 +180,68 @@ static const char migrate_v2_sql[] =
     " sig bytea NOT NULL,"
     " time bigint NOT NULL);";
 
+/*
+ * Version 3 holds what SQLite's schema 4 adds (intermediate rotation,
+ * docs/rotation.md): each certificate's issuing intermediate (its key id;
+ * NULL in older rows: the first intermediate's) and the CA's own
+ * certificates.
+ */
+static const char migrate_v3_sql[] =
+    "ALTER TABLE certificates ADD COLUMN issuer text;"
+    "CREATE INDEX certificates_revoked_issuer ON certificates (issuer)"
+    " WHERE status = 'revoked';"
+    "CREATE TABLE ca_certs ("
+    " keyid text PRIMARY KEY,"
+    " role text NOT NULL,"
+    " generation integer NOT NULL,"
+    " subject text NOT NULL,"
+    " serial text NOT NULL,"
+    " not_after bigint NOT NULL,"
+    " state text NOT NULL CHECK (state IN ('current','retired','ended',"
+    "'revoked')),"
+    " revoke_reason integer,"
+    " created_at bigint NOT NULL,"
+    " revoked_at bigint,"
+    " der bytea NOT NULL);";
+
+/*
+ * Version 4 (issue 11, several nodes): job claims on each device's row of
+ * a job, and the indexes the claim and the CRL cache's revocation mark
+ * read.  Version 3 is the intermediate rotation's.
+ */
+static const char migrate_v4_sql[] =
+    "ALTER TABLE job_devices ADD COLUMN claimed_by text;"
+    "ALTER TABLE job_devices ADD COLUMN claim_expires bigint NOT NULL"
+    " DEFAULT 0;"
+    "CREATE INDEX job_devices_pending ON job_devices (job_id, fqdn)"
+    " WHERE result = 'pending';"
+    "CREATE INDEX audit_revoke ON audit (seq) WHERE action = 'cert.revoke';";
+
+/* Version 5: the shared configuration (store_meta_*, init --join). */
+static const char migrate_v5_sql[] =
+    "CREATE TABLE meta ("
+    " name text PRIMARY KEY,"
+    " value bytea NOT NULL,"
+    " updated_at bigint NOT NULL);";
+
 static const struct {
 	int version;
 	const char *sql;
 } migrations[] = {
 	{ 1, migrate_v1_sql },
 	{ 2, migrate_v2_sql },
+	{ 3, migrate_v3_sql },
+	{ 4, migrate_v4_sql },
+	{ 5, migrate_v5_sql },
 };
 
 static const char ins_sql[] =
     "INSERT INTO certificates (serial, fqdn, not_before, not_after,"
-    " issued_at, status, requester, device, der) VALUES ($1, $2, $3, $4, $5,"
-    " 'valid', $6, $7, $8) ON CONFLICT (serial) DO NOTHING";
+    " issued_at, status, requester, device, der, issuer) VALUES ($1, $2, $3,"
+    " $4, $5, 'valid', $6, $7, $8, $9) ON CONFLICT (serial) DO NOTHING";
 
 #define CERT_COLS "serial, fqdn, not_before, not_after, issued_at, status, " \
-	"revoke_reason, revoked_at, requester, device"
+	"revoke_reason, revoked_at, requester, device, issuer"
 
 /* --- parameters and results ----------------------------------------------- */
 
@@ -1065,7 +1112,7 @@ prepare_batch(struct pgc *c)
 		const char *name, *sql;
 		int n;
 	} stmts[] = {
-		{ "ins", ins_sql, 8 },
+		{ "ins", ins_sql, 9 },
 		{ "ains", ains_sql, 8 },
 		{ "head", head_sql, 0 },
 		{ "headset", head_set_sql, 2 },
@@ -1148,6 +1195,7 @@ batch_once(struct pg *p, struct store_rec **recs, size_t n, int *broken)
 		p_text(&a, ct->requester);
 		p_text(&a, ct->device);
 		p_bin(&a, ct->der, ct->der_len);
+		p_text(&a, ct->issuer);
 		if (PQsendQueryPrepared(c->conn, "ins", a.n, a.v, a.len, a.fmt,
 		    0) != 1)
 			goto broken;
@@ -1311,16 +1359,17 @@ row_cert(const PGresult *res, int i, int with_der, struct store_cert *c)
 	if (dupval(res, i, 0, &c->serial) != 0 || dupval(res, i, 1, &c->fqdn) != 0 ||
 	    dupval(res, i, 5, &c->status) != 0 ||
 	    dupval(res, i, 8, &c->requester) != 0 ||
-	    dupval(res, i, 9, &c->device) != 0)
+	    dupval(res, i, 9, &c->device) != 0 ||
+	    dupval(res, i, 10, &c->issuer) != 0)
 		goto nomem;
 	c->not_before = (time_t)ival(res, i, 2);
 	c->not_after = (time_t)ival(res, i, 3);
 	c->issued_at = (time_t)ival(res, i, 4);
 	c->revoke_reason = (int)ival(res, i, 6);
 	c->revoked_at = (time_t)ival(res, i, 7);
-	if (with_der && !PQgetisnull(res, i, 10)) {
+	if (with_der && !PQgetisnull(res, i, 11)) {
 		if ((b = PQunescapeBytea((const unsigned char *)
-		    PQgetvalue(res, i, 10), &len)) == NULL)
+		    PQgetvalue(res, i, 11), &len)) == NULL)
 			goto nomem;
 		if (len > 0 && (c->der = malloc(len)) == NULL) {
 			PQfreemem(b);
@@ -1442,6 +1491,32 @@ pg_cert_list(void *be, enum store_cert_filter f, const char *arg,
 	case STORE_CERTS_REVOKED:
 		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
 		    "'revoked' ORDER BY issued_at, seq";
+		with_der = 0;
+		break;
+	case STORE_CERTS_REVOKED_BY:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'revoked' AND issuer = $1 ORDER BY issued_at, seq";
+		p_text(&a, arg);
+		with_der = 0;
+		break;
+	case STORE_CERTS_REVOKED_BY_FIRST:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'revoked' AND (issuer = $1 OR issuer IS NULL) ORDER BY "
+		    "issued_at, seq";
+		p_text(&a, arg);
+		with_der = 0;
+		break;
+	case STORE_CERTS_VALID_BY:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'valid' AND issuer = $1 ORDER BY issued_at, seq";
+		p_text(&a, arg);
+		with_der = 0;
+		break;
+	case STORE_CERTS_VALID_BY_FIRST:
+		sql = "SELECT " CERT_COLS " FROM certificates WHERE status = "
+		    "'valid' AND (issuer = $1 OR issuer IS NULL) ORDER BY "
+		    "issued_at, seq";
+		p_text(&a, arg);
 		with_der = 0;
 		break;
 	}
@@ -2314,7 +2389,8 @@ pg_job_device_put(void *be, const struct store_job_device *d)
 	    "error, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
 	    "ON CONFLICT (job_id, fqdn) DO UPDATE SET result = excluded.result, "
 	    "serial = excluded.serial, error = excluded.error, attempts = "
-	    "excluded.attempts, updated_at = excluded.updated_at", &a,
+	    "excluded.attempts, updated_at = excluded.updated_at, claimed_by = "
+	    "NULL, claim_expires = 0", &a,
 	    "job progress update", NULL, state);
 	/* 23503: the job's foreign key. */
 	if (r == AMTCA_E_STORE && strcmp(state, "23503") == 0)
@@ -2330,6 +2406,185 @@ pg_job_device_list(void *be, const char *job_id,
 	    "updated_at FROM job_devices WHERE job_id = $1 ORDER BY fqdn "
 	    "COLLATE \"C\"", job_id, sizeof(**out), row_job_device,
 	    clear_job_device_v, (void **)out, n);
+}
+
+/* --- job claims ------------------------------------------------------------ */
+
+/*
+ * One statement: the subquery picks and row-locks the first claimable row,
+ * skipping rows another node's claim has locked (SKIP LOCKED), and the
+ * UPDATE claims it; a row that changed since the statement's snapshot is
+ * re-checked on its newest version when locked (READ COMMITTED), so two
+ * claimers never get the same device.  `prev` is the row as it was.
+ */
+static int
+pg_job_claim(void *be, const char *job_id, const char *owner, time_t now,
+    int ttl_s, char **fqdn, char **prev)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r, ret = AMTCA_E_INTERNAL;
+
+	p_text(&a, job_id);
+	p_text(&a, owner);
+	p_int(&a, (long long)now);
+	p_int(&a, ttl_s);
+	if ((r = run(be, "UPDATE job_devices d SET claimed_by = $2, "
+	    "claim_expires = $3::bigint + $4::bigint FROM (SELECT jd.job_id, "
+	    "jd.fqdn, jd.claimed_by AS prev FROM job_devices jd WHERE jd.job_id "
+	    "= $1 AND jd.result = 'pending' AND (jd.claimed_by IS NULL OR "
+	    "jd.claim_expires <= $3::bigint) AND EXISTS (SELECT 1 FROM jobs "
+	    "WHERE id = $1 AND state = 'running') ORDER BY jd.fqdn COLLATE \"C\" "
+	    "LIMIT 1 FOR UPDATE OF jd SKIP LOCKED) c WHERE d.job_id = c.job_id "
+	    "AND d.fqdn = c.fqdn RETURNING d.fqdn, c.prev", &a, "claim", &res,
+	    NULL)) != 0)
+		return r;
+	if (PQntuples(res) != 1) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "job %.64s has no device to "
+		    "claim", job_id);
+		goto out;
+	}
+	if (dupval(res, 0, 0, fqdn) != 0 ||
+	    (prev != NULL && dupval(res, 0, 1, prev) != 0)) {
+		free(*fqdn);
+		*fqdn = NULL;
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_job_claim_renew(void *be, const char *job_id, const char *owner,
+    time_t now, int ttl_s, size_t *n)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r;
+
+	p_text(&a, job_id);
+	p_text(&a, owner);
+	p_int(&a, (long long)now + ttl_s);
+	if ((r = run(be, "UPDATE job_devices SET claim_expires = $3 WHERE "
+	    "claimed_by = $2 AND result = 'pending' AND ($1::text IS NULL OR "
+	    "job_id = $1)", &a, "claim renewal", &res, NULL)) != 0)
+		return r;
+	*n = (size_t)changed(res);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_job_claim_release(void *be, const char *job_id, const char *owner,
+    const char *fqdn)
+{
+	struct prm a = { 0 };
+
+	p_text(&a, job_id);
+	p_text(&a, owner);
+	p_text(&a, fqdn);
+	return run(be, "UPDATE job_devices SET claimed_by = NULL, claim_expires "
+	    "= 0 WHERE job_id = $1 AND claimed_by = $2 AND result = 'pending' "
+	    "AND ($3::text IS NULL OR fqdn = $3)", &a, "claim release", NULL,
+	    NULL);
+}
+
+/* The first column of every row of `sql` with parameters `a`. */
+static int
+pg_strings(struct pg *p, const char *sql, const struct prm *a, char ***out,
+    size_t *n)
+{
+	PGresult *res = NULL;
+	char **v = NULL;
+	int i, cnt, r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = run(p, sql, a, "query", &res, NULL)) != 0)
+		return r;
+	cnt = PQntuples(res);
+	if (cnt > 0 && (v = calloc((size_t)cnt, sizeof(*v))) == NULL) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < cnt; i++)
+		if (dupval(res, i, 0, &v[i]) != 0) {
+			while (i-- > 0)
+				free(v[i]);
+			free(v);
+			v = NULL;
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+	*out = v;
+	*n = (size_t)cnt;
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+{
+	struct prm a = { 0 };
+
+	p_int(&a, (long long)now);
+	return pg_strings(be, "SELECT id FROM jobs j WHERE state = 'running' AND "
+	    "EXISTS (SELECT 1 FROM job_devices jd WHERE jd.job_id = j.id AND "
+	    "jd.result = 'pending' AND (jd.claimed_by IS NULL OR "
+	    "jd.claim_expires <= $1::bigint)) ORDER BY created_at, seq", &a, ids,
+	    n);
+}
+
+static int
+pg_job_claim_owners(void *be, const char *job_id, char ***owners, size_t *n)
+{
+	struct prm a = { 0 };
+
+	p_text(&a, job_id);
+	return pg_strings(be, "SELECT DISTINCT claimed_by FROM job_devices WHERE "
+	    "job_id = $1 AND result = 'pending' AND claimed_by IS NOT NULL ORDER "
+	    "BY claimed_by", &a, owners, n);
+}
+
+static int
+pg_job_finish(void *be, const char *job_id, time_t when, int *finished)
+{
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	int r;
+
+	p_text(&a, job_id);
+	p_int(&a, (long long)when);
+	/*
+	 * Each finisher runs this after its own last result committed, so the
+	 * one whose result committed last sees no pending row; the row lock
+	 * and the state check make it the only one.
+	 */
+	if ((r = run(be, "UPDATE jobs SET state = 'done', finished_at = $2 "
+	    "WHERE id = $1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM "
+	    "job_devices WHERE job_id = $1 AND result = 'pending')", &a,
+	    "job update", &res, NULL)) != 0)
+		return r;
+	*finished = changed(res) == 1;
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_revocation_mark(void *be, uint64_t *mark)
+{
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = run(be, "SELECT coalesce(max(seq), 0) FROM audit WHERE action "
+	    "= 'cert.revoke'", NULL, "query", &res, NULL)) != 0)
+		return r;
+	*mark = (uint64_t)ival(res, 0, 0);
+	PQclear(res);
+	return 0;
 }
 
 /* --- leases --------------------------------------------------------------- */
@@ -2429,6 +2684,250 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	    "lease", NULL, NULL);
 }
 
+/* --- the CA's own certificates ------------------------------------------- */
+
+static int
+pg_cacert_put(void *be, const struct store_cacert *v, size_t n,
+    const char *actor, const char *action, const char *subject,
+    const char *detail)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	struct prm a;
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	size_t i;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		memset(&a, 0, sizeof(a));
+		p_text(&a, v[i].keyid);
+		p_text(&a, v[i].role);
+		p_int(&a, v[i].generation);
+		p_text(&a, v[i].subject);
+		p_text(&a, v[i].serial);
+		p_int(&a, (long long)v[i].not_after);
+		p_text(&a, v[i].state);
+		p_int(&a, (long long)(v[i].created_at != 0 ? v[i].created_at :
+		    time(NULL)));
+		p_bin(&a, v[i].der, v[i].der_len);
+		/* A revoked row stays revoked (the root's CRL lists it). */
+		if ((r = tx_exec(c, "INSERT INTO ca_certs (keyid, role, "
+		    "generation, subject, serial, not_after, state, created_at, "
+		    "der) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT "
+		    "(keyid) DO UPDATE SET role = $2, generation = $3, subject = "
+		    "$4, serial = $5, not_after = $6, der = $9, state = CASE WHEN "
+		    "ca_certs.state = 'revoked' THEN 'revoked' ELSE $7 END", &a,
+		    "CA certificate record", NULL)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if (action != NULL && (r = audit_put(c, actor, action, subject, detail,
+	    &seq, hash)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = 0;
+out:
+	return tx_end(p, c, ret);
+}
+
+static int
+row_cacert(const PGresult *res, int i, void *vp)
+{
+	struct store_cacert *c = vp;
+	unsigned char *b;
+	size_t len = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (dupval(res, i, 0, &c->keyid) != 0 ||
+	    dupval(res, i, 1, &c->role) != 0 ||
+	    dupval(res, i, 3, &c->subject) != 0 ||
+	    dupval(res, i, 4, &c->serial) != 0 ||
+	    dupval(res, i, 6, &c->state) != 0)
+		goto nomem;
+	c->generation = (int)ival(res, i, 2);
+	c->not_after = (time_t)ival(res, i, 5);
+	c->revoke_reason = (int)ival(res, i, 7);
+	c->created_at = (time_t)ival(res, i, 8);
+	c->revoked_at = (time_t)ival(res, i, 9);
+	if (!PQgetisnull(res, i, 10)) {
+		if ((b = PQunescapeBytea((const unsigned char *)
+		    PQgetvalue(res, i, 10), &len)) == NULL)
+			goto nomem;
+		if (len > 0 && (c->der = malloc(len)) == NULL) {
+			PQfreemem(b);
+			goto nomem;
+		}
+		if (len > 0)
+			memcpy(c->der, b, len);
+		c->der_len = len;
+		PQfreemem(b);
+	}
+	return 0;
+nomem:
+	store_cacert_clear(c);
+	return AMTCA_E_NOMEM;
+}
+
+static void
+clear_cacert_v(void *c)
+{
+	store_cacert_clear(c);
+}
+
+static int
+pg_cacert_list(void *be, struct store_cacert **out, size_t *n)
+{
+	PGresult *res = NULL;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = run(be, "SELECT keyid, role, generation, subject, serial, "
+	    "not_after, state, revoke_reason, created_at, revoked_at, der FROM "
+	    "ca_certs ORDER BY generation, keyid", NULL, "query", &res,
+	    NULL)) != 0)
+		return r;
+	r = rows(res, sizeof(**out), row_cacert, clear_cacert_v, (void **)out,
+	    n);
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
+    const char *actor)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	PGresult *res = NULL;
+	struct prm a = { 0 };
+	char detail[96];
+	unsigned char hash[STORE_AUDIT_HASH_LEN];
+	uint64_t seq;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	p_int(&a, reason);
+	p_int(&a, (long long)when);
+	p_text(&a, keyid);
+	if ((r = tx_exec(c, "UPDATE ca_certs SET state = 'revoked', "
+	    "revoke_reason = $1, revoked_at = $2 WHERE keyid = $3 AND state <> "
+	    "'revoked' RETURNING serial", &a, "revoke", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (PQntuples(res) == 1) {
+		snprintf(detail, sizeof(detail), "reason=%d serial=%.40s", reason,
+		    PQgetvalue(res, 0, 0));
+		ret = audit_put(c, actor, "ca.revoke-intermediate", keyid, detail,
+		    &seq, hash);
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	memset(&a, 0, sizeof(a));
+	p_text(&a, keyid);
+	if ((r = tx_exec(c, "SELECT 1 FROM ca_certs WHERE keyid = $1", &a,
+	    "query", &res)) != 0) {
+		ret = r;
+		goto out;
+	}
+	ret = PQntuples(res) == 0 ? amtca_fail(AMTCA_E_NOT_FOUND, "no "
+	    "intermediate with key identifier %s", keyid) : 0;
+out:
+	PQclear(res);
+	return tx_end(p, c, ret);
+}
+
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+row_meta(const PGresult *res, int i, void *p)
+{
+	struct store_meta *m = p;
+
+	memset(m, 0, sizeof(*m));
+	if (dupval(res, i, 0, &m->name) != 0 ||
+	    col_bytes(res, i, 1, &m->value, &m->len) != 0 ||
+	    /* An empty value is a non-NULL, zero-length buffer. */
+	    (m->value == NULL && (m->value = malloc(1)) == NULL)) {
+		store_meta_clear(m);
+		return AMTCA_E_NOMEM;
+	}
+	m->updated_at = (time_t)ival(res, i, 2);
+	return 0;
+}
+
+static void
+clear_meta_v(void *m)
+{
+	store_meta_clear(m);
+}
+
+static int
+pg_meta_put(void *be, const struct store_meta *v, size_t n)
+{
+	struct pg *p = be;
+	struct pgc *c = NULL;
+	struct prm a;
+	size_t i;
+	int r;
+
+	if ((r = tx_begin(p, &c)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		memset(&a, 0, sizeof(a));
+		p_text(&a, v[i].name);
+		if (v[i].value == NULL) {
+			r = tx_exec(c, "DELETE FROM meta WHERE name = $1", &a,
+			    "configuration update", NULL);
+			continue;
+		}
+		p_bin(&a, v[i].value, v[i].len);
+		p_int(&a, (long long)v[i].updated_at);
+		r = tx_exec(c, "INSERT INTO meta (name, value, updated_at) VALUES "
+		    "($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = "
+		    "excluded.value, updated_at = excluded.updated_at", &a,
+		    "configuration update", NULL);
+	}
+	return tx_end(p, c, r);
+}
+
+static int
+pg_meta_list(void *be, struct store_meta **out, size_t *n)
+{
+	return list(be, "SELECT name, value, updated_at FROM meta ORDER BY name "
+	    "COLLATE \"C\"", NULL, sizeof(**out), row_meta, clear_meta_v,
+	    (void **)out, n);
+}
+
+static int
+pg_meta_get(void *be, const char *name, struct store_meta **out)
+{
+	struct store_meta *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list(be, "SELECT name, value, updated_at FROM meta WHERE name "
+	    "= $1", name, sizeof(*v), row_meta, clear_meta_v, (void **)&v,
+	    &n)) != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no configuration item %.64s",
+		    name);
+	}
+	*out = v;		/* n is 1: the name is the key */
+	return 0;
+}
+
 #define PG_OPS \
 	.close = pg_close, \
 	.insert_batch = pg_insert_batch, \
@@ -2443,6 +2942,13 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	.job_list = pg_job_list, \
 	.job_device_put = pg_job_device_put, \
 	.job_device_list = pg_job_device_list, \
+	.job_claim = pg_job_claim, \
+	.job_claim_renew = pg_job_claim_renew, \
+	.job_claim_release = pg_job_claim_release, \
+	.job_claimable = pg_job_claimable, \
+	.job_claim_owners = pg_job_claim_owners, \
+	.job_finish = pg_job_finish, \
+	.revocation_mark = pg_revocation_mark, \
 	.lease_take = pg_lease_take, \
 	.lease_renew = pg_lease_renew, \
 	.lease_release = pg_lease_release, \
@@ -2459,7 +2965,13 @@ pg_lease_release(void *be, const char *name, const char *owner)
 	.cred_put = pg_cred_put, \
 	.cred_get = pg_cred_get, \
 	.cred_list = pg_cred_list, \
-	.cred_remove = pg_cred_remove
+	.cred_remove = pg_cred_remove, \
+	.cacert_put = pg_cacert_put, \
+	.cacert_list = pg_cacert_list, \
+	.cacert_revoke = pg_cacert_revoke, \
+	.meta_put = pg_meta_put, \
+	.meta_get = pg_meta_get, \
+	.meta_list = pg_meta_list
 
 const struct store_ops store_pg_ops = {
 	.scheme = "postgresql",

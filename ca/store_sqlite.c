@@ -29,7 +29,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 6
 
 struct sq {
 	sqlite3 *db;
@@ -149,9 +149,49 @@ static const char audit_sql[] =
     " sig BLOB NOT NULL,"
     " time INTEGER NOT NULL);";
 
+/*
+ * Version 4 (intermediate rotation, docs/rotation.md): which intermediate
+ * issued each certificate (its key id; NULL in older rows: the first
+ * intermediate's), and the CA's own certificates.
+ */
+static const char upgrade_v4_sql[] =
+    "ALTER TABLE certificates ADD COLUMN issuer TEXT;"
+    "CREATE INDEX IF NOT EXISTS certificates_revoked_issuer ON"
+    " certificates(issuer) WHERE status = 'revoked';"
+    "CREATE TABLE IF NOT EXISTS ca_certs ("
+    " keyid TEXT PRIMARY KEY NOT NULL,"
+    " role TEXT NOT NULL,"
+    " generation INTEGER NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " serial TEXT NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('current','retired','ended',"
+    "'revoked')),"
+    " revoke_reason INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " revoked_at INTEGER,"
+    " der BLOB NOT NULL);"
+    "PRAGMA user_version = 4;";
+
+/*
+ * Version 5 (issue 11, several nodes): job claims on each device's row of
+ * a job (who works on it, until when) and the indexes the claim and the
+ * CRL cache's revocation mark read.  Version 4 is the intermediate
+ * rotation's (above).
+ */
+static const char upgrade_v5_sql[] =
+    "ALTER TABLE job_devices ADD COLUMN claimed_by TEXT;"
+    "ALTER TABLE job_devices ADD COLUMN claim_expires INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS job_devices_pending ON job_devices(job_id,"
+    " fqdn) WHERE result = 'pending';"
+    "CREATE INDEX IF NOT EXISTS audit_revoke ON audit(seq)"
+    " WHERE action = 'cert.revoke';"
+    "PRAGMA user_version = 5;";
+
 static const char cert_cols[] =
     "serial, fqdn, not_before, not_after, issued_at, status, revoke_reason,"
-    " revoked_at, requester, device";
+    " revoked_at, requester, device, issuer";
 
 /* The files SQLite keeps beside a database in WAL (or rollback) mode. */
 static const char *const companions[] = { "-wal", "-shm", "-journal" };
@@ -188,6 +228,13 @@ out:
 	sqlite3_finalize(st);
 	return ret;
 }
+
+/* Version 6: the shared configuration (store_meta_*). */
+static const char meta_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta ("
+    " name TEXT PRIMARY KEY,"
+    " value BLOB NOT NULL,"
+    " updated_at INTEGER NOT NULL);";
 
 static int
 schema(struct sq *s, int create)
@@ -227,6 +274,22 @@ schema(struct sq *s, int create)
 	    "3")) != 0 || (r = exec(s, audit_sql, "schema upgrade to version "
 	    "3")) != 0 || (r = exec(s, "PRAGMA user_version = 3",
 	    "schema upgrade to version 3")) != 0)) {
+		ret = r;
+		goto out;
+	}
+	if (v <= 3 && (r = exec(s, upgrade_v4_sql, "schema upgrade to version "
+	    "4")) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (v <= 4 && (r = exec(s, upgrade_v5_sql, "schema upgrade to version "
+	    "5")) != 0) {
+		ret = r;
+		goto out;
+	}
+	if (v <= 5 && ((r = exec(s, meta_sql, "schema upgrade to version 6")) !=
+	    0 || (r = exec(s, "PRAGMA user_version = 6", "schema upgrade to "
+	    "version 6")) != 0)) {
 		ret = r;
 		goto out;
 	}
@@ -304,8 +367,8 @@ sq_open(const char *path, int create, void **out)
 		goto out;
 	}
 	if (sqlite3_prepare_v3(s->db, "INSERT INTO certificates (serial, fqdn,"
-	    " not_before, not_after, issued_at, status, requester, device, der)"
-	    " VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?)", -1,
+	    " not_before, not_after, issued_at, status, requester, device, der,"
+	    " issuer) VALUES (?, ?, ?, ?, ?, 'valid', ?, ?, ?, ?)", -1,
 	    SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->db, "INSERT INTO audit (seq, time, actor, "
 	    "action, subject, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -557,6 +620,8 @@ sq_insert_batch(void *be, struct store_rec **recs, size_t n)
 		sqlite3_bind_text(s->ins, 6, c->requester, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s->ins, 7, c->device, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s->ins, 8, c->der, (int)c->der_len, SQLITE_STATIC);
+		if (c->issuer != NULL)
+			sqlite3_bind_text(s->ins, 9, c->issuer, -1, SQLITE_STATIC);
 		rc = sqlite3_step(s->ins);
 		if (rc == SQLITE_DONE) {
 			/* Its audit entry, in this transaction: the head is
@@ -625,7 +690,8 @@ row_cert(sqlite3_stmt *st, int with_der, struct store_cert *c)
 	if (dup_text(st, 0, &c->serial) != 0 || dup_text(st, 1, &c->fqdn) != 0 ||
 	    dup_text(st, 5, &c->status) != 0 ||
 	    dup_text(st, 8, &c->requester) != 0 ||
-	    dup_text(st, 9, &c->device) != 0)
+	    dup_text(st, 9, &c->device) != 0 ||
+	    dup_text(st, 10, &c->issuer) != 0)
 		goto nomem;
 	c->not_before = (time_t)sqlite3_column_int64(st, 2);
 	c->not_after = (time_t)sqlite3_column_int64(st, 3);
@@ -633,8 +699,8 @@ row_cert(sqlite3_stmt *st, int with_der, struct store_cert *c)
 	c->revoke_reason = sqlite3_column_int(st, 6);
 	c->revoked_at = (time_t)sqlite3_column_int64(st, 7);
 	if (with_der) {
-		b = sqlite3_column_blob(st, 10);
-		n = sqlite3_column_bytes(st, 10);
+		b = sqlite3_column_blob(st, 11);
+		n = sqlite3_column_bytes(st, 11);
 		if (b != NULL && n > 0) {
 			if ((c->der = malloc((size_t)n)) == NULL)
 				goto nomem;
@@ -718,6 +784,23 @@ sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
 		where = "WHERE status = 'revoked'";
 		with_der = 0;
 		arg = NULL;
+		break;
+	case STORE_CERTS_REVOKED_BY:
+		where = "WHERE status = 'revoked' AND issuer = ?";
+		with_der = 0;
+		break;
+	case STORE_CERTS_REVOKED_BY_FIRST:
+		where = "WHERE status = 'revoked' AND (issuer = ? OR issuer IS "
+		    "NULL)";
+		with_der = 0;
+		break;
+	case STORE_CERTS_VALID_BY:
+		where = "WHERE status = 'valid' AND issuer = ?";
+		with_der = 0;
+		break;
+	case STORE_CERTS_VALID_BY_FIRST:
+		where = "WHERE status = 'valid' AND (issuer = ? OR issuer IS NULL)";
+		with_der = 0;
 		break;
 	}
 	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
@@ -1338,6 +1421,247 @@ sq_lease_release(void *be, const char *name, const char *owner)
 	    "owner = ?2", name, owner, 0, &changed);
 }
 
+/* --- job claims ------------------------------------------------------------ */
+
+#define CLAIMABLE "result = 'pending' AND (claimed_by IS NULL OR " \
+	"claim_expires <= ?2)"
+
+/* BEGIN IMMEDIATE: the pick and the claim are one decision, one writer. */
+static int
+sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
+    int ttl_s, char **fqdn, char **prev)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	char *f = NULL, *p = NULL;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT fqdn, claimed_by FROM job_devices "
+	    "WHERE job_id = ?1 AND " CLAIMABLE " AND EXISTS (SELECT 1 FROM jobs "
+	    "WHERE id = ?1 AND state = 'running') ORDER BY fqdn LIMIT 1", -1,
+	    &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "claim");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "job %.64s has no device to "
+		    "claim", job_id);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "claim");
+		goto out;
+	}
+	if (dup_text(st, 0, &f) != 0 || dup_text(st, 1, &p) != 0) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db, "UPDATE job_devices SET claimed_by = ?3, "
+	    "claim_expires = ?4 WHERE job_id = ?1 AND fqdn = ?2", -1, &st,
+	    NULL) != SQLITE_OK) {
+		ret = db_fail(s, "claim");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, f, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now + ttl_s);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "claim");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	*fqdn = f;
+	f = NULL;
+	if (prev != NULL) {
+		*prev = p;
+		p = NULL;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	free(f);
+	free(p);
+	return ret;
+}
+
+/*
+ * One UPDATE with text parameters ?1-?3 and an integer ?4, each bound when
+ * the statement has that many (numbered ones it does not use are fine);
+ * *n rows changed.
+ */
+static int
+sq_update(struct sq *s, const char *sql, const char *a1, const char *a2,
+    const char *a3, sqlite3_int64 i4, size_t *n, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, what);
+		goto out;
+	}
+	bind_text(st, 1, a1);
+	bind_text(st, 2, a2);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		bind_text(st, 3, a3);
+	if (sqlite3_bind_parameter_count(st) >= 4)
+		sqlite3_bind_int64(st, 4, i4);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, what);
+		goto out;
+	}
+	if (n != NULL)
+		*n = (size_t)sqlite3_changes(s->db);
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_job_claim_renew(void *be, const char *job_id, const char *owner,
+    time_t now, int ttl_s, size_t *n)
+{
+	return sq_update(be, "UPDATE job_devices SET claim_expires = ?4 WHERE "
+	    "claimed_by = ?2 AND result = 'pending' AND (?1 IS NULL OR job_id = "
+	    "?1)", job_id, owner, NULL,
+	    (sqlite3_int64)now + ttl_s, n, "claim renewal");
+}
+
+static int
+sq_job_claim_release(void *be, const char *job_id, const char *owner,
+    const char *fqdn)
+{
+	return sq_update(be, "UPDATE job_devices SET claimed_by = NULL, "
+	    "claim_expires = 0 WHERE job_id = ?1 AND claimed_by = ?2 AND "
+	    "result = 'pending' AND (?3 IS NULL OR fqdn = ?3)", job_id, owner,
+	    fqdn, 0, NULL, "claim release");
+}
+
+/* The first column of every row of `sql` (text ?1, integer ?2). */
+static int
+sq_strings(struct sq *s, const char *sql, const char *a1, sqlite3_int64 i2,
+    char ***out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	char **v = NULL, **nv;
+	size_t cnt = 0, cap = 0, i;
+	int rc, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	bind_text(st, 1, a1);
+	sqlite3_bind_int64(st, 2, i2);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		if (dup_text(st, 0, &v[cnt]) != 0) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	for (i = 0; i < cnt; i++)
+		free(v[i]);
+	free(v);
+	return ret;
+}
+
+static int
+sq_job_claimable(void *be, time_t now, char ***ids, size_t *n)
+{
+	return sq_strings(be, "SELECT id FROM jobs j WHERE state = 'running' "
+	    "AND EXISTS (SELECT 1 FROM job_devices WHERE job_id = j.id AND "
+	    CLAIMABLE ") ORDER BY created_at, rowid", NULL,
+	    (sqlite3_int64)now, ids, n);
+}
+
+static int
+sq_job_claim_owners(void *be, const char *job_id, char ***owners, size_t *n)
+{
+	return sq_strings(be, "SELECT DISTINCT claimed_by FROM job_devices "
+	    "WHERE job_id = ?1 AND result = 'pending' AND claimed_by IS NOT NULL "
+	    "ORDER BY claimed_by", job_id, 0, owners, n);
+}
+
+static int
+sq_job_finish(void *be, const char *job_id, time_t when, int *finished)
+{
+	size_t n = 0;
+	int r;
+
+	if ((r = sq_update(be, "UPDATE jobs SET state = 'done', finished_at = ?4 "
+	    "WHERE id = ?1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM job_devices WHERE job_id = ?1 AND "
+	    "result = 'pending')", job_id, NULL, NULL, (sqlite3_int64)when, &n,
+	    "job update")) != 0)
+		return r;
+	*finished = n == 1;
+	return 0;
+}
+
+static int
+sq_revocation_mark(void *be, uint64_t *mark)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(seq), 0) FROM audit "
+	    "WHERE action = 'cert.revoke'", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*mark = (uint64_t)sqlite3_column_int64(st, 0);
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
 /* --- credentials ---------------------------------------------------------- */
 
 #define CRED_COLS "name, amt_user, mechanism, created_at, updated_at"
@@ -1888,6 +2212,331 @@ sq_seal_list(void *be, struct store_seal **out, size_t *n)
 	    (void **)out, n);
 }
 
+/* --- the CA's own certificates ------------------------------------------- */
+
+static int
+sq_cacert_put(void *be, const struct store_cacert *v, size_t n,
+    const char *actor, const char *action, const char *subject,
+    const char *detail)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	uint64_t aseq = 0;
+	unsigned char ahash[STORE_AUDIT_HASH_LEN];
+	size_t i;
+	int r, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	/* A revoked row stays revoked: the root's CRL lists it for good. */
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO ca_certs (keyid, role, "
+	    "generation, subject, serial, not_after, state, created_at, der) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(keyid) DO "
+	    "UPDATE SET role = ?2, generation = ?3, subject = ?4, serial = ?5, "
+	    "not_after = ?6, der = ?9, state = CASE WHEN state = 'revoked' THEN "
+	    "'revoked' ELSE ?7 END", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "CA certificate record");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		sqlite3_bind_text(st, 1, v[i].keyid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, v[i].role, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, v[i].generation);
+		sqlite3_bind_text(st, 4, v[i].subject, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, v[i].serial, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)v[i].not_after);
+		sqlite3_bind_text(st, 7, v[i].state, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)(v[i].created_at != 0 ?
+		    v[i].created_at : time(NULL)));
+		sqlite3_bind_blob(st, 9, v[i].der, (int)v[i].der_len,
+		    SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			ret = db_fail(s, "CA certificate record");
+			goto out;
+		}
+	}
+	if (action != NULL && ((r = audit_head(s, &aseq, ahash)) != 0 ||
+	    (r = audit_put(s, &aseq, ahash, actor, action, subject,
+	    detail)) != 0)) {
+		ret = r;
+		goto out;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_cacert_list(void *be, struct store_cacert **out, size_t *n)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	struct store_cacert *v = NULL, *nv, *c;
+	size_t cnt = 0, cap = 0;
+	const void *b;
+	int rc, len, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "SELECT keyid, role, generation, subject, "
+	    "serial, not_after, state, revoke_reason, created_at, revoked_at, "
+	    "der FROM ca_certs ORDER BY generation, keyid", -1, &st,
+	    NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		c = &v[cnt];
+		memset(c, 0, sizeof(*c));
+		cnt++;
+		if (dup_text(st, 0, &c->keyid) != 0 ||
+		    dup_text(st, 1, &c->role) != 0 ||
+		    dup_text(st, 3, &c->subject) != 0 ||
+		    dup_text(st, 4, &c->serial) != 0 ||
+		    dup_text(st, 6, &c->state) != 0) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		c->generation = sqlite3_column_int(st, 2);
+		c->not_after = (time_t)sqlite3_column_int64(st, 5);
+		c->revoke_reason = sqlite3_column_int(st, 7);
+		c->created_at = (time_t)sqlite3_column_int64(st, 8);
+		c->revoked_at = (time_t)sqlite3_column_int64(st, 9);
+		b = sqlite3_column_blob(st, 10);
+		len = sqlite3_column_bytes(st, 10);
+		if (b != NULL && len > 0) {
+			if ((c->der = malloc((size_t)len)) == NULL) {
+				ret = AMTCA_E_NOMEM;
+				goto out;
+			}
+			memcpy(c->der, b, (size_t)len);
+			c->der_len = (size_t)len;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->dbmu);
+	store_cacerts_free(v, cnt);
+	return ret;
+}
+
+static int
+sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
+    const char *actor)
+{
+	struct sq *s = be;
+	sqlite3_stmt *st = NULL;
+	uint64_t aseq = 0;
+	unsigned char ahash[STORE_AUDIT_HASH_LEN];
+	char detail[96], serial[AMTCA_AUDIT_FIELD_MAX + 1];
+	const unsigned char *t;
+	int rc, r, changed, ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "lock");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "UPDATE ca_certs SET state = 'revoked', "
+	    "revoke_reason = ?1, revoked_at = ?2 WHERE keyid = ?3 AND state <> "
+	    "'revoked'", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "revoke");
+		goto out;
+	}
+	sqlite3_bind_int(st, 1, reason);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+	sqlite3_bind_text(st, 3, keyid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		ret = db_fail(s, "revoke");
+		goto out;
+	}
+	changed = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT serial FROM ca_certs WHERE "
+	    "keyid = ?", -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ret = amtca_fail(AMTCA_E_NOT_FOUND, "no intermediate with key "
+		    "identifier %s", keyid);
+		goto out;
+	} else if (rc != SQLITE_ROW) {
+		ret = db_fail(s, "query");
+		goto out;
+	}
+	t = sqlite3_column_text(st, 0);
+	snprintf(serial, sizeof(serial), "%s", t != NULL ? (const char *)t : "");
+	if (changed) {
+		snprintf(detail, sizeof(detail), "reason=%d serial=%.40s", reason,
+		    serial);
+		if ((r = audit_head(s, &aseq, ahash)) != 0 ||
+		    (r = audit_put(s, &aseq, ahash, actor,
+		    "ca.revoke-intermediate", keyid, detail)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "commit");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+/* --- shared configuration ------------------------------------------------- */
+
+static int
+row_meta(sqlite3_stmt *st, void *p)
+{
+	struct store_meta *m = p;
+	const void *b;
+	int n;
+
+	memset(m, 0, sizeof(*m));
+	if (dup_text(st, 0, &m->name) != 0)
+		goto nomem;
+	b = sqlite3_column_blob(st, 1);
+	n = sqlite3_column_bytes(st, 1);
+	/* An empty value is a non-NULL, zero-length buffer. */
+	if ((m->value = malloc(n > 0 ? (size_t)n : 1)) == NULL)
+		goto nomem;
+	if (n > 0)
+		memcpy(m->value, b, (size_t)n);
+	m->len = (size_t)n;
+	m->updated_at = (time_t)sqlite3_column_int64(st, 2);
+	return 0;
+nomem:
+	store_meta_clear(m);
+	return AMTCA_E_NOMEM;
+}
+
+static void
+clear_meta_v(void *m)
+{
+	store_meta_clear(m);
+}
+
+static int
+sq_meta_put(void *be, const struct store_meta *v, size_t n)
+{
+	struct sq *s = be;
+	sqlite3_stmt *up = NULL, *del = NULL, *st;
+	size_t i;
+	int ret = AMTCA_E_INTERNAL;
+
+	pthread_mutex_lock(&s->dbmu);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO meta (name, value, "
+	    "updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+	    "value = excluded.value, updated_at = excluded.updated_at", -1, &up,
+	    NULL) != SQLITE_OK || sqlite3_prepare_v2(s->db, "DELETE FROM meta "
+	    "WHERE name = ?", -1, &del, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "configuration update");
+		goto out;
+	}
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "configuration update");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		st = v[i].value != NULL ? up : del;
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		bind_text(st, 1, v[i].name);
+		if (v[i].value != NULL) {
+			/* A zero-length blob, not NULL. */
+			sqlite3_bind_blob(st, 2, v[i].len ? (const void *)v[i].value :
+			    "", (int)v[i].len, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)v[i].updated_at);
+		}
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			ret = db_fail(s, "configuration update");
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			goto out;
+		}
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = db_fail(s, "configuration update");
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	pthread_mutex_unlock(&s->dbmu);
+	return ret;
+}
+
+static int
+sq_meta_list(void *be, struct store_meta **out, size_t *n)
+{
+	return list_rows(be, "SELECT name, value, updated_at FROM meta ORDER BY "
+	    "name", NULL, sizeof(**out), row_meta, clear_meta_v, (void **)out,
+	    n);
+}
+
+static int
+sq_meta_get(void *be, const char *name, struct store_meta **out)
+{
+	struct store_meta *v = NULL;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = list_rows(be, "SELECT name, value, updated_at FROM meta WHERE "
+	    "name = ?", name, sizeof(*v), row_meta, clear_meta_v, (void **)&v,
+	    &n)) != 0)
+		return r;
+	if (n == 0) {
+		free(v);
+		return amtca_fail(AMTCA_E_NOT_FOUND, "no configuration item %.64s",
+		    name);
+	}
+	/* The array's first element is the item: one allocation to free. */
+	*out = v;
+	return 0;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -1911,6 +2560,13 @@ const struct store_ops store_sqlite_ops = {
 	.audit_status = sq_audit_status,
 	.seal_add = sq_seal_add,
 	.seal_list = sq_seal_list,
+	.job_claim = sq_job_claim,
+	.job_claim_renew = sq_job_claim_renew,
+	.job_claim_release = sq_job_claim_release,
+	.job_claimable = sq_job_claimable,
+	.job_claim_owners = sq_job_claim_owners,
+	.job_finish = sq_job_finish,
+	.revocation_mark = sq_revocation_mark,
 	.lease_take = sq_lease_take,
 	.lease_renew = sq_lease_renew,
 	.lease_release = sq_lease_release,
@@ -1923,4 +2579,10 @@ const struct store_ops store_sqlite_ops = {
 	.cred_get = sq_cred_get,
 	.cred_list = sq_cred_list,
 	.cred_remove = sq_cred_remove,
+	.cacert_put = sq_cacert_put,
+	.cacert_list = sq_cacert_list,
+	.cacert_revoke = sq_cacert_revoke,
+	.meta_put = sq_meta_put,
+	.meta_get = sq_meta_get,
+	.meta_list = sq_meta_list,
 };

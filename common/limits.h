@@ -63,6 +63,15 @@
 #define AMTCA_FLEET_HOSTS_MAX   100000          /* rows in a hosts file */
 #define AMTCA_AMT_USER_MAX      64              /* an AMT user name */
 #define AMTCA_LEASE_TTL_S       600             /* per-device lock lease */
+/* Several service nodes (docs/deployment.md): a node's job claims, its
+ * per-device leases and the reconcile leader lease last this long unless
+ * renewed (serve --claim-ttl); a node that dies loses them after it. */
+#define AMTCA_CLAIM_TTL_S       60
+#define AMTCA_CLAIM_TTL_MIN_S   3
+#define AMTCA_CLAIM_TTL_MAX_S   3600
+#define AMTCA_SERVE_LEADER_LEASE "reconcile-leader"  /* the lease's name */
+#define AMTCA_SERVE_JOB_POLL_MS 1500            /* runner: claimable jobs in
+						   the store, every */
 #define AMTCA_FLEET_CONCURRENCY 64              /* devices in flight (default) */
 #define AMTCA_FLEET_CONCURRENCY_MAX 4096
 #define AMTCA_FLEET_TRIES       4               /* enroll_run per device per run */
@@ -116,6 +125,9 @@
 #define AMTCA_STORE_PG_POOL_MAX 8               /* PostgreSQL connections per store */
 #define AMTCA_STORE_PG_URI_MAX  2048            /* PostgreSQL store URI length */
 #define AMTCA_STORE_PG_LEASE_TRIES 5            /* lease changing hands between reads */
+#define AMTCA_STORE_META_NAME_MAX 64            /* a shared-configuration item's name */
+#define AMTCA_STORE_META_VALUE_MAX (1024 * 1024) /* ... its value */
+#define AMTCA_STORE_META_PUT_MAX 16             /* items per store_meta_put */
 #define AMTCA_HSM_TOKEN_OBJECT_MAX (64 * 1024)   /* SoftHSM token.object */
 /* Backups (enroll/backup.h). */
 #define AMTCA_BACKUP_FILES_MAX  4096            /* files in one backup */
@@ -203,8 +215,12 @@
 #define AMTCA_SGN_TIMEOUT_MS    120000          /* one request's answer */
 #define AMTCA_SGN_START_MS      60000           /* the signer's HELLO */
 #define AMTCA_SGN_CRL_DAYS      7               /* CRLs the signer builds */
+#define AMTCA_SGN_KEYID_MAX     128             /* an issuer key id (hex) */
 
 /* Retired intermediates a home keeps in its chain after `ca rotate`. */
 #define AMTCA_RETIRED_MAX 8
+/* CA certificate records one store_cacert_put() writes (ca rotate: the
+ * new one, the old one, the retired ones, and what interrupted runs left). */
+#define AMTCA_CACERT_PUT_MAX 32
 
 #endif

@@ -292,6 +292,9 @@ token_check(const struct home *h, const char *conf)
 	struct hsm_open_opts ho;
 	struct hsm *t = NULL;
 	struct hsm_key *k = NULL;
+	const char *label = h->conf.intermediate_key != NULL ?
+	    h->conf.intermediate_key : KEY_LABEL_INTER;
+	char prev[HOME_INTER_LABEL_MAX];
 	int r, ret = AMTCA_E_INTERNAL;
 
 	memset(&ho, 0, sizeof(ho));
@@ -300,10 +303,23 @@ token_check(const struct home *h, const char *conf)
 	ho.pin_file = h->conf.pin_file;
 	ho.softhsm_conf = conf;
 	if ((r = hsm_open(&ho, &t)) != 0 ||
-	    (r = hsm_key_find(t, KEY_LABEL_INTER, &k)) != 0) {
+	    (r = hsm_key_find(t, label, &k)) != 0) {
 		ret = amtca_fail(r, "the token copied into the backup does not "
 		    "open: %s", amtca_errmsg(r));
 		goto out;
+	}
+	/* A rotation that stopped before its switch: the previous key
+	 * (docs/rotation.md). */
+	if (EVP_PKEY_eq(hsm_key_public(k), X509_get0_pubkey(h->inter)) != 1 &&
+	    home_inter_label_gen(label) > 1) {
+		home_inter_label(home_inter_label_gen(label) - 1, prev);
+		hsm_key_free(k);
+		k = NULL;
+		if ((r = hsm_key_find(t, prev, &k)) != 0) {
+			ret = amtca_fail(r, "the token copied into the backup "
+			    "lacks the issuing key: %s", amtca_errmsg(r));
+			goto out;
+		}
 	}
 	if (EVP_PKEY_eq(hsm_key_public(k), X509_get0_pubkey(h->inter)) != 1) {
 		ret = amtca_fail(AMTCA_E_HSM_KEY, "the issuing key in the copied "
@@ -457,6 +473,21 @@ backup_make(const char *home_dir, const char *out_dir,
 	memset(res, 0, sizeof(*res));
 	if ((r = home_open(home_dir, HOME_STORE, &h)) != 0) {
 		ret = r;
+		goto out;
+	}
+	/*
+	 * A shared store is the database's to back up, consistently for every
+	 * node at once; a copy of one node's home beside it would restore
+	 * into a second CA writing the same records.  The token of such a
+	 * CA is a network HSM's, backed up by its vendor's tools.
+	 */
+	if (h->conf.store != NULL) {
+		ret = amtca_fail(AMTCA_E_USAGE, "the CA's records are in the "
+		    "shared store %s: back it up with pg_dump (docs/deployment.md), "
+		    "%s; amtca backup copies homes with SQLite stores",
+		    h->conf.store, h->conf.softhsm_conf != NULL ? "and the "
+		    "embedded token (keys/softhsm) by copying it while amtca is "
+		    "stopped" : "the token with its HSM's own tools");
 		goto out;
 	}
 	if (h->conf.home_id != NULL)

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -374,9 +375,19 @@ check_chain_file(struct doctor_state *st)
 		    "%s holds no certificate", path);
 		goto out;
 	}
+	/*
+	 * Each certificate is issued by a later one: the next, or (after
+	 * `ca rotate`: current, retired ..., root) the root further down.
+	 */
 	for (i = 0; i + 1 < n; i++) {
-		if (X509_check_issued(c[i + 1], c[i]) != X509_V_OK ||
-		    X509_verify(c[i], X509_get0_pubkey(c[i + 1])) != 1) {
+		size_t j;
+
+		for (j = i + 1; j < n; j++)
+			if (X509_check_issued(c[j], c[i]) == X509_V_OK &&
+			    X509_verify(c[i], X509_get0_pubkey(c[j])) == 1)
+				break;
+		ERR_clear_error();
+		if (j == n) {
 			name_oneline(X509_get_subject_name(c[i]), subj, sizeof(subj));
 			add(st, DOCTOR_FAIL, id, "re-export bottom to top "
 			    "(intermediate first, root last): amtca chain --out "
@@ -397,16 +408,23 @@ check_chain_file(struct doctor_state *st)
 		    "ends in a root that is not this CA's root");
 		goto out;
 	}
-	if (leaf != NULL && (X509_check_issued(c[0], leaf) != X509_V_OK ||
-	    X509_verify(leaf, X509_get0_pubkey(c[0])) != 1)) {
+	/* The served leaf: the current intermediate's, or a retired one's
+	 * in its overlap (listed after the current one). */
+	for (i = 0; leaf != NULL && i + 1 < n; i++)
+		if (X509_check_issued(c[i], leaf) == X509_V_OK &&
+		    X509_verify(leaf, X509_get0_pubkey(c[i])) == 1)
+			break;
+	ERR_clear_error();
+	if (leaf != NULL && i + 1 >= n) {
 		add(st, DOCTOR_FAIL, id, "enroll the device with this CA: "
-		    "amtca enroll --force", "does not start with the issuer of the "
-		    "certificate the device serves");
+		    "amtca enroll --force", "holds no issuer of the certificate "
+		    "the device serves");
 		goto out;
 	}
 	add(st, DOCTOR_OK, id, NULL, "%s: %zu certificate(s), bottom to top, "
 	    "ends in this CA's self-signed root%s", path, n,
-	    leaf ? ", first one issued the served leaf" : "");
+	    leaf == NULL ? "" : i == 0 ? ", first one issued the served leaf" :
+	    ", a retired intermediate in it issued the served leaf");
 out:
 	sk_X509_INFO_pop_free(inf, X509_INFO_free);
 	BIO_free(b);

@@ -890,16 +890,22 @@ chain_warnings(struct enroll_pass *e, const char *version)
 			sl += (size_t)snprintf(sha + sl, sizeof(sha) - sl,
 			    "%s%s", sl ? " and " : "", what[i]);
 	}
+	/* Rotation replaces the intermediate; a weak root needs a new CA. */
 	if (weak[0] != '\0')
 		warn(e, "AMT %s takes leaf keys of RSA-%d or P-%d and stronger, "
-		    "but this CA's chain is weaker than the leaf (%s): rotate "
-		    "with 'amtca ca rotate --key-type rsa3072|p384'",
+		    "but this CA's chain is weaker than the leaf (%s): %s",
 		    version ? version : "?", p->min_rsa_bits, p->min_ec_bits,
-		    weak);
+		    weak, strstr(weak, "root") != NULL ? "the root's key stays "
+		    "with the CA: make a new CA with 'amtca init --key-type "
+		    "rsa3072|p384' (and rotate the intermediate with 'amtca ca "
+		    "rotate --key-type rsa3072|p384')" : "rotate with 'amtca ca "
+		    "rotate --key-type rsa3072|p384'");
 	if (sha[0] != '\0')
 		warn(e, "AMT %s may refuse chain certificates signed with "
 		    "SHA-256, and this CA's %s %s: rotate with 'amtca ca rotate "
-		    "--key-type rsa3072|p384' (a P-384 root signs with SHA-384)",
+		    "--key-type rsa3072|p384' (the new intermediate is signed "
+		    "with SHA-384; a root signs itself with SHA-384 only when it "
+		    "is P-384: 'amtca init --key-type p384')",
 		    version ? version : "?", sha, strchr(sha, ' ') ? "are" : "is");
 }
 
@@ -1064,8 +1070,10 @@ add_ca_cert(struct enroll_pass *e, const unsigned char *der, int len, int root,
 		r = amt_err(e, r, root ? "AddTrustedRootCertificate" :
 		    "AddCertificate (intermediate)");
 		ret = amtca_fail(r, "%s; this firmware may refuse SHA-256-signed "
-		    "chain certificates: rotate with 'amtca ca rotate --key-type "
-		    "p384'", errcopy(r));
+		    "chain certificates: %s", errcopy(r), root ? "the root "
+		    "signs itself with SHA-384 only as P-384: make a new CA "
+		    "with 'amtca init --key-type p384'" : "rotate with 'amtca "
+		    "ca rotate --key-type p384'");
 		goto out;
 	}
 	if (r != 0 && !is_status(e, r, AMT_PT_DUPLICATE)) {
@@ -2220,7 +2228,8 @@ enroll_run(const struct enroll_ctx *c, const struct enroll_opts *o,
 		ret = AMTCA_E_NOMEM;
 		goto fail_early;
 	}
-	if ((r = devlock_take(c->store, e.fqdn, &e.lock)) != 0) {
+	if ((r = devlock_take_ttl(c->store, e.fqdn, c->lease_ttl_s,
+	    &e.lock)) != 0) {
 		ret = r;
 		goto fail_early;
 	}

@@ -138,6 +138,8 @@ struct enroll_ctx {
 					   are ours but not current */
 	size_t nretired;
 	const char *chain_path;		/* CA file for verifying AMT's TLS */
+	int lease_ttl_s;		/* the per-device lease's lifetime
+					   (0: AMTCA_LEASE_TTL_S) */
 };
 
 /*

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -90,6 +91,13 @@ struct fleet {
 	unsigned char *carried;		/* per device: finished earlier */
 	int tries;
 	long backoff_ms;
+	/* Claim mode (fleet_opts.claim_owner). */
+	size_t *order;			/* device indexes sorted by FQDN */
+	unsigned char *ran;		/* per device: taken by this run */
+	int claim_ttl_s;
+	pthread_mutex_t wmu;		/* the renewer's wake-up */
+	pthread_cond_t wcv;
+	int workers_done;
 };
 
 /* FLEET_RUN, or how the run was told to stop. */
@@ -340,7 +348,13 @@ run_device(struct fleet *f, const struct fleet_host *h, struct fleet_outcome *ou
 			record_auth_failed(f, h->fqdn, stamp, line);
 			break;
 		}
-		if (!fleet_transient(r) || attempt >= f->tries ||
+		/*
+		 * Claim mode: a device whose claim lapsed with a node that
+		 * died may still be under that node's device lease for a
+		 * moment (both lapse within a renewal period): wait for it.
+		 */
+		if (!(fleet_transient(r) || (f->o->claim_owner != NULL &&
+		    r == AMTCA_E_EXISTS)) || attempt >= f->tries ||
 		    stopped(f) != FLEET_RUN)
 			break;
 		amtca_sleep_ms(backoff_for(f, attempt));
@@ -371,6 +385,142 @@ record_progress(struct fleet *f, const struct fleet_outcome *o)
 	(void)!store_job_device_put(f->c->store, &jd);
 }
 
+/* The host index of `fqdn` (case-insensitive), or (size_t)-1. */
+static size_t
+host_index(const struct fleet *f, const char *fqdn)
+{
+	size_t lo = 0, hi = f->rep->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcasecmp(f->o->hosts[f->order[mid]].fqdn, fqdn);
+		if (c == 0)
+			return f->order[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (size_t)-1;
+}
+
+/* qsort has no context argument: one sort at a time. */
+static const struct fleet *sort_f;
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+by_fqdn(const void *a, const void *b)
+{
+	return strcasecmp(sort_f->o->hosts[*(const size_t *)a].fqdn,
+	    sort_f->o->hosts[*(const size_t *)b].fqdn);
+}
+
+/*
+ * Claim mode: the next device is whichever the store hands this owner;
+ * (size_t)-1 when there is none (or the run stops).
+ */
+static size_t
+claim_next(struct fleet *f)
+{
+	char *fqdn = NULL, *prev = NULL;
+	size_t i;
+	int r;
+
+	for (;;) {
+		if (stopped(f) != FLEET_RUN)
+			return (size_t)-1;
+		r = store_job_claim(f->c->store, f->job_id, f->o->claim_owner,
+		    time(NULL), f->claim_ttl_s, &fqdn, &prev);
+		if (r != 0)
+			return (size_t)-1;	/* none left (or the store failed:
+						   the poll comes back) */
+		i = host_index(f, fqdn);
+		pthread_mutex_lock(&f->mu);
+		if (i != (size_t)-1 && f->ran[i]) {
+			/*
+			 * Our own claim lapsed while a worker of ours still
+			 * runs the device (the renewer was late): it is ours
+			 * again, and in hand.
+			 */
+			pthread_mutex_unlock(&f->mu);
+			free(fqdn);
+			free(prev);
+			fqdn = prev = NULL;
+			continue;
+		}
+		if (i != (size_t)-1) {
+			f->ran[i] = 1;
+			f->rep->claimed++;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (i == (size_t)-1) {
+			/* Not in the hosts we were given: leave it to others. */
+			(void)!store_job_claim_release(f->c->store, f->job_id,
+			    f->o->claim_owner, fqdn);
+			free(fqdn);
+			free(prev);
+			return (size_t)-1;
+		}
+		if (f->o->on_claim != NULL)
+			f->o->on_claim(f->o->progress_ctx, fqdn, prev);
+		free(fqdn);
+		free(prev);
+		return i;
+	}
+}
+
+/*
+ * Claim mode: renew this owner's claims every third of their lifetime
+ * and stop the run when the job's row says it no longer runs (cancelled
+ * on any node).
+ */
+static void *
+renewer(void *arg)
+{
+	struct fleet *f = arg;
+	struct store_job *j = NULL;
+	struct timespec ts;
+	long every_ms = (long)f->claim_ttl_s * 1000 / 3, poll_ms;
+	long long next_renew = amtca_now_ms() + every_ms;
+
+	poll_ms = every_ms < AMTCA_SERVE_JOB_POLL_MS ? every_ms :
+	    AMTCA_SERVE_JOB_POLL_MS;
+	pthread_mutex_lock(&f->wmu);
+	while (!f->workers_done) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += poll_ms / 1000;
+		ts.tv_nsec += (poll_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&f->wcv, &f->wmu, &ts);
+		if (f->workers_done)
+			break;
+		pthread_mutex_unlock(&f->wmu);
+		if (amtca_now_ms() >= next_renew) {
+			(void)!store_job_claim_renew(f->c->store, f->job_id,
+			    f->o->claim_owner, time(NULL), f->claim_ttl_s, NULL);
+			next_renew = amtca_now_ms() + every_ms;
+		}
+		/* Cancelled (not done: another node may have finished it
+		   while our workers wind down). */
+		if (store_job_get(f->c->store, f->job_id, &j) == 0 &&
+		    strcmp(j->state, "cancelled") == 0 &&
+		    atomic_load(&f->o->stop->stop) == FLEET_RUN) {
+			atomic_store(&f->o->stop->abort_at_ms, amtca_now_ms() +
+			    AMTCA_API_CANCEL_GRACE_MS);
+			atomic_store(&f->o->stop->stop, FLEET_STOP_CANCEL);
+		}
+		store_job_free(j);
+		j = NULL;
+		pthread_mutex_lock(&f->wmu);
+	}
+	pthread_mutex_unlock(&f->wmu);
+	return NULL;
+}
+
 static void *
 worker(void *arg)
 {
@@ -378,6 +528,44 @@ worker(void *arg)
 	struct fleet_outcome *o;
 	size_t i;
 
+	if (f->o->claim_owner != NULL) {
+		while ((i = claim_next(f)) != (size_t)-1) {
+			pthread_mutex_lock(&f->mu);
+			f->prog.in_flight++;
+			emit(f, NULL);
+			pthread_mutex_unlock(&f->mu);
+
+			o = &f->rep->dev[i];
+			/* A device finished elsewhere before is run again
+			   only if the store says it is pending: it is. */
+			o->carried = 0;
+			run_device(f, &f->o->hosts[i], o);
+			if (o->result == FLEET_FAILED &&
+			    stopped(f) == FLEET_STOP_SHUTDOWN) {
+				/*
+				 * Cut short by this node's shutdown: left
+				 * pending for the other nodes (job_close
+				 * releases the claim), as a resumed job would
+				 * run it again.
+				 */
+				pthread_mutex_lock(&f->mu);
+				f->prog.in_flight--;
+				o->skipped = 1;
+				pthread_mutex_unlock(&f->mu);
+				continue;
+			}
+			record_progress(f, o);	/* ends the claim */
+
+			pthread_mutex_lock(&f->mu);
+			f->prog.in_flight--;
+			f->prog.done++;
+			f->prog.counts[o->result]++;
+			f->rep->counts[o->result]++;
+			emit(f, o);
+			pthread_mutex_unlock(&f->mu);
+		}
+		return NULL;
+	}
 	for (;;) {
 		pthread_mutex_lock(&f->mu);
 		while (f->next < f->rep->n && f->carried[f->next])
@@ -541,10 +729,23 @@ job_close(struct fleet *f)
 	struct store_job *j = NULL;
 	int r, how = stopped(f);
 
-	if (how == FLEET_STOP_SHUTDOWN)
+	if (how == FLEET_STOP_SHUTDOWN) {
+		/* Claim mode: what we held is the other nodes' at once. */
+		if (f->o->claim_owner != NULL)
+			(void)!store_job_claim_release(f->c->store, f->job_id,
+			    f->o->claim_owner, NULL);
 		return 0;
+	}
+	if (how == FLEET_RUN && f->o->claim_owner != NULL)
+		return store_job_finish(f->c->store, f->job_id, time(NULL),
+		    &f->rep->finished);
 	if ((r = store_job_get(f->c->store, f->job_id, &j)) != 0)
 		return r;
+	/* Claim mode: a job another node already ended stays as it ended. */
+	if (f->o->claim_owner != NULL && strcmp(j->state, "running") != 0) {
+		store_job_free(j);
+		return 0;
+	}
 	free(j->state);
 	if ((j->state = strdup(how == FLEET_STOP_CANCEL ? "cancelled" :
 	    "done")) == NULL) {
@@ -562,9 +763,10 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
     struct fleet_report *rep)
 {
 	struct fleet f;
-	pthread_t *th = NULL;
+	pthread_t *th = NULL, renew_th;
 	pthread_attr_t attr;
 	size_t i, nth, started = 0;
+	int renew_started = 0;
 	char *digest = NULL;
 	long long t0 = amtca_now_ms();
 	int r, attr_ok = 0, ret = AMTCA_E_INTERNAL;
@@ -572,6 +774,8 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
 	memset(rep, 0, sizeof(*rep));
 	memset(&f, 0, sizeof(f));
 	pthread_mutex_init(&f.mu, NULL);
+	pthread_mutex_init(&f.wmu, NULL);
+	pthread_cond_init(&f.wcv, NULL);
 	f.c = c;
 	f.o = o;
 	f.rep = rep;
@@ -581,6 +785,12 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
 		ret = amtca_fail(AMTCA_E_USAGE, "fleet: no devices to reconcile");
 		goto out;
 	}
+	if (o->claim_owner != NULL && (o->job_id == NULL || o->stop == NULL)) {
+		ret = amtca_fail(AMTCA_E_USAGE, "fleet: claiming devices needs a "
+		    "stored job and a stop control");
+		goto out;
+	}
+	f.claim_ttl_s = o->claim_ttl_s > 0 ? o->claim_ttl_s : AMTCA_CLAIM_TTL_S;
 	if ((rep->dev = calloc(o->nhosts, sizeof(*rep->dev))) == NULL ||
 	    (f.carried = calloc(o->nhosts, 1)) == NULL) {
 		ret = AMTCA_E_NOMEM;
@@ -588,6 +798,20 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
 	}
 	rep->n = o->nhosts;
 	f.prog.total = o->nhosts;
+	if (o->claim_owner != NULL) {
+		if ((f.order = calloc(o->nhosts, sizeof(*f.order))) == NULL ||
+		    (f.ran = calloc(o->nhosts, 1)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		for (i = 0; i < o->nhosts; i++)
+			f.order[i] = i;
+		pthread_mutex_lock(&sort_mu);
+		sort_f = &f;
+		qsort(f.order, o->nhosts, sizeof(*f.order), by_fqdn);
+		sort_f = NULL;
+		pthread_mutex_unlock(&sort_mu);
+	}
 	for (i = 0; i < o->nhosts; i++) {
 		rep->dev[i].result = FLEET_FAILED;
 		if ((rep->dev[i].fqdn = strdup(o->hosts[i].fqdn)) == NULL) {
@@ -628,14 +852,26 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
 			}
 			started++;
 		}
+		if (o->claim_owner != NULL &&
+		    (r = pthread_create(&renew_th, &attr, renewer, &f)) == 0)
+			renew_started = 1;
 		for (i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
+		if (renew_started) {
+			pthread_mutex_lock(&f.wmu);
+			f.workers_done = 1;
+			pthread_cond_signal(&f.wcv);
+			pthread_mutex_unlock(&f.wmu);
+			pthread_join(renew_th, NULL);
+		}
 	}
-	/* Stopped: what no worker took is neither run nor counted. */
-	if ((rep->stopped = stopped(&f)) != FLEET_RUN)
-		for (i = 0; i < rep->n; i++)
-			if (!f.carried[i] && i >= f.next)
-				rep->dev[i].skipped = 1;
+	/* Stopped: what no worker took is neither run nor counted; in claim
+	 * mode, what this run did not take was not its to run. */
+	rep->stopped = stopped(&f);
+	for (i = 0; i < rep->n; i++)
+		if (o->claim_owner != NULL ? !f.carried[i] && !f.ran[i] :
+		    rep->stopped != FLEET_RUN && !f.carried[i] && i >= f.next)
+			rep->dev[i].skipped = 1;
 	if ((r = job_close(&f)) != 0) {
 		ret = r;
 		goto out;
@@ -648,8 +884,12 @@ out:
 	free(th);
 	free(digest);
 	free(f.carried);
+	free(f.order);
+	free(f.ran);
 	free(f.job_id);
 	pthread_mutex_destroy(&f.mu);
+	pthread_mutex_destroy(&f.wmu);
+	pthread_cond_destroy(&f.wcv);
 	return ret;
 }
 

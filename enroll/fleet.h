@@ -110,6 +110,24 @@ struct fleet_opts {
 	fleet_cred_fn cred_get;		/* for hosts with `credential` */
 	fleet_stamp_fn cred_stamp;	/* NULL: "credential:NAME" */
 	void *cred_ctx;
+	/*
+	 * Claim mode (the service's nodes): with job_id, take the devices one
+	 * by one with store_job_claim() as `claim_owner` instead of walking
+	 * `hosts` (which must hold every device of the job), so that every
+	 * process running the same job shares its devices.  While the run
+	 * lasts, a thread renews this owner's claims every third of
+	 * claim_ttl_s (0: AMTCA_CLAIM_TTL_S) and watches the job's row: a job
+	 * cancelled anywhere stops here as by FLEET_STOP_CANCEL (`stop` must
+	 * be set).  A run stopped by FLEET_STOP_SHUTDOWN releases its claims;
+	 * a run that ends finishes the job with store_job_finish(), which
+	 * only the process finishing its last device does; a job another
+	 * process already ended (done or cancelled) is left as it ended.
+	 */
+	const char *claim_owner;
+	int claim_ttl_s;
+	/* Optional, claim mode: a device claimed (`prev`: the owner whose
+	 * lapsed claim was taken over, or NULL), from worker threads. */
+	void (*on_claim)(void *ctx, const char *fqdn, const char *prev);
 };
 
 struct fleet_report {
@@ -121,6 +139,9 @@ struct fleet_report {
 	size_t n;
 	size_t counts[FLEET_NRESULTS];
 	double seconds;
+	size_t claimed;			/* claim mode: devices this run took */
+	int finished;			/* claim mode: this run marked the job
+					   done */
 };
 
 /*

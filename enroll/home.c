@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,32 @@
 #include "common/util.h"
 #include "hsm/admin.h"
 #include "signer/signer.h"
+
+void
+home_inter_label(unsigned gen, char buf[HOME_INTER_LABEL_MAX])
+{
+	if (gen <= 1)
+		snprintf(buf, HOME_INTER_LABEL_MAX, "%s", KEY_LABEL_INTER);
+	else
+		snprintf(buf, HOME_INTER_LABEL_MAX, "%s-g%u", KEY_LABEL_INTER, gen);
+}
+
+unsigned
+home_inter_label_gen(const char *label)
+{
+	size_t n = strlen(KEY_LABEL_INTER);
+	long g;
+
+	if (label == NULL || strncmp(label, KEY_LABEL_INTER, n) != 0)
+		return 0;
+	if (label[n] == '\0')
+		return 1;
+	if (label[n] != '-' || label[n + 1] != 'g' || label[n + 2] == '0' ||
+	    strspn(label + n + 2, "0123456789") != strlen(label + n + 2) ||
+	    amtca_parse_long(label + n + 2, 2, HOME_INTER_GEN_MAX, &g) != 0)
+		return 0;
+	return (unsigned)g;
+}
 
 const char *
 home_default_dir(const char *dir)
@@ -125,6 +152,7 @@ conf_clear(struct home_conf *c)
 	free(c->restored_from);
 	free(c->credential_mechanism);
 	free(c->store);
+	free(c->intermediate_key);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -225,6 +253,16 @@ conf_parse(const char *dir, const char *path, struct home_conf *c)
 			slot = &c->aia_url;
 		else if (strcmp(k, "store") == 0)
 			slot = &c->store;
+		else if (strcmp(k, "intermediate_key") == 0) {
+			if (home_inter_label_gen(v) == 0) {
+				ret = amtca_fail(AMTCA_E_CONFIG, "%s:%zu: "
+				    "intermediate_key takes %s or %s-gN (N 2-%d)",
+				    path, lineno, KEY_LABEL_INTER,
+				    KEY_LABEL_INTER, HOME_INTER_GEN_MAX);
+				goto out;
+			}
+			slot = &c->intermediate_key;
+		}
 		else if (strcmp(k, "home_id") == 0 ||
 		    strcmp(k, "restored_from") == 0) {
 			if (!home_id_valid(v)) {
@@ -813,6 +851,139 @@ out:
 	return ret;
 }
 
+/* Does the token's key `label` exist and match `cert`?  *out when it does. */
+static int
+key_matching(struct hsm *hsm, const char *label, X509 *cert,
+    struct hsm_key **out)
+{
+	struct hsm_key *k = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = hsm_key_find(hsm, label, &k)) != 0)
+		return r;
+	if (EVP_PKEY_eq(hsm_key_public(k), X509_get0_pubkey(cert)) != 1) {
+		ERR_clear_error();
+		hsm_key_free(k);
+		return AMTCA_E_HSM_KEY;
+	}
+	*out = k;
+	return 0;
+}
+
+/*
+ * The current intermediate's key: conf intermediate_key (KEY_LABEL_INTER
+ * when absent).  A `ca rotate` writes that line before it replaces
+ * intermediate.pem (docs/rotation.md): when the conf names generation N
+ * and intermediate.pem is still N-1's, the rotation did not happen and
+ * N-1's key is the current one.
+ */
+static int
+inter_key_find(struct home *h)
+{
+	const char *label = h->conf.intermediate_key != NULL ?
+	    h->conf.intermediate_key : KEY_LABEL_INTER;
+	unsigned gen = home_inter_label_gen(label);
+	int r;
+
+	if ((r = key_matching(h->hsm, label, h->inter, &h->inter_key)) == 0) {
+		snprintf(h->inter_label, sizeof(h->inter_label), "%s", label);
+		h->inter_gen = gen;
+		return 0;
+	}
+	if ((r == AMTCA_E_HSM_KEY) && gen > 1) {
+		home_inter_label(gen - 1, h->inter_label);
+		amtca_err_clear();
+		if (key_matching(h->hsm, h->inter_label, h->inter,
+		    &h->inter_key) == 0) {
+			h->inter_gen = gen - 1;
+			return 0;
+		}
+	}
+	if (r != AMTCA_E_HSM_KEY)
+		return r;
+	amtca_err_clear();
+	return amtca_fail(AMTCA_E_HSM_KEY, "the token's key '%s' does not "
+	    "match %s/%s: wrong token for this CA home", label, h->dir,
+	    HOME_INTER_PEM);
+}
+
+/*
+ * Each retired intermediate's key, by the generations below the current
+ * one (newest first, as the file lists them): NULL when the token no
+ * longer has it, which only its CRL needs.
+ */
+static int
+retired_keys_find(struct home *h)
+{
+	char label[HOME_INTER_LABEL_MAX];
+	size_t i;
+	unsigned g, next;
+
+	if (h->nretired == 0)
+		return 0;
+	if ((h->retired_keys = calloc(h->nretired, sizeof(*h->retired_keys))) ==
+	    NULL || (h->retired_gen = calloc(h->nretired,
+	    sizeof(*h->retired_gen))) == NULL || (h->retired_signers =
+	    calloc(h->nretired, sizeof(*h->retired_signers))) == NULL ||
+	    (h->retired_ca = calloc(h->nretired, sizeof(*h->retired_ca))) ==
+	    NULL)
+		return AMTCA_E_NOMEM;
+	next = h->inter_gen;
+	for (i = 0; i < h->nretired; i++) {
+		for (g = next > 1 ? next - 1 : 0; g >= 1; g--) {
+			home_inter_label(g, label);
+			if (key_matching(h->hsm, label, h->retired[i],
+			    &h->retired_keys[i]) == 0) {
+				h->retired_gen[i] = g;
+				next = g;
+				break;
+			}
+		}
+		amtca_err_clear();
+	}
+	return 0;
+}
+
+int
+home_ca_by_keyid(struct home *h, const char *keyid, struct ca **ca,
+    X509 **cert)
+{
+	char k[CA_KEYID_HEX_MAX + 1];
+	size_t i;
+	int r;
+
+	*ca = NULL;
+	if (cert != NULL)
+		*cert = NULL;
+	if (h->ca == NULL)
+		return amtca_fail(AMTCA_E_USAGE, "home_ca_by_keyid: the home "
+		    "was not opened with its token");
+	if (keyid == NULL || keyid[0] == '\0' ||
+	    strcasecmp(keyid, ca_keyid(h->ca)) == 0) {
+		*ca = h->ca;
+		if (cert != NULL)
+			*cert = h->inter;
+		return 0;
+	}
+	for (i = 0; i < h->nretired; i++) {
+		if ((r = ca_keyid_hex(h->retired[i], k)) != 0)
+			return r;
+		if (strcasecmp(k, keyid) != 0)
+			continue;
+		if (h->retired_ca[i] == NULL)
+			return amtca_fail(AMTCA_E_HSM_KEY, "the retired "
+			    "intermediate %s has no key in the token any more: "
+			    "its CRL cannot be signed", keyid);
+		*ca = h->retired_ca[i];
+		if (cert != NULL)
+			*cert = h->retired[i];
+		return 0;
+	}
+	return amtca_fail(AMTCA_E_NOT_FOUND, "no issuing CA with key "
+	    "identifier %s", keyid);
+}
+
 int
 home_open(const char *dir, int flags, struct home **out)
 {
@@ -840,19 +1011,6 @@ home_open(const char *dir, int flags, struct home **out)
 		ret = r;
 		goto out;
 	}
-	ca_policy_init(&h->policy);
-	h->policy.domains = (const char *const *)h->conf.domains;
-	h->policy.ndomains = h->conf.ndomains;
-	h->policy.ip_ranges = (const char *const *)h->conf.ip_ranges;
-	h->policy.nip_ranges = h->conf.nip_ranges;
-	h->policy.allow_wildcard = h->conf.allow_wildcard;
-	h->policy.org = h->conf.org;
-	h->policy.country = h->conf.country;
-	h->policy.days = h->conf.days;
-	h->policy.skew_s = h->conf.skew_s;
-	h->policy.client_auth = h->conf.client_auth;
-	h->policy.crl_url = h->conf.crl_url;
-	h->policy.aia_url = h->conf.aia_url;
 	{
 		/* init --external-root made a CA that cannot sign yet. */
 		char *pend = home_path(real, HOME_PENDING_CSR);
@@ -883,6 +1041,32 @@ home_open(const char *dir, int flags, struct home **out)
 			    "FILE'", real);
 			goto out;
 		}
+		/*
+		 * A shared store: the stores first, to bring the home in step
+		 * with what the other nodes published (a rotation there) before
+		 * anything is read.  Only by a process that may write the home;
+		 * others read the files as they are.
+		 */
+		if (!pending && h->conf.store != NULL && (flags & (HOME_STORE |
+		    HOME_SIGNER | HOME_STATE)) != 0) {
+			int changed = 0;
+
+			if ((r = open_stores(h, flags)) != 0 ||
+			    (access(real, W_OK) == 0 &&
+			    (r = home_shared_sync(real, h->store != NULL ?
+			    h->store : h->state, &changed)) != 0)) {
+				ret = r;
+				goto out;
+			}
+			/* The store URI is node-local: the same after this. */
+			if (changed) {
+				conf_clear(&h->conf);
+				if ((r = conf_parse(real, conf, &h->conf)) != 0) {
+					ret = r;
+					goto out;
+				}
+			}
+		}
 		if (!pending && ((r = load_cert(real, HOME_ROOT_PEM,
 		    &h->root)) != 0 || (r = load_cert(real, HOME_INTER_PEM,
 		    &h->inter)) != 0 || (r = load_retired(real, &h->retired,
@@ -890,8 +1074,33 @@ home_open(const char *dir, int flags, struct home **out)
 			ret = r;
 			goto out;
 		}
+		/* A rotation that stopped before intermediate.pem was
+		 * replaced may have listed the current one as retired
+		 * already (docs/rotation.md): it is not. */
+		for (size_t i = 0; i < h->nretired;) {
+			if (X509_cmp(h->retired[i], h->inter) == 0) {
+				X509_free(h->retired[i]);
+				memmove(&h->retired[i], &h->retired[i + 1],
+				    (h->nretired - i - 1) * sizeof(X509 *));
+				h->nretired--;
+			} else
+				i++;
+		}
 	}
-	if ((r = open_stores(h, flags)) != 0) {
+	ca_policy_init(&h->policy);
+	h->policy.domains = (const char *const *)h->conf.domains;
+	h->policy.ndomains = h->conf.ndomains;
+	h->policy.ip_ranges = (const char *const *)h->conf.ip_ranges;
+	h->policy.nip_ranges = h->conf.nip_ranges;
+	h->policy.allow_wildcard = h->conf.allow_wildcard;
+	h->policy.org = h->conf.org;
+	h->policy.country = h->conf.country;
+	h->policy.days = h->conf.days;
+	h->policy.skew_s = h->conf.skew_s;
+	h->policy.client_auth = h->conf.client_auth;
+	h->policy.crl_url = h->conf.crl_url;
+	h->policy.aia_url = h->conf.aia_url;
+	if (h->state == NULL && (r = open_stores(h, flags)) != 0) {
 		ret = r;
 		goto out;
 	}
@@ -920,15 +1129,9 @@ home_open(const char *dir, int flags, struct home **out)
 		ho.pin_file = h->conf.pin_file;
 		ho.softhsm_conf = h->conf.softhsm_conf;
 		if ((r = hsm_open(&ho, &h->hsm)) != 0 ||
-		    (r = hsm_key_find(h->hsm, KEY_LABEL_INTER, &h->inter_key)) != 0) {
+		    (r = inter_key_find(h)) != 0 ||
+		    (r = retired_keys_find(h)) != 0) {
 			ret = r;
-			goto out;
-		}
-		if (EVP_PKEY_eq(hsm_key_public(h->inter_key),
-		    X509_get0_pubkey(h->inter)) != 1) {
-			ret = amtca_fail(AMTCA_E_HSM_KEY, "the token's key '%s' does not "
-			    "match %s/%s: wrong token for this CA home",
-			    KEY_LABEL_INTER, real, HOME_INTER_PEM);
 			goto out;
 		}
 		hsm_key_signer(h->inter_key, &h->signer);
@@ -958,6 +1161,18 @@ home_open(const char *dir, int flags, struct home **out)
 		    &h->ca)) != 0) {
 			ret = r;
 			goto out;
+		}
+		ca_set_first(h->ca, h->inter_gen == 1);
+		for (size_t i = 0; i < h->nretired; i++) {
+			if (h->retired_keys[i] == NULL)
+				continue;
+			hsm_key_signer(h->retired_keys[i], &h->retired_signers[i]);
+			if ((r = ca_new(&h->retired_signers[i], h->retired[i],
+			    &h->policy, h->store, &h->retired_ca[i])) != 0) {
+				ret = r;
+				goto out;
+			}
+			ca_set_first(h->retired_ca[i], h->retired_gen[i] == 1);
 		}
 	}
 	/* The engine's view; the front end adds its signer (engine.sgn). */
@@ -1005,6 +1220,14 @@ home_free(struct home *h)
 	if (h->store != NULL)
 		store_set_sealer(h->store, NULL, NULL);
 	ca_free(h->ca);
+	for (size_t i = 0; h->retired_keys != NULL && i < h->nretired; i++) {
+		ca_free(h->retired_ca[i]);
+		hsm_key_free(h->retired_keys[i]);
+	}
+	free(h->retired_ca);
+	free(h->retired_keys);
+	free(h->retired_signers);
+	free(h->retired_gen);
 	hsm_key_free(h->audit_key);
 	hsm_key_free(h->inter_key);
 	hsm_free(h->hsm);

@@ -29,6 +29,10 @@
 #define HOME_PENDING_CSR "intermediate.csr"	/* init --external-root: the
 					   request; present until
 					   ca import-intermediate */
+#define HOME_NEXT_CSR "intermediate-next.csr"	/* ca rotate --csr-out
+					   (external root): the next
+					   intermediate's request; present
+					   until ca import-intermediate */
 #define HOME_ROOT_PEM  "root.pem"
 #define HOME_INTER_PEM "intermediate.pem"
 #define HOME_CHAIN_PEM "chain.pem"	/* bottom to top, for consoles */
@@ -48,7 +52,12 @@
 #define HOME_DB        "amtca.db"
 #define HOME_OLD_HSM_DIR "softhsm"
 #define KEY_LABEL_ROOT  "amtca-root"
-#define KEY_LABEL_INTER "amtca-intermediate"
+#define KEY_LABEL_INTER "amtca-intermediate"	/* generation 1; generation
+					   N > 1 (after `ca rotate`) is
+					   "amtca-intermediate-gN" */
+#define HOME_INTER_GEN_MAX 9999		/* intermediate generations */
+/* Room for any intermediate key label, NUL included. */
+#define HOME_INTER_LABEL_MAX 32
 #define KEY_LABEL_AUDIT "amtca-audit"		/* seals the audit trail */
 #define HOME_AUDIT_ANCHOR "amtca-audit-anchor"	/* token data object */
 
@@ -85,6 +94,10 @@ struct home_conf {
 	char *restored_from;		/* home_id of the backup's home, when
 					   this home was made by restore */
 	char *credential_mechanism;	/* NULL: auto (see hsm_aead_seal) */
+	char *intermediate_key;		/* "intermediate_key = LABEL": the
+					   token key of the current
+					   intermediate (NULL: KEY_LABEL_INTER);
+					   set by `ca rotate` */
 	char *store;			/* "store = URI": one shared store
 					   (postgresql://...) for the CA
 					   records and the state; NULL: the
@@ -124,7 +137,16 @@ struct home {
 					   as `store` in an old home */
 	struct hsm *hsm;		/* HOME_SIGNER */
 	struct hsm_key *inter_key;	/* HOME_SIGNER */
+	char inter_label[HOME_INTER_LABEL_MAX];	/* HOME_SIGNER: its label */
+	unsigned inter_gen;		/* HOME_SIGNER: its generation (1..) */
 	struct ca_signer signer;	/* HOME_SIGNER */
+	struct hsm_key **retired_keys;	/* HOME_SIGNER: [nretired], each
+					   retired intermediate's key (NULL
+					   when the token lacks it) */
+	unsigned *retired_gen;		/* HOME_SIGNER: their generations */
+	struct ca_signer *retired_signers;	/* HOME_SIGNER */
+	struct ca **retired_ca;		/* HOME_SIGNER: NULL without a key;
+					   they sign only their own CRLs */
 	struct hsm_key *audit_key;	/* HOME_SIGNER: seals the audit trail
 					   (found, or made on first use; with
 					   HOME_NO_SEAL only found: may be
@@ -158,6 +180,23 @@ struct home {
  */
 int home_root_key(struct home *h, const char *what, struct hsm **own,
     struct hsm_key **out) AMTCA_WUR;
+
+/*
+ * Intermediate key labels by generation (docs/rotation.md): 1 is
+ * KEY_LABEL_INTER, N > 1 KEY_LABEL_INTER "-gN".  home_inter_label_gen()
+ * is the inverse: 0 for anything else.
+ */
+void home_inter_label(unsigned gen, char buf[HOME_INTER_LABEL_MAX]);
+unsigned home_inter_label_gen(const char *label);
+
+/*
+ * The CA (and its certificate) whose key identifier (ca_keyid_hex) is
+ * `keyid`: the current intermediate, or a retired one whose key is in the
+ * token (HOME_SIGNER); NULL for `keyid` NULL or "" means the current one.
+ * AMTCA_E_NOT_FOUND naming the id otherwise.
+ */
+int home_ca_by_keyid(struct home *h, const char *keyid, struct ca **ca,
+    X509 **cert) AMTCA_WUR;
 
 /* `dir` NULL: $AMTCA_HOME, else ./amtca-home. */
 const char *home_default_dir(const char *dir);
@@ -227,5 +266,75 @@ int home_audit_seal(struct home *h, uint64_t *seq) AMTCA_WUR;
 struct sgn;
 int home_open_frontend(const char *dir, unsigned nconn, struct home **h,
     struct sgn **s) AMTCA_WUR;
+
+/*
+ * Several nodes on one shared store (enroll/shared.c, docs/deployment.md).
+ * The store keeps the CA's shared configuration: the certificate files
+ * (items named HOME_ROOT_PEM, HOME_INTER_PEM, HOME_CHAIN_PEM and, when
+ * present, HOME_RETIRED_PEM) and the shareable part of amtca.conf (item
+ * HOME_SHARED_CONF: every line whose key is not node-local).
+ */
+#define HOME_SHARED_CONF "conf"
+/* In the home: each shared item's hash as the home and the store last
+ * agreed on it (sha256sum format), to tell where a difference came from. */
+#define HOME_SHARED_BASE "shared.sha256"
+
+/* Is this amtca.conf key node-local (never shared)? */
+int home_conf_key_local(const char *key);
+/* Split amtca.conf text into its node-local lines (with every comment and
+ * blank line) and its shared lines; both malloc'd, each line ending in \n. */
+int home_conf_split(const char *text, char **local, char **shared) AMTCA_WUR;
+
+/*
+ * Write this home's shared set (its certificate files and amtca.conf's
+ * shared part) to its store, in one transaction; an absent
+ * intermediate-retired.pem removes that item.  What changes the CA's
+ * certificates or shared settings calls it after writing the files: init
+ * --store, ca import-intermediate, ca rotate.  0 and nothing done for a
+ * home without a shared store (conf.store NULL).  Needs h->store or
+ * h->state.
+ */
+int home_shared_publish(struct home *h) AMTCA_WUR;
+/* The same for the home in `dir` (absolute) and its open store. */
+int home_shared_publish_dir(const char *dir, struct store *st) AMTCA_WUR;
+
+/*
+ * Bring the home in `dir` in step with its store (home_open does this for
+ * a home with a shared store, when it may write the home), item by item
+ * against HOME_SHARED_BASE: an item changed only in the store (a rotation
+ * on another node) is taken, its file replaced atomically (amtca.conf:
+ * only its shared lines); an item changed only here (an edit of a shared
+ * setting on this node, a rotation here that was not published) is
+ * published; changed on both sides, or without a base, the store's wins.
+ * A store holding no shared set yet is seeded from the home.
+ * *conf_changed: amtca.conf was rewritten (parse it again).
+ */
+int home_shared_sync(const char *dir, struct store *st,
+    int *conf_changed) AMTCA_WUR;
+
+/* The module configuration variables of this environment (SOFTHSM2_CONF,
+ * ...), as "NAME=/absolute/path" (malloc'd): what init records. */
+int home_module_env_collect(char *env[AMTCA_MODULE_ENV_MAX],
+    size_t *nenv) AMTCA_WUR;
+
+/*
+ * init --join: make the new home `dir` (home_create rules) for another node
+ * of the CA in `store`: amtca.conf = this node's lines (module, token_uri,
+ * pin_file, store, module_env, a new home_id) + the store's shared part,
+ * and the store's certificate files.  Refused, with nothing made: a store
+ * without a CA, a URI with a password, a schema newer than this amtca, a
+ * token that lacks the CA's intermediate key (public key equal to the
+ * store's intermediate.pem) or its audit key, a non-empty `dir`.  Appends
+ * "ca.join" (subject the new home_id, detail host=NAME) and seals.
+ * Paths must be absolute (the CLI resolves them).  home_id: the new one.
+ */
+struct home_join {
+	const char *dir;
+	const char *store;
+	const char *module;
+	const char *token_uri;
+	const char *pin_file;		/* NULL: the URI's pin-source */
+};
+int home_join(const struct home_join *j, char home_id[HOME_ID_LEN + 1]) AMTCA_WUR;
 
 #endif

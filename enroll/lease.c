@@ -20,6 +20,7 @@ struct devlock {
 	char *name;			/* "device:<fqdn>" */
 	char *owner;
 	time_t renewed;
+	int ttl_s;
 	int lost;
 };
 
@@ -107,42 +108,69 @@ owner_describe(const char *owner, char *buf, size_t len)
 }
 
 int
+devlock_owner(char **out)
+{
+	unsigned char rnd[8];
+	char host[256];
+	int r;
+
+	*out = NULL;
+	host_name(host, sizeof(host));
+	if ((r = amtca_random(rnd, sizeof(rnd))) != 0)
+		return r;
+	if (asprintf(out, "%s:%ld:%llu:%02x%02x%02x%02x%02x%02x%02x%02x",
+	    host, (long)getpid(), proc_start((long)getpid()), rnd[0], rnd[1],
+	    rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]) == -1) {
+		*out = NULL;
+		return AMTCA_E_NOMEM;
+	}
+	return 0;
+}
+
+void
+devlock_owner_describe(const char *owner, char *buf, size_t len)
+{
+	owner_describe(owner, buf, len);
+}
+
+int
 devlock_take(struct store *s, const char *fqdn, struct devlock **out)
 {
+	return devlock_take_ttl(s, fqdn, AMTCA_LEASE_TTL_S, out);
+}
+
+int
+devlock_take_ttl(struct store *s, const char *fqdn, int ttl_s,
+    struct devlock **out)
+{
 	struct devlock *l = NULL;
-	unsigned char rnd[8];
-	char host[256], who[200], when[64], *holder = NULL;
+	char who[200], when[64], *holder = NULL;
 	time_t now, exp = 0;
 	int r, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
+	if (ttl_s <= 0)
+		ttl_s = AMTCA_LEASE_TTL_S;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return AMTCA_E_NOMEM;
 	l->store = s;
-	host_name(host, sizeof(host));
-	if ((r = amtca_random(rnd, sizeof(rnd))) != 0) {
-		ret = r;
-		goto out;
-	}
+	l->ttl_s = ttl_s;
 	if (asprintf(&l->name, LEASE_PREFIX "%s", fqdn) == -1) {
 		l->name = NULL;
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	if (asprintf(&l->owner, "%s:%ld:%llu:%02x%02x%02x%02x%02x%02x%02x%02x",
-	    host, (long)getpid(), proc_start((long)getpid()), rnd[0], rnd[1],
-	    rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]) == -1) {
-		l->owner = NULL;
-		ret = AMTCA_E_NOMEM;
+	if ((r = devlock_owner(&l->owner)) != 0) {
+		ret = r;
 		goto out;
 	}
 	now = time(NULL);
-	r = store_lease_take(s, l->name, l->owner, now, AMTCA_LEASE_TTL_S, NULL,
-	    &holder, &exp);
+	r = store_lease_take(s, l->name, l->owner, now, ttl_s, NULL, &holder,
+	    &exp);
 	/* Held by a process of this host that is gone: take it over. */
 	if (r == AMTCA_E_EXISTS && devlock_owner_dead(holder))
-		r = store_lease_take(s, l->name, l->owner, now,
-		    AMTCA_LEASE_TTL_S, holder, NULL, NULL);
+		r = store_lease_take(s, l->name, l->owner, now, ttl_s, holder,
+		    NULL, NULL);
 	if (r == AMTCA_E_EXISTS) {
 		owner_describe(holder ? holder : "?", who, sizeof(who));
 		amtca_fmt_time(exp, when, sizeof(when));
@@ -175,10 +203,10 @@ devlock_renew(struct devlock *l)
 {
 	time_t now = time(NULL);
 
-	if (l == NULL || l->lost || now - l->renewed < AMTCA_LEASE_TTL_S / 4)
+	if (l == NULL || l->lost || now - l->renewed < l->ttl_s / 4)
 		return;
 	if (store_lease_renew(l->store, l->name, l->owner, now,
-	    AMTCA_LEASE_TTL_S) == AMTCA_E_NOT_FOUND)
+	    l->ttl_s) == AMTCA_E_NOT_FOUND)
 		l->lost = 1;
 	else
 		l->renewed = now;	/* a store error: try again later */

@@ -26,6 +26,11 @@ struct devlock;
  * devlock_release() (NULL is fine).
  */
 int devlock_take(struct store *s, const char *fqdn, struct devlock **out) AMTCA_WUR;
+/* The same with a lease of `ttl_s` seconds (<= 0: AMTCA_LEASE_TTL_S): the
+ * service's nodes use their claim lifetime, so that a device of a node
+ * that died is free for the others as soon as its job claim is. */
+int devlock_take_ttl(struct store *s, const char *fqdn, int ttl_s,
+    struct devlock **out) AMTCA_WUR;
 void devlock_release(struct devlock *l);
 
 /* Renew when a quarter of the lifetime has passed since the last time;
@@ -38,5 +43,11 @@ int devlock_lost(const struct devlock *l);
 /* Is the holder named by `owner` a process of this host that is gone?
  * (Exposed for tests.) */
 int devlock_owner_dead(const char *owner);
+
+/* A fresh owner string of this process ("host:pid:start-time:random",
+ * malloc'd): what the service's job claims and leader lease name. */
+int devlock_owner(char **out) AMTCA_WUR;
+/* "process PID on HOST" for an owner string, for logs and messages. */
+void devlock_owner_describe(const char *owner, char *buf, size_t len);
 
 #endif

@@ -569,36 +569,16 @@ int
 sgn_core_crl(struct sgn_core *c, const char *issuer, unsigned char **der,
     size_t *len)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char *hex = NULL;
-	int r, ret = AMTCA_E_INTERNAL;
+	struct ca *ca = NULL;
+	int r;
 
 	*der = NULL;
 	*len = 0;
-	if (issuer != NULL) {
-		if (X509_pubkey_digest(c->h->inter, EVP_sha1(), md, &mdlen) != 1) {
-			ret = amtca_fail_ssl(AMTCA_E_CERT, "hashing the issuer's key");
-			goto out;
-		}
-		if ((r = amtca_hex_encode(md, mdlen, &hex)) != 0) {
-			ret = r;
-			goto out;
-		}
-		if (strcasecmp(hex, issuer) != 0) {
-			ret = amtca_fail(AMTCA_E_NOT_FOUND, "no issuing CA with "
-			    "key identifier %s", issuer);
-			goto out;
-		}
-	}
-	if ((r = ca_crl_create(c->h->ca, AMTCA_SGN_CRL_DAYS, 0, der, len)) != 0) {
-		ret = r;
-		goto out;
-	}
-	ret = 0;
-out:
-	free(hex);
-	return ret;
+	/* The current intermediate, or a retired one still in its overlap:
+	 * each signs its own CRL over what it issued (docs/rotation.md). */
+	if ((r = home_ca_by_keyid(c->h, issuer, &ca, NULL)) != 0)
+		return r;
+	return ca_crl_create(ca, AMTCA_SGN_CRL_DAYS, 0, der, len);
 }
 
 /* --- the public API: local core or the process ------------------------ */

@@ -149,6 +149,7 @@ o_cert(struct obuf *b, const struct store_cert *c)
 	o_u8(b, c->der != NULL);
 	if (c->der != NULL)
 		o_blob(b, c->der, c->der_len, AMTCA_SGN_CERT_MAX);
+	o_ostr(b, c->issuer, AMTCA_SGN_KEYID_MAX);
 }
 
 static void
@@ -563,7 +564,7 @@ i_who(struct ibuf *b, struct sgn_who *w)
 static int
 i_cert(struct ibuf *b, struct store_cert *c)
 {
-	const char *serial, *fqdn, *status, *req, *dev;
+	const char *serial, *fqdn, *status, *req, *dev, *iss;
 	const unsigned char *der;
 	int64_t nb, na, ia, ra;
 	uint32_t reason;
@@ -580,7 +581,8 @@ i_cert(struct ibuf *b, struct store_cert *c)
 	    i_flag(b, &has_der) != 0)
 		return -1;
 	der = NULL;
-	if (has_der && i_blob(b, AMTCA_SGN_CERT_MAX, T_BLOB, &der, &dlen) != 0)
+	if ((has_der && i_blob(b, AMTCA_SGN_CERT_MAX, T_BLOB, &der, &dlen) != 0) ||
+	    i_ostr(b, AMTCA_SGN_KEYID_MAX, T_TEXT, &iss) != 0)
 		return -1;
 	if ((int32_t)reason < -1 || (int32_t)reason > 10)
 		return fail(b, "a revocation reason is out of range");
@@ -591,7 +593,8 @@ i_cert(struct ibuf *b, struct store_cert *c)
 	c->revoked_at = (time_t)ra;
 	if (dup_out(b, serial, &c->serial) != 0 || dup_out(b, fqdn, &c->fqdn) != 0 ||
 	    dup_out(b, status, &c->status) != 0 ||
-	    dup_out(b, req, &c->requester) != 0 || dup_out(b, dev, &c->device) != 0)
+	    dup_out(b, req, &c->requester) != 0 || dup_out(b, dev, &c->device) != 0 ||
+	    dup_out(b, iss, &c->issuer) != 0)
 		return -1;
 	if (der != NULL) {
 		if ((c->der = malloc(dlen ? dlen : 1)) == NULL)

@@ -90,6 +90,12 @@ int cmd_list(const char *home, int argc, char **argv);
 int cmd_show(const char *home, int argc, char **argv);
 int cmd_revoke(const char *home, int argc, char **argv);
 int cmd_crl(const char *home, int argc, char **argv);
+/* ca rotate, revoke-intermediate, prune, list (cmd_rotate.c); -1 for
+ * another subcommand. */
+int cmd_ca_rotation(const char *home, int argc, char **argv);
+/* ca import-intermediate after `ca rotate --csr-out` (external root):
+ * check `cert` and complete the rotation; 0 or an AMTCA_E_* code. */
+int cmd_ca_rotate_import(const char *home, X509 *cert, X509 *root, int any);
 int cmd_bench(const char *home, int argc, char **argv);
 int cmd_store(const char *home, int argc, char **argv);
 int cmd_amt_info(const char *home, int argc, char **argv);

@@ -132,6 +132,8 @@ static const char init_options[] =
     "  --store URI            where the records live: sqlite (the home's files,\n"
     "                         default) or postgresql://... (a shared database;\n"
     "                         password only from a passfile)\n"
+    "  --join                 another node of the CA in a shared store\n"
+    "                         (amtca init --join --help)\n"
     "  --help                 this text\n";
 
 static int
@@ -350,6 +352,105 @@ init_store_check(const char **uri)
 	return 0;
 }
 
+/* ------------------------------------------------------------ init --join */
+
+static const char join_synopsis[] =
+    "--join --store postgresql://... --module PATH --token-uri URI\n"
+    "           [--pin-file FILE]";
+
+static const char join_options[] =
+    "  --join                 another node of the CA in --store: its chain and\n"
+    "                         configuration come from the database, its keys\n"
+    "                         from the same token through this node's module\n"
+    "  --store URI            the CA's shared store (postgresql://...; password\n"
+    "                         only from a passfile)\n"
+    "  --module PATH          this node's PKCS#11 module for the CA's token\n"
+    "  --token-uri URI        RFC 7512 URI of the token (may carry pin-source)\n"
+    "  --pin-file FILE        the token's user PIN (first line)\n"
+    "  --help                 this text\n";
+
+static int
+cmd_init_join(const char *homedir, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "join", no_argument, NULL, 'J' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "module", required_argument, NULL, 'm' },
+		{ "token-uri", required_argument, NULL, 'u' },
+		{ "pin-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *store = NULL, *module = NULL, *uri = NULL, *pin = NULL, *c;
+	char *abs_module = NULL, *abs_pin = NULL, home_id[HOME_ID_LEN + 1];
+	struct home_join j;
+	int ch, r, ret = EXIT_FAIL;
+
+	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'J': break;
+		case 'S': store = optarg; break;
+		case 'm': module = optarg; break;
+		case 'u': uri = optarg; break;
+		case 'p': pin = optarg; break;
+		case 'h':
+			return cli_help("init", join_synopsis, join_options, opts);
+		default:
+			return usage_error("init", "--join takes only --store, "
+			    "--module, --token-uri and --pin-file", join_synopsis);
+		}
+	}
+	if (optind != argc)
+		return usage_error("init", "unexpected argument", join_synopsis);
+	if (store == NULL || module == NULL || uri == NULL)
+		return usage_error("init", "--join needs --store, --module and "
+		    "--token-uri (with --pin-file or a pin-source in the URI)",
+		    join_synopsis);
+	if (strncmp(store, "postgresql://", 13) != 0 &&
+	    strncmp(store, "postgres://", 11) != 0)
+		return usage_error("init", "--join: --store takes the CA's shared "
+		    "postgresql:// URI", join_synopsis);
+	for (c = store; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x21 || *c == '#' || *c == 0x7f)
+			return usage_error("init", "--store: the URI may not hold "
+			    "spaces, control characters or '#'", join_synopsis);
+	/* amtca.conf is read from anywhere later: absolute paths. */
+	if (strchr(module, '/') != NULL) {
+		if ((abs_module = realpath(module, NULL)) == NULL) {
+			r = amtca_fail(AMTCA_E_HSM_MODULE, "--module %s: %s", module,
+			    strerror(errno));
+			goto fail;
+		}
+		module = abs_module;
+	}
+	if (pin != NULL) {
+		if ((abs_pin = realpath(pin, NULL)) == NULL) {
+			r = amtca_fail(AMTCA_E_CONFIG, "--pin-file %s: %s", pin,
+			    strerror(errno));
+			goto fail;
+		}
+		pin = abs_pin;
+	}
+	memset(&j, 0, sizeof(j));
+	j.dir = home_default_dir(homedir);
+	j.store = store;
+	j.module = module;
+	j.token_uri = uri;
+	j.pin_file = pin;
+	if ((r = home_join(&j, home_id)) != 0)
+		goto fail;
+	printf("node joined the CA in %s\n  home: %s\n  home_id: %s\n"
+	    "  keys: in %s\n", store, j.dir, home_id, uri);
+	ret = EXIT_OK;
+	goto out;
+fail:
+	ret = cli_fail(r);
+out:
+	free(abs_module);
+	free(abs_pin);
+	return ret;
+}
+
 int
 cmd_init(const char *homedir, int argc, char **argv)
 {
@@ -408,9 +509,12 @@ cmd_init(const char *homedir, int argc, char **argv)
 	char *abs_module = NULL, *abs_pin = NULL;
 	char *env[AMTCA_MODULE_ENV_MAX];
 	size_t nenv = 0;
-	int wrote_files = 0;
+	int wrote_files = 0, wrote_conf = 0;
 	struct stat sb;
 
+	for (i = 1; i < (size_t)argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--join") == 0)
+			return cmd_init_join(homedir, argc, argv);
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': softhsm = 1; break;
@@ -734,7 +838,14 @@ stores_done:
 		    domains, nd, any_domain, ranges, nr, org, country, days,
 		    home_id, root_uri, abs_root_pin, store_uri)) != 0)
 			goto fail;
+		wrote_conf = 1;
 	}
+	/* A shared store: what init --join on other nodes builds from. */
+	if (store_uri != NULL && !external && ((r = store_open(f_db, 0,
+	    &st)) != 0 || (r = home_shared_publish_dir(real, st)) != 0))
+		goto fail;
+	store_close(st);
+	st = NULL;
 	if (external)
 		printf("CA key made in %s (%s in %s); request for the external "
 		    "root: %s\nnext: have the root sign it with the name "
@@ -766,6 +877,8 @@ fail:
 		    KEY_LABEL_ROOT);
 	if (wrote_csr)
 		unlink(f_pend);
+	if (wrote_conf)
+		unlink(f_conf);
 	if (wrote_files) {
 		unlink(f_root);
 		unlink(f_inter);
@@ -1075,7 +1188,8 @@ cmd_chain(const char *homedir, int argc, char **argv)
 	const char *fmt = NULL, *outpath = NULL, *why;
 	enum ca_chain_format f = CA_CHAIN_PEM;
 	struct home *h = NULL;
-	X509 *chain[2];
+	X509 *chain[AMTCA_RETIRED_MAX + 2];
+	size_t nchain = 0;
 	int ch, r, ret = EXIT_FAIL;
 
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1099,9 +1213,19 @@ cmd_chain(const char *homedir, int argc, char **argv)
 		return usage_error("chain", "der and p7b need --out", syn);
 	if ((r = home_open(homedir, 0, &h)) != 0)
 		return cli_fail(r);
-	chain[0] = h->inter;
-	chain[1] = h->root;
-	if ((r = ca_chain_export(chain, 2, f, outpath)) != 0)
+	/* A node of a shared store: in step with it first (a rotation
+	 * elsewhere), which opening its store does. */
+	if (h->conf.store != NULL) {
+		home_free(h);
+		if ((r = home_open(homedir, HOME_STATE, &h)) != 0)
+			return cli_fail(r);
+	}
+	/* Current, retired in their overlap (newest first), root. */
+	chain[nchain++] = h->inter;
+	for (size_t i = 0; i < h->nretired; i++)
+		chain[nchain++] = h->retired[i];
+	chain[nchain++] = h->root;
+	if ((r = ca_chain_export(chain, nchain, f, outpath)) != 0)
 		ret = cli_fail(r);
 	else
 		ret = EXIT_OK;
@@ -1172,6 +1296,7 @@ cmd_list(const char *homedir, int argc, char **argv)
 			json_time(&j, "issued_at", c[i].issued_at);
 			json_str(&j, "requester", c[i].requester);
 			json_str(&j, "device", c[i].device);
+			json_str(&j, "issuer", c[i].issuer);
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);
@@ -1276,6 +1401,7 @@ cmd_show(const char *homedir, int argc, char **argv)
 		json_time(&j, "issued_at", c->issued_at);
 		json_str(&j, "requester", c->requester);
 		json_str(&j, "device", c->device);
+		json_str(&j, "issuer", c->issuer);
 		if (strcmp(c->status, "revoked") == 0) {
 			json_time(&j, "revoked_at", c->revoked_at);
 			json_int(&j, "revoke_reason", c->revoke_reason);
@@ -1554,7 +1680,8 @@ int
 cmd_crl(const char *homedir, int argc, char **argv)
 {
 	static const char syn[] =
-	    "[--format pem|der] [--out FILE] [--days N] [--json] [--root]";
+	    "[--format pem|der] [--out FILE] [--days N] [--json] [--root | "
+	    "--issuer KEYID]";
 	static const char options[] =
 	    "  --format pem|der       encoding; default from the --out name\n"
 	    "                         (.crl/.der DER, else PEM); der needs --out\n"
@@ -1563,9 +1690,12 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	    "  --json                 one JSON document: numbers, dates, pem\n"
 	    "  --root                 the root's CRL over intermediates (needs the\n"
 	    "                         root key: the offline root token if any)\n"
+	    "  --issuer KEYID         the CRL of that intermediate (a retired one\n"
+	    "                         still in its overlap); default: the current\n"
 	    "  --help                 this text\n";
 	static const struct option opts[] = {
 		{ "root", no_argument, NULL, 'R' },
+		{ "issuer", required_argument, NULL, 'I' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "days", required_argument, NULL, 'd' },
@@ -1579,9 +1709,15 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	size_t len = 0;
 	int ch, r, pem = 1, days = 7, json = 0, fmt_given = 0, ret = EXIT_FAIL;
 	int rootcrl = 0;
+	const char *issuer = NULL;
 	struct hsm *rhsm = NULL;
 	struct hsm_key *rk = NULL;
 	struct ca_signer rs;
+	struct ca *ica = NULL;
+	struct store_cacert *cv = NULL;
+	size_t ncv = 0, nrev = 0, i;
+	X509 *rev[64];
+	char rdetail[64];
 
 	while ((ch = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -1597,6 +1733,7 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		case 'o': outpath = optarg; break;
 		case 'j': json = 1; break;
 		case 'R': rootcrl = 1; break;
+		case 'I': issuer = optarg; break;
 		case 'd':
 			if (parse_days(optarg, &days) != 0)
 				return usage_error("crl", "--days takes 1..825", syn);
@@ -1609,6 +1746,9 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("crl", "unexpected argument", syn);
+	if (rootcrl && issuer != NULL)
+		return usage_error("crl", "--root and --issuer exclude each other",
+		    syn);
 	/* The --out name says the encoding, as for chain: never a PEM file
 	 * named .crl/.der that a Windows CDP client cannot read. */
 	if (outpath != NULL && (r = crl_format_of(outpath)) >= 0) {
@@ -1623,23 +1763,40 @@ cmd_crl(const char *homedir, int argc, char **argv)
 	if (!pem && outpath == NULL)
 		return usage_error("crl", "--format der needs --out", syn);
 	if (rootcrl) {
-		/* No intermediate is ever revoked yet (no rotation here):
-		 * the root's CRL lists none. */
+		/* The revoked intermediates, from the records. */
 		if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
-		    (r = home_root_key(h, "crl --root", &rhsm, &rk)) != 0) {
+		    (r = home_root_key(h, "crl --root", &rhsm, &rk)) != 0 ||
+		    (r = store_cacert_list(h->store, &cv, &ncv)) != 0) {
 			ret = cli_fail(r);
 			goto out;
 		}
+		for (i = 0; i < ncv; i++) {
+			const unsigned char *dp = cv[i].der;
+
+			if (strcmp(cv[i].state, "revoked") != 0)
+				continue;
+			if (nrev == sizeof(rev) / sizeof(rev[0]) ||
+			    (rev[nrev] = d2i_X509(NULL, &dp,
+			    (long)cv[i].der_len)) == NULL) {
+				r = amtca_fail(AMTCA_E_CERT, "the record of "
+				    "intermediate %s does not parse", cv[i].keyid);
+				ret = cli_fail(r);
+				goto out;
+			}
+			nrev++;
+		}
+		snprintf(rdetail, sizeof(rdetail), "revoked=%zu", nrev);
 		hsm_key_signer(rk, &rs);
-		if ((r = ca_root_crl_create(&rs, h->root, NULL, 0, days, pem,
+		if ((r = ca_root_crl_create(&rs, h->root, rev, nrev, days, pem,
 		    &crl, &len)) != 0 ||
 		    (r = store_audit_append(h->store, NULL, "ca.crl-root", "",
-		    "revoked=0")) != 0) {
+		    rdetail)) != 0) {
 			ret = cli_fail(r);
 			goto out;
 		}
 	} else if ((r = home_open(homedir, HOME_SIGNER, &h)) != 0 ||
-	    (r = ca_crl_create(h->ca, days, pem, &crl, &len)) != 0 ||
+	    (r = home_ca_by_keyid(h, issuer, &ica, NULL)) != 0 ||
+	    (r = ca_crl_create(ica, days, pem, &crl, &len)) != 0 ||
 	    (r = crl_audit(h->store, crl, len, pem, days)) != 0) {
 		ret = cli_fail(r);
 		goto out;
@@ -1652,6 +1809,9 @@ cmd_crl(const char *homedir, int argc, char **argv)
 		r = crl_json(crl, len, pem, outpath);
 	ret = r == 0 ? EXIT_OK : cli_fail(r);
 out:
+	for (i = 0; i < nrev; i++)
+		X509_free(rev[i]);
+	store_cacerts_free(cv, ncv);
 	free(crl);
 	hsm_key_free(rk);
 	hsm_free(rhsm);
@@ -1666,6 +1826,7 @@ static const char import_synopsis[] =
 static const char import_options[] =
     "  --cert FILE            the intermediate certificate the external root\n"
     "                         issued for 'amtca init --external-root's request\n"
+    "                         (or 'amtca ca rotate --csr-out's: a rotation)\n"
     "  --root FILE            the external root certificate (the trust anchor)\n"
     "  --any-domain           accept an intermediate without the name\n"
     "                         constraints asked for (warns)\n"
@@ -1707,6 +1868,34 @@ ca_import(const char *homedir, int argc, char **argv)
 	if (optind != argc || certf == NULL || rootf == NULL)
 		return usage_error("ca", "import-intermediate takes --cert FILE "
 		    "and --root FILE", import_synopsis);
+	/* A rotation under the external root (ca rotate --csr-out). */
+	{
+		char *next = join(home_default_dir(homedir), HOME_NEXT_CSR);
+		char *pend = join(home_default_dir(homedir), HOME_PENDING_CSR);
+		struct stat nsb;
+		int rot;
+
+		if (next == NULL || pend == NULL) {
+			free(next);
+			free(pend);
+			return cli_fail(AMTCA_E_NOMEM);
+		}
+		rot = lstat(next, &nsb) == 0 && lstat(pend, &nsb) != 0;
+		free(next);
+		free(pend);
+		if (rot) {
+			if ((r = ca_cert_load(certf, &cert)) != 0 ||
+			    (r = ca_cert_load(rootf, &root)) != 0 ||
+			    (r = cmd_ca_rotate_import(homedir, cert, root,
+			    any)) != 0)
+				ret = cli_fail(r);
+			else
+				ret = EXIT_OK;
+			X509_free(cert);
+			X509_free(root);
+			return ret;
+		}
+	}
 	if ((r = home_open(homedir, HOME_PENDING | HOME_STORE, &h)) != 0 ||
 	    (r = ca_cert_load(certf, &cert)) != 0 ||
 	    (r = ca_cert_load(rootf, &root)) != 0 ||
@@ -1754,6 +1943,9 @@ ca_import(const char *homedir, int argc, char **argv)
 	if ((r = store_audit_append(h->store, NULL, "ca.import", cn,
 	    detail)) != 0 || (r = audit_seal(h->store, NULL, &sl, NULL)) != 0)
 		goto fail;
+	/* Nodes of a shared store take the certificates from it. */
+	if ((r = home_shared_publish(h)) != 0)
+		goto fail;
 	/* Last: the home stops being "pending" only when all is in place. */
 	if (unlink(f_pend) != 0) {
 		r = amtca_fail(AMTCA_E_IO, "cannot remove %s: %s", f_pend,
@@ -1788,15 +1980,24 @@ out:
 }
 
 static const char ca_synopsis[] =
-    "import-intermediate --cert FILE --root FILE [--any-domain]";
+    "import-intermediate --cert FILE --root FILE [--any-domain]\n"
+    "       amtca ca rotate [--key-type rsa2048|rsa3072|rsa4096|p256|p384] [--days N]\n"
+    "                       [--csr-out FILE]\n"
+    "       amtca ca revoke-intermediate KEYID [--reason REASON]\n"
+    "       amtca ca prune [--dry-run]\n"
+    "       amtca ca list [--json]";
 
 int
 cmd_ca(const char *homedir, int argc, char **argv)
 {
+	int r;
+
 	if (argc >= 2 && strcmp(argv[1], "import-intermediate") == 0) {
 		optind = 1;
 		return ca_import(homedir, argc - 1, argv + 1);
 	}
+	if (argc >= 2 && (r = cmd_ca_rotation(homedir, argc, argv)) != -1)
+		return r;
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		printf("usage: amtca ca %s\n%s", ca_synopsis, import_options);

@@ -16,7 +16,7 @@ static const char syn[] =
     "                   [--publish-listen ADDR:PORT] [--publish-url URL]\n"
     "                   [--status-listen ADDR:PORT|unix:PATH] [--user USER]\n"
     "                   [--reconcile-every DURATION] [--max-connections N]\n"
-    "                   [--timeout SECONDS]";
+    "                   [--timeout SECONDS] [--claim-ttl SECONDS]";
 
 static int
 usage_err(const char *msg)
@@ -63,11 +63,12 @@ cmd_serve(const char *home, int argc, char **argv)
 		{ "reconcile-every", required_argument, NULL, 'r' },
 		{ "max-connections", required_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "claim-ttl", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o;
-	char options[2400];
+	char options[3000];
 	long n;
 	int ch, r;
 
@@ -103,6 +104,13 @@ cmd_serve(const char *home, int argc, char **argv)
 				return usage_err("--timeout takes 1..3600 seconds");
 			o.timeout_s = (unsigned)n;
 			break;
+		case 'C':
+			if (cli_parse_long(optarg, AMTCA_CLAIM_TTL_MIN_S,
+			    AMTCA_CLAIM_TTL_MAX_S, &n) != 0)
+				return usage_err("--claim-ttl takes 3..3600 "
+				    "seconds");
+			o.claim_ttl_s = (int)n;
+			break;
 		case 'h':
 			snprintf(options, sizeof(options),
 			    "  --listen ADDR:PORT        HTTPS: the API, EST and the "
@@ -132,9 +140,14 @@ cmd_serve(const char *home, int argc, char **argv)
 			    "(%d); a body\n"
 			    "                            must arrive within twice "
 			    "that\n"
+			    "  --claim-ttl SECONDS       several nodes: how long a "
+			    "node's job claims,\n"
+			    "                            device leases and reconcile "
+			    "leadership outlive\n"
+			    "                            it (%d)\n"
 			    "  --help                    this text\n",
 			    AMTCA_SERVE_STATUS_PORT, AMTCA_SERVE_CONN_MAX,
-			    AMTCA_SERVE_TIMEOUT_S);
+			    AMTCA_SERVE_TIMEOUT_S, AMTCA_CLAIM_TTL_S);
 			cli_help("serve", syn, options, opts);
 			printf("\nPrints \"ready\" once every listener accepts; "
 			    "logs one key=value line per\nevent on stderr; exits 0 "

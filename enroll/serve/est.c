@@ -174,17 +174,25 @@ static void
 cacerts(struct serve *s, struct srv_resp *rs)
 {
 	struct home *h = serve_home(s);
-	X509 *c[2];
+	X509 *c[AMTCA_RETIRED_MAX + 2];
 	unsigned char *der = NULL;
-	size_t len = 0;
+	size_t len = 0, n = 0, i;
 
 	if (h == NULL || h->inter == NULL || h->root == NULL) {
 		srv_error(rs, 500, "the CA chain is not loaded");
 		return;
 	}
-	c[0] = h->inter;
-	c[1] = h->root;
-	if (certs_only(c, 2, &der, &len) != 0) {
+	/*
+	 * RFC 7030 4.1.3: what a client needs to build a chain from any
+	 * certificate this EST CA issued to the trust anchor: after `ca
+	 * rotate` that includes the intermediates still in their overlap
+	 * (clients enrolled under them re-enroll under the current one).
+	 */
+	c[n++] = h->inter;
+	for (i = 0; i < h->nretired && i < AMTCA_RETIRED_MAX; i++)
+		c[n++] = h->retired[i];
+	c[n++] = h->root;
+	if (certs_only(c, n, &der, &len) != 0) {
 		srv_error(rs, 500, "cannot encode the chain");
 		return;
 	}

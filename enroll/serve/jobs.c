@@ -12,6 +12,13 @@
  * the rest run again).  One job at a time: a job's `concurrency` (capped)
  * is what runs in parallel.
  *
+ * Several nodes (docs/serve.md, "Several nodes"): the engine runs in claim
+ * mode, taking the job's devices one by one from the store as this node
+ * (serve_node()), so every node running the job shares its devices; when
+ * idle, the runner polls the store every AMTCA_SERVE_JOB_POLL_MS for
+ * running jobs with a claimable device (submitted elsewhere, or left by a
+ * node that died) and runs them too.
+ *
  * Stopping: DELETE sets FLEET_STOP_CANCEL on the running job (no further
  * device, AMT calls in flight aborted after AMTCA_API_CANCEL_GRACE_MS);
  * SIGTERM sets FLEET_STOP_SHUTDOWN with the caller's deadline, which
@@ -33,12 +40,15 @@
 #include "common/util.h"
 #include "enroll/fleet.h"
 #include "enroll/home.h"
+#include "enroll/lease.h"
 #include "enroll/serve/serve.h"
 
 struct qjob {
 	char *id;
 	unsigned concurrency;		/* 0: the default */
 	int reconcile;
+	int resume;			/* left running by a stopped service:
+					   its failed devices run again */
 };
 
 static struct {
@@ -63,6 +73,8 @@ engine_ctx(struct serve *s, struct enroll_ctx *c)
 	*c = serve_home(s)->engine;
 	c->store = serve_home(s)->state;
 	c->sgn = serve_sgn(s);
+	/* A device of a node that died is free when its claim is. */
+	c->lease_ttl_s = serve_claim_ttl(s);
 }
 
 /* fleet_cred_fn: the sealed credential, from the signer, at the turn. */
@@ -122,9 +134,29 @@ cred_name_of(const char *ref)
 	return ref + strlen(pfx);
 }
 
-/* A job's hosts from its rows and the devices' records. */
+/* fleet_opts.on_claim: one line per claim, naming a takeover. */
+static void
+on_claim(void *ctx, const char *fqdn, const char *prev)
+{
+	char who[200];
+
+	if (prev == NULL) {
+		serve_log(ctx, "claim", "job=%s fqdn=%s", R.current != NULL ?
+		    R.current : "-", fqdn);
+		return;
+	}
+	devlock_owner_describe(prev, who, sizeof(who));
+	serve_log(ctx, "claim", "job=%s fqdn=%s expired=1 taken_over_from=\"%s\"",
+	    R.current != NULL ? R.current : "-", fqdn, who);
+}
+
+/*
+ * A job's hosts from its rows and the devices' records.  `resume`: the job
+ * was left running by a stopped service, whose failed devices run again.
+ */
 static int
-job_hosts(struct store *st, const char *id, struct fleet_host **out, size_t *n)
+job_hosts(struct store *st, const char *id, int resume,
+    struct fleet_host **out, size_t *n)
 {
 	struct store_job_device *jd = NULL;
 	struct store_device *d = NULL;
@@ -149,7 +181,8 @@ job_hosts(struct store *st, const char *id, struct fleet_host **out, size_t *n)
 		 * run again: pending again, which is also what lets the signer
 		 * open its credential (signer/cred.c: work pending).
 		 */
-		if (jd[i].result != NULL && strcmp(jd[i].result, "failed") == 0) {
+		if (resume && jd[i].result != NULL &&
+		    strcmp(jd[i].result, "failed") == 0) {
 			free(jd[i].result);
 			if ((jd[i].result = strdup("pending")) == NULL) {
 				ret = AMTCA_E_NOMEM;
@@ -232,6 +265,34 @@ job_mark(struct store *st, const char *id, const char *state)
 	store_job_free(j);
 }
 
+/*
+ * Claims a killed predecessor of this node (a process of this host that
+ * is gone) left on job `id`: free at once, as its device leases are
+ * (enroll/lease.h), rather than after they lapse.
+ */
+static void
+release_dead_claims(struct serve *s, const char *id)
+{
+	struct store *st = serve_home(s)->state;
+	char **own = NULL, who[200];
+	size_t n = 0, i;
+
+	if (store_job_claim_owners(st, id, &own, &n) != 0) {
+		amtca_err_clear();
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (devlock_owner_dead(own[i]) &&
+		    store_job_claim_release(st, id, own[i], NULL) == 0) {
+			devlock_owner_describe(own[i], who, sizeof(who));
+			serve_log(s, "claim", "job=%s released=1 owner=\"%s\" "
+			    "reason=\"its process is gone\"", id, who);
+		}
+		free(own[i]);
+	}
+	free(own);
+}
+
 static void
 run_one(struct serve *s, struct qjob *q)
 {
@@ -244,7 +305,9 @@ run_one(struct serve *s, struct qjob *q)
 	int r;
 
 	memset(&rep, 0, sizeof(rep));
-	if ((r = job_hosts(st, q->id, &hosts, &n)) != 0 || n == 0) {
+	if (q->resume)
+		release_dead_claims(s, q->id);
+	if ((r = job_hosts(st, q->id, q->resume, &hosts, &n)) != 0 || n == 0) {
 		serve_log(s, "job_error", "job=%s error=\"%s\"", q->id,
 		    r != 0 ? amtca_errmsg(r) : "no devices");
 		if (r == 0 || r == AMTCA_E_NOT_FOUND)
@@ -265,6 +328,11 @@ run_one(struct serve *s, struct qjob *q)
 	fo.cred_get = cred_get;
 	fo.cred_stamp = cred_stamp;
 	fo.cred_ctx = s;
+	/* Devices one by one from the store, shared with every other node
+	   running this job. */
+	fo.claim_owner = serve_node(s);
+	fo.claim_ttl_s = serve_claim_ttl(s);
+	fo.on_claim = on_claim;
 	serve_log(s, "job_start", "job=%s devices=%zu concurrency=%u%s", q->id,
 	    n, fo.concurrency, q->reconcile ? " reconcile=1" : "");
 	if ((r = fleet_run(&c, &fo, &rep)) != 0) {
@@ -272,15 +340,81 @@ run_one(struct serve *s, struct qjob *q)
 		    amtca_errmsg(r));
 		goto out;
 	}
-	serve_log(s, "job_end", "job=%s state=%s resumed=%d enrolled=%zu "
-	    "renewed=%zu unchanged=%zu failed=%zu seconds=%.3f", q->id,
-	    rep.stopped == FLEET_STOP_CANCEL ? "cancelled" :
-	    rep.stopped == FLEET_STOP_SHUTDOWN ? "running" : "done",
-	    rep.resumed, rep.counts[FLEET_ENROLLED], rep.counts[FLEET_RENEWED],
+	/* state: "done" only from the node that finished the job's last
+	   device; "shared" when other nodes still hold claims on it. */
+	serve_log(s, "job_end", "job=%s state=%s resumed=%d claimed=%zu "
+	    "enrolled=%zu renewed=%zu unchanged=%zu failed=%zu seconds=%.3f",
+	    q->id, rep.stopped == FLEET_STOP_CANCEL ? "cancelled" :
+	    rep.stopped == FLEET_STOP_SHUTDOWN ? "running" :
+	    rep.finished ? "done" : "shared", rep.resumed, rep.claimed,
+	    rep.counts[FLEET_ENROLLED], rep.counts[FLEET_RENEWED],
 	    rep.counts[FLEET_UNCHANGED], rep.counts[FLEET_FAILED], rep.seconds);
 out:
 	fleet_report_clear(&rep);
 	hosts_free(hosts, n);
+}
+
+/* Wait on R.cv (R.mu held) for at most AMTCA_SERVE_JOB_POLL_MS. */
+static int
+poll_wait(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += AMTCA_SERVE_JOB_POLL_MS / 1000;
+	ts.tv_nsec += (AMTCA_SERVE_JOB_POLL_MS % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(&R.cv, &R.mu, &ts);
+}
+
+static int enqueue(const char *id, unsigned concurrency, int reconcile,
+    int resume);
+static unsigned job_concurrency(const char *digest);
+
+/*
+ * Every node runs every job: the running jobs with a device nobody claims
+ * (submitted to another node, or whose claims lapsed with a node that
+ * died) are queued here as if submitted to this one.
+ */
+static void
+poll_store(struct serve *s)
+{
+	struct store *st = serve_home(s)->state;
+	struct store_job *j = NULL;
+	char **ids = NULL;
+	size_t n = 0, i, k;
+	int queued;
+
+	if (store_job_claimable(st, time(NULL), &ids, &n) != 0) {
+		amtca_err_clear();
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		pthread_mutex_lock(&R.mu);
+		queued = R.stopping || (R.current != NULL &&
+		    strcmp(R.current, ids[i]) == 0);
+		for (k = 0; k < R.nq && !queued; k++)
+			queued = strcmp(R.q[k].id, ids[i]) == 0;
+		pthread_mutex_unlock(&R.mu);
+		if (queued || store_job_get(st, ids[i], &j) != 0) {
+			amtca_err_clear();
+			continue;
+		}
+		pthread_mutex_lock(&R.mu);
+		if (enqueue(ids[i], job_concurrency(j->hosts_digest),
+		    j->hosts_digest != NULL &&
+		    strncmp(j->hosts_digest, "reconcile:", 10) == 0, 0) == 0)
+			serve_log(s, "job_pickup", "job=%s", ids[i]);
+		pthread_mutex_unlock(&R.mu);
+		store_job_free(j);
+		j = NULL;
+	}
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
 }
 
 static void *
@@ -291,8 +425,13 @@ runner(void *arg)
 
 	pthread_mutex_lock(&R.mu);
 	for (;;) {
-		while (R.nq == 0 && !R.stopping)
-			pthread_cond_wait(&R.cv, &R.mu);
+		while (R.nq == 0 && !R.stopping) {
+			if (poll_wait() == ETIMEDOUT) {
+				pthread_mutex_unlock(&R.mu);
+				poll_store(s);
+				pthread_mutex_lock(&R.mu);
+			}
+		}
 		if (R.stopping)
 			break;
 		q = R.q[0];
@@ -318,7 +457,7 @@ runner(void *arg)
 
 /* Queue a stored job; R.mu held. */
 static int
-enqueue(const char *id, unsigned concurrency, int reconcile)
+enqueue(const char *id, unsigned concurrency, int reconcile, int resume)
 {
 	char *dup;
 
@@ -332,6 +471,7 @@ enqueue(const char *id, unsigned concurrency, int reconcile)
 	R.q[R.nq].id = dup;
 	R.q[R.nq].concurrency = concurrency;
 	R.q[R.nq].reconcile = reconcile;
+	R.q[R.nq].resume = resume;
 	R.nq++;
 	pthread_cond_broadcast(&R.cv);
 	return 0;
@@ -458,7 +598,8 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 	*id = NULL;
 	/* Refuse early (same refusal as enqueue's, nothing stored)... */
 	pthread_mutex_lock(&R.mu);
-	r = R.stopping || R.nq >= AMTCA_API_QUEUE_MAX ? enqueue("", 0, 0) : 0;
+	r = R.stopping || R.nq >= AMTCA_API_QUEUE_MAX ? enqueue("", 0, 0, 0) :
+	    0;
 	pthread_mutex_unlock(&R.mu);
 	if (r != 0) {
 		ret = r;
@@ -474,7 +615,7 @@ api_job_submit(struct serve *s, const struct fleet_host *hosts, size_t n,
 		goto out;
 	}
 	pthread_mutex_lock(&R.mu);
-	r = enqueue(*id, concurrency, 0);
+	r = enqueue(*id, concurrency, 0, 0);
 	pthread_mutex_unlock(&R.mu);
 	if (r != 0) {
 		job_mark(st, *id, "cancelled");
@@ -590,7 +731,8 @@ api_jobs_start(struct serve *s)
 		if ((r = enqueue(jobs[i].id,
 		    job_concurrency(jobs[i].hosts_digest),
 		    jobs[i].hosts_digest != NULL &&
-		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0)) != 0) {
+		    strncmp(jobs[i].hosts_digest, "reconcile:", 10) == 0,
+		    1)) != 0) {
 			serve_log(s, "job_error", "job=%s resume=1 error=\"%s\"",
 			    jobs[i].id, amtca_errmsg(r));
 			continue;
@@ -725,7 +867,7 @@ api_reconcile(struct serve *s)
 		goto out;
 	}
 	pthread_mutex_lock(&R.mu);
-	r = enqueue(id, 0, 1);
+	r = enqueue(id, 0, 1, 0);
 	pthread_mutex_unlock(&R.mu);
 	if (r != 0) {
 		job_mark(st, id, "cancelled");

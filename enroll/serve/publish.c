@@ -3,20 +3,28 @@
  * on the HTTPS listener and on the plain-HTTP publication listener
  * (Windows fetches CDP and AIA over HTTP only):
  *
- *   /chain.pem          intermediate then root, byte-equal to `amtca chain`
+ *   /chain.pem          the current intermediate, the retired ones still in
+ *                       their overlap (newest first), the root: byte-equal
+ *                       to `amtca chain`
  *   /chain.p7b          the same, PKCS#7 certs-only (DER)
  *   /root.pem           the root
  *   /crl                the current issuing CA's CRL (DER)
- *   /crl/<id>.crl       the CRL of the CA whose subject key id is <id>
+ *   /crl/<id>.crl       the CRL of the intermediate whose subject key id is
+ *                       <id>: the current one or a retired one (each signs
+ *                       its own, docs/rotation.md)
  *   /ca/<id>.cer        that CA's certificate (DER)
  *
  * <id> is the lowercase hex of the certificate's subject key identifier.
  * CRLs come from the signer (sgn_crl), built from the records: a revoke
  * from the CLI shows at the latest AMTCA_SERVE_CRL_CACHE_S seconds later
  * (the cache keeps a flood of fetches off the signer); nextUpdate is the
- * signer's.
+ * signer's.  A cached CRL is also checked against the store's revocation
+ * mark (store_revocation_mark()) before it is served: with a shared
+ * PostgreSQL store, where the operational state is the CA's database, a
+ * revocation on any node shows in every node's next CRL fetch.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,13 +34,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "ca/store.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/home.h"
 #include "enroll/serve/serve.h"
 
 #define PUB_KEYID_HEX_MAX 128		/* 64-byte key identifiers */
-#define PUB_CACHE_SLOTS 4
+#define PUB_CACHE_SLOTS (AMTCA_RETIRED_MAX + 2)
 
 /* One service per process: the cache is the module's. */
 static struct {
@@ -40,6 +49,7 @@ static struct {
 	unsigned char *der;
 	size_t len;
 	struct timespec at;
+	uint64_t mark;			/* revocation mark before it was built */
 } cache[PUB_CACHE_SLOTS];
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -66,13 +76,18 @@ bio_take(BIO *b, unsigned char **out, size_t *len)
 	return 0;
 }
 
-/* The CA certificates we publish: intermediate first, root last. */
+/* The CA certificates we publish: current, retired, root last. */
+#define PUB_CAS_MAX (AMTCA_RETIRED_MAX + 2)
 static size_t
-ca_certs(struct home *h, X509 *out[2])
+ca_certs(struct home *h, X509 *out[PUB_CAS_MAX])
 {
-	out[0] = h->inter;
-	out[1] = h->root;
-	return 2;
+	size_t n = 0, i;
+
+	out[n++] = h->inter;
+	for (i = 0; i < h->nretired && i < AMTCA_RETIRED_MAX; i++)
+		out[n++] = h->retired[i];
+	out[n++] = h->root;
+	return n;
 }
 
 /* Lowercase hex of the subject key id into buf; 0 or -1. */
@@ -103,7 +118,7 @@ static X509 *
 by_keyid(struct home *h, const char *name, const char *suffix, char *id,
     size_t idlen)
 {
-	X509 *cas[2];
+	X509 *cas[PUB_CAS_MAX];
 	char k[PUB_KEYID_HEX_MAX + 1];
 	size_t n, sl = strlen(suffix), i;
 
@@ -140,13 +155,20 @@ crl_get(struct serve *s, const char *id, unsigned char **out, size_t *len)
 {
 	unsigned char *der = NULL;
 	size_t dlen = 0, i, slot = 0;
-	int r, ret = AMTCA_E_INTERNAL;
+	uint64_t mark = 0;
+	int r, marked, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
 	*len = 0;
+	/* Read before the CRL is built: a revocation committed in between
+	   makes the next fetch build it again, never serve it stale. */
+	marked = store_revocation_mark(serve_home(s)->state, &mark) == 0;
+	if (!marked)
+		amtca_err_clear();
 	pthread_mutex_lock(&cache_mu);
 	for (i = 0; i < PUB_CACHE_SLOTS; i++)
 		if (cache[i].der != NULL && strcmp(cache[i].id, id) == 0 &&
+		    marked && cache[i].mark == mark &&
 		    age_s(&cache[i].at) < AMTCA_SERVE_CRL_CACHE_S) {
 			if ((*out = malloc(cache[i].len)) == NULL) {
 				ret = AMTCA_E_NOMEM;
@@ -181,6 +203,7 @@ crl_get(struct serve *s, const char *id, unsigned char **out, size_t *len)
 	if ((cache[slot].der = malloc(dlen)) != NULL) {
 		memcpy(cache[slot].der, der, dlen);
 		cache[slot].len = dlen;
+		cache[slot].mark = mark;
 		snprintf(cache[slot].id, sizeof(cache[slot].id), "%s", id);
 		clock_gettime(CLOCK_MONOTONIC, &cache[slot].at);
 	}
@@ -259,7 +282,7 @@ void
 publish_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs)
 {
 	struct home *h = serve_home(s);
-	X509 *cas[2], *x;
+	X509 *cas[PUB_CAS_MAX], *x;
 	char id[PUB_KEYID_HEX_MAX + 1], age[32];
 	unsigned char *body = NULL;
 	size_t len = 0, n;

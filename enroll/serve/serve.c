@@ -50,6 +50,7 @@
 #include "common/util.h"
 #include "enroll/devices.h"
 #include "enroll/home.h"
+#include "enroll/lease.h"
 #include "enroll/serve/serve.h"
 
 /* TLS 1.2 and 1.3 only, GnuTLS's NORMAL otherwise. */
@@ -86,6 +87,9 @@ struct serve {
 	int renew_started, recon_started;
 	int jobs_started;		/* api_jobs_start() succeeded */
 	struct serve_stats st;
+	char *node;			/* this node's owner string: its job
+					   claims and leader lease */
+	atomic_int leader;		/* holds the reconcile leader lease */
 };
 
 /* The request being read: its route's body cap and the body so far. */
@@ -202,6 +206,24 @@ struct home *
 serve_home(struct serve *s)
 {
 	return s->h;
+}
+
+const char *
+serve_node(struct serve *s)
+{
+	return s->node;
+}
+
+int
+serve_claim_ttl(struct serve *s)
+{
+	return s->o->claim_ttl_s > 0 ? s->o->claim_ttl_s : AMTCA_CLAIM_TTL_S;
+}
+
+int
+serve_leader(struct serve *s)
+{
+	return atomic_load(&s->leader);
 }
 
 int
@@ -1202,24 +1224,74 @@ renew_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Reconcile runs on one node at a time: the one holding the leader lease
+ * (AMTCA_SERVE_LEADER_LEASE in the store), which it renews every third of
+ * the claim lifetime; the others try to take it as often, and one does
+ * once it lapses (at once when its holder was a process of this host that
+ * is gone).  A new leader reconciles a full interval after it took over.
+ */
 static void *
 recon_main(void *arg)
 {
 	struct serve *s = arg;
+	struct store *st = s->h->state;
 	struct timespec ts;
-	int r;
+	char *holder = NULL, *last = NULL, who[200];
+	int ttl = serve_claim_ttl(s), r;
+	long tick = ttl / 3 > 0 ? ttl / 3 : 1;
+	time_t now, exp = 0, next = 0;
+
+	/* Renew the lease every third of it, reconcile on time. */
+	if (tick > s->o->reconcile_every_s)
+		tick = s->o->reconcile_every_s;
 
 	while (!atomic_load(&s->stop)) {
-		in_seconds(&ts, s->o->reconcile_every_s);
+		now = time(NULL);
+		r = store_lease_take(st, AMTCA_SERVE_LEADER_LEASE, s->node, now,
+		    ttl, NULL, &holder, &exp);
+		if (r == AMTCA_E_EXISTS && devlock_owner_dead(holder))
+			r = store_lease_take(st, AMTCA_SERVE_LEADER_LEASE,
+			    s->node, now, ttl, holder, NULL, NULL);
+		if (r == 0 && !atomic_load(&s->leader)) {
+			atomic_store(&s->leader, 1);
+			next = now + s->o->reconcile_every_s;
+			devlock_owner_describe(last != NULL ? last : "-", who,
+			    sizeof(who));
+			serve_log(s, "leader", "role=reconcile state=leader "
+			    "previous=\"%s\" ttl=%d", last != NULL ? who : "-",
+			    ttl);
+		} else if (r != 0 && atomic_load(&s->leader)) {
+			atomic_store(&s->leader, 0);
+			serve_log(s, "leader", "role=reconcile state=lost "
+			    "error=\"%s\"", amtca_errmsg(r));
+		}
+		if (r == AMTCA_E_EXISTS && holder != NULL &&
+		    (last == NULL || strcmp(last, holder) != 0)) {
+			devlock_owner_describe(holder, who, sizeof(who));
+			serve_log(s, "leader", "role=reconcile state=follower "
+			    "holder=\"%s\"", who);
+			free(last);
+			last = holder;
+			holder = NULL;
+		}
+		free(holder);
+		holder = NULL;
+		amtca_err_clear();
+		if (atomic_load(&s->leader) && now >= next) {
+			next = now + s->o->reconcile_every_s;
+			/* The job runner (jobs.c) queues it; the fleet engine's
+			   rules and per-device lock apply there. */
+			r = api_reconcile(s);
+			serve_log(s, "reconcile", "queued=%d result=%s", r == 0,
+			    r == 0 ? "ok" : amtca_errname(r));
+		}
+		in_seconds(&ts, tick);
 		timer_wait(s, &ts);
-		if (atomic_load(&s->stop))
-			break;
-		/* The job runner (api.c) queues it; the fleet engine's rules
-		   and per-device lock apply there. */
-		r = api_reconcile(s);
-		serve_log(s, "reconcile", "queued=%d result=%s", r == 0,
-		    r == 0 ? "ok" : amtca_errname(r));
 	}
+	if (atomic_load(&s->leader))
+		(void)!store_lease_release(st, AMTCA_SERVE_LEADER_LEASE, s->node);
+	free(last);
 	return NULL;
 }
 
@@ -1475,6 +1547,10 @@ serve_run(const char *homedir, const struct serve_opts *o)
 	for (i = 0; i < 3; i++)
 		s->fd[i] = -1;
 	s->st.started = (long long)time(NULL);
+	if ((r = devlock_owner(&s->node)) != 0) {
+		free(s);
+		return r;
+	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->swap_mu, NULL);
 	pthread_condattr_init(&ca);
@@ -1610,6 +1686,7 @@ out:
 	free(s->tls_cert);
 	key_free(s->tls_key);
 	free(s->trust);
+	free(s->node);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->swap_mu);
 	pthread_mutex_destroy(&s->mu);

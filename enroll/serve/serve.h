@@ -74,6 +74,12 @@ int srv_header(struct srv_resp *rs, const char *name, const char *value);
 /* What handlers may use of the running service. */
 struct sgn *serve_sgn(struct serve *s);
 struct home *serve_home(struct serve *s);
+/* This node's owner string ("host:pid:start:random"): its job claims and
+ * leader lease; the lifetime of those (serve --claim-ttl); whether it
+ * holds the reconcile leader lease now. */
+const char *serve_node(struct serve *s);
+int serve_claim_ttl(struct serve *s);
+int serve_leader(struct serve *s);
 /* One structured log line on stderr: "event=... key=value ...". */
 void serve_log(struct serve *s, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -96,6 +102,8 @@ struct serve_opts {
 	const char *publish_url;	/* base URL of the publication, or NULL */
 	const char *user;		/* drop to this user when root */
 	long reconcile_every_s;		/* 0: never */
+	int claim_ttl_s;		/* job claims, device and leader
+					   leases (0: AMTCA_CLAIM_TTL_S) */
 	unsigned max_connections;	/* per listener */
 	unsigned timeout_s;		/* per connection (idle) */
 };

@@ -381,6 +381,9 @@ metrics(struct buf *b, struct serve *s, const struct snap *sn)
 	    "# TYPE amtca_job_running gauge\namtca_job_running %d\n",
 	    sn->job != NULL ? sn->job->total : 0,
 	    sn->job != NULL && strcmp(sn->job->state, "running") == 0);
+	bprintf(b, "# HELP amtca_reconcile_leader Whether this node holds the "
+	    "reconcile leader lease.\n# TYPE amtca_reconcile_leader gauge\n"
+	    "amtca_reconcile_leader %d\n", serve_leader(s));
 	bprintf(b, "# HELP amtca_http_requests_total HTTP requests answered.\n"
 	    "# TYPE amtca_http_requests_total counter\n"
 	    "amtca_http_requests_total %llu\n"

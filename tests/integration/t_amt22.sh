@@ -162,7 +162,7 @@ ADDR=127.0.122.4
 FQDN=amt22-d.example.test
 sim_up "$T/sim4.log" "$ADDR" "$FQDN" --commit-delay-ms 100 --amt-version "$V22" \
     --amt-quirk refuse-sha256-chain=on
-expect_fail 1 "AddTrustedRootCertificate: AMT returned 2063 .*may refuse SHA-256-signed chain certificates: rotate with 'amtca ca rotate --key-type p384'" \
+expect_fail 1 "AddTrustedRootCertificate: AMT returned 2063 .*may refuse SHA-256-signed chain certificates: the root signs itself with SHA-384 only as P-384: make a new CA with 'amtca init --key-type p384'" \
     enroll "$ADDR" "$FQDN"
 ok "SHA-256-signed chain refused by AMT 22 (switch on): $(cat "$T/err")"
 stop_sim

@@ -129,6 +129,41 @@ openssl verify -x509_strict -CAfile "$E/root.pem" -untrusted "$HOME_CA/intermedi
     "$T/leaf.pem" >/dev/null || fail "leaf does not verify to the external root"
 ok "issued leaf verifies to the external root"
 
+# Rotation needs the root key, which an external root keeps: refused,
+# saying how such a CA gets a new intermediate, and nothing changes.
+cp "$HOME_CA/chain.pem" "$T/chain0.pem"
+expect_fail 1 "this CA's root is external.*ca import-intermediate" \
+    "$AMTCA" --home "$HOME_CA" ca rotate
+cmp -s "$T/chain0.pem" "$HOME_CA/chain.pem" || fail "a refused rotate changed chain.pem"
+grep -q intermediate_key "$HOME_CA/amtca.conf" && fail "a refused rotate changed amtca.conf"
+ok "ca rotate under an external root: refused with the way out, nothing changed"
+
+# ... and done that way: the next key's request, signed by the enterprise
+# root, imported; both generations' leaves verify to the external root.
+"$AMTCA" --home "$HOME_CA" ca rotate --csr-out "$T/next.csr" --key-type p384 >"$T/rr.out" 2>"$T/rr.err" ||
+    fail "ca rotate --csr-out: $(cat "$T/rr.err")"
+openssl req -in "$T/next.csr" -noout -subject | qgrep "G2" || fail "the request's subject has no generation"
+cmp -s "$T/chain0.pem" "$HOME_CA/chain.pem" || fail "the request alone changed chain.pem"
+"$AMTCA" --home "$HOME_CA" issue --fqdn "$FQDN" --csr "$T/leaf.csr" --out "$T/leaf1b.pem" >/dev/null ||
+    fail "issue while a rotation request is out"
+openssl x509 -in "$T/leaf1b.pem" -noout -issuer | qgrep "G2" && fail "issued under the unimported G2"
+sign "$T/next.csr" "$T/wrong-g2.pem" other -extfile "$E/ca.ext"
+expect_fail 1 "is not this CA's root" "$AMTCA" --home "$HOME_CA" ca import-intermediate --cert "$T/wrong-g2.pem" --root "$E/other.pem"
+sign "$T/next.csr" "$T/g2.pem" root -extfile "$E/ca.ext"
+"$AMTCA" --home "$HOME_CA" ca import-intermediate --cert "$T/g2.pem" --root "$E/root.pem" >/dev/null 2>"$T/ri.err" ||
+    fail "import of the rotated intermediate: $(cat "$T/ri.err")"
+[ -e "$HOME_CA/intermediate-next.csr" ] && fail "the answered request is still in the home"
+"$AMTCA" --home "$HOME_CA" issue --fqdn "$FQDN" --csr "$T/leaf.csr" --out "$T/leaf2.pem" >/dev/null
+openssl x509 -in "$T/leaf2.pem" -noout -issuer | qgrep "G2" || fail "not issued under G2 after import"
+"$AMTCA" --home "$HOME_CA" chain >"$T/chain2.pem"
+[ "$(grep -c BEGIN "$T/chain2.pem")" = 3 ] || fail "chain after an external rotation: $(grep -c BEGIN "$T/chain2.pem")"
+for f in leaf leaf2; do
+	openssl verify -CAfile "$E/root.pem" -untrusted "$T/chain2.pem" "$T/$f.pem" >/dev/null ||
+	    fail "$f does not verify to the external root after rotation"
+done
+"$AMTCA" --home "$HOME_CA" audit verify >/dev/null 2>&1 || fail "audit verify after an external rotation"
+ok "external root: ca rotate --csr-out + import-intermediate rotate; a wrong root is refused; both leaves verify"
+
 # --- enrollment against amtsim; s_client trusts the external root only --
 # AMT serves the leaf alone: the client holds our intermediate (untrusted
 # without -partial_chain: OpenSSL must still reach a self-signed anchor,

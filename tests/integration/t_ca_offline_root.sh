@@ -71,3 +71,36 @@ openssl crl -in "$T/root.crl" -inform DER -noout -issuer | qgrep "amtca Root CA"
 "$AMTCA" --home "$HOME_CA" audit show --action ca.crl-root | qgrep ca.crl-root ||
     fail "crl --root not audited"
 ok "with the root token back, crl --root makes a CRL the root certificate verifies"
+
+# --- ca rotate needs the root token (issue 10 §2) ----------------------
+mv "$S/tokens/$rootdir" "$T/away"
+cp "$HOME_CA/chain.pem" "$T/chain0.pem"
+cp "$HOME_CA/amtca.conf" "$T/conf0"
+keys0=$(objs ca 11112222)
+n0=$("$AMTCA" --home "$HOME_CA" audit show --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')
+expect_fail 1 "ca rotate needs the offline root token (pkcs11:token=offroot)" \
+    "$AMTCA" --home "$HOME_CA" ca rotate
+cmp -s "$T/chain0.pem" "$HOME_CA/chain.pem" || fail "a refused rotate changed chain.pem"
+cmp -s "$T/conf0" "$HOME_CA/amtca.conf" || fail "a refused rotate changed amtca.conf"
+[ -e "$HOME_CA/intermediate-retired.pem" ] && fail "a refused rotate retired the intermediate"
+[ "$(objs ca 11112222)" = "$keys0" ] || fail "a refused rotate made a key: $(objs ca 11112222)"
+n1=$("$AMTCA" --home "$HOME_CA" audit show --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')
+[ "$n1" = "$n0" ] || fail "a refused rotate appended $((n1 - n0)) audit entries"
+ok "ca rotate without the root token: one clear line naming it; chain.pem, conf, token and audit unchanged"
+
+mv "$T/away" "$S/tokens/$rootdir"
+"$AMTCA" --home "$HOME_CA" ca rotate --key-type p384 >/dev/null 2>"$T/err" ||
+    fail "ca rotate with the root token back: $(cat "$T/err")"
+[ "$(objs ca 11112222)" = "amtca-audit amtca-intermediate amtca-intermediate-g2 " ] ||
+    fail "CA token keys after rotate: $(objs ca 11112222)"
+[ "$(objs offroot 33334444)" = "amtca-root " ] || fail "root token keys after rotate: $(objs offroot 33334444)"
+mv "$S/tokens/$rootdir" "$T/away"
+make_csr "$T/leaf2.csr" ec:secp384r1 b.example.test
+"$AMTCA" --home "$HOME_CA" issue --fqdn b.example.test --csr "$T/leaf2.csr" --out "$T/leaf2.pem" ||
+    fail "issue under the new intermediate without the root token"
+"$AMTCA" --home "$HOME_CA" chain >"$T/chain1.pem"
+for f in leaf leaf2; do
+	openssl verify -CAfile "$HOME_CA/root.pem" -untrusted "$T/chain1.pem" "$T/$f.pem" >/dev/null ||
+	    fail "$f does not verify with the chain after rotate"
+done
+ok "with the root token back ca rotate works (new key in the CA's token only); then issuance goes on without it"

@@ -97,3 +97,24 @@ expect_fail 1 "newer than this amtca" ca store migrate
 q "DELETE FROM amtca.schema_version WHERE version = 99"
 [ "$(cert_count "$HOME_CA")" = 2 ] || fail "store unusable after the newer schema left"
 ok "a schema newer than this amtca is refused with a one-line error"
+
+# --- rotation with the records in PostgreSQL (issue 10 §2) -------------------
+K1=$(openssl x509 -in "$HOME_CA/intermediate.pem" -noout -ext subjectKeyIdentifier | sed -n '2s/[ :]//gp' | tr 'A-F' 'a-f')
+ca ca rotate >/dev/null 2>"$T/rot.err" || fail "ca rotate on PostgreSQL: $(cat "$T/rot.err")"
+K2=$(openssl x509 -in "$HOME_CA/intermediate.pem" -noout -ext subjectKeyIdentifier | sed -n '2s/[ :]//gp' | tr 'A-F' 'a-f')
+ca issue --fqdn web2.example.test --csr "$T/a.csr" --out "$T/b.pem" >/dev/null
+SB=$(openssl x509 -in "$T/b.pem" -noout -serial | sed 's/serial=//')
+[ "$(q "SELECT issuer FROM amtca.certificates WHERE serial = '$SB'")" = "$K2" ] ||
+	fail "the new leaf's issuer is not G2's key id in PostgreSQL"
+[ "$(q "SELECT state FROM amtca.ca_certs WHERE keyid = '$K1'")" = retired ] ||
+	fail "ca_certs: $(q "SELECT keyid, generation, state FROM amtca.ca_certs")"
+[ "$(q "SELECT state FROM amtca.ca_certs WHERE keyid = '$K2'")" = current ] ||
+	fail "ca_certs: $(q "SELECT keyid, generation, state FROM amtca.ca_certs")"
+ca crl --issuer "$K1" >"$T/old.pem"
+openssl crl -in "$T/old.pem" -noout -text | qgrep -i "Serial Number: 0*${SA#0}" ||
+	fail "G1's CRL lacks $SA after rotation"
+ca crl >"$T/new.pem"
+openssl crl -in "$T/new.pem" -noout -text | qgrep -i "Serial Number: 0*${SA#0}" &&
+	fail "G2's CRL lists G1's $SA"
+ca audit verify >"$T/v.out" || fail "audit verify after rotate: $(cat "$T/v.out")"
+ok "ca rotate on PostgreSQL: issuer recorded, ca_certs current/retired, per-issuer CRLs, trail verifies"

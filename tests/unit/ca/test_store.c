@@ -1235,6 +1235,312 @@ test_leases(void **state)
 	store_close(s2);
 }
 
+/* A running job of `n` pending devices d00.example.com... plus one done. */
+static void
+claim_job(struct store *s, const char *id, int n, time_t created)
+{
+	struct store_job j;
+	struct store_job_device jd;
+	char fqdn[64];
+	int i;
+
+	memset(&j, 0, sizeof(j));
+	j.id = (char *)id;
+	j.created_at = created;
+	j.state = (char *)"running";
+	j.total = (unsigned)n + 1;
+	assert_int_equal(store_job_put(s, &j), 0);
+	memset(&jd, 0, sizeof(jd));
+	jd.job_id = (char *)id;
+	jd.result = (char *)"pending";
+	for (i = 0; i < n; i++) {
+		snprintf(fqdn, sizeof(fqdn), "d%02d.example.com", i);
+		jd.fqdn = fqdn;
+		assert_int_equal(store_job_device_put(s, &jd), 0);
+	}
+	jd.fqdn = (char *)"done.example.com";
+	jd.result = (char *)"enrolled";
+	assert_int_equal(store_job_device_put(s, &jd), 0);
+}
+
+static void
+claim_done(struct store *s, const char *id, const char *fqdn)
+{
+	struct store_job_device jd;
+
+	memset(&jd, 0, sizeof(jd));
+	jd.job_id = (char *)id;
+	jd.fqdn = (char *)fqdn;
+	jd.result = (char *)"enrolled";
+	jd.attempts = 1;
+	assert_int_equal(store_job_device_put(s, &jd), 0);
+}
+
+static void
+claimable_is(struct store *s, time_t now, const char *want)
+{
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	assert_int_equal(store_job_claimable(s, now, &ids, &n), 0);
+	if (want == NULL)
+		assert_int_equal(n, 0);
+	else {
+		assert_int_equal(n, 1);
+		assert_string_equal(ids[0], want);
+	}
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/*
+ * Job claims: each unfinished device of a running job goes to one claimer
+ * until its claim expires; a finished device never; renewal keeps it,
+ * release frees it; the job is finished once, when nothing is pending.
+ */
+static void
+test_job_claims(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_job *j = NULL;
+	char *a = NULL, *b = NULL, *c = NULL, *x = NULL, *prev = NULL;
+	char **owners = NULL;
+	size_t n = 0;
+	int fin = -1;
+
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	claim_job(f->s, "job-c", 3, 100);
+	claimable_is(f->s, 1000, "job-c");
+	assert_int_equal(store_job_claim(f->s, "job-c", "A", 1000, 30, &a,
+	    &prev), 0);
+	assert_null(prev);
+	assert_int_equal(store_job_claim(s2, "job-c", "B", 1000, 30, &b, &prev),
+	    0);
+	assert_null(prev);
+	assert_int_equal(store_job_claim(f->s, "job-c", "A", 1001, 30, &c, NULL),
+	    0);
+	assert_string_not_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_string_not_equal(b, c);
+	assert_null(strstr(a, "done"));
+	assert_null(strstr(b, "done"));
+	assert_null(strstr(c, "done"));
+	/* All claimed, none lapsed: nothing for anyone, the job not listed. */
+	x = (char *)&x;
+	assert_int_equal(store_job_claim(s2, "job-c", "B", 1010, 30, &x, NULL),
+	    AMTCA_E_NOT_FOUND);
+	assert_null(x);
+	claimable_is(f->s, 1010, NULL);
+	assert_int_equal(store_job_claim_owners(s2, "job-c", &owners, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(owners[0], "A");
+	assert_string_equal(owners[1], "B");
+	free(owners[0]);
+	free(owners[1]);
+	free(owners);
+	/* A renews its claims (two), B does not: at 1030 B's has lapsed. */
+	assert_int_equal(store_job_claim_renew(f->s, "job-c", "A", 1020, 30, &n),
+	    0);
+	assert_int_equal(n, 2);
+	claimable_is(f->s, 1030, "job-c");
+	assert_int_equal(store_job_claim(f->s, "job-c", "A", 1030, 30, &x,
+	    &prev), 0);
+	assert_string_equal(x, b);
+	assert_non_null(prev);
+	assert_string_equal(prev, "B");
+	free(prev);
+	prev = NULL;
+	free(x);
+	x = NULL;
+	/* Release: the device is claimable at once. */
+	assert_int_equal(store_job_claim_release(f->s, "job-c", "A", a), 0);
+	assert_int_equal(store_job_claim(s2, "job-c", "B", 1031, 30, &x, &prev),
+	    0);
+	assert_string_equal(x, a);
+	assert_null(prev);
+	free(x);
+	x = NULL;
+	/* Finishing: not while anything is pending; then exactly once. */
+	claim_done(f->s, "job-c", a);
+	claim_done(s2, "job-c", b);
+	assert_int_equal(store_job_finish(f->s, "job-c", 1040, &fin), 0);
+	assert_int_equal(fin, 0);
+	/* A finished device stays finished: a lapsed claim does not revive it. */
+	claimable_is(f->s, 5000, "job-c");
+	assert_int_equal(store_job_claim(s2, "job-c", "B", 5000, 30, &x, NULL),
+	    0);
+	assert_string_equal(x, c);
+	free(x);
+	x = NULL;
+	assert_int_equal(store_job_claim(s2, "job-c", "B", 5000, 30, &x, NULL),
+	    AMTCA_E_NOT_FOUND);
+	claim_done(s2, "job-c", c);
+	claimable_is(f->s, 9000, NULL);
+	assert_int_equal(store_job_finish(s2, "job-c", 5001, &fin), 0);
+	assert_int_equal(fin, 1);
+	assert_int_equal(store_job_finish(f->s, "job-c", 5002, &fin), 0);
+	assert_int_equal(fin, 0);
+	assert_int_equal(store_job_get(f->s, "job-c", &j), 0);
+	assert_string_equal(j->state, "done");
+	assert_int_equal(j->finished_at, 5001);
+	store_job_free(j);
+	/* A job that is not running hands out nothing. */
+	claim_job(f->s, "job-x", 2, 200);
+	assert_int_equal(store_job_get(f->s, "job-x", &j), 0);
+	free(j->state);
+	j->state = strdup("cancelled");
+	assert_int_equal(store_job_put(f->s, j), 0);
+	store_job_free(j);
+	assert_int_equal(store_job_claim(f->s, "job-x", "A", 1000, 30, &x, NULL),
+	    AMTCA_E_NOT_FOUND);
+	claimable_is(f->s, 1000, NULL);
+	assert_int_equal(store_job_finish(f->s, "job-x", 1000, &fin), 0);
+	assert_int_equal(fin, 0);
+	assert_int_equal(store_job_claim(f->s, "job-x", "", 1000, 30, &x, NULL),
+	    AMTCA_E_USAGE);
+	free(a);
+	free(b);
+	free(c);
+	store_close(s2);
+}
+
+/* Nodes (handles of their own) claiming one job at once. */
+#define CLAIM_DEVICES 60
+#define CLAIM_NODES 4
+
+struct claimer {
+	const char *uri;
+	char owner[16];
+	pthread_barrier_t *go;
+	char *got[CLAIM_DEVICES];
+	size_t n;
+	int finished;
+	int errors;
+};
+
+static void *
+claimer_main(void *arg)
+{
+	struct claimer *c = arg;
+	struct store *s = NULL;
+	char *fqdn = NULL;
+	size_t i;
+	int r, fin = 0;
+
+	assert_int_equal(store_open(c->uri, 0, &s), 0);
+	pthread_barrier_wait(c->go);
+	while ((r = store_job_claim(s, "job-n", c->owner, 1000, 60, &fqdn,
+	    NULL)) == 0) {
+		if (c->n < CLAIM_DEVICES)
+			c->got[c->n++] = fqdn;
+		else {
+			c->errors++;
+			free(fqdn);
+		}
+		fqdn = NULL;
+	}
+	if (r != AMTCA_E_NOT_FOUND)
+		c->errors++;
+	/* Everyone finishes its devices, then tries to finish the job. */
+	pthread_barrier_wait(c->go);
+	for (i = 0; i < c->n; i++) {
+		struct store_job_device jd;
+
+		memset(&jd, 0, sizeof(jd));
+		jd.job_id = (char *)"job-n";
+		jd.fqdn = c->got[i];
+		jd.result = (char *)"enrolled";
+		if (store_job_device_put(s, &jd) != 0)
+			c->errors++;
+		if (store_job_finish(s, "job-n", 2000, &fin) != 0)
+			c->errors++;
+		c->finished += fin;
+	}
+	store_close(s);
+	return NULL;
+}
+
+static void
+test_job_claims_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct claimer c[CLAIM_NODES];
+	pthread_t th[CLAIM_NODES];
+	pthread_barrier_t go;
+	char seen[CLAIM_DEVICES];
+	struct store_job *j = NULL;
+	size_t i, total = 0;
+	int k, idx, finished = 0;
+
+	claim_job(f->s, "job-n", CLAIM_DEVICES, 100);
+	memset(c, 0, sizeof(c));
+	memset(seen, 0, sizeof(seen));
+	pthread_barrier_init(&go, NULL, CLAIM_NODES);
+	for (k = 0; k < CLAIM_NODES; k++) {
+		c[k].uri = f->uri;
+		c[k].go = &go;
+		snprintf(c[k].owner, sizeof(c[k].owner), "node%d", k);
+		assert_int_equal(pthread_create(&th[k], NULL, claimer_main, &c[k]),
+		    0);
+	}
+	for (k = 0; k < CLAIM_NODES; k++)
+		pthread_join(th[k], NULL);
+	pthread_barrier_destroy(&go);
+	for (k = 0; k < CLAIM_NODES; k++) {
+		assert_int_equal(c[k].errors, 0);
+		finished += c[k].finished;
+		for (i = 0; i < c[k].n; i++) {
+			assert_int_equal(sscanf(c[k].got[i], "d%d.example.com",
+			    &idx), 1);
+			assert_true(idx >= 0 && idx < CLAIM_DEVICES);
+			/* Never the same device twice. */
+			assert_int_equal(seen[idx], 0);
+			seen[idx] = 1;
+			total++;
+			free(c[k].got[i]);
+		}
+	}
+	assert_int_equal(total, CLAIM_DEVICES);
+	assert_int_equal(finished, 1);
+	assert_int_equal(store_job_get(f->s, "job-n", &j), 0);
+	assert_string_equal(j->state, "done");
+	store_job_free(j);
+}
+
+/* The revocation mark moves with every change to a revocation, only then. */
+static void
+test_revocation_mark(void **state)
+{
+	struct fx *f = *state;
+	struct store_cert c;
+	unsigned char der[4] = { 0x30, 0x02, 0x05, 0x00 };
+	uint64_t m0 = 1, m1 = 0, m2 = 0, m3 = 0;
+
+	assert_int_equal(store_revocation_mark(f->s, &m0), 0);
+	assert_int_equal(m0, 0);
+	rec(&c, "7A01", "a.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "7A02", "b.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_revocation_mark(f->s, &m1), 0);
+	assert_int_equal(m1, 0);
+	assert_int_equal(store_cert_revoke(f->s, "7A01", 4, 1600), 0);
+	assert_int_equal(store_revocation_mark(f->s, &m1), 0);
+	assert_true(m1 > 0);
+	/* An issuance and a repeat revocation change nothing on a CRL. */
+	rec(&c, "7A03", "c.example.com", der, sizeof(der));
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	assert_int_equal(store_cert_revoke(f->s, "7A01", 4, 1700), 0);
+	assert_int_equal(store_revocation_mark(f->s, &m2), 0);
+	assert_int_equal(m2, m1);
+	/* keyCompromise replaces the reason: the CRL changes, so does the mark. */
+	assert_int_equal(store_cert_revoke(f->s, "7A01", 1, 1800), 0);
+	assert_int_equal(store_revocation_mark(f->s, &m3), 0);
+	assert_true(m3 > m2);
+}
+
 /* Sealed credentials: put replaces but keeps created_at; list has no blob. */
 static void
 test_credentials(void **state)
@@ -1306,6 +1612,97 @@ test_credentials(void **state)
 	c.user = (char *)"";
 	assert_int_equal(store_cred_put(f->s, &c), AMTCA_E_USAGE);
 	assert_int_equal(store_cred_get(f->s, "", &g), AMTCA_E_USAGE);
+	store_close(s2);
+}
+
+/*
+ * The shared configuration: a put of several items is one transaction that
+ * a second connection sees whole; a value round-trips byte for byte (NUL
+ * bytes, empty); a NULL value removes; bad names and oversize values are
+ * refused and change nothing.
+ */
+static void
+test_meta(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_meta v[3], *g = NULL, *l = NULL;
+	unsigned char blob[] = { 'a', 0, 'b', 0xff };
+	unsigned char *big = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_meta_list(f->s, &l, &n), 0);
+	assert_int_equal(n, 0);
+	store_metas_free(l, n);
+	l = NULL;
+	assert_int_equal(store_meta_get(f->s, "conf", &g), AMTCA_E_NOT_FOUND);
+	assert_null(g);
+
+	memset(v, 0, sizeof(v));
+	v[0].name = (char *)"root.pem";
+	v[0].value = blob;
+	v[0].len = sizeof(blob);
+	v[1].name = (char *)"conf";
+	v[1].value = (unsigned char *)"";
+	v[1].len = 0;
+	v[2].name = (char *)"chain.pem";
+	v[2].value = (unsigned char *)"x";
+	v[2].len = 1;
+	v[2].updated_at = 42;
+	assert_int_equal(store_meta_put(f->s, v, 3), 0);
+
+	/* Another connection (another node) reads the whole set. */
+	assert_int_equal(store_open(f->uri, 0, &s2), 0);
+	assert_int_equal(store_meta_list(s2, &l, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].name, "chain.pem");
+	assert_int_equal(l[0].updated_at, 42);
+	assert_string_equal(l[1].name, "conf");
+	assert_non_null(l[1].value);
+	assert_int_equal(l[1].len, 0);
+	assert_true(l[1].updated_at > 0);
+	assert_string_equal(l[2].name, "root.pem");
+	assert_int_equal(l[2].len, sizeof(blob));
+	assert_memory_equal(l[2].value, blob, sizeof(blob));
+	store_metas_free(l, n);
+	l = NULL;
+
+	/* Replace one, remove one, in one put. */
+	v[0].value = (unsigned char *)"new";
+	v[0].len = 3;
+	v[1].value = NULL;
+	assert_int_equal(store_meta_put(f->s, v, 2), 0);
+	assert_int_equal(store_meta_get(s2, "root.pem", &g), 0);
+	assert_int_equal(g->len, 3);
+	assert_memory_equal(g->value, "new", 3);
+	store_meta_free(g);
+	g = NULL;
+	assert_int_equal(store_meta_get(s2, "conf", &g), AMTCA_E_NOT_FOUND);
+	/* Removing what is absent is no error. */
+	assert_int_equal(store_meta_put(f->s, &v[1], 1), 0);
+
+	/* Refused, and nothing changed. */
+	v[0].name = (char *)"with space";
+	assert_int_equal(store_meta_put(f->s, v, 1), AMTCA_E_USAGE);
+	v[0].name = (char *)"";
+	assert_int_equal(store_meta_put(f->s, v, 1), AMTCA_E_USAGE);
+	v[0].name = (char *)"root.pem";
+	v[1].name = (char *)"root.pem";
+	v[1].value = (unsigned char *)"dup";
+	v[1].len = 3;
+	assert_int_equal(store_meta_put(f->s, v, 2), AMTCA_E_USAGE);
+	assert_non_null(big = calloc(1, AMTCA_STORE_META_VALUE_MAX + 1));
+	v[0].value = big;
+	v[0].len = AMTCA_STORE_META_VALUE_MAX + 1;
+	assert_int_equal(store_meta_put(f->s, v, 1), AMTCA_E_USAGE);
+	free(big);
+	assert_int_equal(store_meta_put(f->s, v, 0), AMTCA_E_USAGE);
+	assert_int_equal(store_meta_get(s2, "root.pem", &g), 0);
+	assert_memory_equal(g->value, "new", 3);
+	store_meta_free(g);
+	assert_int_equal(store_meta_list(s2, &l, &n), 0);
+	assert_int_equal(n, 2);
+	store_metas_free(l, n);
 	store_close(s2);
 }
 
@@ -2036,7 +2433,8 @@ test_pg_passfile(void **state)
 /*
  * SQLite only (versions are the file's user_version): a version-2 file,
  * the release before clients, credentials' neighbours and the audit trail,
- * opens, gains them and is version 3; reopening changes nothing.
+ * opens, gains them and is upgraded to the newest version (6); reopening
+ * changes nothing.
  */
 static void
 test_sqlite_upgrade_from_v2(void **state)
@@ -2052,7 +2450,7 @@ test_sqlite_upgrade_from_v2(void **state)
 	char uri[512];
 
 	be->uri(f->dir, "v2", uri, sizeof(uri));
-	/* A version-2 file: today's schema less what version 3 added. */
+	/* A version-2 file: today's schema less what versions 3 and 4 added. */
 	assert_int_equal(store_open(uri, 1, &s), 0);
 	memset(&nd, 0, sizeof(nd));
 	nd.fqdn = (char *)"v2.example.com";
@@ -2063,8 +2461,14 @@ test_sqlite_upgrade_from_v2(void **state)
 	s = NULL;
 	assert_int_equal(sqlite3_open(sqlite_path(uri), &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE clients; DROP TABLE audit;"
-	    " DROP TABLE audit_seals; PRAGMA user_version = 2", NULL, NULL, NULL),
-	    SQLITE_OK);
+	    " DROP TABLE audit_seals; DROP TABLE ca_certs;"
+	    " DROP INDEX certificates_revoked_issuer;"
+	    " ALTER TABLE certificates DROP COLUMN issuer;"
+	    " DROP INDEX job_devices_pending;"
+	    " ALTER TABLE job_devices DROP COLUMN claimed_by;"
+	    " ALTER TABLE job_devices DROP COLUMN claim_expires;"
+	    " DROP TABLE meta;"
+	    " PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	db = NULL;
 
@@ -2089,14 +2493,168 @@ test_sqlite_upgrade_from_v2(void **state)
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
 	    NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	/* Upgraded step by step to the newest version. */
+	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	/* Reopened as version 3: the rows stay. */
+	/* Reopened as version 6: the rows stay. */
 	assert_int_equal(store_open(uri, 0, &s), 0);
 	assert_int_equal(store_audit_status(s, &head, &sealed), 0);
 	assert_int_equal(head, 2);
 	store_close(s);
+}
+
+/*
+ * Rotation (docs/rotation.md): each record names its issuing intermediate;
+ * the per-issuer revoked listing is that intermediate's CRL, and records
+ * without an issuer (made before rotation) belong to the first one only.
+ */
+static void
+test_revoked_by_issuer(void **state)
+{
+	struct fx *f = *state;
+	unsigned char der[] = { 0x30, 0x03, 0x01, 0x02, 0x03 };
+	struct store_cert c, *got = NULL, *v = NULL;
+	size_t n = 0;
+
+	rec(&c, "0A01", "old.example.com", der, sizeof(der));	/* no issuer */
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A02", "g1.example.com", der, sizeof(der));
+	c.issuer = (char *)"aa11";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A03", "g2.example.com", der, sizeof(der));
+	c.issuer = (char *)"bb22";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A04", "g2b.example.com", der, sizeof(der));
+	c.issuer = (char *)"bb22";
+	assert_int_equal(store_cert_add(f->s, &c), 0);
+	rec(&c, "0A05", "bad.example.com", der, sizeof(der));
+	c.issuer = (char *)"BB22";	/* key ids are lowercase hex */
+	assert_int_equal(store_cert_add(f->s, &c), AMTCA_E_USAGE);
+
+	assert_int_equal(store_cert_get(f->s, "0A03", &got), 0);
+	assert_non_null(got->issuer);
+	assert_string_equal(got->issuer, "bb22");
+	store_cert_free(got);
+	assert_int_equal(store_cert_get(f->s, "0A01", &got), 0);
+	assert_null(got->issuer);
+	store_cert_free(got);
+
+	assert_int_equal(store_cert_revoke(f->s, "0A01", 0, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A02", 0, 1700), 0);
+	assert_int_equal(store_cert_revoke(f->s, "0A03", 0, 1700), 0);
+	/* The first intermediate's CRL: its own and the issuer-less one. */
+	assert_int_equal(store_cert_list_revoked_by(f->s, "aa11", 1, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].serial, "0A01");
+	assert_string_equal(v[1].serial, "0A02");
+	store_certs_free(v, n);
+	/* The second's: only its own revoked one, never the others'. */
+	assert_int_equal(store_cert_list_revoked_by(f->s, "bb22", 0, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "0A03");
+	assert_string_equal(v[0].issuer, "bb22");
+	store_certs_free(v, n);
+	assert_int_equal(store_cert_list_revoked_by(f->s, "cc33", 0, &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_certs_free(v, n);
+	/* What is not revoked, per issuer (ca prune). */
+	assert_int_equal(store_cert_list_unrevoked_by(f->s, "bb22", 0, &v, &n),
+	    0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "0A04");
+	assert_null(v[0].der);
+	store_certs_free(v, n);
+	assert_int_equal(store_cert_list_unrevoked_by(f->s, "aa11", 1, &v, &n),
+	    0);
+	assert_int_equal(n, 0);
+	store_certs_free(v, n);
+}
+
+/*
+ * The CA's own certificates: upsert by key id with an audit entry in the
+ * same transaction, listed by generation; a revoked one stays revoked
+ * whatever a later put says; revoking the unknown is NOT_FOUND.
+ */
+static void
+test_cacert_records(void **state)
+{
+	struct fx *f = *state;
+	unsigned char d1[] = { 0x30, 0x01, 0x01 }, d2[] = { 0x30, 0x01, 0x02 };
+	struct store_cacert r[2], *v = NULL;
+	struct store_audit *e = NULL;
+	uint64_t head0 = 0, head = 0, sealed = 0;
+	size_t n = 0;
+
+	assert_int_equal(store_cacert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 0);
+	store_cacerts_free(v, n);
+	assert_int_equal(store_audit_status(f->s, &head0, &sealed), 0);
+	memset(r, 0, sizeof(r));
+	r[0].keyid = (char *)"bb22";
+	r[0].role = (char *)"intermediate";
+	r[0].generation = 2;
+	r[0].subject = (char *)"X G2";
+	r[0].serial = (char *)"0B";
+	r[0].not_after = 5000;
+	r[0].state = (char *)"current";
+	r[0].der = d2;
+	r[0].der_len = sizeof(d2);
+	r[1] = r[0];
+	r[1].keyid = (char *)"aa11";
+	r[1].generation = 1;
+	r[1].subject = (char *)"X";
+	r[1].serial = (char *)"0A";
+	r[1].state = (char *)"retired";
+	r[1].der = d1;
+	r[1].der_len = sizeof(d1);
+	assert_int_equal(store_cacert_put(f->s, r, 2, "ca.rotate", "bb22",
+	    "old=aa11 generation=2"), 0);
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, head0 + 1);
+	assert_int_equal(store_audit_list(f->s, head0, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].action, "ca.rotate");
+	assert_string_equal(e[0].subject, "bb22");
+	store_audits_free(e, n);
+
+	assert_int_equal(store_cacert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].keyid, "aa11");	/* by generation */
+	assert_int_equal(v[0].generation, 1);
+	assert_string_equal(v[0].state, "retired");
+	assert_string_equal(v[0].serial, "0A");
+	assert_int_equal(v[0].der_len, sizeof(d1));
+	assert_memory_equal(v[0].der, d1, sizeof(d1));
+	assert_string_equal(v[1].keyid, "bb22");
+	assert_string_equal(v[1].state, "current");
+	assert_int_equal(v[1].not_after, 5000);
+	store_cacerts_free(v, n);
+
+	assert_int_equal(store_cacert_revoke(f->s, "aa11", 1, 1700), 0);
+	assert_int_equal(store_cacert_revoke(f->s, "aa11", 4, 1800), 0);
+	assert_int_equal(store_cacert_revoke(f->s, "dd44", 1, 1700),
+	    AMTCA_E_NOT_FOUND);
+	assert_int_equal(store_cacert_revoke(f->s, "aa11", 7, 1700),
+	    AMTCA_E_USAGE);
+	/* One entry for the one change. */
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, head0 + 2);
+	/* A later put (no entry) never un-revokes. */
+	r[1].state = (char *)"ended";
+	assert_int_equal(store_cacert_put(f->s, &r[1], 1, NULL, NULL, NULL), 0);
+	assert_int_equal(store_cacert_list(f->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].state, "revoked");
+	assert_int_equal(v[0].revoke_reason, 1);
+	assert_int_equal(v[0].revoked_at, 1700);
+	store_cacerts_free(v, n);
+	assert_int_equal(store_audit_status(f->s, &head, &sealed), 0);
+	assert_int_equal(head, head0 + 2);
+	/* Incomplete records are refused. */
+	r[1].state = (char *)"gone";
+	assert_int_equal(store_cacert_put(f->s, &r[1], 1, NULL, NULL, NULL),
+	    AMTCA_E_USAGE);
 }
 
 int
@@ -2124,9 +2682,15 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_claims_concurrent, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revocation_mark, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_previous, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_audit_entries, setup, teardown),
@@ -2137,6 +2701,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nodes_share_one_store, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_audit_nodes_never_fork, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_by_issuer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cacert_records, setup,
 		    teardown),
 	};
 	const struct CMUnitTest pg_only[] = {

@@ -4,7 +4,8 @@
  * with the password file, never holds the password), the result names of
  * the contract, refusing an empty job, and (with a store but no device)
  * the service's additions: a given job id, sealed credentials fetched at
- * the device's turn, and stopping a run (cancel, shutdown).
+ * the device's turn, stopping a run (cancel, shutdown), and claim mode
+ * (the service's nodes sharing a job's devices through the store).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -365,6 +366,130 @@ test_service_jobs(void **state)
 	amtca_rmtree(dir);
 }
 
+/* fleet_opts.on_claim: what was claimed, and whose lapsed claim. */
+struct claimlog {
+	size_t n;
+	size_t took_over;
+	char prev[32];
+};
+
+static void
+on_claim(void *ctx, const char *fqdn, const char *prev)
+{
+	struct claimlog *l = ctx;
+
+	(void)fqdn;
+	l->n++;
+	if (prev != NULL) {
+		l->took_over++;
+		snprintf(l->prev, sizeof(l->prev), "%s", prev);
+	}
+}
+
+/*
+ * Claim mode (the service's nodes): the run takes only the devices the
+ * store hands it, leaves the ones another node claims, does not finish a
+ * job another node still works on, takes a lapsed claim over, and then
+ * finishes the job.
+ */
+static void
+test_claim_mode(void **state)
+{
+	char dir[] = "/tmp/amtca-fleetclaim-XXXXXX", db[64];
+	struct fleet_host h[4];
+	struct fleet_opts o;
+	struct fleet_report rep;
+	struct fleet_stop stop;
+	struct enroll_ctx c;
+	struct credlog log;
+	struct claimlog cl;
+	struct store *st = NULL;
+	struct store_job_device *jd = NULL;
+	char *x = NULL, *y = NULL;
+	size_t njd = 0, i;
+	time_t now = time(NULL);
+	const char *names[4] = { "a.example.test", "b.example.test",
+	    "c.example.test", "d.example.test" };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/s.db", dir);
+	assert_int_equal(store_open(db, 1, &st), 0);
+	memset(h, 0, sizeof(h));
+	for (i = 0; i < 4; i++) {
+		h[i].fqdn = (char *)names[i];
+		h[i].address = (char *)"127.0.0.1";
+		h[i].credential = (char *)"site";
+	}
+	memset(&c, 0, sizeof(c));
+	c.store = st;
+	memset(&log, 0, sizeof(log));
+	memset(&cl, 0, sizeof(cl));
+	memset(&stop, 0, sizeof(stop));
+	memset(&o, 0, sizeof(o));
+	o.hosts = h;
+	o.nhosts = 4;
+	o.concurrency = 2;
+	o.tries = 1;
+	o.cred_get = cred_refuse;
+	o.cred_ctx = &log;
+	o.job_id = "c1a1c1a1c1a1c1a1c1a1c1a1c1a1c1a1";
+	o.claim_owner = "me";
+	o.claim_ttl_s = 30;
+	o.on_claim = on_claim;
+	o.progress_ctx = &cl;
+
+	/* Without a stop control claim mode is refused. */
+	assert_int_equal(fleet_run(&c, &o, &rep), AMTCA_E_USAGE);
+	fleet_report_clear(&rep);
+	o.stop = &stop;
+
+	/* Another node holds two devices, one until long after now. */
+	put_job(st, o.job_id, "running", h, 4);
+	assert_int_equal(store_job_claim(st, o.job_id, "other", now, 3600, &x,
+	    NULL), 0);
+	assert_int_equal(store_job_claim(st, o.job_id, "other", now - 100, 30,
+	    &y, NULL), 0);
+	assert_string_equal(x, "a.example.test");
+	assert_string_equal(y, "b.example.test");
+	/* The lapsed one (b) and the two free ones run here; a does not. */
+	assert_int_equal(fleet_run(&c, &o, &rep), 0);
+	assert_int_equal(log.n, 3);
+	for (i = 0; i < log.n; i++)
+		assert_null(strstr(log.asked[i], "a.example.test"));
+	assert_int_equal(rep.claimed, 3);
+	assert_int_equal(cl.n, 3);
+	assert_int_equal(cl.took_over, 1);
+	assert_string_equal(cl.prev, "other");
+	assert_true(rep.dev[0].skipped);
+	assert_false(rep.dev[1].skipped);
+	/* a is still the other node's: the job is not finished here. */
+	assert_false(rep.finished);
+	assert_string_equal(job_state(st, o.job_id), "running");
+	fleet_report_clear(&rep);
+
+	/* The other node finishes a (its put ends the claim), then a run here
+	   finds nothing to claim and finishes the job. */
+	assert_int_equal(store_job_device_list(st, o.job_id, &jd, &njd), 0);
+	assert_int_equal(njd, 4);
+	free(jd[0].result);
+	jd[0].result = strdup("enrolled");
+	assert_int_equal(store_job_device_put(st, &jd[0]), 0);
+	store_job_devices_free(jd, njd);
+	log.n = 0;
+	assert_int_equal(fleet_run(&c, &o, &rep), 0);
+	assert_int_equal(log.n, 0);
+	assert_int_equal(rep.claimed, 0);
+	assert_true(rep.finished);
+	assert_string_equal(job_state(st, o.job_id), "done");
+	fleet_report_clear(&rep);
+
+	free(x);
+	free(y);
+	store_close(st);
+	amtca_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -374,6 +499,7 @@ main(void)
 		cmocka_unit_test(test_names_and_empty_job),
 		cmocka_unit_test(test_cred_ref_kept),
 		cmocka_unit_test(test_service_jobs),
+		cmocka_unit_test(test_claim_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -216,6 +216,7 @@ test_replies(void **state)
 	c[0].device = (char *)"a.example.test";
 	c[0].der = (unsigned char *)cert0;
 	c[0].der_len = sizeof(cert0);
+	c[0].issuer = (char *)"0a1b2c";
 	c[1].serial = (char *)"0B";
 	c[1].fqdn = (char *)"b.example.test";
 	c[1].status = (char *)"valid";
@@ -233,6 +234,8 @@ test_replies(void **state)
 	assert_memory_equal(d.certs[0].der, cert0, sizeof(cert0));
 	assert_null(d.certs[1].der);
 	assert_null(d.certs[1].device);
+	assert_string_equal(d.certs[0].issuer, "0a1b2c");
+	assert_null(d.certs[1].issuer);
 	assert_int_equal(d.certs[1].revoke_reason, -1);
 	sgn_msg_clear(&d);
 	truncations(f, fl, 1);
