@@ -90,6 +90,29 @@ int ca_sign_der(const struct ca_signer *s, const struct ca_sigalg *a,
     const unsigned char *tbs, size_t tbslen, unsigned char **out,
     size_t *outlen) AMTCA_WUR;
 
+/* One revoked certificate in a CRL: its serial (big-endian octets), when
+ * it was revoked, and its RFC 5280 reason code (0: none written). */
+struct ca_crl_entry {
+	const unsigned char *serial;
+	size_t serial_len;
+	time_t when;
+	int reason;
+};
+
+/*
+ * A v2 CRL (RFC 5280 5.1) signed by `s` with `a`: `algid_issuer` is the
+ * AlgorithmIdentifier || issuer Name (DER), `aki` the AKI extension (DER;
+ * NULL: none); thisUpdate now, nextUpdate `days` later, CRLNumber the
+ * creation time in Unix milliseconds; the `n` entries in order.  Parsed
+ * back and verified with s->pub.  DER, or PEM (NUL-terminated) when `pem`;
+ * *out malloc'd.
+ */
+int ca_crl_sign(const struct ca_signer *s, const struct ca_sigalg *a,
+    const unsigned char *algid_issuer, size_t algid_issuer_len,
+    const unsigned char *aki, size_t aki_len, const struct ca_crl_entry *e,
+    size_t n, int days, int pem, unsigned char **out,
+    size_t *outlen) AMTCA_WUR;
+
 /* Key acceptable for a certificate subject: RSA 2048-4096, P-256, P-384.
  * *is_rsa tells which; AMTCA_E_CSR-free: returns a negative `code`. */
 int ca_key_check(EVP_PKEY *pk, int code, const char *what, int *is_rsa) AMTCA_WUR;

@@ -250,37 +250,26 @@ out:
 	return ret;
 }
 
-/*
- * As ca/crl.c, the TBSCertList is written as DER: OpenSSL 3.0 cannot set
- * an X509_CRL's inner AlgorithmIdentifier without the private key.
- */
+/* The TBSCertList and its signature: ca_crl_sign() (ca/crlsign.c). */
 int
 ca_root_crl_create(const struct ca_signer *root, X509 *root_cert,
     X509 *const *revoked, size_t n, int days, int pem, unsigned char **out,
     size_t *outlen)
 {
-	static const unsigned char v2[] = { 0x02, 0x01, 0x01 };
-	static const unsigned char oid_crl_number[] = { 0x55, 0x1d, 0x14 };
 	static const unsigned char oid_aki[] = { 0x55, 0x1d, 0x23 };
 	struct ca_sigalg a;
-	struct der d;
-	X509_CRL *res = NULL;
+	struct ca_crl_entry *e = NULL;
+	unsigned char (*ser)[32] = NULL, *name = NULL, *head = NULL, *aki = NULL;
 	const ASN1_OCTET_STRING *ski;
-	const ASN1_INTEGER *sn;
 	BIGNUM *bn = NULL;
-	unsigned char *tbs = NULL, *der = NULL, *name = NULL, num[8], ser[32];
-	const unsigned char *p;
-	size_t derlen = 0, tbslen = 0, i, top, s1, s2, m[2];
+	struct der d;
+	size_t i, s1, m[2], headlen = 0, akilen = 0;
 	time_t now = time(NULL);
-	unsigned long long ms = (unsigned long long)now * 1000;
-	BIO *b = NULL;
-	char *pp = NULL;
-	long pl;
 	int namelen, sl, r, have_alg = 0, ret = AMTCA_E_INTERNAL;
 
 	*out = NULL;
 	*outlen = 0;
-	der_init(&d, 512);
+	der_init(&d, 64);
 	if (root == NULL || root->sign == NULL || root_cert == NULL ||
 	    EVP_PKEY_eq(X509_get0_pubkey(root_cert), root->pub) != 1) {
 		ret = amtca_fail(AMTCA_E_CONFIG, "the root key does not match the "
@@ -302,91 +291,55 @@ ca_root_crl_create(const struct ca_signer *root, X509 *root_cert,
 		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot encode the root's name");
 		goto out;
 	}
-	for (i = 0; i < sizeof(num); i++)
-		num[i] = (unsigned char)(ms >> (8 * (sizeof(num) - 1 - i)));
-	top = der_open(&d, DER_SEQUENCE);
-	der_raw(&d, v2, sizeof(v2));
-	der_raw(&d, a.algid, a.algid_len);
-	der_raw(&d, name, (size_t)namelen);
-	der_time(&d, now);
-	der_time(&d, now + (time_t)days * 86400);
-	if (n > 0) {
-		s1 = der_open(&d, DER_SEQUENCE);
-		for (i = 0; i < n; i++) {
-			sn = X509_get0_serialNumber(revoked[i]);
-			if ((bn = ASN1_INTEGER_to_BN(sn, NULL)) == NULL ||
-			    BN_num_bytes(bn) > (int)sizeof(ser) ||
-			    (sl = BN_bn2bin(bn, ser)) <= 0) {
-				ret = amtca_fail(AMTCA_E_CERT, "an intermediate's "
-				    "serial cannot be listed");
-				goto out;
-			}
-			BN_free(bn);
-			bn = NULL;
-			s2 = der_open(&d, DER_SEQUENCE);
-			der_uint(&d, ser, (size_t)sl);
-			der_time(&d, now);
-			der_close(&d, s2);
-		}
-		der_close(&d, s1);
-	}
-	s1 = der_open(&d, DER_CTXC(0));
-	s2 = der_open(&d, DER_SEQUENCE);
-	if ((ski = X509_get0_subject_key_id(root_cert)) != NULL) {
-		size_t s3;
-
-		der_ext_open(&d, oid_aki, sizeof(oid_aki), 0, m);
-		s3 = der_open(&d, DER_SEQUENCE);
-		der_prim(&d, DER_CTX(0), ASN1_STRING_get0_data(ski),
-		    (size_t)ASN1_STRING_length(ski));
-		der_close(&d, s3);
-		der_ext_close(&d, m);
-	}
-	der_ext_open(&d, oid_crl_number, sizeof(oid_crl_number), 0, m);
-	der_uint(&d, num, sizeof(num));
-	der_ext_close(&d, m);
-	der_close(&d, s2);
-	der_close(&d, s1);
-	der_close(&d, top);
-	if ((r = der_take(&d, &tbs, &tbslen)) != 0 ||
-	    (r = ca_sign_der(root, &a, tbs, tbslen, &der, &derlen)) != 0) {
-		ret = r;
-		goto out;
-	}
-	p = der;
-	if ((res = d2i_X509_CRL(NULL, &p, (long)derlen)) == NULL ||
-	    p != der + derlen || X509_CRL_verify(res, root->pub) != 1) {
-		ret = amtca_fail_ssl(AMTCA_E_CERT, "the root's CRL does not verify");
-		goto out;
-	}
-	if (!pem) {
-		*out = der;
-		*outlen = derlen;
-		der = NULL;
-		ret = 0;
-		goto out;
-	}
-	if ((b = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509_CRL(b, res) ||
-	    (pl = BIO_get_mem_data(b, &pp)) <= 0) {
-		ret = amtca_fail_ssl(AMTCA_E_CERT, "cannot encode the CRL as PEM");
-		goto out;
-	}
-	if ((*out = malloc((size_t)pl)) == NULL) {
+	headlen = a.algid_len + (size_t)namelen;
+	if ((head = malloc(headlen)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	memcpy(*out, pp, (size_t)pl);
-	*outlen = (size_t)pl;
-	ret = 0;
+	memcpy(head, a.algid, a.algid_len);
+	memcpy(head + a.algid_len, name, (size_t)namelen);
+	if ((ski = X509_get0_subject_key_id(root_cert)) != NULL) {
+		der_ext_open(&d, oid_aki, sizeof(oid_aki), 0, m);
+		s1 = der_open(&d, DER_SEQUENCE);
+		der_prim(&d, DER_CTX(0), ASN1_STRING_get0_data(ski),
+		    (size_t)ASN1_STRING_length(ski));
+		der_close(&d, s1);
+		der_ext_close(&d, m);
+		if ((r = der_take(&d, &aki, &akilen)) != 0) {
+			ret = r;
+			goto out;
+		}
+	}
+	if (n > 0 && ((e = calloc(n, sizeof(*e))) == NULL ||
+	    (ser = calloc(n, sizeof(*ser))) == NULL)) {
+		ret = AMTCA_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(revoked[i]),
+		    NULL)) == NULL || BN_num_bytes(bn) > (int)sizeof(ser[i]) ||
+		    (sl = BN_bn2bin(bn, ser[i])) <= 0) {
+			ret = amtca_fail(AMTCA_E_CERT, "an intermediate's serial "
+			    "cannot be listed");
+			goto out;
+		}
+		BN_free(bn);
+		bn = NULL;
+		e[i].serial = ser[i];
+		e[i].serial_len = (size_t)sl;
+		e[i].when = now;
+	}
+	ret = ca_crl_sign(root, &a, head, headlen, aki, akilen, e, n, days, pem,
+	    out, outlen);
 out:
 	if (have_alg)
 		ca_sigalg_release(&a);
 	der_release(&d);
 	BN_free(bn);
-	BIO_free(b);
 	OPENSSL_free(name);
-	free(tbs);
-	free(der);
-	X509_CRL_free(res);
+	free(head);
+	free(aki);
+	free(e);
+	free(ser);
 	return ret;
 }

@@ -40,13 +40,60 @@ json_stdout_documents(void)
 	return stdout_docs;
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence (RFC 3629: no overlong
+ * form, no surrogate, nothing past U+10FFFF) that starts at p, a byte of
+ * 0x80 or above in a NUL-terminated string; 0 when there is none.
+ */
+static size_t
+utf8_seq(const unsigned char *p)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2;
+	else if (*p >= 0xe0 && *p <= 0xef) {
+		n = 3;
+		if (*p == 0xe0)
+			lo = 0xa0;		/* overlong */
+		else if (*p == 0xed)
+			hi = 0x9f;		/* surrogates */
+	} else if (*p >= 0xf0 && *p <= 0xf4) {
+		n = 4;
+		if (*p == 0xf0)
+			lo = 0x90;		/* overlong */
+		else if (*p == 0xf4)
+			hi = 0x8f;		/* past U+10FFFF */
+	} else
+		return 0;
+	/* The NUL ends the loop: it is never a continuation byte. */
+	for (i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
+		if (p[i] < lo || p[i] > hi)
+			return 0;
+	return n;
+}
+
 void
 json_put_string(FILE *f, const char *s)
 {
 	const unsigned char *p;
+	size_t n;
 
 	fputc('"', f);
 	for (p = (const unsigned char *)(s != NULL ? s : ""); *p != '\0'; p++) {
+		if (*p >= 0x80) {
+			/* JSON text is UTF-8: a byte that is not part of a
+			 * well-formed sequence (a cut one included) is
+			 * U+FFFD, the replacement character. */
+			if ((n = utf8_seq(p)) == 0)
+				fputs("\\ufffd", f);
+			else {
+				fwrite(p, 1, n, f);
+				p += n - 1;
+			}
+			continue;
+		}
 		switch (*p) {
 		case '"':
 			fputs("\\\"", f);

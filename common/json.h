@@ -20,8 +20,10 @@ struct json {
 };
 
 void json_init(struct json *j, FILE *f);
-/* s as a JSON string, quotes included (RFC 8259 escapes; UTF-8 passes
- * through; NULL as ""), for writers that build JSON outside struct json. */
+/* s as a JSON string, quotes included (RFC 8259 escapes; well-formed UTF-8
+ * passes through, any other byte above 0x7f is written as \ufffd, so the
+ * result is always valid JSON; NULL as ""), for writers that build JSON
+ * outside struct json. */
 void json_put_string(FILE *f, const char *s);
 void json_obj_begin(struct json *j, const char *key);
 void json_obj_end(struct json *j);

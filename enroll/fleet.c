@@ -144,8 +144,24 @@ record_host(struct fleet *f, const struct fleet_host *h, struct store_device *cu
 	}
 	d.port = h->port;
 	d.tls_port = h->tls_port;
-	d.user = h->user;
-	d.cred_ref = h->password_file;
+	/*
+	 * A sealed credential the record names (cred_ref "credential:NAME",
+	 * stored by the API; the user is the credential's) is replaced only
+	 * by a password file the hosts file's row names itself: the
+	 * --password-file default is this run's, not a statement about a
+	 * device the service manages.  A password file in the record is
+	 * replaced by either, as the operator's newer word.
+	 */
+	if (h->credential == NULL && !h->password_file_named &&
+	    cur != NULL && cur->cred_ref != NULL &&
+	    strncmp(cur->cred_ref, STORE_CRED_REF_PREFIX,
+	    strlen(STORE_CRED_REF_PREFIX)) == 0) {
+		d.user = NULL;		/* both kept */
+		d.cred_ref = NULL;
+	} else {
+		d.user = h->user;
+		d.cred_ref = h->password_file;
+	}
 	if (h->credential != NULL) {
 		/* The record names the sealed credential, never a secret. */
 		if (asprintf(&ref, "credential:%s", h->credential) == -1)

@@ -369,9 +369,10 @@ parse_row(const struct rec *r, const int *at, const struct hosts_defaults *d,
 		return amtca_fail(AMTCA_E_USAGE, "hosts file line %u: %.80s is a "
 		    "sealed credential, which only amtca serve's jobs use; amtca "
 		    "fleet needs a password file", r->line, v);
-	if (*v != '\0')
+	if (*v != '\0') {
 		r2 = abs_path(v, base, &h->password_file);
-	else if (d->password_file != NULL && *d->password_file != '\0')
+		h->password_file_named = 1;
+	} else if (d->password_file != NULL && *d->password_file != '\0')
 		r2 = abs_path(d->password_file, NULL, &h->password_file);
 	else
 		return amtca_fail(AMTCA_E_USAGE, "hosts file line %u: no password "

@@ -49,6 +49,11 @@ struct fleet_host {
 	char *password_file;		/* absolute path; the row's, else the
 					   default; read only at the device's
 					   turn (never here) */
+	int password_file_named;	/* the row's own password_file
+					   column (not the default): only
+					   that replaces a sealed credential
+					   a device's record names (fleet.c,
+					   record_host) */
 	char *credential;		/* a sealed credential's name (jobs
 					   from the service's API), or NULL:
 					   user and password then come from

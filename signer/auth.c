@@ -208,16 +208,6 @@ struct sgn_auth_state {
 	unsigned fail_other;		/* names beyond the slots */
 };
 
-static unsigned long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000000ULL;
-}
-
 /*
  * Authentication failures are counted per claimed name per minute and
  * written when the minute is over (the first authentication after it, or
@@ -684,7 +674,7 @@ basic_auth(struct sgn_core *c, const struct sgn_who *who,
 {
 	struct sgn_auth_state *st = c->auth;
 	struct store_client *rec = NULL;
-	unsigned long long now = mono_ms();
+	unsigned long long now = (unsigned long long)amtca_now_ms();
 	const char *phc;
 	char key[RL_KEY_MAX];
 	int r, ok, usable, ret = AMTCA_E_AUTH;

@@ -24,22 +24,11 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "ca/ca.h"
 #include "ca/store.h"
 #include "common/limits.h"
 #include "common/util.h"
-
-static unsigned long long
-note_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000000ULL;
-}
 
 /* "result=<word>" then the end or a space. */
 static int
@@ -126,7 +115,8 @@ sgn_core_audit_note(struct sgn_core *c, const struct sgn_who *who,
 		}
 	}
 	actor = cl.name;
-	if (sgn_ratelimit_take(c->notes, actor, note_ms()) != 0) {
+	if (sgn_ratelimit_take(c->notes, actor,
+	    (unsigned long long)amtca_now_ms()) != 0) {
 		ret = amtca_fail(AMTCA_E_RATE, "audit notes by %.64s: over %d a "
 		    "minute", actor, AMTCA_SGN_NOTE_PER_MIN);
 		goto out;

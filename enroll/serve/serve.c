@@ -45,6 +45,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca.h"
+#include "common/json.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "enroll/devices.h"
@@ -119,29 +120,28 @@ void
 srv_error(struct srv_resp *rs, int status, const char *fmt, ...)
 {
 	char msg[256], *out = NULL;
-	size_t i, o = 0;
+	size_t o = 0;
 	va_list ap;
+	FILE *f;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* JSON string escaping of a one-line reason. */
-	if ((out = malloc(sizeof(msg) * 6 + 16)) == NULL) {
+	/* The reason may quote what the client sent (a path, a parameter
+	 * name) and may be cut inside a UTF-8 sequence: json_put_string()
+	 * escapes it and keeps the body valid JSON. */
+	if ((f = open_memstream(&out, &o)) == NULL) {
 		srv_body(rs, 500, "application/json", NULL, 0);
 		return;
 	}
-	o = (size_t)sprintf(out, "{\"error\":\"");
-	for (i = 0; msg[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)msg[i];
-
-		if (c == '"' || c == '\\')
-			o += (size_t)sprintf(out + o, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			o += (size_t)sprintf(out + o, "\\u%04x", c);
-		else
-			out[o++] = (char)c;
+	fputs("{\"error\":", f);
+	json_put_string(f, msg);
+	fputs("}\n", f);
+	if (fclose(f) != 0 || out == NULL) {
+		free(out);
+		srv_body(rs, 500, "application/json", NULL, 0);
+		return;
 	}
-	o += (size_t)sprintf(out + o, "\"}\n");
 	srv_body(rs, status, "application/json", (unsigned char *)out, o);
 }
 

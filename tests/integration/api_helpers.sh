@@ -52,7 +52,7 @@ api_setup() {
 }
 
 serve_up() {
-	local i st=()
+	local st=()
 	[ $# -gt 0 ] || set -- --reconcile-every 0
 	# The status listener on this test's own address too: its default,
 	# 127.0.0.1:9193, is shared by every test that runs serve.
@@ -63,17 +63,9 @@ serve_up() {
 	    "$@" >>"$T/serve.out" 2>>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill -KILL $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
-	for ((i = 0; i < 600; i++)); do
-		if grep -q '^ready' "$T/serve.out"; then
-			[ ${#st[@]} = 0 ] || curl -fsS -o /dev/null "http://$API_ADDR:9193/metrics" ||
-			    fail "the status listener is not on $API_ADDR:9193"
-			return 0
-		fi
-		kill -0 "$SERVE_PID" 2>/dev/null ||
-		    fail "amtca serve exited: $(tail -n 5 "$T/serve.err")"
-		sleep 0.05
-	done
-	fail "amtca serve not ready after 30 s: $(tail -n 5 "$T/serve.err")"
+	wait_ready "$SERVE_PID" "$T/serve.out" "$T/serve.err" "amtca serve"
+	[ ${#st[@]} = 0 ] || curl -fsS -o /dev/null "http://$API_ADDR:9193/metrics" ||
+	    fail "the status listener is not on $API_ADDR:9193"
 }
 
 api() {

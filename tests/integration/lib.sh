@@ -97,6 +97,20 @@ start_sim() {
 	fail "amtsim not ready after $((max / 20)) s: $(cat "$log")"
 }
 
+# wait_ready PID OUT ERR WHAT: wait up to 30 s for a line starting "ready"
+# in OUT, the stdout of the background process PID (amtca serve, a test
+# recorder); fail naming WHAT, with the end of ERR, if it exits first or
+# never says it.
+wait_ready() {
+	local pid=$1 out=$2 err=$3 what=$4 i
+	for ((i = 0; i < 600; i++)); do
+		grep -q '^ready' "$out" 2>/dev/null && return 0
+		kill -0 "$pid" 2>/dev/null || fail "$what exited: $(tail -n 5 "$err")"
+		sleep 0.05
+	done
+	fail "$what not ready after 30 s: $(tail -n 5 "$err")"
+}
+
 # The amtsim key pool the fleet tests share (--key-pool "$SIM_KEY_POOL"):
 # RSA keys generated once per build directory and reused by later runs.
 # Unique per device within one amtsim run only: a second amtsim started

@@ -74,6 +74,28 @@ st=$(api GET /api/v1/nothing)
 [ "$(jobs_count "$STATE_DB")" = "$jobs0" ] || fail "a refused request stored a job"
 ok "bad JSON and unknown fields 400, a wrong method 405 with Allow; nothing stored"
 
+# A reason that quotes what the client sent (a quote, a backslash, a line
+# break, a stray byte; a multi-byte name cut by the reason's bound) is still
+# one line of valid JSON (UTF-8) that says it.
+reason_json() { # WHAT
+	python3 - "$T/body" "$1" <<'PY' || fail "$1: the reason is not one line of JSON: $(od -c "$T/body" | head -5)"
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert raw.endswith(b"\n") and raw.count(b"\n") == 1, raw
+d = json.loads(raw.decode("utf-8"))
+assert list(d) == ["error"] and isinstance(d["error"], str), d
+if sys.argv[2] == "device":
+    assert 'no device a"b\\\nc' in d["error"], d
+PY
+}
+st=$(api GET '/api/v1/devices/a%22b%5C%0Ac%FF.example.test')
+[ "$st" = 404 ] || fail "an odd device name: $st, want 404"
+reason_json device
+st=$(api GET "/api/v1/certificates?x$(for i in $(seq 30); do printf %%C3%%A9; done)=1")
+[ "$st" = 400 ] || fail "a long multi-byte query parameter: $st, want 400"
+reason_json parameter
+ok "an error reason quoting the client's bytes is one line of valid JSON"
+
 st=$(api GET /api/v1/openapi.json)
 [ "$st" = 200 ] || fail "GET openapi.json: $st"
 cmp -s "$T/body" "$AMTCA_TOP/docs/openapi.json" ||

@@ -79,12 +79,7 @@ ca est-client add est2 --allow example.test --password-file "$T/pw2" >/dev/null
     --reconcile-every 0 >"$T/serve.out" 2>"$T/serve.err" &
 SERVE_PID=$!
 on_exit "kill -TERM $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
-for ((i = 0; i < 600; i++)); do
-	grep -qx ready "$T/serve.out" 2>/dev/null && break
-	kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited: $(cat "$T/serve.err")"
-	sleep 0.05
-done
-grep -qx ready "$T/serve.out" || fail "serve not ready: $(cat "$T/serve.err")"
+wait_ready "$SERVE_PID" "$T/serve.out" "$T/serve.err" serve
 URL="https://$SVC:$PORT/.well-known/est"
 C=(curl -sS --max-time 30 --cacert "$HOME_CA/root.pem" --resolve "$SVC:$PORT:$A")
 post() {

@@ -27,18 +27,13 @@ stop_sim
 
 # start_rec LOGFILE args...: the recorder on $ADDR; sets REC_PID.
 start_rec() {
-	local out=$1 i
+	local out=$1
 	shift
 	: >"$REC"
 	python3 "$(dirname "$0")/auth_recorder.py" "$REC" "$ADDR" 16992 "$@" >"$out" 2>&1 &
 	REC_PID=$!
 	on_exit "kill $REC_PID 2>/dev/null; wait $REC_PID 2>/dev/null"
-	for i in $(seq 1 200); do
-		grep -q '^ready' "$out" 2>/dev/null && return 0
-		kill -0 "$REC_PID" 2>/dev/null || fail "recorder exited: $(cat "$out")"
-		sleep 0.05
-	done
-	fail "recorder not ready: $(cat "$out")"
+	wait_ready "$REC_PID" "$out" "$out" recorder
 }
 stop_rec() {
 	kill "$REC_PID" 2>/dev/null || true

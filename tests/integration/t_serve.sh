@@ -49,18 +49,12 @@ PY
 # start_serve LOG ARGS...: amtca serve in the background, wait for
 # "ready" on stdout; sets SERVE_PID.
 start_serve() {
-	local log=$1 i
+	local log=$1
 	shift
 	"$AMTCA" --home "$HOME_CA" serve "$@" >"$log.out" 2>"$log.err" &
 	SERVE_PID=$!
 	on_exit "kill -TERM $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
-	for ((i = 0; i < 600; i++)); do
-		grep -qx ready "$log.out" 2>/dev/null && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null ||
-		    fail "serve exited: $(cat "$log.err")"
-		sleep 0.05
-	done
-	fail "serve not ready after 30 s: $(cat "$log.err")"
+	wait_ready "$SERVE_PID" "$log.out" "$log.err" serve
 }
 
 # stop_serve: SIGTERM, which must end it with status 0 within 10 s.

@@ -24,19 +24,13 @@ STATE_DB=$HOME_CA/amtca.db
 
 # Our own start: an explicit status listener, never the shared default.
 serve_start() {
-	local i
 	: >"$T/serve.out"
 	"$AMTCA" --home "$HOME_CA" serve --listen "$API_ADDR:8443" \
 	    --name "$API_NAME" --status-listen "$API_ADDR:9193" \
 	    --reconcile-every 0 >>"$T/serve.out" 2>>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill -KILL $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null"
-	for ((i = 0; i < 600; i++)); do
-		grep -q '^ready' "$T/serve.out" && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited: $(tail -n 5 "$T/serve.err")"
-		sleep 0.05
-	done
-	fail "serve not ready: $(tail -n 5 "$T/serve.err")"
+	wait_ready "$SERVE_PID" "$T/serve.out" "$T/serve.err" serve
 }
 finished() {
 	api GET "/api/v1/jobs/$1" >/dev/null

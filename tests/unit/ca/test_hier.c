@@ -14,6 +14,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "ca/ca.h"
@@ -277,7 +281,15 @@ test_root_crl(void **state)
 	size_t len = 0;
 	X509_CRL *crl;
 	X509_REVOKED *rv = NULL;
+	AUTHORITY_KEYID *aki;
+	ASN1_INTEGER *num;
+	BIGNUM *bn, *lo = BN_new();
+	BIO *b;
 
+	/* Seconds since 1970 times 1000: a lower bound in milliseconds. */
+	assert_non_null(lo);
+	assert_true(BN_set_word(lo, (BN_ULONG)time(NULL)) &&
+	    BN_mul_word(lo, 1000));
 	assert_int_equal(ca_root_crl_create(&f->t.root->s, f->t.root_cert, list,
 	    1, 30, 0, &der, &len), 0);
 	p = der;
@@ -288,12 +300,38 @@ test_root_crl(void **state)
 	    X509_get_subject_name(f->t.root_cert)), 0);
 	assert_int_equal(X509_CRL_get0_by_serial(crl, &rv,
 	    X509_get_serialNumber(inter)), 1);
+	assert_int_equal(X509_CRL_get_version(crl), X509_CRL_VERSION_2);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+	aki = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, NULL, NULL);
+	assert_non_null(aki);
+	assert_int_equal(ASN1_OCTET_STRING_cmp(aki->keyid,
+	    X509_get0_subject_key_id(f->t.root_cert)), 0);
+	AUTHORITY_KEYID_free(aki);
+	/* CRLNumber: the creation time in Unix milliseconds. */
+	num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	assert_non_null(num);
+	assert_non_null(bn = ASN1_INTEGER_to_BN(num, NULL));
+	assert_true(BN_cmp(bn, lo) >= 0);
+	BN_free(bn);
+	ASN1_INTEGER_free(num);
 	X509_CRL_free(crl);
+	free(der);
+	/* PEM, with nothing listed. */
+	assert_int_equal(ca_root_crl_create(&f->t.root->s, f->t.root_cert, NULL,
+	    0, 30, 1, &der, &len), 0);
+	assert_non_null(strstr((char *)der, "-----BEGIN X509 CRL-----"));
+	assert_non_null(b = BIO_new_mem_buf(der, (int)len));
+	assert_non_null(crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL));
+	assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(f->t.root_cert)), 1);
+	assert_null(X509_CRL_get_REVOKED(crl));
+	X509_CRL_free(crl);
+	BIO_free(b);
 	free(der);
 	/* Not the root's key: refused. */
 	assert_int_not_equal(ca_root_crl_create(&f->inter->s, f->t.root_cert,
 	    NULL, 0, 30, 1, &der, &len), 0);
 	X509_free(inter);
+	BN_free(lo);
 }
 
 int

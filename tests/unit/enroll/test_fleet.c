@@ -105,6 +105,98 @@ test_names_and_empty_job(void **state)
 	fleet_report_clear(&rep);
 }
 
+static void
+put_device(struct store *st, const char *fqdn, const char *user,
+    const char *ref)
+{
+	struct store_device d;
+
+	memset(&d, 0, sizeof(d));
+	d.fqdn = (char *)fqdn;
+	d.state = (char *)"pending";
+	d.user = (char *)user;
+	d.cred_ref = (char *)ref;
+	assert_int_equal(store_device_put(st, &d), 0);
+}
+
+/* The record's (user, cred_ref) after a run; NULL user as "-". */
+static void
+assert_cred(struct store *st, const char *fqdn, const char *user,
+    const char *ref)
+{
+	struct store_device *d = NULL;
+
+	assert_int_equal(store_device_get(st, fqdn, &d), 0);
+	assert_string_equal(d->user != NULL ? d->user : "-", user);
+	assert_non_null(d->cred_ref);
+	assert_string_equal(d->cred_ref, ref);
+	store_device_free(d);
+}
+
+/*
+ * What a fleet run (amtca fleet --hosts) records as a device's credential:
+ * a sealed credential the API stored ("credential:NAME") is replaced only
+ * by the hosts file row's own password_file, never by the command line's
+ * default (--password-file); a password file in the record, or none, is
+ * replaced by either.  The password files are empty, so each device fails
+ * at its turn before any device is contacted.
+ */
+static void
+test_cred_ref_kept(void **state)
+{
+	char dir[] = "/tmp/amtca-fleetref-XXXXXX", db[64], pw[64], pw2[64];
+	struct fleet_host h[4];
+	struct fleet_opts o;
+	struct fleet_report rep;
+	struct enroll_ctx c;
+	struct store *st = NULL;
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/s.db", dir);
+	snprintf(pw, sizeof(pw), "%s/pw", dir);
+	snprintf(pw2, sizeof(pw2), "%s/pw2", dir);
+	write_file(pw, "");
+	write_file(pw2, "");
+	assert_int_equal(store_open(db, 1, &st), 0);
+	put_device(st, "api.example.test", NULL, "credential:site");
+	put_device(st, "file.example.test", "old", "/etc/amt/old-pw");
+	put_device(st, "named.example.test", NULL, "credential:site");
+	memset(h, 0, sizeof(h));
+	h[0].fqdn = (char *)"api.example.test";		/* default file */
+	h[1].fqdn = (char *)"file.example.test";	/* default file */
+	h[2].fqdn = (char *)"named.example.test";	/* the row's file */
+	h[3].fqdn = (char *)"new.example.test";		/* no record yet */
+	for (i = 0; i < 4; i++) {
+		h[i].address = (char *)"127.0.0.1";
+		h[i].user = (char *)"admin";
+		h[i].password_file = pw;
+	}
+	h[2].password_file = pw2;
+	h[2].password_file_named = 1;
+	memset(&c, 0, sizeof(c));
+	c.store = st;
+	memset(&o, 0, sizeof(o));
+	o.hosts = h;
+	o.nhosts = 4;
+	o.concurrency = 1;
+	o.tries = 1;
+	assert_int_equal(fleet_run(&c, &o, &rep), 0);
+	assert_int_equal(rep.counts[FLEET_FAILED], 4);
+	for (i = 0; i < 4; i++)
+		assert_non_null(strstr(rep.dev[i].error, "empty"));
+	fleet_report_clear(&rep);
+
+	assert_cred(st, "api.example.test", "-", "credential:site");
+	assert_cred(st, "file.example.test", "admin", pw);
+	assert_cred(st, "named.example.test", "admin", pw2);
+	assert_cred(st, "new.example.test", "admin", pw);
+
+	store_close(st);
+	amtca_rmtree(dir);
+}
+
 /* What the credential callback saw; it refuses, so no device is contacted. */
 struct credlog {
 	char asked[8][96];
@@ -405,6 +497,7 @@ main(void)
 		cmocka_unit_test(test_transient),
 		cmocka_unit_test(test_cred_stamp),
 		cmocka_unit_test(test_names_and_empty_job),
+		cmocka_unit_test(test_cred_ref_kept),
 		cmocka_unit_test(test_service_jobs),
 		cmocka_unit_test(test_claim_mode),
 	};

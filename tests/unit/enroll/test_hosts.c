@@ -103,6 +103,7 @@ test_defaults_and_columns(void **state)
 	assert_null(h[0].address);
 	assert_string_equal(h[0].user, "admin");
 	assert_string_equal(h[0].password_file, "/etc/amt/pw");
+	assert_int_equal(h[0].password_file_named, 0);	/* the default */
 	assert_int_equal(h[0].port, 0);
 	assert_int_equal(h[0].tls_port, 0);
 	assert_int_equal(h[0].has_pin, 0);
@@ -112,6 +113,7 @@ test_defaults_and_columns(void **state)
 	/* A relative password file is made absolute (cwd for hosts_parse). */
 	assert_true(h[1].password_file[0] == '/');
 	assert_non_null(strstr(h[1].password_file, "/pw2"));
+	assert_int_equal(h[1].password_file_named, 1);	/* the row's */
 	assert_int_equal(h[1].line, 5);
 	hosts_free(h, n);
 
