@@ -869,6 +869,23 @@ fleet_run(const struct enroll_ctx *c, const struct fleet_opts *o,
 			pthread_join(renew_th, NULL);
 		}
 	}
+	/*
+	 * Claim mode: another node may have cancelled the job after our last
+	 * claim found nothing to take and before the renewer's poll saw it
+	 * (the claim takes devices of running jobs only): this run then ends
+	 * cancelled too, not as a share of a job still running.
+	 */
+	if (o->claim_owner != NULL && o->stop != NULL &&
+	    stopped(&f) == FLEET_RUN) {
+		struct store_job *j = NULL;
+
+		if (store_job_get(c->store, f.job_id, &j) == 0 &&
+		    strcmp(j->state, "cancelled") == 0)
+			atomic_store(&o->stop->stop, FLEET_STOP_CANCEL);
+		else
+			amtca_err_clear();
+		store_job_free(j);
+	}
 	/* Stopped: what no worker took is neither run nor counted; in claim
 	 * mode, what this run did not take was not its to run. */
 	rep->stopped = stopped(&f);
