@@ -20,7 +20,7 @@ source "$(dirname "$0")/enroll_helpers.sh"
 source "$(dirname "$0")/fleet_helpers.sh"
 source "$(dirname "$0")/nodes_helpers.sh"
 
-nodes_setup amtca_nodes 127.0.151.1 127.0.151.2
+nodes_setup amtca_nodes 127.0.155.1 127.0.155.2
 t_ok "node A on $URI with an external token; node B by init --join"
 make_csr "$T/estc.csr" ec:prime256v1 gw.example.test
 "$AMTCA" --home "$B" est-client add gw.example.test --allow gw.example.test --allow web.example.test \

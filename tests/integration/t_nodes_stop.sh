@@ -18,7 +18,7 @@ source "$(dirname "$0")/nodes_helpers.sh"
 
 nodes_setup amtca_nodes_stop 127.0.153.1 127.0.153.2
 N=30
-BASE=127.0.152.1
+BASE=127.0.156.1
 PAT='ns%03d.example.test'
 sim_key_pool_fill $((N + 10))
 start_sim "$T/sim.log" --devices $N --address-base $BASE --fqdn-pattern "$PAT" \
