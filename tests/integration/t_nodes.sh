@@ -36,9 +36,9 @@ for i in $(seq 1 40); do
 done
 grep -q 'state=follower' "$T/b.log" || fail "node B does not follow: $(grep event=leader "$T/b.log")"
 grep -q 'state=leader' "$T/b.log" && fail "two reconcile leaders"
-curl -fsS "http://$ADDR_A:9193/metrics" | grep -qx 'amtca_reconcile_leader 1' ||
+curl -fsS "http://$ADDR_A:9193/metrics" | qgrep -x 'amtca_reconcile_leader 1' ||
 	fail "A's /metrics does not say it leads"
-curl -fsS "http://$ADDR_B:9193/metrics" | grep -qx 'amtca_reconcile_leader 0' ||
+curl -fsS "http://$ADDR_B:9193/metrics" | qgrep -x 'amtca_reconcile_leader 0' ||
 	fail "B's /metrics does not say it follows"
 t_ok "both nodes serve; A leads reconcile, B follows (logs and /metrics)"
 
@@ -81,7 +81,7 @@ t_ok "24 certificates issued through both nodes at once (EST): no duplicate seri
 crl_has() { # addr serial
 	curl -fsS --max-time 10 -o "$T/crl.der" "http://$1:8080/crl" || fail "GET /crl on $1"
 	openssl crl -inform DER -in "$T/crl.der" -noout -text >"$T/crl.txt" || fail "bad CRL from $1"
-	tr -d ' :' <"$T/crl.txt" | grep -qi "SerialNumber0*${2#0}$"
+	tr -d ' :' <"$T/crl.txt" | qgrep -i "SerialNumber0*${2#0}$"
 }
 base64 -d "$T/b-3.p7" | openssl pkcs7 -inform DER -print_certs >"$T/b-3.pem"
 S=$(openssl x509 -in "$T/b-3.pem" -noout -serial | sed 's/serial=//')
