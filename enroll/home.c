@@ -1278,7 +1278,10 @@ home_root_key(struct home *h, const char *what, struct hsm **own,
 		amtca_err_clear();
 		return amtca_fail(AMTCA_E_HSM_KEY, "%s needs the root key, and this "
 		    "CA's root is external (not in any token of this home): that "
-		    "root's own CA does this", what);
+		    "root's own CA does this%s", what, h->conf.store != NULL ?
+		    " (or, on a node of a shared store whose root key is in an "
+		    "offline token, name that token in this node's amtca.conf: "
+		    "root_token_uri, root_pin_file)" : "");
 	}
 	if (EVP_PKEY_eq(hsm_key_public(*out), X509_get0_pubkey(h->root)) != 1) {
 		hsm_key_free(*out);

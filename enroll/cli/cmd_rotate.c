@@ -513,7 +513,11 @@ ca_rotate(const char *homedir, int argc, char **argv)
 		r = external ? amtca_fail(AMTCA_E_HSM_KEY, "ca rotate needs the "
 		    "root key, and this CA's root is external: run 'amtca ca "
 		    "rotate --csr-out FILE', have that root sign the request, "
-		    "then 'amtca ca import-intermediate'") :
+		    "then 'amtca ca import-intermediate'%s",
+		    h->conf.store != NULL ? " (or, on a node of a shared store "
+		    "whose root key is in an offline token, name that token "
+		    "in this node's amtca.conf: root_token_uri, root_pin_file)" :
+		    "") :
 		    amtca_fail(AMTCA_E_USAGE, "--csr-out is for a CA under an "
 		    "external root; this CA signs its own intermediates");
 		goto fail;
