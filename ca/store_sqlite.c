@@ -57,16 +57,13 @@ struct sq {
  * statements themselves are used under dbmu as before.
  */
 static int
-sq_prep(struct sq *s, const char *sql, int nbyte, sqlite3_stmt **out,
-    const char **tail)
+sq_prep(struct sq *s, const char *sql, sqlite3_stmt **out)
 {
 	struct sq_cached *e, *free_slot = NULL;
 	size_t i;
 	int rc;
 
 	*out = NULL;
-	if (tail != NULL || nbyte != -1)
-		return sqlite3_prepare_v2(s->db, sql, nbyte, out, tail);
 	pthread_mutex_lock(&s->cmu);
 	for (i = 0; i < AMTCA_SQLITE_STMT_CACHE; i++) {
 		e = &s->cache[i];
@@ -300,7 +297,7 @@ pragma_int(struct sq *s, const char *sql, int *out)
 	sqlite3_stmt *st = NULL;
 	int ret;
 
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK ||
+	if (sq_prep(s, sql, &st) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -439,8 +436,8 @@ sq_open(const char *path, int create, void **out)
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, AMTCA_STORE_BUSY_MS);
 	/* WAL is persistent in the file; check we really got it. */
-	if (sq_prep(s, "PRAGMA journal_mode=WAL", -1, &st,
-	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	if (sq_prep(s, "PRAGMA journal_mode=WAL", &st) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW ||
 	    sqlite3_column_text(st, 0) == NULL ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
 		ret = amtca_fail(AMTCA_E_STORE, "issuance database %s: cannot "
@@ -588,7 +585,7 @@ audit_head(struct sq *s, uint64_t *seq, unsigned char hash[STORE_AUDIT_HASH_LEN]
 	*seq = 0;
 	memset(hash, 0, STORE_AUDIT_HASH_LEN);
 	if (sq_prep(s, "SELECT seq, hash FROM audit ORDER BY seq "
-	    "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
+	    "DESC LIMIT 1", &st) != SQLITE_OK) {
 		ret = db_fail(s, "audit query");
 		goto out;
 	}
@@ -816,7 +813,7 @@ sq_cert_get(void *be, const char *key, struct store_cert **out)
 	snprintf(sql, sizeof(sql), "SELECT %s, der FROM certificates WHERE "
 	    "serial = ?", cert_cols);
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -895,7 +892,7 @@ sq_cert_list(void *be, enum store_cert_filter f, const char *arg,
 	snprintf(sql, sizeof(sql), "SELECT %s%s FROM certificates %s ORDER BY "
 	    "issued_at, rowid", cert_cols, with_der ? ", der" : "", where);
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -957,8 +954,8 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when,
 	if (sq_prep(s, "UPDATE certificates SET status = "
 	    "'revoked', revoke_reason = ?1, revoked_at = CASE WHEN status = "
 	    "'revoked' THEN revoked_at ELSE ?2 END WHERE serial = ?3 AND "
-	    "(status = 'valid' OR (?1 = 1 AND revoke_reason IS NOT 1))", -1,
-	    &st, NULL) != SQLITE_OK) {
+	    "(status = 'valid' OR (?1 = 1 AND revoke_reason IS NOT 1))",
+	    &st) != SQLITE_OK) {
 		ret = db_fail(s, "revoke");
 		goto out;
 	}
@@ -974,7 +971,7 @@ sq_cert_revoke(void *be, const char *key, int reason, time_t when,
 	st = NULL;
 	/* Unknown, already revoked (nothing to record), or just changed. */
 	if (sq_prep(s, "SELECT fqdn, revoke_reason FROM "
-	    "certificates WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
+	    "certificates WHERE serial = ?", &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1052,8 +1049,7 @@ sq_device_put(void *be, const struct store_device *d)
 	    "last_step = excluded.last_step, error = excluded.error, "
 	    "updated_at = excluded.updated_at," KEEP_INT("port") ","
 	    KEEP_INT("tls_port") "," KEEP("amt_user") "," KEEP("cred_ref") ","
-	    KEEP("cred_stamp") "," KEEP("tls_pin"), -1, &st,
-	    NULL) != SQLITE_OK) {
+	    KEEP("cred_stamp") "," KEEP("tls_pin"), &st) != SQLITE_OK) {
 		ret = db_fail(s, "device update");
 		goto out;
 	}
@@ -1120,8 +1116,7 @@ sq_device_get(void *be, const char *fqdn, struct store_device **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, DEVICE_SELECT "WHERE fqdn = ?", -1, &st,
-	    NULL) != SQLITE_OK) {
+	if (sq_prep(s, DEVICE_SELECT "WHERE fqdn = ?", &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1166,7 +1161,7 @@ list_rows(struct sq *s, const char *sql, const char *arg, size_t size,
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1262,7 +1257,7 @@ sq_job_put(void *be, const struct store_job *j)
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "INSERT OR REPLACE INTO jobs (id, "
 	    "created_at, finished_at, state, hosts_digest, total) VALUES "
-	    "(?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	    "(?, ?, ?, ?, ?, ?)", &st) != SQLITE_OK) {
 		ret = db_fail(s, "job update");
 		goto out;
 	}
@@ -1344,7 +1339,7 @@ sq_job_device_put(void *be, const struct store_job_device *d)
 	if (sq_prep(s, "INSERT OR REPLACE INTO job_devices "
 	    "(job_id, fqdn, result, serial, error, attempts, updated_at) "
 	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM "
-	    "jobs WHERE id = ?1)", -1, &st, NULL) != SQLITE_OK) {
+	    "jobs WHERE id = ?1)", &st) != SQLITE_OK) {
 		ret = db_fail(s, "job progress update");
 		goto out;
 	}
@@ -1403,7 +1398,7 @@ sq_lease_take(void *be, const char *name, const char *owner, time_t now,
 		goto out;
 	}
 	if (sq_prep(s, "SELECT owner, expires_at FROM leases "
-	    "WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+	    "WHERE name = ?", &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1430,7 +1425,7 @@ sq_lease_take(void *be, const char *name, const char *owner, time_t now,
 	sq_done(s, st);
 	st = NULL;
 	if (sq_prep(s, "INSERT OR REPLACE INTO leases (name, "
-	    "owner, expires_at) VALUES (?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	    "owner, expires_at) VALUES (?, ?, ?)", &st) != SQLITE_OK) {
 		ret = db_fail(s, "lease");
 		goto out;
 	}
@@ -1465,7 +1460,7 @@ lease_stmt(struct sq *s, const char *sql, const char *name, const char *owner,
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, "lease");
 		goto out;
 	}
@@ -1532,8 +1527,8 @@ sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
 	}
 	if (sq_prep(s, "SELECT fqdn, claimed_by FROM job_devices "
 	    "WHERE job_id = ?1 AND " CLAIMABLE " AND EXISTS (SELECT 1 FROM jobs "
-	    "WHERE id = ?1 AND state = 'running') ORDER BY fqdn LIMIT 1", -1,
-	    &st, NULL) != SQLITE_OK) {
+	    "WHERE id = ?1 AND state = 'running') ORDER BY fqdn LIMIT 1",
+	    &st) != SQLITE_OK) {
 		ret = db_fail(s, "claim");
 		goto out;
 	}
@@ -1555,8 +1550,8 @@ sq_job_claim(void *be, const char *job_id, const char *owner, time_t now,
 	sq_done(s, st);
 	st = NULL;
 	if (sq_prep(s, "UPDATE job_devices SET claimed_by = ?3, "
-	    "claim_expires = ?4 WHERE job_id = ?1 AND fqdn = ?2", -1, &st,
-	    NULL) != SQLITE_OK) {
+	    "claim_expires = ?4 WHERE job_id = ?1 AND fqdn = ?2",
+	    &st) != SQLITE_OK) {
 		ret = db_fail(s, "claim");
 		goto out;
 	}
@@ -1604,7 +1599,7 @@ sq_update(struct sq *s, const char *sql, const char *a1, const char *a2,
 	int ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, what);
 		goto out;
 	}
@@ -1658,7 +1653,7 @@ sq_strings(struct sq *s, const char *sql, const char *a1, sqlite3_int64 i2,
 	int rc, ret = AMTCA_E_INTERNAL;
 
 	pthread_mutex_lock(&s->dbmu);
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1738,7 +1733,7 @@ sq_revocation_mark(void *be, uint64_t *mark)
 
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "SELECT coalesce(max(seq), 0) FROM audit "
-	    "WHERE action = 'cert.revoke'", -1, &st, NULL) != SQLITE_OK ||
+	    "WHERE action = 'cert.revoke'", &st) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		ret = db_fail(s, "query");
 		goto out;
@@ -1808,7 +1803,7 @@ sq_cred_put(void *be, const struct store_cred *c)
 	    "sealed, mechanism, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
 	    "ON CONFLICT(name) DO UPDATE SET amt_user = excluded.amt_user, "
 	    "sealed = excluded.sealed, mechanism = excluded.mechanism, "
-	    "updated_at = excluded.updated_at", -1, &st, NULL) != SQLITE_OK) {
+	    "updated_at = excluded.updated_at", &st) != SQLITE_OK) {
 		ret = db_fail(s, "credential update");
 		goto out;
 	}
@@ -1840,7 +1835,7 @@ sq_cred_get(void *be, const char *name, struct store_cred **out)
 	*out = NULL;
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "SELECT " CRED_COLS ", sealed FROM "
-	    "credentials WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+	    "credentials WHERE name = ?", &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -1885,7 +1880,7 @@ sq_cred_remove(void *be, const char *name)
 
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "DELETE FROM credentials WHERE name = ?",
-	    -1, &st, NULL) != SQLITE_OK) {
+	    &st) != SQLITE_OK) {
 		ret = db_fail(s, "credential removal");
 		goto out;
 	}
@@ -1976,7 +1971,7 @@ sq_client_add(void *be, const struct store_client *c, const char *actor,
 	}
 	if (sq_prep(s, "INSERT INTO clients (name, roles, allow,"
 	    " pwhash, serial, created_at, removed_at) VALUES (?, ?, ?, ?, ?, ?,"
-	    " ?)", -1, &st, NULL) != SQLITE_OK) {
+	    " ?)", &st) != SQLITE_OK) {
 		ret = db_fail(s, "client record");
 		goto out;
 	}
@@ -2065,7 +2060,7 @@ client_update(struct sq *s, const char *sql, const char *name,
 		ret = db_fail(s, "lock");
 		goto out;
 	}
-	if (sq_prep(s, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sq_prep(s, sql, &st) != SQLITE_OK) {
 		ret = db_fail(s, "client update");
 		goto out;
 	}
@@ -2216,8 +2211,9 @@ sq_audit_status(void *be, uint64_t *head, uint64_t *sealed)
 
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "SELECT (SELECT ifnull(max(seq), 0) FROM "
-	    "audit), (SELECT ifnull(max(seq), 0) FROM audit_seals)", -1, &st,
-	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+	    "audit), (SELECT ifnull(max(seq), 0) FROM audit_seals)",
+	    &st) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
 		ret = db_fail(s, "audit query");
 		goto out;
 	}
@@ -2241,7 +2237,7 @@ sq_seal_add(void *be, const struct store_seal *seal)
 	/* Only over an entry stored with exactly that hash. */
 	if (sq_prep(s, "INSERT OR REPLACE INTO audit_seals (seq, "
 	    "hash, sig, time) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM "
-	    "audit WHERE seq = ?1 AND hash = ?2)", -1, &st, NULL) != SQLITE_OK) {
+	    "audit WHERE seq = ?1 AND hash = ?2)", &st) != SQLITE_OK) {
 		ret = db_fail(s, "seal");
 		goto out;
 	}
@@ -2326,7 +2322,7 @@ sq_cacert_put(void *be, const struct store_cacert *v, size_t n,
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(keyid) DO "
 	    "UPDATE SET role = ?2, generation = ?3, subject = ?4, serial = ?5, "
 	    "not_after = ?6, der = ?9, state = CASE WHEN state = 'revoked' THEN "
-	    "'revoked' ELSE ?7 END", -1, &st, NULL) != SQLITE_OK) {
+	    "'revoked' ELSE ?7 END", &st) != SQLITE_OK) {
 		ret = db_fail(s, "CA certificate record");
 		goto out;
 	}
@@ -2381,8 +2377,7 @@ sq_cacert_list(void *be, struct store_cacert **out, size_t *n)
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "SELECT keyid, role, generation, subject, "
 	    "serial, not_after, state, revoke_reason, created_at, revoked_at, "
-	    "der FROM ca_certs ORDER BY generation, keyid", -1, &st,
-	    NULL) != SQLITE_OK) {
+	    "der FROM ca_certs ORDER BY generation, keyid", &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -2457,7 +2452,7 @@ sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
 	}
 	if (sq_prep(s, "UPDATE ca_certs SET state = 'revoked', "
 	    "revoke_reason = ?1, revoked_at = ?2 WHERE keyid = ?3 AND state <> "
-	    "'revoked'", -1, &st, NULL) != SQLITE_OK) {
+	    "'revoked'", &st) != SQLITE_OK) {
 		ret = db_fail(s, "revoke");
 		goto out;
 	}
@@ -2472,7 +2467,7 @@ sq_cacert_revoke(void *be, const char *keyid, int reason, time_t when,
 	sq_done(s, st);
 	st = NULL;
 	if (sq_prep(s, "SELECT serial FROM ca_certs WHERE "
-	    "keyid = ?", -1, &st, NULL) != SQLITE_OK) {
+	    "keyid = ?", &st) != SQLITE_OK) {
 		ret = db_fail(s, "query");
 		goto out;
 	}
@@ -2556,9 +2551,10 @@ sq_meta_put(void *be, const struct store_meta *v, size_t n)
 	pthread_mutex_lock(&s->dbmu);
 	if (sq_prep(s, "INSERT INTO meta (name, value, "
 	    "updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-	    "value = excluded.value, updated_at = excluded.updated_at", -1, &up,
-	    NULL) != SQLITE_OK || sq_prep(s, "DELETE FROM meta "
-	    "WHERE name = ?", -1, &del, NULL) != SQLITE_OK) {
+	    "value = excluded.value, updated_at = excluded.updated_at",
+	    &up) != SQLITE_OK ||
+	    sq_prep(s, "DELETE FROM meta "
+	    "WHERE name = ?", &del) != SQLITE_OK) {
 		ret = db_fail(s, "configuration update");
 		goto out;
 	}

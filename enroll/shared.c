@@ -733,21 +733,18 @@ home_join(const struct home_join *j, char home_id[HOME_ID_LEN + 1])
 	}
 	if (existed)
 		made = 2;		/* empty it, keep it */
-	if ((sub = malloc(strlen(real) + sizeof("/" HOME_STATE_DIR))) == NULL) {
-		ret = AMTCA_E_NOMEM;
-		goto out;
-	}
-	sprintf(sub, "%s/%s", real, HOME_KEYS_DIR);
-	if (mkdir(sub, 0700) != 0) {
-		ret = amtca_fail(AMTCA_E_IO, "cannot create %s: %s", sub,
-		    strerror(errno));
-		goto out;
-	}
-	sprintf(sub, "%s/%s", real, HOME_STATE_DIR);
-	if (mkdir(sub, 0700) != 0) {
-		ret = amtca_fail(AMTCA_E_IO, "cannot create %s: %s", sub,
-		    strerror(errno));
-		goto out;
+	for (i = 0; i < 2; i++) {
+		free(sub);
+		if ((sub = amtca_path_join(real, i == 0 ? HOME_KEYS_DIR :
+		    HOME_STATE_DIR)) == NULL) {
+			ret = AMTCA_E_NOMEM;
+			goto out;
+		}
+		if (mkdir(sub, 0700) != 0) {
+			ret = amtca_fail(AMTCA_E_IO, "cannot create %s: %s", sub,
+			    strerror(errno));
+			goto out;
+		}
 	}
 	for (i = 0; i < NSHARED_FILES; i++) {
 		if ((m = meta_find(v, n, shared_files[i])) == NULL)

@@ -116,15 +116,16 @@ write_retired(const char *dir, X509 *const *retired, size_t n)
 }
 
 /*
- * amtca.conf with its intermediate_key line set to `label` (other lines
- * kept as they are), replaced atomically with its mode kept.
+ * amtca.conf with its intermediate_key line set to `label` (every other
+ * line kept byte for byte, blank ones included), replaced atomically with
+ * its mode kept.
  */
 static int
 conf_set_inter_key(const char *dir, const char *label)
 {
 	unsigned char *buf = NULL;
-	char *path = NULL, *outb = NULL, *line, *save = NULL, *k;
-	size_t len, olen = 0;
+	char *path = NULL, *outb = NULL, *p, *eol, *end, *k;
+	size_t len, olen = 0, cap;
 	struct stat sb;
 	int r, ret = AMTCA_E_INTERNAL;
 
@@ -136,21 +137,28 @@ conf_set_inter_key(const char *dir, const char *label)
 		    strerror(errno));
 		goto out;
 	}
-	if ((outb = malloc(len + HOME_INTER_LABEL_MAX + 64)) == NULL) {
+	/* Every line but an old intermediate_key one, newline-ended, then
+	 * the new line. */
+	cap = len + 1 + sizeof("intermediate_key = \n") + HOME_INTER_LABEL_MAX;
+	if ((outb = malloc(cap)) == NULL) {
 		ret = AMTCA_E_NOMEM;
 		goto out;
 	}
-	/* amtca_file_read NUL-terminates; lines are kept byte for byte. */
-	for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		for (k = line; *k == ' ' || *k == '\t'; k++)
+	end = (char *)buf + len;
+	for (p = (char *)buf; p < end; p = eol + 1) {
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end;
+		for (k = p; k < eol && (*k == ' ' || *k == '\t'); k++)
 			;
-		if (strncmp(k, "intermediate_key", 16) == 0 &&
-		    strchr(" \t=", k[16]) != NULL)
+		if (eol - k >= 16 && strncmp(k, "intermediate_key", 16) == 0 &&
+		    (k + 16 == eol || strchr(" \t=", k[16]) != NULL))
 			continue;
-		olen += (size_t)sprintf(outb + olen, "%s\n", line);
+		memcpy(outb + olen, p, (size_t)(eol - p));
+		olen += (size_t)(eol - p);
+		outb[olen++] = '\n';
 	}
-	olen += (size_t)sprintf(outb + olen, "intermediate_key = %s\n", label);
+	olen += (size_t)snprintf(outb + olen, cap - olen,
+	    "intermediate_key = %s\n", label);
 	ret = amtca_file_write(path, outb, olen, sb.st_mode & 0777, 0);
 out:
 	free(outb);

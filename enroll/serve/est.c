@@ -174,9 +174,9 @@ static void
 cacerts(struct serve *s, struct srv_resp *rs)
 {
 	struct home *h = serve_home(s);
-	X509 *c[AMTCA_RETIRED_MAX + 2];
+	X509 *c[SERVE_CAS_MAX];
 	unsigned char *der = NULL;
-	size_t len = 0, n = 0, i;
+	size_t len = 0, n;
 
 	if (h == NULL || h->inter == NULL || h->root == NULL) {
 		srv_error(rs, 500, "the CA chain is not loaded");
@@ -188,10 +188,7 @@ cacerts(struct serve *s, struct srv_resp *rs)
 	 * rotate` that includes the intermediates still in their overlap
 	 * (clients enrolled under them re-enroll under the current one).
 	 */
-	c[n++] = h->inter;
-	for (i = 0; i < h->nretired && i < AMTCA_RETIRED_MAX; i++)
-		c[n++] = h->retired[i];
-	c[n++] = h->root;
+	n = serve_ca_certs(h, c);
 	if (certs_only(c, n, &der, &len) != 0) {
 		srv_error(rs, 500, "cannot encode the chain");
 		return;

@@ -76,10 +76,8 @@ bio_take(BIO *b, unsigned char **out, size_t *len)
 	return 0;
 }
 
-/* The CA certificates we publish: current, retired, root last. */
-#define PUB_CAS_MAX (AMTCA_RETIRED_MAX + 2)
-static size_t
-ca_certs(struct home *h, X509 *out[PUB_CAS_MAX])
+size_t
+serve_ca_certs(struct home *h, X509 *out[SERVE_CAS_MAX])
 {
 	size_t n = 0, i;
 
@@ -118,7 +116,7 @@ static X509 *
 by_keyid(struct home *h, const char *name, const char *suffix, char *id,
     size_t idlen)
 {
-	X509 *cas[PUB_CAS_MAX];
+	X509 *cas[SERVE_CAS_MAX];
 	char k[PUB_KEYID_HEX_MAX + 1];
 	size_t n, sl = strlen(suffix), i;
 
@@ -132,7 +130,7 @@ by_keyid(struct home *h, const char *name, const char *suffix, char *id,
 			return NULL;
 	memcpy(id, name, n - sl);
 	id[n - sl] = '\0';
-	n = ca_certs(h, cas);
+	n = serve_ca_certs(h, cas);
 	for (i = 0; i < n; i++)
 		if (keyid_hex(cas[i], k, sizeof(k)) == 0 && strcmp(k, id) == 0)
 			return cas[i];
@@ -282,14 +280,14 @@ void
 publish_handle(struct serve *s, const struct srv_req *rq, struct srv_resp *rs)
 {
 	struct home *h = serve_home(s);
-	X509 *cas[PUB_CAS_MAX], *x;
+	X509 *cas[SERVE_CAS_MAX], *x;
 	char id[PUB_KEYID_HEX_MAX + 1], age[32];
 	unsigned char *body = NULL;
 	size_t len = 0, n;
 	const char *ctype = NULL;
 	int r = AMTCA_E_NOT_FOUND, crl = 0;
 
-	n = ca_certs(h, cas);
+	n = serve_ca_certs(h, cas);
 	if (strcmp(rq->path, "/chain.pem") == 0) {
 		r = pem_of(cas, n, &body, &len);
 		ctype = "application/x-pem-file";

@@ -1435,18 +1435,18 @@ static int
 trust_pem(struct serve *s)
 {
 	BIO *b = NULL;
-	size_t i;
+	X509 *c[SERVE_CAS_MAX];
+	size_t i, n;
 	int ok, ret = AMTCA_E_INTERNAL;
 
 	/* The retired intermediates too: clients enrolled before a `ca
 	 * rotate` present leaves under them during the overlap (the signer
 	 * decides whether each is still accepted). */
-	ok = (b = BIO_new(BIO_s_mem())) != NULL &&
-	    PEM_write_bio_X509(b, s->h->inter);
-	for (i = 0; ok && i < s->h->nretired; i++)
-		ok = PEM_write_bio_X509(b, s->h->retired[i]);
-	if (!ok || !PEM_write_bio_X509(b, s->h->root) ||
-	    (s->trust = bio_str(b)) == NULL) {
+	n = serve_ca_certs(s->h, c);
+	ok = (b = BIO_new(BIO_s_mem())) != NULL;
+	for (i = 0; ok && i < n; i++)
+		ok = PEM_write_bio_X509(b, c[i]);
+	if (!ok || (s->trust = bio_str(b)) == NULL) {
 		ret = amtca_fail_ssl(AMTCA_E_NOMEM, "cannot encode the chain");
 		goto out;
 	}

@@ -21,8 +21,13 @@
 
 #include <stddef.h>
 
+#include <openssl/x509.h>
+
 #include "common/err.h"
+#include "common/limits.h"
 #include "signer/signer.h"
+
+struct home;
 
 struct serve;				/* the running service (serve.c) */
 struct MHD_Connection;
@@ -110,6 +115,13 @@ struct serve_opts {
 /* Run until SIGTERM/SIGINT; 0 on a clean stop. */
 int serve_run(const char *home, const struct serve_opts *o) AMTCA_WUR;
 
+/*
+ * publish.c: the CA certificates the service hands out (publication, EST
+ * cacerts, its client trust list): the current intermediate, the retired
+ * ones still in their overlap, the root last.  Borrowed from `h`.
+ */
+#define SERVE_CAS_MAX (AMTCA_RETIRED_MAX + 2)
+size_t serve_ca_certs(struct home *h, X509 *out[SERVE_CAS_MAX]);
 /* publish.c: is `path` one of the publication's paths? */
 int publish_path(const char *path);
 /* publish.c: GET/HEAD of a publication path (any listener but status). */
